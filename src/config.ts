@@ -1,0 +1,155 @@
+import { z } from 'zod';
+import { ConfigError } from './shared/errors.js';
+import { DEFAULT_INGEST_OPTIONS, type IngestOptions } from './telemetry/ingest-options.js';
+
+/** Example values shown when a setting is missing or malformed. */
+const EXAMPLES: Record<string, string> = {
+  IotHubEventHubName: 'iothub-ehub-myhub-1234567-0123456789',
+  IngestConsumerGroup: 'ingest',
+  IotHubEventsConnection:
+    'Endpoint=sb://ihsuprodxx.servicebus.windows.net/;SharedAccessKeyName=service;SharedAccessKey=...;EntityPath=...',
+  CosmosDb__accountEndpoint: 'https://myaccount.documents.azure.com:443/',
+  ArchiveStorageConnectionString: 'UseDevelopmentStorage=true',
+  'ArchiveStorage__blobServiceUri': 'https://mystorage.blob.core.windows.net',
+};
+
+const bool = z
+  .enum(['true', 'false', '1', '0', ''])
+  .optional()
+  .transform((v) => v === 'true' || v === '1');
+const positiveInt = (fallback: number) => z.coerce.number().int().positive().default(fallback);
+const nonEmpty = z.string().trim().min(1);
+const loopbackHosts = new Set(['localhost', '127.0.0.1', '[::1]', '::1']);
+
+const schema = z
+  .object({
+    IotHubEventHubName: nonEmpty,
+    IngestConsumerGroup: nonEmpty,
+    IotHubEventsConnection: nonEmpty.optional(),
+    IotHubEventsConnection__fullyQualifiedNamespace: nonEmpty.optional(),
+
+    CosmosDb__accountEndpoint: z.url({ protocol: /^https?$/ }),
+    CosmosDbKey: nonEmpty.optional(),
+    CosmosDbDatabaseName: nonEmpty.default('iot'),
+    CosmosDbStateContainerName: nonEmpty.default('deviceState'),
+    CosmosDbAllowSelfSignedTls: bool,
+
+    ArchiveStorageConnectionString: nonEmpty.optional(),
+    ArchiveStorage__blobServiceUri: z.url({ protocol: /^https?$/ }).optional(),
+    RawArchiveContainerName: nonEmpty.default('telemetry-raw'),
+    DeadLetterContainerName: nonEmpty.default('telemetry-deadletter'),
+
+    CreateResourcesIfMissing: bool,
+
+    Ingest__TimestampFields: z
+      .string()
+      .optional()
+      .transform((v) =>
+        v === undefined
+          ? [...DEFAULT_INGEST_OPTIONS.timestampFields]
+          : v
+              .split(',')
+              .map((s) => s.trim())
+              .filter(Boolean),
+      ),
+    Ingest__MaxFutureSkewSeconds: z.coerce.number().int().nonnegative().default(300),
+    Ingest__EarliestTimestamp: z.iso.datetime({ offset: true }).default('2000-01-01T00:00:00Z'),
+    Ingest__MaxRecordBytes: positiveInt(DEFAULT_INGEST_OPTIONS.maxRecordBytes),
+    Ingest__MaxDepth: positiveInt(DEFAULT_INGEST_OPTIONS.maxDepth),
+    Ingest__MaxFields: positiveInt(DEFAULT_INGEST_OPTIONS.maxFields),
+    Ingest__StateWriteConcurrency: positiveInt(16),
+    Ingest__MaxRetryCount: z.coerce.number().int().min(0).max(100).default(5),
+  })
+  .superRefine((s, ctx) => {
+    if (!s.IotHubEventsConnection && !s.IotHubEventsConnection__fullyQualifiedNamespace) {
+      ctx.addIssue({
+        code: 'custom',
+        path: ['IotHubEventsConnection'],
+        message: 'required (or IotHubEventsConnection__fullyQualifiedNamespace for a managed identity)',
+      });
+    }
+    if (!s.ArchiveStorageConnectionString && !s.ArchiveStorage__blobServiceUri) {
+      ctx.addIssue({
+        code: 'custom',
+        path: ['ArchiveStorageConnectionString'],
+        message: 'required (or ArchiveStorage__blobServiceUri for a managed identity)',
+      });
+    }
+    if (s.CosmosDbAllowSelfSignedTls && !loopbackHosts.has(new URL(s.CosmosDb__accountEndpoint).hostname)) {
+      ctx.addIssue({
+        code: 'custom',
+        path: ['CosmosDbAllowSelfSignedTls'],
+        message: 'may only be true when CosmosDb__accountEndpoint is a loopback address (local emulator)',
+      });
+    }
+  });
+
+/** Where the Cosmos DB account is and how to authenticate to it. */
+export interface CosmosConfig {
+  endpoint: string;
+  /** Account key (local emulator); absent means a managed identity (DefaultAzureCredential). */
+  key: string | undefined;
+  databaseName: string;
+  stateContainerName: string;
+  /** Accept the self-signed certificate of a loopback emulator; never allowed for a remote endpoint. */
+  allowSelfSignedTls: boolean;
+}
+
+/** Blob storage for the raw archive and dead letters. */
+export type StorageConfig = ({ connectionString: string } | { blobServiceUri: string }) & {
+  rawArchiveContainer: string;
+  deadLetterContainer: string;
+};
+
+/** The whole validated configuration of the function app. */
+export interface AppConfig {
+  cosmos: CosmosConfig;
+  storage: StorageConfig;
+  ingest: IngestOptions & { stateWriteConcurrency: number; maxRetryCount: number };
+  /** Create databases, containers and blob containers on first use (local runs; Bicep does it in Azure). */
+  createResourcesIfMissing: boolean;
+}
+
+/** Validates the app settings once at start-up; throws ConfigError naming every bad setting. */
+export function loadConfig(env: Record<string, string | undefined> = process.env): AppConfig {
+  const parsed = schema.safeParse(env);
+  if (!parsed.success) {
+    const problems = parsed.error.issues.map((issue) => {
+      const name = issue.path.map(String).join('.') || '(settings)';
+      const example = EXAMPLES[name];
+      const received = env[name] === undefined ? 'missing' : 'invalid';
+      return `${name}: ${received === 'missing' && issue.code !== 'custom' ? 'required' : issue.message}${
+        example ? ` (example: ${name}=${example})` : ''
+      }`;
+    });
+    throw new ConfigError(problems);
+  }
+  const s = parsed.data;
+  return {
+    cosmos: {
+      endpoint: s.CosmosDb__accountEndpoint,
+      key: s.CosmosDbKey,
+      databaseName: s.CosmosDbDatabaseName,
+      stateContainerName: s.CosmosDbStateContainerName,
+      allowSelfSignedTls: s.CosmosDbAllowSelfSignedTls,
+    },
+    storage: {
+      ...(s.ArchiveStorageConnectionString
+        ? { connectionString: s.ArchiveStorageConnectionString }
+        : { blobServiceUri: s.ArchiveStorage__blobServiceUri ?? '' }),
+      rawArchiveContainer: s.RawArchiveContainerName,
+      deadLetterContainer: s.DeadLetterContainerName,
+    },
+    ingest: {
+      timestampFields: s.Ingest__TimestampFields,
+      maxFutureSkewMs: s.Ingest__MaxFutureSkewSeconds * 1000,
+      earliestTimestampMs: Date.parse(s.Ingest__EarliestTimestamp),
+      maxRecordBytes: s.Ingest__MaxRecordBytes,
+      maxDepth: s.Ingest__MaxDepth,
+      maxFields: s.Ingest__MaxFields,
+      stateWriteConcurrency: s.Ingest__StateWriteConcurrency,
+      maxRetryCount: s.Ingest__MaxRetryCount,
+    },
+    createResourcesIfMissing: s.CreateResourcesIfMissing,
+  };
+}

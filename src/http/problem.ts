@@ -1,0 +1,54 @@
+import type { HttpHandler, HttpRequest, HttpResponseInit, InvocationContext } from '@azure/functions';
+import {
+  DeviceNotFoundError,
+  DomainError,
+  PreconditionFailedError,
+  ThrottledError,
+  ValidationError,
+} from '../shared/errors.js';
+
+const STATUS: [new (...args: never[]) => DomainError, number, string][] = [
+  [ValidationError, 400, 'Bad Request'],
+  [DeviceNotFoundError, 404, 'Not Found'],
+  [PreconditionFailedError, 412, 'Precondition Failed'],
+  [ThrottledError, 429, 'Too Many Requests'],
+];
+
+/** The one place where errors become HTTP responses: RFC 9457 problem details, no internals for the unknown. */
+export function toProblemResponse(error: unknown, instance?: string): HttpResponseInit {
+  const headers: Record<string, string> = { 'content-type': 'application/problem+json' };
+  if (error instanceof DomainError) {
+    const [, status, title] = STATUS.find(([cls]) => error instanceof cls) ?? [DomainError, 500, 'Error'];
+    const body: Record<string, unknown> = {
+      type: `urn:problem-type:${error.code}`,
+      title,
+      status,
+      detail: error.message,
+    };
+    if (instance) body.instance = instance;
+    if (error instanceof ValidationError && error.errors.length > 0) body.errors = error.errors;
+    if (error instanceof ThrottledError && error.retryAfterSeconds !== undefined) {
+      headers['retry-after'] = String(error.retryAfterSeconds);
+    }
+    return { status, headers, body: JSON.stringify(body) };
+  }
+  return {
+    status: 500,
+    headers,
+    body: JSON.stringify({ type: 'about:blank', title: 'Internal Server Error', status: 500, instance }),
+  };
+}
+
+/** Wraps an HTTP handler so that every thrown error goes through `toProblemResponse`. */
+export function withProblemDetails(
+  handler: (request: HttpRequest, context: InvocationContext) => Promise<HttpResponseInit>,
+): HttpHandler {
+  return async (request, context) => {
+    try {
+      return await handler(request, context);
+    } catch (error) {
+      if (!(error instanceof DomainError)) context.error('Unhandled error', error);
+      return toProblemResponse(error, new URL(request.url).pathname);
+    }
+  };
+}

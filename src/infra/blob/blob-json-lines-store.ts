@@ -1,0 +1,51 @@
+import type { BlobServiceClient, ContainerClient } from '@azure/storage-blob';
+import type { JsonLinesStore } from '../../telemetry/ports.js';
+
+const statusOf = (error: unknown): number | undefined =>
+  typeof error === 'object' && error !== null && 'statusCode' in error
+    ? (error as { statusCode?: number }).statusCode
+    : undefined;
+
+/**
+ * Write-once JSON-lines blobs in one container: the raw archive and the dead letters. Each blob is uploaded in
+ * a single Put Blob with If-None-Match: *, so a blob is either whole or absent, and a replay finds it there.
+ */
+export class BlobJsonLinesStore implements JsonLinesStore {
+  private ready: Promise<ContainerClient> | undefined;
+
+  constructor(
+    private readonly service: BlobServiceClient,
+    private readonly containerName: string,
+    private readonly createIfMissing: boolean,
+  ) {}
+
+  async put(name: string, lines: readonly string[]): Promise<'created' | 'exists'> {
+    const container = await this.container();
+    const body = Buffer.from(lines.join('\n') + '\n', 'utf8');
+    try {
+      await container.getBlockBlobClient(name).uploadData(body, {
+        // One Put Blob up to 256 MiB: the upload is atomic, never a partial blob.
+        maxSingleShotSize: 256 * 1024 * 1024,
+        conditions: { ifNoneMatch: '*' },
+        blobHTTPHeaders: { blobContentType: 'application/x-ndjson; charset=utf-8' },
+      });
+      return 'created';
+    } catch (error) {
+      const status = statusOf(error);
+      if (status === 409 || status === 412) return 'exists';
+      throw error;
+    }
+  }
+
+  private container(): Promise<ContainerClient> {
+    this.ready ??= (async () => {
+      const client = this.service.getContainerClient(this.containerName);
+      if (this.createIfMissing) await client.createIfNotExists();
+      return client;
+    })().catch((error: unknown) => {
+      this.ready = undefined;
+      throw error;
+    });
+    return this.ready;
+  }
+}

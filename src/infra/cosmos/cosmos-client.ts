@@ -1,0 +1,61 @@
+import { CosmosClient, type Container } from '@azure/cosmos';
+import { DefaultAzureCredential } from '@azure/identity';
+import { Agent } from 'node:https';
+import type { CosmosConfig } from '../../config.js';
+
+/** One CosmosClient per process: key auth for the local emulator, managed identity otherwise. */
+export function createCosmosClient(config: CosmosConfig): CosmosClient {
+  return new CosmosClient({
+    endpoint: config.endpoint,
+    ...(config.key ? { key: config.key } : { aadCredentials: new DefaultAzureCredential() }),
+    // Only ever true for a loopback endpoint: config validation refuses it for anything else.
+    ...(config.allowSelfSignedTls ? { agent: new Agent({ rejectUnauthorized: false, keepAlive: true }) } : {}),
+    connectionPolicy: { enableEndpointDiscovery: !config.allowSelfSignedTls },
+  });
+}
+
+/** A container handle whose database and container are created on first use when `create` is set. */
+export function lazyContainer(
+  client: CosmosClient,
+  databaseName: string,
+  containerName: string,
+  options: { create: boolean; partitionKeyPath: string },
+): () => Promise<Container> {
+  let ready: Promise<Container> | undefined;
+  return () => {
+    ready ??= (async () => {
+      const existing = client.database(databaseName).container(containerName);
+      if (!options.create) return existing;
+      try {
+        const { database } = await client.databases.createIfNotExists({ id: databaseName });
+        const { container } = await database.containers.createIfNotExists({
+          id: containerName,
+          partitionKey: { paths: [options.partitionKeyPath] },
+        });
+        return container;
+      } catch (error) {
+        // Two instances starting together both try to create; the loser gets 409 and uses the winner's.
+        if (cosmosStatus(error) === 409) return existing;
+        throw error;
+      }
+    })().catch((error: unknown) => {
+      ready = undefined;
+      throw error;
+    });
+    return ready;
+  };
+}
+
+/** Cosmos ids may not hold '/', '\\', '?' or '#', which IoT Hub device ids may: percent-encode those (and '%'). */
+export function toCosmosId(deviceId: string): string {
+  return deviceId.replace(/[%/\\?#]/g, (c) => `%${c.charCodeAt(0).toString(16).toUpperCase().padStart(2, '0')}`);
+}
+
+/** The HTTP status of a Cosmos SDK error, if it carries one. */
+export function cosmosStatus(error: unknown): number | undefined {
+  if (typeof error === 'object' && error !== null && 'code' in error) {
+    const code = (error as { code: unknown }).code;
+    return typeof code === 'number' ? code : undefined;
+  }
+  return undefined;
+}

@@ -1,0 +1,53 @@
+/** Base class of every error the domain raises on purpose; the HTTP edge maps them to problem+json. */
+export abstract class DomainError extends Error {
+  /** Short, stable, machine-readable code (RFC 9457 `type` suffix). */
+  abstract readonly code: string;
+  constructor(message: string) {
+    super(message);
+    this.name = new.target.name;
+  }
+}
+
+/** The request is malformed or a value is out of range (HTTP 400). */
+export class ValidationError extends DomainError {
+  readonly code = 'validation-error';
+  constructor(
+    message: string,
+    /** Per-field problems, safe to show to the caller. */
+    readonly errors: readonly { path: string; message: string }[] = [],
+  ) {
+    super(message);
+  }
+}
+
+/** No device with that id (HTTP 404). */
+export class DeviceNotFoundError extends DomainError {
+  readonly code = 'device-not-found';
+  constructor(readonly deviceId: string) {
+    super(`Device '${deviceId}' was not found.`);
+  }
+}
+
+/** A precondition such as an ETag no longer holds (HTTP 412). */
+export class PreconditionFailedError extends DomainError {
+  readonly code = 'precondition-failed';
+}
+
+/** A backing service asks us to slow down (HTTP 429); `retryAfterSeconds` when it said so. */
+export class ThrottledError extends DomainError {
+  readonly code = 'throttled';
+  constructor(
+    message: string,
+    readonly retryAfterSeconds?: number,
+  ) {
+    super(message);
+  }
+}
+
+/** A setting is missing or malformed; raised once at start-up. */
+export class ConfigError extends Error {
+  constructor(readonly problems: readonly string[]) {
+    super(`Invalid configuration:\n${problems.map((p) => `  - ${p}`).join('\n')}`);
+    this.name = 'ConfigError';
+  }
+}

@@ -1,0 +1,24 @@
+/** Limits and conventions applied to every telemetry record. */
+export interface IngestOptions {
+  /** Payload fields tried in order for the device timestamp. */
+  timestampFields: readonly string[];
+  /** How far (ms) a device timestamp may lie ahead of the IoT Hub enqueued time before it is distrusted. */
+  maxFutureSkewMs: number;
+  /** Device timestamps before this instant (epoch ms) are distrusted (unset real-time clocks send 1970). */
+  earliestTimestampMs: number;
+  /** Largest accepted message body, in bytes (IoT Hub's own limit is 256 KiB). */
+  maxRecordBytes: number;
+  /** Deepest accepted nesting of objects/arrays in a record. */
+  maxDepth: number;
+  /** Most keys and array items accepted in one record, counted over the whole tree. */
+  maxFields: number;
+}
+
+export const DEFAULT_INGEST_OPTIONS: IngestOptions = {
+  timestampFields: ['timestamp', 'ts', 'time', 'datetime', 'dateTime', 'eventTime', 'EventEnqueuedUtcTime'],
+  maxFutureSkewMs: 300_000,
+  earliestTimestampMs: Date.UTC(2000, 0, 1),
+  maxRecordBytes: 262_144,
+  maxDepth: 16,
+  maxFields: 1_000,
+};

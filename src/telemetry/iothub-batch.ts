@@ -1,0 +1,90 @@
+/**
+ * The only module that reads raw Event Hub trigger metadata. It narrows what the IoT Hub built-in endpoint
+ * delivers for a `cardinality: 'many'` batch into typed per-message records.
+ *
+ * The v4 Node library lower-cases the first letter of every metadata key (`SystemPropertiesArray` becomes
+ * `systemPropertiesArray`, an application property `Subject` becomes `subject`), so look-ups of application
+ * properties here are case-insensitive.
+ */
+
+/** What IoT Hub tells us about one message, as opposed to what the device wrote in it. */
+export interface IotHubMessageMeta {
+  /** Authenticated device id (`iothub-connection-device-id`); the only device id we trust. */
+  deviceId: string | undefined;
+  moduleId: string | undefined;
+  sequenceNumber: number | undefined;
+  offset: string | undefined;
+  /** IoT Hub enqueued time, epoch ms. */
+  enqueuedTimeMs: number | undefined;
+  /** Application properties set by the device. */
+  properties: Record<string, unknown>;
+}
+
+export interface IotHubBatchMeta {
+  partitionId: string;
+  messages: IotHubMessageMeta[];
+}
+
+type Rec = Record<string, unknown>;
+
+const isRecord = (v: unknown): v is Rec => typeof v === 'object' && v !== null && !Array.isArray(v);
+const arrayAt = (meta: Rec, key: string): unknown[] => {
+  const v = meta[key];
+  return Array.isArray(v) ? v : [];
+};
+
+function toNumber(v: unknown): number | undefined {
+  if (typeof v === 'number' && Number.isFinite(v)) return v;
+  if (typeof v === 'bigint') return Number(v);
+  if (typeof v === 'string' && v.trim() !== '' && Number.isFinite(Number(v))) return Number(v);
+  return undefined;
+}
+
+function toEpochMs(v: unknown): number | undefined {
+  if (v instanceof Date) return Number.isNaN(v.getTime()) ? undefined : v.getTime();
+  if (typeof v === 'string') {
+    const ms = Date.parse(v);
+    return Number.isNaN(ms) ? undefined : ms;
+  }
+  return typeof v === 'number' && Number.isFinite(v) ? v : undefined;
+}
+
+const toText = (v: unknown): string | undefined =>
+  typeof v === 'string' && v !== '' ? v : typeof v === 'number' ? String(v) : undefined;
+
+/** Narrows `context.triggerMetadata` of an IoT Hub batch of `count` messages. */
+export function readIotHubBatchMetadata(triggerMetadata: unknown, count: number): IotHubBatchMeta {
+  const meta: Rec = isRecord(triggerMetadata) ? triggerMetadata : {};
+  const system = arrayAt(meta, 'systemPropertiesArray');
+  const props = arrayAt(meta, 'propertiesArray');
+  const seqs = arrayAt(meta, 'sequenceNumberArray');
+  const offsets = arrayAt(meta, 'offsetArray');
+  const enqueued = arrayAt(meta, 'enqueuedTimeUtcArray');
+  const partitionContext = meta.partitionContext;
+  const partitionId =
+    (isRecord(partitionContext) ? toText(partitionContext.partitionId) : undefined) ?? 'unknown';
+
+  const messages: IotHubMessageMeta[] = [];
+  for (let i = 0; i < count; i++) {
+    const sys = isRecord(system[i]) ? (system[i] as Rec) : {};
+    const p = props[i];
+    messages.push({
+      deviceId: toText(sys['iothub-connection-device-id']),
+      moduleId: toText(sys['iothub-connection-module-id']),
+      sequenceNumber: toNumber(seqs[i]) ?? toNumber(sys['x-opt-sequence-number']),
+      offset: toText(offsets[i]) ?? toText(sys['x-opt-offset']),
+      enqueuedTimeMs:
+        toEpochMs(enqueued[i]) ?? toEpochMs(sys['iothub-enqueuedtime']) ?? toEpochMs(sys['x-opt-enqueued-time']),
+      properties: isRecord(p) ? p : {},
+    });
+  }
+  return { partitionId, messages };
+}
+
+/** Reads an application property by name, ignoring case (see the module comment). */
+export function propertyIgnoringCase(properties: Record<string, unknown>, name: string): unknown {
+  if (Object.hasOwn(properties, name)) return properties[name];
+  const lower = name.toLowerCase();
+  for (const key of Object.keys(properties)) if (key.toLowerCase() === lower) return properties[key];
+  return undefined;
+}

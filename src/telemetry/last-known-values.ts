@@ -1,0 +1,160 @@
+import { isStateStream, STATE_STREAMS, valueFields, type StateStream, type TelemetryRecord } from './records.js';
+import type { TimeSource } from './timestamps.js';
+
+/** The last known value of one field, and where it came from. */
+export interface FieldValue {
+  value: unknown;
+  /** Device time of the record that carried it (ISO 8601, UTC), or its enqueued time; see `timeSource`. */
+  timestamp: string;
+  timeSource: TimeSource;
+  sequenceNumber: number;
+  /** Position of the record within a message whose body was a JSON array. */
+  recordIndex: number;
+  /** The record's `_version`, when it had one. */
+  version?: string;
+}
+
+/** Field name → last known value. Dictionaries have no prototype, so `__proto__` is just a name. */
+export type FieldMap = Record<string, FieldValue>;
+
+/**
+ * A device's last-known values (seed 002 §3.5): a projection per field, not per message. It is a
+ * last-writer-wins map ordered by (timestamp, sequenceNumber, recordIndex), so merging is commutative,
+ * associative and idempotent: replays and reordering cannot regress a field.
+ */
+export interface DeviceState {
+  deviceId: string;
+  /**
+   * Highest sequence number merged, per IoT Hub partition (sequence numbers are only comparable within one);
+   * messages at or below it are not counted again.
+   */
+  sequenceNumbers: Record<string, number>;
+  /** Earliest and latest IoT Hub enqueued time seen (ISO 8601). */
+  firstSeen: string;
+  lastSeen: string;
+  /** Messages and records counted once each (replays are not counted; see docs/adr/0003). */
+  counts: { messages: number; records: Record<string, number> };
+  telemetry: FieldMap;
+  diagnostics: FieldMap;
+  metadata: FieldMap;
+}
+
+/** What one batch says about one device, before it meets the stored state. */
+export interface DeviceDelta {
+  deviceId: string;
+  partitionId: string;
+  minEnqueuedMs: number;
+  maxEnqueuedMs: number;
+  sections: Record<StateStream, FieldMap>;
+  /** Records per sequence number and stream, for idempotent counting. */
+  recordsBySequence: Map<number, Map<string, number>>;
+}
+
+const dict = <T>(): Record<string, T> => Object.create(null) as Record<string, T>;
+
+/** Copies a dictionary into a prototype-less one, so that any key, `__proto__` included, is plain data. */
+function copyDict<T>(source: Readonly<Record<string, T>> | undefined): Record<string, T> {
+  const out = dict<T>();
+  if (source) for (const key of Object.keys(source)) out[key] = source[key] as T;
+  return out;
+}
+
+/** True when `a` is strictly newer than `b`. ISO strings from toISOString() sort as time does. */
+function isNewer(a: FieldValue, b: FieldValue): boolean {
+  if (a.timestamp !== b.timestamp) return a.timestamp > b.timestamp;
+  if (a.sequenceNumber !== b.sequenceNumber) return a.sequenceNumber > b.sequenceNumber;
+  return a.recordIndex > b.recordIndex;
+}
+
+function toFieldValue(record: TelemetryRecord, value: unknown): FieldValue {
+  const fv: FieldValue = {
+    value,
+    timestamp: new Date(record.timestampMs).toISOString(),
+    timeSource: record.timeSource,
+    sequenceNumber: record.sequenceNumber,
+    recordIndex: record.recordIndex,
+  };
+  if (record.version !== undefined) fv.version = record.version;
+  return fv;
+}
+
+/** Folds a batch's records into one delta per device (the coalescing step: one write per device). */
+export function projectBatch(records: Iterable<TelemetryRecord>): Map<string, DeviceDelta> {
+  const deltas = new Map<string, DeviceDelta>();
+  for (const record of records) {
+    let delta = deltas.get(record.deviceId);
+    if (!delta) {
+      delta = {
+        deviceId: record.deviceId,
+        partitionId: record.partitionId,
+        minEnqueuedMs: record.enqueuedTimeMs,
+        maxEnqueuedMs: record.enqueuedTimeMs,
+        sections: { telemetry: dict(), diagnostics: dict(), metadata: dict() },
+        recordsBySequence: new Map(),
+      };
+      deltas.set(record.deviceId, delta);
+    }
+    delta.minEnqueuedMs = Math.min(delta.minEnqueuedMs, record.enqueuedTimeMs);
+    delta.maxEnqueuedMs = Math.max(delta.maxEnqueuedMs, record.enqueuedTimeMs);
+    let perStream = delta.recordsBySequence.get(record.sequenceNumber);
+    if (!perStream) delta.recordsBySequence.set(record.sequenceNumber, (perStream = new Map()));
+    perStream.set(record.stream, (perStream.get(record.stream) ?? 0) + 1);
+
+    if (!isStateStream(record.stream)) continue;
+    const section = delta.sections[record.stream];
+    for (const [name, value] of valueFields(record)) {
+      const candidate = toFieldValue(record, value);
+      const current = section[name];
+      if (current === undefined || isNewer(candidate, current)) section[name] = candidate;
+    }
+  }
+  return deltas;
+}
+
+/**
+ * Merges a delta into the stored state. Returns undefined when nothing would change (a replay), so the
+ * caller skips the write altogether.
+ */
+export function mergeState(current: DeviceState | undefined, delta: DeviceDelta): DeviceState | undefined {
+  let changed = current === undefined;
+  const sequenceNumbers = copyDict(current?.sequenceNumbers);
+  const watermark = sequenceNumbers[delta.partitionId] ?? -1;
+
+  const next: DeviceState = {
+    deviceId: delta.deviceId,
+    sequenceNumbers,
+    firstSeen: current?.firstSeen ?? new Date(delta.minEnqueuedMs).toISOString(),
+    lastSeen: current?.lastSeen ?? new Date(delta.maxEnqueuedMs).toISOString(),
+    counts: { messages: current?.counts.messages ?? 0, records: copyDict(current?.counts.records) },
+    telemetry: copyDict(current?.telemetry),
+    diagnostics: copyDict(current?.diagnostics),
+    metadata: copyDict(current?.metadata),
+  };
+
+  for (const [sequenceNumber, perStream] of delta.recordsBySequence) {
+    if (sequenceNumber <= watermark) continue;
+    next.counts.messages += 1;
+    for (const [stream, n] of perStream) next.counts.records[stream] = (next.counts.records[stream] ?? 0) + n;
+    sequenceNumbers[delta.partitionId] = Math.max(sequenceNumbers[delta.partitionId] ?? -1, sequenceNumber);
+    changed = true;
+  }
+
+  const first = new Date(delta.minEnqueuedMs).toISOString();
+  const last = new Date(delta.maxEnqueuedMs).toISOString();
+  if (first < next.firstSeen) [next.firstSeen, changed] = [first, true];
+  if (last > next.lastSeen) [next.lastSeen, changed] = [last, true];
+
+  for (const stream of STATE_STREAMS) {
+    const target = next[stream];
+    const incoming = delta.sections[stream];
+    for (const name of Object.keys(incoming)) {
+      const candidate = incoming[name] as FieldValue;
+      const existing = target[name];
+      if (existing === undefined || isNewer(candidate, existing)) {
+        target[name] = candidate;
+        changed = true;
+      }
+    }
+  }
+  return changed ? next : undefined;
+}

@@ -1,0 +1,209 @@
+import { propertyIgnoringCase, type IotHubMessageMeta } from './iothub-batch.js';
+import type { IngestOptions } from './ingest-options.js';
+import { chooseTimestamp, type TimeSource } from './timestamps.js';
+
+/** Streams that project into a section of the device's last-known values (seed 002 §2.2.2). */
+export const STATE_STREAMS = ['telemetry', 'diagnostics', 'metadata'] as const;
+export type StateStream = (typeof STATE_STREAMS)[number];
+export const DEFAULT_STREAM: StateStream = 'telemetry';
+
+/** Payload fields that describe the record rather than the device, so they are never projected as values. */
+const CONVENTION_FIELDS = new Set(['_subject', '_version']);
+
+/** One accepted data record: a message body, or one element of a body that is a JSON array. */
+export interface TelemetryRecord {
+  deviceId: string;
+  moduleId: string | undefined;
+  partitionId: string;
+  sequenceNumber: number;
+  /** Position in a message whose body is a JSON array; 0 otherwise. */
+  recordIndex: number;
+  offset: string | undefined;
+  enqueuedTimeMs: number;
+  stream: string;
+  version: string | undefined;
+  timestampMs: number;
+  timeSource: TimeSource;
+  /** The payload field the timestamp came from, if any. */
+  timestampField: string | undefined;
+  payload: Record<string, unknown>;
+  properties: Record<string, unknown>;
+}
+
+export type DeadLetterReason =
+  | 'invalid-json'
+  | 'not-an-object'
+  | 'no-identity'
+  | 'no-sequence-number'
+  | 'too-large'
+  | 'too-deep'
+  | 'too-many-fields'
+  | 'storage-failure';
+
+/** A message (or part of one) that could not be processed, kept with its raw body. */
+export interface DeadLetter {
+  reason: DeadLetterReason;
+  detail: string;
+  meta: IotHubMessageMeta;
+  partitionId: string;
+  /** The body as it arrived: parsed JSON, text, or bytes. */
+  body: unknown;
+}
+
+export interface ParsedMessage {
+  records: TelemetryRecord[];
+  deadLetters: DeadLetter[];
+}
+
+const isPlainObject = (v: unknown): v is Record<string, unknown> =>
+  typeof v === 'object' && v !== null && !Array.isArray(v) && !(v instanceof Uint8Array);
+
+/** Stream names become blob path segments: keep them short and safe, whatever a device sends. */
+export function normalizeStreamName(raw: unknown): string | undefined {
+  if (typeof raw !== 'string') return undefined;
+  const name = raw
+    .trim()
+    .toLowerCase()
+    .replace(/[^a-z0-9_-]+/g, '_')
+    .replace(/^[_-]+/, '')
+    .slice(0, 64);
+  return name === '' ? undefined : name;
+}
+
+/** Size of a body in UTF-8 bytes without encoding it when the answer is obvious. */
+function byteLength(text: string, limit: number): number {
+  return text.length * 3 <= limit ? text.length : Buffer.byteLength(text, 'utf8');
+}
+
+/**
+ * Depth, node count and (for bodies delivered already parsed) an estimate of the serialized size of a JSON
+ * value, stopping early once a limit is passed.
+ */
+function measure(
+  value: unknown,
+  limits: { maxDepth: number; maxFields: number; maxBytes: number | undefined },
+): 'too-deep' | 'too-many-fields' | 'too-large' | undefined {
+  let fields = 0;
+  let bytes = 2;
+  const stack: [unknown, number][] = [[value, 1]];
+  while (stack.length > 0) {
+    const [v, depth] = stack.pop() as [unknown, number];
+    if (depth > limits.maxDepth) return 'too-deep';
+    const isArray = Array.isArray(v);
+    const keys = isArray ? undefined : Object.keys(v as object);
+    const children: unknown[] = isArray ? v : Object.values(v as Record<string, unknown>);
+    fields += children.length;
+    if (fields > limits.maxFields) return 'too-many-fields';
+    if (limits.maxBytes !== undefined) {
+      if (keys) for (const k of keys) bytes += k.length + 4;
+      for (const c of children) bytes += typeof c === 'string' ? c.length + 3 : 8;
+      if (bytes > limits.maxBytes) return 'too-large';
+    }
+    for (const c of children) if (typeof c === 'object' && c !== null) stack.push([c, depth + 1]);
+  }
+  return undefined;
+}
+
+function decodeBody(body: unknown, maxBytes: number): { value: unknown } | { reason: DeadLetterReason; detail: string } {
+  if (body instanceof Uint8Array) {
+    if (body.byteLength > maxBytes) return { reason: 'too-large', detail: `${body.byteLength} bytes > ${maxBytes}` };
+    try {
+      return { value: JSON.parse(new TextDecoder('utf-8', { fatal: true }).decode(body)) as unknown };
+    } catch {
+      return { reason: 'invalid-json', detail: 'body is not UTF-8 JSON' };
+    }
+  }
+  if (typeof body === 'string') {
+    const size = byteLength(body, maxBytes);
+    if (size > maxBytes) return { reason: 'too-large', detail: `${size} bytes > ${maxBytes}` };
+    try {
+      return { value: JSON.parse(body) as unknown };
+    } catch {
+      return { reason: 'invalid-json', detail: 'body is not JSON' };
+    }
+  }
+  return { value: body };
+}
+
+/**
+ * Turns one IoT Hub message into records, or dead letters when it cannot be processed. Never throws for bad
+ * input. The device id comes only from IoT Hub's authenticated system property, never from the payload.
+ */
+export function parseMessage(
+  body: unknown,
+  meta: IotHubMessageMeta,
+  partitionId: string,
+  options: IngestOptions,
+): ParsedMessage {
+  const dead = (reason: DeadLetterReason, detail: string): ParsedMessage => ({
+    records: [],
+    deadLetters: [{ reason, detail, meta, partitionId, body }],
+  });
+  const { deviceId, sequenceNumber } = meta;
+  if (deviceId === undefined) return dead('no-identity', 'no iothub-connection-device-id system property');
+  if (sequenceNumber === undefined) return dead('no-sequence-number', 'no sequence number in trigger metadata');
+
+  const decoded = decodeBody(body, options.maxRecordBytes);
+  if ('reason' in decoded) return dead(decoded.reason, decoded.detail);
+  const value = decoded.value;
+  if (!isPlainObject(value) && !Array.isArray(value)) return dead('not-an-object', `body is ${typeof value}`);
+  // Bodies delivered already parsed have no byte size: estimate it while bounding nesting and breadth.
+  const shape = measure(value, {
+    maxDepth: options.maxDepth + (Array.isArray(value) ? 1 : 0),
+    maxFields: options.maxFields,
+    maxBytes: typeof body === 'object' && !(body instanceof Uint8Array) ? options.maxRecordBytes : undefined,
+  });
+  if (shape === 'too-deep') return dead(shape, `nesting deeper than ${options.maxDepth}`);
+  if (shape === 'too-many-fields') return dead(shape, `more than ${options.maxFields} fields`);
+  if (shape === 'too-large') return dead(shape, `about ${options.maxRecordBytes}+ bytes once serialized`);
+
+  const items = Array.isArray(value) ? value : [value];
+  const enqueuedTimeMs = meta.enqueuedTimeMs ?? 0;
+  const propertyStream =
+    normalizeStreamName(propertyIgnoringCase(meta.properties, 'stream-id')) ??
+    normalizeStreamName(propertyIgnoringCase(meta.properties, 'subject'));
+  const result: ParsedMessage = { records: [], deadLetters: [] };
+
+  items.forEach((item, recordIndex) => {
+    if (!isPlainObject(item)) {
+      result.deadLetters.push({
+        reason: 'not-an-object',
+        detail: `array element ${recordIndex} is ${item === null ? 'null' : typeof item}`,
+        meta,
+        partitionId,
+        body: item,
+      });
+      return;
+    }
+    const { timestampMs, timeSource, field } = chooseTimestamp(item, enqueuedTimeMs, options);
+    const version = item._version;
+    result.records.push({
+      deviceId,
+      moduleId: meta.moduleId,
+      partitionId,
+      sequenceNumber,
+      recordIndex,
+      offset: meta.offset,
+      enqueuedTimeMs,
+      stream: propertyStream ?? normalizeStreamName(item._subject) ?? DEFAULT_STREAM,
+      version: typeof version === 'string' || typeof version === 'number' ? String(version) : undefined,
+      timestampMs,
+      timeSource,
+      timestampField: field,
+      payload: item,
+      properties: meta.properties,
+    });
+  });
+  return result;
+}
+
+/** The payload's own values, without the convention fields and the timestamp field. */
+export function* valueFields(record: TelemetryRecord): Generator<[string, unknown]> {
+  for (const key of Object.keys(record.payload)) {
+    if (CONVENTION_FIELDS.has(key) || key === record.timestampField) continue;
+    yield [key, record.payload[key]];
+  }
+}
+
+export const isStateStream = (stream: string): stream is StateStream =>
+  (STATE_STREAMS as readonly string[]).includes(stream);

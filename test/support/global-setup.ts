@@ -1,0 +1,16 @@
+import type { TestProject } from 'vitest/node';
+import { startLocalServices, type LocalServices } from '../../tools/local-services.js';
+
+declare module 'vitest' {
+  export interface ProvidedContext {
+    localServices: Omit<LocalServices, 'stop'>;
+  }
+}
+
+/** Starts Azurite (in memory) and the local Cosmos DB server once for the whole test run. */
+export default async function setup(project: TestProject): Promise<() => Promise<void>> {
+  const services = await startLocalServices({ inMemory: true });
+  const { stop, ...endpoints } = services;
+  project.provide('localServices', endpoints);
+  return stop;
+}

@@ -1,0 +1,144 @@
+/**
+ * Starts the real local stand-ins for Azure storage services: Azurite (Blob, Queue, Table) as a child
+ * process, and @vercel/cosmosdb-server (the Cosmos DB REST API) in this process. Used by the test setup,
+ * the benchmark and `npm start`.
+ */
+import { createHttpsServer } from '@vercel/cosmosdb-server';
+import { spawn, type ChildProcess } from 'node:child_process';
+import { once } from 'node:events';
+import { createRequire } from 'node:module';
+import type { AddressInfo } from 'node:net';
+
+/** Azurite's documented development account (public, emulator-only). */
+const DEV_ACCOUNT = 'devstoreaccount1';
+const DEV_KEY = 'Eby8vdM02xNOcqFlqUwJPLlmEtlCDXJ1OUzFT50uSRZ6IFsuFq2UVErCz4I6tq/K1SZFPTOtr/KBHBeksoGMGw==';
+/** The Cosmos DB emulator's documented key; the local server accepts any key. */
+export const LOCAL_COSMOS_KEY = 'C2y6yDjf5/R+ob0N8A7Cgv30VRDJIWEHLM+4QDU5DE2nQ9nDuVTqobD4b8mGGyPMbIZnqyMsEcaGQy67XIw/Jw==';
+
+export interface LocalServicesOptions {
+  /** Keep Azurite data in memory only (tests, throwaway runs). */
+  inMemory: boolean;
+  /** Folder for Azurite's data when not in memory. */
+  location?: string;
+  /** Ports; 0 (the default) picks free ones. */
+  blobPort?: number;
+  queuePort?: number;
+  tablePort?: number;
+  cosmosPort?: number;
+}
+
+export interface LocalServices {
+  blobEndpoint: string;
+  queueEndpoint: string;
+  tableEndpoint: string;
+  /** A connection string naming the three Azurite endpoints explicitly (works on any port). */
+  storageConnectionString: string;
+  cosmosEndpoint: string;
+  cosmosKey: string;
+  stop(): Promise<void>;
+}
+
+function waitForAzurite(child: ChildProcess): Promise<Record<'Blob' | 'Queue' | 'Table', number>> {
+  return new Promise((resolve, reject) => {
+    const ports: Partial<Record<'Blob' | 'Queue' | 'Table', number>> = {};
+    let output = '';
+    const timer = setTimeout(() => {
+      fail(new Error(`Azurite did not start within 30 s:\n${output}`));
+    }, 30_000);
+    const fail = (error: Error) => {
+      clearTimeout(timer);
+      reject(error);
+    };
+    const onData = (chunk: Buffer) => {
+      output += chunk.toString();
+      for (const m of output.matchAll(/Azurite (Blob|Queue|Table) service is successfully listening at http:\/\/[^:]+:(\d+)/g)) {
+        ports[m[1] as 'Blob' | 'Queue' | 'Table'] = Number(m[2]);
+      }
+      if (ports.Blob && ports.Queue && ports.Table) {
+        clearTimeout(timer);
+        child.stdout?.off('data', onData);
+        resolve(ports as Record<'Blob' | 'Queue' | 'Table', number>);
+      }
+      if (/EADDRINUSE|address already in use/i.test(output)) {
+        fail(new Error(`Azurite could not start: a port is already in use.\n${output}`));
+      }
+    };
+    child.stdout?.on('data', onData);
+    child.stderr?.on('data', onData);
+    child.once('exit', (code) => {
+      fail(new Error(`Azurite exited with code ${code}:\n${output}`));
+    });
+  });
+}
+
+/** Starts Azurite and the Cosmos DB server; `stop()` shuts both down. */
+export async function startLocalServices(options: LocalServicesOptions): Promise<LocalServices> {
+  const require = createRequire(import.meta.url);
+  const azuriteMain = require.resolve('azurite/dist/src/azurite.js');
+  const args = [
+    azuriteMain,
+    '--silent',
+    '--disableTelemetry',
+    '--skipApiVersionCheck',
+    '--blobPort',
+    String(options.blobPort ?? 0),
+    '--queuePort',
+    String(options.queuePort ?? 0),
+    '--tablePort',
+    String(options.tablePort ?? 0),
+    ...(options.inMemory ? ['--inMemoryPersistence'] : ['--location', options.location ?? '.local/azurite']),
+  ];
+  const azurite = spawn(process.execPath, args, { stdio: ['ignore', 'pipe', 'pipe'] });
+  const cosmos = createHttpsServer();
+
+  try {
+    cosmos.listen(options.cosmosPort ?? 0, '127.0.0.1');
+    await Promise.race([
+      once(cosmos, 'listening'),
+      once(cosmos, 'error').then(([error]) => {
+        throw new Error(`Cosmos DB server could not listen on port ${options.cosmosPort ?? 0}: ${String(error)}`);
+      }),
+    ]);
+    const ports = await waitForAzurite(azurite);
+    const cosmosPort = (cosmos.address() as AddressInfo).port;
+    const blobEndpoint = `http://127.0.0.1:${ports.Blob}/${DEV_ACCOUNT}`;
+    const queueEndpoint = `http://127.0.0.1:${ports.Queue}/${DEV_ACCOUNT}`;
+    const tableEndpoint = `http://127.0.0.1:${ports.Table}/${DEV_ACCOUNT}`;
+    return {
+      blobEndpoint,
+      queueEndpoint,
+      tableEndpoint,
+      storageConnectionString:
+        `DefaultEndpointsProtocol=http;AccountName=${DEV_ACCOUNT};AccountKey=${DEV_KEY};` +
+        `BlobEndpoint=${blobEndpoint};QueueEndpoint=${queueEndpoint};TableEndpoint=${tableEndpoint};`,
+      cosmosEndpoint: `https://127.0.0.1:${cosmosPort}/`,
+      cosmosKey: LOCAL_COSMOS_KEY,
+      stop: () => stop(azurite, cosmos),
+    };
+  } catch (error) {
+    await stop(azurite, cosmos);
+    throw error;
+  }
+}
+
+async function stop(azurite: ChildProcess, cosmos: ReturnType<typeof createHttpsServer>): Promise<void> {
+  if (azurite.exitCode === null && azurite.signalCode === null) {
+    const exited = once(azurite, 'exit');
+    azurite.kill('SIGTERM');
+    await exited;
+  }
+  cosmos.closeAllConnections();
+  await new Promise<void>((resolve) => cosmos.close(() => resolve()));
+}
+
+/** App settings that point the function app at these services. */
+export function localAppSettings(services: LocalServices): Record<string, string> {
+  return {
+    AzureWebJobsStorage: services.storageConnectionString,
+    ArchiveStorageConnectionString: services.storageConnectionString,
+    CosmosDb__accountEndpoint: services.cosmosEndpoint,
+    CosmosDbKey: services.cosmosKey,
+    CosmosDbAllowSelfSignedTls: 'true',
+    CreateResourcesIfMissing: 'true',
+  };
+}
