@@ -60,29 +60,39 @@ const schema = z
     Ingest__StateWriteConcurrency: positiveInt(16),
     Ingest__MaxRetryCount: z.coerce.number().int().min(0).max(100).default(5),
   })
-  .superRefine((s, ctx) => {
-    if (!s.IotHubEventsConnection && !s.IotHubEventsConnection__fullyQualifiedNamespace) {
-      ctx.addIssue({
-        code: 'custom',
-        path: ['IotHubEventsConnection'],
-        message: 'required (or IotHubEventsConnection__fullyQualifiedNamespace for a managed identity)',
-      });
-    }
-    if (!s.ArchiveStorageConnectionString && !s.ArchiveStorage__blobServiceUri) {
-      ctx.addIssue({
-        code: 'custom',
-        path: ['ArchiveStorageConnectionString'],
-        message: 'required (or ArchiveStorage__blobServiceUri for a managed identity)',
-      });
-    }
-    if (s.CosmosDbAllowSelfSignedTls && !loopbackHosts.has(new URL(s.CosmosDb__accountEndpoint).hostname)) {
-      ctx.addIssue({
-        code: 'custom',
-        path: ['CosmosDbAllowSelfSignedTls'],
+;
+
+/**
+ * Rules across settings. They run on the raw settings even when a single setting is invalid, so that start-up
+ * names every problem at once.
+ */
+function crossSettingProblems(env: Record<string, string | undefined>): { name: string; message: string }[] {
+  const has = (name: string) => (env[name] ?? '').trim() !== '';
+  const problems: { name: string; message: string }[] = [];
+  if (!has('IotHubEventsConnection') && !has('IotHubEventsConnection__fullyQualifiedNamespace')) {
+    problems.push({
+      name: 'IotHubEventsConnection',
+      message: 'required (or IotHubEventsConnection__fullyQualifiedNamespace for a managed identity)',
+    });
+  }
+  if (!has('ArchiveStorageConnectionString') && !has('ArchiveStorage__blobServiceUri')) {
+    problems.push({
+      name: 'ArchiveStorageConnectionString',
+      message: 'required (or ArchiveStorage__blobServiceUri for a managed identity)',
+    });
+  }
+  const selfSigned = env.CosmosDbAllowSelfSignedTls === 'true' || env.CosmosDbAllowSelfSignedTls === '1';
+  if (selfSigned && URL.canParse(env.CosmosDb__accountEndpoint ?? '')) {
+    const host = new URL(env.CosmosDb__accountEndpoint ?? '').hostname;
+    if (!loopbackHosts.has(host)) {
+      problems.push({
+        name: 'CosmosDbAllowSelfSignedTls',
         message: 'may only be true when CosmosDb__accountEndpoint is a loopback address (local emulator)',
       });
     }
-  });
+  }
+  return problems;
+}
 
 /** Where the Cosmos DB account is and how to authenticate to it. */
 export interface CosmosConfig {
@@ -113,16 +123,22 @@ export interface AppConfig {
 /** Validates the app settings once at start-up; throws ConfigError naming every bad setting. */
 export function loadConfig(env: Record<string, string | undefined> = process.env): AppConfig {
   const parsed = schema.safeParse(env);
-  if (!parsed.success) {
-    const problems = parsed.error.issues.map((issue) => {
-      const name = issue.path.map(String).join('.') || '(settings)';
-      const example = EXAMPLES[name];
-      const received = env[name] === undefined ? 'missing' : 'invalid';
-      return `${name}: ${received === 'missing' && issue.code !== 'custom' ? 'required' : issue.message}${
-        example ? ` (example: ${name}=${example})` : ''
-      }`;
-    });
-    throw new ConfigError(problems);
+  const problems = [
+    ...(parsed.success
+      ? []
+      : parsed.error.issues.map((issue) => {
+          const name = issue.path.map(String).join('.') || '(settings)';
+          return { name, message: env[name] === undefined ? 'required' : issue.message };
+        })),
+    ...crossSettingProblems(env),
+  ];
+  if (!parsed.success || problems.length > 0) {
+    throw new ConfigError(
+      problems.map(({ name, message }) => {
+        const example = EXAMPLES[name];
+        return `${name}: ${message}${example ? ` (example: ${name}=${example})` : ''}`;
+      }),
+    );
   }
   const s = parsed.data;
   return {

@@ -35,7 +35,7 @@ export interface LocalServices {
   storageConnectionString: string;
   cosmosEndpoint: string;
   cosmosKey: string;
-  stop(): Promise<void>;
+  stop: () => Promise<void>;
 }
 
 function waitForAzurite(child: ChildProcess): Promise<Record<'Blob' | 'Queue' | 'Table', number>> {
@@ -128,7 +128,11 @@ async function stop(azurite: ChildProcess, cosmos: ReturnType<typeof createHttps
     await exited;
   }
   cosmos.closeAllConnections();
-  await new Promise<void>((resolve) => cosmos.close(() => resolve()));
+  await new Promise<void>((resolve) => {
+    cosmos.close(() => {
+      resolve();
+    });
+  });
 }
 
 /** App settings that point the function app at these services. */

@@ -1,4 +1,4 @@
-import { isStateStream, STATE_STREAMS, valueFields, type StateStream, type TelemetryRecord } from './records.js';
+import { isStateStream, isValueField, STATE_STREAMS, type StateStream, type TelemetryRecord } from './records.js';
 import type { TimeSource } from './timestamps.js';
 
 /** The last known value of one field, and where it came from. */
@@ -66,10 +66,10 @@ function isNewer(a: FieldValue, b: FieldValue): boolean {
   return a.recordIndex > b.recordIndex;
 }
 
-function toFieldValue(record: TelemetryRecord, value: unknown): FieldValue {
+function toFieldValue(record: TelemetryRecord, value: unknown, timestamp: string): FieldValue {
   const fv: FieldValue = {
     value,
-    timestamp: new Date(record.timestampMs).toISOString(),
+    timestamp,
     timeSource: record.timeSource,
     sequenceNumber: record.sequenceNumber,
     recordIndex: record.recordIndex,
@@ -78,12 +78,22 @@ function toFieldValue(record: TelemetryRecord, value: unknown): FieldValue {
   return fv;
 }
 
+/** True when record `a` is strictly newer than `b` (same order as isNewer, on numbers). */
+function isNewerRecord(a: TelemetryRecord, b: TelemetryRecord): boolean {
+  if (a.timestampMs !== b.timestampMs) return a.timestampMs > b.timestampMs;
+  if (a.sequenceNumber !== b.sequenceNumber) return a.sequenceNumber > b.sequenceNumber;
+  return a.recordIndex > b.recordIndex;
+}
+
 /** Folds a batch's records into one delta per device (the coalescing step: one write per device). */
 export function projectBatch(records: Iterable<TelemetryRecord>): Map<string, DeviceDelta> {
+  // Hot path: remember the winning record per field and build each FieldValue once, at the end.
+  const winners = new Map<string, Record<StateStream, Map<string, TelemetryRecord>>>();
   const deltas = new Map<string, DeviceDelta>();
   for (const record of records) {
     let delta = deltas.get(record.deviceId);
-    if (!delta) {
+    let won = winners.get(record.deviceId);
+    if (!delta || !won) {
       delta = {
         deviceId: record.deviceId,
         partitionId: record.partitionId,
@@ -92,20 +102,34 @@ export function projectBatch(records: Iterable<TelemetryRecord>): Map<string, De
         sections: { telemetry: dict(), diagnostics: dict(), metadata: dict() },
         recordsBySequence: new Map(),
       };
+      won = { telemetry: new Map(), diagnostics: new Map(), metadata: new Map() };
       deltas.set(record.deviceId, delta);
+      winners.set(record.deviceId, won);
     }
-    delta.minEnqueuedMs = Math.min(delta.minEnqueuedMs, record.enqueuedTimeMs);
-    delta.maxEnqueuedMs = Math.max(delta.maxEnqueuedMs, record.enqueuedTimeMs);
+    if (record.enqueuedTimeMs < delta.minEnqueuedMs) delta.minEnqueuedMs = record.enqueuedTimeMs;
+    if (record.enqueuedTimeMs > delta.maxEnqueuedMs) delta.maxEnqueuedMs = record.enqueuedTimeMs;
     let perStream = delta.recordsBySequence.get(record.sequenceNumber);
-    if (!perStream) delta.recordsBySequence.set(record.sequenceNumber, (perStream = new Map()));
+    if (!perStream) delta.recordsBySequence.set(record.sequenceNumber, (perStream = new Map<string, number>()));
     perStream.set(record.stream, (perStream.get(record.stream) ?? 0) + 1);
 
     if (!isStateStream(record.stream)) continue;
-    const section = delta.sections[record.stream];
-    for (const [name, value] of valueFields(record)) {
-      const candidate = toFieldValue(record, value);
-      const current = section[name];
-      if (current === undefined || isNewer(candidate, current)) section[name] = candidate;
+    const section = won[record.stream];
+    for (const name in record.payload) {
+      if (!Object.hasOwn(record.payload, name) || !isValueField(record, name)) continue;
+      const current = section.get(name);
+      if (current === undefined || isNewerRecord(record, current)) section.set(name, record);
+    }
+  }
+  for (const [deviceId, won] of winners) {
+    const delta = deltas.get(deviceId);
+    if (!delta) continue;
+    const iso = new Map<TelemetryRecord, string>();
+    for (const stream of STATE_STREAMS) {
+      for (const [name, record] of won[stream]) {
+        let timestamp = iso.get(record);
+        if (timestamp === undefined) iso.set(record, (timestamp = new Date(record.timestampMs).toISOString()));
+        delta.sections[stream][name] = toFieldValue(record, record.payload[name], timestamp);
+      }
     }
   }
   return deltas;

@@ -1,3 +1,4 @@
+import { isUtf8 } from 'node:buffer';
 import { propertyIgnoringCase, type IotHubMessageMeta } from './iothub-batch.js';
 import type { IngestOptions } from './ingest-options.js';
 import { chooseTimestamp, type TimeSource } from './timestamps.js';
@@ -107,8 +108,10 @@ function measure(
 function decodeBody(body: unknown, maxBytes: number): { value: unknown } | { reason: DeadLetterReason; detail: string } {
   if (body instanceof Uint8Array) {
     if (body.byteLength > maxBytes) return { reason: 'too-large', detail: `${body.byteLength} bytes > ${maxBytes}` };
+    if (!isUtf8(body)) return { reason: 'invalid-json', detail: 'body is not UTF-8' };
     try {
-      return { value: JSON.parse(new TextDecoder('utf-8', { fatal: true }).decode(body)) as unknown };
+      const buffer = Buffer.isBuffer(body) ? body : Buffer.from(body.buffer, body.byteOffset, body.byteLength);
+      return { value: JSON.parse(buffer.toString('utf8')) as unknown };
     } catch {
       return { reason: 'invalid-json', detail: 'body is not UTF-8 JSON' };
     }
@@ -197,12 +200,15 @@ export function parseMessage(
   return result;
 }
 
+/** True for payload keys that are values of the device (not convention fields, not the timestamp field). */
+export const isValueField = (record: TelemetryRecord, key: string): boolean =>
+  key !== record.timestampField && !CONVENTION_FIELDS.has(key);
+
 /** The payload's own values, without the convention fields and the timestamp field. */
-export function* valueFields(record: TelemetryRecord): Generator<[string, unknown]> {
-  for (const key of Object.keys(record.payload)) {
-    if (CONVENTION_FIELDS.has(key) || key === record.timestampField) continue;
-    yield [key, record.payload[key]];
-  }
+export function valueFields(record: TelemetryRecord): [string, unknown][] {
+  const out: [string, unknown][] = [];
+  for (const key of Object.keys(record.payload)) if (isValueField(record, key)) out.push([key, record.payload[key]]);
+  return out;
 }
 
 export const isStateStream = (stream: string): stream is StateStream =>

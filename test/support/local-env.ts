@@ -1,7 +1,7 @@
 import { randomUUID } from 'node:crypto';
 import { inject } from 'vitest';
 import { loadConfig, type AppConfig } from '../../src/config.js';
-import { localAppSettings, type LocalServices } from '../../tools/local-services.js';
+import { localAppSettings } from '../../tools/local-services.js';
 
 const LOOPBACK = /^https?:\/\/(127\.0\.0\.1|localhost|\[::1\])(:\d+)?\//;
 
@@ -10,7 +10,7 @@ const LOOPBACK = /^https?:\/\/(127\.0\.0\.1|localhost|\[::1\])(:\d+)?\//;
  * containers of its own. Refuses anything but loopback endpoints, so no test can reach real Azure.
  */
 export function testSettings(overrides: Record<string, string> = {}): Record<string, string> {
-  const services = inject('localServices') as Omit<LocalServices, 'stop'>;
+  const services = inject('localServices');
   for (const endpoint of [services.cosmosEndpoint, services.blobEndpoint + '/']) {
     if (!LOOPBACK.test(endpoint)) throw new Error(`Refusing to run tests against non-local endpoint ${endpoint}`);
   }

@@ -54,7 +54,7 @@ export function toCosmosId(deviceId: string): string {
 /** The HTTP status of a Cosmos SDK error, if it carries one. */
 export function cosmosStatus(error: unknown): number | undefined {
   if (typeof error === 'object' && error !== null && 'code' in error) {
-    const code = (error as { code: unknown }).code;
+    const code = error.code;
     return typeof code === 'number' ? code : undefined;
   }
   return undefined;

@@ -4,9 +4,15 @@ import type { DeviceState } from '../../telemetry/last-known-values.js';
 import type { DeviceStateStore, WriteOutcome } from '../../telemetry/ports.js';
 import { cosmosStatus, toCosmosId } from './cosmos-client.js';
 
-const SYSTEM_PROPERTIES = ['id', '_rid', '_self', '_etag', '_attachments', '_ts'] as const;
-
-type StoredState = DeviceState & { id: string; _etag?: string };
+type StoredState = DeviceState & { id: string };
+/** What Cosmos DB adds to every document; never part of the domain state. */
+interface SystemProperties {
+  _rid?: string;
+  _self?: string;
+  _etag?: string;
+  _attachments?: string;
+  _ts?: number;
+}
 
 /** How often a write re-reads and re-merges after losing an optimistic-concurrency race. */
 const MAX_CONFLICT_RETRIES = 20;
@@ -65,9 +71,8 @@ export class CosmosDeviceStateStore implements DeviceStateStore {
     try {
       const { resource, etag } = await (await this.container()).item(id, id).read<StoredState>();
       if (!resource) return undefined;
-      const state: Record<string, unknown> = { ...resource };
-      for (const key of SYSTEM_PROPERTIES) delete state[key];
-      return { state: state as unknown as DeviceState, etag };
+      const { id: _id, _rid, _self, _etag, _attachments, _ts, ...state } = resource as StoredState & SystemProperties;
+      return { state, etag };
     } catch (error) {
       if (cosmosStatus(error) === 404) return undefined;
       throw translate(error);

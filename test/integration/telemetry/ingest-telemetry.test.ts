@@ -334,7 +334,7 @@ describe('ingestTelemetry against Azurite and the local Cosmos DB server', () =>
       const res = await get('nobody');
       expect(res.status).toBe(404);
       expect(res.headers).toMatchObject({ 'content-type': 'application/problem+json' });
-      expect(JSON.parse(String(res.body))).toMatchObject({ status: 404, type: 'urn:problem-type:device-not-found' });
+      expect(JSON.parse(res.body as string)).toMatchObject({ status: 404, type: 'urn:problem-type:device-not-found' });
     });
 
     it('answers 400 for an id IoT Hub could never issue', async () => {

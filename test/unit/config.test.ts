@@ -1,0 +1,205 @@
+import { describe, expect, it } from 'vitest';
+import { loadConfig } from '../../src/config.js';
+import { ConfigError } from '../../src/shared/errors.js';
+import { DEFAULT_INGEST_OPTIONS } from '../../src/telemetry/ingest-options.js';
+
+/** The fewest settings a deployment needs (names as in test/support/local-env.ts and tools/local-services.ts). */
+const MINIMAL: Record<string, string> = {
+  IotHubEventHubName: 'iothub-events',
+  IngestConsumerGroup: 'ingest',
+  IotHubEventsConnection:
+    'Endpoint=sb://example.servicebus.windows.net/;SharedAccessKeyName=s;SharedAccessKey=k',
+  CosmosDb__accountEndpoint: 'https://myaccount.documents.azure.com:443/',
+  ArchiveStorageConnectionString: 'UseDevelopmentStorage=true',
+};
+
+const without = (name: string, env: Record<string, string | undefined> = MINIMAL) => {
+  const { [name]: _, ...rest } = env;
+  return rest;
+};
+
+/** The ConfigError thrown for `env`; fails the test if loading succeeds or throws anything else. */
+function configError(env: Record<string, string | undefined>): ConfigError {
+  try {
+    loadConfig(env);
+  } catch (error) {
+    expect(error).toBeInstanceOf(ConfigError);
+    return error as ConfigError;
+  }
+  throw new Error('loadConfig accepted the settings');
+}
+
+describe('loadConfig', () => {
+  it('accepts the minimal settings and fills in the defaults', () => {
+    expect(loadConfig(MINIMAL)).toEqual({
+      cosmos: {
+        endpoint: 'https://myaccount.documents.azure.com:443/',
+        key: undefined,
+        databaseName: 'iot',
+        stateContainerName: 'deviceState',
+        allowSelfSignedTls: false,
+      },
+      storage: {
+        connectionString: 'UseDevelopmentStorage=true',
+        rawArchiveContainer: 'telemetry-raw',
+        deadLetterContainer: 'telemetry-deadletter',
+      },
+      ingest: {
+        timestampFields: [...DEFAULT_INGEST_OPTIONS.timestampFields],
+        maxFutureSkewMs: 300_000,
+        earliestTimestampMs: Date.UTC(2000, 0, 1),
+        maxRecordBytes: DEFAULT_INGEST_OPTIONS.maxRecordBytes,
+        maxDepth: DEFAULT_INGEST_OPTIONS.maxDepth,
+        maxFields: DEFAULT_INGEST_OPTIONS.maxFields,
+        stateWriteConcurrency: 16,
+        maxRetryCount: 5,
+      },
+      createResourcesIfMissing: false,
+    });
+  });
+
+  it('ignores unrelated environment variables', () => {
+    expect(() =>
+      loadConfig({ ...MINIMAL, PATH: '/usr/bin', FUNCTIONS_WORKER_RUNTIME: 'node' }),
+    ).not.toThrow();
+  });
+
+  it('accepts a managed identity instead of connection strings', () => {
+    const config = loadConfig({
+      ...without('ArchiveStorageConnectionString', without('IotHubEventsConnection')),
+      IotHubEventsConnection__fullyQualifiedNamespace: 'myhub.servicebus.windows.net',
+      ArchiveStorage__blobServiceUri: 'https://mystorage.blob.core.windows.net',
+    });
+    expect(config.storage).toEqual({
+      blobServiceUri: 'https://mystorage.blob.core.windows.net',
+      rawArchiveContainer: 'telemetry-raw',
+      deadLetterContainer: 'telemetry-deadletter',
+    });
+    expect(config.cosmos.key).toBeUndefined();
+  });
+
+  it('refuses a missing CosmosDb__accountEndpoint, naming it and showing an example', () => {
+    const error = configError(without('CosmosDb__accountEndpoint'));
+    expect(error.problems).toHaveLength(1);
+    expect(error.problems[0]).toContain('CosmosDb__accountEndpoint');
+    expect(error.problems[0]).toContain('required');
+    expect(error.message).toContain(
+      'example: CosmosDb__accountEndpoint=https://myaccount.documents.azure.com:443/',
+    );
+  });
+
+  it('refuses an endpoint that is not an http(s) URL', () => {
+    for (const endpoint of ['myaccount.documents.azure.com', 'ftp://myaccount.documents.azure.com/']) {
+      expect(configError({ ...MINIMAL, CosmosDb__accountEndpoint: endpoint }).message).toContain(
+        'CosmosDb__accountEndpoint',
+      );
+    }
+  });
+
+  it('refuses self-signed TLS for a remote Cosmos DB endpoint', () => {
+    const error = configError({ ...MINIMAL, CosmosDbAllowSelfSignedTls: 'true' });
+    expect(error.message).toContain('CosmosDbAllowSelfSignedTls');
+    expect(error.message).toContain('loopback');
+    expect(() =>
+      loadConfig({
+        ...MINIMAL,
+        CosmosDb__accountEndpoint: 'https://localhost.attacker.example:8081/',
+        CosmosDbAllowSelfSignedTls: '1',
+      }),
+    ).toThrow(ConfigError);
+  });
+
+  it.each(['https://localhost:8081/', 'https://127.0.0.1:8081/', 'https://[::1]:8081/'])(
+    'allows self-signed TLS for the loopback endpoint %s',
+    (endpoint) => {
+      const config = loadConfig({
+        ...MINIMAL,
+        CosmosDb__accountEndpoint: endpoint,
+        CosmosDbAllowSelfSignedTls: 'true',
+      });
+      expect(config.cosmos.allowSelfSignedTls).toBe(true);
+    },
+  );
+
+  it('refuses missing archive storage, naming both ways to configure it', () => {
+    const error = configError(without('ArchiveStorageConnectionString'));
+    expect(error.problems).toHaveLength(1);
+    expect(error.problems[0]).toMatch(/^ArchiveStorageConnectionString: /);
+    expect(error.problems[0]).toContain('ArchiveStorage__blobServiceUri');
+    expect(error.problems[0]).toContain('example: ArchiveStorageConnectionString=UseDevelopmentStorage=true');
+  });
+
+  it('refuses a missing IoT Hub connection', () => {
+    const error = configError(without('IotHubEventsConnection'));
+    expect(error.problems[0]).toMatch(
+      /^IotHubEventsConnection: .*IotHubEventsConnection__fullyQualifiedNamespace/,
+    );
+  });
+
+  it('names every missing required setting at once', () => {
+    const error = configError(without('IotHubEventHubName', without('IngestConsumerGroup')));
+    expect(error.problems.map((p) => p.split(':')[0]).sort()).toEqual([
+      'IngestConsumerGroup',
+      'IotHubEventHubName',
+    ]);
+  });
+
+  it('parses Ingest__TimestampFields as a comma-separated list', () => {
+    const config = loadConfig({ ...MINIMAL, Ingest__TimestampFields: ' deviceTime, ts ,,measuredAt ' });
+    expect(config.ingest.timestampFields).toEqual(['deviceTime', 'ts', 'measuredAt']);
+  });
+
+  it('reads the numeric ingest limits and the earliest timestamp', () => {
+    const config = loadConfig({
+      ...MINIMAL,
+      Ingest__MaxFutureSkewSeconds: '60',
+      Ingest__EarliestTimestamp: '2020-01-01T01:00:00+01:00',
+      Ingest__MaxRecordBytes: '1024',
+      Ingest__MaxDepth: '4',
+      Ingest__MaxFields: '50',
+      Ingest__StateWriteConcurrency: '2',
+      Ingest__MaxRetryCount: '0',
+    });
+    expect(config.ingest).toMatchObject({
+      maxFutureSkewMs: 60_000,
+      earliestTimestampMs: Date.UTC(2020, 0, 1),
+      maxRecordBytes: 1024,
+      maxDepth: 4,
+      maxFields: 50,
+      stateWriteConcurrency: 2,
+      maxRetryCount: 0,
+    });
+  });
+
+  it.each([
+    ['Ingest__MaxDepth', 'deep'],
+    ['Ingest__MaxDepth', '0'],
+    ['Ingest__MaxDepth', '2.5'],
+    ['Ingest__MaxFields', '-1'],
+    ['Ingest__MaxRetryCount', '101'],
+    ['Ingest__EarliestTimestamp', 'last year'],
+    ['CosmosDbAllowSelfSignedTls', 'yes'],
+  ])('refuses %s=%s, naming the setting', (name, value) => {
+    const error = configError({ ...MINIMAL, [name]: value });
+    expect(error.problems).toHaveLength(1);
+    expect(error.problems[0]).toMatch(new RegExp(`^${name}: `));
+  });
+
+  it('reads the boolean settings', () => {
+    expect(loadConfig({ ...MINIMAL, CreateResourcesIfMissing: 'true' }).createResourcesIfMissing).toBe(true);
+    expect(loadConfig({ ...MINIMAL, CreateResourcesIfMissing: '1' }).createResourcesIfMissing).toBe(true);
+    expect(loadConfig({ ...MINIMAL, CreateResourcesIfMissing: 'false' }).createResourcesIfMissing).toBe(
+      false,
+    );
+    expect(loadConfig({ ...MINIMAL, CreateResourcesIfMissing: '' }).createResourcesIfMissing).toBe(false);
+  });
+
+  // Regression: cross-setting rules used to be skipped as soon as any single setting was invalid.
+  it('names a cross-setting problem even when another setting is also bad', () => {
+    const error = configError({ ...without('ArchiveStorageConnectionString'), Ingest__MaxDepth: 'deep' });
+    expect(error.problems.map((p) => p.split(':')[0]).sort()).toEqual([
+      'ArchiveStorageConnectionString',
+      'Ingest__MaxDepth',
+    ]);
+  });
+});
