@@ -10,7 +10,7 @@ const EXAMPLES: Record<string, string> = {
     'Endpoint=sb://ihsuprodxx.servicebus.windows.net/;SharedAccessKeyName=service;SharedAccessKey=...;EntityPath=...',
   CosmosDb__accountEndpoint: 'https://myaccount.documents.azure.com:443/',
   ArchiveStorageConnectionString: 'UseDevelopmentStorage=true',
-  'ArchiveStorage__blobServiceUri': 'https://mystorage.blob.core.windows.net',
+  ArchiveStorage__blobServiceUri: 'https://mystorage.blob.core.windows.net',
 };
 
 const bool = z
@@ -21,46 +21,44 @@ const positiveInt = (fallback: number) => z.coerce.number().int().positive().def
 const nonEmpty = z.string().trim().min(1);
 const loopbackHosts = new Set(['localhost', '127.0.0.1', '[::1]', '::1']);
 
-const schema = z
-  .object({
-    IotHubEventHubName: nonEmpty,
-    IngestConsumerGroup: nonEmpty,
-    IotHubEventsConnection: nonEmpty.optional(),
-    IotHubEventsConnection__fullyQualifiedNamespace: nonEmpty.optional(),
+const schema = z.object({
+  IotHubEventHubName: nonEmpty,
+  IngestConsumerGroup: nonEmpty,
+  IotHubEventsConnection: nonEmpty.optional(),
+  IotHubEventsConnection__fullyQualifiedNamespace: nonEmpty.optional(),
 
-    CosmosDb__accountEndpoint: z.url({ protocol: /^https?$/ }),
-    CosmosDbKey: nonEmpty.optional(),
-    CosmosDbDatabaseName: nonEmpty.default('iot'),
-    CosmosDbStateContainerName: nonEmpty.default('deviceState'),
-    CosmosDbAllowSelfSignedTls: bool,
+  CosmosDb__accountEndpoint: z.url({ protocol: /^https?$/ }),
+  CosmosDbKey: nonEmpty.optional(),
+  CosmosDbDatabaseName: nonEmpty.default('iot'),
+  CosmosDbStateContainerName: nonEmpty.default('deviceState'),
+  CosmosDbAllowSelfSignedTls: bool,
 
-    ArchiveStorageConnectionString: nonEmpty.optional(),
-    ArchiveStorage__blobServiceUri: z.url({ protocol: /^https?$/ }).optional(),
-    RawArchiveContainerName: nonEmpty.default('telemetry-raw'),
-    DeadLetterContainerName: nonEmpty.default('telemetry-deadletter'),
+  ArchiveStorageConnectionString: nonEmpty.optional(),
+  ArchiveStorage__blobServiceUri: z.url({ protocol: /^https?$/ }).optional(),
+  RawArchiveContainerName: nonEmpty.default('telemetry-raw'),
+  DeadLetterContainerName: nonEmpty.default('telemetry-deadletter'),
 
-    CreateResourcesIfMissing: bool,
+  CreateResourcesIfMissing: bool,
 
-    Ingest__TimestampFields: z
-      .string()
-      .optional()
-      .transform((v) =>
-        v === undefined
-          ? [...DEFAULT_INGEST_OPTIONS.timestampFields]
-          : v
-              .split(',')
-              .map((s) => s.trim())
-              .filter(Boolean),
-      ),
-    Ingest__MaxFutureSkewSeconds: z.coerce.number().int().nonnegative().default(300),
-    Ingest__EarliestTimestamp: z.iso.datetime({ offset: true }).default('2000-01-01T00:00:00Z'),
-    Ingest__MaxRecordBytes: positiveInt(DEFAULT_INGEST_OPTIONS.maxRecordBytes),
-    Ingest__MaxDepth: positiveInt(DEFAULT_INGEST_OPTIONS.maxDepth),
-    Ingest__MaxFields: positiveInt(DEFAULT_INGEST_OPTIONS.maxFields),
-    Ingest__StateWriteConcurrency: positiveInt(16),
-    Ingest__MaxRetryCount: z.coerce.number().int().min(0).max(100).default(5),
-  })
-;
+  Ingest__TimestampFields: z
+    .string()
+    .optional()
+    .transform((v) =>
+      v === undefined
+        ? [...DEFAULT_INGEST_OPTIONS.timestampFields]
+        : v
+            .split(',')
+            .map((s) => s.trim())
+            .filter(Boolean),
+    ),
+  Ingest__MaxFutureSkewSeconds: z.coerce.number().int().nonnegative().default(300),
+  Ingest__EarliestTimestamp: z.iso.datetime({ offset: true }).default('2000-01-01T00:00:00Z'),
+  Ingest__MaxRecordBytes: positiveInt(DEFAULT_INGEST_OPTIONS.maxRecordBytes),
+  Ingest__MaxDepth: positiveInt(DEFAULT_INGEST_OPTIONS.maxDepth),
+  Ingest__MaxFields: positiveInt(DEFAULT_INGEST_OPTIONS.maxFields),
+  Ingest__StateWriteConcurrency: positiveInt(16),
+  Ingest__MaxRetryCount: z.coerce.number().int().min(0).max(100).default(5),
+});
 
 /**
  * Rules across settings. They run on the raw settings even when a single setting is invalid, so that start-up

@@ -21,7 +21,9 @@ export function iotHubBatch(
   messages: readonly TestMessage[],
   partitionId = '0',
 ): { bodies: unknown[]; triggerMetadata: Record<string, unknown> } {
-  const enqueued = messages.map((m) => m.enqueuedTime ?? new Date(BASE + m.sequenceNumber * 1000).toISOString());
+  const enqueued = messages.map(
+    (m) => m.enqueuedTime ?? new Date(BASE + m.sequenceNumber * 1000).toISOString(),
+  );
   return {
     bodies: messages.map((m) => m.body),
     triggerMetadata: {
@@ -43,4 +45,3 @@ export function iotHubBatch(
     },
   };
 }
-

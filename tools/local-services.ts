@@ -13,7 +13,8 @@ import type { AddressInfo } from 'node:net';
 const DEV_ACCOUNT = 'devstoreaccount1';
 const DEV_KEY = 'Eby8vdM02xNOcqFlqUwJPLlmEtlCDXJ1OUzFT50uSRZ6IFsuFq2UVErCz4I6tq/K1SZFPTOtr/KBHBeksoGMGw==';
 /** The Cosmos DB emulator's documented key; the local server accepts any key. */
-export const LOCAL_COSMOS_KEY = 'C2y6yDjf5/R+ob0N8A7Cgv30VRDJIWEHLM+4QDU5DE2nQ9nDuVTqobD4b8mGGyPMbIZnqyMsEcaGQy67XIw/Jw==';
+export const LOCAL_COSMOS_KEY =
+  'C2y6yDjf5/R+ob0N8A7Cgv30VRDJIWEHLM+4QDU5DE2nQ9nDuVTqobD4b8mGGyPMbIZnqyMsEcaGQy67XIw/Jw==';
 
 export interface LocalServicesOptions {
   /** Keep Azurite data in memory only (tests, throwaway runs). */
@@ -51,7 +52,9 @@ function waitForAzurite(child: ChildProcess): Promise<Record<'Blob' | 'Queue' | 
     };
     const onData = (chunk: Buffer) => {
       output += chunk.toString();
-      for (const m of output.matchAll(/Azurite (Blob|Queue|Table) service is successfully listening at http:\/\/[^:]+:(\d+)/g)) {
+      for (const m of output.matchAll(
+        /Azurite (Blob|Queue|Table) service is successfully listening at http:\/\/[^:]+:(\d+)/g,
+      )) {
         ports[m[1] as 'Blob' | 'Queue' | 'Table'] = Number(m[2]);
       }
       if (ports.Blob && ports.Queue && ports.Table) {
@@ -96,7 +99,9 @@ export async function startLocalServices(options: LocalServicesOptions): Promise
     await Promise.race([
       once(cosmos, 'listening'),
       once(cosmos, 'error').then(([error]) => {
-        throw new Error(`Cosmos DB server could not listen on port ${options.cosmosPort ?? 0}: ${String(error)}`);
+        throw new Error(
+          `Cosmos DB server could not listen on port ${options.cosmosPort ?? 0}: ${String(error)}`,
+        );
       }),
     ]);
     const ports = await waitForAzurite(azurite);

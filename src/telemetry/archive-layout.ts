@@ -41,7 +41,8 @@ export function deadLetterLine(d: DeadLetter): string {
     partitionId: d.partitionId,
     sequenceNumber: d.meta.sequenceNumber,
     offset: d.meta.offset,
-    enqueuedTime: d.meta.enqueuedTimeMs === undefined ? undefined : new Date(d.meta.enqueuedTimeMs).toISOString(),
+    enqueuedTime:
+      d.meta.enqueuedTimeMs === undefined ? undefined : new Date(d.meta.enqueuedTimeMs).toISOString(),
     properties: d.meta.properties,
     ...rawBody(d.body),
   });

@@ -15,7 +15,7 @@ export function makeGetDeviceState(deps: { stateStore: DeviceStateStore }) {
     const deviceId = request.params.id ?? '';
     if (!DEVICE_ID_PATTERN.test(deviceId)) {
       throw new ValidationError('Invalid device id.', [
-        { path: 'id', message: 'must be 1-128 characters of A-Z a-z 0-9 - . + % _ # * ? ! ( ) , : = @ $ \'' },
+        { path: 'id', message: "must be 1-128 characters of A-Z a-z 0-9 - . + % _ # * ? ! ( ) , : = @ $ '" },
       ]);
     }
     const state = await deps.stateStore.get(deviceId);

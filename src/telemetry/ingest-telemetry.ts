@@ -77,7 +77,8 @@ export function makeIngestTelemetry(deps: IngestTelemetryDeps) {
       batchDeadLettered: false,
     };
     for (const r of records) {
-      if (!isStateStream(r.stream)) summary.otherStreams[r.stream] = (summary.otherStreams[r.stream] ?? 0) + 1;
+      if (!isStateStream(r.stream))
+        summary.otherStreams[r.stream] = (summary.otherStreams[r.stream] ?? 0) + 1;
     }
 
     try {
@@ -100,14 +101,24 @@ export function makeIngestTelemetry(deps: IngestTelemetryDeps) {
       const maxRetryCount = context.retryContext?.maxRetryCount ?? options.maxRetryCount;
       const lastAttempt = maxRetryCount >= 0 && retryCount >= maxRetryCount;
       if (!lastAttempt) {
-        context.warn(`ingestTelemetry attempt ${retryCount + 1} failed; the host will retry`, errorText(error));
+        context.warn(
+          `ingestTelemetry attempt ${retryCount + 1} failed; the host will retry`,
+          errorText(error),
+        );
         throw error;
       }
       // The checkpoint moves on after this invocation: park the whole batch so nothing is lost silently.
       const whole: DeadLetter[] = bodies.map((body, i) => ({
         reason: 'storage-failure',
         detail: errorText(error),
-        meta: metas[i] ?? { deviceId: undefined, moduleId: undefined, sequenceNumber: undefined, offset: undefined, enqueuedTimeMs: undefined, properties: {} },
+        meta: metas[i] ?? {
+          deviceId: undefined,
+          moduleId: undefined,
+          sequenceNumber: undefined,
+          offset: undefined,
+          enqueuedTimeMs: undefined,
+          properties: {},
+        },
         partitionId,
         body,
       }));
@@ -120,7 +131,8 @@ export function makeIngestTelemetry(deps: IngestTelemetryDeps) {
       return summary;
     }
 
-    if (summary.deadLetters > 0) context.warn(`ingestTelemetry dead-lettered ${summary.deadLetters} record(s)`);
+    if (summary.deadLetters > 0)
+      context.warn(`ingestTelemetry dead-lettered ${summary.deadLetters} record(s)`);
     if (Object.keys(summary.otherStreams).length > 0) {
       context.log('ingestTelemetry archived records of streams without state', summary.otherStreams);
     }

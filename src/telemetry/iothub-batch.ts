@@ -25,6 +25,8 @@ export interface IotHubBatchMeta {
   messages: IotHubMessageMeta[];
 }
 
+import { parseIsoTimestamp } from './timestamps.js';
+
 type Rec = Record<string, unknown>;
 
 const isRecord = (v: unknown): v is Rec => typeof v === 'object' && v !== null && !Array.isArray(v);
@@ -43,7 +45,7 @@ function toNumber(v: unknown): number | undefined {
 function toEpochMs(v: unknown): number | undefined {
   if (v instanceof Date) return Number.isNaN(v.getTime()) ? undefined : v.getTime();
   if (typeof v === 'string') {
-    const ms = Date.parse(v);
+    const ms = parseIsoTimestamp(v) ?? Date.parse(v);
     return Number.isNaN(ms) ? undefined : ms;
   }
   return typeof v === 'number' && Number.isFinite(v) ? v : undefined;
@@ -74,7 +76,9 @@ export function readIotHubBatchMetadata(triggerMetadata: unknown, count: number)
       sequenceNumber: toNumber(seqs[i]) ?? toNumber(sys['x-opt-sequence-number']),
       offset: toText(offsets[i]) ?? toText(sys['x-opt-offset']),
       enqueuedTimeMs:
-        toEpochMs(enqueued[i]) ?? toEpochMs(sys['iothub-enqueuedtime']) ?? toEpochMs(sys['x-opt-enqueued-time']),
+        toEpochMs(enqueued[i]) ??
+        toEpochMs(sys['iothub-enqueuedtime']) ??
+        toEpochMs(sys['x-opt-enqueued-time']),
       properties: isRecord(p) ? p : {},
     });
   }

@@ -1,4 +1,10 @@
-import { isStateStream, isValueField, STATE_STREAMS, type StateStream, type TelemetryRecord } from './records.js';
+import {
+  isStateStream,
+  isValueField,
+  STATE_STREAMS,
+  type StateStream,
+  type TelemetryRecord,
+} from './records.js';
 import type { TimeSource } from './timestamps.js';
 
 /** The last known value of one field, and where it came from. */
@@ -109,7 +115,8 @@ export function projectBatch(records: Iterable<TelemetryRecord>): Map<string, De
     if (record.enqueuedTimeMs < delta.minEnqueuedMs) delta.minEnqueuedMs = record.enqueuedTimeMs;
     if (record.enqueuedTimeMs > delta.maxEnqueuedMs) delta.maxEnqueuedMs = record.enqueuedTimeMs;
     let perStream = delta.recordsBySequence.get(record.sequenceNumber);
-    if (!perStream) delta.recordsBySequence.set(record.sequenceNumber, (perStream = new Map<string, number>()));
+    if (!perStream)
+      delta.recordsBySequence.set(record.sequenceNumber, (perStream = new Map<string, number>()));
     perStream.set(record.stream, (perStream.get(record.stream) ?? 0) + 1);
 
     if (!isStateStream(record.stream)) continue;
@@ -127,7 +134,8 @@ export function projectBatch(records: Iterable<TelemetryRecord>): Map<string, De
     for (const stream of STATE_STREAMS) {
       for (const [name, record] of won[stream]) {
         let timestamp = iso.get(record);
-        if (timestamp === undefined) iso.set(record, (timestamp = new Date(record.timestampMs).toISOString()));
+        if (timestamp === undefined)
+          iso.set(record, (timestamp = new Date(record.timestampMs).toISOString()));
         delta.sections[stream][name] = toFieldValue(record, record.payload[name], timestamp);
       }
     }

@@ -10,7 +10,10 @@ export interface DeviceStateStore {
    * Applies `update` to the stored state under optimistic concurrency, re-reading and re-applying when another
    * writer got there first. `update` returns undefined when there is nothing to write.
    */
-  update(deviceId: string, update: (current: DeviceState | undefined) => DeviceState | undefined): Promise<WriteOutcome>;
+  update(
+    deviceId: string,
+    update: (current: DeviceState | undefined) => DeviceState | undefined,
+  ): Promise<WriteOutcome>;
   /** Removes a device's state; false when there was none. */
   delete(deviceId: string): Promise<boolean>;
 }

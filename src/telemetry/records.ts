@@ -76,41 +76,64 @@ function byteLength(text: string, limit: number): number {
   return text.length * 3 <= limit ? text.length : Buffer.byteLength(text, 'utf8');
 }
 
-/**
- * Depth, node count and (for bodies delivered already parsed) an estimate of the serialized size of a JSON
- * value, stopping early once a limit is passed.
- */
-function measure(
-  value: unknown,
-  limits: { maxDepth: number; maxFields: number; maxBytes: number | undefined },
-): 'too-deep' | 'too-many-fields' | 'too-large' | undefined {
-  let fields = 0;
-  let bytes = 2;
-  const stack: [unknown, number][] = [[value, 1]];
-  while (stack.length > 0) {
-    const [v, depth] = stack.pop() as [unknown, number];
-    if (depth > limits.maxDepth) return 'too-deep';
-    const isArray = Array.isArray(v);
-    const keys = isArray ? undefined : Object.keys(v as object);
-    const children: unknown[] = isArray ? v : Object.values(v as Record<string, unknown>);
-    fields += children.length;
-    if (fields > limits.maxFields) return 'too-many-fields';
-    if (limits.maxBytes !== undefined) {
-      if (keys) for (const k of keys) bytes += k.length + 4;
-      for (const c of children) bytes += typeof c === 'string' ? c.length + 3 : 8;
-      if (bytes > limits.maxBytes) return 'too-large';
-    }
-    for (const c of children) if (typeof c === 'object' && c !== null) stack.push([c, depth + 1]);
-  }
-  return undefined;
+interface Limits {
+  maxDepth: number;
+  maxFields: number;
+  /** Set for bodies delivered already parsed, whose serialized size can only be estimated. */
+  maxBytes: number | undefined;
+}
+type ShapeProblem = 'too-deep' | 'too-many-fields' | 'too-large';
+interface Tally {
+  fields: number;
+  bytes: number;
 }
 
-function decodeBody(body: unknown, maxBytes: number): { value: unknown } | { reason: DeadLetterReason; detail: string } {
+/** Depth, node count and (optionally) estimated size of a JSON value, stopping at the first limit passed. */
+function measure(value: object, limits: Limits): ShapeProblem | undefined {
+  return walk(value, 1, limits, { fields: 0, bytes: 2 });
+}
+
+function walk(v: object, depth: number, limits: Limits, tally: Tally): ShapeProblem | undefined {
+  if (depth > limits.maxDepth) return 'too-deep';
+  const countBytes = limits.maxBytes !== undefined;
+  if (Array.isArray(v)) {
+    tally.fields += v.length;
+    if (tally.fields > limits.maxFields) return 'too-many-fields';
+    for (const c of v as unknown[]) {
+      if (countBytes) tally.bytes += typeof c === 'string' ? c.length + 3 : 8;
+      if (typeof c === 'object' && c !== null) {
+        const problem = walk(c, depth + 1, limits, tally);
+        if (problem) return problem;
+      }
+    }
+  } else {
+    const record = v as Record<string, unknown>;
+    for (const key in record) {
+      if (!Object.hasOwn(record, key)) continue;
+      if (++tally.fields > limits.maxFields) return 'too-many-fields';
+      const c = record[key];
+      if (countBytes) tally.bytes += key.length + 4 + (typeof c === 'string' ? c.length + 3 : 8);
+      if (typeof c === 'object' && c !== null) {
+        const problem = walk(c, depth + 1, limits, tally);
+        if (problem) return problem;
+      }
+    }
+  }
+  return countBytes && tally.bytes > (limits.maxBytes ?? Infinity) ? 'too-large' : undefined;
+}
+
+function decodeBody(
+  body: unknown,
+  maxBytes: number,
+): { value: unknown } | { reason: DeadLetterReason; detail: string } {
   if (body instanceof Uint8Array) {
-    if (body.byteLength > maxBytes) return { reason: 'too-large', detail: `${body.byteLength} bytes > ${maxBytes}` };
+    if (body.byteLength > maxBytes)
+      return { reason: 'too-large', detail: `${body.byteLength} bytes > ${maxBytes}` };
     if (!isUtf8(body)) return { reason: 'invalid-json', detail: 'body is not UTF-8' };
     try {
-      const buffer = Buffer.isBuffer(body) ? body : Buffer.from(body.buffer, body.byteOffset, body.byteLength);
+      const buffer = Buffer.isBuffer(body)
+        ? body
+        : Buffer.from(body.buffer, body.byteOffset, body.byteLength);
       return { value: JSON.parse(buffer.toString('utf8')) as unknown };
     } catch {
       return { reason: 'invalid-json', detail: 'body is not UTF-8 JSON' };
@@ -138,36 +161,62 @@ export function parseMessage(
   partitionId: string,
   options: IngestOptions,
 ): ParsedMessage {
-  const dead = (reason: DeadLetterReason, detail: string): ParsedMessage => ({
-    records: [],
-    deadLetters: [{ reason, detail, meta, partitionId, body }],
-  });
   const { deviceId, sequenceNumber } = meta;
-  if (deviceId === undefined) return dead('no-identity', 'no iothub-connection-device-id system property');
-  if (sequenceNumber === undefined) return dead('no-sequence-number', 'no sequence number in trigger metadata');
+  if (deviceId === undefined) {
+    return deadMessage(
+      'no-identity',
+      'no iothub-connection-device-id system property',
+      meta,
+      partitionId,
+      body,
+    );
+  }
+  if (sequenceNumber === undefined) {
+    return deadMessage(
+      'no-sequence-number',
+      'no sequence number in trigger metadata',
+      meta,
+      partitionId,
+      body,
+    );
+  }
 
   const decoded = decodeBody(body, options.maxRecordBytes);
-  if ('reason' in decoded) return dead(decoded.reason, decoded.detail);
+  if ('reason' in decoded) return deadMessage(decoded.reason, decoded.detail, meta, partitionId, body);
   const value = decoded.value;
-  if (!isPlainObject(value) && !Array.isArray(value)) return dead('not-an-object', `body is ${typeof value}`);
+  const isArray = Array.isArray(value);
+  if (!isArray && !isPlainObject(value)) {
+    return deadMessage(
+      'not-an-object',
+      `body is ${value === null ? 'null' : typeof value}`,
+      meta,
+      partitionId,
+      body,
+    );
+  }
   // Bodies delivered already parsed have no byte size: estimate it while bounding nesting and breadth.
   const shape = measure(value, {
-    maxDepth: options.maxDepth + (Array.isArray(value) ? 1 : 0),
+    maxDepth: options.maxDepth + (isArray ? 1 : 0),
     maxFields: options.maxFields,
     maxBytes: typeof body === 'object' && !(body instanceof Uint8Array) ? options.maxRecordBytes : undefined,
   });
-  if (shape === 'too-deep') return dead(shape, `nesting deeper than ${options.maxDepth}`);
-  if (shape === 'too-many-fields') return dead(shape, `more than ${options.maxFields} fields`);
-  if (shape === 'too-large') return dead(shape, `about ${options.maxRecordBytes}+ bytes once serialized`);
+  if (shape !== undefined) {
+    const detail =
+      shape === 'too-deep'
+        ? `nesting deeper than ${options.maxDepth}`
+        : shape === 'too-many-fields'
+          ? `more than ${options.maxFields} fields`
+          : `about ${options.maxRecordBytes}+ bytes once serialized`;
+    return deadMessage(shape, detail, meta, partitionId, body);
+  }
 
-  const items = Array.isArray(value) ? value : [value];
+  const items: unknown[] = isArray ? value : [value];
   const enqueuedTimeMs = meta.enqueuedTimeMs ?? 0;
-  const propertyStream =
-    normalizeStreamName(propertyIgnoringCase(meta.properties, 'stream-id')) ??
-    normalizeStreamName(propertyIgnoringCase(meta.properties, 'subject'));
+  const propertyStream = streamFromProperties(meta.properties);
   const result: ParsedMessage = { records: [], deadLetters: [] };
 
-  items.forEach((item, recordIndex) => {
+  for (let recordIndex = 0; recordIndex < items.length; recordIndex++) {
+    const item = items[recordIndex];
     if (!isPlainObject(item)) {
       result.deadLetters.push({
         reason: 'not-an-object',
@@ -176,7 +225,7 @@ export function parseMessage(
         partitionId,
         body: item,
       });
-      return;
+      continue;
     }
     const { timestampMs, timeSource, field } = chooseTimestamp(item, enqueuedTimeMs, options);
     const version = item._version;
@@ -196,8 +245,29 @@ export function parseMessage(
       payload: item,
       properties: meta.properties,
     });
-  });
+  }
   return result;
+}
+
+function deadMessage(
+  reason: DeadLetterReason,
+  detail: string,
+  meta: IotHubMessageMeta,
+  partitionId: string,
+  body: unknown,
+): ParsedMessage {
+  return { records: [], deadLetters: [{ reason, detail, meta, partitionId, body }] };
+}
+
+/** The stream named by the `stream-id` or `subject` application property, if any. */
+function streamFromProperties(properties: Record<string, unknown>): string | undefined {
+  for (const _ in properties) {
+    return (
+      normalizeStreamName(propertyIgnoringCase(properties, 'stream-id')) ??
+      normalizeStreamName(propertyIgnoringCase(properties, 'subject'))
+    );
+  }
+  return undefined; // no properties at all: the common case, and the cheap one
 }
 
 /** True for payload keys that are values of the device (not convention fields, not the timestamp field). */
@@ -207,7 +277,8 @@ export const isValueField = (record: TelemetryRecord, key: string): boolean =>
 /** The payload's own values, without the convention fields and the timestamp field. */
 export function valueFields(record: TelemetryRecord): [string, unknown][] {
   const out: [string, unknown][] = [];
-  for (const key of Object.keys(record.payload)) if (isValueField(record, key)) out.push([key, record.payload[key]]);
+  for (const key of Object.keys(record.payload))
+    if (isValueField(record, key)) out.push([key, record.payload[key]]);
   return out;
 }
 

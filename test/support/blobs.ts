@@ -1,7 +1,10 @@
 import { BlobServiceClient } from '@azure/storage-blob';
 
 /** Every blob in a container as name → text, read back through the real SDK from Azurite. */
-export async function readContainer(connectionString: string, container: string): Promise<Map<string, string>> {
+export async function readContainer(
+  connectionString: string,
+  container: string,
+): Promise<Map<string, string>> {
   const client = BlobServiceClient.fromConnectionString(connectionString).getContainerClient(container);
   const out = new Map<string, string>();
   if (!(await client.exists())) return out;
@@ -13,7 +16,10 @@ export async function readContainer(connectionString: string, container: string)
 }
 
 /** The JSON lines of every blob in a container, flattened. */
-export async function readLines(connectionString: string, container: string): Promise<Record<string, unknown>[]> {
+export async function readLines(
+  connectionString: string,
+  container: string,
+): Promise<Record<string, unknown>[]> {
   const blobs = await readContainer(connectionString, container);
   return [...blobs.values()].flatMap((text) =>
     text

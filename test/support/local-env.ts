@@ -12,7 +12,8 @@ const LOOPBACK = /^https?:\/\/(127\.0\.0\.1|localhost|\[::1\])(:\d+)?\//;
 export function testSettings(overrides: Record<string, string> = {}): Record<string, string> {
   const services = inject('localServices');
   for (const endpoint of [services.cosmosEndpoint, services.blobEndpoint + '/']) {
-    if (!LOOPBACK.test(endpoint)) throw new Error(`Refusing to run tests against non-local endpoint ${endpoint}`);
+    if (!LOOPBACK.test(endpoint))
+      throw new Error(`Refusing to run tests against non-local endpoint ${endpoint}`);
   }
   const suffix = randomUUID().slice(0, 8);
   return {

@@ -9,7 +9,9 @@ export function createCosmosClient(config: CosmosConfig): CosmosClient {
     endpoint: config.endpoint,
     ...(config.key ? { key: config.key } : { aadCredentials: new DefaultAzureCredential() }),
     // Only ever true for a loopback endpoint: config validation refuses it for anything else.
-    ...(config.allowSelfSignedTls ? { agent: new Agent({ rejectUnauthorized: false, keepAlive: true }) } : {}),
+    ...(config.allowSelfSignedTls
+      ? { agent: new Agent({ rejectUnauthorized: false, keepAlive: true }) }
+      : {}),
     connectionPolicy: { enableEndpointDiscovery: !config.allowSelfSignedTls },
   });
 }
@@ -48,7 +50,10 @@ export function lazyContainer(
 
 /** Cosmos ids may not hold '/', '\\', '?' or '#', which IoT Hub device ids may: percent-encode those (and '%'). */
 export function toCosmosId(deviceId: string): string {
-  return deviceId.replace(/[%/\\?#]/g, (c) => `%${c.charCodeAt(0).toString(16).toUpperCase().padStart(2, '0')}`);
+  return deviceId.replace(
+    /[%/\\?#]/g,
+    (c) => `%${c.charCodeAt(0).toString(16).toUpperCase().padStart(2, '0')}`,
+  );
 }
 
 /** The HTTP status of a Cosmos SDK error, if it carries one. */

@@ -42,7 +42,9 @@ export class CosmosDeviceStateStore implements DeviceStateStore {
           await container.items.create(doc);
           return 'created';
         }
-        await container.item(id, id).replace(doc, { accessCondition: { type: 'IfMatch', condition: current.etag } });
+        await container
+          .item(id, id)
+          .replace(doc, { accessCondition: { type: 'IfMatch', condition: current.etag } });
         return 'replaced';
       } catch (error) {
         const status = cosmosStatus(error);
@@ -71,7 +73,15 @@ export class CosmosDeviceStateStore implements DeviceStateStore {
     try {
       const { resource, etag } = await (await this.container()).item(id, id).read<StoredState>();
       if (!resource) return undefined;
-      const { id: _id, _rid, _self, _etag, _attachments, _ts, ...state } = resource as StoredState & SystemProperties;
+      const {
+        id: _id,
+        _rid,
+        _self,
+        _etag,
+        _attachments,
+        _ts,
+        ...state
+      } = resource as StoredState & SystemProperties;
       return { state, etag };
     } catch (error) {
       if (cosmosStatus(error) === 404) return undefined;
@@ -83,7 +93,10 @@ export class CosmosDeviceStateStore implements DeviceStateStore {
 function translate(error: unknown): unknown {
   if (cosmosStatus(error) === 429) {
     const ms = (error as { retryAfterInMs?: number }).retryAfterInMs;
-    return new ThrottledError('Cosmos DB is throttling requests.', ms === undefined ? undefined : Math.ceil(ms / 1000));
+    return new ThrottledError(
+      'Cosmos DB is throttling requests.',
+      ms === undefined ? undefined : Math.ceil(ms / 1000),
+    );
   }
   return error;
 }

@@ -18,7 +18,11 @@ function newApp(overrides: Record<string, string> = {}) {
   const config = testConfig(overrides);
   const adapters = createAdapters(config);
   const ingest = makeIngestTelemetry({ ...adapters, options: config.ingest });
-  const run = (messages: readonly TestMessage[], partitionId = '0', retry?: { retryCount: number; maxRetryCount: number }) => {
+  const run = (
+    messages: readonly TestMessage[],
+    partitionId = '0',
+    retry?: { retryCount: number; maxRetryCount: number },
+  ) => {
     const { bodies, triggerMetadata } = iotHubBatch(messages, partitionId);
     return ingest(bodies, testContext(triggerMetadata, retry));
   };
@@ -26,7 +30,10 @@ function newApp(overrides: Record<string, string> = {}) {
 }
 
 /** The raw Cosmos document, system properties included, to prove replays write nothing. */
-async function rawDocument(config: AppConfig, deviceId: string): Promise<Record<string, unknown> | undefined> {
+async function rawDocument(
+  config: AppConfig,
+  deviceId: string,
+): Promise<Record<string, unknown> | undefined> {
   const client = new CosmosClient({
     endpoint: config.cosmos.endpoint,
     key: config.cosmos.key ?? '',
@@ -42,7 +49,8 @@ async function rawDocument(config: AppConfig, deviceId: string): Promise<Record<
   return resource;
 }
 
-const connection = (config: AppConfig) => ('connectionString' in config.storage ? config.storage.connectionString : '');
+const connection = (config: AppConfig) =>
+  'connectionString' in config.storage ? config.storage.connectionString : '';
 
 /** Messages from `devices` devices, each a key frame then differential records, seq 1..n on one partition. */
 function fleetMessages(devices: number, perDevice: number, firstSeq = 1): TestMessage[] {
@@ -52,8 +60,16 @@ function fleetMessages(devices: number, perDevice: number, firstSeq = 1): TestMe
     for (let d = 0; d < devices; d++) {
       const body: Record<string, unknown> =
         round === 0
-          ? { temperature: 20 + d, humidity: 40 + d, firmware: '1.0.0', ts: new Date(Date.UTC(2026, 10, 23, 9, 0, round)).toISOString() }
-          : { temperature: 20 + d + round / 10, ts: new Date(Date.UTC(2026, 10, 23, 9, 0, round)).toISOString() };
+          ? {
+              temperature: 20 + d,
+              humidity: 40 + d,
+              firmware: '1.0.0',
+              ts: new Date(Date.UTC(2026, 10, 23, 9, 0, round)).toISOString(),
+            }
+          : {
+              temperature: 20 + d + round / 10,
+              ts: new Date(Date.UTC(2026, 10, 23, 9, 0, round)).toISOString(),
+            };
       out.push({ deviceId: `dev-${d}`, sequenceNumber: seq++, body });
     }
   }
@@ -82,17 +98,26 @@ describe('ingestTelemetry against Azurite and the local Cosmos DB server', () =>
     it('a batch replayed 3 times gives identical state and the same set of blobs', async () => {
       const first = await app.run(batch);
       expect(first.stateWrites).toBe(5);
-      const docsAfterFirst = await Promise.all([0, 1, 2, 3, 4].map((d) => rawDocument(app.config, `dev-${d}`)));
-      const blobsAfterFirst = await readContainer(connection(app.config), app.config.storage.rawArchiveContainer);
+      const docsAfterFirst = await Promise.all(
+        [0, 1, 2, 3, 4].map((d) => rawDocument(app.config, `dev-${d}`)),
+      );
+      const blobsAfterFirst = await readContainer(
+        connection(app.config),
+        app.config.storage.rawArchiveContainer,
+      );
 
       for (let replay = 0; replay < 3; replay++) {
         const summary = await app.run(batch);
         expect(summary.stateWrites).toBe(0);
       }
-      const docsAfterReplays = await Promise.all([0, 1, 2, 3, 4].map((d) => rawDocument(app.config, `dev-${d}`)));
+      const docsAfterReplays = await Promise.all(
+        [0, 1, 2, 3, 4].map((d) => rawDocument(app.config, `dev-${d}`)),
+      );
       // Same _etag and _ts: a replay changes nothing, so it writes nothing.
       expect(docsAfterReplays).toEqual(docsAfterFirst);
-      expect(await readContainer(connection(app.config), app.config.storage.rawArchiveContainer)).toEqual(blobsAfterFirst);
+      expect(await readContainer(connection(app.config), app.config.storage.rawArchiveContainer)).toEqual(
+        blobsAfterFirst,
+      );
       expect(blobsAfterFirst.size).toBe(1);
       const state = docsAfterFirst[2] as unknown as DeviceState;
       expect(state.counts).toEqual({ messages: 4, records: { telemetry: 4 } });
@@ -105,7 +130,9 @@ describe('ingestTelemetry against Azurite and the local Cosmos DB server', () =>
     const messages = fleetMessages(6, 5);
 
     async function finalStates(app: ReturnType<typeof newApp>): Promise<DeviceState[]> {
-      return Promise.all([0, 1, 2, 3, 4, 5].map(async (d) => (await app.adapters.stateStore.get(`dev-${d}`)) as DeviceState));
+      return Promise.all(
+        [0, 1, 2, 3, 4, 5].map(async (d) => (await app.adapters.stateStore.get(`dev-${d}`)) as DeviceState),
+      );
     }
 
     it('the same records shuffled within each batch give the same final state', async () => {
@@ -127,10 +154,18 @@ describe('ingestTelemetry against Azurite and the local Cosmos DB server', () =>
 
     it('an older record arriving later never regresses a field', async () => {
       const app = newApp();
-      await app.run([{ deviceId: 'd1', sequenceNumber: 10, body: { temp: 30, ts: '2026-11-23T10:00:00+00:00' } }]);
-      await app.run([{ deviceId: 'd1', sequenceNumber: 11, body: { temp: 10, ts: '2026-11-23T09:00:00+0000' } }]);
+      await app.run([
+        { deviceId: 'd1', sequenceNumber: 10, body: { temp: 30, ts: '2026-11-23T10:00:00+00:00' } },
+      ]);
+      await app.run([
+        { deviceId: 'd1', sequenceNumber: 11, body: { temp: 10, ts: '2026-11-23T09:00:00+0000' } },
+      ]);
       const state = await app.adapters.stateStore.get('d1');
-      expect(state?.telemetry.temp).toMatchObject({ value: 30, timestamp: '2026-11-23T10:00:00.000Z', timeSource: 'device' });
+      expect(state?.telemetry.temp).toMatchObject({
+        value: 30,
+        timestamp: '2026-11-23T10:00:00.000Z',
+        timeSource: 'device',
+      });
       expect(state?.counts.messages).toBe(2);
     });
   });
@@ -145,7 +180,11 @@ describe('ingestTelemetry against Azurite and the local Cosmos DB server', () =>
     const state = await app.adapters.stateStore.get('d1');
     expect(state?.telemetry.temp?.value).toBe(21);
     expect(state?.telemetry.hum?.value).toBe(55);
-    expect(state?.telemetry.fw).toMatchObject({ value: '1.0', timestamp: '2026-11-23T09:00:00.000Z', sequenceNumber: 1 });
+    expect(state?.telemetry.fw).toMatchObject({
+      value: '1.0',
+      timestamp: '2026-11-23T09:00:00.000Z',
+      sequenceNumber: 1,
+    });
     expect(state?.telemetry.ts).toBeUndefined();
   });
 
@@ -153,20 +192,39 @@ describe('ingestTelemetry against Azurite and the local Cosmos DB server', () =>
     const app = newApp();
     await app.run([
       { deviceId: 'd1', sequenceNumber: 1, enqueuedTime: '2026-11-23T10:00:00.000Z', body: { a: 1 } },
-      { deviceId: 'd1', sequenceNumber: 2, enqueuedTime: '2026-11-23T10:00:01.000Z', body: { b: 1, ts: '2030-01-01T00:00:00Z' } },
+      {
+        deviceId: 'd1',
+        sequenceNumber: 2,
+        enqueuedTime: '2026-11-23T10:00:01.000Z',
+        body: { b: 1, ts: '2030-01-01T00:00:00Z' },
+      },
       { deviceId: 'd1', sequenceNumber: 3, enqueuedTime: '2026-11-23T10:00:02.000Z', body: { c: 1, ts: 0 } },
     ]);
     const state = await app.adapters.stateStore.get('d1');
-    expect(state?.telemetry.a).toMatchObject({ timestamp: '2026-11-23T10:00:00.000Z', timeSource: 'enqueued' });
-    expect(state?.telemetry.b).toMatchObject({ timestamp: '2026-11-23T10:00:01.000Z', timeSource: 'enqueued' });
-    expect(state?.telemetry.c).toMatchObject({ timestamp: '2026-11-23T10:00:02.000Z', timeSource: 'enqueued' });
+    expect(state?.telemetry.a).toMatchObject({
+      timestamp: '2026-11-23T10:00:00.000Z',
+      timeSource: 'enqueued',
+    });
+    expect(state?.telemetry.b).toMatchObject({
+      timestamp: '2026-11-23T10:00:01.000Z',
+      timeSource: 'enqueued',
+    });
+    expect(state?.telemetry.c).toMatchObject({
+      timestamp: '2026-11-23T10:00:02.000Z',
+      timeSource: 'enqueued',
+    });
   });
 
   it('segregates streams: state sections for known streams, archive (and a count) for any other', async () => {
     const app = newApp();
     const summary = await app.run([
       { deviceId: 'd1', sequenceNumber: 1, body: { temp: 1 } },
-      { deviceId: 'd1', sequenceNumber: 2, body: { battery: 80 }, properties: { 'stream-id': 'diagnostics' } },
+      {
+        deviceId: 'd1',
+        sequenceNumber: 2,
+        body: { battery: 80 },
+        properties: { 'stream-id': 'diagnostics' },
+      },
       { deviceId: 'd1', sequenceNumber: 3, body: { location: 'hall' }, properties: { subject: 'metadata' } },
       { deviceId: 'd1', sequenceNumber: 4, body: { _subject: 'Alarms', _version: 2, code: 'E1' } },
       { deviceId: 'd1', sequenceNumber: 5, body: { _subject: 'diagnostics', _version: '1.1', rssi: -70 } },
@@ -187,7 +245,12 @@ describe('ingestTelemetry against Azurite and the local Cosmos DB server', () =>
       'telemetry/2026/11/23/10/0-1.jsonl',
     ]);
     const alarm = JSON.parse(blobs.get('alarms/2026/11/23/10/0-4.jsonl') ?? '') as Record<string, unknown>;
-    expect(alarm).toMatchObject({ deviceId: 'd1', sequenceNumber: 4, stream: 'alarms', body: { _version: 2, code: 'E1' } });
+    expect(alarm).toMatchObject({
+      deviceId: 'd1',
+      sequenceNumber: 4,
+      stream: 'alarms',
+      body: { _version: 2, code: 'E1' },
+    });
   });
 
   it('sends bad records to dead letters with a reason and lets the rest of the batch through', async () => {
@@ -251,7 +314,9 @@ describe('ingestTelemetry against Azurite and the local Cosmos DB server', () =>
     });
     await Promise.all(writers.map((write) => write()));
     const state = await app.adapters.stateStore.get('shared');
-    const expected = Array.from({ length: 8 }, (_, w) => [`field${w}`, `late${w}`]).flat().sort();
+    const expected = Array.from({ length: 8 }, (_, w) => [`field${w}`, `late${w}`])
+      .flat()
+      .sort();
     expect(Object.keys(state?.telemetry ?? {}).sort()).toEqual(expected);
     expect(state?.counts).toEqual({ messages: 16, records: { telemetry: 16 } });
     expect(Object.values(state?.sequenceNumbers ?? {})).toEqual(Array.from({ length: 8 }, () => 102));
@@ -272,10 +337,25 @@ describe('ingestTelemetry against Azurite and the local Cosmos DB server', () =>
     expect(state?.deviceId).toBe('victim#1?');
     const names = Object.keys(state?.telemetry ?? {}).sort();
     expect(names).toEqual(
-      ['__proto__', '_etag', '_rid', '_ts', 'a/b', 'c~d', 'constructor', 'deviceId', 'e.f', 'g h', 'id', 'prototype'].sort(),
+      [
+        '__proto__',
+        '_etag',
+        '_rid',
+        '_ts',
+        'a/b',
+        'c~d',
+        'constructor',
+        'deviceId',
+        'e.f',
+        'g h',
+        'id',
+        'prototype',
+      ].sort(),
     );
     expect(Object.hasOwn(state?.telemetry ?? {}, '__proto__')).toBe(true);
-    expect(Object.getOwnPropertyDescriptor(state?.telemetry, '__proto__')?.value).toMatchObject({ value: { polluted: true } });
+    expect(Object.getOwnPropertyDescriptor(state?.telemetry, '__proto__')?.value).toMatchObject({
+      value: { polluted: true },
+    });
     expect(state?.telemetry['a/b']?.value).toBe(1);
     expect(state?.telemetry['g h']?.value).toBe(4);
     expect(await app.adapters.stateStore.get('other-device')).toBeUndefined();
@@ -320,21 +400,31 @@ describe('ingestTelemetry against Azurite and the local Cosmos DB server', () =>
     });
     const get = (id: string) =>
       handler(
-        new HttpRequest({ url: `http://localhost/api/devices/${encodeURIComponent(id)}/state`, method: 'GET', params: { id } }),
+        new HttpRequest({
+          url: `http://localhost/api/devices/${encodeURIComponent(id)}/state`,
+          method: 'GET',
+          params: { id },
+        }),
         new InvocationContext(),
       );
 
     it('returns the last-known values', async () => {
       const res = await get('sensor-1');
       expect(res.status).toBe(200);
-      expect((res as HttpResponseInit).jsonBody).toMatchObject({ deviceId: 'sensor-1', telemetry: { temp: { value: 21.5 } } });
+      expect((res as HttpResponseInit).jsonBody).toMatchObject({
+        deviceId: 'sensor-1',
+        telemetry: { temp: { value: 21.5 } },
+      });
     });
 
     it('answers 404 as problem+json for an unknown device', async () => {
       const res = await get('nobody');
       expect(res.status).toBe(404);
       expect(res.headers).toMatchObject({ 'content-type': 'application/problem+json' });
-      expect(JSON.parse(res.body as string)).toMatchObject({ status: 404, type: 'urn:problem-type:device-not-found' });
+      expect(JSON.parse(res.body as string)).toMatchObject({
+        status: 404,
+        type: 'urn:problem-type:device-not-found',
+      });
     });
 
     it('answers 400 for an id IoT Hub could never issue', async () => {

@@ -64,6 +64,17 @@ describe('parseIsoTimestamp', () => {
     expect(parseIsoTimestamp('2025-02-29T00:00:00Z')).toBeUndefined();
   });
 
+  it('reads toISOString() output exactly, across centuries and leap days', () => {
+    let seed = 42;
+    for (let i = 0; i < 2000; i++) {
+      seed = (seed * 1103515245 + 12345) % 2 ** 31;
+      const ms = Math.floor((seed / 2 ** 31) * 4_102_444_800_000); // 1970 .. 2100
+      const text = new Date(ms).toISOString();
+      expect(parseIsoTimestamp(text)).toBe(ms);
+      expect(parseIsoTimestamp(text.replace(/\.\d+Z$/, 'Z'))).toBe(Math.floor(ms / 1000) * 1000);
+    }
+  });
+
   // Regression: Date.UTC maps years 0-99 to 1900-1999.
   it('keeps years below 100 as written', () => {
     const year50 = new Date(0);
