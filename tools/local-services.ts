@@ -95,15 +95,14 @@ export async function startLocalServices(options: LocalServicesOptions): Promise
   const cosmos = createHttpsServer();
 
   try {
-    cosmos.listen(options.cosmosPort ?? 0, '127.0.0.1');
-    await Promise.race([
-      once(cosmos, 'listening'),
-      once(cosmos, 'error').then(([error]) => {
-        throw new Error(
-          `Cosmos DB server could not listen on port ${options.cosmosPort ?? 0}: ${String(error)}`,
-        );
-      }),
-    ]);
+    await new Promise<void>((resolve, reject) => {
+      cosmos.once('listening', resolve);
+      cosmos.once('error', (error: NodeJS.ErrnoException) => {
+        const why = error.code === 'EADDRINUSE' ? 'the port is already in use' : String(error);
+        reject(new Error(`Cosmos DB server could not listen on port ${options.cosmosPort ?? 0}: ${why}`));
+      });
+      cosmos.listen(options.cosmosPort ?? 0, '127.0.0.1');
+    });
     const ports = await waitForAzurite(azurite);
     const cosmosPort = (cosmos.address() as AddressInfo).port;
     const blobEndpoint = `http://127.0.0.1:${ports.Blob}/${DEV_ACCOUNT}`;
@@ -127,11 +126,13 @@ export async function startLocalServices(options: LocalServicesOptions): Promise
 }
 
 async function stop(azurite: ChildProcess, cosmos: ReturnType<typeof createHttpsServer>): Promise<void> {
+  if (!cosmos.listening) cosmos.removeAllListeners('error');
   if (azurite.exitCode === null && azurite.signalCode === null) {
     const exited = once(azurite, 'exit');
     azurite.kill('SIGTERM');
     await exited;
   }
+  if (!cosmos.listening) return;
   cosmos.closeAllConnections();
   await new Promise<void>((resolve) => {
     cosmos.close(() => {
