@@ -2,12 +2,23 @@ import { defineConfig } from 'vitest/config';
 
 export default defineConfig({
   test: {
-    include: ['test/**/*.test.ts'],
-    globalSetup: ['test/support/global-setup.ts'],
-    // Integration tests share the two local servers; files run in parallel on separate databases/containers.
     testTimeout: 30_000,
     hookTimeout: 60_000,
-    // Tests must never talk to real Azure: the setup refuses non-loopback endpoints.
-    env: { NODE_TLS_REJECT_UNAUTHORIZED: '1' },
+    projects: [
+      {
+        extends: true,
+        test: { name: 'unit', include: ['test/unit/**/*.test.ts'] },
+      },
+      {
+        extends: true,
+        test: {
+          name: 'integration',
+          include: ['test/integration/**/*.test.ts'],
+          // Starts Azurite (in memory) and the local Cosmos DB server once; every file uses its own database and
+          // blob containers, and test/support/local-env.ts refuses any endpoint that is not loopback.
+          globalSetup: ['test/support/global-setup.ts'],
+        },
+      },
+    ],
   },
 });

@@ -57,6 +57,7 @@ const schema = z.object({
   Ingest__MaxDepth: positiveInt(DEFAULT_INGEST_OPTIONS.maxDepth),
   Ingest__MaxFields: positiveInt(DEFAULT_INGEST_OPTIONS.maxFields),
   Ingest__StateWriteConcurrency: positiveInt(16),
+  Ingest__StateCacheSize: z.coerce.number().int().nonnegative().default(10_000),
   Ingest__MaxRetryCount: z.coerce.number().int().min(0).max(100).default(5),
 });
 
@@ -113,7 +114,12 @@ export type StorageConfig = ({ connectionString: string } | { blobServiceUri: st
 export interface AppConfig {
   cosmos: CosmosConfig;
   storage: StorageConfig;
-  ingest: IngestOptions & { stateWriteConcurrency: number; maxRetryCount: number };
+  ingest: IngestOptions & {
+    stateWriteConcurrency: number;
+    maxRetryCount: number;
+    /** Devices whose last state each instance keeps in memory to skip the read before a write (0 = off). */
+    stateCacheSize: number;
+  };
   /** Create databases, containers and blob containers on first use (local runs; Bicep does it in Azure). */
   createResourcesIfMissing: boolean;
 }
@@ -162,6 +168,7 @@ export function loadConfig(env: Record<string, string | undefined> = process.env
       maxDepth: s.Ingest__MaxDepth,
       maxFields: s.Ingest__MaxFields,
       stateWriteConcurrency: s.Ingest__StateWriteConcurrency,
+      stateCacheSize: s.Ingest__StateCacheSize,
       maxRetryCount: s.Ingest__MaxRetryCount,
     },
     createResourcesIfMissing: s.CreateResourcesIfMissing,

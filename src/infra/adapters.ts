@@ -22,6 +22,7 @@ export function createAdapters(config: AppConfig): Adapters {
         create,
         partitionKeyPath: '/id',
       }),
+      config.ingest.stateCacheSize,
     ),
     archive: new BlobJsonLinesStore(blobs, config.storage.rawArchiveContainer, create),
     deadLetters: new BlobJsonLinesStore(blobs, config.storage.deadLetterContainer, create),

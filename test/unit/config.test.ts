@@ -52,6 +52,7 @@ describe('loadConfig', () => {
         maxDepth: DEFAULT_INGEST_OPTIONS.maxDepth,
         maxFields: DEFAULT_INGEST_OPTIONS.maxFields,
         stateWriteConcurrency: 16,
+        stateCacheSize: 10_000,
         maxRetryCount: 5,
       },
       createResourcesIfMissing: false,

@@ -1,4 +1,5 @@
 import type { Container } from '@azure/cosmos';
+import { LRUCache } from 'lru-cache';
 import { PreconditionFailedError, ThrottledError } from '../../shared/errors.js';
 import type { DeviceState } from '../../telemetry/last-known-values.js';
 import type { DeviceStateStore, WriteOutcome } from '../../telemetry/ports.js';
@@ -17,9 +18,30 @@ interface SystemProperties {
 /** How often a write re-reads and re-merges after losing an optimistic-concurrency race. */
 const MAX_CONFLICT_RETRIES = 20;
 
-/** DeviceStateStore on a Cosmos DB container partitioned by `/id` (one document per device). */
+interface Versioned {
+  state: DeviceState;
+  etag: string;
+}
+
+/**
+ * DeviceStateStore on a Cosmos DB container partitioned by `/id` (one document per device).
+ *
+ * `update` keeps the last state it read or wrote per device (an LRU of `cacheSize` devices) and merges into
+ * that instead of reading first. This is safe because merges only ever move state forward: a stale cached
+ * state can only make a write fail its If-Match (412), after which the document is re-read; and a delta that
+ * changes nothing against the cached state changes nothing against any newer stored state either. Event Hubs
+ * gives each partition to one instance at a time, so in steady state the cache saves the read of every write.
+ */
 export class CosmosDeviceStateStore implements DeviceStateStore {
-  constructor(private readonly container: () => Promise<Container>) {}
+  private readonly cache: LRUCache<string, Versioned> | undefined;
+
+  constructor(
+    private readonly container: () => Promise<Container>,
+    /** Devices whose last state is kept in memory for `update`; 0 disables the cache. */
+    cacheSize = 10_000,
+  ) {
+    this.cache = cacheSize > 0 ? new LRUCache({ max: cacheSize }) : undefined;
+  }
 
   async get(deviceId: string): Promise<DeviceState | undefined> {
     return (await this.read(deviceId))?.state;
@@ -31,24 +53,32 @@ export class CosmosDeviceStateStore implements DeviceStateStore {
   ): Promise<WriteOutcome> {
     const container = await this.container();
     const id = toCosmosId(deviceId);
+    let current: Versioned | undefined = this.cache?.get(deviceId);
+    let fromCache = current !== undefined;
     for (let attempt = 0; attempt <= MAX_CONFLICT_RETRIES; attempt++) {
-      const current = await this.read(deviceId);
+      if (!fromCache) current = await this.read(deviceId);
       const next = update(current?.state);
       if (next === undefined) return 'unchanged';
       const doc = { ...next, id };
       try {
         if (current === undefined) {
           // create() fails with 409 when another writer created the document first: re-read and merge.
-          await container.items.create(doc);
+          const { etag } = await container.items.create(doc);
+          this.cache?.set(deviceId, { state: next, etag });
           return 'created';
         }
-        await container
+        const { etag } = await container
           .item(id, id)
           .replace(doc, { accessCondition: { type: 'IfMatch', condition: current.etag } });
+        this.cache?.set(deviceId, { state: next, etag });
         return 'replaced';
       } catch (error) {
         const status = cosmosStatus(error);
-        if (status === 409 || status === 412) continue;
+        if (status === 409 || status === 412 || (status === 404 && current !== undefined)) {
+          this.cache?.delete(deviceId);
+          fromCache = false;
+          continue;
+        }
         throw translate(error);
       }
     }
@@ -59,6 +89,7 @@ export class CosmosDeviceStateStore implements DeviceStateStore {
 
   async delete(deviceId: string): Promise<boolean> {
     const id = toCosmosId(deviceId);
+    this.cache?.delete(deviceId);
     try {
       await (await this.container()).item(id, id).delete();
       return true;
@@ -68,7 +99,7 @@ export class CosmosDeviceStateStore implements DeviceStateStore {
     }
   }
 
-  private async read(deviceId: string): Promise<{ state: DeviceState; etag: string } | undefined> {
+  private async read(deviceId: string): Promise<Versioned | undefined> {
     const id = toCosmosId(deviceId);
     try {
       const { resource, etag } = await (await this.container()).item(id, id).read<StoredState>();

@@ -322,6 +322,24 @@ describe('ingestTelemetry against Azurite and the local Cosmos DB server', () =>
     expect(Object.values(state?.sequenceNumbers ?? {})).toEqual(Array.from({ length: 8 }, () => 102));
   });
 
+  it('an instance whose cached state went stale re-reads instead of overwriting newer state', async () => {
+    const app = newApp();
+    const other = makeIngestTelemetry({ ...createAdapters(app.config), options: app.config.ingest });
+    const runOn = (ingest: typeof other, seq: number, body: Record<string, unknown>) => {
+      const { bodies, triggerMetadata } = iotHubBatch([{ deviceId: 'd1', sequenceNumber: seq, body }]);
+      return ingest(bodies, testContext(triggerMetadata));
+    };
+    await runOn(app.ingest, 1, { a: 1 }); // instance 1 caches its write
+    await runOn(other, 2, { b: 2 }); // instance 2 writes behind its back
+    const summary = await runOn(app.ingest, 3, { c: 3 }); // instance 1 merges into a stale cache: 412, re-read
+    expect(summary.stateWrites).toBe(1);
+    const state = await app.adapters.stateStore.get('d1');
+    expect(Object.keys(state?.telemetry ?? {}).sort()).toEqual(['a', 'b', 'c']);
+    expect(state?.counts.messages).toBe(3);
+    // A replay against the stale-then-refreshed cache changes nothing.
+    expect((await runOn(app.ingest, 2, { b: 2 })).stateWrites).toBe(0);
+  });
+
   it('cannot be polluted or overwritten by hostile field names', async () => {
     const app = newApp();
     const body = JSON.parse(
