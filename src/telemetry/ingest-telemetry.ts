@@ -1,6 +1,6 @@
 import pLimit from 'p-limit';
 import { archiveBlobs, deadLetterBlob, type BlobBatch } from './archive-layout.js';
-import { readIotHubBatchMetadata } from './iothub-batch.js';
+import { readIotHubBatchMetadata, UNKNOWN_MESSAGE } from './iothub-batch.js';
 import type { IngestOptions } from './ingest-options.js';
 import { mergeState, projectBatch } from './last-known-values.js';
 import type { DeadLetterStore, DeviceStateStore, JsonLinesStore, RawArchive } from './ports.js';
@@ -111,14 +111,7 @@ export function makeIngestTelemetry(deps: IngestTelemetryDeps) {
       const whole: DeadLetter[] = bodies.map((body, i) => ({
         reason: 'storage-failure',
         detail: errorText(error),
-        meta: metas[i] ?? {
-          deviceId: undefined,
-          moduleId: undefined,
-          sequenceNumber: undefined,
-          offset: undefined,
-          enqueuedTimeMs: undefined,
-          properties: {},
-        },
+        meta: metas[i] ?? UNKNOWN_MESSAGE,
         partitionId,
         body,
       }));

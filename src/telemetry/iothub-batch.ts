@@ -20,6 +20,16 @@ export interface IotHubMessageMeta {
   properties: Record<string, unknown>;
 }
 
+/** A message IoT Hub told us nothing about. */
+export const UNKNOWN_MESSAGE: Readonly<IotHubMessageMeta> = Object.freeze({
+  deviceId: undefined,
+  moduleId: undefined,
+  sequenceNumber: undefined,
+  offset: undefined,
+  enqueuedTimeMs: undefined,
+  properties: {},
+});
+
 export interface IotHubBatchMeta {
   partitionId: string;
   messages: IotHubMessageMeta[];
