@@ -1,0 +1,94 @@
+import { HttpRequest, InvocationContext, type HttpResponseInit } from '@azure/functions';
+import Module, { createRequire } from 'node:module';
+import { fileURLToPath } from 'node:url';
+import { beforeAll, describe, expect, it } from 'vitest';
+import { iotHubBatch } from '../support/iothub-batch.js';
+import { testSettings } from '../support/local-env.js';
+
+interface Registration {
+  metadata: {
+    name: string;
+    bindings: Record<string, Record<string, unknown>>;
+    retryOptions?: Record<string, unknown>;
+  };
+  callback: (...args: unknown[]) => Promise<unknown>;
+}
+
+/** Loads the real entry point with a recording `@azure/functions-core`, as the Functions host would. */
+async function loadEntryPoint(): Promise<Registration[]> {
+  const fake = fileURLToPath(new URL('../support/functions-core.cjs', import.meta.url));
+  const moduleInternals = Module as unknown as {
+    _resolveFilename: (request: string, ...rest: unknown[]) => string;
+  };
+  const original = moduleInternals._resolveFilename;
+  moduleInternals._resolveFilename = function (this: unknown, request: string, ...rest: unknown[]) {
+    return request === '@azure/functions-core' ? fake : original.call(this, request, ...rest);
+  };
+  Object.assign(process.env, testSettings());
+  await import('../../src/index.js');
+  // The same CommonJS instance the library required (a dynamic import would go through vitest's own loader).
+  const core = createRequire(import.meta.url)(fake) as { registrations: Registration[] };
+  return core.registrations;
+}
+
+describe('composition root (src/index.ts) loaded as the Functions host loads it', () => {
+  let registrations: Registration[];
+  const byName = (name: string) => {
+    const found = registrations.find((r) => r.metadata.name === name);
+    if (!found) throw new Error(`${name} was not registered`);
+    return found;
+  };
+  beforeAll(async () => {
+    registrations = await loadEntryPoint();
+  });
+
+  it('registers exactly the functions of this release', () => {
+    expect(registrations.map((r) => r.metadata.name).sort()).toEqual(['getDeviceState', 'ingestTelemetry']);
+  });
+
+  it('binds ingestTelemetry to the IoT Hub built-in endpoint through settings, in batches, with a retry policy', () => {
+    const { metadata } = byName('ingestTelemetry');
+    const trigger = Object.values(metadata.bindings).find((b) => b.direction === 'in');
+    expect(trigger).toMatchObject({
+      type: 'eventHubTrigger',
+      connection: 'IotHubEventsConnection',
+      eventHubName: '%IotHubEventHubName%',
+      consumerGroup: '%IngestConsumerGroup%',
+      cardinality: 'many',
+    });
+    expect(metadata.retryOptions).toMatchObject({ strategy: 'exponentialBackoff', maxRetryCount: 5 });
+  });
+
+  it('routes GET devices/{id}/state', () => {
+    const trigger = Object.values(byName('getDeviceState').metadata.bindings).find(
+      (b) => b.type === 'httpTrigger',
+    );
+    expect(trigger).toMatchObject({ route: 'devices/{id}/state', methods: ['GET'], authLevel: 'function' });
+  });
+
+  it('serves the state that the registered ingest handler wrote, end to end on the local services', async () => {
+    const { bodies, triggerMetadata } = iotHubBatch([
+      {
+        deviceId: 'wired-1',
+        sequenceNumber: 7,
+        body: Buffer.from('{"temperature":19.5,"ts":"2026-11-23T09:59:00Z"}'),
+      },
+    ]);
+    await byName('ingestTelemetry').callback(bodies, new InvocationContext({ triggerMetadata }));
+    const response = (await byName('getDeviceState').callback(
+      new HttpRequest({
+        url: 'http://localhost/api/devices/wired-1/state',
+        method: 'GET',
+        params: { id: 'wired-1' },
+      }),
+      new InvocationContext(),
+    )) as HttpResponseInit;
+    expect(response.status).toBe(200);
+    expect(response.jsonBody).toMatchObject({
+      deviceId: 'wired-1',
+      telemetry: {
+        temperature: { value: 19.5, timestamp: '2026-11-23T09:59:00.000Z', timeSource: 'device' },
+      },
+    });
+  });
+});
