@@ -58,6 +58,8 @@ const schema = z.object({
   Ingest__MaxFields: positiveInt(DEFAULT_INGEST_OPTIONS.maxFields),
   Ingest__StateWriteConcurrency: positiveInt(16),
   Ingest__StateCacheSize: z.coerce.number().int().nonnegative().default(10_000),
+  Ingest__StateCacheTtlSeconds: positiveInt(300),
+  Ingest__MaxStateFieldsPerSection: positiveInt(DEFAULT_INGEST_OPTIONS.maxStateFieldsPerSection),
   Ingest__MaxRetryCount: z.coerce.number().int().min(0).max(100).default(5),
 });
 
@@ -119,6 +121,8 @@ export interface AppConfig {
     maxRetryCount: number;
     /** Devices whose last state each instance keeps in memory to skip the read before a write (0 = off). */
     stateCacheSize: number;
+    /** How long (ms) a cached state may be used before it is read again. */
+    stateCacheTtlMs: number;
   };
   /** Create databases, containers and blob containers on first use (local runs; Bicep does it in Azure). */
   createResourcesIfMissing: boolean;
@@ -169,6 +173,8 @@ export function loadConfig(env: Record<string, string | undefined> = process.env
       maxFields: s.Ingest__MaxFields,
       stateWriteConcurrency: s.Ingest__StateWriteConcurrency,
       stateCacheSize: s.Ingest__StateCacheSize,
+      stateCacheTtlMs: s.Ingest__StateCacheTtlSeconds * 1000,
+      maxStateFieldsPerSection: s.Ingest__MaxStateFieldsPerSection,
       maxRetryCount: s.Ingest__MaxRetryCount,
     },
     createResourcesIfMissing: s.CreateResourcesIfMissing,

@@ -23,6 +23,7 @@ export function createAdapters(config: AppConfig): Adapters {
         partitionKeyPath: '/id',
       }),
       config.ingest.stateCacheSize,
+      config.ingest.stateCacheTtlMs,
     ),
     archive: new BlobJsonLinesStore(blobs, config.storage.rawArchiveContainer, create),
     deadLetters: new BlobJsonLinesStore(blobs, config.storage.deadLetterContainer, create),

@@ -33,6 +33,11 @@ export class PreconditionFailedError extends DomainError {
   readonly code = 'precondition-failed';
 }
 
+/** The store refused a device's state for good (e.g. Cosmos DB 413: the 2 MB item limit); retrying cannot help. */
+export class StateRejectedError extends DomainError {
+  readonly code = 'state-rejected';
+}
+
 /** A backing service asks us to slow down (HTTP 429); `retryAfterSeconds` when it said so. */
 export class ThrottledError extends DomainError {
   readonly code = 'throttled';

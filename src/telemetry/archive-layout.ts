@@ -48,10 +48,20 @@ export function deadLetterLine(d: DeadLetter): string {
   });
 }
 
-/** A batch's identity in blob names: its first sequence number, or a content hash when IoT Hub gave none. */
+/**
+ * A batch's identity in blob names: `{first}-{last}` sequence number, or a content hash when IoT Hub gave none.
+ * Both ends matter: a replay with other batch boundaries (a checkpoint that landed mid-way) must get a
+ * different name, or its write-once put would find the shorter blob and skip records it never stored.
+ */
 export function batchKey(sequenceNumbers: readonly (number | undefined)[], lines: readonly string[]): string {
-  const known = sequenceNumbers.filter((n): n is number => n !== undefined);
-  if (known.length > 0) return String(Math.min(...known));
+  let first = Infinity;
+  let last = -Infinity;
+  for (const n of sequenceNumbers) {
+    if (n === undefined) continue;
+    if (n < first) first = n;
+    if (n > last) last = n;
+  }
+  if (first !== Infinity) return `${first}-${last}`;
   return `h${createHash('sha256').update(lines.join('\n')).digest('hex').slice(0, 16)}`;
 }
 
@@ -62,7 +72,7 @@ export interface BlobBatch {
 
 /**
  * Groups accepted records into one blob per (stream, hour, partition, batch):
- * `{stream}/{yyyy}/{MM}/{dd}/{HH}/{partitionId}-{firstSequenceNumber}.jsonl`. The name depends only on the
+ * `{stream}/{yyyy}/{MM}/{dd}/{HH}/{partitionId}-{firstSeq}-{lastSeq}.jsonl`. The name depends only on the
  * records, so a replayed batch maps to the same blob.
  */
 export function archiveBlobs(records: readonly TelemetryRecord[]): BlobBatch[] {
@@ -78,13 +88,16 @@ export function archiveBlobs(records: readonly TelemetryRecord[]): BlobBatch[] {
     g.records.sort((a, b) => a.sequenceNumber - b.sequenceNumber || a.recordIndex - b.recordIndex);
     const lines = g.records.map(archiveLine);
     return {
-      name: `${g.prefix}/${g.partitionId}-${batchKey([g.records[0]?.sequenceNumber], lines)}.jsonl`,
+      name: `${g.prefix}/${g.partitionId}-${batchKey(
+        g.records.map((r) => r.sequenceNumber),
+        lines,
+      )}.jsonl`,
       lines,
     };
   });
 }
 
-/** The dead letters of one batch: `{yyyy}/{MM}/{dd}/{HH}/{partitionId}-{firstSequenceNumber}{suffix}.jsonl`. */
+/** The dead letters of one batch: `{yyyy}/{MM}/{dd}/{HH}/{partitionId}-{firstSeq}-{lastSeq}{suffix}.jsonl`. */
 export function deadLetterBlob(
   deadLetters: readonly DeadLetter[],
   partitionId: string,

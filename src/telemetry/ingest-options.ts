@@ -12,6 +12,11 @@ export interface IngestOptions {
   maxDepth: number;
   /** Most keys and array items accepted in one record, counted over the whole tree. */
   maxFields: number;
+  /**
+   * Most fields kept per state section of one device; new fields beyond it are archived but not projected, so
+   * a device inventing keys cannot grow its document to Cosmos DB's 2 MB item limit.
+   */
+  maxStateFieldsPerSection: number;
 }
 
 export const DEFAULT_INGEST_OPTIONS: IngestOptions = {
@@ -21,4 +26,5 @@ export const DEFAULT_INGEST_OPTIONS: IngestOptions = {
   maxRecordBytes: 262_144,
   maxDepth: 16,
   maxFields: 1_000,
+  maxStateFieldsPerSection: 500,
 };

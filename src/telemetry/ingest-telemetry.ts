@@ -4,6 +4,7 @@ import { readIotHubBatchMetadata, UNKNOWN_MESSAGE } from './iothub-batch.js';
 import type { IngestOptions } from './ingest-options.js';
 import { mergeState, projectBatch } from './last-known-values.js';
 import type { DeadLetterStore, DeviceStateStore, JsonLinesStore, RawArchive } from './ports.js';
+import { StateRejectedError } from '../shared/errors.js';
 import { isStateStream, parseMessage, type DeadLetter, type TelemetryRecord } from './records.js';
 
 /** The part of the Functions invocation context this handler uses (InvocationContext satisfies it). */
@@ -36,6 +37,10 @@ export interface IngestSummary {
   archiveBlobs: number;
   deadLetters: number;
   otherStreams: Record<string, number>;
+  /** New fields left out of state because their section was full (still in the archive). */
+  droppedStateFields: number;
+  /** Devices whose state the store refused for good; their records went to dead letters. */
+  stateRejectedDevices: number;
   /** True when storage failed on the last attempt and the whole batch went to dead letters. */
   batchDeadLettered: boolean;
 }
@@ -73,7 +78,9 @@ export function makeIngestTelemetry(deps: IngestTelemetryDeps) {
       stateWrites: 0,
       archiveBlobs: 0,
       deadLetters: dead.length,
-      otherStreams: {},
+      otherStreams: Object.create(null) as Record<string, number>,
+      droppedStateFields: 0,
+      stateRejectedDevices: 0,
       batchDeadLettered: false,
     };
     for (const r of records) {
@@ -88,14 +95,45 @@ export function makeIngestTelemetry(deps: IngestTelemetryDeps) {
       await Promise.all([putAll(archive, blobs), putAll(deadLetters, deadBlob ? [deadBlob] : [])]);
       summary.archiveBlobs = blobs.length;
 
-      const deltas = projectBatch(records);
-      summary.devices = deltas.size;
-      const outcomes = await Promise.all(
-        [...deltas.values()].map((delta) =>
-          limit(() => stateStore.update(delta.deviceId, (current) => mergeState(current, delta))),
+      const deltas = [...projectBatch(records).values()];
+      summary.devices = deltas.length;
+      const limits = {
+        maxStateFieldsPerSection: options.maxStateFieldsPerSection,
+        onFieldDropped: () => {
+          summary.droppedStateFields++;
+        },
+      };
+      const outcomes = await Promise.allSettled(
+        deltas.map((delta) =>
+          limit(() => stateStore.update(delta.deviceId, (current) => mergeState(current, delta, limits))),
         ),
       );
-      summary.stateWrites = outcomes.filter((o) => o !== 'unchanged').length;
+      // A transient failure retries the whole batch (merges are idempotent); a device whose state the store
+      // refuses for good must not hold its partition hostage: its records go to dead letters instead.
+      const transient = outcomes.find(
+        (o): o is PromiseRejectedResult =>
+          o.status === 'rejected' && !(o.reason instanceof StateRejectedError),
+      );
+      if (transient) throw transient.reason;
+      const rejected = new Map<string, string>();
+      outcomes.forEach((o, i) => {
+        const deviceId = deltas[i]?.deviceId;
+        if (o.status === 'rejected' && deviceId !== undefined) rejected.set(deviceId, errorText(o.reason));
+      });
+      if (rejected.size > 0) {
+        const letters = records
+          .filter((r) => rejected.has(r.deviceId))
+          .map((r) => recordDeadLetter(r, rejected));
+        const blob = deadLetterBlob(letters, partitionId, '.state-rejected');
+        if (blob) await deadLetters.put(blob.name, blob.lines);
+        summary.stateRejectedDevices = rejected.size;
+        context.error(
+          `ingestTelemetry: state refused for ${rejected.size} device(s); records parked in ${blob?.name ?? ''}`,
+        );
+      }
+      summary.stateWrites = outcomes.filter(
+        (o) => o.status === 'fulfilled' && o.value !== 'unchanged',
+      ).length;
     } catch (error) {
       const retryCount = context.retryContext?.retryCount ?? 0;
       const maxRetryCount = context.retryContext?.maxRetryCount ?? options.maxRetryCount;
@@ -116,7 +154,15 @@ export function makeIngestTelemetry(deps: IngestTelemetryDeps) {
         body,
       }));
       const blob = deadLetterBlob(whole, partitionId, '.batch');
-      if (blob) await deadLetters.put(blob.name, blob.lines);
+      try {
+        if (blob) await deadLetters.put(blob.name, blob.lines);
+      } catch (deadLetterError) {
+        context.error(
+          `ingestTelemetry LOST a batch: partition ${partitionId}, ${blob?.name ?? ''}; dead-letter write failed too`,
+          errorText(deadLetterError),
+        );
+        throw deadLetterError;
+      }
       summary.batchDeadLettered = true;
       context.error(
         `ingestTelemetry gave up after ${retryCount + 1} attempts; batch of ${bodies.length} parked in dead letters as ${blob?.name ?? '(empty)'}`,
@@ -126,6 +172,11 @@ export function makeIngestTelemetry(deps: IngestTelemetryDeps) {
 
     if (summary.deadLetters > 0)
       context.warn(`ingestTelemetry dead-lettered ${summary.deadLetters} record(s)`);
+    if (summary.droppedStateFields > 0) {
+      context.warn(
+        `ingestTelemetry left ${summary.droppedStateFields} new field(s) out of state: section full (Ingest__MaxStateFieldsPerSection)`,
+      );
+    }
     if (Object.keys(summary.otherStreams).length > 0) {
       context.log('ingestTelemetry archived records of streams without state', summary.otherStreams);
     }
@@ -133,6 +184,24 @@ export function makeIngestTelemetry(deps: IngestTelemetryDeps) {
       `ingestTelemetry partition ${partitionId}: ${summary.messages} messages, ${summary.records} records, ${summary.devices} devices, ${summary.stateWrites} state writes, ${summary.archiveBlobs} archive blobs`,
     );
     return summary;
+  };
+}
+
+/** A record whose device state was refused, as a dead letter with its original payload. */
+function recordDeadLetter(r: TelemetryRecord, reasons: ReadonlyMap<string, string>): DeadLetter {
+  return {
+    reason: 'state-rejected',
+    detail: reasons.get(r.deviceId) ?? '',
+    partitionId: r.partitionId,
+    meta: {
+      deviceId: r.deviceId,
+      moduleId: r.moduleId,
+      sequenceNumber: r.sequenceNumber,
+      offset: r.offset,
+      enqueuedTimeMs: r.enqueuedTimeMs,
+      properties: r.properties,
+    },
+    body: r.payload,
   };
 }
 

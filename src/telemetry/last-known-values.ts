@@ -5,6 +5,7 @@ import {
   type StateStream,
   type TelemetryRecord,
 } from './records.js';
+import { DEFAULT_INGEST_OPTIONS } from './ingest-options.js';
 import type { TimeSource } from './timestamps.js';
 
 /** The last known value of one field, and where it came from. */
@@ -147,7 +148,15 @@ export function projectBatch(records: Iterable<TelemetryRecord>): Map<string, De
  * Merges a delta into the stored state. Returns undefined when nothing would change (a replay), so the
  * caller skips the write altogether.
  */
-export function mergeState(current: DeviceState | undefined, delta: DeviceDelta): DeviceState | undefined {
+export function mergeState(
+  current: DeviceState | undefined,
+  delta: DeviceDelta,
+  limits: {
+    maxStateFieldsPerSection: number;
+    /** Told about each new field left out because its section is full. */
+    onFieldDropped?: (stream: StateStream, name: string) => void;
+  } = { maxStateFieldsPerSection: DEFAULT_INGEST_OPTIONS.maxStateFieldsPerSection },
+): DeviceState | undefined {
   let changed = current === undefined;
   const sequenceNumbers = copyDict(current?.sequenceNumbers);
   const watermark = sequenceNumbers[delta.partitionId] ?? -1;
@@ -179,13 +188,19 @@ export function mergeState(current: DeviceState | undefined, delta: DeviceDelta)
   for (const stream of STATE_STREAMS) {
     const target = next[stream];
     const incoming = delta.sections[stream];
+    let size = Object.keys(target).length;
     for (const name of Object.keys(incoming)) {
       const candidate = incoming[name] as FieldValue;
       const existing = target[name];
-      if (existing === undefined || isNewer(candidate, existing)) {
-        target[name] = candidate;
-        changed = true;
-      }
+      if (existing === undefined) {
+        if (size >= limits.maxStateFieldsPerSection) {
+          limits.onFieldDropped?.(stream, name);
+          continue;
+        }
+        size++;
+      } else if (!isNewer(candidate, existing)) continue;
+      target[name] = candidate;
+      changed = true;
     }
   }
   return changed ? next : undefined;

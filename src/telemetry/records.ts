@@ -36,6 +36,8 @@ export type DeadLetterReason =
   | 'not-an-object'
   | 'no-identity'
   | 'no-sequence-number'
+  | 'no-enqueued-time'
+  | 'state-rejected'
   | 'too-large'
   | 'too-deep'
   | 'too-many-fields'
@@ -180,6 +182,10 @@ export function parseMessage(
       body,
     );
   }
+  const enqueuedTimeMs = meta.enqueuedTimeMs;
+  if (enqueuedTimeMs === undefined) {
+    return deadMessage('no-enqueued-time', 'no enqueued time in trigger metadata', meta, partitionId, body);
+  }
 
   const decoded = decodeBody(body, options.maxRecordBytes);
   if ('reason' in decoded) return deadMessage(decoded.reason, decoded.detail, meta, partitionId, body);
@@ -211,7 +217,6 @@ export function parseMessage(
   }
 
   const items: unknown[] = isArray ? value : [value];
-  const enqueuedTimeMs = meta.enqueuedTimeMs ?? 0;
   const propertyStream = streamFromProperties(meta.properties);
   const result: ParsedMessage = { records: [], deadLetters: [] };
 

@@ -53,6 +53,8 @@ describe('loadConfig', () => {
         maxFields: DEFAULT_INGEST_OPTIONS.maxFields,
         stateWriteConcurrency: 16,
         stateCacheSize: 10_000,
+        stateCacheTtlMs: 300_000,
+        maxStateFieldsPerSection: DEFAULT_INGEST_OPTIONS.maxStateFieldsPerSection,
         maxRetryCount: 5,
       },
       createResourcesIfMissing: false,

@@ -26,19 +26,20 @@ export function lazyContainer(
   let ready: Promise<Container> | undefined;
   return () => {
     ready ??= (async () => {
-      const existing = client.database(databaseName).container(containerName);
-      if (!options.create) return existing;
-      try {
-        const { database } = await client.databases.createIfNotExists({ id: databaseName });
-        const { container } = await database.containers.createIfNotExists({
-          id: containerName,
-          partitionKey: { paths: [options.partitionKeyPath] },
-        });
-        return container;
-      } catch (error) {
-        // Two instances starting together both try to create; the loser gets 409 and uses the winner's.
-        if (cosmosStatus(error) === 409) return existing;
-        throw error;
+      if (!options.create) return client.database(databaseName).container(containerName);
+      // Instances starting together race to create; a loser gets 409 and simply tries again, by which time the
+      // resource exists (createIfNotExists reads first).
+      for (let attempt = 1; ; attempt++) {
+        try {
+          const { database } = await client.databases.createIfNotExists({ id: databaseName });
+          const { container } = await database.containers.createIfNotExists({
+            id: containerName,
+            partitionKey: { paths: [options.partitionKeyPath] },
+          });
+          return container;
+        } catch (error) {
+          if (cosmosStatus(error) !== 409 || attempt >= 5) throw error;
+        }
       }
     })().catch((error: unknown) => {
       ready = undefined;

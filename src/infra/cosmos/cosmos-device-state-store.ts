@@ -1,6 +1,6 @@
 import type { Container } from '@azure/cosmos';
 import { LRUCache } from 'lru-cache';
-import { PreconditionFailedError, ThrottledError } from '../../shared/errors.js';
+import { PreconditionFailedError, StateRejectedError, ThrottledError } from '../../shared/errors.js';
 import type { DeviceState } from '../../telemetry/last-known-values.js';
 import type { DeviceStateStore, WriteOutcome } from '../../telemetry/ports.js';
 import { cosmosStatus, toCosmosId } from './cosmos-client.js';
@@ -39,8 +39,10 @@ export class CosmosDeviceStateStore implements DeviceStateStore {
     private readonly container: () => Promise<Container>,
     /** Devices whose last state is kept in memory for `update`; 0 disables the cache. */
     cacheSize = 10_000,
+    /** How long (ms) a cached state is used before it is read again (bounds how long a deleted document stays unseen). */
+    cacheTtlMs = 300_000,
   ) {
-    this.cache = cacheSize > 0 ? new LRUCache({ max: cacheSize }) : undefined;
+    this.cache = cacheSize > 0 ? new LRUCache({ max: cacheSize, ttl: cacheTtlMs }) : undefined;
   }
 
   async get(deviceId: string): Promise<DeviceState | undefined> {
@@ -122,7 +124,11 @@ export class CosmosDeviceStateStore implements DeviceStateStore {
 }
 
 function translate(error: unknown): unknown {
-  if (cosmosStatus(error) === 429) {
+  const status = cosmosStatus(error);
+  if (status === 413 || status === 400) {
+    return new StateRejectedError(`Cosmos DB refused the device state (${status}): ${errorMessage(error)}`);
+  }
+  if (status === 429) {
     const ms = (error as { retryAfterInMs?: number }).retryAfterInMs;
     return new ThrottledError(
       'Cosmos DB is throttling requests.',
@@ -131,3 +137,6 @@ function translate(error: unknown): unknown {
   }
   return error;
 }
+
+const errorMessage = (error: unknown) =>
+  error instanceof Error ? error.message.split('\n')[0] : String(error);

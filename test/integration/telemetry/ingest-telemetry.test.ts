@@ -126,6 +126,35 @@ describe('ingestTelemetry against Azurite and the local Cosmos DB server', () =>
     });
   });
 
+  it('a replay with other batch boundaries stores every record (never hidden behind an existing blob)', async () => {
+    const app = newApp();
+    const messages = fleetMessages(2, 50, 100); // seq 100..199
+    await app.run(messages.slice(0, 51)); // an attempt that got 100..150, then lost its checkpoint
+    await app.run(messages); // the next owner gets 100..199
+    const archived = await readLines(connection(app.config), app.config.storage.rawArchiveContainer);
+    const seqs = new Set(archived.map((l) => l.sequenceNumber));
+    expect(seqs.size).toBe(100);
+    const blobs = await readContainer(connection(app.config), app.config.storage.rawArchiveContainer);
+    expect([...blobs.keys()].sort()).toEqual([
+      'telemetry/2026/11/23/10/0-100-150.jsonl',
+      'telemetry/2026/11/23/10/0-100-199.jsonl',
+    ]);
+  });
+
+  it('caps the fields kept per state section, and keeps the rest in the archive', async () => {
+    const app = newApp({ Ingest__MaxStateFieldsPerSection: '5' });
+    const body = Object.fromEntries(Array.from({ length: 8 }, (_, i) => [`k${i}`, i]));
+    const first = await app.run([{ deviceId: 'chatty', sequenceNumber: 1, body }]);
+    expect(first.droppedStateFields).toBe(3);
+    const state = await app.adapters.stateStore.get('chatty');
+    expect(Object.keys(state?.telemetry ?? {})).toHaveLength(5);
+    // Known fields still update; the archive has everything.
+    await app.run([{ deviceId: 'chatty', sequenceNumber: 2, body: { k0: 100, k7: 7 } }]);
+    expect((await app.adapters.stateStore.get('chatty'))?.telemetry.k0?.value).toBe(100);
+    const archived = await readLines(connection(app.config), app.config.storage.rawArchiveContainer);
+    expect(archived[0]?.body).toEqual(body);
+  });
+
   describe('ordering', () => {
     const messages = fleetMessages(6, 5);
 
@@ -239,12 +268,12 @@ describe('ingestTelemetry against Azurite and the local Cosmos DB server', () =>
 
     const blobs = await readContainer(connection(app.config), app.config.storage.rawArchiveContainer);
     expect([...blobs.keys()].sort()).toEqual([
-      'alarms/2026/11/23/10/0-4.jsonl',
-      'diagnostics/2026/11/23/10/0-2.jsonl',
-      'metadata/2026/11/23/10/0-3.jsonl',
-      'telemetry/2026/11/23/10/0-1.jsonl',
+      'alarms/2026/11/23/10/0-4-4.jsonl',
+      'diagnostics/2026/11/23/10/0-2-5.jsonl',
+      'metadata/2026/11/23/10/0-3-3.jsonl',
+      'telemetry/2026/11/23/10/0-1-1.jsonl',
     ]);
-    const alarm = JSON.parse(blobs.get('alarms/2026/11/23/10/0-4.jsonl') ?? '') as Record<string, unknown>;
+    const alarm = JSON.parse(blobs.get('alarms/2026/11/23/10/0-4-4.jsonl') ?? '') as Record<string, unknown>;
     expect(alarm).toMatchObject({
       deviceId: 'd1',
       sequenceNumber: 4,
@@ -288,7 +317,7 @@ describe('ingestTelemetry against Azurite and the local Cosmos DB server', () =>
     expect(lines[2]?.deviceId).toBeUndefined();
     expect(lines[2]?.body).toEqual({ temp: 99 });
     const dead = await readContainer(connection(app.config), app.config.storage.deadLetterContainer);
-    expect([...dead.keys()]).toEqual(['2026/11/23/10/0-1.jsonl']);
+    expect([...dead.keys()]).toEqual(['2026/11/23/10/0-1-9.jsonl']);
 
     const state = await app.adapters.stateStore.get('d1');
     expect(state?.telemetry.temp?.value).toBe(5);
@@ -396,7 +425,7 @@ describe('ingestTelemetry against Azurite and the local Cosmos DB server', () =>
     const summary = await app.run(batch, '3', { retryCount: 5, maxRetryCount: 5 });
     expect(summary.batchDeadLettered).toBe(true);
     const dead = await readContainer(connection(app.config), app.config.storage.deadLetterContainer);
-    expect([...dead.keys()]).toEqual(['2026/11/23/10/3-1.batch.jsonl']);
+    expect([...dead.keys()]).toEqual(['2026/11/23/10/3-1-2.batch.jsonl']);
     const lines = await readLines(connection(app.config), app.config.storage.deadLetterContainer);
     expect(lines.map((l) => [l.reason, l.deviceId])).toEqual([
       ['storage-failure', 'd1'],

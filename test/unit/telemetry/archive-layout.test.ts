@@ -38,12 +38,12 @@ describe('hourPath', () => {
 });
 
 describe('archiveBlobs', () => {
-  it('names a blob {stream}/{yyyy}/{MM}/{dd}/{HH}/{partitionId}-{firstSeq}.jsonl', () => {
+  it('names a blob {stream}/{yyyy}/{MM}/{dd}/{HH}/{partitionId}-{firstSeq}-{lastSeq}.jsonl', () => {
     const blobs = archiveBlobs([
       record(43, { a: 2 }, { partitionId: '7', enqueuedTimeMs: at('2026-01-02T03:20:00Z') }),
       record(42, { a: 1 }, { partitionId: '7', enqueuedTimeMs: at('2026-01-02T03:10:00Z') }),
     ]);
-    expect(blobs.map((b) => b.name)).toEqual(['telemetry/2026/01/02/03/7-42.jsonl']);
+    expect(blobs.map((b) => b.name)).toEqual(['telemetry/2026/01/02/03/7-42-43.jsonl']);
     expect(parsedLines(blobs[0]).map((l) => l.sequenceNumber)).toEqual([42, 43]);
   });
 
@@ -56,10 +56,10 @@ describe('archiveBlobs', () => {
       record(5, { x: 1 }, { stream: 'alerts', enqueuedTimeMs: at('2026-01-02T04:30:00Z') }),
     ]);
     expect(byName(blobs).map((b) => [b.name, parsedLines(b).map((l) => l.sequenceNumber)])).toEqual([
-      ['alerts/2026/01/02/04/0-5.jsonl', [5]],
-      ['diagnostics/2026/01/02/03/0-3.jsonl', [3]],
-      ['telemetry/2026/01/02/03/0-1.jsonl', [1]],
-      ['telemetry/2026/01/02/04/0-2.jsonl', [2, 4]],
+      ['alerts/2026/01/02/04/0-5-5.jsonl', [5]],
+      ['diagnostics/2026/01/02/03/0-3-3.jsonl', [3]],
+      ['telemetry/2026/01/02/03/0-1-1.jsonl', [1]],
+      ['telemetry/2026/01/02/04/0-2-4.jsonl', [2, 4]],
     ]);
   });
 
@@ -71,7 +71,7 @@ describe('archiveBlobs', () => {
         { enqueuedTimeMs: at('2026-01-02T03:00:00Z'), timestampMs: at('2025-06-01T00:00:00Z') },
       ),
     ]);
-    expect(blobs.map((b) => b.name)).toEqual(['telemetry/2026/01/02/03/0-1.jsonl']);
+    expect(blobs.map((b) => b.name)).toEqual(['telemetry/2026/01/02/03/0-1-1.jsonl']);
   });
 
   it('orders the lines of a blob by sequence number, then record index', () => {
@@ -151,13 +151,13 @@ describe('deadLetterBlob', () => {
     expect(deadLetterBlob([], '2')).toBeUndefined();
   });
 
-  it('names the blob {yyyy}/{MM}/{dd}/{HH}/{partitionId}-{firstSeq}{suffix}.jsonl by the earliest enqueued time', () => {
+  it('names the blob {yyyy}/{MM}/{dd}/{HH}/{partitionId}-{firstSeq}-{lastSeq}{suffix}.jsonl by the earliest enqueued time', () => {
     const letters = [
       deadLetter(12, 'x', '2026-01-02T04:00:00Z'),
       deadLetter(11, 'y', '2026-01-02T03:59:00Z'),
     ];
-    expect(deadLetterBlob(letters, '2')?.name).toBe('2026/01/02/03/2-11.jsonl');
-    expect(deadLetterBlob(letters, '2', '-state')?.name).toBe('2026/01/02/03/2-11-state.jsonl');
+    expect(deadLetterBlob(letters, '2')?.name).toBe('2026/01/02/03/2-11-12.jsonl');
+    expect(deadLetterBlob(letters, '2', '-state')?.name).toBe('2026/01/02/03/2-11-12-state.jsonl');
   });
 
   it('keeps text bodies as they are and encodes byte bodies in base64', () => {
@@ -199,9 +199,13 @@ describe('deadLetterBlob', () => {
 });
 
 describe('batchKey', () => {
-  it('is the lowest known sequence number', () => {
-    expect(batchKey([7, undefined, 3, 9], ['a'])).toBe('3');
-    expect(batchKey([0], ['a'])).toBe('0');
+  it('is the lowest and highest known sequence number', () => {
+    expect(batchKey([7, undefined, 3, 9], ['a'])).toBe('3-9');
+    expect(batchKey([0], ['a'])).toBe('0-0');
+  });
+
+  it('differs for a batch that starts at the same sequence number but ends elsewhere (replay, other boundaries)', () => {
+    expect(batchKey([100, 150], ['a'])).not.toBe(batchKey([100, 599], ['a']));
   });
 
   it("falls back to an 'h'-prefixed hash of the lines when there are no sequence numbers", () => {

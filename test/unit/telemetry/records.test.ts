@@ -136,6 +136,10 @@ describe('parseMessage: identity', () => {
     expect(onlyRecord(parse({ deviceId: 'spoofed' }, { deviceId: 'dev-1' })).deviceId).toBe('dev-1');
   });
 
+  it('dead-letters a message without enqueued time rather than dating it 1970', () => {
+    expect(parse({ a: 1 }, { enqueuedTimeMs: undefined }).deadLetters[0]?.reason).toBe('no-enqueued-time');
+  });
+
   it('dead-letters a message without sequence number', () => {
     expect(parse({ a: 1 }, { sequenceNumber: undefined }).deadLetters[0]?.reason).toBe('no-sequence-number');
   });
