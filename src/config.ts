@@ -63,6 +63,9 @@ const schema = z.object({
   Ingest__MaxRetryCount: z.coerce.number().int().min(0).max(100).default(5),
 });
 
+/** Every app setting the function app reads (the README table and local.settings.sample.json list them all). */
+export const SETTING_NAMES: readonly string[] = Object.keys(schema.shape);
+
 /**
  * Rules across settings. They run on the raw settings even when a single setting is invalid, so that start-up
  * names every problem at once.

@@ -1,5 +1,6 @@
+import { readFileSync } from 'node:fs';
 import { describe, expect, it } from 'vitest';
-import { loadConfig } from '../../src/config.js';
+import { loadConfig, SETTING_NAMES } from '../../src/config.js';
 import { ConfigError } from '../../src/shared/errors.js';
 import { DEFAULT_INGEST_OPTIONS } from '../../src/telemetry/ingest-options.js';
 
@@ -204,5 +205,25 @@ describe('loadConfig', () => {
       'ArchiveStorageConnectionString',
       'Ingest__MaxDepth',
     ]);
+  });
+});
+
+describe('local.settings.sample.json', () => {
+  const sample = JSON.parse(
+    readFileSync(new URL('../../local.settings.sample.json', import.meta.url), 'utf8'),
+  ) as {
+    Values: Record<string, string>;
+  };
+  const readme = readFileSync(new URL('../../README.md', import.meta.url), 'utf8');
+
+  it.each(
+    SETTING_NAMES.filter((n) => !n.includes('__fullyQualifiedNamespace') && !n.includes('__blobServiceUri')),
+  )('lists %s, and so does the README', (name) => {
+    expect(Object.keys(sample.Values)).toContain(name);
+    expect(readme).toContain(`\`${name}\``);
+  });
+
+  it('is a valid configuration as it stands', () => {
+    expect(() => loadConfig(sample.Values)).not.toThrow();
   });
 });
