@@ -279,13 +279,5 @@ function streamFromProperties(properties: Record<string, unknown>): string | und
 export const isValueField = (record: TelemetryRecord, key: string): boolean =>
   key !== record.timestampField && !CONVENTION_FIELDS.has(key);
 
-/** The payload's own values, without the convention fields and the timestamp field. */
-export function valueFields(record: TelemetryRecord): [string, unknown][] {
-  const out: [string, unknown][] = [];
-  for (const key of Object.keys(record.payload))
-    if (isValueField(record, key)) out.push([key, record.payload[key]]);
-  return out;
-}
-
 export const isStateStream = (stream: string): stream is StateStream =>
   (STATE_STREAMS as readonly string[]).includes(stream);

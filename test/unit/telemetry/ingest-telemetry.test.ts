@@ -5,7 +5,7 @@ import { DEFAULT_INGEST_OPTIONS } from '../../../src/telemetry/ingest-options.js
 import { makeIngestTelemetry } from '../../../src/telemetry/ingest-telemetry.js';
 import type { DeviceState } from '../../../src/telemetry/last-known-values.js';
 import type { DeviceStateStore, JsonLinesStore } from '../../../src/telemetry/ports.js';
-import { iotHubBatch } from '../../support/iothub-batch.js';
+import { iotHubBatch, type TestMessage } from '../../support/iothub-batch.js';
 
 // Unit tests of the handler's failure policy, with in-memory fakes typed as the ports. (Storage behaviour
 // itself is covered by the integration tests against Azurite and the local Cosmos DB server.)
@@ -38,7 +38,14 @@ class MemoryState implements DeviceStateStore {
   }
 }
 
-function setup(fail?: (deviceId: string) => Error | undefined) {
+const FOUR_MESSAGES: TestMessage[] = [
+  { deviceId: 'ok-1', sequenceNumber: 1, body: { t: 1 } },
+  { deviceId: 'huge', sequenceNumber: 2, body: { t: 2 } },
+  { deviceId: 'ok-2', sequenceNumber: 3, body: { t: 3 } },
+  { deviceId: 'huge', sequenceNumber: 4, body: { u: 4 } },
+];
+
+function setup(fail?: (deviceId: string) => Error | undefined, messages = FOUR_MESSAGES) {
   const stores = {
     stateStore: new MemoryState(fail),
     archive: new MemoryLines(),
@@ -48,12 +55,7 @@ function setup(fail?: (deviceId: string) => Error | undefined) {
     ...stores,
     options: { ...DEFAULT_INGEST_OPTIONS, stateWriteConcurrency: 4, maxRetryCount: 3 },
   });
-  const { bodies, triggerMetadata } = iotHubBatch([
-    { deviceId: 'ok-1', sequenceNumber: 1, body: { t: 1 } },
-    { deviceId: 'huge', sequenceNumber: 2, body: { t: 2 } },
-    { deviceId: 'ok-2', sequenceNumber: 3, body: { t: 3 } },
-    { deviceId: 'huge', sequenceNumber: 4, body: { u: 4 } },
-  ]);
+  const { bodies, triggerMetadata } = iotHubBatch(messages);
   const run = (retryCount = 0) =>
     ingest(
       bodies,
@@ -92,19 +94,10 @@ describe('ingestTelemetry failure policy', () => {
   });
 
   it('counts streams named like Object.prototype members as plain names', async () => {
-    const stores = {
-      stateStore: new MemoryState(),
-      archive: new MemoryLines(),
-      deadLetters: new MemoryLines(),
-    };
-    const ingest = makeIngestTelemetry({
-      ...stores,
-      options: { ...DEFAULT_INGEST_OPTIONS, stateWriteConcurrency: 4, maxRetryCount: 3 },
-    });
-    const { bodies, triggerMetadata } = iotHubBatch([
+    const { run } = setup(undefined, [
       { deviceId: 'd', sequenceNumber: 1, body: { a: 1 }, properties: { 'stream-id': 'constructor' } },
     ]);
-    const summary = await ingest(bodies, new InvocationContext({ triggerMetadata }));
+    const summary = await run();
     expect(summary.otherStreams.constructor).toBe(1);
   });
 });

@@ -4,7 +4,7 @@ import { DEFAULT_INGEST_OPTIONS, type IngestOptions } from '../../../src/telemet
 import {
   normalizeStreamName,
   parseMessage,
-  valueFields,
+  isValueField,
   type ParsedMessage,
   type TelemetryRecord,
 } from '../../../src/telemetry/records.js';
@@ -34,6 +34,10 @@ function onlyRecord(parsed: ParsedMessage): TelemetryRecord {
   expect(parsed.records).toHaveLength(1);
   return parsed.records[0] as TelemetryRecord;
 }
+
+/** The payload entries that project as values (what projectBatch reads). */
+const valueFields = (record: TelemetryRecord): [string, unknown][] =>
+  Object.entries(record.payload).filter(([key]) => isValueField(record, key));
 
 const streamOf = (body: unknown, properties: Record<string, unknown> = {}) =>
   onlyRecord(parse(body, { properties })).stream;
