@@ -1,5 +1,6 @@
 import type { HttpHandler, HttpRequest, HttpResponseInit, InvocationContext } from '@azure/functions';
 import {
+  DeviceAlreadyExistsError,
   DeviceNotFoundError,
   DomainError,
   PreconditionFailedError,
@@ -10,6 +11,7 @@ import {
 const STATUS: [new (...args: never[]) => DomainError, number, string][] = [
   [ValidationError, 400, 'Bad Request'],
   [DeviceNotFoundError, 404, 'Not Found'],
+  [DeviceAlreadyExistsError, 409, 'Conflict'],
   [PreconditionFailedError, 412, 'Precondition Failed'],
   [ThrottledError, 429, 'Too Many Requests'],
 ];

@@ -28,6 +28,14 @@ export class DeviceNotFoundError extends DomainError {
   }
 }
 
+/** A device with that id already exists (HTTP 409). */
+export class DeviceAlreadyExistsError extends DomainError {
+  readonly code = 'device-already-exists';
+  constructor(readonly deviceId: string) {
+    super(`Device '${deviceId}' already exists.`);
+  }
+}
+
 /** A precondition such as an ETag no longer holds (HTTP 412). */
 export class PreconditionFailedError extends DomainError {
   readonly code = 'precondition-failed';

@@ -49,14 +49,6 @@ export function lazyContainer(
   };
 }
 
-/** Cosmos ids may not hold '/', '\\', '?' or '#', which IoT Hub device ids may: percent-encode those (and '%'). */
-export function toCosmosId(deviceId: string): string {
-  return deviceId.replace(
-    /[%/\\?#]/g,
-    (c) => `%${c.charCodeAt(0).toString(16).toUpperCase().padStart(2, '0')}`,
-  );
-}
-
 /** The HTTP status of a Cosmos SDK error, if it carries one. */
 export function cosmosStatus(error: unknown): number | undefined {
   if (typeof error === 'object' && error !== null && 'code' in error) {

@@ -3,7 +3,8 @@ import { LRUCache } from 'lru-cache';
 import { PreconditionFailedError, StateRejectedError, ThrottledError } from '../../shared/errors.js';
 import type { DeviceState } from '../../telemetry/last-known-values.js';
 import type { DeviceStateStore, WriteOutcome } from '../../telemetry/ports.js';
-import { cosmosStatus, toCosmosId } from './cosmos-client.js';
+import { toStorageKey } from '../storage-keys.js';
+import { cosmosStatus } from './cosmos-client.js';
 
 type StoredState = DeviceState & { id: string };
 /** What Cosmos DB adds to every document; never part of the domain state. */
@@ -54,7 +55,7 @@ export class CosmosDeviceStateStore implements DeviceStateStore {
     update: (current: DeviceState | undefined) => DeviceState | undefined,
   ): Promise<WriteOutcome> {
     const container = await this.container();
-    const id = toCosmosId(deviceId);
+    const id = toStorageKey(deviceId);
     let current: Versioned | undefined = this.cache?.get(deviceId);
     let fromCache = current !== undefined;
     for (let attempt = 0; attempt <= MAX_CONFLICT_RETRIES; attempt++) {
@@ -90,7 +91,7 @@ export class CosmosDeviceStateStore implements DeviceStateStore {
   }
 
   async delete(deviceId: string): Promise<boolean> {
-    const id = toCosmosId(deviceId);
+    const id = toStorageKey(deviceId);
     this.cache?.delete(deviceId);
     try {
       await (await this.container()).item(id, id).delete();
@@ -102,7 +103,7 @@ export class CosmosDeviceStateStore implements DeviceStateStore {
   }
 
   private async read(deviceId: string): Promise<Versioned | undefined> {
-    const id = toCosmosId(deviceId);
+    const id = toStorageKey(deviceId);
     try {
       const { resource, etag } = await (await this.container()).item(id, id).read<StoredState>();
       if (!resource) return undefined;

@@ -5,7 +5,7 @@ import { beforeAll, describe, expect, it } from 'vitest';
 import type { AppConfig } from '../../../src/config.js';
 import { withProblemDetails } from '../../../src/http/problem.js';
 import { createAdapters } from '../../../src/infra/adapters.js';
-import { toCosmosId } from '../../../src/infra/cosmos/cosmos-client.js';
+import { toStorageKey } from '../../../src/infra/storage-keys.js';
 import { makeGetDeviceState } from '../../../src/telemetry/get-device-state.js';
 import { makeIngestTelemetry } from '../../../src/telemetry/ingest-telemetry.js';
 import type { DeviceState } from '../../../src/telemetry/last-known-values.js';
@@ -40,7 +40,7 @@ async function rawDocument(
     agent: new Agent({ rejectUnauthorized: false }),
     connectionPolicy: { enableEndpointDiscovery: false },
   });
-  const id = toCosmosId(deviceId);
+  const id = toStorageKey(deviceId);
   const { resource } = await client
     .database(config.cosmos.databaseName)
     .container(config.cosmos.stateContainerName)

@@ -1,0 +1,262 @@
+import { RestError, type TableClient } from '@azure/data-tables';
+import pLimit from 'p-limit';
+import { generateKeys, validateKeys, type SymmetricKeys } from '../../provisioning/keys.js';
+import {
+  MAX_BULK_DEVICES,
+  type BulkOutcome,
+  type DeviceIdentity,
+  type IdentityStatus,
+  type IdentityStore,
+} from '../../provisioning/ports.js';
+import { parseSasToken, verifySasToken, type SasVerdict } from '../../provisioning/sas-token.js';
+import { assertDeviceId } from '../../shared/device-id.js';
+import {
+  DeviceAlreadyExistsError,
+  DeviceNotFoundError,
+  DomainError,
+  PreconditionFailedError,
+  ThrottledError,
+  ValidationError,
+} from '../../shared/errors.js';
+import type { AesGcmCipher } from '../crypto/aes-gcm-cipher.js';
+import { toStorageKey } from '../storage-keys.js';
+
+const ROW = 'identity';
+const MAX_CONFLICT_RETRIES = 10;
+
+interface IdentityEntity {
+  partitionKey: string;
+  rowKey: string;
+  deviceId: string;
+  status: IdentityStatus;
+  /** Both keys, AES-GCM encrypted with the device id as associated data. */
+  keys: string;
+  createdAt: string;
+  updatedAt: string;
+}
+
+const statusOf = (error: unknown) => (error instanceof RestError ? error.statusCode : undefined);
+
+/**
+ * The "custom identity store" of seed 002 §3.2 on Azure Table storage, used by the embedded local run: unique
+ * ids, enabled/disabled status, keys encrypted at rest, and IoT Hub-style SAS token verification so that a
+ * disabled or deleted device is refused at once.
+ */
+export class TableIdentityStore implements IdentityStore {
+  private ready: Promise<TableClient> | undefined;
+  private readonly bulkLimit = pLimit(10);
+
+  constructor(
+    private readonly table: TableClient,
+    private readonly cipher: AesGcmCipher,
+    private readonly options: { createTableIfMissing: boolean; now?: () => Date },
+  ) {}
+
+  async create(deviceId: string, keys?: SymmetricKeys): Promise<DeviceIdentity> {
+    assertDeviceId(deviceId);
+    const identity: DeviceIdentity = {
+      deviceId,
+      status: 'enabled',
+      keys: keys ? validateKeys(keys) : generateKeys(),
+    };
+    const now = this.now();
+    try {
+      await (
+        await this.client()
+      ).createEntity<IdentityEntity>({
+        partitionKey: toStorageKey(deviceId),
+        rowKey: ROW,
+        deviceId,
+        status: identity.status,
+        keys: this.seal(deviceId, identity.keys),
+        createdAt: now,
+        updatedAt: now,
+      });
+    } catch (error) {
+      if (statusOf(error) === 409) throw new DeviceAlreadyExistsError(deviceId);
+      throw translate(error);
+    }
+    return identity;
+  }
+
+  async get(deviceId: string): Promise<DeviceIdentity | undefined> {
+    const entity = await this.read(deviceId);
+    return entity && this.toIdentity(entity.value);
+  }
+
+  setStatus(deviceId: string, status: IdentityStatus): Promise<DeviceIdentity> {
+    return this.update(deviceId, (entity) => ({ ...entity, status }));
+  }
+
+  regenerateKeys(deviceId: string, keys?: SymmetricKeys): Promise<DeviceIdentity> {
+    const fresh = keys ? validateKeys(keys) : generateKeys();
+    return this.update(deviceId, (entity) => ({ ...entity, keys: this.seal(deviceId, fresh) }));
+  }
+
+  async delete(deviceId: string): Promise<boolean> {
+    try {
+      await (await this.client()).deleteEntity(toStorageKey(deviceId), ROW);
+      return true;
+    } catch (error) {
+      if (statusOf(error) === 404) return false;
+      throw translate(error);
+    }
+  }
+
+  createMany(devices: readonly { deviceId: string; keys?: SymmetricKeys }[]): Promise<BulkOutcome[]> {
+    return this.bulk(
+      devices.map((d) => d.deviceId),
+      async (i) => {
+        const device = devices[i];
+        if (!device) throw new Error('unreachable');
+        return this.create(device.deviceId, device.keys);
+      },
+    );
+  }
+
+  deleteMany(deviceIds: readonly string[]): Promise<BulkOutcome[]> {
+    return this.bulk(deviceIds, async (i) => {
+      const deviceId = deviceIds[i] ?? '';
+      if (!(await this.delete(deviceId))) throw new DeviceNotFoundError(deviceId);
+      return undefined;
+    });
+  }
+
+  /**
+   * Checks a device's SAS token (`Authorization` of the device HTTPS API) against its current keys and status.
+   * `resourceUri` is what the token must cover, e.g. `{hostName}/devices/{deviceId}`.
+   */
+  async authenticate(
+    deviceId: string,
+    token: string,
+    resourceUri: string,
+  ): Promise<SasVerdict | 'unknown-device' | 'disabled'> {
+    const parsed = parseSasToken(token);
+    if (!parsed) return 'malformed';
+    const identity = await this.get(deviceId);
+    if (!identity) return 'unknown-device';
+    if (identity.status !== 'enabled') return 'disabled';
+    return verifySasToken(parsed, {
+      resourceUri,
+      keys: [identity.keys.primaryKey, identity.keys.secondaryKey],
+      nowSeconds: Math.floor((this.options.now?.() ?? new Date()).getTime() / 1000),
+    });
+  }
+
+  private async bulk(
+    deviceIds: readonly string[],
+    run: (index: number) => Promise<DeviceIdentity | undefined>,
+  ): Promise<BulkOutcome[]> {
+    if (deviceIds.length > MAX_BULK_DEVICES) {
+      throw new ValidationError(`At most ${MAX_BULK_DEVICES} devices per bulk operation.`, [
+        { path: 'devices', message: `has ${deviceIds.length} items` },
+      ]);
+    }
+    return Promise.all(
+      deviceIds.map((deviceId, i) =>
+        this.bulkLimit(async (): Promise<BulkOutcome> => {
+          try {
+            const identity = await run(i);
+            return identity ? { deviceId, ok: true, identity } : { deviceId, ok: true };
+          } catch (error) {
+            return { deviceId, ok: false, error: bulkError(error), message: messageOf(error) };
+          }
+        }),
+      ),
+    );
+  }
+
+  private async update(
+    deviceId: string,
+    change: (entity: IdentityEntity) => IdentityEntity,
+  ): Promise<DeviceIdentity> {
+    const client = await this.client();
+    for (let attempt = 0; attempt <= MAX_CONFLICT_RETRIES; attempt++) {
+      const current = await this.read(deviceId);
+      if (!current) throw new DeviceNotFoundError(deviceId);
+      const next = { ...change(current.value), updatedAt: this.now() };
+      try {
+        await client.updateEntity(next, 'Replace', { etag: current.etag });
+        return this.toIdentity(next);
+      } catch (error) {
+        if (statusOf(error) === 412) continue;
+        if (statusOf(error) === 404) throw new DeviceNotFoundError(deviceId);
+        throw translate(error);
+      }
+    }
+    throw new PreconditionFailedError(`Identity '${deviceId}' kept changing under concurrent updates.`);
+  }
+
+  private async read(deviceId: string): Promise<{ value: IdentityEntity; etag: string } | undefined> {
+    try {
+      const entity = await (await this.client()).getEntity<IdentityEntity>(toStorageKey(deviceId), ROW);
+      const { etag, ...value } = entity;
+      return {
+        value: {
+          partitionKey: value.partitionKey,
+          rowKey: value.rowKey,
+          deviceId: value.deviceId,
+          status: value.status,
+          keys: value.keys,
+          createdAt: value.createdAt,
+          updatedAt: value.updatedAt,
+        },
+        etag,
+      };
+    } catch (error) {
+      if (statusOf(error) === 404) return undefined;
+      throw translate(error);
+    }
+  }
+
+  private toIdentity(entity: IdentityEntity): DeviceIdentity {
+    return {
+      deviceId: entity.deviceId,
+      status: entity.status,
+      keys: this.open(entity.deviceId, entity.keys),
+    };
+  }
+
+  private seal(deviceId: string, keys: SymmetricKeys): string {
+    return this.cipher.encrypt(JSON.stringify([keys.primaryKey, keys.secondaryKey]), deviceId);
+  }
+
+  private open(deviceId: string, sealed: string): SymmetricKeys {
+    const [primaryKey = '', secondaryKey = ''] = JSON.parse(
+      this.cipher.decrypt(sealed, deviceId),
+    ) as string[];
+    return { primaryKey, secondaryKey };
+  }
+
+  private now(): string {
+    return (this.options.now?.() ?? new Date()).toISOString();
+  }
+
+  private client(): Promise<TableClient> {
+    this.ready ??= (async () => {
+      if (this.options.createTableIfMissing) await this.table.createTable();
+      return this.table;
+    })().catch((error: unknown) => {
+      this.ready = undefined;
+      throw error;
+    });
+    return this.ready;
+  }
+}
+
+function bulkError(error: unknown): 'already-exists' | 'not-found' | 'invalid' | 'failed' {
+  if (error instanceof DeviceAlreadyExistsError) return 'already-exists';
+  if (error instanceof DeviceNotFoundError) return 'not-found';
+  if (error instanceof ValidationError) return 'invalid';
+  return 'failed';
+}
+
+const messageOf = (error: unknown) =>
+  error instanceof DomainError ? error.message : 'The operation failed.';
+
+function translate(error: unknown): unknown {
+  if (statusOf(error) === 429 || statusOf(error) === 503) {
+    return new ThrottledError('Table storage is throttling requests.');
+  }
+  return error;
+}

@@ -1,0 +1,44 @@
+import type { SymmetricKeys } from './keys.js';
+
+/** Whether the identity store lets a device connect. */
+export type IdentityStatus = 'enabled' | 'disabled';
+
+/** A device's entry in the identity store: the only place its keys live (seed 002 §3.2). */
+export interface DeviceIdentity {
+  deviceId: string;
+  status: IdentityStatus;
+  keys: SymmetricKeys;
+}
+
+/** Outcome of one device in a bulk operation. */
+export type BulkOutcome =
+  | { deviceId: string; ok: true; identity?: DeviceIdentity }
+  | {
+      deviceId: string;
+      ok: false;
+      error: 'already-exists' | 'not-found' | 'invalid' | 'failed';
+      message: string;
+    };
+
+/** IoT Hub accepts at most 100 devices per bulk registry operation. */
+export const MAX_BULK_DEVICES = 100;
+
+/**
+ * The identity store (IoT Hub's identity registry, or the table-based custom store of the local run).
+ * Errors: DeviceAlreadyExistsError, DeviceNotFoundError, ValidationError, ThrottledError.
+ */
+export interface IdentityStore {
+  /** Creates an enabled identity with the given keys, or freshly generated ones. */
+  create(deviceId: string, keys?: SymmetricKeys): Promise<DeviceIdentity>;
+  get(deviceId: string): Promise<DeviceIdentity | undefined>;
+  /** Enables or disables the identity; a disabled device is refused at once. */
+  setStatus(deviceId: string, status: IdentityStatus): Promise<DeviceIdentity>;
+  /** Replaces both keys (given, or freshly generated); tokens signed with the old keys stop working. */
+  regenerateKeys(deviceId: string, keys?: SymmetricKeys): Promise<DeviceIdentity>;
+  /** Deletes the identity; false when there was none. */
+  delete(deviceId: string): Promise<boolean>;
+  /** Creates up to MAX_BULK_DEVICES identities, with one outcome per device in request order. */
+  createMany(devices: readonly { deviceId: string; keys?: SymmetricKeys }[]): Promise<BulkOutcome[]>;
+  /** Deletes up to MAX_BULK_DEVICES identities, with one outcome per device in request order. */
+  deleteMany(deviceIds: readonly string[]): Promise<BulkOutcome[]>;
+}
