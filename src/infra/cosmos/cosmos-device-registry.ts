@@ -1,0 +1,158 @@
+import type { Container, SqlParameter } from '@azure/cosmos';
+import {
+  QUERYABLE_FIELD,
+  type DevicePage,
+  type DeviceQuery,
+  type DeviceRecord,
+  type DeviceRegistry,
+  type VersionedDeviceRecord,
+} from '../../provisioning/registry.js';
+import {
+  DeviceAlreadyExistsError,
+  DeviceNotFoundError,
+  PreconditionFailedError,
+  ThrottledError,
+  ValidationError,
+} from '../../shared/errors.js';
+import { toStorageKey } from '../storage-keys.js';
+import { cosmosStatus } from './cosmos-client.js';
+
+interface StoredRecord extends DeviceRecord {
+  /** The device id as stored (ids with `/ \ ? #` are percent-encoded); `deviceId` keeps it as given. */
+  deviceId: string;
+  _etag?: string;
+}
+
+/** DeviceRegistry on a Cosmos DB container (`devices`, partition key `/id`). */
+export class CosmosDeviceRegistry implements DeviceRegistry {
+  constructor(private readonly container: () => Promise<Container>) {}
+
+  async create(record: DeviceRecord): Promise<VersionedDeviceRecord> {
+    try {
+      const { resource } = await (await this.container()).items.create<StoredRecord>(toStored(record));
+      return fromStored(resource);
+    } catch (error) {
+      if (cosmosStatus(error) === 409) throw new DeviceAlreadyExistsError(record.id);
+      throw translate(error);
+    }
+  }
+
+  async get(id: string): Promise<VersionedDeviceRecord | undefined> {
+    const key = toStorageKey(id);
+    try {
+      const { resource } = await (await this.container()).item(key, key).read<StoredRecord>();
+      return resource ? fromStored(resource) : undefined;
+    } catch (error) {
+      if (cosmosStatus(error) === 404) return undefined;
+      throw translate(error);
+    }
+  }
+
+  async replace(record: DeviceRecord, ifMatch?: string): Promise<VersionedDeviceRecord> {
+    const key = toStorageKey(record.id);
+    try {
+      const { resource } = await (await this.container())
+        .item(key, key)
+        .replace<StoredRecord>(
+          toStored(record),
+          ifMatch === undefined ? {} : { accessCondition: { type: 'IfMatch', condition: ifMatch } },
+        );
+      if (!resource) throw new DeviceNotFoundError(record.id);
+      return fromStored(resource);
+    } catch (error) {
+      if (cosmosStatus(error) === 404) throw new DeviceNotFoundError(record.id);
+      if (cosmosStatus(error) === 412) {
+        throw new PreconditionFailedError(`Device '${record.id}' was changed since ETag ${ifMatch ?? ''}.`);
+      }
+      throw translate(error);
+    }
+  }
+
+  async delete(id: string): Promise<boolean> {
+    const key = toStorageKey(id);
+    try {
+      await (await this.container()).item(key, key).delete();
+      return true;
+    } catch (error) {
+      if (cosmosStatus(error) === 404) return false;
+      throw translate(error);
+    }
+  }
+
+  async query(query: DeviceQuery): Promise<DevicePage> {
+    const { text, parameters } = buildQuery(query);
+    try {
+      const page = await (await this.container()).items
+        .query<StoredRecord>(
+          { query: text, parameters },
+          {
+            maxItemCount: query.top,
+            ...(query.continuationToken ? { continuationToken: query.continuationToken } : {}),
+          },
+        )
+        .fetchNext();
+      const result: DevicePage = { items: page.resources.map(fromStored) };
+      if (page.continuationToken) result.continuationToken = page.continuationToken;
+      return result;
+    } catch (error) {
+      if (cosmosStatus(error) === 400 && query.continuationToken) {
+        throw new ValidationError('Invalid continuation token.', [
+          { path: 'continuationToken', message: 'is not a token this API returned' },
+        ]);
+      }
+      throw translate(error);
+    }
+  }
+}
+
+/**
+ * SQL from validated parameters only: field names must match QUERYABLE_FIELD (so quoting them is safe) and
+ * every value is a parameter. Clients never send query text.
+ */
+export function buildQuery(query: DeviceQuery): { text: string; parameters: SqlParameter[] } {
+  const conditions: string[] = [];
+  const parameters: SqlParameter[] = [];
+  if (query.status !== undefined) {
+    conditions.push('c.status = @status');
+    parameters.push({ name: '@status', value: query.status });
+  }
+  Object.entries(query.metadata ?? {}).forEach(([field, value], i) => {
+    if (!QUERYABLE_FIELD.test(field)) {
+      throw new ValidationError('Invalid metadata filter.', [
+        { path: `metadata.${field}`, message: 'field names must be identifiers (letters, digits, _)' },
+      ]);
+    }
+    conditions.push(`c.metadata["${field}"] = @m${i}`);
+    parameters.push({ name: `@m${i}`, value });
+  });
+  const where = conditions.length > 0 ? ` WHERE ${conditions.join(' AND ')}` : '';
+  return { text: `SELECT * FROM c${where} ORDER BY c.id`, parameters };
+}
+
+function toStored(record: DeviceRecord): StoredRecord {
+  return {
+    id: toStorageKey(record.id),
+    deviceId: record.id,
+    status: record.status,
+    metadata: record.metadata,
+    createdAt: record.createdAt,
+    updatedAt: record.updatedAt,
+  };
+}
+
+function fromStored(stored: StoredRecord | undefined): VersionedDeviceRecord {
+  if (!stored) throw new Error('Cosmos DB returned no document.');
+  return {
+    id: stored.deviceId,
+    status: stored.status,
+    metadata: stored.metadata,
+    createdAt: stored.createdAt,
+    updatedAt: stored.updatedAt,
+    etag: stored._etag ?? '',
+  };
+}
+
+function translate(error: unknown): unknown {
+  if (cosmosStatus(error) === 429) return new ThrottledError('Cosmos DB is throttling requests.');
+  return error;
+}

@@ -1,0 +1,101 @@
+import { describe, expect, it } from 'vitest';
+import { createCosmosClient, lazyContainer } from '../../../src/infra/cosmos/cosmos-client.js';
+import { buildQuery, CosmosDeviceRegistry } from '../../../src/infra/cosmos/cosmos-device-registry.js';
+import type { DeviceRecord } from '../../../src/provisioning/registry.js';
+import {
+  DeviceAlreadyExistsError,
+  DeviceNotFoundError,
+  PreconditionFailedError,
+  ValidationError,
+} from '../../../src/shared/errors.js';
+import { testConfig } from '../../support/local-env.js';
+
+const config = testConfig();
+const registry = new CosmosDeviceRegistry(
+  lazyContainer(createCosmosClient(config.cosmos), config.cosmos.databaseName, 'devices', {
+    create: true,
+    partitionKeyPath: '/id',
+  }),
+);
+
+const record = (
+  id: string,
+  metadata: Record<string, unknown> = {},
+  status: DeviceRecord['status'] = 'enabled',
+) => ({
+  id,
+  status,
+  metadata,
+  createdAt: '2026-11-23T10:00:00.000Z',
+  updatedAt: '2026-11-23T10:00:00.000Z',
+});
+
+describe('CosmosDeviceRegistry on the local Cosmos DB server', () => {
+  it('creates, reads back with an ETag, and refuses a duplicate', async () => {
+    const created = await registry.create(record('reg#1?', { model: 'TH-1' }));
+    expect(created).toMatchObject({ id: 'reg#1?', status: 'enabled', metadata: { model: 'TH-1' } });
+    expect(created.etag).not.toBe('');
+    expect(await registry.get('reg#1?')).toEqual(created);
+    await expect(registry.create(record('reg#1?'))).rejects.toBeInstanceOf(DeviceAlreadyExistsError);
+    expect(await registry.get('nobody')).toBeUndefined();
+  });
+
+  it('replaces only under a matching ETag when one is given', async () => {
+    const created = await registry.create(record('reg-2', { floor: 1 }));
+    const updated = await registry.replace({ ...created, metadata: { floor: 2 } }, created.etag);
+    expect(updated.metadata).toEqual({ floor: 2 });
+    expect(updated.etag).not.toBe(created.etag);
+    await expect(
+      registry.replace({ ...created, metadata: { floor: 3 } }, created.etag),
+    ).rejects.toBeInstanceOf(PreconditionFailedError);
+    expect((await registry.replace({ ...created, metadata: { floor: 4 } })).metadata).toEqual({ floor: 4 });
+    await expect(registry.replace(record('missing'))).rejects.toBeInstanceOf(DeviceNotFoundError);
+  });
+
+  it('deletes, and says whether there was anything to delete', async () => {
+    await registry.create(record('reg-3'));
+    expect(await registry.delete('reg-3')).toBe(true);
+    expect(await registry.delete('reg-3')).toBe(false);
+  });
+
+  it('queries by status and metadata, page by page', async () => {
+    for (let i = 0; i < 7; i++) {
+      await registry.create(
+        record(`q-${i}`, { site: i < 5 ? 'north' : 'south', floor: i % 2 }, i === 0 ? 'disabled' : 'enabled'),
+      );
+    }
+    const ids: string[] = [];
+    let token: string | undefined;
+    do {
+      const page = await registry.query({
+        metadata: { site: 'north' },
+        top: 2,
+        ...(token ? { continuationToken: token } : {}),
+      });
+      expect(page.items.length).toBeLessThanOrEqual(2);
+      ids.push(...page.items.map((r) => r.id));
+      token = page.continuationToken;
+    } while (token);
+    expect(ids).toEqual(['q-0', 'q-1', 'q-2', 'q-3', 'q-4']);
+
+    const enabledOddNorth = await registry.query({
+      status: 'enabled',
+      metadata: { site: 'north', floor: 1 },
+      top: 100,
+    });
+    expect(enabledOddNorth.items.map((r) => r.id)).toEqual(['q-1', 'q-3']);
+    const injected = await registry.query({ metadata: { site: `north" OR 1=1 --` }, top: 100 });
+    expect(injected.items).toEqual([]);
+  });
+
+  it('builds SQL only from identifier field names, with every value a parameter', () => {
+    expect(buildQuery({ status: 'enabled', metadata: { site: 'x' }, top: 5 })).toEqual({
+      text: 'SELECT * FROM c WHERE c.status = @status AND c.metadata["site"] = @m0 ORDER BY c.id',
+      parameters: [
+        { name: '@status', value: 'enabled' },
+        { name: '@m0', value: 'x' },
+      ],
+    });
+    expect(() => buildQuery({ metadata: { 'a"] OR 1=1 --': 'x' }, top: 5 })).toThrow(ValidationError);
+  });
+});
