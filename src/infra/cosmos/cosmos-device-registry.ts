@@ -51,7 +51,9 @@ export class CosmosDeviceRegistry implements DeviceRegistry {
   async replace(record: DeviceRecord, ifMatch?: string): Promise<VersionedDeviceRecord> {
     const key = toStorageKey(record.id);
     try {
-      const { resource } = await (await this.container())
+      const { resource } = await (
+        await this.container()
+      )
         .item(key, key)
         .replace<StoredRecord>(
           toStored(record),
@@ -82,7 +84,9 @@ export class CosmosDeviceRegistry implements DeviceRegistry {
   async query(query: DeviceQuery): Promise<DevicePage> {
     const { text, parameters } = buildQuery(query);
     try {
-      const page = await (await this.container()).items
+      const page = await (
+        await this.container()
+      ).items
         .query<StoredRecord>(
           { query: text, parameters },
           {

@@ -1,0 +1,215 @@
+import type { Registry } from 'azure-iothub';
+import { generateKeys, validateKeys, type SymmetricKeys } from '../../provisioning/keys.js';
+import {
+  MAX_BULK_DEVICES,
+  type BulkOutcome,
+  type DeviceIdentity,
+  type IdentityStatus,
+  type IdentityStore,
+} from '../../provisioning/ports.js';
+import { assertDeviceId } from '../../shared/device-id.js';
+import {
+  DeviceAlreadyExistsError,
+  DeviceNotFoundError,
+  PreconditionFailedError,
+  ThrottledError,
+  ValidationError,
+} from '../../shared/errors.js';
+
+interface RegistryDevice {
+  deviceId: string;
+  status?: string;
+  authentication?: { symmetricKey?: { primaryKey?: string; secondaryKey?: string }; type?: string };
+}
+
+interface BulkResult {
+  isSuccessful?: boolean;
+  errors?: { deviceId?: string; errorCode?: { name?: string } | string; errorStatus?: string }[];
+}
+
+/** The HTTP status behind an azure-iothub SDK error (the SDK keeps the response on the error). */
+const statusOf = (error: unknown): number | undefined =>
+  (error as { response?: { statusCode?: number } } | undefined)?.response?.statusCode;
+
+/**
+ * IdentityStore on IoT Hub's identity registry through the `azure-iothub` SDK (REST). The production adapter:
+ * keys live in IoT Hub only; disabling a device there refuses its connections at once.
+ */
+export class IotHubIdentityStore implements IdentityStore {
+  constructor(private readonly registry: Registry) {}
+
+  async create(deviceId: string, keys?: SymmetricKeys): Promise<DeviceIdentity> {
+    assertDeviceId(deviceId);
+    const identity: DeviceIdentity = {
+      deviceId,
+      status: 'enabled',
+      keys: keys ? validateKeys(keys) : generateKeys(),
+    };
+    try {
+      const { responseBody } = await this.registry.create(toDevice(identity));
+      return fromDevice(responseBody);
+    } catch (error) {
+      throw translate(error, deviceId);
+    }
+  }
+
+  async get(deviceId: string): Promise<DeviceIdentity | undefined> {
+    try {
+      const { responseBody } = await this.registry.get(deviceId);
+      return fromDevice(responseBody);
+    } catch (error) {
+      if (statusOf(error) === 404) return undefined;
+      throw translate(error, deviceId);
+    }
+  }
+
+  async setStatus(deviceId: string, status: IdentityStatus): Promise<DeviceIdentity> {
+    const current = await this.get(deviceId);
+    if (!current) throw new DeviceNotFoundError(deviceId);
+    return this.put({ ...current, status });
+  }
+
+  async regenerateKeys(deviceId: string, keys?: SymmetricKeys): Promise<DeviceIdentity> {
+    const fresh = keys ? validateKeys(keys) : generateKeys();
+    const current = await this.get(deviceId);
+    if (!current) throw new DeviceNotFoundError(deviceId);
+    return this.put({ ...current, keys: fresh });
+  }
+
+  async delete(deviceId: string): Promise<boolean> {
+    try {
+      await this.registry.delete(deviceId);
+      return true;
+    } catch (error) {
+      if (statusOf(error) === 404) return false;
+      throw translate(error, deviceId);
+    }
+  }
+
+  async createMany(devices: readonly { deviceId: string; keys?: SymmetricKeys }[]): Promise<BulkOutcome[]> {
+    assertBulkSize(devices.length);
+    const outcomes: (BulkOutcome | undefined)[] = [];
+    const valid: DeviceIdentity[] = [];
+    devices.forEach((d, i) => {
+      try {
+        assertDeviceId(d.deviceId);
+        valid.push({
+          deviceId: d.deviceId,
+          status: 'enabled',
+          keys: d.keys ? validateKeys(d.keys) : generateKeys(),
+        });
+      } catch (error) {
+        outcomes[i] = {
+          deviceId: d.deviceId,
+          ok: false,
+          error: 'invalid',
+          message: (error as Error).message,
+        };
+      }
+    });
+    const failed = await this.bulk(() => this.registry.addDevices(valid.map(toDevice)));
+    return devices.map((d, i) => {
+      const outcome = outcomes[i];
+      if (outcome) return outcome;
+      const failure = failed.get(d.deviceId);
+      if (failure) return failure;
+      const identity = valid.find((v) => v.deviceId === d.deviceId);
+      return identity ? { deviceId: d.deviceId, ok: true, identity } : { deviceId: d.deviceId, ok: true };
+    });
+  }
+
+  async deleteMany(deviceIds: readonly string[]): Promise<BulkOutcome[]> {
+    assertBulkSize(deviceIds.length);
+    const failed = await this.bulk(() =>
+      this.registry.removeDevices(
+        deviceIds.map((deviceId) => ({ deviceId })),
+        true,
+      ),
+    );
+    return deviceIds.map((deviceId) => failed.get(deviceId) ?? { deviceId, ok: true });
+  }
+
+  private async bulk(call: () => Promise<{ responseBody: unknown }>): Promise<Map<string, BulkOutcome>> {
+    let result: BulkResult;
+    try {
+      result = (await call()).responseBody as BulkResult;
+    } catch (error) {
+      // IoT Hub answers a bulk request with per-device errors in the body, also when the status is 400.
+      const body = (error as { responseBody?: unknown }).responseBody;
+      const text = Buffer.isBuffer(body)
+        ? body.toString('utf8')
+        : typeof body === 'string'
+          ? body
+          : undefined;
+      if (statusOf(error) !== 400 || text === undefined) throw translate(error, '(bulk)');
+      result = JSON.parse(text) as BulkResult;
+    }
+    const failed = new Map<string, BulkOutcome>();
+    for (const e of result.errors ?? []) {
+      const deviceId = e.deviceId ?? '';
+      const code = typeof e.errorCode === 'string' ? e.errorCode : (e.errorCode?.name ?? '');
+      failed.set(deviceId, {
+        deviceId,
+        ok: false,
+        error: /AlreadyExists/i.test(code)
+          ? 'already-exists'
+          : /NotFound/i.test(code)
+            ? 'not-found'
+            : 'failed',
+        message: e.errorStatus ?? code,
+      });
+    }
+    return failed;
+  }
+
+  private async put(identity: DeviceIdentity): Promise<DeviceIdentity> {
+    try {
+      const { responseBody } = await this.registry.update(toDevice(identity));
+      return fromDevice(responseBody);
+    } catch (error) {
+      throw translate(error, identity.deviceId);
+    }
+  }
+}
+
+function assertBulkSize(n: number): void {
+  if (n > MAX_BULK_DEVICES) {
+    throw new ValidationError(`At most ${MAX_BULK_DEVICES} devices per bulk operation.`, [
+      { path: 'devices', message: `has ${n} items` },
+    ]);
+  }
+}
+
+function toDevice(identity: DeviceIdentity): RegistryDevice & { authentication: { type: string } } {
+  return {
+    deviceId: identity.deviceId,
+    status: identity.status,
+    authentication: { type: 'sas', symmetricKey: { ...identity.keys } },
+  };
+}
+
+function fromDevice(device: RegistryDevice): DeviceIdentity {
+  return {
+    deviceId: device.deviceId,
+    status: device.status === 'disabled' ? 'disabled' : 'enabled',
+    keys: {
+      primaryKey: device.authentication?.symmetricKey?.primaryKey ?? '',
+      secondaryKey: device.authentication?.symmetricKey?.secondaryKey ?? '',
+    },
+  };
+}
+
+function translate(error: unknown, deviceId: string): unknown {
+  switch (statusOf(error)) {
+    case 404:
+      return new DeviceNotFoundError(deviceId);
+    case 409:
+      return new DeviceAlreadyExistsError(deviceId);
+    case 412:
+      return new PreconditionFailedError(`Device '${deviceId}' was changed concurrently in IoT Hub.`);
+    case 429:
+      return new ThrottledError('IoT Hub is throttling identity registry operations.');
+    default:
+      return error;
+  }
+}
