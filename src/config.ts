@@ -10,6 +10,10 @@ const EXAMPLES: Record<string, string> = {
     'Endpoint=sb://ihsuprodxx.servicebus.windows.net/;SharedAccessKeyName=service;SharedAccessKey=...;EntityPath=...',
   CosmosDb__accountEndpoint: 'https://myaccount.documents.azure.com:443/',
   ArchiveStorageConnectionString: 'UseDevelopmentStorage=true',
+  IotHubHostName: 'myhub.azure-devices.net',
+  IdentityStorageConnectionString: 'UseDevelopmentStorage=true',
+  IotHubRegistryConnectionString:
+    'HostName=myhub.azure-devices.net;SharedAccessKeyName=registryReadWrite;SharedAccessKey=...',
   ArchiveStorage__blobServiceUri: 'https://mystorage.blob.core.windows.net',
 };
 
@@ -19,6 +23,8 @@ const bool = z
   .transform((v) => v === 'true' || v === '1');
 const positiveInt = (fallback: number) => z.coerce.number().int().positive().default(fallback);
 const nonEmpty = z.string().trim().min(1);
+/** An optional setting; an empty value (as in local.settings.sample.json) counts as unset. */
+const optionalText = z.preprocess((v) => (v === '' ? undefined : v), nonEmpty.optional());
 const loopbackHosts = new Set(['localhost', '127.0.0.1', '[::1]', '::1']);
 
 const schema = z.object({
@@ -39,6 +45,20 @@ const schema = z.object({
   DeadLetterContainerName: nonEmpty.default('telemetry-deadletter'),
 
   CreateResourcesIfMissing: bool,
+
+  IotHubHostName: nonEmpty,
+  IdentityStore: z.enum(['table', 'iothub']).default('table'),
+  IotHubRegistryConnectionString: optionalText,
+  IotHubRegistry__hostName: nonEmpty.optional(),
+  IdentityStorageConnectionString: nonEmpty.optional(),
+  IdentityStore__EncryptionKey: nonEmpty.optional(),
+  IdentityTableName: z
+    .string()
+    .regex(/^[A-Za-z][A-Za-z0-9]{2,62}$/)
+    .default('identities'),
+  CosmosDbDevicesContainerName: nonEmpty.default('devices'),
+  CosmosDbReconciliationContainerName: nonEmpty.default('reconciliation'),
+  Provisioning__MaxMetadataBytes: positiveInt(8192),
 
   Ingest__TimestampFields: z
     .string()
@@ -85,6 +105,26 @@ function crossSettingProblems(env: Record<string, string | undefined>): { name: 
       message: 'required (or ArchiveStorage__blobServiceUri for a managed identity)',
     });
   }
+  if ((env.IdentityStore ?? 'table') === 'table') {
+    if (!has('IdentityStorageConnectionString')) {
+      problems.push({
+        name: 'IdentityStorageConnectionString',
+        message: 'required when IdentityStore is table',
+      });
+    }
+    const key = env.IdentityStore__EncryptionKey ?? '';
+    if (Buffer.from(key, 'base64').length !== 32) {
+      problems.push({
+        name: 'IdentityStore__EncryptionKey',
+        message: 'required when IdentityStore is table: 32 random bytes, base64 (openssl rand -base64 32)',
+      });
+    }
+  } else if (!has('IotHubRegistryConnectionString') && !has('IotHubRegistry__hostName')) {
+    problems.push({
+      name: 'IotHubRegistryConnectionString',
+      message: 'required when IdentityStore is iothub (or IotHubRegistry__hostName for a managed identity)',
+    });
+  }
   const selfSigned = env.CosmosDbAllowSelfSignedTls === 'true' || env.CosmosDbAllowSelfSignedTls === '1';
   if (selfSigned && URL.canParse(env.CosmosDb__accountEndpoint ?? '')) {
     const host = new URL(env.CosmosDb__accountEndpoint ?? '').hostname;
@@ -129,6 +169,21 @@ export interface AppConfig {
   };
   /** Create databases, containers and blob containers on first use (local runs; Bicep does it in Azure). */
   createResourcesIfMissing: boolean;
+  provisioning: ProvisioningConfig;
+}
+
+/** Where device identities live and how the provisioning API behaves. */
+export interface ProvisioningConfig {
+  /** IoT Hub host name written into device connection strings. */
+  hostName: string;
+  identityStore:
+    | { kind: 'table'; connectionString: string; tableName: string; encryptionKey: string }
+    | { kind: 'iothub'; connectionString: string }
+    | { kind: 'iothub'; hostName: string };
+  devicesContainerName: string;
+  reconciliationContainerName: string;
+  /** Largest metadata object accepted, in bytes of JSON. */
+  maxMetadataBytes: number;
 }
 
 /** Validates the app settings once at start-up; throws ConfigError naming every bad setting. */
@@ -181,5 +236,22 @@ export function loadConfig(env: Record<string, string | undefined> = process.env
       maxRetryCount: s.Ingest__MaxRetryCount,
     },
     createResourcesIfMissing: s.CreateResourcesIfMissing,
+    provisioning: {
+      hostName: s.IotHubHostName,
+      identityStore:
+        s.IdentityStore === 'table'
+          ? {
+              kind: 'table',
+              connectionString: s.IdentityStorageConnectionString ?? '',
+              tableName: s.IdentityTableName,
+              encryptionKey: s.IdentityStore__EncryptionKey ?? '',
+            }
+          : s.IotHubRegistryConnectionString
+            ? { kind: 'iothub', connectionString: s.IotHubRegistryConnectionString }
+            : { kind: 'iothub', hostName: s.IotHubRegistry__hostName ?? '' },
+      devicesContainerName: s.CosmosDbDevicesContainerName,
+      reconciliationContainerName: s.CosmosDbReconciliationContainerName,
+      maxMetadataBytes: s.Provisioning__MaxMetadataBytes,
+    },
   };
 }

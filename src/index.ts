@@ -6,11 +6,23 @@ import { app } from '@azure/functions';
 import { loadConfig } from './config.js';
 import { withProblemDetails } from './http/problem.js';
 import { createAdapters } from './infra/adapters.js';
+import { makeProvisioningHandlers } from './provisioning/http-handlers.js';
+import { ProvisioningService } from './provisioning/provisioning-service.js';
 import { makeGetDeviceState } from './telemetry/get-device-state.js';
 import { makeIngestTelemetry } from './telemetry/ingest-telemetry.js';
 
 const config = loadConfig();
-const { stateStore, archive, deadLetters } = createAdapters(config);
+const { stateStore, archive, deadLetters, identities, registry, orphans } = createAdapters(config);
+const provisioning = makeProvisioningHandlers(
+  new ProvisioningService({
+    identities,
+    registry,
+    stateStore,
+    orphans,
+    hostName: config.provisioning.hostName,
+    maxMetadataBytes: config.provisioning.maxMetadataBytes,
+  }),
+);
 
 app.eventHub('ingestTelemetry', {
   connection: 'IotHubEventsConnection',
@@ -31,4 +43,54 @@ app.http('getDeviceState', {
   methods: ['GET'],
   authLevel: 'function',
   handler: withProblemDetails(makeGetDeviceState({ stateStore })),
+});
+
+// Provisioning API (seed 002 §3.4). Function keys guard every route in Azure.
+app.http('registerDevice', {
+  route: 'devices',
+  methods: ['POST'],
+  authLevel: 'function',
+  handler: withProblemDetails(provisioning.registerDevice),
+});
+app.http('listDevices', {
+  route: 'devices',
+  methods: ['GET'],
+  authLevel: 'function',
+  handler: withProblemDetails(provisioning.listDevices),
+});
+app.http('getDevice', {
+  route: 'devices/{id}',
+  methods: ['GET'],
+  authLevel: 'function',
+  handler: withProblemDetails(provisioning.getDevice),
+});
+app.http('updateDevice', {
+  route: 'devices/{id}',
+  methods: ['PATCH'],
+  authLevel: 'function',
+  handler: withProblemDetails(provisioning.updateDevice),
+});
+app.http('unregisterDevice', {
+  route: 'devices/{id}',
+  methods: ['DELETE'],
+  authLevel: 'function',
+  handler: withProblemDetails(provisioning.unregisterDevice),
+});
+app.http('activateDevice', {
+  route: 'devices/{id}/activate',
+  methods: ['POST'],
+  authLevel: 'function',
+  handler: withProblemDetails(provisioning.activateDevice),
+});
+app.http('deactivateDevice', {
+  route: 'devices/{id}/deactivate',
+  methods: ['POST'],
+  authLevel: 'function',
+  handler: withProblemDetails(provisioning.deactivateDevice),
+});
+app.http('resetDeviceCredentials', {
+  route: 'devices/{id}/reset-credentials',
+  methods: ['POST'],
+  authLevel: 'function',
+  handler: withProblemDetails(provisioning.resetCredentials),
 });

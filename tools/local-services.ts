@@ -141,6 +141,14 @@ async function stop(azurite: ChildProcess, cosmos: ReturnType<typeof createHttps
   });
 }
 
+/**
+ * Encryption key of the local table identity store: fixed so that identities kept in Azurite's data folder
+ * stay readable across restarts. Local use only; a deployment brings its own (or uses IoT Hub).
+ */
+export const LOCAL_IDENTITY_ENCRYPTION_KEY = Buffer.from('local-only identity key, 32 byte').toString(
+  'base64',
+);
+
 /** App settings that point the function app at these services. */
 export function localAppSettings(services: LocalServices): Record<string, string> {
   return {
@@ -150,5 +158,9 @@ export function localAppSettings(services: LocalServices): Record<string, string
     CosmosDbKey: services.cosmosKey,
     CosmosDbAllowSelfSignedTls: 'true',
     CreateResourcesIfMissing: 'true',
+    IotHubHostName: 'localhost',
+    IdentityStore: 'table',
+    IdentityStorageConnectionString: services.storageConnectionString,
+    IdentityStore__EncryptionKey: LOCAL_IDENTITY_ENCRYPTION_KEY,
   };
 }

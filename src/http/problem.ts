@@ -4,7 +4,9 @@ import {
   DeviceNotFoundError,
   DomainError,
   PreconditionFailedError,
+  ProvisioningInconsistencyError,
   ThrottledError,
+  UnprocessableRequestError,
   ValidationError,
 } from '../shared/errors.js';
 
@@ -13,7 +15,9 @@ const STATUS: [new (...args: never[]) => DomainError, number, string][] = [
   [DeviceNotFoundError, 404, 'Not Found'],
   [DeviceAlreadyExistsError, 409, 'Conflict'],
   [PreconditionFailedError, 412, 'Precondition Failed'],
+  [UnprocessableRequestError, 422, 'Unprocessable Content'],
   [ThrottledError, 429, 'Too Many Requests'],
+  [ProvisioningInconsistencyError, 500, 'Internal Server Error'],
 ];
 
 /** The one place where errors become HTTP responses: RFC 9457 problem details, no internals for the unknown. */
@@ -28,7 +32,16 @@ export function toProblemResponse(error: unknown, instance?: string): HttpRespon
       detail: error.message,
     };
     if (instance) body.instance = instance;
-    if (error instanceof ValidationError && error.errors.length > 0) body.errors = error.errors;
+    if (
+      (error instanceof ValidationError || error instanceof UnprocessableRequestError) &&
+      error.errors.length > 0
+    ) {
+      body.errors = error.errors;
+    }
+    if (error instanceof ProvisioningInconsistencyError) {
+      body.deviceId = error.deviceId;
+      body.recordedForReconciliation = error.recorded;
+    }
     if (error instanceof ThrottledError && error.retryAfterSeconds !== undefined) {
       headers['retry-after'] = String(error.retryAfterSeconds);
     }

@@ -1,15 +1,29 @@
-import type { AppConfig } from '../config.js';
+import { TableClient } from '@azure/data-tables';
+import { DefaultAzureCredential } from '@azure/identity';
+import { Registry } from 'azure-iothub';
+import type { AppConfig, ProvisioningConfig } from '../config.js';
+import type { IdentityStore } from '../provisioning/ports.js';
+import type { OrphanLog } from '../provisioning/provisioning-service.js';
+import type { DeviceRegistry } from '../provisioning/registry.js';
 import type { DeadLetterStore, DeviceStateStore, RawArchive } from '../telemetry/ports.js';
 import { BlobJsonLinesStore } from './blob/blob-json-lines-store.js';
 import { createBlobService } from './blob/blob-service.js';
 import { createCosmosClient, lazyContainer } from './cosmos/cosmos-client.js';
+import { CosmosDeviceRegistry } from './cosmos/cosmos-device-registry.js';
 import { CosmosDeviceStateStore } from './cosmos/cosmos-device-state-store.js';
+import { CosmosOrphanLog } from './cosmos/cosmos-orphan-log.js';
+import { AesGcmCipher } from './crypto/aes-gcm-cipher.js';
+import { IotHubIdentityStore } from './iothub/iothub-identity-store.js';
+import { TableIdentityStore } from './tables/table-identity-store.js';
 
 /** Every adapter the app uses, built from validated config with one SDK client per service. */
 export interface Adapters {
   stateStore: DeviceStateStore;
   archive: RawArchive;
   deadLetters: DeadLetterStore;
+  identities: IdentityStore;
+  registry: DeviceRegistry;
+  orphans: OrphanLog;
 }
 
 export function createAdapters(config: AppConfig): Adapters {
@@ -27,5 +41,38 @@ export function createAdapters(config: AppConfig): Adapters {
     ),
     archive: new BlobJsonLinesStore(blobs, config.storage.rawArchiveContainer, create),
     deadLetters: new BlobJsonLinesStore(blobs, config.storage.deadLetterContainer, create),
+    identities: createIdentityStore(config.provisioning, create),
+    registry: new CosmosDeviceRegistry(
+      lazyContainer(cosmos, config.cosmos.databaseName, config.provisioning.devicesContainerName, {
+        create,
+        partitionKeyPath: '/id',
+      }),
+    ),
+    orphans: new CosmosOrphanLog(
+      lazyContainer(cosmos, config.cosmos.databaseName, config.provisioning.reconciliationContainerName, {
+        create,
+        partitionKeyPath: '/id',
+      }),
+    ),
   };
+}
+
+function createIdentityStore(config: ProvisioningConfig, create: boolean): IdentityStore {
+  const store = config.identityStore;
+  if (store.kind === 'table') {
+    const table = TableClient.fromConnectionString(store.connectionString, store.tableName, {
+      // Azurite speaks plain HTTP on loopback; real Table storage is always HTTPS.
+      allowInsecureConnection: /https?:\/\/127\.0\.0\.1|UseDevelopmentStorage=true/.test(
+        store.connectionString,
+      ),
+    });
+    return new TableIdentityStore(table, new AesGcmCipher(store.encryptionKey), {
+      createTableIfMissing: create,
+    });
+  }
+  return new IotHubIdentityStore(
+    'connectionString' in store
+      ? Registry.fromConnectionString(store.connectionString)
+      : Registry.fromTokenCredential(store.hostName, new DefaultAzureCredential()),
+  );
 }

@@ -20,6 +20,33 @@ export class ValidationError extends DomainError {
   }
 }
 
+/** The request body is well-formed JSON but breaks the schema: unknown fields, wrong types (HTTP 422). */
+export class UnprocessableRequestError extends DomainError {
+  readonly code = 'unprocessable-request';
+  constructor(
+    message: string,
+    /** Every violation, safe to show to the caller. */
+    readonly errors: readonly { path: string; message: string }[],
+  ) {
+    super(message);
+  }
+}
+
+/**
+ * Provisioning left the identity store and the registry out of step and could not repair it (HTTP 500); the
+ * orphan was recorded for reconciliation when `recorded` is true.
+ */
+export class ProvisioningInconsistencyError extends DomainError {
+  readonly code = 'provisioning-inconsistency';
+  constructor(
+    message: string,
+    readonly deviceId: string,
+    readonly recorded: boolean,
+  ) {
+    super(message);
+  }
+}
+
 /** No device with that id (HTTP 404). */
 export class DeviceNotFoundError extends DomainError {
   readonly code = 'device-not-found';

@@ -43,7 +43,18 @@ describe('composition root (src/index.ts) loaded as the Functions host loads it'
   });
 
   it('registers exactly the functions of this release', () => {
-    expect(registrations.map((r) => r.metadata.name).sort()).toEqual(['getDeviceState', 'ingestTelemetry']);
+    expect(registrations.map((r) => r.metadata.name).sort()).toEqual([
+      'activateDevice',
+      'deactivateDevice',
+      'getDevice',
+      'getDeviceState',
+      'ingestTelemetry',
+      'listDevices',
+      'registerDevice',
+      'resetDeviceCredentials',
+      'unregisterDevice',
+      'updateDevice',
+    ]);
   });
 
   it('binds ingestTelemetry to the IoT Hub built-in endpoint through settings, in batches, with a retry policy', () => {

@@ -12,6 +12,9 @@ const MINIMAL: Record<string, string> = {
     'Endpoint=sb://example.servicebus.windows.net/;SharedAccessKeyName=s;SharedAccessKey=k',
   CosmosDb__accountEndpoint: 'https://myaccount.documents.azure.com:443/',
   ArchiveStorageConnectionString: 'UseDevelopmentStorage=true',
+  IotHubHostName: 'myhub.azure-devices.net',
+  IdentityStorageConnectionString: 'UseDevelopmentStorage=true',
+  IdentityStore__EncryptionKey: Buffer.alloc(32, 7).toString('base64'),
 };
 
 const without = (name: string, env: Record<string, string | undefined> = MINIMAL) => {
@@ -59,6 +62,34 @@ describe('loadConfig', () => {
         maxRetryCount: 5,
       },
       createResourcesIfMissing: false,
+      provisioning: {
+        hostName: 'myhub.azure-devices.net',
+        identityStore: {
+          kind: 'table',
+          connectionString: 'UseDevelopmentStorage=true',
+          tableName: 'identities',
+          encryptionKey: Buffer.alloc(32, 7).toString('base64'),
+        },
+        devicesContainerName: 'devices',
+        reconciliationContainerName: 'reconciliation',
+        maxMetadataBytes: 8192,
+      },
+    });
+  });
+
+  it('refuses the table identity store without a 32-byte encryption key, and IoT Hub mode without a registry', () => {
+    expect(() => loadConfig({ ...MINIMAL, IdentityStore__EncryptionKey: 'c2hvcnQ=' })).toThrow(
+      /IdentityStore__EncryptionKey: required when IdentityStore is table/,
+    );
+    expect(() => loadConfig({ ...MINIMAL, IdentityStore: 'iothub' })).toThrow(
+      /IotHubRegistryConnectionString/,
+    );
+    expect(
+      loadConfig({ ...MINIMAL, IdentityStore: 'iothub', IotHubRegistry__hostName: 'h.azure-devices.net' })
+        .provisioning.identityStore,
+    ).toEqual({
+      kind: 'iothub',
+      hostName: 'h.azure-devices.net',
     });
   });
 
@@ -216,12 +247,13 @@ describe('local.settings.sample.json', () => {
   };
   const readme = readFileSync(new URL('../../README.md', import.meta.url), 'utf8');
 
-  it.each(
-    SETTING_NAMES.filter((n) => !n.includes('__fullyQualifiedNamespace') && !n.includes('__blobServiceUri')),
-  )('lists %s, and so does the README', (name) => {
-    expect(Object.keys(sample.Values)).toContain(name);
-    expect(readme).toContain(`\`${name}\``);
-  });
+  it.each(SETTING_NAMES.filter((n) => !/__(fullyQualifiedNamespace|blobServiceUri|hostName)$/.test(n)))(
+    'lists %s, and so does the README',
+    (name) => {
+      expect(Object.keys(sample.Values)).toContain(name);
+      expect(readme).toContain(`\`${name}\``);
+    },
+  );
 
   it('is a valid configuration as it stands', () => {
     expect(() => loadConfig(sample.Values)).not.toThrow();

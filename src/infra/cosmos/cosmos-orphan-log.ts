@@ -1,0 +1,12 @@
+import type { Container } from '@azure/cosmos';
+import { randomUUID } from 'node:crypto';
+import type { OrphanLog } from '../../provisioning/provisioning-service.js';
+
+/** Orphaned identities, one document each, in a `reconciliation` container (partition key `/id`). */
+export class CosmosOrphanLog implements OrphanLog {
+  constructor(private readonly container: () => Promise<Container>) {}
+
+  async record(orphan: { deviceId: string; reason: string; at: string }): Promise<void> {
+    await (await this.container()).items.create({ id: randomUUID(), kind: 'orphan-identity', ...orphan });
+  }
+}

@@ -1,0 +1,153 @@
+import { z } from 'zod';
+import { ValidationError, UnprocessableRequestError } from '../shared/errors.js';
+import type { ProvisioningService } from './provisioning-service.js';
+import type { VersionedDeviceRecord } from './registry.js';
+
+/** The parts of an HTTP request these handlers read (the library's HttpRequest satisfies it). */
+export interface ApiRequest {
+  params: Record<string, string | undefined>;
+  query: URLSearchParams;
+  headers: { get(name: string): string | null };
+  text(): Promise<string>;
+}
+
+export interface ApiResponse {
+  status: number;
+  jsonBody?: unknown;
+  headers?: Record<string, string>;
+}
+
+const keysSchema = z.strictObject({ primaryKey: z.string(), secondaryKey: z.string() });
+const metadataSchema = z.record(z.string(), z.unknown());
+const registerSchema = z.strictObject({
+  id: z.string().optional(),
+  keys: keysSchema.optional(),
+  metadata: metadataSchema.optional(),
+});
+const statusChangeSchema = z.strictObject({ metadata: metadataSchema.optional() });
+const resetSchema = z.strictObject({ keys: keysSchema.optional() });
+const listSchema = z.strictObject({
+  status: z.enum(['enabled', 'disabled']).optional(),
+  top: z.coerce.number().int().min(1).max(1000).default(100),
+  continuationToken: z.string().min(1).optional(),
+});
+
+/** Reads a JSON body: malformed JSON is 400; an empty body counts as `{}` where the route allows it. */
+async function readJson(request: ApiRequest, emptyAllowed: boolean): Promise<unknown> {
+  const text = await request.text();
+  if (text.trim() === '') {
+    if (emptyAllowed) return {};
+    throw new ValidationError('A JSON body is required.');
+  }
+  try {
+    return JSON.parse(text) as unknown;
+  } catch {
+    throw new ValidationError('The body is not valid JSON.');
+  }
+}
+
+/** Schema violations become 422 with one entry per violation (unknown fields included). */
+function parse<T>(schema: z.ZodType<T>, value: unknown): T {
+  const result = schema.safeParse(value);
+  if (result.success) return result.data;
+  throw new UnprocessableRequestError(
+    'The request does not match the API schema.',
+    result.error.issues.map((issue) => ({
+      path:
+        issue.path.map(String).join('.') ||
+        (issue.code === 'unrecognized_keys' ? issue.keys.join(',') : '(body)'),
+      message: issue.message,
+    })),
+  );
+}
+
+/** A device as the API shows it: never keys, and the ETag in a header rather than the body. */
+function deviceResponse(record: VersionedDeviceRecord, status = 200): ApiResponse {
+  const { etag, ...device } = record;
+  return { status, jsonBody: device, headers: { etag } };
+}
+
+const id = (request: ApiRequest) => request.params.id ?? '';
+
+/** Handler factories for the provisioning API (seed 002 §3.4); each is registered by the composition root. */
+export function makeProvisioningHandlers(service: ProvisioningService) {
+  return {
+    registerDevice: async (request: ApiRequest): Promise<ApiResponse> => {
+      const body = parse(registerSchema, await readJson(request, false));
+      const result = await service.register(body);
+      const { etag: _etag, ...device } = result.record;
+      return {
+        status: 201,
+        headers: { etag: result.record.etag, location: `/api/devices/${encodeURIComponent(result.id)}` },
+        jsonBody: { ...device, keys: result.keys, connectionString: result.connectionString },
+      };
+    },
+
+    getDevice: async (request: ApiRequest): Promise<ApiResponse> => {
+      return deviceResponse(await service.get(id(request)));
+    },
+
+    listDevices: async (request: ApiRequest): Promise<ApiResponse> => {
+      const plain: Record<string, string> = {};
+      const metadata: Record<string, string | number | boolean> = {};
+      for (const [key, value] of request.query) {
+        if (key.startsWith('metadata.')) metadata[key.slice('metadata.'.length)] = typedValue(value);
+        else plain[key] = value;
+      }
+      const query = parse(listSchema, plain);
+      const page = await service.list({
+        top: query.top,
+        ...(query.status ? { status: query.status } : {}),
+        ...(query.continuationToken ? { continuationToken: query.continuationToken } : {}),
+        ...(Object.keys(metadata).length > 0 ? { metadata } : {}),
+      });
+      return {
+        status: 200,
+        jsonBody: {
+          items: page.items.map(({ etag: _etag, ...device }) => device),
+          continuationToken: page.continuationToken ?? null,
+        },
+      };
+    },
+
+    updateDevice: async (request: ApiRequest): Promise<ApiResponse> => {
+      const patch = parse(metadataSchema, await readJson(request, false));
+      return deviceResponse(
+        await service.update(id(request), patch, request.headers.get('if-match') ?? undefined),
+      );
+    },
+
+    activateDevice: async (request: ApiRequest): Promise<ApiResponse> => {
+      const body = parse(statusChangeSchema, await readJson(request, true));
+      return deviceResponse(await service.setStatus(id(request), 'enabled', body.metadata));
+    },
+
+    deactivateDevice: async (request: ApiRequest): Promise<ApiResponse> => {
+      const body = parse(statusChangeSchema, await readJson(request, true));
+      return deviceResponse(await service.setStatus(id(request), 'disabled', body.metadata));
+    },
+
+    resetCredentials: async (request: ApiRequest): Promise<ApiResponse> => {
+      const body = parse(resetSchema, await readJson(request, true));
+      return { status: 200, jsonBody: await service.resetCredentials(id(request), body.keys) };
+    },
+
+    unregisterDevice: async (request: ApiRequest): Promise<ApiResponse> => {
+      const purge = request.query.get('purgeState');
+      if (purge !== null && purge !== 'true' && purge !== 'false') {
+        throw new UnprocessableRequestError('Invalid query.', [
+          { path: 'purgeState', message: 'must be true or false' },
+        ]);
+      }
+      await service.unregister(id(request), purge === 'true');
+      return { status: 204 };
+    },
+  };
+}
+
+/** Query values are strings; metadata filters also match numbers and booleans written the same way. */
+function typedValue(value: string): string | number | boolean {
+  if (value === 'true') return true;
+  if (value === 'false') return false;
+  return /^-?\d+(\.\d+)?$/.test(value) ? Number(value) : value;
+}

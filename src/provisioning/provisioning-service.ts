@@ -1,0 +1,162 @@
+import { randomUUID } from 'node:crypto';
+import { assertDeviceId } from '../shared/device-id.js';
+import {
+  DeviceNotFoundError,
+  PreconditionFailedError,
+  ProvisioningInconsistencyError,
+  UnprocessableRequestError,
+} from '../shared/errors.js';
+import type { DeviceStateStore } from '../telemetry/ports.js';
+import type { SymmetricKeys } from './keys.js';
+import { applyMergePatch } from './merge-patch.js';
+import type { IdentityStatus, IdentityStore } from './ports.js';
+import type { DeviceQuery, DeviceRegistry, VersionedDeviceRecord } from './registry.js';
+
+/** Where identities left behind by a failed registration are written down for reconciliation. */
+export interface OrphanLog {
+  record(orphan: { deviceId: string; reason: string; at: string }): Promise<void>;
+}
+
+export interface ProvisioningDeps {
+  identities: IdentityStore;
+  registry: DeviceRegistry;
+  stateStore: DeviceStateStore;
+  orphans: OrphanLog;
+  /** IoT Hub host name used in device connection strings (e.g. `myhub.azure-devices.net`). */
+  hostName: string;
+  /** Largest accepted metadata object, in bytes of JSON. */
+  maxMetadataBytes: number;
+  now?: () => Date;
+}
+
+/** What a device (or its installer) needs to connect: shown only at registration and credential reset. */
+export interface Credentials {
+  id: string;
+  keys: SymmetricKeys;
+  connectionString: string;
+}
+
+/** The provisioning gestures of seed 002 §3.4 over the identity store and the registry. */
+export class ProvisioningService {
+  constructor(private readonly deps: ProvisioningDeps) {}
+
+  /**
+   * Register: identity first (it enforces uniqueness and holds the keys), registry second. If the registry
+   * write fails, the identity is deleted again; if that fails too, it is recorded as an orphan (ADR 0005).
+   */
+  async register(input: {
+    id?: string;
+    keys?: SymmetricKeys;
+    metadata?: Record<string, unknown>;
+  }): Promise<Credentials & { record: VersionedDeviceRecord }> {
+    const id = assertDeviceId(input.id ?? randomUUID());
+    const metadata = this.checkMetadata(input.metadata ?? {});
+    const identity = await this.deps.identities.create(id, input.keys);
+    const now = this.now();
+    try {
+      const record = await this.deps.registry.create({
+        id,
+        status: 'enabled',
+        metadata,
+        createdAt: now,
+        updatedAt: now,
+      });
+      return { ...this.credentials(id, identity.keys), record };
+    } catch (registryError) {
+      try {
+        await this.deps.identities.delete(id);
+      } catch {
+        const recorded = await this.deps.orphans
+          .record({ deviceId: id, reason: 'registry write failed; identity delete failed', at: now })
+          .then(() => true)
+          .catch(() => false);
+        throw new ProvisioningInconsistencyError(
+          `Device '${id}' has an identity but no registry entry; ${recorded ? 'recorded for reconciliation' : 'NOT recorded: reconcile by hand'}.`,
+          id,
+          recorded,
+        );
+      }
+      throw registryError;
+    }
+  }
+
+  async get(id: string): Promise<VersionedDeviceRecord> {
+    const record = await this.deps.registry.get(assertDeviceId(id));
+    if (!record) throw new DeviceNotFoundError(id);
+    return record;
+  }
+
+  list(query: DeviceQuery) {
+    return this.deps.registry.query(query);
+  }
+
+  /** Update: a JSON merge patch (RFC 7396) of the metadata, optionally guarded by an ETag. */
+  async update(id: string, patch: Record<string, unknown>, ifMatch?: string): Promise<VersionedDeviceRecord> {
+    // Without If-Match the caller asked for "apply to whatever is there": re-read and re-apply on a race.
+    for (let attempt = 1; ; attempt++) {
+      const current = await this.get(id);
+      const metadata = this.checkMetadata(
+        applyMergePatch(current.metadata, patch) as Record<string, unknown>,
+      );
+      try {
+        return await this.deps.registry.replace(
+          { ...current, metadata, updatedAt: this.now() },
+          ifMatch ?? current.etag,
+        );
+      } catch (error) {
+        if (ifMatch !== undefined || !(error instanceof PreconditionFailedError) || attempt >= 5) throw error;
+      }
+    }
+  }
+
+  /** Activate / Deactivate: the identity store first, so a deactivated device is refused at once. */
+  async setStatus(
+    id: string,
+    status: IdentityStatus,
+    metadataPatch?: Record<string, unknown>,
+  ): Promise<VersionedDeviceRecord> {
+    const current = await this.get(id);
+    await this.deps.identities.setStatus(id, status);
+    const metadata = metadataPatch
+      ? this.checkMetadata(applyMergePatch(current.metadata, metadataPatch) as Record<string, unknown>)
+      : current.metadata;
+    return this.deps.registry.replace({ ...current, status, metadata, updatedAt: this.now() });
+  }
+
+  async resetCredentials(id: string, keys?: SymmetricKeys): Promise<Credentials> {
+    await this.get(id);
+    const identity = await this.deps.identities.regenerateKeys(id, keys);
+    return this.credentials(id, identity.keys);
+  }
+
+  /** Unregister: identity first (access ends at once), then the registry, then optionally last-known state. */
+  async unregister(id: string, purgeState: boolean): Promise<void> {
+    assertDeviceId(id);
+    const hadIdentity = await this.deps.identities.delete(id);
+    const hadRecord = await this.deps.registry.delete(id);
+    if (purgeState) await this.deps.stateStore.delete(id);
+    if (!hadIdentity && !hadRecord) throw new DeviceNotFoundError(id);
+  }
+
+  private credentials(id: string, keys: SymmetricKeys): Credentials {
+    return {
+      id,
+      keys,
+      connectionString: `HostName=${this.deps.hostName};DeviceId=${id};SharedAccessKey=${keys.primaryKey}`,
+    };
+  }
+
+  private checkMetadata(metadata: Record<string, unknown>): Record<string, unknown> {
+    const bytes = Buffer.byteLength(JSON.stringify(metadata), 'utf8');
+    if (bytes > this.deps.maxMetadataBytes) {
+      throw new UnprocessableRequestError('Metadata too large.', [
+        { path: 'metadata', message: `is ${bytes} bytes; at most ${this.deps.maxMetadataBytes}` },
+      ]);
+    }
+    return metadata;
+  }
+
+  private now(): string {
+    return (this.deps.now?.() ?? new Date()).toISOString();
+  }
+}
