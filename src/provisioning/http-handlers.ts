@@ -52,12 +52,14 @@ function parse<T>(schema: z.ZodType<T>, value: unknown): T {
   if (result.success) return result.data;
   throw new UnprocessableRequestError(
     'The request does not match the API schema.',
-    result.error.issues.map((issue) => ({
-      path:
-        issue.path.map(String).join('.') ||
-        (issue.code === 'unrecognized_keys' ? issue.keys.join(',') : '(body)'),
-      message: issue.message,
-    })),
+    result.error.issues.flatMap((issue) => {
+      const at = issue.path.map(String);
+      // One violation per unknown field, named by its full path.
+      if (issue.code === 'unrecognized_keys') {
+        return issue.keys.map((key) => ({ path: [...at, key].join('.'), message: 'is not a known field' }));
+      }
+      return [{ path: at.join('.') || '(body)', message: issue.message }];
+    }),
   );
 }
 
