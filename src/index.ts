@@ -4,6 +4,7 @@
  */
 import { app } from '@azure/functions';
 import { loadConfig } from './config.js';
+import { getOpenApiDocument } from './http/openapi.js';
 import { withProblemDetails } from './http/problem.js';
 import { createAdapters } from './infra/adapters.js';
 import { makeProvisioningHandlers } from './provisioning/http-handlers.js';
@@ -93,4 +94,11 @@ app.http('resetDeviceCredentials', {
   methods: ['POST'],
   authLevel: 'function',
   handler: withProblemDetails(provisioning.resetCredentials),
+});
+
+app.http('openApiDocument', {
+  route: 'openapi.json',
+  methods: ['GET'],
+  authLevel: 'anonymous',
+  handler: withProblemDetails(getOpenApiDocument),
 });

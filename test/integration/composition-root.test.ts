@@ -4,6 +4,7 @@ import { fileURLToPath } from 'node:url';
 import { beforeAll, describe, expect, it } from 'vitest';
 import { iotHubBatch } from '../support/iothub-batch.js';
 import { testSettings } from '../support/local-env.js';
+import { operations } from '../support/openapi.js';
 
 interface Registration {
   metadata: {
@@ -50,6 +51,7 @@ describe('composition root (src/index.ts) loaded as the Functions host loads it'
       'getDeviceState',
       'ingestTelemetry',
       'listDevices',
+      'openApiDocument',
       'registerDevice',
       'resetDeviceCredentials',
       'unregisterDevice',
@@ -68,6 +70,21 @@ describe('composition root (src/index.ts) loaded as the Functions host loads it'
       cardinality: 'many',
     });
     expect(metadata.retryOptions).toMatchObject({ strategy: 'exponentialBackoff', maxRetryCount: 5 });
+  });
+
+  it('describes every HTTP function in openapi.json, with its route, method and name', () => {
+    const documented = operations();
+    const http = registrations.filter((r) =>
+      Object.values(r.metadata.bindings).some((b) => b.type === 'httpTrigger'),
+    );
+    expect(http.length).toBeGreaterThan(5);
+    for (const { metadata } of http) {
+      const trigger = Object.values(metadata.bindings).find((b) => b.type === 'httpTrigger') ?? {};
+      const op = documented.get(metadata.name);
+      expect(op, metadata.name).toBeDefined();
+      expect(op?.path).toBe(`/${String(trigger.route)}`);
+      expect((trigger.methods as string[]).map((m) => m.toLowerCase())).toEqual([op?.method]);
+    }
   });
 
   it('routes GET devices/{id}/state', () => {

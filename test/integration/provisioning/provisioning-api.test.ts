@@ -10,6 +10,7 @@ import { ProvisioningService } from '../../../src/provisioning/provisioning-serv
 import { createSasToken } from '../../../src/provisioning/sas-token.js';
 import { iotHubBatch } from '../../support/iothub-batch.js';
 import { testConfig } from '../../support/local-env.js';
+import { responseProblems } from '../../support/openapi.js';
 import { makeIngestTelemetry } from '../../../src/telemetry/ingest-telemetry.js';
 
 const config = testConfig({ IotHubHostName: 'testhub.azure-devices.net' });
@@ -63,6 +64,9 @@ async function call(
     response.jsonBody ??
     (typeof response.body === 'string' && response.body !== '' ? JSON.parse(response.body) : {});
   const body = raw as Record<string, unknown>;
+  // Every response must match what openapi.json declares for its operation and status.
+  const operationId = name === 'resetCredentials' ? 'resetDeviceCredentials' : name;
+  expect(responseProblems(operationId, response.status ?? 200, raw, headers['content-type'])).toEqual([]);
   const keys = body.keys as { primaryKey?: string; secondaryKey?: string } | undefined;
   if (keys?.primaryKey) issuedKeys.add(keys.primaryKey);
   if (keys?.secondaryKey) issuedKeys.add(keys.secondaryKey);
