@@ -13,10 +13,11 @@ import { makeGetDeviceState } from './telemetry/get-device-state.js';
 import { makeIngestTelemetry } from './telemetry/ingest-telemetry.js';
 
 const config = loadConfig();
-const { stateStore, archive, deadLetters, identities, registry, orphans } = createAdapters(config);
+const { stateStore, archive, deadLetters, identities, twins, registry, orphans } = createAdapters(config);
 const provisioning = makeProvisioningHandlers(
   new ProvisioningService({
     identities,
+    twins,
     registry,
     stateStore,
     orphans,
@@ -94,6 +95,18 @@ app.http('resetDeviceCredentials', {
   methods: ['POST'],
   authLevel: 'function',
   handler: withProblemDetails(provisioning.resetCredentials),
+});
+app.http('getDeviceTwin', {
+  route: 'devices/{id}/twin',
+  methods: ['GET'],
+  authLevel: 'function',
+  handler: withProblemDetails(provisioning.getDeviceTwin),
+});
+app.http('updateDeviceTwin', {
+  route: 'devices/{id}/twin',
+  methods: ['PATCH'],
+  authLevel: 'function',
+  handler: withProblemDetails(provisioning.updateDeviceTwin),
 });
 
 app.http('openApiDocument', {

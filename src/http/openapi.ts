@@ -173,6 +173,34 @@ export const openApiDocument = {
         responses: { '200': ok('New keys', ref('Credentials')), ...errors(400, 404, 422, 500) },
       },
     },
+    '/devices/{id}/twin': {
+      parameters: [idParam],
+      get: {
+        operationId: 'getDeviceTwin',
+        responses: {
+          '200': ok('The twin (desired and reported properties)', ref('Twin'), etagHeader),
+          ...errors(400, 404, 429, 500),
+        },
+      },
+      patch: {
+        operationId: 'updateDeviceTwin',
+        summary: 'Merge desired properties (null removes); checked against IoT Hub twin limits first',
+        parameters: [{ name: 'If-Match', in: 'header', schema: { type: 'string' } }],
+        requestBody: {
+          required: true,
+          content: json({
+            type: 'object',
+            additionalProperties: false,
+            required: ['desired'],
+            properties: { desired: { type: 'object' } },
+          }),
+        },
+        responses: {
+          '200': ok('The updated twin', ref('Twin'), etagHeader),
+          ...errors(400, 404, 412, 422, 429, 500),
+        },
+      },
+    },
     '/devices/{id}/state': {
       parameters: [idParam],
       get: {
@@ -223,6 +251,16 @@ export const openApiDocument = {
         additionalProperties: false,
         required: ['id', 'keys', 'connectionString'],
         properties: { id: { type: 'string' }, keys, connectionString: { type: 'string' } },
+      },
+      Twin: {
+        type: 'object',
+        additionalProperties: false,
+        required: ['deviceId', 'desired', 'reported'],
+        properties: {
+          deviceId: { type: 'string' },
+          desired: { type: 'object' },
+          reported: { type: 'object' },
+        },
       },
       StatusChange: { type: 'object', additionalProperties: false, properties: { metadata } },
       FieldValue: {

@@ -5,6 +5,7 @@ import type { AppConfig, ProvisioningConfig } from '../config.js';
 import type { IdentityStore } from '../provisioning/ports.js';
 import type { OrphanLog } from '../provisioning/provisioning-service.js';
 import type { DeviceRegistry } from '../provisioning/registry.js';
+import type { TwinStore } from '../provisioning/twin.js';
 import type { DeadLetterStore, DeviceStateStore, RawArchive } from '../telemetry/ports.js';
 import { BlobJsonLinesStore } from './blob/blob-json-lines-store.js';
 import { createBlobService } from './blob/blob-service.js';
@@ -14,7 +15,9 @@ import { CosmosDeviceStateStore } from './cosmos/cosmos-device-state-store.js';
 import { CosmosOrphanLog } from './cosmos/cosmos-orphan-log.js';
 import { AesGcmCipher } from './crypto/aes-gcm-cipher.js';
 import { IotHubIdentityStore } from './iothub/iothub-identity-store.js';
+import { IotHubTwinStore } from './iothub/iothub-twin-store.js';
 import { TableIdentityStore } from './tables/table-identity-store.js';
+import { TableTwinStore } from './tables/table-twin-store.js';
 
 /** Every adapter the app uses, built from validated config with one SDK client per service. */
 export interface Adapters {
@@ -22,6 +25,7 @@ export interface Adapters {
   archive: RawArchive;
   deadLetters: DeadLetterStore;
   identities: IdentityStore;
+  twins: TwinStore;
   registry: DeviceRegistry;
   orphans: OrphanLog;
 }
@@ -41,7 +45,7 @@ export function createAdapters(config: AppConfig): Adapters {
     ),
     archive: new BlobJsonLinesStore(blobs, config.storage.rawArchiveContainer, create),
     deadLetters: new BlobJsonLinesStore(blobs, config.storage.deadLetterContainer, create),
-    identities: createIdentityStore(config.provisioning, create),
+    ...createIdentityStores(config.provisioning, create),
     registry: new CosmosDeviceRegistry(
       lazyContainer(cosmos, config.cosmos.databaseName, config.provisioning.devicesContainerName, {
         create,
@@ -57,7 +61,10 @@ export function createAdapters(config: AppConfig): Adapters {
   };
 }
 
-function createIdentityStore(config: ProvisioningConfig, create: boolean): IdentityStore {
+function createIdentityStores(
+  config: ProvisioningConfig,
+  create: boolean,
+): { identities: IdentityStore; twins: TwinStore } {
   const store = config.identityStore;
   if (store.kind === 'table') {
     const table = TableClient.fromConnectionString(store.connectionString, store.tableName, {
@@ -66,13 +73,16 @@ function createIdentityStore(config: ProvisioningConfig, create: boolean): Ident
         store.connectionString,
       ),
     });
-    return new TableIdentityStore(table, new AesGcmCipher(store.encryptionKey), {
-      createTableIfMissing: create,
-    });
+    return {
+      identities: new TableIdentityStore(table, new AesGcmCipher(store.encryptionKey), {
+        createTableIfMissing: create,
+      }),
+      twins: new TableTwinStore(table, create),
+    };
   }
-  return new IotHubIdentityStore(
+  const registry =
     'connectionString' in store
       ? Registry.fromConnectionString(store.connectionString)
-      : Registry.fromTokenCredential(store.hostName, new DefaultAzureCredential()),
-  );
+      : Registry.fromTokenCredential(store.hostName, new DefaultAzureCredential());
+  return { identities: new IotHubIdentityStore(registry), twins: new IotHubTwinStore(registry) };
 }

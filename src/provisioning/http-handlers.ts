@@ -26,6 +26,7 @@ const registerSchema = z.strictObject({
 });
 const statusChangeSchema = z.strictObject({ metadata: metadataSchema.optional() });
 const resetSchema = z.strictObject({ keys: keysSchema.optional() });
+const twinPatchSchema = z.strictObject({ desired: metadataSchema });
 const listSchema = z.strictObject({
   status: z.enum(['enabled', 'disabled']).optional(),
   top: z.coerce.number().int().min(1).max(1000).default(100),
@@ -132,6 +133,21 @@ export function makeProvisioningHandlers(service: ProvisioningService) {
     resetCredentials: async (request: ApiRequest): Promise<ApiResponse> => {
       const body = parse(resetSchema, await readJson(request, true));
       return { status: 200, jsonBody: await service.resetCredentials(id(request), body.keys) };
+    },
+
+    getDeviceTwin: async (request: ApiRequest): Promise<ApiResponse> => {
+      const { etag, ...twin } = await service.getTwin(id(request));
+      return { status: 200, jsonBody: twin, headers: { etag } };
+    },
+
+    updateDeviceTwin: async (request: ApiRequest): Promise<ApiResponse> => {
+      const body = parse(twinPatchSchema, await readJson(request, false));
+      const { etag, ...twin } = await service.patchTwin(
+        id(request),
+        body.desired,
+        request.headers.get('if-match') ?? undefined,
+      );
+      return { status: 200, jsonBody: twin, headers: { etag } };
     },
 
     unregisterDevice: async (request: ApiRequest): Promise<ApiResponse> => {

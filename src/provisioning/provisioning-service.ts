@@ -11,6 +11,7 @@ import type { SymmetricKeys } from './keys.js';
 import { applyMergePatch } from './merge-patch.js';
 import type { IdentityStatus, IdentityStore } from './ports.js';
 import type { DeviceQuery, DeviceRegistry, VersionedDeviceRecord } from './registry.js';
+import { validateDesiredPatch, type DeviceTwin, type TwinStore } from './twin.js';
 
 /** Where identities left behind by a failed registration are written down for reconciliation. */
 export interface OrphanLog {
@@ -19,6 +20,7 @@ export interface OrphanLog {
 
 export interface ProvisioningDeps {
   identities: IdentityStore;
+  twins: TwinStore;
   registry: DeviceRegistry;
   stateStore: DeviceStateStore;
   orphans: OrphanLog;
@@ -136,6 +138,19 @@ export class ProvisioningService {
     const hadRecord = await this.deps.registry.delete(id);
     if (purgeState) await this.deps.stateStore.delete(id);
     if (!hadIdentity && !hadRecord) throw new DeviceNotFoundError(id);
+  }
+
+  async getTwin(id: string): Promise<DeviceTwin> {
+    const twin = await this.deps.twins.get(assertDeviceId(id));
+    if (!twin) throw new DeviceNotFoundError(id);
+    return twin;
+  }
+
+  /** Patches desired properties after checking IoT Hub's twin limits (nothing is sent when they are broken). */
+  patchTwin(id: string, desired: Record<string, unknown>, ifMatch?: string): Promise<DeviceTwin> {
+    assertDeviceId(id);
+    validateDesiredPatch(desired);
+    return this.deps.twins.patchDesired(id, desired, ifMatch);
   }
 
   private credentials(id: string, keys: SymmetricKeys): Credentials {

@@ -49,6 +49,7 @@ describe('composition root (src/index.ts) loaded as the Functions host loads it'
       'deactivateDevice',
       'getDevice',
       'getDeviceState',
+      'getDeviceTwin',
       'ingestTelemetry',
       'listDevices',
       'openApiDocument',
@@ -56,6 +57,7 @@ describe('composition root (src/index.ts) loaded as the Functions host loads it'
       'resetDeviceCredentials',
       'unregisterDevice',
       'updateDevice',
+      'updateDeviceTwin',
     ]);
   });
 

@@ -94,8 +94,13 @@ export class TableIdentityStore implements IdentityStore {
   }
 
   async delete(deviceId: string): Promise<boolean> {
+    const client = await this.client();
     try {
-      await (await this.client()).deleteEntity(toStorageKey(deviceId), ROW);
+      await client.deleteEntity(toStorageKey(deviceId), ROW);
+      // The twin lives and dies with the identity, as in IoT Hub.
+      await client.deleteEntity(toStorageKey(deviceId), 'twin').catch((error: unknown) => {
+        if (statusOf(error) !== 404) throw error;
+      });
       return true;
     } catch (error) {
       if (statusOf(error) === 404) return false;

@@ -4,8 +4,10 @@ import type { Duplex } from 'node:stream';
 import { Registry } from 'azure-iothub';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { IotHubIdentityStore } from '../../../src/infra/iothub/iothub-identity-store.js';
+import { IotHubTwinStore } from '../../../src/infra/iothub/iothub-twin-store.js';
 import { ThrottledError } from '../../../src/shared/errors.js';
 import { describeIdentityStoreContract } from '../../contract/identity-store-contract.js';
+import { describeTwinStoreContract } from '../../contract/twin-store-contract.js';
 import { startFakeIotHub, type FakeIotHub } from '../../fixtures/fake-iothub.js';
 
 type CreateConnection = (
@@ -62,6 +64,11 @@ describeIdentityStoreContract(
     deleteMany: (...a) => store.deleteMany(...a),
   }),
 );
+
+describeTwinStoreContract('IotHubTwinStore on the real azure-iothub SDK against the IoT Hub fake', () => ({
+  twins: new IotHubTwinStore(Registry.fromConnectionString(hub.connectionString)),
+  identities: store,
+}));
 
 describe('IotHubIdentityStore on the wire', () => {
   it('sent only authorized requests with the right api-version, and If-Match on updates and deletes', () => {

@@ -3,8 +3,10 @@ import { randomBytes, randomUUID } from 'node:crypto';
 import { describe, expect, it } from 'vitest';
 import { AesGcmCipher } from '../../../src/infra/crypto/aes-gcm-cipher.js';
 import { TableIdentityStore } from '../../../src/infra/tables/table-identity-store.js';
+import { TableTwinStore } from '../../../src/infra/tables/table-twin-store.js';
 import { createSasToken } from '../../../src/provisioning/sas-token.js';
 import { describeIdentityStoreContract } from '../../contract/identity-store-contract.js';
+import { describeTwinStoreContract } from '../../contract/twin-store-contract.js';
 import { testSettings } from '../../support/local-env.js';
 
 const settings = testSettings();
@@ -17,6 +19,10 @@ let now = new Date('2026-11-23T10:00:00Z');
 const store = new TableIdentityStore(table, cipher, { createTableIfMissing: true, now: () => now });
 
 describeIdentityStoreContract('TableIdentityStore on Azurite', () => store);
+describeTwinStoreContract('TableTwinStore on Azurite', () => ({
+  twins: new TableTwinStore(table, true),
+  identities: store,
+}));
 
 describe('TableIdentityStore specifics', () => {
   it('stores keys only encrypted, bound to their device', async () => {

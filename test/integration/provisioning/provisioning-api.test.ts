@@ -262,6 +262,41 @@ describe('provisioning API over HttpRequest/InvocationContext, on Azurite + the 
     expect((await del()).status).toBe(404);
   });
 
+  it('reads and patches the twin, checking IoT Hub limits before any call and honouring If-Match', async () => {
+    await register({ id: 'api-7' });
+    const twin = (method: string, body?: unknown, headers: Record<string, string> = {}, deviceId = 'api-7') =>
+      call(method === 'GET' ? 'getDeviceTwin' : 'updateDeviceTwin', {
+        method,
+        path: `/api/devices/${deviceId}/twin`,
+        params: { id: deviceId },
+        headers,
+        ...(body === undefined ? {} : { body: JSON.stringify(body) }),
+      });
+    const empty = await twin('GET');
+    expect(empty.status).toBe(200);
+    expect(empty.body).toEqual({ deviceId: 'api-7', desired: {}, reported: {} });
+    const patched = await twin('PATCH', { desired: { interval: 30, led: { on: true } } });
+    expect(patched.status).toBe(200);
+    expect(patched.body.desired).toEqual({ interval: 30, led: { on: true } });
+    const etag = patched.headers.etag ?? '';
+    expect((await twin('PATCH', { desired: { interval: 60 } }, { 'if-match': etag })).status).toBe(200);
+    expect((await twin('PATCH', { desired: { interval: 90 } }, { 'if-match': etag })).status).toBe(412);
+    const tooBig = await twin('PATCH', {
+      desired: {
+        blob: 'x'.repeat(5000),
+        'bad.key': 1,
+        deep: { a: { b: { c: { d: { e: { f: { g: { h: { i: { j: 1 } } } } } } } } } },
+      },
+    });
+    expect(tooBig.status).toBe(422);
+    expect((tooBig.body.errors as { path: string }[]).map((e) => e.path)).toEqual(
+      expect.arrayContaining(['desired.blob', 'desired.bad.key']),
+    );
+    expect((await twin('GET')).body.desired).toEqual({ interval: 60, led: { on: true } });
+    expect((await twin('PATCH', { desired: { a: 1 }, tags: {} })).status).toBe(422);
+    expect((await twin('GET', undefined, {}, 'api-nobody')).status).toBe(404);
+  });
+
   it('never lets key material reach the registry documents, the logs or read responses', async () => {
     expect(issuedKeys.size).toBeGreaterThan(10);
     const cosmos = new CosmosClient({

@@ -8,6 +8,7 @@ import type {
   VersionedDeviceRecord,
 } from '../../../src/provisioning/registry.js';
 import { ProvisioningInconsistencyError } from '../../../src/shared/errors.js';
+import type { TwinStore } from '../../../src/provisioning/twin.js';
 import type { DeviceStateStore } from '../../../src/telemetry/ports.js';
 
 // The compensation paths need failures the local emulators cannot be made to produce on demand (a registry
@@ -35,6 +36,7 @@ const failingRegistry = {
 function service(identities: MemoryIdentities, orphans: OrphanLog) {
   return new ProvisioningService({
     identities: identities as unknown as IdentityStore,
+    twins: {} as TwinStore,
     registry: failingRegistry,
     stateStore: {} as DeviceStateStore,
     orphans,
