@@ -144,6 +144,7 @@ describe('provisioning API over HttpRequest/InvocationContext, on Azurite + the 
     expect(res.status).toBe(200);
     expect(Object.keys(res.body).sort()).toEqual(['createdAt', 'id', 'metadata', 'status', 'updatedAt']);
     expect(res.headers.etag).toBeTruthy();
+    expect((await get('bad id')).status).toBe(400);
     const missing = await get('api-nobody');
     expect(missing.status).toBe(404);
     expect(missing.body).toMatchObject({ status: 404, type: 'urn:problem-type:device-not-found' });
