@@ -1,7 +1,7 @@
 import { z } from 'zod';
 import { ValidationError, UnprocessableRequestError } from '../shared/errors.js';
 import type { ProvisioningService } from './provisioning-service.js';
-import type { VersionedDeviceRecord } from './registry.js';
+import { QUERYABLE_FIELD, type VersionedDeviceRecord } from './registry.js';
 
 /** The parts of an HTTP request these handlers read (the library's HttpRequest satisfies it). */
 export interface ApiRequest {
@@ -93,10 +93,23 @@ export function makeProvisioningHandlers(service: ProvisioningService) {
     listDevices: async (request: ApiRequest): Promise<ApiResponse> => {
       const plain: Record<string, string> = {};
       const metadata: Record<string, string | number | boolean> = {};
+      const badFields: { path: string; message: string }[] = [];
       for (const [key, value] of request.query) {
-        if (key.startsWith('metadata.')) metadata[key.slice('metadata.'.length)] = typedValue(value);
-        else plain[key] = value;
+        // `code` is the function key when a caller sends it in the query string (Azure Functions convention).
+        if (key === 'code') continue;
+        if (!key.startsWith('metadata.')) {
+          plain[key] = value;
+          continue;
+        }
+        const field = key.slice('metadata.'.length);
+        if (QUERYABLE_FIELD.test(field)) metadata[field] = typedValue(value);
+        else
+          badFields.push({
+            path: key,
+            message: 'metadata filter names must be identifiers (letters, digits, _)',
+          });
       }
+      if (badFields.length > 0) throw new UnprocessableRequestError('Invalid query.', badFields);
       const query = parse(listSchema, plain);
       const page = await service.list({
         top: query.top,

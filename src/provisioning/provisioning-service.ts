@@ -117,12 +117,23 @@ export class ProvisioningService {
     status: IdentityStatus,
     metadataPatch?: Record<string, unknown>,
   ): Promise<VersionedDeviceRecord> {
-    const current = await this.get(id);
+    await this.get(id);
     await this.deps.identities.setStatus(id, status);
-    const metadata = metadataPatch
-      ? this.checkMetadata(applyMergePatch(current.metadata, metadataPatch) as Record<string, unknown>)
-      : current.metadata;
-    return this.deps.registry.replace({ ...current, status, metadata, updatedAt: this.now() });
+    // The registry write is guarded by the ETag it read, so a concurrent metadata update is never lost.
+    for (let attempt = 1; ; attempt++) {
+      const current = await this.get(id);
+      const metadata = metadataPatch
+        ? this.checkMetadata(applyMergePatch(current.metadata, metadataPatch) as Record<string, unknown>)
+        : current.metadata;
+      try {
+        return await this.deps.registry.replace(
+          { ...current, status, metadata, updatedAt: this.now() },
+          current.etag,
+        );
+      } catch (error) {
+        if (!(error instanceof PreconditionFailedError) || attempt >= 5) throw error;
+      }
+    }
   }
 
   async resetCredentials(id: string, keys?: SymmetricKeys): Promise<Credentials> {

@@ -30,7 +30,11 @@ export class AesGcmCipher {
   decrypt(ciphertext: string, associatedData: string): string {
     if (!ciphertext.startsWith(`${VERSION}.`)) throw new Error('Unknown ciphertext format.');
     const raw = Buffer.from(ciphertext.slice(VERSION.length + 1), 'base64');
-    const decipher = createDecipheriv('aes-256-gcm', this.key, raw.subarray(0, IV_BYTES));
+    if (raw.length < IV_BYTES + TAG_BYTES) throw new Error('Ciphertext too short.');
+    // A fixed tag length: a shortened tag must not be accepted.
+    const decipher = createDecipheriv('aes-256-gcm', this.key, raw.subarray(0, IV_BYTES), {
+      authTagLength: TAG_BYTES,
+    });
     decipher.setAAD(Buffer.from(associatedData, 'utf8'));
     decipher.setAuthTag(raw.subarray(IV_BYTES, IV_BYTES + TAG_BYTES));
     return Buffer.concat([decipher.update(raw.subarray(IV_BYTES + TAG_BYTES)), decipher.final()]).toString(

@@ -13,6 +13,7 @@ import {
   DeviceNotFoundError,
   PreconditionFailedError,
   ThrottledError,
+  UnprocessableRequestError,
   ValidationError,
 } from '../../shared/errors.js';
 
@@ -63,17 +64,13 @@ export class IotHubIdentityStore implements IdentityStore {
     }
   }
 
-  async setStatus(deviceId: string, status: IdentityStatus): Promise<DeviceIdentity> {
-    const current = await this.get(deviceId);
-    if (!current) throw new DeviceNotFoundError(deviceId);
-    return this.put({ ...current, status });
+  setStatus(deviceId: string, status: IdentityStatus): Promise<DeviceIdentity> {
+    return this.update(deviceId, (current) => ({ ...current, status }));
   }
 
-  async regenerateKeys(deviceId: string, keys?: SymmetricKeys): Promise<DeviceIdentity> {
+  regenerateKeys(deviceId: string, keys?: SymmetricKeys): Promise<DeviceIdentity> {
     const fresh = keys ? validateKeys(keys) : generateKeys();
-    const current = await this.get(deviceId);
-    if (!current) throw new DeviceNotFoundError(deviceId);
-    return this.put({ ...current, keys: fresh });
+    return this.update(deviceId, (current) => ({ ...current, keys: fresh }));
   }
 
   async delete(deviceId: string): Promise<boolean> {
@@ -156,21 +153,46 @@ export class IotHubIdentityStore implements IdentityStore {
           : /NotFound/i.test(code)
             ? 'not-found'
             : 'failed',
-        message: e.errorStatus ?? code,
+        message: `${code}: ${e.errorStatus ?? ''}`,
       });
     }
     return failed;
   }
 
-  private async put(identity: DeviceIdentity): Promise<DeviceIdentity> {
-    try {
-      const { responseBody } = await this.registry.update(toDevice(identity));
-      return fromDevice(responseBody);
-    } catch (error) {
-      throw translate(error, identity.deviceId);
+  /**
+   * Read-modify-write guarded by the device's ETag. `Registry.update` always sends `If-Match: *`, which would let
+   * a credential reset and a deactivation racing each other undo one another; the bulk API's
+   * `UpdateIfMatchETag` mode makes the write conditional, and a lost race is re-read and re-applied.
+   */
+  private async update(
+    deviceId: string,
+    change: (current: DeviceIdentity) => DeviceIdentity,
+  ): Promise<DeviceIdentity> {
+    for (let attempt = 1; attempt <= MAX_CONFLICT_RETRIES; attempt++) {
+      let device: RegistryDevice & { etag?: string };
+      try {
+        device = (await this.registry.get(deviceId)).responseBody;
+      } catch (error) {
+        throw translate(error, deviceId);
+      }
+      const next = change(fromDevice(device));
+      const failed = await this.bulk(() =>
+        this.registry.updateDevices([{ ...toDevice(next), eTag: device.etag ?? '' }], false),
+      );
+      const failure = failed.get(deviceId);
+      if (!failure) return next;
+      if (failure.ok) return next;
+      if (failure.error === 'not-found') throw new DeviceNotFoundError(deviceId);
+      if (!/precondition/i.test(failure.message))
+        throw new Error(`IoT Hub refused the update: ${failure.message}`);
     }
+    throw new PreconditionFailedError(
+      `Device '${deviceId}' kept changing in IoT Hub under concurrent updates.`,
+    );
   }
 }
+
+const MAX_CONFLICT_RETRIES = 5;
 
 function assertBulkSize(n: number): void {
   if (n > MAX_BULK_DEVICES) {
@@ -201,6 +223,10 @@ function fromDevice(device: RegistryDevice): DeviceIdentity {
 
 function translate(error: unknown, deviceId: string): unknown {
   switch (statusOf(error)) {
+    case 400:
+      return new UnprocessableRequestError('IoT Hub refused the request as invalid.', [
+        { path: '(body)', message: messageOf(error) },
+      ]);
     case 404:
       return new DeviceNotFoundError(deviceId);
     case 409:
@@ -213,3 +239,6 @@ function translate(error: unknown, deviceId: string): unknown {
       return error;
   }
 }
+
+/** IoT Hub's own message (it carries no secrets: keys are never echoed in IoT Hub error bodies). */
+const messageOf = (error: unknown) => (error instanceof Error ? error.message : 'invalid request');

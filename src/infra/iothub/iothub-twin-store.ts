@@ -1,6 +1,11 @@
 import type { Registry } from 'azure-iothub';
 import { withoutSystemProperties, type DeviceTwin, type TwinStore } from '../../provisioning/twin.js';
-import { DeviceNotFoundError, PreconditionFailedError, ThrottledError } from '../../shared/errors.js';
+import {
+  DeviceNotFoundError,
+  PreconditionFailedError,
+  ThrottledError,
+  UnprocessableRequestError,
+} from '../../shared/errors.js';
 
 interface SdkTwin {
   deviceId?: string;
@@ -54,6 +59,10 @@ function toTwin(deviceId: string, twin: SdkTwin): DeviceTwin {
 
 function translate(error: unknown, deviceId: string): unknown {
   switch (statusOf(error)) {
+    case 400:
+      return new UnprocessableRequestError('IoT Hub refused the request as invalid.', [
+        { path: '(body)', message: messageOf(error) },
+      ]);
     case 404:
       return new DeviceNotFoundError(deviceId);
     case 412:
@@ -64,3 +73,6 @@ function translate(error: unknown, deviceId: string): unknown {
       return error;
   }
 }
+
+/** IoT Hub's own message (it carries no secrets: keys are never echoed in IoT Hub error bodies). */
+const messageOf = (error: unknown) => (error instanceof Error ? error.message : 'invalid request');

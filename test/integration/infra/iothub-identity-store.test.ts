@@ -2,7 +2,7 @@ import { Registry } from 'azure-iothub';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { IotHubIdentityStore } from '../../../src/infra/iothub/iothub-identity-store.js';
 import { IotHubTwinStore } from '../../../src/infra/iothub/iothub-twin-store.js';
-import { ThrottledError } from '../../../src/shared/errors.js';
+import { PreconditionFailedError, ThrottledError } from '../../../src/shared/errors.js';
 import { describeIdentityStoreContract } from '../../contract/identity-store-contract.js';
 import { describeTwinStoreContract } from '../../contract/twin-store-contract.js';
 import { routeHostToLoopback, startFakeIotHub, type FakeIotHub } from '../../fixtures/fake-iothub.js';
@@ -48,6 +48,20 @@ describe('IotHubIdentityStore on the wire', () => {
     );
     expect(writes.length).toBeGreaterThan(0);
     expect(writes.every((r) => r.ifMatch === '"*"')).toBe(true);
+  });
+
+  it('writes status and keys only at the ETag it read, re-reading after a concurrent change', async () => {
+    await store.create('race-1');
+    const before = hub.requests.length;
+    hub.raceNextReads(1);
+    const disabled = await store.setStatus('race-1', 'disabled');
+    expect(disabled.status).toBe('disabled');
+    expect(hub.devices.get('race-1')?.status).toBe('disabled');
+    const bulkWrites = hub.requests.slice(before).filter((r) => r.method === 'POST' && r.path === '/devices');
+    expect(bulkWrites).toHaveLength(2); // the first lost the race and was retried
+    hub.raceNextReads(10);
+    await expect(store.regenerateKeys('race-1')).rejects.toBeInstanceOf(PreconditionFailedError);
+    hub.raceNextReads(0);
   });
 
   it('maps IoT Hub throttling (429) to ThrottledError', async () => {

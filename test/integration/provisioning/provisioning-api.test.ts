@@ -167,7 +167,8 @@ describe('provisioning API over HttpRequest/InvocationContext, on Azurite + the 
     expect((await page('metadata.rank=3')).body.items).toHaveLength(1);
     expect((await page('query=SELECT')).status).toBe(422);
     expect((await page('top=5000')).status).toBe(422);
-    expect((await page('metadata.a%22%5D=1')).status).toBe(400);
+    expect((await page('metadata.a%22%5D=1')).status).toBe(422);
+    expect((await page('metadata.fleet=blue&code=function-key')).status).toBe(200);
   });
 
   it('updates metadata with a JSON merge patch, honouring If-Match (412)', async () => {

@@ -28,3 +28,14 @@ describe('AesGcmCipher', () => {
     expect(() => new AesGcmCipher(randomBytes(16).toString('base64'))).toThrow('32 bytes');
   });
 });
+
+describe('AesGcmCipher tag length', () => {
+  it('refuses a ciphertext whose authentication tag was shortened', () => {
+    const cipher = new AesGcmCipher(newKey());
+    const raw = Buffer.from(cipher.encrypt('secret', 'dev-1').slice(3), 'base64');
+    // IV (12) + a 4-byte tag only: must not be accepted as a shorter valid tag.
+    const truncated = Buffer.concat([raw.subarray(0, 12 + 4), raw.subarray(12 + 16)]);
+    expect(() => cipher.decrypt(`v1.${truncated.toString('base64')}`, 'dev-1')).toThrow();
+    expect(() => cipher.decrypt('v1.AAAA', 'dev-1')).toThrow('too short');
+  });
+});
