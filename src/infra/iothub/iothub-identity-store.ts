@@ -8,14 +8,8 @@ import {
   type IdentityStore,
 } from '../../provisioning/ports.js';
 import { assertDeviceId } from '../../shared/device-id.js';
-import {
-  DeviceAlreadyExistsError,
-  DeviceNotFoundError,
-  PreconditionFailedError,
-  ThrottledError,
-  UnprocessableRequestError,
-  ValidationError,
-} from '../../shared/errors.js';
+import { DeviceNotFoundError, PreconditionFailedError, ValidationError } from '../../shared/errors.js';
+import { iotHubStatus, translateIotHubError } from './iothub-errors.js';
 
 interface RegistryDevice {
   deviceId: string;
@@ -27,10 +21,6 @@ interface BulkResult {
   isSuccessful?: boolean;
   errors?: { deviceId?: string; errorCode?: { name?: string } | string; errorStatus?: string }[];
 }
-
-/** The HTTP status behind an azure-iothub SDK error (the SDK keeps the response on the error). */
-const statusOf = (error: unknown): number | undefined =>
-  (error as { response?: { statusCode?: number } } | undefined)?.response?.statusCode;
 
 /**
  * IdentityStore on IoT Hub's identity registry through the `azure-iothub` SDK (REST). The production adapter:
@@ -50,7 +40,7 @@ export class IotHubIdentityStore implements IdentityStore {
       const { responseBody } = await this.registry.create(toDevice(identity));
       return fromDevice(responseBody);
     } catch (error) {
-      throw translate(error, deviceId);
+      throw translateIotHubError(error, deviceId);
     }
   }
 
@@ -59,8 +49,8 @@ export class IotHubIdentityStore implements IdentityStore {
       const { responseBody } = await this.registry.get(deviceId);
       return fromDevice(responseBody);
     } catch (error) {
-      if (statusOf(error) === 404) return undefined;
-      throw translate(error, deviceId);
+      if (iotHubStatus(error) === 404) return undefined;
+      throw translateIotHubError(error, deviceId);
     }
   }
 
@@ -78,8 +68,8 @@ export class IotHubIdentityStore implements IdentityStore {
       await this.registry.delete(deviceId);
       return true;
     } catch (error) {
-      if (statusOf(error) === 404) return false;
-      throw translate(error, deviceId);
+      if (iotHubStatus(error) === 404) return false;
+      throw translateIotHubError(error, deviceId);
     }
   }
 
@@ -138,7 +128,7 @@ export class IotHubIdentityStore implements IdentityStore {
         : typeof body === 'string'
           ? body
           : undefined;
-      if (statusOf(error) !== 400 || text === undefined) throw translate(error, '(bulk)');
+      if (iotHubStatus(error) !== 400 || text === undefined) throw translateIotHubError(error, '(bulk)');
       result = JSON.parse(text) as BulkResult;
     }
     const failed = new Map<string, BulkOutcome>();
@@ -173,7 +163,7 @@ export class IotHubIdentityStore implements IdentityStore {
       try {
         device = (await this.registry.get(deviceId)).responseBody;
       } catch (error) {
-        throw translate(error, deviceId);
+        throw translateIotHubError(error, deviceId);
       }
       const next = change(fromDevice(device));
       const failed = await this.bulk(() =>
@@ -220,25 +210,3 @@ function fromDevice(device: RegistryDevice): DeviceIdentity {
     },
   };
 }
-
-function translate(error: unknown, deviceId: string): unknown {
-  switch (statusOf(error)) {
-    case 400:
-      return new UnprocessableRequestError('IoT Hub refused the request as invalid.', [
-        { path: '(body)', message: messageOf(error) },
-      ]);
-    case 404:
-      return new DeviceNotFoundError(deviceId);
-    case 409:
-      return new DeviceAlreadyExistsError(deviceId);
-    case 412:
-      return new PreconditionFailedError(`Device '${deviceId}' was changed concurrently in IoT Hub.`);
-    case 429:
-      return new ThrottledError('IoT Hub is throttling identity registry operations.');
-    default:
-      return error;
-  }
-}
-
-/** IoT Hub's own message (it carries no secrets: keys are never echoed in IoT Hub error bodies). */
-const messageOf = (error: unknown) => (error instanceof Error ? error.message : 'invalid request');

@@ -1,20 +1,12 @@
 import type { Registry } from 'azure-iothub';
 import { withoutSystemProperties, type DeviceTwin, type TwinStore } from '../../provisioning/twin.js';
-import {
-  DeviceNotFoundError,
-  PreconditionFailedError,
-  ThrottledError,
-  UnprocessableRequestError,
-} from '../../shared/errors.js';
+import { iotHubStatus, translateIotHubError } from './iothub-errors.js';
 
 interface SdkTwin {
   deviceId?: string;
   etag?: string;
   properties?: { desired?: Record<string, unknown>; reported?: Record<string, unknown> };
 }
-
-const statusOf = (error: unknown): number | undefined =>
-  (error as { response?: { statusCode?: number } } | undefined)?.response?.statusCode;
 
 /** TwinStore on IoT Hub device twins through the `azure-iothub` SDK (GET/PATCH /twins/{id}). */
 export class IotHubTwinStore implements TwinStore {
@@ -25,8 +17,8 @@ export class IotHubTwinStore implements TwinStore {
       const { responseBody } = await this.registry.getTwin(deviceId);
       return toTwin(deviceId, responseBody);
     } catch (error) {
-      if (statusOf(error) === 404) return undefined;
-      throw translate(error, deviceId);
+      if (iotHubStatus(error) === 404) return undefined;
+      throw translateIotHubError(error, deviceId, `The twin of '${deviceId}'`);
     }
   }
 
@@ -43,7 +35,7 @@ export class IotHubTwinStore implements TwinStore {
       );
       return toTwin(deviceId, responseBody);
     } catch (error) {
-      throw translate(error, deviceId);
+      throw translateIotHubError(error, deviceId, `The twin of '${deviceId}'`);
     }
   }
 }
@@ -56,23 +48,3 @@ function toTwin(deviceId: string, twin: SdkTwin): DeviceTwin {
     reported: withoutSystemProperties(twin.properties?.reported),
   };
 }
-
-function translate(error: unknown, deviceId: string): unknown {
-  switch (statusOf(error)) {
-    case 400:
-      return new UnprocessableRequestError('IoT Hub refused the request as invalid.', [
-        { path: '(body)', message: messageOf(error) },
-      ]);
-    case 404:
-      return new DeviceNotFoundError(deviceId);
-    case 412:
-      return new PreconditionFailedError(`The twin of '${deviceId}' was changed since the given ETag.`);
-    case 429:
-      return new ThrottledError('IoT Hub is throttling twin operations.');
-    default:
-      return error;
-  }
-}
-
-/** IoT Hub's own message (it carries no secrets: keys are never echoed in IoT Hub error bodies). */
-const messageOf = (error: unknown) => (error instanceof Error ? error.message : 'invalid request');

@@ -20,6 +20,7 @@ import {
 } from '../../shared/errors.js';
 import type { AesGcmCipher } from '../crypto/aes-gcm-cipher.js';
 import { toStorageKey } from '../storage-keys.js';
+import { lazyTable } from './lazy-table.js';
 
 const ROW = 'identity';
 const MAX_CONFLICT_RETRIES = 10;
@@ -43,14 +44,16 @@ const statusOf = (error: unknown) => (error instanceof RestError ? error.statusC
  * disabled or deleted device is refused at once.
  */
 export class TableIdentityStore implements IdentityStore {
-  private ready: Promise<TableClient> | undefined;
   private readonly bulkLimit = pLimit(10);
+  private readonly client: () => Promise<TableClient>;
 
   constructor(
-    private readonly table: TableClient,
+    table: TableClient,
     private readonly cipher: AesGcmCipher,
     private readonly options: { createTableIfMissing: boolean; now?: () => Date },
-  ) {}
+  ) {
+    this.client = lazyTable(table, options.createTableIfMissing);
+  }
 
   async create(deviceId: string, keys?: SymmetricKeys): Promise<DeviceIdentity> {
     assertDeviceId(deviceId);
@@ -235,17 +238,6 @@ export class TableIdentityStore implements IdentityStore {
 
   private now(): string {
     return (this.options.now?.() ?? new Date()).toISOString();
-  }
-
-  private client(): Promise<TableClient> {
-    this.ready ??= (async () => {
-      if (this.options.createTableIfMissing) await this.table.createTable();
-      return this.table;
-    })().catch((error: unknown) => {
-      this.ready = undefined;
-      throw error;
-    });
-    return this.ready;
   }
 }
 

@@ -7,6 +7,7 @@ import {
   UnprocessableRequestError,
 } from '../../shared/errors.js';
 import { toStorageKey } from '../storage-keys.js';
+import { lazyTable } from './lazy-table.js';
 
 const TWIN_ROW = 'twin';
 const IDENTITY_ROW = 'identity';
@@ -25,22 +26,10 @@ const statusOf = (error: unknown) => (error instanceof RestError ? error.statusC
  * `identity`): a twin exists exactly when the identity does, as in IoT Hub.
  */
 export class TableTwinStore implements TwinStore {
-  private ready: Promise<TableClient> | undefined;
+  private readonly table: () => Promise<TableClient>;
 
-  constructor(
-    private readonly client: TableClient,
-    private readonly createTableIfMissing: boolean,
-  ) {}
-
-  private table(): Promise<TableClient> {
-    this.ready ??= (async () => {
-      if (this.createTableIfMissing) await this.client.createTable();
-      return this.client;
-    })().catch((error: unknown) => {
-      this.ready = undefined;
-      throw error;
-    });
-    return this.ready;
+  constructor(client: TableClient, createTableIfMissing: boolean) {
+    this.table = lazyTable(client, createTableIfMissing);
   }
 
   async get(deviceId: string): Promise<DeviceTwin | undefined> {
