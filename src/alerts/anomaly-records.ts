@@ -1,0 +1,142 @@
+/**
+ * The anomaly records that Stream Analytics writes to the `anomalies` hub, normalized to one schema whatever
+ * shape they arrive in. See asa/README.md for the output schema of our own queries.
+ */
+
+/** One anomaly in the project's output schema. */
+export interface Anomaly {
+  deviceId: string;
+  /** The rule (query step) that fired, e.g. `temperature-high`, `temperature-spike`. */
+  rule: string;
+  kind: 'threshold' | 'spike' | 'dip' | 'changepoint' | 'unknown';
+  metric: string;
+  value: number | undefined;
+  /** Anomaly score (spike/dip/change-point) or undefined. */
+  score: number | undefined;
+  /** Threshold crossed (threshold rules) or undefined. */
+  threshold: number | undefined;
+  /** End of the window (or event time) the anomaly belongs to, ISO 8601 UTC: with device and rule, its identity. */
+  windowEnd: string;
+  /** The record as received, for unknown shapes and for the audit trail. */
+  raw: Record<string, unknown>;
+}
+
+export type ParsedAnomalies = { anomalies: Anomaly[]; unparseable: { reason: string; body: unknown }[] };
+
+const KINDS = new Set(['threshold', 'spike', 'dip', 'changepoint']);
+
+const num = (v: unknown): number | undefined =>
+  typeof v === 'number' && Number.isFinite(v)
+    ? v
+    : typeof v === 'string' && v.trim() !== '' && Number.isFinite(Number(v))
+      ? Number(v)
+      : undefined;
+
+function isoTime(v: unknown): string | undefined {
+  if (typeof v !== 'string' && typeof v !== 'number') return undefined;
+  const t = typeof v === 'number' ? v : Date.parse(v);
+  return Number.isFinite(t) ? new Date(t).toISOString() : undefined;
+}
+
+const text = (v: unknown): string | undefined => (typeof v === 'string' && v.trim() !== '' ? v : undefined);
+
+/** Maps one record of any known shape (ours or the seed queries') to an Anomaly; unknown shapes give a generic one. */
+export function normalizeAnomaly(record: Record<string, unknown>, fallbackTime: string): Anomaly {
+  // Our schema.
+  if (text(record.deviceId) && text(record.rule) && text(record.kind)) {
+    const kind = String(record.kind);
+    return {
+      deviceId: String(record.deviceId),
+      rule: String(record.rule),
+      kind: KINDS.has(kind) ? (kind as Anomaly['kind']) : 'unknown',
+      metric: text(record.metric) ?? 'unknown',
+      value: num(record.value),
+      score: num(record.score),
+      threshold: num(record.threshold),
+      windowEnd: isoTime(record.windowEnd) ?? isoTime(record.eventTime) ?? fallbackTime,
+      raw: record,
+    };
+  }
+  // Seed 004 (ChangePoint on temperature): { datetime, device, temp, AnomalyScore }.
+  if (text(record.device) && 'AnomalyScore' in record) {
+    return {
+      deviceId: String(record.device),
+      rule: 'changepoint',
+      kind: 'changepoint',
+      metric: 'temp',
+      value: num(record.temp),
+      score: num(record.AnomalyScore),
+      threshold: undefined,
+      windowEnd: isoTime(record.datetime) ?? fallbackTime,
+      raw: record,
+    };
+  }
+  // Seed 000 (threshold over a sliding window): { UTCDateTime, Device_Id, Count }.
+  if (text(record.Device_Id) && 'Count' in record) {
+    return {
+      deviceId: String(record.Device_Id),
+      rule: 'threshold-count',
+      kind: 'threshold',
+      metric: 'count',
+      value: num(record.Count),
+      score: undefined,
+      threshold: undefined,
+      windowEnd: isoTime(record.UTCDateTime) ?? fallbackTime,
+      raw: record,
+    };
+  }
+  // Anything else: a generic alert that keeps the record, never a crash.
+  const deviceId =
+    text(record.deviceId) ??
+    text(record.device) ??
+    text(record.Device_Id) ??
+    text(record.ConnectionDeviceId) ??
+    'unknown';
+  return {
+    deviceId,
+    rule: text(record.rule) ?? 'unknown',
+    kind: 'unknown',
+    metric: text(record.metric) ?? 'unknown',
+    value: num(record.value),
+    score: undefined,
+    threshold: undefined,
+    windowEnd: isoTime(record.windowEnd) ?? isoTime(record.time) ?? fallbackTime,
+    raw: record,
+  };
+}
+
+const isRecord = (v: unknown): v is Record<string, unknown> =>
+  typeof v === 'object' && v !== null && !Array.isArray(v);
+
+/**
+ * Every body form ASA produces: one object, a JSON array, or line-separated JSON (as text or bytes). A body that
+ * is none of those is returned as unparseable (for dead letters); a non-object element likewise.
+ */
+export function parseAnomalyBody(body: unknown, fallbackTime: string): ParsedAnomalies {
+  const out: ParsedAnomalies = { anomalies: [], unparseable: [] };
+  const add = (value: unknown) => {
+    if (Array.isArray(value)) value.forEach(add);
+    else if (isRecord(value)) out.anomalies.push(normalizeAnomaly(value, fallbackTime));
+    else out.unparseable.push({ reason: 'not-an-object', body: value });
+  };
+  const fromText = (source: string) => {
+    try {
+      add(JSON.parse(source) as unknown);
+      return;
+    } catch {
+      // Not one JSON value: try line-separated JSON, line by line.
+    }
+    for (const line of source.split(/\r?\n/)) {
+      if (line.trim() === '') continue;
+      try {
+        add(JSON.parse(line) as unknown);
+      } catch {
+        out.unparseable.push({ reason: 'invalid-json', body: line });
+      }
+    }
+  };
+  if (body instanceof Uint8Array) fromText(Buffer.from(body).toString('utf8'));
+  else if (typeof body === 'string') fromText(body);
+  else add(body);
+  return out;
+}
