@@ -1,8 +1,10 @@
 import type { HttpHandler, HttpRequest, HttpResponseInit, InvocationContext } from '@azure/functions';
 import {
+  AlarmNotFoundError,
   DeviceAlreadyExistsError,
   DeviceNotFoundError,
   DomainError,
+  InvalidTransitionError,
   PreconditionFailedError,
   ProvisioningInconsistencyError,
   ThrottledError,
@@ -14,6 +16,8 @@ const STATUS: [new (...args: never[]) => DomainError, number, string][] = [
   [ValidationError, 400, 'Bad Request'],
   [DeviceNotFoundError, 404, 'Not Found'],
   [DeviceAlreadyExistsError, 409, 'Conflict'],
+  [AlarmNotFoundError, 404, 'Not Found'],
+  [InvalidTransitionError, 409, 'Conflict'],
   [PreconditionFailedError, 412, 'Precondition Failed'],
   [UnprocessableRequestError, 422, 'Unprocessable Content'],
   [ThrottledError, 429, 'Too Many Requests'],

@@ -63,6 +63,19 @@ export class DeviceAlreadyExistsError extends DomainError {
   }
 }
 
+/** No alarm with that id (HTTP 404). */
+export class AlarmNotFoundError extends DomainError {
+  readonly code = 'alarm-not-found';
+  constructor(readonly alarmId: string) {
+    super(`Alarm '${alarmId}' was not found.`);
+  }
+}
+
+/** The resource is not in a state that allows the request, e.g. acknowledging a closed alarm (HTTP 409). */
+export class InvalidTransitionError extends DomainError {
+  readonly code = 'invalid-transition';
+}
+
 /** A precondition such as an ETag no longer holds (HTTP 412). */
 export class PreconditionFailedError extends DomainError {
   readonly code = 'precondition-failed';
