@@ -1,0 +1,88 @@
+import type { Alarm } from './alarms.js';
+
+/** What one alert says; built from an alarm when it opens (or repeats after the cooldown). */
+export interface Alert {
+  alarmId: string;
+  deviceId: string;
+  rule: string;
+  kind: string;
+  metric: string;
+  value: number | undefined;
+  score: number | undefined;
+  threshold: number | undefined;
+  /** Window end / event time, ISO 8601. */
+  at: string;
+  count: number;
+}
+
+export const alertOf = (alarm: Alarm): Alert => ({
+  alarmId: alarm.id,
+  deviceId: alarm.deviceId,
+  rule: alarm.rule,
+  kind: alarm.kind,
+  metric: alarm.metric,
+  value: alarm.lastValue,
+  score: alarm.lastScore,
+  threshold: alarm.threshold,
+  at: alarm.lastWindowEnd,
+  count: alarm.count,
+});
+
+// Slack limits: 50 blocks per message, 3,000 characters per section text.
+const MAX_BLOCKS = 50;
+const MAX_SECTION_CHARS = 3000;
+
+const fmt = (n: number | undefined) => (n === undefined ? 'n/a' : String(Math.round(n * 1000) / 1000));
+
+/** Slack mrkdwn needs &, < and > escaped; device ids and metrics come from devices. */
+const escape = (s: string) => s.replaceAll('&', '&amp;').replaceAll('<', '&lt;').replaceAll('>', '&gt;');
+
+function line(alert: Alert, stateUrl: (deviceId: string) => string): string {
+  const measure =
+    alert.threshold !== undefined
+      ? `${fmt(alert.value)} (threshold ${fmt(alert.threshold)})`
+      : `${fmt(alert.value)} (score ${fmt(alert.score)})`;
+  const repeats = alert.count > 1 ? ` ×${alert.count}` : '';
+  return `• <${stateUrl(alert.deviceId)}|${escape(alert.deviceId)}> ${escape(alert.rule)}: ${escape(alert.metric)} = ${measure} at ${alert.at}${repeats}`;
+}
+
+/**
+ * One Slack message (Block Kit plus a `text` fallback) for one alert or a digest of many; the lines are packed
+ * into sections so that every alert appears, within Slack's block and size limits. Returns one message per
+ * chunk when even that does not fit.
+ */
+export function slackMessages(alerts: readonly Alert[], stateUrl: (deviceId: string) => string): object[] {
+  const lines = alerts.map((a) => line(a, stateUrl));
+  const messages: object[] = [];
+  let sections: string[] = [];
+  let current = '';
+  let count = 0;
+  let first = 0;
+  const flush = () => {
+    if (current) sections.push(current);
+    const n = count;
+    const title = alerts.length === 1 && n === 1 ? 'IoT alert' : `IoT alerts: ${n} anomalies`;
+    messages.push({
+      text: `${title}\n${lines.slice(first, first + n).join('\n')}`.slice(0, 40_000),
+      blocks: [
+        { type: 'header', text: { type: 'plain_text', text: title } },
+        ...sections.map((text) => ({ type: 'section', text: { type: 'mrkdwn', text } })),
+      ],
+    });
+    first += n;
+    sections = [];
+    current = '';
+    count = 0;
+  };
+  for (const l of lines) {
+    if (current.length + l.length + 1 > MAX_SECTION_CHARS) {
+      sections.push(current);
+      current = '';
+      if (sections.length >= MAX_BLOCKS - 1) flush();
+    }
+    current = current ? `${current}\n${l}` : l;
+    count++;
+  }
+  if (count > 0) flush();
+  return messages;
+}
