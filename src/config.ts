@@ -10,6 +10,9 @@ const EXAMPLES: Record<string, string> = {
     'Endpoint=sb://ihsuprodxx.servicebus.windows.net/;SharedAccessKeyName=service;SharedAccessKey=...;EntityPath=...',
   CosmosDb__accountEndpoint: 'https://myaccount.documents.azure.com:443/',
   ArchiveStorageConnectionString: 'UseDevelopmentStorage=true',
+  AnomaliesEventHubConnection:
+    'Endpoint=sb://mynamespace.servicebus.windows.net/;SharedAccessKeyName=listen;SharedAccessKey=...',
+  SlackWebhookUrl: 'https://hooks.slack.com/services/T000/B000/XXXX',
   IotHubHostName: 'myhub.azure-devices.net',
   IdentityStorageConnectionString: 'UseDevelopmentStorage=true',
   IotHubRegistryConnectionString:
@@ -60,6 +63,18 @@ const schema = z.object({
   CosmosDbReconciliationContainerName: nonEmpty.default('reconciliation'),
   Provisioning__MaxMetadataBytes: positiveInt(8192),
 
+  AnomaliesEventHubConnection: optionalText,
+  AnomaliesEventHubConnection__fullyQualifiedNamespace: optionalText,
+  AnomaliesEventHubName: nonEmpty.default('anomalies'),
+  AnomaliesConsumerGroup: nonEmpty.default('notify'),
+  CosmosDbAlarmsContainerName: nonEmpty.default('alarms'),
+  SlackWebhookUrl: z.preprocess(
+    (v) => (v === '' ? undefined : v),
+    z.url({ protocol: /^https?$/ }).optional(),
+  ),
+  PublicApiBaseUrl: z.url({ protocol: /^https?$/ }).default('http://localhost:7071/api'),
+  Alerts__CooldownMinutes: z.coerce.number().nonnegative().default(10),
+
   Ingest__TimestampFields: z
     .string()
     .optional()
@@ -97,6 +112,12 @@ function crossSettingProblems(env: Record<string, string | undefined>): { name: 
     problems.push({
       name: 'IotHubEventsConnection',
       message: 'required (or IotHubEventsConnection__fullyQualifiedNamespace for a managed identity)',
+    });
+  }
+  if (!has('AnomaliesEventHubConnection') && !has('AnomaliesEventHubConnection__fullyQualifiedNamespace')) {
+    problems.push({
+      name: 'AnomaliesEventHubConnection',
+      message: 'required (or AnomaliesEventHubConnection__fullyQualifiedNamespace for a managed identity)',
     });
   }
   if (!has('ArchiveStorageConnectionString') && !has('ArchiveStorage__blobServiceUri')) {
@@ -170,6 +191,18 @@ export interface AppConfig {
   /** Create databases, containers and blob containers on first use (local runs; Bicep does it in Azure). */
   createResourcesIfMissing: boolean;
   provisioning: ProvisioningConfig;
+  alerts: AlertsConfig;
+}
+
+/** The hot path's alerting: where anomalies come from and where alerts go. */
+export interface AlertsConfig {
+  alarmsContainerName: string;
+  /** Slack incoming webhook (a secret); absent means alerts are logged and kept in alarms. */
+  slackWebhookUrl: string | undefined;
+  /** Base of the links to device state in alerts. */
+  publicApiBaseUrl: string;
+  /** No second alert for the same alarm within this time, ms. */
+  cooldownMs: number;
 }
 
 /** Where device identities live and how the provisioning API behaves. */
@@ -252,6 +285,12 @@ export function loadConfig(env: Record<string, string | undefined> = process.env
       devicesContainerName: s.CosmosDbDevicesContainerName,
       reconciliationContainerName: s.CosmosDbReconciliationContainerName,
       maxMetadataBytes: s.Provisioning__MaxMetadataBytes,
+    },
+    alerts: {
+      alarmsContainerName: s.CosmosDbAlarmsContainerName,
+      slackWebhookUrl: s.SlackWebhookUrl,
+      publicApiBaseUrl: s.PublicApiBaseUrl.replace(/\/+$/, ''),
+      cooldownMs: s.Alerts__CooldownMinutes * 60_000,
     },
   };
 }

@@ -3,6 +3,8 @@
  * (one SDK client per service), and registers every function with its handler factory.
  */
 import { app } from '@azure/functions';
+import { makeAlarmHandlers } from './alerts/http-handlers.js';
+import { makeNotifyAnomalies } from './alerts/notify-anomalies.js';
 import { loadConfig } from './config.js';
 import { getOpenApiDocument } from './http/openapi.js';
 import { withProblemDetails } from './http/problem.js';
@@ -13,7 +15,9 @@ import { makeGetDeviceState } from './telemetry/get-device-state.js';
 import { makeIngestTelemetry } from './telemetry/ingest-telemetry.js';
 
 const config = loadConfig();
-const { stateStore, archive, deadLetters, identities, twins, registry, orphans } = createAdapters(config);
+const { stateStore, archive, deadLetters, identities, twins, registry, orphans, alarms, notifier } =
+  createAdapters(config);
+const alarmHandlers = makeAlarmHandlers(alarms);
 const provisioning = makeProvisioningHandlers(
   new ProvisioningService({
     identities,
@@ -107,6 +111,39 @@ app.http('updateDeviceTwin', {
   methods: ['PATCH'],
   authLevel: 'function',
   handler: withProblemDetails(provisioning.updateDeviceTwin),
+});
+
+// Hot path: anomalies from Stream Analytics → alarms → Slack (or the log).
+app.eventHub('notifyAnomalies', {
+  connection: 'AnomaliesEventHubConnection',
+  eventHubName: '%AnomaliesEventHubName%',
+  consumerGroup: '%AnomaliesConsumerGroup%',
+  cardinality: 'many',
+  retry: {
+    strategy: 'exponentialBackoff',
+    maxRetryCount: 5,
+    minimumInterval: { seconds: 2 },
+    maximumInterval: { minutes: 2 },
+  },
+  handler: makeNotifyAnomalies({ alarms, notifier, deadLetters, cooldownMs: config.alerts.cooldownMs }),
+});
+app.http('listAlarms', {
+  route: 'alarms',
+  methods: ['GET'],
+  authLevel: 'function',
+  handler: withProblemDetails(alarmHandlers.listAlarms),
+});
+app.http('acknowledgeAlarm', {
+  route: 'alarms/{id}/acknowledge',
+  methods: ['POST'],
+  authLevel: 'function',
+  handler: withProblemDetails(alarmHandlers.acknowledgeAlarm),
+});
+app.http('closeAlarm', {
+  route: 'alarms/{id}/close',
+  methods: ['POST'],
+  authLevel: 'function',
+  handler: withProblemDetails(alarmHandlers.closeAlarm),
 });
 
 app.http('openApiDocument', {

@@ -159,6 +159,7 @@ export function localAppSettings(services: LocalServices): Record<string, string
     CosmosDbAllowSelfSignedTls: 'true',
     CreateResourcesIfMissing: 'true',
     IotHubHostName: 'localhost',
+    AnomaliesEventHubConnection: 'Endpoint=sb://localhost/;SharedAccessKeyName=local;SharedAccessKey=local',
     IdentityStore: 'table',
     IdentityStorageConnectionString: services.storageConnectionString,
     IdentityStore__EncryptionKey: LOCAL_IDENTITY_ENCRYPTION_KEY,

@@ -25,6 +25,8 @@ export interface Alarm {
   /** Window ends already counted (most recent first, bounded): makes replays idempotent. */
   windowEnds: string[];
   notification: NotificationState;
+  /** When people were last told about this alarm (for the per-alarm cooldown). */
+  lastNotifiedAt?: string;
   createdAt: string;
   updatedAt: string;
   acknowledgedAt?: string;
@@ -96,5 +98,6 @@ export interface AlarmStore {
   get(id: string): Promise<Alarm | undefined>;
   list(query: AlarmQuery): Promise<{ items: Alarm[]; continuationToken?: string }>;
   transition(id: string, to: 'acknowledged' | 'closed'): Promise<Alarm>;
-  setNotification(id: string, state: NotificationState): Promise<void>;
+  /** Records what happened to the notification; `at` marks a successful one (sent or logged). */
+  setNotification(id: string, state: NotificationState, at?: string): Promise<void>;
 }

@@ -32,7 +32,7 @@ const errors = (...codes: number[]) =>
         {
           400: 'Malformed JSON or invalid id',
           404: 'Unknown device',
-          409: 'Duplicate device id',
+          409: 'Duplicate device id, or a state change the resource does not allow',
           412: 'ETag mismatch',
           422: 'The body or query breaks the schema',
           429: 'Throttled by a backing service',
@@ -209,6 +209,42 @@ export const openApiDocument = {
         responses: { '200': ok('Last-known values', ref('DeviceState')), ...errors(400, 404, 500) },
       },
     },
+    '/alarms': {
+      get: {
+        operationId: 'listAlarms',
+        parameters: [
+          { name: 'deviceId', in: 'query', schema: { type: 'string' } },
+          { name: 'status', in: 'query', schema: { enum: ['open', 'acknowledged', 'closed'] } },
+          { name: 'top', in: 'query', schema: { type: 'integer', minimum: 1, maximum: 1000, default: 100 } },
+          { name: 'continuationToken', in: 'query', schema: { type: 'string' } },
+        ],
+        responses: {
+          '200': ok('A page of alarms', {
+            type: 'object',
+            required: ['items', 'continuationToken'],
+            properties: {
+              items: { type: 'array', items: ref('Alarm') },
+              continuationToken: { type: ['string', 'null'] },
+            },
+          }),
+          ...errors(422, 500),
+        },
+      },
+    },
+    '/alarms/{id}/acknowledge': {
+      parameters: [{ name: 'id', in: 'path', required: true, schema: { type: 'string' } }],
+      post: {
+        operationId: 'acknowledgeAlarm',
+        responses: { '200': ok('Acknowledged', ref('Alarm')), ...errors(404, 409, 500) },
+      },
+    },
+    '/alarms/{id}/close': {
+      parameters: [{ name: 'id', in: 'path', required: true, schema: { type: 'string' } }],
+      post: {
+        operationId: 'closeAlarm',
+        responses: { '200': ok('Closed', ref('Alarm')), ...errors(404, 409, 500) },
+      },
+    },
     '/openapi.json': {
       get: {
         operationId: 'openApiDocument',
@@ -251,6 +287,36 @@ export const openApiDocument = {
         additionalProperties: false,
         required: ['id', 'keys', 'connectionString'],
         properties: { id: { type: 'string' }, keys, connectionString: { type: 'string' } },
+      },
+      Alarm: {
+        type: 'object',
+        required: [
+          'id',
+          'deviceId',
+          'rule',
+          'kind',
+          'metric',
+          'status',
+          'count',
+          'firstWindowEnd',
+          'lastWindowEnd',
+          'notification',
+        ],
+        properties: {
+          id: { type: 'string' },
+          deviceId: { type: 'string' },
+          rule: { type: 'string' },
+          kind: { enum: ['threshold', 'spike', 'dip', 'changepoint', 'unknown'] },
+          metric: { type: 'string' },
+          status: { enum: ['open', 'acknowledged', 'closed'] },
+          count: { type: 'integer', minimum: 1 },
+          firstWindowEnd: { type: 'string', format: 'date-time' },
+          lastWindowEnd: { type: 'string', format: 'date-time' },
+          lastValue: { type: 'number' },
+          lastScore: { type: 'number' },
+          threshold: { type: 'number' },
+          notification: { enum: ['pending', 'sent', 'logged', 'undeliverable'] },
+        },
       },
       Twin: {
         type: 'object',

@@ -1,6 +1,8 @@
 import { TableClient } from '@azure/data-tables';
 import { DefaultAzureCredential } from '@azure/identity';
 import { Registry } from 'azure-iothub';
+import type { AlarmStore } from '../alerts/alarms.js';
+import type { AlertNotifier } from '../alerts/notifier.js';
 import type { AppConfig, ProvisioningConfig } from '../config.js';
 import type { IdentityStore } from '../provisioning/ports.js';
 import type { OrphanLog } from '../provisioning/provisioning-service.js';
@@ -10,6 +12,7 @@ import type { DeadLetterStore, DeviceStateStore, RawArchive } from '../telemetry
 import { BlobJsonLinesStore } from './blob/blob-json-lines-store.js';
 import { createBlobService } from './blob/blob-service.js';
 import { createCosmosClient, lazyContainer } from './cosmos/cosmos-client.js';
+import { CosmosAlarmStore } from './cosmos/cosmos-alarm-store.js';
 import { CosmosDeviceRegistry } from './cosmos/cosmos-device-registry.js';
 import { CosmosDeviceStateStore } from './cosmos/cosmos-device-state-store.js';
 import { CosmosOrphanLog } from './cosmos/cosmos-orphan-log.js';
@@ -17,6 +20,7 @@ import { AesGcmCipher } from './crypto/aes-gcm-cipher.js';
 import { IotHubIdentityStore } from './iothub/iothub-identity-store.js';
 import { IotHubTwinStore } from './iothub/iothub-twin-store.js';
 import { TableIdentityStore } from './tables/table-identity-store.js';
+import { LogNotifier, SlackWebhookNotifier } from './slack/slack-webhook-notifier.js';
 import { TableTwinStore } from './tables/table-twin-store.js';
 
 /** Every adapter the app uses, built from validated config with one SDK client per service. */
@@ -28,6 +32,8 @@ export interface Adapters {
   twins: TwinStore;
   registry: DeviceRegistry;
   orphans: OrphanLog;
+  alarms: AlarmStore;
+  notifier: AlertNotifier;
 }
 
 export function createAdapters(config: AppConfig): Adapters {
@@ -52,6 +58,13 @@ export function createAdapters(config: AppConfig): Adapters {
         partitionKeyPath: '/id',
       }),
     ),
+    alarms: new CosmosAlarmStore(
+      lazyContainer(cosmos, config.cosmos.databaseName, config.alerts.alarmsContainerName, {
+        create,
+        partitionKeyPath: '/id',
+      }),
+    ),
+    notifier: createNotifier(config),
     orphans: new CosmosOrphanLog(
       lazyContainer(cosmos, config.cosmos.databaseName, config.provisioning.reconciliationContainerName, {
         create,
@@ -85,4 +98,18 @@ function createIdentityStores(
       ? Registry.fromConnectionString(store.connectionString)
       : Registry.fromTokenCredential(store.hostName, new DefaultAzureCredential());
   return { identities: new IotHubIdentityStore(registry), twins: new IotHubTwinStore(registry) };
+}
+
+function createNotifier(config: AppConfig): AlertNotifier {
+  // Function hosts collect console output into the app's logs.
+  const log = (message: string) => {
+    console.warn(message);
+  };
+  const { slackWebhookUrl, publicApiBaseUrl } = config.alerts;
+  if (!slackWebhookUrl) return new LogNotifier(log);
+  return new SlackWebhookNotifier({
+    webhookUrl: slackWebhookUrl,
+    stateUrl: (deviceId) => `${publicApiBaseUrl}/devices/${encodeURIComponent(deviceId)}/state`,
+    log,
+  });
 }

@@ -45,13 +45,17 @@ describe('composition root (src/index.ts) loaded as the Functions host loads it'
 
   it('registers exactly the functions of this release', () => {
     expect(registrations.map((r) => r.metadata.name).sort()).toEqual([
+      'acknowledgeAlarm',
       'activateDevice',
+      'closeAlarm',
       'deactivateDevice',
       'getDevice',
       'getDeviceState',
       'getDeviceTwin',
       'ingestTelemetry',
+      'listAlarms',
       'listDevices',
+      'notifyAnomalies',
       'openApiDocument',
       'registerDevice',
       'resetDeviceCredentials',

@@ -13,6 +13,8 @@ const MINIMAL: Record<string, string> = {
   CosmosDb__accountEndpoint: 'https://myaccount.documents.azure.com:443/',
   ArchiveStorageConnectionString: 'UseDevelopmentStorage=true',
   IotHubHostName: 'myhub.azure-devices.net',
+  AnomaliesEventHubConnection:
+    'Endpoint=sb://example.servicebus.windows.net/;SharedAccessKeyName=l;SharedAccessKey=k',
   IdentityStorageConnectionString: 'UseDevelopmentStorage=true',
   IdentityStore__EncryptionKey: Buffer.alloc(32, 7).toString('base64'),
 };
@@ -73,6 +75,12 @@ describe('loadConfig', () => {
         devicesContainerName: 'devices',
         reconciliationContainerName: 'reconciliation',
         maxMetadataBytes: 8192,
+      },
+      alerts: {
+        alarmsContainerName: 'alarms',
+        slackWebhookUrl: undefined,
+        publicApiBaseUrl: 'http://localhost:7071/api',
+        cooldownMs: 600_000,
       },
     });
   });

@@ -115,8 +115,12 @@ export class CosmosAlarmStore implements AlarmStore {
     });
   }
 
-  async setNotification(id: string, state: NotificationState): Promise<void> {
-    await this.update(id, (alarm) => ({ ...alarm, notification: state }));
+  async setNotification(id: string, state: NotificationState, at?: string): Promise<void> {
+    await this.update(id, (alarm) => ({
+      ...alarm,
+      notification: state,
+      ...(at ? { lastNotifiedAt: at } : {}),
+    }));
   }
 
   private async update(id: string, change: (alarm: Alarm) => Alarm): Promise<Alarm> {
