@@ -7,6 +7,11 @@
  *   leaves (t = event time + W) it, and emits when HAVING holds, with System.Timestamp() = t.
  * - Spikes and dips: an approximation, not ASA's model: a robust z-score of each value against the median and
  *   MAD of the device's previous `history` values; |z| above `zThreshold` is an anomaly (score = |z|).
+ * - Change points: an approximation, not ASA's model: a two-window mean-shift test. At each point, the mean of
+ *   the last `window` values is compared with the mean of the `window` before them (Welch's t statistic); when
+ *   it exceeds `tThreshold`, the change point is the split of those 2·`window` values that best separates
+ *   two means (the CUSUM-style maximum of |mean difference| · sqrt(left·right/n)), and the points up to one
+ *   `window` after it are not tested again.
  */
 
 export interface TelemetryPoint {
@@ -20,7 +25,7 @@ export interface TelemetryPoint {
 export interface RuleOutput {
   deviceId: string;
   rule: string;
-  kind: 'threshold' | 'spike' | 'dip';
+  kind: 'threshold' | 'spike' | 'dip' | 'changepoint';
   metric: string;
   value: number;
   score: number | null;
@@ -113,6 +118,58 @@ export function evaluateSpikes(
         }
       }
       seen.push(value);
+    }
+  }
+  return out;
+}
+
+/** The approximation of AnomalyDetection_ChangePoint described in the module comment. */
+export function evaluateChangePoints(
+  points: readonly TelemetryPoint[],
+  options: { metric: string; window: number; tThreshold: number; rule: string },
+): RuleOutput[] {
+  const out: RuleOutput[] = [];
+  const stats = (xs: number[]) => {
+    const mean = xs.reduce((a, b) => a + b, 0) / xs.length;
+    const variance = xs.reduce((a, b) => a + (b - mean) ** 2, 0) / Math.max(1, xs.length - 1);
+    return { mean, variance };
+  };
+  const k = options.window;
+  for (const [deviceId, list] of byDevice(points)) {
+    const series = list
+      .map((p) => ({ time: p.time, value: numeric(p.values[options.metric]) }))
+      .filter((p): p is { time: number; value: number } => p.value !== undefined);
+    let quietUntil = -1;
+    for (let end = 2 * k; end <= series.length; end++) {
+      if (end - k <= quietUntil) continue;
+      const before = stats(series.slice(end - 2 * k, end - k).map((p) => p.value));
+      const after = stats(series.slice(end - k, end).map((p) => p.value));
+      const t =
+        Math.abs(after.mean - before.mean) / Math.sqrt((before.variance + after.variance) / k || 1e-12);
+      if (t <= options.tThreshold) continue;
+      // Locate the shift inside the 2k span: the split that best separates two means.
+      const span = series.slice(end - 2 * k, end);
+      let best = 1;
+      let bestScore = -1;
+      for (let split = 1; split < span.length; split++) {
+        const left = stats(span.slice(0, split).map((p) => p.value)).mean;
+        const right = stats(span.slice(split).map((p) => p.value)).mean;
+        const score = Math.abs(right - left) * Math.sqrt((split * (span.length - split)) / span.length);
+        if (score > bestScore) [best, bestScore] = [split, score];
+      }
+      const first = span[best];
+      if (!first) continue;
+      out.push({
+        deviceId,
+        rule: options.rule,
+        kind: 'changepoint',
+        metric: options.metric,
+        value: first.value,
+        score: t,
+        threshold: null,
+        windowEnd: new Date(first.time).toISOString(),
+      });
+      quietUntil = end - 2 * k + best + k;
     }
   }
   return out;

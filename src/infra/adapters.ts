@@ -1,6 +1,7 @@
 import { TableClient } from '@azure/data-tables';
 import { DefaultAzureCredential } from '@azure/identity';
-import { Registry } from 'azure-iothub';
+// azure-iothub is CommonJS without named exports that Node's ESM loader can see: take them from the default.
+import iothub from 'azure-iothub';
 import type { AlarmStore } from '../alerts/alarms.js';
 import type { AlertNotifier } from '../alerts/notifier.js';
 import type { AppConfig, ProvisioningConfig } from '../config.js';
@@ -22,6 +23,8 @@ import { IotHubTwinStore } from './iothub/iothub-twin-store.js';
 import { TableIdentityStore } from './tables/table-identity-store.js';
 import { LogNotifier, SlackWebhookNotifier } from './slack/slack-webhook-notifier.js';
 import { TableTwinStore } from './tables/table-twin-store.js';
+
+const { Registry } = iothub;
 
 /** Every adapter the app uses, built from validated config with one SDK client per service. */
 export interface Adapters {

@@ -9,7 +9,7 @@ import { readLines } from '../../support/blobs.js';
 import { iotHubBatch } from '../../support/iothub-batch.js';
 import { testConfig } from '../../support/local-env.js';
 import { responseProblems } from '../../support/openapi.js';
-import { startFakeSlack, type FakeSlack } from '../../fixtures/fake-slack.js';
+import { startFakeSlack, type FakeSlack } from '../../../tools/fake-slack.js';
 
 let slack: FakeSlack;
 const config = testConfig();

@@ -1,7 +1,7 @@
 import { afterAll, beforeAll, beforeEach, describe, expect, it } from 'vitest';
 import type { Alert } from '../../../src/alerts/alert-message.js';
 import { LogNotifier, SlackWebhookNotifier } from '../../../src/infra/slack/slack-webhook-notifier.js';
-import { startFakeSlack, type FakeSlack } from '../../fixtures/fake-slack.js';
+import { startFakeSlack, type FakeSlack } from '../../../tools/fake-slack.js';
 
 const alert = (i: number, overrides: Partial<Alert> = {}): Alert => ({
   alarmId: `alarm-${i}`,

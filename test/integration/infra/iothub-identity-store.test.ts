@@ -1,4 +1,5 @@
-import { Registry } from 'azure-iothub';
+// azure-iothub is CommonJS without named exports that Node's ESM loader can see: take them from the default.
+import iothub from 'azure-iothub';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { IotHubIdentityStore } from '../../../src/infra/iothub/iothub-identity-store.js';
 import { IotHubTwinStore } from '../../../src/infra/iothub/iothub-twin-store.js';
@@ -6,6 +7,8 @@ import { PreconditionFailedError, ThrottledError } from '../../../src/shared/err
 import { describeIdentityStoreContract } from '../../contract/identity-store-contract.js';
 import { describeTwinStoreContract } from '../../contract/twin-store-contract.js';
 import { routeHostToLoopback, startFakeIotHub, type FakeIotHub } from '../../fixtures/fake-iothub.js';
+
+const { Registry } = iothub;
 
 let hub: FakeIotHub;
 let store: IotHubIdentityStore;

@@ -1,5 +1,6 @@
 import { HttpRequest, InvocationContext, type HttpResponseInit } from '@azure/functions';
-import { Registry } from 'azure-iothub';
+// azure-iothub is CommonJS without named exports that Node's ESM loader can see: take them from the default.
+import iothub from 'azure-iothub';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { withProblemDetails } from '../../../src/http/problem.js';
 import { createAdapters } from '../../../src/infra/adapters.js';
@@ -12,6 +13,8 @@ import { ProvisioningService } from '../../../src/provisioning/provisioning-serv
 import { routeHostToLoopback, startFakeIotHub, type FakeIotHub } from '../../fixtures/fake-iothub.js';
 import { testConfig } from '../../support/local-env.js';
 import { responseProblems } from '../../support/openapi.js';
+
+const { Registry } = iothub;
 
 // The provisioning API with the production identity store (IoT Hub through the real SDK, against the wire-level
 // fake): the throttled (429) and internal-error (500) answers, which the table store cannot be made to give.

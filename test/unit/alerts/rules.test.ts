@@ -1,6 +1,7 @@
 import { readFileSync } from 'node:fs';
 import { describe, expect, it } from 'vitest';
 import {
+  evaluateChangePoints,
   evaluateSpikes,
   evaluateThreshold,
   THRESHOLD_RULES,
@@ -70,5 +71,27 @@ describe('local rule evaluator', () => {
       ['spike', 35],
       ['dip', 5],
     ]);
+  });
+});
+
+describe('change-point approximation', () => {
+  it('marks a persistent level shift once, at its first value, and not the noise before it', () => {
+    const levels = [
+      ...Array.from({ length: 30 }, (_, i) => 20 + (i % 3) * 0.2),
+      ...Array.from({ length: 30 }, (_, i) => 30 + (i % 3) * 0.2),
+    ];
+    const series = levels.map((v, i): TelemetryPoint => ({
+      deviceId: 'd',
+      time: i * 60_000,
+      values: { temperature: v },
+    }));
+    const out = evaluateChangePoints(series, {
+      metric: 'temperature',
+      window: 10,
+      tThreshold: 8,
+      rule: 'temperature-changepoint',
+    });
+    expect(out.map((o) => [o.kind, o.value])).toEqual([['changepoint', 30]]);
+    expect(out[0]?.windowEnd).toBe(new Date(30 * 60_000).toISOString());
   });
 });

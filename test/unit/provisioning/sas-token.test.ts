@@ -1,7 +1,10 @@
-import { SharedAccessSignature } from 'azure-iothub';
+// azure-iothub is CommonJS without named exports that Node's ESM loader can see: take them from the default.
+import iothub from 'azure-iothub';
 import { describe, expect, it } from 'vitest';
 import { generateKeys } from '../../../src/provisioning/keys.js';
 import { createSasToken, parseSasToken, verifySasToken } from '../../../src/provisioning/sas-token.js';
+
+const { SharedAccessSignature } = iothub;
 
 const HOST = 'myhub.azure-devices.net';
 const strict = (s: string) =>
