@@ -1,6 +1,5 @@
 import { z } from 'zod';
-import type { ApiRequest, ApiResponse } from '../provisioning/http-handlers.js';
-import { UnprocessableRequestError } from '../shared/errors.js';
+import { parseRequest, queryParameters, type ApiRequest, type ApiResponse } from '../shared/api-request.js';
 import type { AlarmStore } from './alarms.js';
 
 const listSchema = z.strictObject({
@@ -20,19 +19,10 @@ export function makeAlarmHandlers(alarms: AlarmStore) {
     });
   return {
     listAlarms: async (request: ApiRequest): Promise<ApiResponse> => {
-      const query = Object.fromEntries([...request.query].filter(([key]) => key !== 'code'));
-      const parsed = listSchema.safeParse(query);
-      if (!parsed.success) {
-        throw new UnprocessableRequestError(
-          'Invalid query.',
-          parsed.error.issues.flatMap((issue) =>
-            issue.code === 'unrecognized_keys'
-              ? issue.keys.map((key) => ({ path: key, message: 'is not a known parameter' }))
-              : [{ path: issue.path.map(String).join('.'), message: issue.message }],
-          ),
-        );
-      }
-      const { top, deviceId, status, continuationToken } = parsed.data;
+      const { top, deviceId, status, continuationToken } = parseRequest(
+        listSchema,
+        Object.fromEntries(queryParameters(request)),
+      );
       const page = await alarms.list({
         top,
         ...(deviceId ? { deviceId } : {}),

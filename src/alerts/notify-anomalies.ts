@@ -74,7 +74,11 @@ export function makeNotifyAnomalies(deps: NotifyAnomaliesDeps) {
 
     // Anomalies of one device are recorded in order; different devices in parallel.
     const byDevice = new Map<string, Anomaly[]>();
-    for (const a of anomalies) byDevice.set(a.deviceId, [...(byDevice.get(a.deviceId) ?? []), a]);
+    for (const a of anomalies) {
+      const list = byDevice.get(a.deviceId);
+      if (list) list.push(a);
+      else byDevice.set(a.deviceId, [a]);
+    }
     const summary: NotifySummary = {
       anomalies: anomalies.length,
       opened: 0,

@@ -52,7 +52,11 @@ const numeric = (v: unknown): number | undefined =>
 
 function byDevice(points: readonly TelemetryPoint[]): Map<string, TelemetryPoint[]> {
   const map = new Map<string, TelemetryPoint[]>();
-  for (const p of points) map.set(p.deviceId, [...(map.get(p.deviceId) ?? []), p]);
+  for (const p of points) {
+    const list = map.get(p.deviceId);
+    if (list) list.push(p);
+    else map.set(p.deviceId, [p]);
+  }
   for (const list of map.values()) list.sort((a, b) => a.time - b.time);
   return map;
 }

@@ -1,21 +1,14 @@
 import { z } from 'zod';
-import { ValidationError, UnprocessableRequestError } from '../shared/errors.js';
+import {
+  parseRequest as parse,
+  queryParameters,
+  readJson,
+  type ApiRequest,
+  type ApiResponse,
+} from '../shared/api-request.js';
+import { UnprocessableRequestError } from '../shared/errors.js';
 import type { ProvisioningService } from './provisioning-service.js';
 import { QUERYABLE_FIELD, type VersionedDeviceRecord } from './registry.js';
-
-/** The parts of an HTTP request these handlers read (the library's HttpRequest satisfies it). */
-export interface ApiRequest {
-  params: Record<string, string | undefined>;
-  query: URLSearchParams;
-  headers: { get(name: string): string | null };
-  text(): Promise<string>;
-}
-
-export interface ApiResponse {
-  status: number;
-  jsonBody?: unknown;
-  headers?: Record<string, string>;
-}
 
 const keysSchema = z.strictObject({ primaryKey: z.string(), secondaryKey: z.string() });
 const metadataSchema = z.record(z.string(), z.unknown());
@@ -32,37 +25,6 @@ const listSchema = z.strictObject({
   top: z.coerce.number().int().min(1).max(1000).default(100),
   continuationToken: z.string().min(1).optional(),
 });
-
-/** Reads a JSON body: malformed JSON is 400; an empty body counts as `{}` where the route allows it. */
-async function readJson(request: ApiRequest, emptyAllowed: boolean): Promise<unknown> {
-  const text = await request.text();
-  if (text.trim() === '') {
-    if (emptyAllowed) return {};
-    throw new ValidationError('A JSON body is required.');
-  }
-  try {
-    return JSON.parse(text) as unknown;
-  } catch {
-    throw new ValidationError('The body is not valid JSON.');
-  }
-}
-
-/** Schema violations become 422 with one entry per violation (unknown fields included). */
-function parse<T>(schema: z.ZodType<T>, value: unknown): T {
-  const result = schema.safeParse(value);
-  if (result.success) return result.data;
-  throw new UnprocessableRequestError(
-    'The request does not match the API schema.',
-    result.error.issues.flatMap((issue) => {
-      const at = issue.path.map(String);
-      // One violation per unknown field, named by its full path.
-      if (issue.code === 'unrecognized_keys') {
-        return issue.keys.map((key) => ({ path: [...at, key].join('.'), message: 'is not a known field' }));
-      }
-      return [{ path: at.join('.') || '(body)', message: issue.message }];
-    }),
-  );
-}
 
 /** A device as the API shows it: never keys, and the ETag in a header rather than the body. */
 function deviceResponse(record: VersionedDeviceRecord, status = 200): ApiResponse {
@@ -94,9 +56,7 @@ export function makeProvisioningHandlers(service: ProvisioningService) {
       const plain: Record<string, string> = {};
       const metadata: Record<string, string | number | boolean> = {};
       const badFields: { path: string; message: string }[] = [];
-      for (const [key, value] of request.query) {
-        // `code` is the function key when a caller sends it in the query string (Azure Functions convention).
-        if (key === 'code') continue;
+      for (const [key, value] of queryParameters(request)) {
         if (!key.startsWith('metadata.')) {
           plain[key] = value;
           continue;
