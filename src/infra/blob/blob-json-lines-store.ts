@@ -1,5 +1,6 @@
 import type { BlobServiceClient, ContainerClient } from '@azure/storage-blob';
 import type { JsonLinesStore } from '../../telemetry/ports.js';
+import { onFirstUse } from '../lazy.js';
 
 const statusOf = (error: unknown): number | undefined =>
   typeof error === 'object' && error !== null && 'statusCode' in error
@@ -11,13 +12,15 @@ const statusOf = (error: unknown): number | undefined =>
  * a single Put Blob with If-None-Match: *, so a blob is either whole or absent, and a replay finds it there.
  */
 export class BlobJsonLinesStore implements JsonLinesStore {
-  private ready: Promise<ContainerClient> | undefined;
+  private readonly container: () => Promise<ContainerClient>;
 
-  constructor(
-    private readonly service: BlobServiceClient,
-    private readonly containerName: string,
-    private readonly createIfMissing: boolean,
-  ) {}
+  constructor(service: BlobServiceClient, containerName: string, createIfMissing: boolean) {
+    this.container = onFirstUse(async () => {
+      const client = service.getContainerClient(containerName);
+      if (createIfMissing) await client.createIfNotExists();
+      return client;
+    });
+  }
 
   async put(name: string, lines: readonly string[]): Promise<'created' | 'exists'> {
     const container = await this.container();
@@ -35,17 +38,5 @@ export class BlobJsonLinesStore implements JsonLinesStore {
       if (status === 409 || status === 412) return 'exists';
       throw error;
     }
-  }
-
-  private container(): Promise<ContainerClient> {
-    this.ready ??= (async () => {
-      const client = this.service.getContainerClient(this.containerName);
-      if (this.createIfMissing) await client.createIfNotExists();
-      return client;
-    })().catch((error: unknown) => {
-      this.ready = undefined;
-      throw error;
-    });
-    return this.ready;
   }
 }

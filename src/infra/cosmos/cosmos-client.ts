@@ -2,6 +2,7 @@ import { CosmosClient, type Container } from '@azure/cosmos';
 import { DefaultAzureCredential } from '@azure/identity';
 import { Agent } from 'node:https';
 import type { CosmosConfig } from '../../config.js';
+import { onFirstUse } from '../lazy.js';
 
 /** One CosmosClient per process: key auth for the local emulator, managed identity otherwise. */
 export function createCosmosClient(config: CosmosConfig): CosmosClient {
@@ -23,30 +24,23 @@ export function lazyContainer(
   containerName: string,
   options: { create: boolean; partitionKeyPath: string },
 ): () => Promise<Container> {
-  let ready: Promise<Container> | undefined;
-  return () => {
-    ready ??= (async () => {
-      if (!options.create) return client.database(databaseName).container(containerName);
-      // Instances starting together race to create; a loser gets 409 and simply tries again, by which time the
-      // resource exists (createIfNotExists reads first).
-      for (let attempt = 1; ; attempt++) {
-        try {
-          const { database } = await client.databases.createIfNotExists({ id: databaseName });
-          const { container } = await database.containers.createIfNotExists({
-            id: containerName,
-            partitionKey: { paths: [options.partitionKeyPath] },
-          });
-          return container;
-        } catch (error) {
-          if (cosmosStatus(error) !== 409 || attempt >= 5) throw error;
-        }
+  return onFirstUse(async () => {
+    if (!options.create) return client.database(databaseName).container(containerName);
+    // Instances starting together race to create; a loser gets 409 and simply tries again, by which time the
+    // resource exists (createIfNotExists reads first).
+    for (let attempt = 1; ; attempt++) {
+      try {
+        const { database } = await client.databases.createIfNotExists({ id: databaseName });
+        const { container } = await database.containers.createIfNotExists({
+          id: containerName,
+          partitionKey: { paths: [options.partitionKeyPath] },
+        });
+        return container;
+      } catch (error) {
+        if (cosmosStatus(error) !== 409 || attempt >= 5) throw error;
       }
-    })().catch((error: unknown) => {
-      ready = undefined;
-      throw error;
-    });
-    return ready;
-  };
+    }
+  });
 }
 
 /** The HTTP status of a Cosmos SDK error, if it carries one. */

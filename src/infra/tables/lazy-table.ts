@@ -1,16 +1,10 @@
 import type { TableClient } from '@azure/data-tables';
+import { onFirstUse } from '../lazy.js';
 
-/** A table handle whose table is created on first use when `create` is set (local runs); retried after a failure. */
+/** A table handle whose table is created on first use when `create` is set (local runs). */
 export function lazyTable(client: TableClient, create: boolean): () => Promise<TableClient> {
-  let ready: Promise<TableClient> | undefined;
-  return () => {
-    ready ??= (async () => {
-      if (create) await client.createTable();
-      return client;
-    })().catch((error: unknown) => {
-      ready = undefined;
-      throw error;
-    });
-    return ready;
-  };
+  return onFirstUse(async () => {
+    if (create) await client.createTable();
+    return client;
+  });
 }
