@@ -5,11 +5,14 @@ import {
   DeviceNotFoundError,
   DomainError,
   InvalidTransitionError,
+  JobNotFoundError,
   PreconditionFailedError,
   ProvisioningInconsistencyError,
   ThrottledError,
+  TooManyJobsError,
   UnprocessableRequestError,
   ValidationError,
+  WorkflowNotFoundError,
 } from '../shared/errors.js';
 
 const STATUS: [new (...args: never[]) => DomainError, number, string][] = [
@@ -17,10 +20,13 @@ const STATUS: [new (...args: never[]) => DomainError, number, string][] = [
   [DeviceNotFoundError, 404, 'Not Found'],
   [DeviceAlreadyExistsError, 409, 'Conflict'],
   [AlarmNotFoundError, 404, 'Not Found'],
+  [JobNotFoundError, 404, 'Not Found'],
+  [WorkflowNotFoundError, 404, 'Not Found'],
   [InvalidTransitionError, 409, 'Conflict'],
   [PreconditionFailedError, 412, 'Precondition Failed'],
   [UnprocessableRequestError, 422, 'Unprocessable Content'],
   [ThrottledError, 429, 'Too Many Requests'],
+  [TooManyJobsError, 429, 'Too Many Requests'],
   [ProvisioningInconsistencyError, 500, 'Internal Server Error'],
 ];
 

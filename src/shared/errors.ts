@@ -104,3 +104,24 @@ export class ConfigError extends Error {
     this.name = 'ConfigError';
   }
 }
+
+/** IoT Hub refused to start a job because too many are active (429; S1 allows 1 concurrent job). */
+export class TooManyJobsError extends DomainError {
+  readonly code = 'too-many-jobs';
+}
+
+/** No job with this id (HTTP 404). */
+export class JobNotFoundError extends DomainError {
+  readonly code = 'job-not-found';
+  constructor(readonly jobId: string) {
+    super(`Job '${jobId}' not found.`);
+  }
+}
+
+/** No provisioning workflow with this id (HTTP 404). */
+export class WorkflowNotFoundError extends DomainError {
+  readonly code = 'workflow-not-found';
+  constructor(readonly instanceId: string) {
+    super(`Provisioning workflow '${instanceId}' not found.`);
+  }
+}

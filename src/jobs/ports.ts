@@ -1,0 +1,84 @@
+/** What an IoT Hub job does to each device it targets. */
+export type JobType = 'twinUpdate' | 'deviceMethod';
+
+/** A direct method call, as IoT Hub's `cloudToDeviceMethod` job parameter. */
+export interface DirectMethodCall {
+  name: string;
+  payload?: unknown;
+  /** How long IoT Hub waits for each device's answer, seconds (IoT Hub: 5–300). */
+  responseTimeoutInSeconds: number;
+}
+
+/** Scalar values usable in twin tag filters. */
+export type TagValue = string | number | boolean;
+
+/**
+ * Which devices one IoT Hub job targets, as validated data. IoT Hub adapters turn it into a query condition
+ * with `buildQueryCondition` (never a client-supplied string); the local adapter evaluates it directly.
+ */
+export interface HubJobTarget {
+  /** Only these devices (at most what fits in one query condition: see `splitDeviceIds`). */
+  deviceIds?: readonly string[];
+  status?: 'enabled' | 'disabled';
+  /** Twin tags that must equal the given values (dotted paths allowed: `site.building`). */
+  tags?: Readonly<Record<string, TagValue>>;
+}
+
+/** Everything needed to start one IoT Hub job. */
+export interface HubJobRequest {
+  /** Unique per job run; starting the same id twice must not start a second job (activities may run twice). */
+  hubJobId: string;
+  type: JobType;
+  target: HubJobTarget;
+  twinPatch?: Record<string, unknown>;
+  method?: DirectMethodCall;
+  /** Upper bound IoT Hub gives the job, seconds. */
+  maxExecutionTimeInSeconds: number;
+}
+
+/** IoT Hub job statuses; `completed`, `failed` and `cancelled` are terminal. */
+export type HubJobStatus =
+  'queued' | 'scheduled' | 'running' | 'completed' | 'failed' | 'cancelled' | 'unknown';
+
+export const TERMINAL_JOB_STATUSES: ReadonlySet<HubJobStatus> = new Set(['completed', 'failed', 'cancelled']);
+
+/** Per-device counts of a job, as IoT Hub's `deviceJobStatistics`. */
+export interface DeviceJobStatistics {
+  deviceCount: number;
+  succeededCount: number;
+  failedCount: number;
+  runningCount: number;
+  pendingCount: number;
+}
+
+export interface HubJob {
+  hubJobId: string;
+  status: HubJobStatus;
+  statistics: DeviceJobStatistics;
+  failureReason?: string;
+}
+
+/**
+ * Runs twin-update and direct-method jobs over many devices: IoT Hub's job service, or the local adapter of
+ * the embedded run. Errors: TooManyJobsError (IoT Hub allows 1 active job on S1), ThrottledError,
+ * UnprocessableRequestError (IoT Hub refused the job).
+ */
+export interface JobRunner {
+  /** Starts the job now; when a job with this id already exists, returns it instead. */
+  start(request: HubJobRequest): Promise<HubJob>;
+  /** The job, or undefined when IoT Hub does not know it. */
+  get(hubJobId: string): Promise<HubJob | undefined>;
+  /** Asks IoT Hub to cancel the job; a job already terminal is left as it is. */
+  cancel(hubJobId: string): Promise<void>;
+}
+
+/** A direct method answer from one device; status 404 means the device is not online (as IoT Hub answers). */
+export interface MethodResult {
+  status: number;
+  payload?: unknown;
+}
+
+/** Delivers direct methods to devices connected to the local runtime (the embedded run has no IoT Hub). */
+export interface DeviceMethodInvoker {
+  invoke(deviceId: string, method: DirectMethodCall): Promise<MethodResult>;
+}

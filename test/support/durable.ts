@@ -1,0 +1,48 @@
+import { createRequire } from 'node:module';
+import { DummyOrchestrationContext, type OrchestrationHandler } from 'durable-functions';
+import type { DurableEngine, OrchestratorHandler } from '../../tools/local-runtime/durable-engine.js';
+
+// durable-functions keeps `createOrchestrator` (what `df.app.orchestration` wraps every orchestrator with) in
+// its testing utilities, outside the package index: load it from there.
+const testingUtils = createRequire(import.meta.url)('durable-functions/lib/src/util/testingUtils.js') as {
+  createOrchestrator: (fn: OrchestrationHandler) => OrchestratorHandler;
+};
+
+/** The library's own orchestrator listener around `fn`: exactly what `df.app.orchestration` registers. */
+export const orchestrator = (fn: OrchestrationHandler): OrchestratorHandler =>
+  testingUtils.createOrchestrator(fn);
+
+/**
+ * Replays every recorded episode of every execution of an instance (each history prefix the orchestrator
+ * saw) through the orchestrator again and returns the episodes whose actions differ: empty when deterministic.
+ */
+export async function nonDeterministicEpisodes(
+  engine: DurableEngine,
+  instanceId: string,
+  handler: OrchestratorHandler,
+): Promise<string[]> {
+  const differences: string[] = [];
+  const name = engine.status(instanceId)?.name ?? 'orchestrator';
+  for (const [n, execution] of engine.executions(instanceId).entries()) {
+    for (const episode of execution.episodes) {
+      const trigger = {
+        history: execution.history.slice(0, episode.historyLength),
+        input: execution.input,
+        instanceId,
+        isReplaying: true,
+        upperSchemaVersion: 0,
+      };
+      let state: unknown;
+      try {
+        state = await handler(trigger, new DummyOrchestrationContext(name, 'replay', () => undefined));
+      } catch (error) {
+        const message = error instanceof Error ? error.message : String(error);
+        state = JSON.parse(message.slice(message.indexOf('$OutOfProcData$:') + '$OutOfProcData$:'.length));
+      }
+      const actions = JSON.stringify((state as { actions: unknown[][] }).actions.flat());
+      if (actions !== episode.actions)
+        differences.push(`execution ${n}, history length ${episode.historyLength}`);
+    }
+  }
+  return differences;
+}
