@@ -82,3 +82,47 @@ export interface MethodResult {
 export interface DeviceMethodInvoker {
   invoke(deviceId: string, method: DirectMethodCall): Promise<MethodResult>;
 }
+
+/** Where a job stands, as the API shows it. */
+export type JobStatus = 'scheduled' | 'waiting' | 'running' | 'completed' | 'failed' | 'cancelled';
+
+/** One run of a job (a repeating job has one per occurrence; a large target one IoT Hub job per batch). */
+export interface JobRun {
+  run: number;
+  startedAt: string;
+  endedAt?: string;
+  status: JobStatus;
+  hubJobIds: string[];
+  statistics: DeviceJobStatistics;
+  failureReason?: string;
+}
+
+/** A job as stored: its validated request, where it stands, and its recent runs. */
+export interface JobRecord {
+  id: string;
+  request: unknown;
+  status: JobStatus;
+  createdAt: string;
+  updatedAt: string;
+  nextRunAt?: string;
+  /** Most recent runs, newest last (at most 20 are kept). */
+  runs: JobRun[];
+}
+
+/** Job records (Cosmos DB). Errors: JobNotFoundError. */
+export interface JobStore {
+  create(record: JobRecord): Promise<void>;
+  get(id: string): Promise<JobRecord | undefined>;
+  /** Newest first. */
+  list(query: {
+    top: number;
+    continuationToken?: string;
+  }): Promise<{ items: JobRecord[]; continuationToken?: string }>;
+  /** Applies `change` to the stored record (re-reading on a concurrent write) and returns the result. */
+  update(id: string, change: (record: JobRecord) => JobRecord): Promise<JobRecord>;
+}
+
+/** Tells people a job run ended (Slack, or the log). Never throws. */
+export interface JobNotifier {
+  runEnded(jobId: string, run: JobRun): Promise<void>;
+}

@@ -36,3 +36,26 @@ export function translateIotHubError(
       return error;
   }
 }
+
+/**
+ * IoT Hub's error code name behind an azure-iothub SDK error, e.g. `ThrottlingException`: IoT Hub writes it
+ * into the body as `{"Message":"ErrorCode:<name>;<text>"}` and the SDK keeps only `<text>` as the message.
+ */
+export function iotHubErrorCode(error: unknown): string | undefined {
+  const body = (error as { responseBody?: unknown } | undefined)?.responseBody;
+  if (typeof body !== 'string') return undefined;
+  try {
+    const message = (JSON.parse(body) as { Message?: unknown }).Message;
+    return typeof message === 'string' ? /^ErrorCode:(\w+);/.exec(message)?.[1] : undefined;
+  } catch {
+    return undefined;
+  }
+}
+
+/** The `Retry-After` IoT Hub sent with an error, seconds; undefined when it sent none. */
+export function iotHubRetryAfterSeconds(error: unknown): number | undefined {
+  const header = (error as { response?: { headers?: Record<string, unknown> } } | undefined)?.response
+    ?.headers?.['retry-after'];
+  const seconds = typeof header === 'string' ? Number(header) : NaN;
+  return Number.isFinite(seconds) && seconds >= 0 ? seconds : undefined;
+}

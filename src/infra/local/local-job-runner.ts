@@ -1,0 +1,316 @@
+import { RestError, type TableClient } from '@azure/data-tables';
+import pLimit from 'p-limit';
+import {
+  TERMINAL_JOB_STATUSES,
+  type DeviceJobStatistics,
+  type DeviceMethodInvoker,
+  type DirectMethodCall,
+  type HubJob,
+  type HubJobRequest,
+  type HubJobStatus,
+  type HubJobTarget,
+  type JobRunner,
+  type MethodResult,
+} from '../../jobs/ports.js';
+import { buildQueryCondition } from '../../jobs/query-condition.js';
+import type { DeviceRegistry, VersionedDeviceRecord } from '../../provisioning/registry.js';
+import type { TwinStore } from '../../provisioning/twin.js';
+import { DomainError, ThrottledError, UnprocessableRequestError } from '../../shared/errors.js';
+import { toStorageKey } from '../storage-keys.js';
+import { lazyTable } from '../tables/lazy-table.js';
+
+const PARTITION = 'job';
+/** Registry page size while resolving a status target (the registry allows 1–1000). */
+const PAGE_SIZE = 1000;
+const MAX_CONFLICT_RETRIES = 10;
+
+interface JobEntity {
+  partitionKey: string;
+  rowKey: string;
+  hubJobId: string;
+  type: string;
+  status: HubJobStatus;
+  deviceCount: number;
+  succeededCount: number;
+  failedCount: number;
+  runningCount: number;
+  pendingCount: number;
+  failureReason?: string;
+  startedAt: string;
+  endedAt?: string;
+  maxExecutionTimeInSeconds: number;
+}
+
+const statusOf = (error: unknown) => (error instanceof RestError ? error.statusCode : undefined);
+
+/** What the local job runner needs: the local twins, the registry, device connections and its record table. */
+export interface LocalJobRunnerDeps {
+  twins: TwinStore;
+  registry: DeviceRegistry;
+  methods: DeviceMethodInvoker;
+  /** The table that keeps one record per job (partition 'job', row = the encoded job id). */
+  jobs: TableClient;
+}
+
+export interface LocalJobRunnerOptions {
+  createTableIfMissing: boolean;
+  /** Devices worked on at once per job. */
+  concurrency?: number;
+  now?: () => Date;
+}
+
+/**
+ * The JobRunner of the embedded local run, where there is no IoT Hub: it resolves the target against the
+ * registry, patches twins or calls direct methods on each device, and keeps the outcome in Azure Table storage.
+ * A job runs to its end inside `start`, so `get` sees it completed at once.
+ */
+export class LocalJobRunner implements JobRunner {
+  private readonly table: () => Promise<TableClient>;
+  private readonly concurrency: number;
+
+  constructor(
+    private readonly deps: LocalJobRunnerDeps,
+    private readonly options: LocalJobRunnerOptions,
+  ) {
+    this.table = lazyTable(deps.jobs, options.createTableIfMissing);
+    this.concurrency = options.concurrency ?? 10;
+  }
+
+  async start(request: HubJobRequest): Promise<HubJob> {
+    // The same targets IoT Hub would refuse are refused here too.
+    buildQueryCondition(request.target);
+    const work = this.workFor(request);
+    const claimed = await this.claim(request);
+    if ('existing' in claimed) return toHubJob(claimed.existing, this.now());
+
+    let deviceIds: string[];
+    try {
+      deviceIds = await this.resolve(request.target);
+    } catch (error) {
+      if (error instanceof ThrottledError) {
+        // Give the id back so the caller's retry can run the job.
+        await (await this.table()).deleteEntity(PARTITION, claimed.entity.rowKey).catch(() => undefined);
+        throw error;
+      }
+      const reason = error instanceof DomainError ? error.message : 'the target could not be resolved';
+      return this.finish(claimed, { status: 'failed', failureReason: `The job could not run: ${reason}` });
+    }
+
+    const limit = pLimit(this.concurrency);
+    const outcomes = await Promise.all(deviceIds.map((id) => limit(() => work(id).catch(() => false))));
+    const succeeded = outcomes.filter(Boolean).length;
+    return this.finish(claimed, {
+      status: 'completed',
+      statistics: {
+        deviceCount: deviceIds.length,
+        succeededCount: succeeded,
+        failedCount: deviceIds.length - succeeded,
+        runningCount: 0,
+        pendingCount: 0,
+      },
+    });
+  }
+
+  async get(hubJobId: string): Promise<HubJob | undefined> {
+    const entity = await this.read(hubJobId);
+    return entity && toHubJob(entity.value, this.now());
+  }
+
+  async cancel(hubJobId: string): Promise<void> {
+    const client = await this.table();
+    for (let attempt = 0; attempt <= MAX_CONFLICT_RETRIES; attempt++) {
+      const current = await this.read(hubJobId);
+      if (!current || TERMINAL_JOB_STATUSES.has(current.value.status)) return;
+      try {
+        await client.updateEntity(
+          { ...current.value, status: 'cancelled', endedAt: this.now().toISOString() },
+          'Replace',
+          { etag: current.etag },
+        );
+        return;
+      } catch (error) {
+        if (statusOf(error) !== 412) throw error;
+      }
+    }
+  }
+
+  /** What to do to one device; true when it succeeded. */
+  private workFor(request: HubJobRequest): (deviceId: string) => Promise<boolean> {
+    if (request.type === 'twinUpdate') {
+      const patch = request.twinPatch;
+      if (patch === undefined) throw incomplete('twinPatch', 'required for a twinUpdate job');
+      return async (deviceId) => {
+        await this.deps.twins.patchDesired(deviceId, patch);
+        return true;
+      };
+    }
+    const method: DirectMethodCall | undefined = request.method;
+    if (method === undefined) throw incomplete('method', 'required for a deviceMethod job');
+    return async (deviceId) => {
+      const result = await this.deps.methods.invoke(deviceId, method);
+      return result.status >= 200 && result.status < 300;
+    };
+  }
+
+  /** Device ids the target matches, as IoT Hub's query would: only devices that exist. */
+  private async resolve(target: HubJobTarget): Promise<string[]> {
+    // The local twin store keeps no tags, so no local device carries the tag a target asks for.
+    if (target.tags !== undefined && Object.keys(target.tags).length > 0) return [];
+    if (target.deviceIds !== undefined) {
+      const limit = pLimit(this.concurrency);
+      const records = await Promise.all(
+        [...new Set(target.deviceIds)].map((id) => limit(() => this.deps.registry.get(id))),
+      );
+      return records
+        .filter(
+          (r): r is VersionedDeviceRecord =>
+            r !== undefined && (target.status === undefined || r.status === target.status),
+        )
+        .map((r) => r.id);
+    }
+    if (target.status === undefined) return [];
+    const ids: string[] = [];
+    let continuationToken: string | undefined;
+    do {
+      const page = await this.deps.registry.query({
+        status: target.status,
+        top: PAGE_SIZE,
+        ...(continuationToken ? { continuationToken } : {}),
+      });
+      ids.push(...page.items.map((r) => r.id));
+      continuationToken = page.continuationToken;
+    } while (continuationToken);
+    return ids;
+  }
+
+  /** Records the job as running, atomically: a second start of the same id gets the first one's record. */
+  private async claim(
+    request: HubJobRequest,
+  ): Promise<{ entity: JobEntity; etag: string } | { existing: JobEntity }> {
+    const client = await this.table();
+    const entity: JobEntity = {
+      partitionKey: PARTITION,
+      rowKey: toStorageKey(request.hubJobId),
+      hubJobId: request.hubJobId,
+      type: request.type,
+      status: 'running',
+      deviceCount: 0,
+      succeededCount: 0,
+      failedCount: 0,
+      runningCount: 0,
+      pendingCount: 0,
+      startedAt: this.now().toISOString(),
+      maxExecutionTimeInSeconds: request.maxExecutionTimeInSeconds,
+    };
+    for (let attempt = 0; attempt <= MAX_CONFLICT_RETRIES; attempt++) {
+      try {
+        const { etag } = await client.createEntity(entity);
+        return { entity, etag: etag ?? '*' };
+      } catch (error) {
+        if (statusOf(error) !== 409) throw translate(error);
+      }
+      const existing = await this.read(request.hubJobId);
+      // Gone again: a throttled attempt gave the id back in between.
+      if (existing) return { existing: existing.value };
+    }
+    throw new ThrottledError(`Job '${request.hubJobId}' is being started concurrently; retry.`);
+  }
+
+  private async finish(
+    claimed: { entity: JobEntity; etag: string },
+    outcome: { status: HubJobStatus; statistics?: DeviceJobStatistics; failureReason?: string },
+  ): Promise<HubJob> {
+    const client = await this.table();
+    const done: JobEntity = {
+      ...claimed.entity,
+      ...outcome.statistics,
+      status: outcome.status,
+      endedAt: this.now().toISOString(),
+      ...(outcome.failureReason ? { failureReason: outcome.failureReason } : {}),
+    };
+    try {
+      await client.updateEntity(done, 'Replace', { etag: claimed.etag });
+      return toHubJob(done, this.now());
+    } catch (error) {
+      if (statusOf(error) !== 412) throw error;
+    }
+    // Cancelled while it ran: it stays cancelled, with what it did.
+    const cancelled: JobEntity = { ...done, status: 'cancelled' };
+    await client.updateEntity(cancelled, 'Replace');
+    return toHubJob(cancelled, this.now());
+  }
+
+  private async read(hubJobId: string): Promise<{ value: JobEntity; etag: string } | undefined> {
+    try {
+      const entity = await (await this.table()).getEntity<JobEntity>(PARTITION, toStorageKey(hubJobId));
+      return { value: ownFields(entity), etag: entity.etag };
+    } catch (error) {
+      if (statusOf(error) === 404) return undefined;
+      throw translate(error);
+    }
+  }
+
+  private now(): Date {
+    return this.options.now?.() ?? new Date();
+  }
+}
+
+/** Answers every direct method as IoT Hub does for a device that is not connected (404). */
+export class OfflineDevices implements DeviceMethodInvoker {
+  invoke(_deviceId: string, _method: DirectMethodCall): Promise<MethodResult> {
+    return Promise.resolve({ status: 404, payload: { message: 'device not online' } });
+  }
+}
+
+function toHubJob(entity: JobEntity, now: Date): HubJob {
+  const job: HubJob = {
+    hubJobId: entity.hubJobId,
+    status: entity.status,
+    statistics: {
+      deviceCount: entity.deviceCount,
+      succeededCount: entity.succeededCount,
+      failedCount: entity.failedCount,
+      runningCount: entity.runningCount,
+      pendingCount: entity.pendingCount,
+    },
+  };
+  if (entity.failureReason) job.failureReason = entity.failureReason;
+  // A job still 'running' past its time limit was left behind by a process that stopped mid-run.
+  const deadline = Date.parse(entity.startedAt) + entity.maxExecutionTimeInSeconds * 1000;
+  if (!TERMINAL_JOB_STATUSES.has(job.status) && now.getTime() > deadline) {
+    job.status = 'failed';
+    job.failureReason = 'The local runtime stopped before the job finished.';
+  }
+  return job;
+}
+
+/** The record's own fields, without the table's metadata (etag, timestamp), so it can be written back. */
+function ownFields(entity: JobEntity): JobEntity {
+  const own: JobEntity = {
+    partitionKey: entity.partitionKey,
+    rowKey: entity.rowKey,
+    hubJobId: entity.hubJobId,
+    type: entity.type,
+    status: entity.status,
+    deviceCount: entity.deviceCount,
+    succeededCount: entity.succeededCount,
+    failedCount: entity.failedCount,
+    runningCount: entity.runningCount,
+    pendingCount: entity.pendingCount,
+    startedAt: entity.startedAt,
+    maxExecutionTimeInSeconds: entity.maxExecutionTimeInSeconds,
+  };
+  if (entity.failureReason !== undefined) own.failureReason = entity.failureReason;
+  if (entity.endedAt !== undefined) own.endedAt = entity.endedAt;
+  return own;
+}
+
+const incomplete = (path: string, message: string) =>
+  new UnprocessableRequestError('The job request is incomplete.', [{ path, message }]);
+
+function translate(error: unknown): unknown {
+  if (statusOf(error) === 429 || statusOf(error) === 503) {
+    return new ThrottledError('Table storage is throttling requests.');
+  }
+  return error;
+}
