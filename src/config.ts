@@ -18,6 +18,8 @@ const EXAMPLES: Record<string, string> = {
   IotHubRegistryConnectionString:
     'HostName=myhub.azure-devices.net;SharedAccessKeyName=registryReadWrite;SharedAccessKey=...',
   ArchiveStorage__blobServiceUri: 'https://mystorage.blob.core.windows.net',
+  Provisioning__Hooks: 'https://sim.example.com/activate,https://billing.example.com/devices',
+  Provisioning__TwinTemplates: '{"thermostat-v2":{"telemetryIntervalSeconds":60},"default":{}}',
 };
 
 const bool = z
@@ -62,6 +64,35 @@ const schema = z.object({
   CosmosDbDevicesContainerName: nonEmpty.default('devices'),
   CosmosDbReconciliationContainerName: nonEmpty.default('reconciliation'),
   Provisioning__MaxMetadataBytes: positiveInt(8192),
+  Provisioning__Hooks: z
+    .string()
+    .optional()
+    .transform((v) =>
+      (v ?? '')
+        .split(',')
+        .map((s) => s.trim())
+        .filter(Boolean),
+    )
+    .pipe(z.array(z.url({ protocol: /^https?$/ }))),
+  Provisioning__TwinTemplates: optionalText.pipe(
+    z
+      .string()
+      .transform((text, ctx) => {
+        try {
+          return JSON.parse(text) as unknown;
+        } catch {
+          ctx.addIssue({ code: 'custom', message: 'must be a JSON object' });
+          return z.NEVER;
+        }
+      })
+      .pipe(z.record(z.string(), z.record(z.string(), z.unknown())))
+      .optional(),
+  ),
+  Provisioning__RegistryOpsPerMinute: positiveInt(100),
+  ProvisioningWorkContainerName: nonEmpty.default('provisioning-work'),
+  ProvisioningResultsContainerName: nonEmpty.default('provisioning-results'),
+  CosmosDbJobsContainerName: nonEmpty.default('jobs'),
+  Jobs__PollIntervalSeconds: positiveInt(30),
 
   AnomaliesEventHubConnection: optionalText,
   AnomaliesEventHubConnection__fullyQualifiedNamespace: optionalText,
@@ -192,6 +223,24 @@ export interface AppConfig {
   createResourcesIfMissing: boolean;
   provisioning: ProvisioningConfig;
   alerts: AlertsConfig;
+  workflows: WorkflowsConfig;
+}
+
+/** Durable provisioning workflows and scheduled jobs. */
+export interface WorkflowsConfig {
+  /** Webhooks called (POST) for every provisioned device, in order: SIM activation, billing, … */
+  hooks: string[];
+  /** Initial desired properties by `metadata.model` (`default` for any other model). */
+  twinTemplates: Record<string, Record<string, unknown>>;
+  /** Identity-registry operations per minute bulk provisioning may use (IoT Hub S1: 100 per unit). */
+  registryOpsPerMinute: number;
+  /** Private container for bulk requests, generated keys and per-chunk results while a workflow runs. */
+  workContainer: string;
+  /** Private container holding `{instanceId}.jsonl`: per-device outcomes and keys of each provisioning run. */
+  resultsContainer: string;
+  jobsContainerName: string;
+  /** How often a running IoT Hub job is polled, ms. */
+  jobPollIntervalMs: number;
 }
 
 /** The hot path's alerting: where anomalies come from and where alerts go. */
@@ -291,6 +340,15 @@ export function loadConfig(env: Record<string, string | undefined> = process.env
       slackWebhookUrl: s.SlackWebhookUrl,
       publicApiBaseUrl: s.PublicApiBaseUrl.replace(/\/+$/, ''),
       cooldownMs: s.Alerts__CooldownMinutes * 60_000,
+    },
+    workflows: {
+      hooks: s.Provisioning__Hooks,
+      twinTemplates: s.Provisioning__TwinTemplates ?? {},
+      registryOpsPerMinute: s.Provisioning__RegistryOpsPerMinute,
+      workContainer: s.ProvisioningWorkContainerName,
+      resultsContainer: s.ProvisioningResultsContainerName,
+      jobsContainerName: s.CosmosDbJobsContainerName,
+      jobPollIntervalMs: s.Jobs__PollIntervalSeconds * 1000,
     },
   };
 }

@@ -3,32 +3,100 @@
  * (one SDK client per service), and registers every function with its handler factory.
  */
 import { app } from '@azure/functions';
+import * as df from 'durable-functions';
 import { makeAlarmHandlers } from './alerts/http-handlers.js';
 import { makeNotifyAnomalies } from './alerts/notify-anomalies.js';
 import { loadConfig } from './config.js';
 import { getOpenApiDocument } from './http/openapi.js';
 import { withProblemDetails } from './http/problem.js';
 import { createAdapters } from './infra/adapters.js';
+import { withWorkflowClient } from './infra/durable/durable-workflow-client.js';
+import { makeJobHandlers } from './jobs/http-handlers.js';
+import {
+  SCHEDULED_JOB,
+  makeScheduledJobActivities,
+  scheduledJobOrchestrator,
+} from './jobs/scheduled-job-workflow.js';
+import {
+  BULK_PROVISION,
+  BULK_PROVISION_CHUNK,
+  bulkProvisionChunkOrchestrator,
+  bulkProvisionOrchestrator,
+  makeBulkProvisioningActivities,
+} from './provisioning/bulk-provisioning-workflow.js';
+import {
+  PROVISION_DEVICE,
+  makeProvisionDeviceActivities,
+  provisionDeviceOrchestrator,
+} from './provisioning/provision-device-workflow.js';
+import { makeWorkflowHandlers } from './provisioning/workflow-http-handlers.js';
 import { makeProvisioningHandlers } from './provisioning/http-handlers.js';
 import { ProvisioningService } from './provisioning/provisioning-service.js';
 import { makeGetDeviceState } from './telemetry/get-device-state.js';
 import { makeIngestTelemetry } from './telemetry/ingest-telemetry.js';
 
 const config = loadConfig();
-const { stateStore, archive, deadLetters, identities, twins, registry, orphans, alarms, notifier } =
-  createAdapters(config);
+const {
+  stateStore,
+  archive,
+  deadLetters,
+  identities,
+  twins,
+  registry,
+  orphans,
+  alarms,
+  notifier,
+  work,
+  results,
+  hooks,
+  jobs,
+  jobRunner,
+  jobNotifier,
+} = createAdapters(config);
 const alarmHandlers = makeAlarmHandlers(alarms);
-const provisioning = makeProvisioningHandlers(
-  new ProvisioningService({
+const service = new ProvisioningService({
+  identities,
+  twins,
+  registry,
+  stateStore,
+  orphans,
+  hostName: config.provisioning.hostName,
+  maxMetadataBytes: config.provisioning.maxMetadataBytes,
+});
+const provisioning = makeProvisioningHandlers(service);
+const workflowHandlers = makeWorkflowHandlers({
+  identities,
+  work,
+  results,
+  hooks: config.workflows.hooks,
+  registryOpsPerMinute: config.workflows.registryOpsPerMinute,
+  maxMetadataBytes: config.provisioning.maxMetadataBytes,
+});
+const jobHandlers = makeJobHandlers({ jobs, pollIntervalMs: config.workflows.jobPollIntervalMs });
+const resultsContainer = config.workflows.resultsContainer;
+const activities = {
+  ...makeProvisionDeviceActivities({
     identities,
-    twins,
     registry,
-    stateStore,
-    orphans,
+    twins,
+    service,
+    hooks,
+    work,
+    results,
+    resultsContainer,
+    twinTemplates: config.workflows.twinTemplates,
     hostName: config.provisioning.hostName,
-    maxMetadataBytes: config.provisioning.maxMetadataBytes,
   }),
-);
+  ...makeBulkProvisioningActivities({
+    identities,
+    registry,
+    work,
+    results,
+    resultsContainer,
+    hostName: config.provisioning.hostName,
+  }),
+  ...makeScheduledJobActivities({ runner: jobRunner, registry, jobs, notifier: jobNotifier }),
+};
 
 app.eventHub('ingestTelemetry', {
   connection: 'IotHubEventsConnection',
@@ -151,4 +219,67 @@ app.http('openApiDocument', {
   methods: ['GET'],
   authLevel: 'anonymous',
   handler: withProblemDetails(getOpenApiDocument),
+});
+
+// Durable workflows: provisioning (single and bulk) and scheduled twin/method jobs.
+df.app.orchestration(PROVISION_DEVICE, provisionDeviceOrchestrator);
+df.app.orchestration(BULK_PROVISION, bulkProvisionOrchestrator);
+df.app.orchestration(BULK_PROVISION_CHUNK, bulkProvisionChunkOrchestrator);
+df.app.orchestration(SCHEDULED_JOB, scheduledJobOrchestrator);
+for (const [name, handler] of Object.entries(activities)) df.app.activity(name, { handler });
+
+app.http('startProvisioning', {
+  route: 'provisioning/devices',
+  methods: ['POST'],
+  authLevel: 'function',
+  extraInputs: [df.input.durableClient()],
+  handler: withProblemDetails(withWorkflowClient(workflowHandlers.startProvisioning)),
+});
+app.http('startBulkProvisioning', {
+  route: 'provisioning/bulk',
+  methods: ['POST'],
+  authLevel: 'function',
+  extraInputs: [df.input.durableClient()],
+  handler: withProblemDetails(withWorkflowClient(workflowHandlers.startBulkProvisioning)),
+});
+app.http('getProvisioning', {
+  route: 'provisioning/{instanceId}',
+  methods: ['GET'],
+  authLevel: 'function',
+  extraInputs: [df.input.durableClient()],
+  handler: withProblemDetails(withWorkflowClient(workflowHandlers.getProvisioning)),
+});
+app.http('getProvisioningResults', {
+  route: 'provisioning/{instanceId}/results',
+  methods: ['GET'],
+  authLevel: 'function',
+  extraInputs: [df.input.durableClient()],
+  handler: withProblemDetails(withWorkflowClient(workflowHandlers.getProvisioningResults)),
+});
+app.http('createJob', {
+  route: 'jobs',
+  methods: ['POST'],
+  authLevel: 'function',
+  extraInputs: [df.input.durableClient()],
+  handler: withProblemDetails(withWorkflowClient(jobHandlers.createJob)),
+});
+app.http('listJobs', {
+  route: 'jobs',
+  methods: ['GET'],
+  authLevel: 'function',
+  handler: withProblemDetails(jobHandlers.listJobs),
+});
+app.http('getJob', {
+  route: 'jobs/{id}',
+  methods: ['GET'],
+  authLevel: 'function',
+  extraInputs: [df.input.durableClient()],
+  handler: withProblemDetails(withWorkflowClient(jobHandlers.getJob)),
+});
+app.http('cancelJob', {
+  route: 'jobs/{id}',
+  methods: ['DELETE'],
+  authLevel: 'function',
+  extraInputs: [df.input.durableClient()],
+  handler: withProblemDetails(withWorkflowClient(jobHandlers.cancelJob)),
 });

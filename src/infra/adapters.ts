@@ -10,6 +10,15 @@ import type { OrphanLog } from '../provisioning/provisioning-service.js';
 import type { DeviceRegistry } from '../provisioning/registry.js';
 import type { TwinStore } from '../provisioning/twin.js';
 import type { DeadLetterStore, DeviceStateStore, RawArchive } from '../telemetry/ports.js';
+import type { JobNotifier, JobRunner, JobStore } from '../jobs/ports.js';
+import type { PrivateFiles } from '../provisioning/ports.js';
+import type { ProvisioningHooks } from '../provisioning/provision-device-workflow.js';
+import { BlobPrivateFiles } from './blob/blob-private-files.js';
+import { CosmosJobStore } from './cosmos/cosmos-job-store.js';
+import { IotHubJobRunner } from './iothub/iothub-job-runner.js';
+import { LocalJobRunner, OfflineDevices } from './local/local-job-runner.js';
+import { SlackJobNotifier } from './slack/job-notifier.js';
+import { HttpProvisioningHooks } from './webhooks/http-provisioning-hooks.js';
 import { BlobJsonLinesStore } from './blob/blob-json-lines-store.js';
 import { createBlobService } from './blob/blob-service.js';
 import { createCosmosClient, lazyContainer } from './cosmos/cosmos-client.js';
@@ -24,7 +33,7 @@ import { TableIdentityStore } from './tables/table-identity-store.js';
 import { LogNotifier, SlackWebhookNotifier } from './slack/slack-webhook-notifier.js';
 import { TableTwinStore } from './tables/table-twin-store.js';
 
-const { Registry } = iothub;
+const { Registry, JobClient } = iothub;
 
 /** Every adapter the app uses, built from validated config with one SDK client per service. */
 export interface Adapters {
@@ -37,12 +46,27 @@ export interface Adapters {
   orphans: OrphanLog;
   alarms: AlarmStore;
   notifier: AlertNotifier;
+  /** Private blobs of running provisioning workflows (requests, generated keys, chunk results). */
+  work: PrivateFiles;
+  /** Private results of provisioning workflows (`{instanceId}.jsonl`, keys included). */
+  results: PrivateFiles;
+  hooks: ProvisioningHooks;
+  jobs: JobStore;
+  jobRunner: JobRunner;
+  jobNotifier: JobNotifier;
 }
 
 export function createAdapters(config: AppConfig): Adapters {
   const create = config.createResourcesIfMissing;
   const cosmos = createCosmosClient(config.cosmos);
   const blobs = createBlobService(config.storage);
+  const { identities, twins } = createIdentityStores(config.provisioning, create);
+  const registry = new CosmosDeviceRegistry(
+    lazyContainer(cosmos, config.cosmos.databaseName, config.provisioning.devicesContainerName, {
+      create,
+      partitionKeyPath: '/id',
+    }),
+  );
   return {
     stateStore: new CosmosDeviceStateStore(
       lazyContainer(cosmos, config.cosmos.databaseName, config.cosmos.stateContainerName, {
@@ -54,13 +78,9 @@ export function createAdapters(config: AppConfig): Adapters {
     ),
     archive: new BlobJsonLinesStore(blobs, config.storage.rawArchiveContainer, create),
     deadLetters: new BlobJsonLinesStore(blobs, config.storage.deadLetterContainer, create),
-    ...createIdentityStores(config.provisioning, create),
-    registry: new CosmosDeviceRegistry(
-      lazyContainer(cosmos, config.cosmos.databaseName, config.provisioning.devicesContainerName, {
-        create,
-        partitionKeyPath: '/id',
-      }),
-    ),
+    identities,
+    twins,
+    registry,
     alarms: new CosmosAlarmStore(
       lazyContainer(cosmos, config.cosmos.databaseName, config.alerts.alarmsContainerName, {
         create,
@@ -68,6 +88,19 @@ export function createAdapters(config: AppConfig): Adapters {
       }),
     ),
     notifier: createNotifier(config),
+    work: new BlobPrivateFiles(blobs, config.workflows.workContainer, create),
+    results: new BlobPrivateFiles(blobs, config.workflows.resultsContainer, create),
+    hooks: new HttpProvisioningHooks(),
+    jobs: new CosmosJobStore(
+      lazyContainer(cosmos, config.cosmos.databaseName, config.workflows.jobsContainerName, {
+        create,
+        partitionKeyPath: '/id',
+      }),
+    ),
+    jobRunner: createJobRunner(config.provisioning, { twins, registry }, create),
+    jobNotifier: new SlackJobNotifier(config.alerts.slackWebhookUrl, (message) => {
+      console.warn(message);
+    }),
     orphans: new CosmosOrphanLog(
       lazyContainer(cosmos, config.cosmos.databaseName, config.provisioning.reconciliationContainerName, {
         create,
@@ -101,6 +134,31 @@ function createIdentityStores(
       ? Registry.fromConnectionString(store.connectionString)
       : Registry.fromTokenCredential(store.hostName, new DefaultAzureCredential());
   return { identities: new IotHubIdentityStore(registry), twins: new IotHubTwinStore(registry) };
+}
+
+/** IoT Hub's job service; the local run (table identity store, no IoT Hub) gets the local job runner. */
+function createJobRunner(
+  config: ProvisioningConfig,
+  local: { twins: TwinStore; registry: DeviceRegistry },
+  create: boolean,
+): JobRunner {
+  const store = config.identityStore;
+  if (store.kind === 'table') {
+    const table = TableClient.fromConnectionString(store.connectionString, 'localjobs', {
+      allowInsecureConnection: /https?:\/\/127\.0\.0\.1|UseDevelopmentStorage=true/.test(
+        store.connectionString,
+      ),
+    });
+    return new LocalJobRunner(
+      { ...local, methods: new OfflineDevices(), jobs: table },
+      { createTableIfMissing: create },
+    );
+  }
+  return new IotHubJobRunner(
+    'connectionString' in store
+      ? JobClient.fromConnectionString(store.connectionString)
+      : JobClient.fromTokenCredential(store.hostName, new DefaultAzureCredential()),
+  );
 }
 
 function createNotifier(config: AppConfig): AlertNotifier {

@@ -28,8 +28,8 @@ export const MAX_BULK_DEVICES = 100;
  * Errors: DeviceAlreadyExistsError, DeviceNotFoundError, ValidationError, ThrottledError.
  */
 export interface IdentityStore {
-  /** Creates an enabled identity with the given keys, or freshly generated ones. */
-  create(deviceId: string, keys?: SymmetricKeys): Promise<DeviceIdentity>;
+  /** Creates an identity (enabled unless told otherwise) with the given keys, or freshly generated ones. */
+  create(deviceId: string, keys?: SymmetricKeys, status?: IdentityStatus): Promise<DeviceIdentity>;
   get(deviceId: string): Promise<DeviceIdentity | undefined>;
   /** Enables or disables the identity; a disabled device is refused at once. */
   setStatus(deviceId: string, status: IdentityStatus): Promise<DeviceIdentity>;
@@ -41,4 +41,18 @@ export interface IdentityStore {
   createMany(devices: readonly { deviceId: string; keys?: SymmetricKeys }[]): Promise<BulkOutcome[]>;
   /** Deletes up to MAX_BULK_DEVICES identities, with one outcome per device in request order. */
   deleteMany(deviceIds: readonly string[]): Promise<BulkOutcome[]>;
+}
+
+/**
+ * Private blobs for workflow data that must stay out of orchestration history, status and logs: bulk device
+ * specs, generated keys, per-device results. Names are paths inside one private container.
+ */
+export interface PrivateFiles {
+  /** Stores `text` unless `name` exists; returns what is stored (the first writer wins, so retries agree). */
+  writeOnce(name: string, text: string): Promise<string>;
+  /** Stores or replaces `name`. */
+  write(name: string, text: string): Promise<void>;
+  read(name: string): Promise<string | undefined>;
+  /** Removes every blob whose name starts with `prefix`. */
+  deletePrefix(prefix: string): Promise<void>;
 }

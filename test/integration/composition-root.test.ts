@@ -1,36 +1,9 @@
 import { HttpRequest, InvocationContext, type HttpResponseInit } from '@azure/functions';
-import Module, { createRequire } from 'node:module';
-import { fileURLToPath } from 'node:url';
 import { beforeAll, describe, expect, it } from 'vitest';
+import { loadEntryPoint, type Registration } from '../support/entry-point.js';
 import { iotHubBatch } from '../support/iothub-batch.js';
 import { testSettings } from '../support/local-env.js';
 import { operations } from '../support/openapi.js';
-
-interface Registration {
-  metadata: {
-    name: string;
-    bindings: Record<string, Record<string, unknown>>;
-    retryOptions?: Record<string, unknown>;
-  };
-  callback: (...args: unknown[]) => Promise<unknown>;
-}
-
-/** Loads the real entry point with a recording `@azure/functions-core`, as the Functions host would. */
-async function loadEntryPoint(): Promise<Registration[]> {
-  const fake = fileURLToPath(new URL('../support/functions-core.cjs', import.meta.url));
-  const moduleInternals = Module as unknown as {
-    _resolveFilename: (request: string, ...rest: unknown[]) => string;
-  };
-  const original = moduleInternals._resolveFilename;
-  moduleInternals._resolveFilename = function (this: unknown, request: string, ...rest: unknown[]) {
-    return request === '@azure/functions-core' ? fake : original.call(this, request, ...rest);
-  };
-  Object.assign(process.env, testSettings());
-  await import('../../src/index.js');
-  // The same CommonJS instance the library required (a dynamic import would go through vitest's own loader).
-  const core = createRequire(import.meta.url)(fake) as { registrations: Registration[] };
-  return core.registrations;
-}
 
 describe('composition root (src/index.ts) loaded as the Functions host loads it', () => {
   let registrations: Registration[];
@@ -40,7 +13,7 @@ describe('composition root (src/index.ts) loaded as the Functions host loads it'
     return found;
   };
   beforeAll(async () => {
-    registrations = await loadEntryPoint();
+    registrations = await loadEntryPoint(testSettings());
   });
 
   it('registers exactly the functions of this release', () => {

@@ -1,6 +1,7 @@
 import { createRequire } from 'node:module';
 import { DummyOrchestrationContext, type OrchestrationHandler } from 'durable-functions';
-import type { DurableEngine, OrchestratorHandler } from '../../tools/local-runtime/durable-engine.js';
+import { DurableEngine, type OrchestratorHandler } from '../../tools/local-runtime/durable-engine.js';
+import { byTrigger, type Registration } from './entry-point.js';
 
 // durable-functions keeps `createOrchestrator` (what `df.app.orchestration` wraps every orchestrator with) in
 // its testing utilities, outside the package index: load it from there.
@@ -45,4 +46,33 @@ export async function nonDeterministicEpisodes(
     }
   }
   return differences;
+}
+
+/** A durable engine running exactly the orchestrators and activities the entry point registered. */
+export function engineFromRegistrations(
+  registrations: readonly Registration[],
+  clock: 'virtual' | 'manual' = 'virtual',
+): DurableEngine {
+  return new DurableEngine({
+    orchestrators: byTrigger(registrations, 'orchestrationTrigger'),
+    activities: byTrigger(registrations, 'activityTrigger'),
+    clock,
+  });
+}
+
+/** Every history event, status and output of an instance and its sub-orchestrations, as one string to search. */
+export function everythingRecorded(engine: DurableEngine, instanceIdPrefix: string): string {
+  return JSON.stringify(
+    engine
+      .list()
+      .filter((s) => s.instanceId.startsWith(instanceIdPrefix))
+      .map((s) => ({ status: s, executions: engine.executions(s.instanceId) })),
+  );
+}
+
+/** The orchestrator handler the entry point registered under `name`. */
+export function orchestratorOf(registrations: readonly Registration[], name: string): OrchestratorHandler {
+  const handler = byTrigger(registrations, 'orchestrationTrigger').get(name);
+  if (!handler) throw new Error(`No orchestrator '${name}' registered.`);
+  return handler;
 }

@@ -24,6 +24,8 @@ export function testSettings(overrides: Record<string, string> = {}): Record<str
     CosmosDbDatabaseName: `test-${suffix}`,
     RawArchiveContainerName: `raw-${suffix}`,
     DeadLetterContainerName: `dead-${suffix}`,
+    ProvisioningWorkContainerName: `work-${suffix}`,
+    ProvisioningResultsContainerName: `results-${suffix}`,
     ...overrides,
   };
 }

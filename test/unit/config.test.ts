@@ -82,7 +82,38 @@ describe('loadConfig', () => {
         publicApiBaseUrl: 'http://localhost:7071/api',
         cooldownMs: 600_000,
       },
+      workflows: {
+        hooks: [],
+        twinTemplates: {},
+        registryOpsPerMinute: 100,
+        workContainer: 'provisioning-work',
+        resultsContainer: 'provisioning-results',
+        jobsContainerName: 'jobs',
+        jobPollIntervalMs: 30_000,
+      },
     });
+  });
+
+  it('reads the provisioning hooks and twin templates, and names a malformed one', () => {
+    const config = loadConfig({
+      ...MINIMAL,
+      Provisioning__Hooks: ' https://sim.example.com/a , https://billing.example.com/b?code=x ',
+      Provisioning__TwinTemplates: '{"t1":{"interval":5}}',
+    });
+    expect(config.workflows.hooks).toEqual([
+      'https://sim.example.com/a',
+      'https://billing.example.com/b?code=x',
+    ]);
+    expect(config.workflows.twinTemplates).toEqual({ t1: { interval: 5 } });
+    expect(() => loadConfig({ ...MINIMAL, Provisioning__Hooks: 'ftp://nope' })).toThrow(
+      /Provisioning__Hooks/,
+    );
+    expect(() => loadConfig({ ...MINIMAL, Provisioning__TwinTemplates: '{oops' })).toThrow(
+      /Provisioning__TwinTemplates: must be a JSON object/,
+    );
+    expect(() => loadConfig({ ...MINIMAL, Provisioning__TwinTemplates: '{"t1":3}' })).toThrow(
+      /Provisioning__TwinTemplates/,
+    );
   });
 
   it('refuses the table identity store without a 32-byte encryption key, and IoT Hub mode without a registry', () => {

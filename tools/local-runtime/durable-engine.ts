@@ -548,7 +548,7 @@ export class DurableEngine {
           this.options.log?.(args.map(String).join(' '));
         },
       });
-      return (await handler(decode(input), context)) as unknown;
+      return (await handler(decode(input), context));
     };
     this.running++;
     this.limit(run).then(

@@ -29,11 +29,15 @@ interface BulkResult {
 export class IotHubIdentityStore implements IdentityStore {
   constructor(private readonly registry: Registry) {}
 
-  async create(deviceId: string, keys?: SymmetricKeys): Promise<DeviceIdentity> {
+  async create(
+    deviceId: string,
+    keys?: SymmetricKeys,
+    status: IdentityStatus = 'enabled',
+  ): Promise<DeviceIdentity> {
     assertDeviceId(deviceId);
     const identity: DeviceIdentity = {
       deviceId,
-      status: 'enabled',
+      status,
       keys: keys ? validateKeys(keys) : generateKeys(),
     };
     try {

@@ -55,11 +55,15 @@ export class TableIdentityStore implements IdentityStore {
     this.client = lazyTable(table, options.createTableIfMissing);
   }
 
-  async create(deviceId: string, keys?: SymmetricKeys): Promise<DeviceIdentity> {
+  async create(
+    deviceId: string,
+    keys?: SymmetricKeys,
+    status: IdentityStatus = 'enabled',
+  ): Promise<DeviceIdentity> {
     assertDeviceId(deviceId);
     const identity: DeviceIdentity = {
       deviceId,
-      status: 'enabled',
+      status,
       keys: keys ? validateKeys(keys) : generateKeys(),
     };
     const now = this.now();

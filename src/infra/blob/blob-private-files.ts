@@ -1,0 +1,67 @@
+import type { BlobServiceClient, ContainerClient } from '@azure/storage-blob';
+import type { PrivateFiles } from '../../provisioning/ports.js';
+import { onFirstUse } from '../lazy.js';
+
+const statusOf = (error: unknown): number | undefined =>
+  typeof error === 'object' && error !== null && 'statusCode' in error
+    ? (error as { statusCode?: number }).statusCode
+    : undefined;
+
+/** PrivateFiles in one blob container with no public access (the container is created private). */
+export class BlobPrivateFiles implements PrivateFiles {
+  private readonly container: () => Promise<ContainerClient>;
+
+  constructor(service: BlobServiceClient, containerName: string, createIfMissing: boolean) {
+    this.container = onFirstUse(async () => {
+      const client = service.getContainerClient(containerName);
+      if (createIfMissing) await client.createIfNotExists();
+      return client;
+    });
+  }
+
+  async writeOnce(name: string, text: string): Promise<string> {
+    try {
+      await this.upload(name, text, true);
+      return text;
+    } catch (error) {
+      const status = statusOf(error);
+      if (status !== 409 && status !== 412) throw error;
+      const stored = await this.read(name);
+      if (stored === undefined) throw error;
+      return stored;
+    }
+  }
+
+  async write(name: string, text: string): Promise<void> {
+    await this.upload(name, text, false);
+  }
+
+  async read(name: string): Promise<string | undefined> {
+    try {
+      const buffer = await (await this.container()).getBlockBlobClient(name).downloadToBuffer();
+      return buffer.toString('utf8');
+    } catch (error) {
+      if (statusOf(error) === 404) return undefined;
+      throw error;
+    }
+  }
+
+  async deletePrefix(prefix: string): Promise<void> {
+    const container = await this.container();
+    for await (const blob of container.listBlobsFlat({ prefix })) {
+      await container.deleteBlob(blob.name).catch((error: unknown) => {
+        if (statusOf(error) !== 404) throw error;
+      });
+    }
+  }
+
+  private async upload(name: string, text: string, onlyIfAbsent: boolean): Promise<void> {
+    const body = Buffer.from(text, 'utf8');
+    await (await this.container()).getBlockBlobClient(name).uploadData(body, {
+      // One Put Blob: a reader sees the whole blob or none of it.
+      maxSingleShotSize: 256 * 1024 * 1024,
+      ...(onlyIfAbsent ? { conditions: { ifNoneMatch: '*' } } : {}),
+      blobHTTPHeaders: { blobContentType: 'application/x-ndjson; charset=utf-8' },
+    });
+  }
+}

@@ -1,0 +1,300 @@
+/**
+ * The provisioning workflow of one device (seed 002 §3.4): create identity → write registry → set the initial
+ * twin → call the external hooks (SIM activation, billing, …) → activate. A failure compensates the steps
+ * already done in reverse order and ends the orchestration as Failed with the reason.
+ *
+ * Keys never enter orchestration history, status or logs: the identity is created with keys kept in a private
+ * work blob, and the published outcome (with keys) goes to the private results container.
+ */
+import * as df from 'durable-functions';
+import type { OrchestrationContext, Task } from 'durable-functions';
+import { DeviceAlreadyExistsError } from '../shared/errors.js';
+import { generateKeys, type SymmetricKeys } from './keys.js';
+import type { IdentityStore, PrivateFiles } from './ports.js';
+import type { ProvisioningService } from './provisioning-service.js';
+import type { DeviceRegistry } from './registry.js';
+import { validateDesiredPatch, type TwinStore } from './twin.js';
+
+export const PROVISION_DEVICE = 'provisionDevice';
+
+export const ProvisionDeviceActivity = {
+  createIdentity: 'provisionDeviceCreateIdentity',
+  writeRegistry: 'provisionDeviceWriteRegistry',
+  setInitialTwin: 'provisionDeviceSetInitialTwin',
+  callHook: 'provisionDeviceCallHook',
+  activate: 'provisionDeviceActivate',
+  deleteRegistry: 'provisionDeviceDeleteRegistry',
+  deleteIdentity: 'provisionDeviceDeleteIdentity',
+  publishOutcome: 'provisionDevicePublishOutcome',
+} as const;
+
+/** What the HTTP starter gives the orchestration (it ends up in history: no secrets). */
+export interface ProvisionDeviceInput {
+  deviceId: string;
+  metadata: Record<string, unknown>;
+  /** Webhooks to call, fixed when the workflow starts so a replay sees the same list. */
+  hooks: string[];
+  requestedAt: string;
+}
+
+/** The event each hook receives (POST, JSON). Never any key. */
+export interface HookEvent {
+  event: 'device.provisioned' | 'device.provisioning-cancelled';
+  deviceId: string;
+  metadata: Record<string, unknown>;
+  workflowId: string;
+}
+
+/** Calls one provisioning webhook; throws when it does not answer 2xx. `idempotencyKey` is the same on retries. */
+export interface ProvisioningHooks {
+  call(url: string, event: HookEvent, idempotencyKey: string): Promise<void>;
+}
+
+/** Where a provisioning run's outcome lines are published: `provisioning-results/{instanceId}.jsonl`. */
+export const resultsBlobName = (resultsContainer: string, instanceId: string) =>
+  `${resultsContainer}/${instanceId}.jsonl`;
+
+export type ProvisionStep =
+  'create-identity' | 'write-registry' | 'set-initial-twin' | 'call-hooks' | 'activate';
+
+/** How hooks are retried: 5 attempts, 5 s then doubling up to 1 min. */
+function hookRetry(): df.RetryOptions {
+  const options = new df.RetryOptions(5000, 5);
+  options.backoffCoefficient = 2;
+  options.maxRetryIntervalInMilliseconds = 60_000;
+  return options;
+}
+
+/** Compensation steps are retried too: leaving a half-provisioned device behind is worse than waiting. */
+function compensationRetry(): df.RetryOptions {
+  const options = new df.RetryOptions(2000, 4);
+  options.backoffCoefficient = 2;
+  return options;
+}
+
+const messageOf = (error: unknown) => (error instanceof Error ? error.message : String(error));
+
+/** The orchestrator. Deterministic: time from `currentUtcDateTime`, ids from the input, no I/O. */
+export function* provisionDeviceOrchestrator(
+  context: OrchestrationContext,
+): Generator<Task, unknown, unknown> {
+  const input = context.df.getInput<ProvisionDeviceInput>();
+  const { deviceId, metadata, hooks } = input;
+  const workflowId = context.df.instanceId;
+  const done = { identity: false, registry: false, hooks: [] as number[] };
+  let step: ProvisionStep = 'create-identity';
+  const report = (extra: Record<string, unknown> = {}) => {
+    context.df.setCustomStatus({ deviceId, step, ...extra });
+  };
+  const hookEvent = (event: HookEvent['event']): HookEvent => ({ event, deviceId, metadata, workflowId });
+
+  try {
+    report();
+    yield context.df.callActivity(ProvisionDeviceActivity.createIdentity, { workflowId, deviceId });
+    done.identity = true;
+
+    step = 'write-registry';
+    report();
+    yield context.df.callActivity(ProvisionDeviceActivity.writeRegistry, {
+      deviceId,
+      metadata,
+      at: context.df.currentUtcDateTime.toISOString(),
+    });
+    done.registry = true;
+
+    step = 'set-initial-twin';
+    report();
+    yield context.df.callActivity(ProvisionDeviceActivity.setInitialTwin, {
+      deviceId,
+      model: metadata.model,
+    });
+
+    step = 'call-hooks';
+    for (const [index, url] of hooks.entries()) {
+      report({ hook: index + 1, hooks: hooks.length });
+      yield context.df.callActivityWithRetry(ProvisionDeviceActivity.callHook, hookRetry(), {
+        url,
+        event: hookEvent('device.provisioned'),
+        idempotencyKey: `${workflowId}:provisioned:${index}`,
+      });
+      done.hooks.push(index);
+    }
+
+    step = 'activate';
+    report();
+    yield context.df.callActivity(ProvisionDeviceActivity.activate, { deviceId });
+    const { results } = (yield context.df.callActivity(ProvisionDeviceActivity.publishOutcome, {
+      workflowId,
+      deviceId,
+      ok: true,
+    })) as { results: string };
+    context.df.setCustomStatus({ deviceId, step: 'done' });
+    return { deviceId, outcome: 'provisioned', results };
+  } catch (error) {
+    const failedStep = step;
+    const reason = messageOf(error);
+    context.df.setCustomStatus({ deviceId, step: 'compensating', failedStep, reason });
+    const compensated: string[] = [];
+    const problems: string[] = [];
+    const undo = function* (
+      label: string,
+      activity: string,
+      payload: unknown,
+    ): Generator<Task, void, unknown> {
+      try {
+        yield context.df.callActivityWithRetry(activity, compensationRetry(), payload);
+        compensated.push(label);
+      } catch (undoError) {
+        problems.push(`${label}: ${messageOf(undoError)}`);
+      }
+    };
+    for (const index of [...done.hooks].reverse()) {
+      yield* undo(`hook ${index + 1}`, ProvisionDeviceActivity.callHook, {
+        url: hooks[index],
+        event: hookEvent('device.provisioning-cancelled'),
+        idempotencyKey: `${workflowId}:cancelled:${index}`,
+      });
+    }
+    if (done.registry) yield* undo('registry', ProvisionDeviceActivity.deleteRegistry, { deviceId });
+    if (done.identity) yield* undo('identity', ProvisionDeviceActivity.deleteIdentity, { deviceId });
+    yield* undo('outcome', ProvisionDeviceActivity.publishOutcome, {
+      workflowId,
+      deviceId,
+      ok: false,
+      failedStep,
+      reason,
+    });
+    context.df.setCustomStatus({ deviceId, step: 'failed', failedStep, reason, compensated, problems });
+    throw new Error(
+      `Provisioning of '${deviceId}' failed at step '${failedStep}': ${reason}. Compensated: ${compensated.join(', ') || 'nothing to undo'}` +
+        (problems.length > 0 ? `. NOT compensated: ${problems.join('; ')}` : '.'),
+    );
+  }
+}
+
+export interface ProvisionDeviceDeps {
+  identities: IdentityStore;
+  registry: DeviceRegistry;
+  twins: TwinStore;
+  service: ProvisioningService;
+  hooks: ProvisioningHooks;
+  /** Private work blobs (generated keys while the workflow runs). */
+  work: PrivateFiles;
+  /** Private results blobs (`{instanceId}.jsonl`). */
+  results: PrivateFiles;
+  /** Name of the results container, shown with the blob name. */
+  resultsContainer: string;
+  twinTemplates: Record<string, Record<string, unknown>>;
+  /** IoT Hub host name for connection strings. */
+  hostName: string;
+}
+
+const keysBlob = (workflowId: string) => `keys/${workflowId}.json`;
+
+/** Activity handlers of the workflow. Each is idempotent: the runtime may run an activity twice. */
+export function makeProvisionDeviceActivities(deps: ProvisionDeviceDeps) {
+  return {
+    [ProvisionDeviceActivity.createIdentity]: async (input: { workflowId: string; deviceId: string }) => {
+      // The keys are fixed before the identity exists, so a second run recognises its own identity.
+      const keys = JSON.parse(
+        await deps.work.writeOnce(keysBlob(input.workflowId), JSON.stringify(generateKeys())),
+      ) as SymmetricKeys;
+      try {
+        await deps.identities.create(input.deviceId, keys, 'disabled');
+      } catch (error) {
+        if (!(error instanceof DeviceAlreadyExistsError)) throw error;
+        const existing = await deps.identities.get(input.deviceId);
+        if (existing?.keys.primaryKey !== keys.primaryKey) throw error;
+      }
+      return { deviceId: input.deviceId, status: 'disabled' };
+    },
+
+    [ProvisionDeviceActivity.writeRegistry]: async (input: {
+      deviceId: string;
+      metadata: Record<string, unknown>;
+      at: string;
+    }) => {
+      try {
+        await deps.registry.create({
+          id: input.deviceId,
+          status: 'disabled',
+          metadata: input.metadata,
+          createdAt: input.at,
+          updatedAt: input.at,
+        });
+      } catch (error) {
+        // This workflow owns the identity (created above), so an entry under its id is its own earlier write.
+        if (!(error instanceof DeviceAlreadyExistsError)) throw error;
+      }
+      return { deviceId: input.deviceId };
+    },
+
+    [ProvisionDeviceActivity.setInitialTwin]: async (input: { deviceId: string; model?: unknown }) => {
+      const model = typeof input.model === 'string' ? input.model : undefined;
+      const template =
+        (model !== undefined ? deps.twinTemplates[model] : undefined) ?? deps.twinTemplates.default;
+      if (!template || Object.keys(template).length === 0) return { applied: false };
+      validateDesiredPatch(template);
+      await deps.twins.patchDesired(input.deviceId, template);
+      return {
+        applied: true,
+        template: model !== undefined && deps.twinTemplates[model] ? model : 'default',
+      };
+    },
+
+    [ProvisionDeviceActivity.callHook]: async (input: {
+      url: string;
+      event: HookEvent;
+      idempotencyKey: string;
+    }) => {
+      await deps.hooks.call(input.url, input.event, input.idempotencyKey);
+      return { called: true };
+    },
+
+    [ProvisionDeviceActivity.activate]: async (input: { deviceId: string }) => {
+      await deps.service.setStatus(input.deviceId, 'enabled');
+      return { deviceId: input.deviceId, status: 'enabled' };
+    },
+
+    [ProvisionDeviceActivity.deleteRegistry]: async (input: { deviceId: string }) => ({
+      deleted: await deps.registry.delete(input.deviceId),
+    }),
+
+    [ProvisionDeviceActivity.deleteIdentity]: async (input: { deviceId: string }) => ({
+      deleted: await deps.identities.delete(input.deviceId),
+    }),
+
+    [ProvisionDeviceActivity.publishOutcome]: async (input: {
+      workflowId: string;
+      deviceId: string;
+      ok: boolean;
+      failedStep?: string;
+      reason?: string;
+    }) => {
+      const name = `${input.workflowId}.jsonl`;
+      const shown = resultsBlobName(deps.resultsContainer, input.workflowId);
+      const stored = await deps.work.read(keysBlob(input.workflowId));
+      if (input.ok && stored === undefined) {
+        // An earlier run published and cleaned up already.
+        if ((await deps.results.read(name)) !== undefined) return { results: shown };
+        throw new Error(
+          `The keys of workflow '${input.workflowId}' are missing; the outcome cannot be published.`,
+        );
+      }
+      const line = input.ok
+        ? (() => {
+            const keys = JSON.parse(stored ?? '{}') as SymmetricKeys;
+            return {
+              deviceId: input.deviceId,
+              outcome: 'provisioned',
+              keys,
+              connectionString: `HostName=${deps.hostName};DeviceId=${input.deviceId};SharedAccessKey=${keys.primaryKey}`,
+            };
+          })()
+        : { deviceId: input.deviceId, outcome: 'failed', failedStep: input.failedStep, reason: input.reason };
+      await deps.results.write(name, JSON.stringify(line) + '\n');
+      await deps.work.deletePrefix(keysBlob(input.workflowId));
+      return { results: shown };
+    },
+  };
+}

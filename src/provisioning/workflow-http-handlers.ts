@@ -1,0 +1,200 @@
+import { randomUUID } from 'node:crypto';
+import pLimit from 'p-limit';
+import { z } from 'zod';
+import { parseRequest as parse, readJson, type ApiRequest, type ApiResponse } from '../shared/api-request.js';
+import { DEVICE_ID_PATTERN, assertDeviceId } from '../shared/device-id.js';
+import {
+  DeviceAlreadyExistsError,
+  UnprocessableRequestError,
+  ValidationError,
+  WorkflowNotFoundError,
+} from '../shared/errors.js';
+import type { WorkflowClient, WorkflowStatus } from '../shared/workflows.js';
+import {
+  BULK_PROVISION,
+  MAX_BULK_REQUEST_DEVICES,
+  bulkRequestBlob,
+  type BulkDeviceSpec,
+  type BulkProvisionInput,
+} from './bulk-provisioning-workflow.js';
+import { MAX_BULK_DEVICES, type IdentityStore, type PrivateFiles } from './ports.js';
+import { PROVISION_DEVICE, type ProvisionDeviceInput } from './provision-device-workflow.js';
+
+const specSchema = z.strictObject({
+  id: z.string().regex(DEVICE_ID_PATTERN, 'is not a valid device id').optional(),
+  metadata: z.record(z.string(), z.unknown()).optional(),
+});
+
+export interface WorkflowHandlerDeps {
+  identities: IdentityStore;
+  work: PrivateFiles;
+  results: PrivateFiles;
+  hooks: string[];
+  registryOpsPerMinute: number;
+  maxMetadataBytes: number;
+  now?: () => Date;
+}
+
+/** Both workflow kinds this API starts, so a status request cannot peek at other orchestrations. */
+const PROVISIONING_WORKFLOWS = new Set([PROVISION_DEVICE, BULK_PROVISION]);
+
+/** 202 Accepted with Durable's management URLs (what `createCheckStatusResponse` answers). */
+function accepted(
+  workflows: WorkflowClient,
+  instanceId: string,
+  extra: Record<string, unknown>,
+): ApiResponse {
+  const urls = workflows.urls(instanceId);
+  return {
+    status: 202,
+    headers: { location: urls.statusQueryGetUri, 'retry-after': '5' },
+    jsonBody: { ...urls, ...extra },
+  };
+}
+
+/** Bulk bodies: a JSON array, or NDJSON (one device per line). */
+function parseBulkBody(text: string): unknown[] {
+  const trimmed = text.trim();
+  if (trimmed === '') throw new ValidationError('A body is required: a JSON array or NDJSON of devices.');
+  if (trimmed.startsWith('[')) {
+    try {
+      const parsed = JSON.parse(trimmed) as unknown;
+      if (Array.isArray(parsed)) return parsed;
+    } catch {
+      // reported below
+    }
+    throw new ValidationError('The body is not a valid JSON array.');
+  }
+  return trimmed.split('\n').flatMap((line, index) => {
+    if (line.trim() === '') return [];
+    try {
+      return [JSON.parse(line) as unknown];
+    } catch {
+      throw new ValidationError(`Line ${index + 1} of the NDJSON body is not valid JSON.`);
+    }
+  });
+}
+
+/** HTTP starters and status of the provisioning workflows. */
+export function makeWorkflowHandlers(deps: WorkflowHandlerDeps) {
+  const now = () => (deps.now?.() ?? new Date()).toISOString();
+  const checkMetadata = (metadata: Record<string, unknown>, path: string) => {
+    const bytes = Buffer.byteLength(JSON.stringify(metadata), 'utf8');
+    if (bytes > deps.maxMetadataBytes) {
+      return [{ path, message: `is ${bytes} bytes; at most ${deps.maxMetadataBytes}` }];
+    }
+    return [];
+  };
+
+  return {
+    /** POST /provisioning/devices: starts the provisioning workflow of one device. */
+    startProvisioning: async (request: ApiRequest, workflows: WorkflowClient): Promise<ApiResponse> => {
+      const body = parse(specSchema, await readJson(request, true));
+      const deviceId = assertDeviceId(body.id ?? randomUUID());
+      const metadata = body.metadata ?? {};
+      const problems = checkMetadata(metadata, 'metadata');
+      if (problems.length > 0) throw new UnprocessableRequestError('Metadata too large.', problems);
+      // Refuse at once what the workflow would refuse later.
+      if (await deps.identities.get(deviceId)) throw new DeviceAlreadyExistsError(deviceId);
+      const instanceId = `provision-${randomUUID()}`;
+      const input: ProvisionDeviceInput = { deviceId, metadata, hooks: deps.hooks, requestedAt: now() };
+      await workflows.start(PROVISION_DEVICE, instanceId, input);
+      return accepted(workflows, instanceId, { deviceId });
+    },
+
+    /** POST /provisioning/bulk: up to 10,000 devices (JSON array or NDJSON). */
+    startBulkProvisioning: async (request: ApiRequest, workflows: WorkflowClient): Promise<ApiResponse> => {
+      const items = parseBulkBody(await request.text());
+      if (items.length === 0 || items.length > MAX_BULK_REQUEST_DEVICES) {
+        throw new UnprocessableRequestError('Wrong number of devices.', [
+          {
+            path: '(body)',
+            message: `has ${items.length} devices; 1 to ${MAX_BULK_REQUEST_DEVICES} allowed`,
+          },
+        ]);
+      }
+      const problems: { path: string; message: string }[] = [];
+      const seen = new Set<string>();
+      const specs: BulkDeviceSpec[] = [];
+      for (const [index, item] of items.entries()) {
+        const result = specSchema.safeParse(item);
+        if (!result.success) {
+          for (const issue of result.error.issues) {
+            const at = [String(index), ...issue.path.map(String)].join('.');
+            if (issue.code === 'unrecognized_keys') {
+              for (const key of issue.keys)
+                problems.push({ path: `${at}.${key}`, message: 'is not a known field' });
+            } else problems.push({ path: at, message: issue.message });
+          }
+          continue;
+        }
+        const id = result.data.id ?? randomUUID();
+        if (seen.has(id)) problems.push({ path: `${index}.id`, message: `duplicates device '${id}'` });
+        seen.add(id);
+        const metadata = result.data.metadata ?? {};
+        problems.push(...checkMetadata(metadata, `${index}.metadata`));
+        specs.push({ id, metadata });
+      }
+      if (problems.length > 0) {
+        throw new UnprocessableRequestError(
+          'Some devices are invalid; nothing was started.',
+          problems.slice(0, 100),
+        );
+      }
+      const instanceId = `bulk-${randomUUID()}`;
+      const chunks = Math.ceil(specs.length / MAX_BULK_DEVICES);
+      // The specs go to private blobs, one per chunk; the orchestration input holds only counts.
+      const limit = pLimit(8);
+      await Promise.all(
+        Array.from({ length: chunks }, (_, index) =>
+          limit(() =>
+            deps.work.write(
+              bulkRequestBlob(instanceId, index),
+              JSON.stringify(specs.slice(index * MAX_BULK_DEVICES, (index + 1) * MAX_BULK_DEVICES)),
+            ),
+          ),
+        ),
+      );
+      const input: BulkProvisionInput = {
+        total: specs.length,
+        chunks,
+        opsPerMinute: deps.registryOpsPerMinute,
+        requestedAt: now(),
+      };
+      await workflows.start(BULK_PROVISION, instanceId, input);
+      return accepted(workflows, instanceId, { total: specs.length, chunks });
+    },
+
+    /** GET /provisioning/{instanceId}: where a provisioning workflow stands (counts, step, outcome). */
+    getProvisioning: async (request: ApiRequest, workflows: WorkflowClient): Promise<ApiResponse> => {
+      const status = await provisioningStatus(workflows, request.params.instanceId ?? '');
+      return { status: 200, jsonBody: status };
+    },
+
+    /**
+     * GET /provisioning/{instanceId}/results: the run's per-device outcomes as NDJSON, keys included (the
+     * same secrets POST /devices returns; guarded by the function key).
+     */
+    getProvisioningResults: async (request: ApiRequest, workflows: WorkflowClient): Promise<ApiResponse> => {
+      const instanceId = request.params.instanceId ?? '';
+      await provisioningStatus(workflows, instanceId);
+      const text = await deps.results.read(`${instanceId}.jsonl`);
+      if (text === undefined) throw new WorkflowNotFoundError(instanceId);
+      return {
+        status: 200,
+        headers: { 'content-type': 'application/x-ndjson; charset=utf-8', 'cache-control': 'no-store' },
+        jsonBody: text
+          .split('\n')
+          .filter((line) => line.trim() !== '')
+          .map((line) => JSON.parse(line) as unknown),
+      };
+    },
+  };
+}
+
+async function provisioningStatus(workflows: WorkflowClient, instanceId: string): Promise<WorkflowStatus> {
+  if (!/^(provision|bulk)-[0-9a-f-]{36}$/.test(instanceId)) throw new WorkflowNotFoundError(instanceId);
+  const status = await workflows.status(instanceId);
+  if (!status || !PROVISIONING_WORKFLOWS.has(status.name)) throw new WorkflowNotFoundError(instanceId);
+  return status;
+}

@@ -1,0 +1,43 @@
+import type { WorkflowClient } from '../../src/shared/workflows.js';
+import type { DurableEngine } from './durable-engine.js';
+
+/**
+ * WorkflowClient over the local durable engine. `baseUrl` is where the engine's management API is served
+ * (the same URL shapes as Durable Functions' `/runtime/webhooks/durabletask/instances/{id}`).
+ */
+export function engineWorkflowClient(engine: DurableEngine, baseUrl: string): WorkflowClient {
+  return {
+    start: (orchestration, instanceId, input) => {
+      engine.start(orchestration, instanceId, input);
+      return Promise.resolve();
+    },
+    status: (instanceId) => {
+      const s = engine.status(instanceId);
+      return Promise.resolve(
+        s && {
+          instanceId: s.instanceId,
+          name: s.name,
+          runtimeStatus: s.runtimeStatus,
+          output: s.output,
+          customStatus: s.customStatus,
+          createdTime: s.createdTime.toISOString(),
+          lastUpdatedTime: s.lastUpdatedTime.toISOString(),
+        },
+      );
+    },
+    raiseEvent: (instanceId, eventName, data) => {
+      engine.raiseEvent(instanceId, eventName, data);
+      return Promise.resolve();
+    },
+    urls: (instanceId) => {
+      const base = `${baseUrl}/runtime/webhooks/durabletask/instances/${encodeURIComponent(instanceId)}`;
+      return {
+        id: instanceId,
+        statusQueryGetUri: base,
+        sendEventPostUri: `${base}/raiseEvent/{eventName}`,
+        terminatePostUri: `${base}/terminate?reason={text}`,
+        purgeHistoryDeleteUri: base,
+      };
+    },
+  };
+}
