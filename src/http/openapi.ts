@@ -2,6 +2,9 @@
  * The OpenAPI 3.1 description of the whole HTTP API, served at `GET /api/openapi.json`. Tests check that it is
  * a valid OpenAPI document, that it lists every registered HTTP function, and that real responses match it.
  */
+import { QUERYABLE_FIELD } from '../provisioning/registry.js';
+import { TAG_PATH } from '../jobs/query-condition.js';
+import { DEVICE_ID_PATTERN } from '../shared/device-id.js';
 
 const json = (schema: object) => ({ 'application/json': { schema } });
 const ref = (name: string) => ({ $ref: `#/components/schemas/${name}` });
@@ -57,19 +60,73 @@ const keys = {
   },
 };
 
+const deviceId = {
+  type: 'string',
+  pattern: DEVICE_ID_PATTERN.source,
+  description: "IoT Hub device id: 1-128 characters of letters, digits and - . + % _ # * ? ! ( ) , : = @ $ '",
+};
+const runtimeStatus = {
+  enum: ['Pending', 'Running', 'Completed', 'Failed', 'Terminated', 'ContinuedAsNew', 'Suspended', 'Unknown'],
+  description: 'Durable Functions runtime status',
+};
+const scalar = { type: ['string', 'number', 'boolean'], maxLength: 512 };
+const instanceIdParam = {
+  name: 'instanceId',
+  in: 'path',
+  required: true,
+  description: 'Provisioning workflow id, as returned by the starter (any other id is 404)',
+  schema: { type: 'string', pattern: '^(provision|bulk)-[0-9a-f-]{36}$' },
+};
+const jobIdParam = {
+  name: 'id',
+  in: 'path',
+  required: true,
+  description: 'Job id, as returned by POST /jobs (any other id is 404)',
+  schema: { type: 'string', pattern: '^job-[0-9a-f-]{36}$' },
+};
+const accepted = (description: string, schema: object) =>
+  ok(description, schema, {
+    Location: { description: 'statusQueryGetUri', schema: { type: 'string' } },
+    'Retry-After': { description: 'Seconds to wait before polling', schema: { type: 'integer' } },
+  });
+const jobRecord = {
+  required: ['id', 'request', 'status', 'createdAt', 'updatedAt', 'runs'],
+  properties: {
+    id: { type: 'string', pattern: '^job-[0-9a-f-]{36}$' },
+    request: { ...ref('JobRequest'), description: 'The validated request, defaults filled in' },
+    status: { enum: ['scheduled', 'waiting', 'running', 'completed', 'failed', 'cancelled'] },
+    createdAt: { type: 'string', format: 'date-time' },
+    updatedAt: { type: 'string', format: 'date-time' },
+    nextRunAt: { type: 'string', format: 'date-time' },
+    runs: { type: 'array', maxItems: 20, description: 'Most recent runs, newest last', items: ref('JobRun') },
+  },
+};
+
 export const openApiDocument = {
   openapi: '3.1.0',
   info: {
     title: 'IoT Functions backend',
     version: '0.1.0',
-    description: 'Provisioning API (seed 002 §3.4) and last-known device state.',
+    description:
+      'Provisioning API (seed 002 §3.4), last-known device state, alarms, provisioning workflows and scheduled device jobs.',
   },
   servers: [{ url: '/api' }],
   security: [{ functionKey: [] }],
+  tags: [
+    { name: 'Devices', description: 'Device identities, registry entries, twins and last-known state' },
+    { name: 'Alarms', description: 'Alarms raised from anomalies' },
+    { name: 'Workflows', description: 'Durable provisioning workflows: one device, or up to 10,000 in bulk' },
+    {
+      name: 'Jobs',
+      description: 'Scheduled twin-update and direct-method jobs over many devices (IoT Hub jobs)',
+    },
+    { name: 'Meta', description: 'This document' },
+  ],
   paths: {
     '/devices': {
       post: {
         operationId: 'registerDevice',
+        tags: ['Devices'],
         summary: 'Register a device: identity (with keys) and registry entry',
         requestBody: {
           required: true,
@@ -93,6 +150,7 @@ export const openApiDocument = {
       },
       get: {
         operationId: 'listDevices',
+        tags: ['Devices'],
         summary: 'List or query devices (validated parameters only)',
         parameters: [
           { name: 'status', in: 'query', schema: { enum: ['enabled', 'disabled'] } },
@@ -125,6 +183,7 @@ export const openApiDocument = {
       parameters: [idParam],
       get: {
         operationId: 'getDevice',
+        tags: ['Devices'],
         responses: {
           '200': ok('The device (never keys)', ref('Device'), etagHeader),
           ...errors(400, 404, 500),
@@ -132,6 +191,7 @@ export const openApiDocument = {
       },
       patch: {
         operationId: 'updateDevice',
+        tags: ['Devices'],
         summary: 'JSON merge patch (RFC 7396) of the metadata',
         parameters: [{ name: 'If-Match', in: 'header', schema: { type: 'string' } }],
         requestBody: {
@@ -142,6 +202,7 @@ export const openApiDocument = {
       },
       delete: {
         operationId: 'unregisterDevice',
+        tags: ['Devices'],
         parameters: [{ name: 'purgeState', in: 'query', schema: { type: 'boolean', default: false } }],
         responses: { '204': { description: 'Unregistered' }, ...errors(400, 404, 422, 500) },
       },
@@ -150,6 +211,7 @@ export const openApiDocument = {
       parameters: [idParam],
       post: {
         operationId: 'activateDevice',
+        tags: ['Devices'],
         requestBody: { content: json(ref('StatusChange')) },
         responses: { '200': ok('Enabled', ref('Device'), etagHeader), ...errors(400, 404, 422, 500) },
       },
@@ -158,6 +220,7 @@ export const openApiDocument = {
       parameters: [idParam],
       post: {
         operationId: 'deactivateDevice',
+        tags: ['Devices'],
         summary: 'Disable the device; the identity store refuses it at once',
         requestBody: { content: json(ref('StatusChange')) },
         responses: { '200': ok('Disabled', ref('Device'), etagHeader), ...errors(400, 404, 422, 500) },
@@ -167,6 +230,7 @@ export const openApiDocument = {
       parameters: [idParam],
       post: {
         operationId: 'resetDeviceCredentials',
+        tags: ['Devices'],
         requestBody: {
           content: json({ type: 'object', additionalProperties: false, properties: { keys } }),
         },
@@ -177,6 +241,7 @@ export const openApiDocument = {
       parameters: [idParam],
       get: {
         operationId: 'getDeviceTwin',
+        tags: ['Devices'],
         responses: {
           '200': ok('The twin (desired and reported properties)', ref('Twin'), etagHeader),
           ...errors(400, 404, 429, 500),
@@ -184,6 +249,7 @@ export const openApiDocument = {
       },
       patch: {
         operationId: 'updateDeviceTwin',
+        tags: ['Devices'],
         summary: 'Merge desired properties (null removes); checked against IoT Hub twin limits first',
         parameters: [{ name: 'If-Match', in: 'header', schema: { type: 'string' } }],
         requestBody: {
@@ -205,6 +271,7 @@ export const openApiDocument = {
       parameters: [idParam],
       get: {
         operationId: 'getDeviceState',
+        tags: ['Devices'],
         summary: 'Last-known values of the device',
         responses: { '200': ok('Last-known values', ref('DeviceState')), ...errors(400, 404, 500) },
       },
@@ -212,6 +279,7 @@ export const openApiDocument = {
     '/alarms': {
       get: {
         operationId: 'listAlarms',
+        tags: ['Alarms'],
         parameters: [
           { name: 'deviceId', in: 'query', schema: { type: 'string' } },
           { name: 'status', in: 'query', schema: { enum: ['open', 'acknowledged', 'closed'] } },
@@ -235,6 +303,7 @@ export const openApiDocument = {
       parameters: [{ name: 'id', in: 'path', required: true, schema: { type: 'string' } }],
       post: {
         operationId: 'acknowledgeAlarm',
+        tags: ['Alarms'],
         responses: { '200': ok('Acknowledged', ref('Alarm')), ...errors(404, 409, 500) },
       },
     },
@@ -242,12 +311,154 @@ export const openApiDocument = {
       parameters: [{ name: 'id', in: 'path', required: true, schema: { type: 'string' } }],
       post: {
         operationId: 'closeAlarm',
+        tags: ['Alarms'],
         responses: { '200': ok('Closed', ref('Alarm')), ...errors(404, 409, 500) },
+      },
+    },
+    '/provisioning/devices': {
+      post: {
+        operationId: 'startProvisioning',
+        tags: ['Workflows'],
+        summary: 'Start the provisioning workflow of one device (identity, registry, twin, hooks, activate)',
+        description:
+          'Refuses at once a device id that already exists. The keys are never in the status: they are in GET /provisioning/{instanceId}/results once the workflow completed.',
+        requestBody: { content: json(ref('ProvisioningRequest')) },
+        responses: {
+          '202': accepted('Started; poll statusQueryGetUri', {
+            allOf: [ref('WorkflowAccepted'), { required: ['deviceId'] }],
+          }),
+          ...errors(400, 422, 429, 500),
+          '409': problem('A device with this id already exists'),
+        },
+      },
+    },
+    '/provisioning/bulk': {
+      post: {
+        operationId: 'startBulkProvisioning',
+        tags: ['Workflows'],
+        summary: 'Start a bulk provisioning workflow: 1-10,000 devices, created in chunks of 100',
+        description:
+          "A JSON array of devices, or NDJSON with one device object per line (told apart by the body's first character). Every device is checked first: one invalid device starts nothing (422).",
+        requestBody: {
+          required: true,
+          content: {
+            ...json({ type: 'array', minItems: 1, maxItems: 10000, items: ref('ProvisioningRequest') }),
+            'application/x-ndjson': {
+              schema: {
+                type: 'string',
+                description: 'One ProvisioningRequest object per line; 1-10,000 lines',
+              },
+            },
+          },
+        },
+        responses: {
+          '202': accepted('Started; poll statusQueryGetUri', {
+            allOf: [ref('WorkflowAccepted'), { required: ['total', 'chunks'] }],
+          }),
+          ...errors(400, 422, 500),
+        },
+      },
+    },
+    '/provisioning/{instanceId}': {
+      parameters: [instanceIdParam],
+      get: {
+        operationId: 'getProvisioning',
+        tags: ['Workflows'],
+        summary: 'Where a provisioning workflow stands (step or counts, outcome); never keys',
+        responses: {
+          '200': ok('The workflow status', ref('WorkflowStatus')),
+          ...errors(500),
+          '404': problem('Unknown provisioning workflow'),
+        },
+      },
+    },
+    '/provisioning/{instanceId}/results': {
+      parameters: [instanceIdParam],
+      get: {
+        operationId: 'getProvisioningResults',
+        tags: ['Workflows'],
+        summary: 'Per-device outcomes of a provisioning workflow, keys included',
+        description:
+          'Contains the device keys and connection strings of the devices created, the same secrets POST /devices returns; guarded by the function key like every operation here. 404 until the workflow has published its results.',
+        responses: {
+          '200': ok(
+            'One line per device',
+            { type: 'array', items: ref('ProvisioningResultLine') },
+            { 'Cache-Control': { schema: { const: 'no-store' } } },
+          ),
+          ...errors(500),
+          '404': problem('Unknown provisioning workflow, or no results yet'),
+        },
+      },
+    },
+    '/jobs': {
+      post: {
+        operationId: 'createJob',
+        tags: ['Jobs'],
+        summary: 'Schedule a twin-update or direct-method job over many devices (once or repeating)',
+        requestBody: { required: true, content: json(ref('JobRequest')) },
+        responses: {
+          '202': ok('Stored and scheduled', ref('JobRecord'), {
+            Location: { description: '/api/jobs/{id}', schema: { type: 'string' } },
+          }),
+          ...errors(400, 422, 500),
+        },
+      },
+      get: {
+        operationId: 'listJobs',
+        tags: ['Jobs'],
+        summary: 'List jobs, newest first',
+        parameters: [
+          { name: 'top', in: 'query', schema: { type: 'integer', minimum: 1, maximum: 100, default: 50 } },
+          { name: 'continuationToken', in: 'query', schema: { type: 'string', minLength: 1 } },
+        ],
+        responses: {
+          '200': ok('A page of jobs', {
+            type: 'object',
+            required: ['items'],
+            additionalProperties: false,
+            properties: {
+              items: { type: 'array', items: ref('JobRecord') },
+              continuationToken: { type: 'string', description: 'Absent on the last page' },
+            },
+          }),
+          ...errors(422, 500),
+        },
+      },
+    },
+    '/jobs/{id}': {
+      parameters: [jobIdParam],
+      get: {
+        operationId: 'getJob',
+        tags: ['Jobs'],
+        summary: "The job with its recent runs, and its orchestration's live progress",
+        responses: {
+          '200': ok('The job', ref('JobDetails')),
+          ...errors(500),
+          '404': problem('Unknown job'),
+        },
+      },
+      delete: {
+        operationId: 'cancelJob',
+        tags: ['Jobs'],
+        summary: 'Cancel the job: its orchestration and the running IoT Hub job (it happens next)',
+        responses: {
+          '202': ok('Cancelling', {
+            type: 'object',
+            additionalProperties: false,
+            required: ['id', 'status'],
+            properties: { id: { type: 'string' }, status: { const: 'cancelling' } },
+          }),
+          ...errors(500),
+          '404': problem('Unknown job'),
+          '409': problem('The job already ended; there is nothing to cancel'),
+        },
       },
     },
     '/openapi.json': {
       get: {
         operationId: 'openApiDocument',
+        tags: ['Meta'],
         security: [],
         responses: { '200': ok('This document', { type: 'object' }) },
       },
@@ -369,6 +580,214 @@ export const openApiDocument = {
           telemetry: { type: 'object', additionalProperties: { $ref: '#/components/schemas/FieldValue' } },
           diagnostics: { type: 'object', additionalProperties: { $ref: '#/components/schemas/FieldValue' } },
           metadata: { type: 'object', additionalProperties: { $ref: '#/components/schemas/FieldValue' } },
+        },
+      },
+      ProvisioningRequest: {
+        type: 'object',
+        additionalProperties: false,
+        properties: {
+          id: { ...deviceId, description: 'Device id; a UUID is generated when absent' },
+          metadata,
+        },
+      },
+      WorkflowAccepted: {
+        type: 'object',
+        additionalProperties: false,
+        description: "Durable Functions' HTTP management payload of the started workflow",
+        required: [
+          'id',
+          'statusQueryGetUri',
+          'sendEventPostUri',
+          'terminatePostUri',
+          'purgeHistoryDeleteUri',
+        ],
+        properties: {
+          id: { type: 'string', description: 'Workflow instance id' },
+          statusQueryGetUri: { type: 'string' },
+          sendEventPostUri: { type: 'string' },
+          terminatePostUri: { type: 'string' },
+          purgeHistoryDeleteUri: { type: 'string' },
+          deviceId: {
+            type: 'string',
+            description: 'POST /provisioning/devices: the device being provisioned',
+          },
+          total: { type: 'integer', minimum: 1, description: 'POST /provisioning/bulk: devices requested' },
+          chunks: {
+            type: 'integer',
+            minimum: 1,
+            description: 'POST /provisioning/bulk: chunks of at most 100',
+          },
+        },
+      },
+      WorkflowStatus: {
+        type: 'object',
+        additionalProperties: false,
+        required: ['instanceId', 'name', 'runtimeStatus', 'createdTime', 'lastUpdatedTime'],
+        properties: {
+          instanceId: { type: 'string' },
+          name: { enum: ['provisionDevice', 'bulkProvision'] },
+          runtimeStatus,
+          output: {
+            description:
+              'When completed: provisionDevice { deviceId, outcome, results }; bulkProvision { total, created, alreadyExists, invalid, failed, results } (results: the blob of the outcome lines)',
+          },
+          customStatus: {
+            description:
+              'Progress: provisionDevice { deviceId, step, failedStep?, reason?, compensated?, problems? }; bulkProvision { chunksDone, chunks, created, alreadyExists, invalid, failed, step? }',
+          },
+          createdTime: { type: 'string', format: 'date-time' },
+          lastUpdatedTime: { type: 'string', format: 'date-time' },
+        },
+      },
+      ProvisioningResultLine: {
+        type: 'object',
+        additionalProperties: false,
+        required: ['deviceId', 'outcome'],
+        description:
+          'provisioned (one device) or created (bulk): keys and connectionString; already-exists, invalid, failed (bulk): error; failed (one device): failedStep and reason',
+        properties: {
+          deviceId: { type: 'string' },
+          outcome: { enum: ['provisioned', 'created', 'already-exists', 'invalid', 'failed'] },
+          keys,
+          connectionString: { type: 'string' },
+          error: { type: 'string' },
+          failedStep: {
+            enum: ['create-identity', 'write-registry', 'set-initial-twin', 'call-hooks', 'activate'],
+          },
+          reason: { type: 'string' },
+        },
+      },
+      JobRequest: {
+        type: 'object',
+        additionalProperties: false,
+        required: ['type', 'target'],
+        description:
+          'twinUpdate jobs need twinPatch (and no method); deviceMethod jobs need method (and no twinPatch)',
+        properties: {
+          type: { enum: ['twinUpdate', 'deviceMethod'] },
+          target: {
+            oneOf: [
+              {
+                type: 'object',
+                additionalProperties: false,
+                required: ['deviceIds'],
+                properties: {
+                  deviceIds: { type: 'array', minItems: 1, maxItems: 10000, items: deviceId },
+                },
+              },
+              {
+                type: 'object',
+                additionalProperties: false,
+                required: ['where'],
+                properties: {
+                  where: {
+                    type: 'object',
+                    additionalProperties: false,
+                    minProperties: 1,
+                    description: 'Devices matching all of these',
+                    properties: {
+                      status: { enum: ['enabled', 'disabled'] },
+                      metadata: {
+                        type: 'object',
+                        description: 'Registry metadata fields that must equal the given values',
+                        propertyNames: { pattern: QUERYABLE_FIELD.source },
+                        additionalProperties: scalar,
+                      },
+                      tags: {
+                        type: 'object',
+                        description:
+                          'Twin tags (dotted paths allowed: site.building) that must equal the given values',
+                        propertyNames: { pattern: TAG_PATH.source },
+                        additionalProperties: scalar,
+                      },
+                    },
+                  },
+                },
+              },
+            ],
+          },
+          twinPatch: {
+            type: 'object',
+            description: 'Desired properties to merge (null removes); checked against IoT Hub twin limits',
+          },
+          method: {
+            type: 'object',
+            additionalProperties: false,
+            required: ['name'],
+            properties: {
+              name: { type: 'string', minLength: 1, maxLength: 100 },
+              payload: {},
+              responseTimeoutInSeconds: { type: 'integer', minimum: 5, maximum: 300, default: 30 },
+            },
+          },
+          startAt: { type: 'string', format: 'date-time', description: 'First run; now when absent' },
+          repeat: {
+            type: 'string',
+            maxLength: 100,
+            description:
+              "ISO 8601 duration ('PT30M', at least one minute) or 5-field cron ('0 3 * * *'), in UTC",
+          },
+          maxExecutionTimeInSeconds: { type: 'integer', minimum: 60, maximum: 172800, default: 3600 },
+          notify: {
+            type: 'boolean',
+            default: false,
+            description: 'Post a Slack notice (or a log line without Slack) when a run ends',
+          },
+        },
+        allOf: [
+          {
+            if: { properties: { type: { const: 'twinUpdate' } } },
+            then: { required: ['twinPatch'], not: { required: ['method'] } },
+            else: { required: ['method'], not: { required: ['twinPatch'] } },
+          },
+        ],
+      },
+      DeviceJobStatistics: {
+        type: 'object',
+        additionalProperties: false,
+        required: ['deviceCount', 'succeededCount', 'failedCount', 'runningCount', 'pendingCount'],
+        properties: {
+          deviceCount: { type: 'integer', minimum: 0 },
+          succeededCount: { type: 'integer', minimum: 0 },
+          failedCount: { type: 'integer', minimum: 0 },
+          runningCount: { type: 'integer', minimum: 0 },
+          pendingCount: { type: 'integer', minimum: 0 },
+        },
+      },
+      JobRun: {
+        type: 'object',
+        additionalProperties: false,
+        description: 'One run: a repeating job has one per occurrence, each with one IoT Hub job per batch',
+        required: ['run', 'startedAt', 'status', 'hubJobIds', 'statistics'],
+        properties: {
+          run: { type: 'integer', minimum: 1 },
+          startedAt: { type: 'string', format: 'date-time' },
+          endedAt: { type: 'string', format: 'date-time' },
+          status: jobRecord.properties.status,
+          hubJobIds: { type: 'array', items: { type: 'string' } },
+          statistics: ref('DeviceJobStatistics'),
+          failureReason: { type: 'string' },
+        },
+      },
+      JobRecord: { type: 'object', additionalProperties: false, ...jobRecord },
+      JobDetails: {
+        type: 'object',
+        additionalProperties: false,
+        required: jobRecord.required,
+        properties: {
+          ...jobRecord.properties,
+          workflow: {
+            type: 'object',
+            additionalProperties: false,
+            required: ['runtimeStatus'],
+            description: "The job's orchestration, when it still exists",
+            properties: {
+              runtimeStatus,
+              progress: {
+                description: 'Custom status: { run, step, batch?, batches?, startAt?, lastRun? }',
+              },
+            },
+          },
         },
       },
       Problem: {

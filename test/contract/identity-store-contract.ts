@@ -31,6 +31,12 @@ export function describeIdentityStoreContract(name: string, makeStore: () => Ide
       expect((await store.get(id))?.keys).toEqual(keys);
     });
 
+    it('creates a disabled identity when asked (a workflow activates it at the end)', async () => {
+      const id = uniqueId('disabled');
+      expect((await store.create(id, undefined, 'disabled')).status).toBe('disabled');
+      expect((await store.get(id))?.status).toBe('disabled');
+    });
+
     it('refuses a duplicate id', async () => {
       const id = uniqueId('dup');
       await store.create(id);

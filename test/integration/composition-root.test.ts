@@ -17,25 +17,79 @@ describe('composition root (src/index.ts) loaded as the Functions host loads it'
   });
 
   it('registers exactly the functions of this release', () => {
-    expect(registrations.map((r) => r.metadata.name).sort()).toEqual([
-      'acknowledgeAlarm',
-      'activateDevice',
-      'closeAlarm',
-      'deactivateDevice',
-      'getDevice',
-      'getDeviceState',
-      'getDeviceTwin',
-      'ingestTelemetry',
-      'listAlarms',
-      'listDevices',
-      'notifyAnomalies',
-      'openApiDocument',
-      'registerDevice',
-      'resetDeviceCredentials',
-      'unregisterDevice',
-      'updateDevice',
-      'updateDeviceTwin',
+    expect(registrations.map((r) => r.metadata.name).sort()).toEqual(
+      [
+        'acknowledgeAlarm',
+        'activateDevice',
+        'cancelJob',
+        'closeAlarm',
+        'createJob',
+        'deactivateDevice',
+        'getDevice',
+        'getDeviceState',
+        'getDeviceTwin',
+        'getJob',
+        'getProvisioning',
+        'getProvisioningResults',
+        'ingestTelemetry',
+        'listAlarms',
+        'listDevices',
+        'listJobs',
+        'notifyAnomalies',
+        'openApiDocument',
+        'registerDevice',
+        'resetDeviceCredentials',
+        'startBulkProvisioning',
+        'startProvisioning',
+        'unregisterDevice',
+        'updateDevice',
+        'updateDeviceTwin',
+        // Durable orchestrations and their activities.
+        'bulkProvision',
+        'bulkProvisionAssembleResults',
+        'bulkProvisionChunk',
+        'bulkProvisionCreateChunk',
+        'jobCancelHubJob',
+        'jobGetHubJob',
+        'jobNotify',
+        'jobRecord',
+        'jobResolveTarget',
+        'jobStartHubJob',
+        'provisionDevice',
+        'provisionDeviceActivate',
+        'provisionDeviceCallHook',
+        'provisionDeviceCreateIdentity',
+        'provisionDeviceDeleteIdentity',
+        'provisionDeviceDeleteRegistry',
+        'provisionDevicePublishOutcome',
+        'provisionDeviceSetInitialTwin',
+        'provisionDeviceWriteRegistry',
+        'scheduledJob',
+      ].sort(),
+    );
+  });
+
+  it('gives every HTTP function that starts or reads workflows the durable client input binding', () => {
+    for (const name of [
+      'startProvisioning',
+      'startBulkProvisioning',
+      'getProvisioning',
+      'createJob',
+      'getJob',
+      'cancelJob',
+    ]) {
+      const bindings = Object.values(byName(name).metadata.bindings);
+      expect(
+        bindings.some((b) => b.type === 'durableClient' && b.direction === 'in'),
+        name,
+      ).toBe(true);
+    }
+    const orchestration = Object.values(byName('provisionDevice').metadata.bindings);
+    expect(orchestration).toEqual([
+      expect.objectContaining({ type: 'orchestrationTrigger', direction: 'in' }),
     ]);
+    const activity = Object.values(byName('provisionDeviceCallHook').metadata.bindings);
+    expect(activity).toEqual([expect.objectContaining({ type: 'activityTrigger', direction: 'in' })]);
   });
 
   it('binds ingestTelemetry to the IoT Hub built-in endpoint through settings, in batches, with a retry policy', () => {

@@ -42,7 +42,9 @@ describe('layering (docs/adr/0001)', () => {
 
   it('only the composition root registers functions', () => {
     const callers = sourceFiles(SRC).filter((f) =>
-      /\bapp\.(http|eventHub|timer|storage|generic)\(/.test(readFileSync(f, 'utf8')),
+      /\bapp\.(http|eventHub|timer|storage|generic|orchestration|activity|entity)\(/.test(
+        readFileSync(f, 'utf8'),
+      ),
     );
     expect(callers.map((f) => relative(SRC, f))).toEqual(['index.ts']);
   });

@@ -287,7 +287,7 @@ describe('bulkProvision workflow', () => {
       .catch((e: unknown) => e);
     expect(error).toMatchObject({ code: status === 400 ? 'validation-error' : 'unprocessable-request' });
     expect(
-      JSON.stringify(error) + String(error) + JSON.stringify((error as { problems?: unknown }).problems),
+      JSON.stringify(error) + String(error) + JSON.stringify((error as { errors?: unknown }).errors),
     ).toMatch(message);
     expect(engine.list()).toHaveLength(before);
   });
