@@ -172,7 +172,7 @@ export function makeWorkflowHandlers(deps: WorkflowHandlerDeps) {
     },
 
     /**
-     * GET /provisioning/{instanceId}/results: the run's per-device outcomes as NDJSON, keys included (the
+     * GET /provisioning/{instanceId}/results: the run's per-device outcomes (a JSON array), keys included (the
      * same secrets POST /devices returns; guarded by the function key).
      */
     getProvisioningResults: async (request: ApiRequest, workflows: WorkflowClient): Promise<ApiResponse> => {
@@ -182,7 +182,7 @@ export function makeWorkflowHandlers(deps: WorkflowHandlerDeps) {
       if (text === undefined) throw new WorkflowNotFoundError(instanceId);
       return {
         status: 200,
-        headers: { 'content-type': 'application/x-ndjson; charset=utf-8', 'cache-control': 'no-store' },
+        headers: { 'cache-control': 'no-store' },
         jsonBody: text
           .split('\n')
           .filter((line) => line.trim() !== '')

@@ -1,17 +1,10 @@
-import { createRequire } from 'node:module';
-import { DummyOrchestrationContext, type OrchestrationHandler } from 'durable-functions';
+import { DummyOrchestrationContext } from 'durable-functions';
 import { DurableEngine, type OrchestratorHandler } from '../../tools/local-runtime/durable-engine.js';
+import { orchestratorListener } from '../../tools/local-runtime/orchestrator-listener.js';
 import { byTrigger, type Registration } from './entry-point.js';
 
-// durable-functions keeps `createOrchestrator` (what `df.app.orchestration` wraps every orchestrator with) in
-// its testing utilities, outside the package index: load it from there.
-const testingUtils = createRequire(import.meta.url)('durable-functions/lib/src/util/testingUtils.js') as {
-  createOrchestrator: (fn: OrchestrationHandler) => OrchestratorHandler;
-};
-
 /** The library's own orchestrator listener around `fn`: exactly what `df.app.orchestration` registers. */
-export const orchestrator = (fn: OrchestrationHandler): OrchestratorHandler =>
-  testingUtils.createOrchestrator(fn);
+export const orchestrator = orchestratorListener;
 
 /**
  * Replays every recorded episode of every execution of an instance (each history prefix the orchestrator

@@ -548,7 +548,7 @@ export class DurableEngine {
           this.options.log?.(args.map(String).join(' '));
         },
       });
-      return (await handler(decode(input), context));
+      return await handler(decode(input), context);
     };
     this.running++;
     this.limit(run).then(

@@ -128,10 +128,10 @@ describe('scheduledJob workflow on the local job runner', () => {
     expect(engine.status(id)?.customStatus).toMatchObject({ step: 'scheduled', startAt });
     expect((await getJob(engine, id)).nextRunAt).toBe(startAt);
 
-    const cancel = (await handlers.cancelJob(
+    const cancel = await handlers.cancelJob(
       request('DELETE', `jobs/${id}`, undefined, { id }),
       engineWorkflowClient(engine, ''),
-    )) as ApiResponse;
+    );
     expect(cancel.status).toBe(202);
     expect((await engine.whenDone(id)).output).toEqual({ jobId: id, status: 'cancelled', runs: 0 });
     expect((await getJob(engine, id)).status).toBe('cancelled');

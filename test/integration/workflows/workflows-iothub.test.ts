@@ -137,10 +137,10 @@ describe('scheduled jobs against IoT Hub (wire-level fake, real JobClient)', () 
     });
     await engine.idle();
     expect(hub.jobs.get(`${id}-r1-b0`)?.status).toBe('queued');
-    const response = (await jobHandlers.cancelJob(
+    const response = await jobHandlers.cancelJob(
       request('DELETE', `jobs/${id}`, undefined, { id }),
       engineWorkflowClient(engine, ''),
-    )) as ApiResponse;
+    );
     expect(response.status).toBe(202);
     await engine.idle();
     const done = await engine.whenDone(id);
