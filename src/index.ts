@@ -81,6 +81,7 @@ const activities = {
     twins,
     service,
     hooks,
+    hookUrls: config.workflows.hooks,
     work,
     results,
     resultsContainer,

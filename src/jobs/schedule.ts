@@ -27,8 +27,15 @@ export function parseRepeat(text: string): Repeat | undefined {
   }
 }
 
-/** The next run strictly after `after` (pure: orchestrators call it with `currentUtcDateTime`). */
-export function nextRun(repeat: Repeat, after: Date): Date {
-  if (repeat.kind === 'interval') return new Date(after.getTime() + repeat.milliseconds);
+/**
+ * The next run strictly after `after` (pure: orchestrators call it with `currentUtcDateTime`). Intervals count
+ * from `anchor` (the first scheduled start), so runs do not drift later by their own duration.
+ */
+export function nextRun(repeat: Repeat, after: Date, anchor: Date = after): Date {
+  if (repeat.kind === 'interval') {
+    const elapsed = after.getTime() - anchor.getTime();
+    const periods = elapsed < 0 ? 0 : Math.floor(elapsed / repeat.milliseconds) + 1;
+    return new Date(anchor.getTime() + periods * repeat.milliseconds);
+  }
   return CronExpressionParser.parse(repeat.expression, { currentDate: after, tz: 'UTC' }).next().toDate();
 }

@@ -77,25 +77,40 @@ const addStatistics = (a: DeviceJobStatistics, b: DeviceJobStatistics): DeviceJo
 
 type StartReply = { started: true; job: HubJob } | { started: false; tooManyJobs: true };
 
+/** Polls that fail in a row before the run is given up (each already retried 5 times by the activity policy). */
+const MAX_POLL_FAILURES = 5;
+/** After this many polls, a long job is polled at most every 5 minutes (keeps one run's history small). */
+const FAST_POLLS = 20;
+const SLOW_POLL_MS = 300_000;
+/** How long past `maxExecutionTimeInSeconds` a job may stay non-terminal before the run gives up on it. */
+const DEADLINE_MARGIN_MS = 600_000;
+
+const messageOf = (error: unknown) =>
+  (error instanceof Error ? error.message : String(error)).split('\n')[0] ?? '';
+
 /** The orchestrator. Deterministic: time from `currentUtcDateTime`, ids from the input, no I/O. */
 export function* scheduledJobOrchestrator(context: OrchestrationContext): Generator<Task, unknown, unknown> {
   const input = context.df.getInput<ScheduledJobInput>();
   const { jobId, request, run } = input;
   const now = () => context.df.currentUtcDateTime;
+  // One task for the whole execution: a cancel that arrives while an activity runs completes it, and every
+  // later wait sees that (a race only notices completions that happen while it waits).
+  const cancelTask = context.df.waitForExternalEvent(CANCEL_EVENT);
   const cancelled = { value: false };
-  const waitingFor = { cancel: undefined as Task | undefined };
 
-  /** Sleeps until `until`; true when a cancel event arrived first. */
+  /** Waits until `until` (at once when past); true when this wait is where the cancel was noticed. */
   const sleep = function* (until: Date): Generator<Task, boolean, unknown> {
-    if (until.getTime() <= now().getTime()) return false;
-    const timer = context.df.createTimer(until);
+    if (!cancelled.value && cancelTask.isCompleted) {
+      cancelled.value = true;
+      return true;
+    }
+    const timer = context.df.createTimer(until.getTime() > now().getTime() ? until : now());
     if (cancelled.value) {
       // Already cancelling: plain waits from here on.
       yield timer;
       return false;
     }
-    waitingFor.cancel ??= context.df.waitForExternalEvent(CANCEL_EVENT);
-    const winner = yield context.df.Task.any([timer, waitingFor.cancel]);
+    const winner = yield context.df.Task.any([timer, cancelTask]);
     if (winner === timer) return false;
     timer.cancel();
     cancelled.value = true;
@@ -109,14 +124,6 @@ export function* scheduledJobOrchestrator(context: OrchestrationContext): Genera
       nextRunAt,
     });
 
-  const runInfo: JobRun = {
-    run,
-    startedAt: now().toISOString(),
-    status: 'running',
-    hubJobIds: [],
-    statistics: { ...EMPTY_STATISTICS },
-  };
-
   // 1. Wait for the start time (first occurrence) or the next occurrence.
   const notBefore = input.notBefore ?? (run === 1 ? request.startAt : undefined);
   if (notBefore !== undefined) {
@@ -127,30 +134,32 @@ export function* scheduledJobOrchestrator(context: OrchestrationContext): Genera
       return { jobId, status: 'cancelled', runs: run - 1 };
     }
   }
-  runInfo.startedAt = now().toISOString();
-  yield record('running', runInfo);
-
-  // 2. The devices, as IoT Hub job targets (one job per batch that fits a query condition).
+  const scheduledAt = notBefore ?? now().toISOString();
+  const runInfo: JobRun = {
+    run,
+    startedAt: now().toISOString(),
+    status: 'running',
+    hubJobIds: [],
+    statistics: { ...EMPTY_STATISTICS },
+  };
   let failureReason: string | undefined;
-  let batches: HubJobTarget[] = [];
+
   try {
-    batches = (yield context.df.callActivityWithRetry(JobActivity.resolveTarget, activityRetry(), {
+    yield record('running', runInfo);
+
+    // 2. The devices, as IoT Hub job targets (one job per batch that fits a query condition).
+    const batches = (yield context.df.callActivityWithRetry(JobActivity.resolveTarget, activityRetry(), {
       target: request.target,
     })) as HubJobTarget[];
-  } catch (error) {
-    failureReason = error instanceof Error ? error.message : String(error);
-  }
 
-  // 3. Start and monitor each IoT Hub job.
-  for (const [index, target] of batches.entries()) {
-    if (cancelled.value || failureReason !== undefined) break;
-    const hubJobId = `${jobId}-r${run}-b${index}`;
-    let job: HubJob | undefined;
-    while (job === undefined) {
-      context.df.setCustomStatus({ run, step: 'starting', batch: index + 1, batches: batches.length });
-      let reply: StartReply;
-      try {
-        reply = (yield context.df.callActivityWithRetry(JobActivity.startHubJob, activityRetry(), {
+    // 3. Start and monitor each IoT Hub job, one at a time.
+    for (const [index, target] of batches.entries()) {
+      if (cancelled.value || (yield* sleep(now()))) break;
+      const hubJobId = `${jobId}-r${run}-b${index}`;
+      let job: HubJob | undefined;
+      while (!job && !cancelled.value) {
+        context.df.setCustomStatus({ run, step: 'starting', batch: index + 1, batches: batches.length });
+        const reply = (yield context.df.callActivityWithRetry(JobActivity.startHubJob, activityRetry(), {
           hubJobId,
           type: request.type,
           target,
@@ -158,62 +167,77 @@ export function* scheduledJobOrchestrator(context: OrchestrationContext): Genera
           ...(request.method ? { method: request.method } : {}),
           maxExecutionTimeInSeconds: request.maxExecutionTimeInSeconds,
         })) as StartReply;
-      } catch (error) {
-        failureReason = error instanceof Error ? error.message : String(error);
-        break;
+        if (reply.started) {
+          job = reply.job;
+          break;
+        }
+        // IoT Hub runs a limited number of jobs at once (1 on S1): wait for a slot on a durable timer.
+        context.df.setCustomStatus({
+          run,
+          step: 'waiting-for-job-slot',
+          batch: index + 1,
+          batches: batches.length,
+        });
+        yield record('waiting', runInfo);
+        yield* sleep(new Date(now().getTime() + TOO_MANY_JOBS_WAIT_MS));
       }
-      if (reply.started) {
-        job = reply.job;
-        break;
+      if (!job) break;
+      runInfo.hubJobIds.push(hubJobId);
+      const deadline = now().getTime() + request.maxExecutionTimeInSeconds * 1000 + DEADLINE_MARGIN_MS;
+      let cancelSent = false;
+      let pollFailures = 0;
+      for (let poll = 1; !TERMINAL_JOB_STATUSES.has(job.status); poll++) {
+        context.df.setCustomStatus({
+          run,
+          step: cancelled.value ? 'cancelling' : 'running',
+          batch: index + 1,
+          batches: batches.length,
+          hubJobStatus: job.status,
+          progress: job.statistics,
+        });
+        const interval =
+          poll > FAST_POLLS ? Math.max(input.pollIntervalMs, SLOW_POLL_MS) : input.pollIntervalMs;
+        yield* sleep(new Date(now().getTime() + interval));
+        const overdue = now().getTime() > deadline;
+        if ((cancelled.value || overdue) && !cancelSent) {
+          cancelSent = true;
+          if (overdue) failureReason = `IoT Hub job ${hubJobId} did not end within maxExecutionTimeInSeconds`;
+          yield context.df.callActivityWithRetry(JobActivity.cancelHubJob, activityRetry(), { hubJobId });
+        }
+        try {
+          const polled = (yield context.df.callActivityWithRetry(JobActivity.getHubJob, activityRetry(), {
+            hubJobId,
+          })) as HubJob | null;
+          pollFailures = 0;
+          job = polled ?? { ...job, status: 'failed', failureReason: 'IoT Hub no longer knows the job' };
+        } catch (error) {
+          if (++pollFailures >= MAX_POLL_FAILURES) throw error;
+        }
       }
-      // IoT Hub runs a limited number of jobs at once (1 on S1): wait for a slot on a durable timer.
-      context.df.setCustomStatus({
-        run,
-        step: 'waiting-for-job-slot',
-        batch: index + 1,
-        batches: batches.length,
-      });
-      yield record('waiting', runInfo);
-      if (yield* sleep(new Date(now().getTime() + TOO_MANY_JOBS_WAIT_MS))) break;
+      runInfo.statistics = addStatistics(runInfo.statistics, job.statistics);
+      if (job.status === 'failed') failureReason ??= job.failureReason ?? `IoT Hub job ${hubJobId} failed`;
+      if (job.status === 'cancelled') cancelled.value = true;
+      if (failureReason !== undefined) break;
     }
-    if (!job) break;
-    runInfo.hubJobIds.push(hubJobId);
-    // Monitor until a terminal status.
-    while (!TERMINAL_JOB_STATUSES.has(job.status)) {
-      context.df.setCustomStatus({
-        run,
-        step: 'running',
-        batch: index + 1,
-        batches: batches.length,
-        hubJobStatus: job.status,
-        progress: job.statistics,
-      });
-      if (yield* sleep(new Date(now().getTime() + input.pollIntervalMs))) {
-        yield context.df.callActivityWithRetry(JobActivity.cancelHubJob, activityRetry(), { hubJobId });
-      }
-      job = ((yield context.df.callActivityWithRetry(JobActivity.getHubJob, activityRetry(), {
-        hubJobId,
-      })) as HubJob | undefined) ?? {
-        hubJobId,
-        status: 'failed',
-        statistics: { ...EMPTY_STATISTICS },
-        failureReason: 'IoT Hub lost the job',
-      };
-    }
-    runInfo.statistics = addStatistics(runInfo.statistics, job.statistics);
-    if (job.status === 'failed') failureReason = job.failureReason ?? `IoT Hub job ${hubJobId} failed`;
-    if (job.status === 'cancelled') cancelled.value = true;
+  } catch (error) {
+    failureReason = messageOf(error);
   }
 
-  // 4. Record the outcome of this run.
+  // 4. Record the outcome of this run; a cancel that arrived meanwhile stops the repeat.
   runInfo.endedAt = now().toISOString();
   runInfo.status = cancelled.value ? 'cancelled' : failureReason !== undefined ? 'failed' : 'completed';
   if (failureReason !== undefined) runInfo.failureReason = failureReason;
+  if (!cancelled.value) yield* sleep(now());
   const repeat = request.repeat !== undefined && !cancelled.value ? parseRepeat(request.repeat) : undefined;
-  const next = repeat ? nextRun(repeat, now()) : undefined;
-  yield record(next ? 'scheduled' : runInfo.status, runInfo, next?.toISOString());
-  if (request.notify) {
-    yield context.df.callActivityWithRetry(JobActivity.notify, activityRetry(), { jobId, run: runInfo });
+  const next = repeat ? nextRun(repeat, now(), new Date(scheduledAt)) : undefined;
+  try {
+    yield record(next ? 'scheduled' : runInfo.status, runInfo, next?.toISOString());
+    if (request.notify) {
+      yield context.df.callActivityWithRetry(JobActivity.notify, activityRetry(), { jobId, run: runInfo });
+    }
+  } catch (error) {
+    // The record could not be written even after retries: say so in the status, and keep the schedule.
+    context.df.setCustomStatus({ run, step: 'record-failed', reason: messageOf(error), lastRun: runInfo });
   }
   context.df.setCustomStatus({
     run,

@@ -6,6 +6,7 @@
  * Keys never enter orchestration history, status or logs: the identity is created with keys kept in a private
  * work blob, and the published outcome (with keys) goes to the private results container.
  */
+import { createHash } from 'node:crypto';
 import * as df from 'durable-functions';
 import type { OrchestrationContext, Task } from 'durable-functions';
 import { DeviceAlreadyExistsError } from '../shared/errors.js';
@@ -32,7 +33,10 @@ export const ProvisionDeviceActivity = {
 export interface ProvisionDeviceInput {
   deviceId: string;
   metadata: Record<string, unknown>;
-  /** Webhooks to call, fixed when the workflow starts so a replay sees the same list. */
+  /**
+   * Fingerprints of the webhooks to call, in order (`hookFingerprint`), fixed when the workflow starts. Hook
+   * URLs may carry tokens, so history holds fingerprints and the activity takes the URL from the settings.
+   */
   hooks: string[];
   requestedAt: string;
 }
@@ -50,6 +54,9 @@ export interface ProvisioningHooks {
   call(url: string, event: HookEvent, idempotencyKey: string): Promise<void>;
 }
 
+/** A non-secret name for a hook URL (SHA-256, 16 hex digits): what orchestration history holds. */
+export const hookFingerprint = (url: string) => createHash('sha256').update(url).digest('hex').slice(0, 16);
+
 /** Where a provisioning run's outcome lines are published: `provisioning-results/{instanceId}.jsonl`. */
 export const resultsBlobName = (resultsContainer: string, instanceId: string) =>
   `${resultsContainer}/${instanceId}.jsonl`;
@@ -65,6 +72,13 @@ function hookRetry(): df.RetryOptions {
   return options;
 }
 
+/** Store steps ride out short outages (429, 503): 5 attempts, 2 s doubling. The activities are idempotent. */
+function stepRetry(): df.RetryOptions {
+  const options = new df.RetryOptions(2000, 5);
+  options.backoffCoefficient = 2;
+  return options;
+}
+
 /** Compensation steps are retried too: leaving a half-provisioned device behind is worse than waiting. */
 function compensationRetry(): df.RetryOptions {
   const options = new df.RetryOptions(2000, 4);
@@ -72,7 +86,9 @@ function compensationRetry(): df.RetryOptions {
   return options;
 }
 
-const messageOf = (error: unknown) => (error instanceof Error ? error.message : String(error));
+// The first line only: in Azure a failed activity's message also carries its details (stack) on later lines.
+const messageOf = (error: unknown) =>
+  (error instanceof Error ? error.message : String(error)).split('\n')[0] ?? '';
 
 /** The orchestrator. Deterministic: time from `currentUtcDateTime`, ids from the input, no I/O. */
 export function* provisionDeviceOrchestrator(
@@ -81,7 +97,7 @@ export function* provisionDeviceOrchestrator(
   const input = context.df.getInput<ProvisionDeviceInput>();
   const { deviceId, metadata, hooks } = input;
   const workflowId = context.df.instanceId;
-  const done = { identity: false, registry: false, hooks: [] as number[] };
+  const done = { identity: false, registry: false, hooks: [] as number[], attemptedHook: -1 };
   let step: ProvisionStep = 'create-identity';
   const report = (extra: Record<string, unknown> = {}) => {
     context.df.setCustomStatus({ deviceId, step, ...extra });
@@ -90,12 +106,15 @@ export function* provisionDeviceOrchestrator(
 
   try {
     report();
-    yield context.df.callActivity(ProvisionDeviceActivity.createIdentity, { workflowId, deviceId });
+    yield context.df.callActivityWithRetry(ProvisionDeviceActivity.createIdentity, stepRetry(), {
+      workflowId,
+      deviceId,
+    });
     done.identity = true;
 
     step = 'write-registry';
     report();
-    yield context.df.callActivity(ProvisionDeviceActivity.writeRegistry, {
+    yield context.df.callActivityWithRetry(ProvisionDeviceActivity.writeRegistry, stepRetry(), {
       deviceId,
       metadata,
       at: context.df.currentUtcDateTime.toISOString(),
@@ -110,10 +129,12 @@ export function* provisionDeviceOrchestrator(
     });
 
     step = 'call-hooks';
-    for (const [index, url] of hooks.entries()) {
+    for (const [index, fingerprint] of hooks.entries()) {
       report({ hook: index + 1, hooks: hooks.length });
+      done.attemptedHook = index;
       yield context.df.callActivityWithRetry(ProvisionDeviceActivity.callHook, hookRetry(), {
-        url,
+        index,
+        fingerprint,
         event: hookEvent('device.provisioned'),
         idempotencyKey: `${workflowId}:provisioned:${index}`,
       });
@@ -122,14 +143,7 @@ export function* provisionDeviceOrchestrator(
 
     step = 'activate';
     report();
-    yield context.df.callActivity(ProvisionDeviceActivity.activate, { deviceId });
-    const { results } = (yield context.df.callActivity(ProvisionDeviceActivity.publishOutcome, {
-      workflowId,
-      deviceId,
-      ok: true,
-    })) as { results: string };
-    context.df.setCustomStatus({ deviceId, step: 'done' });
-    return { deviceId, outcome: 'provisioned', results };
+    yield context.df.callActivityWithRetry(ProvisionDeviceActivity.activate, stepRetry(), { deviceId });
   } catch (error) {
     const failedStep = step;
     const reason = messageOf(error);
@@ -148,9 +162,13 @@ export function* provisionDeviceOrchestrator(
         problems.push(`${label}: ${messageOf(undoError)}`);
       }
     };
-    for (const index of [...done.hooks].reverse()) {
+    // The hook that failed may have acted before it failed (a timeout): it is told too.
+    const toCancel =
+      done.attemptedHook > (done.hooks.at(-1) ?? -1) ? [...done.hooks, done.attemptedHook] : done.hooks;
+    for (const index of [...toCancel].reverse()) {
       yield* undo(`hook ${index + 1}`, ProvisionDeviceActivity.callHook, {
-        url: hooks[index],
+        index,
+        fingerprint: hooks[index],
         event: hookEvent('device.provisioning-cancelled'),
         idempotencyKey: `${workflowId}:cancelled:${index}`,
       });
@@ -170,6 +188,27 @@ export function* provisionDeviceOrchestrator(
         (problems.length > 0 ? `. NOT compensated: ${problems.join('; ')}` : '.'),
     );
   }
+
+  // The device is provisioned and active: a failure from here on is not undone, only reported.
+  try {
+    const { results } = (yield context.df.callActivityWithRetry(
+      ProvisionDeviceActivity.publishOutcome,
+      stepRetry(),
+      {
+        workflowId,
+        deviceId,
+        ok: true,
+      },
+    )) as { results: string };
+    context.df.setCustomStatus({ deviceId, step: 'done' });
+    return { deviceId, outcome: 'provisioned', results };
+  } catch (error) {
+    const reason = messageOf(error);
+    context.df.setCustomStatus({ deviceId, step: 'publish-failed', reason });
+    throw new Error(
+      `Device '${deviceId}' is provisioned and active, but its outcome could not be published (${reason}); its keys stay in the private work blob keys/${workflowId}.json, or reset its credentials.`,
+    );
+  }
 }
 
 export interface ProvisionDeviceDeps {
@@ -178,6 +217,8 @@ export interface ProvisionDeviceDeps {
   twins: TwinStore;
   service: ProvisioningService;
   hooks: ProvisioningHooks;
+  /** The configured webhook URLs (`Provisioning__Hooks`); history names them by fingerprint only. */
+  hookUrls: readonly string[];
   /** Private work blobs (generated keys while the workflow runs). */
   work: PrivateFiles;
   /** Private results blobs (`{instanceId}.jsonl`). */
@@ -243,11 +284,17 @@ export function makeProvisionDeviceActivities(deps: ProvisionDeviceDeps) {
     },
 
     [ProvisionDeviceActivity.callHook]: async (input: {
-      url: string;
+      index: number;
+      fingerprint: string;
       event: HookEvent;
       idempotencyKey: string;
     }) => {
-      await deps.hooks.call(input.url, input.event, input.idempotencyKey);
+      const url = deps.hookUrls.find((candidate) => hookFingerprint(candidate) === input.fingerprint);
+      if (url === undefined) {
+        // The settings changed while this workflow ran: never send the event to a different system.
+        throw new Error(`Hook ${input.index + 1} is no longer configured (Provisioning__Hooks changed).`);
+      }
+      await deps.hooks.call(url, input.event, input.idempotencyKey);
       return { called: true };
     },
 

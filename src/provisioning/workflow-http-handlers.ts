@@ -18,7 +18,7 @@ import {
   type BulkProvisionInput,
 } from './bulk-provisioning-workflow.js';
 import { MAX_BULK_DEVICES, type IdentityStore, type PrivateFiles } from './ports.js';
-import { PROVISION_DEVICE, type ProvisionDeviceInput } from './provision-device-workflow.js';
+import { PROVISION_DEVICE, hookFingerprint, type ProvisionDeviceInput } from './provision-device-workflow.js';
 
 const specSchema = z.strictObject({
   id: z.string().regex(DEVICE_ID_PATTERN, 'is not a valid device id').optional(),
@@ -38,17 +38,20 @@ export interface WorkflowHandlerDeps {
 /** Both workflow kinds this API starts, so a status request cannot peek at other orchestrations. */
 const PROVISIONING_WORKFLOWS = new Set([PROVISION_DEVICE, BULK_PROVISION]);
 
-/** 202 Accepted with Durable's management URLs (what `createCheckStatusResponse` answers). */
+/**
+ * 202 Accepted with Durable's management URLs (what `createCheckStatusResponse` answers). Those URLs carry the
+ * Durable extension's system key, which reaches every instance of the task hub: `Location` points at this
+ * API's own status route instead, which shows provisioning workflows only.
+ */
 function accepted(
   workflows: WorkflowClient,
   instanceId: string,
   extra: Record<string, unknown>,
 ): ApiResponse {
-  const urls = workflows.urls(instanceId);
   return {
     status: 202,
-    headers: { location: urls.statusQueryGetUri, 'retry-after': '5' },
-    jsonBody: { ...urls, ...extra },
+    headers: { location: `/api/provisioning/${instanceId}`, 'retry-after': '5' },
+    jsonBody: { ...workflows.urls(instanceId), ...extra },
   };
 }
 
@@ -97,7 +100,12 @@ export function makeWorkflowHandlers(deps: WorkflowHandlerDeps) {
       // Refuse at once what the workflow would refuse later.
       if (await deps.identities.get(deviceId)) throw new DeviceAlreadyExistsError(deviceId);
       const instanceId = `provision-${randomUUID()}`;
-      const input: ProvisionDeviceInput = { deviceId, metadata, hooks: deps.hooks, requestedAt: now() };
+      const input: ProvisionDeviceInput = {
+        deviceId,
+        metadata,
+        hooks: deps.hooks.map(hookFingerprint),
+        requestedAt: now(),
+      };
       await workflows.start(PROVISION_DEVICE, instanceId, input);
       return accepted(workflows, instanceId, { deviceId });
     },

@@ -7,7 +7,10 @@ import { HttpRequest } from '@azure/functions';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { loadConfig } from '../../../src/config.js';
 import { createAdapters, type Adapters } from '../../../src/infra/adapters.js';
-import type { ProvisionDeviceInput } from '../../../src/provisioning/provision-device-workflow.js';
+import {
+  hookFingerprint,
+  type ProvisionDeviceInput,
+} from '../../../src/provisioning/provision-device-workflow.js';
 import { makeWorkflowHandlers } from '../../../src/provisioning/workflow-http-handlers.js';
 import type { ApiResponse } from '../../../src/shared/api-request.js';
 import type { DurableEngine } from '../../../tools/local-runtime/durable-engine.js';
@@ -25,7 +28,8 @@ import { testSettings } from '../../support/local-env.js';
 const hooks = await startHookServer();
 const settings = testSettings({
   IdentityTableName: `wfidentities${Date.now().toString(36)}`,
-  Provisioning__Hooks: [hooks.url('/sim'), hooks.url('/billing')].join(','),
+  // Every hook any test uses; a workflow names its hooks by fingerprint and the activity finds the URL here.
+  Provisioning__Hooks: ['/sim', '/billing', '/flaky', '/broken'].map((p) => hooks.url(p)).join(','),
   Provisioning__TwinTemplates: JSON.stringify({
     'thermostat-v2': { telemetryIntervalSeconds: 60, units: { temperature: 'C' } },
     default: { telemetryIntervalSeconds: 300 },
@@ -46,7 +50,7 @@ beforeAll(async () => {
     identities: adapters.identities,
     work: adapters.work,
     results: adapters.results,
-    hooks: config.workflows.hooks,
+    hooks: [hooks.url('/sim'), hooks.url('/billing')],
     registryOpsPerMinute: config.workflows.registryOpsPerMinute,
     maxMetadataBytes: config.provisioning.maxMetadataBytes,
   });
@@ -79,7 +83,7 @@ describe('provisionDevice workflow', () => {
     )) as ApiResponse & { jsonBody: { id: string; statusQueryGetUri: string } };
     expect(response.status).toBe(202);
     const instanceId = response.jsonBody.id;
-    expect(response.headers?.location).toBe(response.jsonBody.statusQueryGetUri);
+    expect(response.headers?.location).toBe(`/api/provisioning/${instanceId}`);
     expect(response.jsonBody.statusQueryGetUri).toContain(`/instances/${instanceId}`);
 
     const done = await engine.whenDone(instanceId);
@@ -111,6 +115,9 @@ describe('provisionDevice workflow', () => {
     const primaryKey = identity?.keys.primaryKey ?? 'missing';
     expect(everythingRecorded(engine, instanceId)).toContain('wf-ok-1');
     expect(everythingRecorded(engine, instanceId)).not.toContain(primaryKey);
+    // Hook URLs may carry tokens: history names them by fingerprint only.
+    expect(everythingRecorded(engine, instanceId)).not.toContain(hooks.url('/sim'));
+    expect(everythingRecorded(engine, instanceId)).toContain(hookFingerprint(hooks.url('/sim')));
     expect(calls.map((c) => c.raw).join('')).not.toContain(primaryKey);
     expect(await adapters.work.read(`keys/${instanceId}.json`)).toBeUndefined();
 
@@ -134,7 +141,7 @@ describe('provisionDevice workflow', () => {
     const input: ProvisionDeviceInput = {
       deviceId: 'wf-flaky-1',
       metadata: {},
-      hooks: [hooks.url('/flaky')],
+      hooks: [hookFingerprint(hooks.url('/flaky'))],
       requestedAt: '2026-11-23T00:00:00Z',
     };
     const start = engine.now().getTime();
@@ -155,21 +162,28 @@ describe('provisionDevice workflow', () => {
     const input: ProvisionDeviceInput = {
       deviceId: 'wf-broken-1',
       metadata: { site: 'north' },
-      hooks: [hooks.url('/sim'), hooks.url('/broken')],
+      hooks: [hookFingerprint(hooks.url('/sim')), hookFingerprint(hooks.url('/broken'))],
       requestedAt: '2026-11-23T00:00:00Z',
     };
     engine.start('provisionDevice', 'wf-broken', input);
     const done = await engine.whenDone('wf-broken');
     expect(done.runtimeStatus).toBe('Failed');
     expect(String(done.output)).toMatch(
-      /Provisioning of 'wf-broken-1' failed at step 'call-hooks': .*HTTP 500.*Compensated: hook 1, registry, identity, outcome\./,
+      /Provisioning of 'wf-broken-1' failed at step 'call-hooks': .*HTTP 500.*Compensated: hook 1, registry, identity, outcome\. NOT compensated: hook 2: .*HTTP 500/,
     );
-    expect(done.customStatus).toMatchObject({ step: 'failed', failedStep: 'call-hooks', problems: [] });
+    expect(done.customStatus).toMatchObject({
+      step: 'failed',
+      failedStep: 'call-hooks',
+      compensated: ['hook 1', 'registry', 'identity', 'outcome'],
+      problems: [expect.stringMatching(/^hook 2: .*HTTP 500/)],
+    });
     // Every attempt the retry policy allows (5), then the cancel notice to the hook that had succeeded.
     const calls = hooks.calls.filter((c) => c.body.deviceId === 'wf-broken-1');
     expect(calls.map((c) => `${c.path} ${String(c.body.event)}`)).toEqual([
       '/sim device.provisioned',
       ...Array<string>(5).fill('/broken device.provisioned'),
+      // The failing hook is told too (it may have acted before failing); it keeps failing, 4 attempts.
+      ...Array<string>(4).fill('/broken device.provisioning-cancelled'),
       '/sim device.provisioning-cancelled',
     ]);
     expect(await adapters.identities.get('wf-broken-1')).toBeUndefined();
