@@ -86,7 +86,10 @@ const jobIdParam = {
 };
 const accepted = (description: string, schema: object) =>
   ok(description, schema, {
-    Location: { description: 'statusQueryGetUri', schema: { type: 'string' } },
+    Location: {
+      description: 'The status route of this API: /api/provisioning/{instanceId}',
+      schema: { type: 'string' },
+    },
     'Retry-After': { description: 'Seconds to wait before polling', schema: { type: 'integer' } },
   });
 const jobRecord = {

@@ -25,6 +25,7 @@ import {
 } from './ports.js';
 import { splitDeviceIds } from './query-condition.js';
 import { nextRun, parseRepeat } from './schedule.js';
+import { failureMessage } from '../shared/workflows.js';
 
 export const SCHEDULED_JOB = 'scheduledJob';
 export const CANCEL_EVENT = 'cancel';
@@ -85,9 +86,6 @@ const SLOW_POLL_MS = 300_000;
 /** How long past `maxExecutionTimeInSeconds` a job may stay non-terminal before the run gives up on it. */
 const DEADLINE_MARGIN_MS = 600_000;
 
-const messageOf = (error: unknown) =>
-  (error instanceof Error ? error.message : String(error)).split('\n')[0] ?? '';
-
 /** The orchestrator. Deterministic: time from `currentUtcDateTime`, ids from the input, no I/O. */
 export function* scheduledJobOrchestrator(context: OrchestrationContext): Generator<Task, unknown, unknown> {
   const input = context.df.getInput<ScheduledJobInput>();
@@ -97,6 +95,8 @@ export function* scheduledJobOrchestrator(context: OrchestrationContext): Genera
   // later wait sees that (a race only notices completions that happen while it waits).
   const cancelTask = context.df.waitForExternalEvent(CANCEL_EVENT);
   const cancelled = { value: false };
+  // Read through a function: a wait may set it, which the compiler's narrowing would not see.
+  const isCancelled = () => cancelled.value;
 
   /** Waits until `until` (at once when past); true when this wait is where the cancel was noticed. */
   const sleep = function* (until: Date): Generator<Task, boolean, unknown> {
@@ -157,7 +157,7 @@ export function* scheduledJobOrchestrator(context: OrchestrationContext): Genera
       if (cancelled.value || (yield* sleep(now()))) break;
       const hubJobId = `${jobId}-r${run}-b${index}`;
       let job: HubJob | undefined;
-      while (!job && !cancelled.value) {
+      while (!job && !isCancelled()) {
         context.df.setCustomStatus({ run, step: 'starting', batch: index + 1, batches: batches.length });
         const reply = (yield context.df.callActivityWithRetry(JobActivity.startHubJob, activityRetry(), {
           hubJobId,
@@ -189,7 +189,7 @@ export function* scheduledJobOrchestrator(context: OrchestrationContext): Genera
       for (let poll = 1; !TERMINAL_JOB_STATUSES.has(job.status); poll++) {
         context.df.setCustomStatus({
           run,
-          step: cancelled.value ? 'cancelling' : 'running',
+          step: isCancelled() ? 'cancelling' : 'running',
           batch: index + 1,
           batches: batches.length,
           hubJobStatus: job.status,
@@ -199,7 +199,7 @@ export function* scheduledJobOrchestrator(context: OrchestrationContext): Genera
           poll > FAST_POLLS ? Math.max(input.pollIntervalMs, SLOW_POLL_MS) : input.pollIntervalMs;
         yield* sleep(new Date(now().getTime() + interval));
         const overdue = now().getTime() > deadline;
-        if ((cancelled.value || overdue) && !cancelSent) {
+        if ((isCancelled() || overdue) && !cancelSent) {
           cancelSent = true;
           if (overdue) failureReason = `IoT Hub job ${hubJobId} did not end within maxExecutionTimeInSeconds`;
           yield context.df.callActivityWithRetry(JobActivity.cancelHubJob, activityRetry(), { hubJobId });
@@ -220,7 +220,7 @@ export function* scheduledJobOrchestrator(context: OrchestrationContext): Genera
       if (failureReason !== undefined) break;
     }
   } catch (error) {
-    failureReason = messageOf(error);
+    failureReason = failureMessage(error);
   }
 
   // 4. Record the outcome of this run; a cancel that arrived meanwhile stops the repeat.
@@ -237,7 +237,12 @@ export function* scheduledJobOrchestrator(context: OrchestrationContext): Genera
     }
   } catch (error) {
     // The record could not be written even after retries: say so in the status, and keep the schedule.
-    context.df.setCustomStatus({ run, step: 'record-failed', reason: messageOf(error), lastRun: runInfo });
+    context.df.setCustomStatus({
+      run,
+      step: 'record-failed',
+      reason: failureMessage(error),
+      lastRun: runInfo,
+    });
   }
   context.df.setCustomStatus({
     run,

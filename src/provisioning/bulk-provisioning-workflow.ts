@@ -14,11 +14,13 @@ import { DeviceAlreadyExistsError, ThrottledError } from '../shared/errors.js';
 import { generateKeys, type SymmetricKeys } from './keys.js';
 import { MAX_BULK_DEVICES, type IdentityStore, type PrivateFiles } from './ports.js';
 import type { DeviceRegistry } from './registry.js';
+import { failureMessage } from '../shared/workflows.js';
 
 export const BULK_PROVISION = 'bulkProvision';
 export const BULK_PROVISION_CHUNK = 'bulkProvisionChunk';
 export const BulkActivity = {
   provisionChunk: 'bulkProvisionCreateChunk',
+  salvageChunk: 'bulkProvisionSalvageChunk',
   assemble: 'bulkProvisionAssembleResults',
 } as const;
 
@@ -89,7 +91,8 @@ export function* bulkProvisionOrchestrator(context: OrchestrationContext): Gener
       totals.failed += counts.failed;
     }
     const more = first + perWave < input.chunks;
-    const nextWave = waveStart + 60_000;
+    // At least a minute per wave, longer when the rate is below one chunk (100 devices) per minute.
+    const nextWave = waveStart + Math.max(60_000, (perWave * MAX_BULK_DEVICES * 60_000) / input.opsPerMinute);
     if (more && context.df.currentUtcDateTime.getTime() < nextWave) {
       yield context.df.createTimer(new Date(nextWave));
     }
@@ -113,24 +116,34 @@ export function* bulkProvisionChunkOrchestrator(
   context: OrchestrationContext,
 ): Generator<Task, unknown, unknown> {
   const input = context.df.getInput<{ runId: string; index: number }>();
-  for (let wait = 1; ; wait++) {
-    const reply = (yield context.df.callActivityWithRetry(
-      BulkActivity.provisionChunk,
-      transientRetry(),
-      input,
-    )) as ChunkReply;
-    if (!reply.throttled) {
-      const { throttled: _throttled, ...counts } = reply;
-      return counts;
+  let reason: string;
+  try {
+    for (let wait = 1; ; wait++) {
+      const reply = (yield context.df.callActivityWithRetry(
+        BulkActivity.provisionChunk,
+        transientRetry(),
+        input,
+      )) as ChunkReply;
+      if (!reply.throttled) {
+        const { throttled: _throttled, ...counts } = reply;
+        return counts;
+      }
+      if (wait > MAX_THROTTLE_WAITS) throw new Error(`still throttled after ${MAX_THROTTLE_WAITS} waits`);
+      context.df.setCustomStatus({ throttledWaits: wait });
+      // IoT Hub's Retry-After when it gave one, otherwise 10 s doubling up to 5 minutes.
+      const delay = reply.retryAfterMs ?? Math.min(300_000, 10_000 * 2 ** (wait - 1));
+      yield context.df.createTimer(new Date(context.df.currentUtcDateTime.getTime() + delay));
     }
-    if (wait > MAX_THROTTLE_WAITS) {
-      throw new Error(`Chunk ${input.index} stayed throttled after ${MAX_THROTTLE_WAITS} waits.`);
-    }
-    context.df.setCustomStatus({ throttledWaits: wait });
-    // IoT Hub's Retry-After when it gave one, otherwise 10 s doubling up to 5 minutes.
-    const delay = reply.retryAfterMs ?? Math.min(300_000, 10_000 * 2 ** (wait - 1));
-    yield context.df.createTimer(new Date(context.df.currentUtcDateTime.getTime() + delay));
+  } catch (error) {
+    reason = failureMessage(error) || 'failed';
   }
+  // The chunk gave up: record per device what did happen (identities created with our keys are kept and
+  // reported with them), so the run still completes and no key is lost.
+  context.df.setCustomStatus({ salvaging: true, reason });
+  return yield context.df.callActivityWithRetry(BulkActivity.salvageChunk, transientRetry(), {
+    ...input,
+    reason,
+  });
 }
 
 export interface BulkProvisioningDeps {
@@ -161,6 +174,62 @@ const parseLines = (text: string): BulkResultLine[] =>
 export function makeBulkProvisioningActivities(deps: BulkProvisioningDeps) {
   const connectionString = (id: string, keys: SymmetricKeys) =>
     `HostName=${deps.hostName};DeviceId=${id};SharedAccessKey=${keys.primaryKey}`;
+  const throttledReply = (error: ThrottledError): ChunkReply => ({
+    throttled: true,
+    ...(error.retryAfterSeconds !== undefined ? { retryAfterMs: error.retryAfterSeconds * 1000 } : {}),
+  });
+  /** The identity exists and carries the keys this run generated for it. */
+  const isOurs = async (deviceId: string, keys: SymmetricKeys) =>
+    (await deps.identities.get(deviceId))?.keys.primaryKey === keys.primaryKey;
+
+  /** Registry entry for an identity this run created; the result line with its keys. */
+  const completeDevice = async (spec: BulkDeviceSpec, keys: SymmetricKeys): Promise<BulkResultLine> => {
+    const now = (deps.now?.() ?? new Date()).toISOString();
+    try {
+      await deps.registry.create({
+        id: spec.id,
+        status: 'enabled',
+        metadata: spec.metadata,
+        createdAt: now,
+        updatedAt: now,
+      });
+    } catch (error) {
+      if (!(error instanceof DeviceAlreadyExistsError)) {
+        // Same rule as single registration: no identity without a registry entry.
+        await deps.identities.delete(spec.id).catch(() => false);
+        return { deviceId: spec.id, outcome: 'failed', error: 'registry write failed; identity removed' };
+      }
+    }
+    return { deviceId: spec.id, outcome: 'created', keys, connectionString: connectionString(spec.id, keys) };
+  };
+
+  /**
+   * The result lines of a chunk that could not finish normally: devices whose identity carries this run's keys
+   * are completed and reported with them; every other device is reported failed with the reason.
+   */
+  const salvage = async (runId: string, index: number, reason: string): Promise<string> => {
+    const done = await deps.work.read(bulkChunkResultBlob(runId, index));
+    if (done !== undefined) return done;
+    const specs = JSON.parse(
+      (await deps.work.read(bulkRequestBlob(runId, index))) ?? '[]',
+    ) as BulkDeviceSpec[];
+    const keysText = await deps.work.read(bulkKeysBlob(runId, index));
+    const keys = keysText === undefined ? {} : (JSON.parse(keysText) as Record<string, SymmetricKeys>);
+    const limit = pLimit(4);
+    const lines = await Promise.all(
+      specs.map((spec) =>
+        limit(async (): Promise<BulkResultLine> => {
+          const ourKeys = keys[spec.id];
+          if (ourKeys && (await isOurs(spec.id, ourKeys))) return completeDevice(spec, ourKeys);
+          return { deviceId: spec.id, outcome: 'failed', error: `chunk ${index} failed: ${reason}` };
+        }),
+      ),
+    );
+    return deps.work.writeOnce(
+      bulkChunkResultBlob(runId, index),
+      lines.map((line) => JSON.stringify(line)).join('\n') + '\n',
+    );
+  };
 
   return {
     [BulkActivity.provisionChunk]: async (input: { runId: string; index: number }): Promise<ChunkReply> => {
@@ -186,67 +255,40 @@ export function makeBulkProvisioningActivities(deps: BulkProvisioningDeps) {
           specs.map((s) => ({ deviceId: s.id, keys: keysOf(s.id) })),
         );
       } catch (error) {
-        if (error instanceof ThrottledError) {
-          return {
-            throttled: true,
-            ...(error.retryAfterSeconds !== undefined
-              ? { retryAfterMs: error.retryAfterSeconds * 1000 }
-              : {}),
-          };
-        }
+        if (error instanceof ThrottledError) return throttledReply(error);
         throw error;
       }
 
-      const now = (deps.now?.() ?? new Date()).toISOString();
       const limit = pLimit(8);
-      const lines = await Promise.all(
-        specs.map((spec, i) =>
-          limit(async (): Promise<BulkResultLine> => {
-            const outcome = outcomes[i];
-            let ours = outcome?.ok === true;
-            if (outcome && !outcome.ok && outcome.error === 'already-exists') {
-              // Ours from an earlier attempt of this chunk when the stored keys are the ones generated here.
-              const existing = await deps.identities.get(spec.id);
-              ours = existing?.keys.primaryKey === keysOf(spec.id).primaryKey;
-            }
-            if (!ours) {
-              const error = outcome && !outcome.ok ? outcome : undefined;
-              return {
-                deviceId: spec.id,
-                outcome:
-                  error?.error === 'already-exists' || error?.error === 'invalid' ? error.error : 'failed',
-                error: error?.message ?? 'no outcome from the identity store',
-              };
-            }
-            try {
-              await deps.registry.create({
-                id: spec.id,
-                status: 'enabled',
-                metadata: spec.metadata,
-                createdAt: now,
-                updatedAt: now,
-              });
-            } catch (error) {
-              if (!(error instanceof DeviceAlreadyExistsError)) {
-                // Same rule as single registration: no identity without a registry entry.
-                await deps.identities.delete(spec.id).catch(() => false);
+      let lines: BulkResultLine[];
+      try {
+        lines = await Promise.all(
+          specs.map((spec, i) =>
+            limit(async (): Promise<BulkResultLine> => {
+              const outcome = outcomes[i];
+              let ours = outcome?.ok === true;
+              if (outcome && !outcome.ok && outcome.error === 'already-exists') {
+                // Ours from an earlier attempt of this chunk when the stored keys are the ones generated here.
+                ours = await isOurs(spec.id, keysOf(spec.id));
+              }
+              if (!ours) {
+                const error = outcome && !outcome.ok ? outcome : undefined;
                 return {
                   deviceId: spec.id,
-                  outcome: 'failed',
-                  error: 'registry write failed; identity removed',
+                  outcome:
+                    error?.error === 'already-exists' || error?.error === 'invalid' ? error.error : 'failed',
+                  error: error?.message ?? 'no outcome from the identity store',
                 };
               }
-            }
-            const deviceKeys = keysOf(spec.id);
-            return {
-              deviceId: spec.id,
-              outcome: 'created',
-              keys: deviceKeys,
-              connectionString: connectionString(spec.id, deviceKeys),
-            };
-          }),
-        ),
-      );
+              return completeDevice(spec, keysOf(spec.id));
+            }),
+          ),
+        );
+      } catch (error) {
+        // A throttled look-up: nothing recorded yet, so the whole chunk can run again after a durable wait.
+        if (error instanceof ThrottledError) return throttledReply(error);
+        throw error;
+      }
       const stored = await deps.work.writeOnce(
         bulkChunkResultBlob(runId, index),
         lines.map((line) => JSON.stringify(line)).join('\n') + '\n',
@@ -254,22 +296,27 @@ export function makeBulkProvisioningActivities(deps: BulkProvisioningDeps) {
       return { throttled: false, ...countsOf(parseLines(stored)) };
     },
 
+    [BulkActivity.salvageChunk]: async (input: { runId: string; index: number; reason: string }) =>
+      countsOf(parseLines(await salvage(input.runId, input.index, input.reason))),
+
     [BulkActivity.assemble]: async (input: { runId: string; chunks: number }) => {
       const name = `${input.runId}.jsonl`;
       const shown = `${deps.resultsContainer}/${name}`;
+      const cleanUp = async () => {
+        for (const prefix of ['requests', 'keys', 'results'])
+          await deps.work.deletePrefix(`${prefix}/${input.runId}/`);
+      };
+      if ((await deps.results.read(name)) !== undefined) {
+        // Assembled by an earlier attempt, which may have stopped half-way through the clean-up.
+        await cleanUp();
+        return { results: shown };
+      }
       const parts: string[] = [];
       for (let index = 0; index < input.chunks; index++) {
-        const part = await deps.work.read(bulkChunkResultBlob(input.runId, index));
-        if (part === undefined) {
-          // Already assembled and cleaned up by an earlier attempt.
-          if ((await deps.results.read(name)) !== undefined) return { results: shown };
-          throw new Error(`Chunk ${index} of run '${input.runId}' has no results.`);
-        }
-        parts.push(part);
+        parts.push(await salvage(input.runId, index, 'no result was recorded'));
       }
       await deps.results.write(name, parts.join(''));
-      for (const prefix of ['requests', 'keys', 'results'])
-        await deps.work.deletePrefix(`${prefix}/${input.runId}/`);
+      await cleanUp();
       return { results: shown };
     },
   };

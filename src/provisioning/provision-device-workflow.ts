@@ -15,6 +15,7 @@ import type { IdentityStore, PrivateFiles } from './ports.js';
 import type { ProvisioningService } from './provisioning-service.js';
 import type { DeviceRegistry } from './registry.js';
 import { validateDesiredPatch, type TwinStore } from './twin.js';
+import { failureMessage } from '../shared/workflows.js';
 
 export const PROVISION_DEVICE = 'provisionDevice';
 
@@ -86,10 +87,6 @@ function compensationRetry(): df.RetryOptions {
   return options;
 }
 
-// The first line only: in Azure a failed activity's message also carries its details (stack) on later lines.
-const messageOf = (error: unknown) =>
-  (error instanceof Error ? error.message : String(error)).split('\n')[0] ?? '';
-
 /** The orchestrator. Deterministic: time from `currentUtcDateTime`, ids from the input, no I/O. */
 export function* provisionDeviceOrchestrator(
   context: OrchestrationContext,
@@ -146,7 +143,7 @@ export function* provisionDeviceOrchestrator(
     yield context.df.callActivityWithRetry(ProvisionDeviceActivity.activate, stepRetry(), { deviceId });
   } catch (error) {
     const failedStep = step;
-    const reason = messageOf(error);
+    const reason = failureMessage(error);
     context.df.setCustomStatus({ deviceId, step: 'compensating', failedStep, reason });
     const compensated: string[] = [];
     const problems: string[] = [];
@@ -159,7 +156,7 @@ export function* provisionDeviceOrchestrator(
         yield context.df.callActivityWithRetry(activity, compensationRetry(), payload);
         compensated.push(label);
       } catch (undoError) {
-        problems.push(`${label}: ${messageOf(undoError)}`);
+        problems.push(`${label}: ${failureMessage(undoError)}`);
       }
     };
     // The hook that failed may have acted before it failed (a timeout): it is told too.
@@ -203,7 +200,7 @@ export function* provisionDeviceOrchestrator(
     context.df.setCustomStatus({ deviceId, step: 'done' });
     return { deviceId, outcome: 'provisioned', results };
   } catch (error) {
-    const reason = messageOf(error);
+    const reason = failureMessage(error);
     context.df.setCustomStatus({ deviceId, step: 'publish-failed', reason });
     throw new Error(
       `Device '${deviceId}' is provisioned and active, but its outcome could not be published (${reason}); its keys stay in the private work blob keys/${workflowId}.json, or reset its credentials.`,

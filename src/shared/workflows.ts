@@ -35,3 +35,10 @@ export interface WorkflowClient {
 /** A workflow's terminal statuses: nothing more will happen to it. */
 export const isFinished = (status: WorkflowRuntimeStatus): boolean =>
   status === 'Completed' || status === 'Failed' || status === 'Terminated';
+
+/**
+ * What an orchestrator shows of a failed task: the first line of its message. In Azure a failed activity
+ * reaches a Node orchestrator as `Error("<reason> \n <details>")`, the details being a stack trace.
+ */
+export const failureMessage = (error: unknown): string =>
+  (error instanceof Error ? error.message : String(error)).split('\n')[0]?.trim() ?? '';

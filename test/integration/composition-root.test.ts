@@ -49,6 +49,7 @@ describe('composition root (src/index.ts) loaded as the Functions host loads it'
         'bulkProvisionAssembleResults',
         'bulkProvisionChunk',
         'bulkProvisionCreateChunk',
+        'bulkProvisionSalvageChunk',
         'jobCancelHubJob',
         'jobGetHubJob',
         'jobNotify',

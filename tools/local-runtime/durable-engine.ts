@@ -647,17 +647,12 @@ export class DurableEngine {
   }
 }
 
-/** The failure fields of TaskFailed / SubOrchestrationInstanceFailed, as the extension writes them. */
+/**
+ * The failure fields of TaskFailed / SubOrchestrationInstanceFailed as the Functions host gives them to Node
+ * orchestrators: `Reason` and `Details` only (the orchestrator sees `Error("<Reason> \n <Details>")`), no
+ * structured FailureDetails.
+ */
 function failure(error: unknown): Record<string, unknown> {
   const e = error instanceof Error ? error : new Error(String(error));
-  return {
-    Reason: e.message,
-    Details: e.stack ?? '',
-    FailureDetails: {
-      ErrorType: e.name,
-      ErrorMessage: e.message,
-      StackTrace: e.stack,
-      IsNonRetriable: false,
-    },
-  };
+  return { Reason: e.message, Details: e.stack ?? '' };
 }

@@ -272,6 +272,24 @@ describe('bulkProvision workflow', () => {
     expect(await nonDeterministicEpisodes(engine, `${instanceId}:chunk:1`, child)).toEqual([]);
   });
 
+  it('paces below one chunk per minute: at 50 operations per minute, 100 devices every 2 minutes', async () => {
+    for (const chunk of [0, 1]) {
+      await adapters.work.write(
+        `requests/slow/${chunk}.json`,
+        JSON.stringify([{ id: `slow-${chunk}`, metadata: {} }]),
+      );
+    }
+    const start = engine.now().getTime();
+    engine.start('bulkProvision', 'slow', {
+      total: 2,
+      chunks: 2,
+      opsPerMinute: 50,
+      requestedAt: '2026-11-23T00:00:00Z',
+    });
+    expect((await engine.whenDone('slow')).output).toMatchObject({ created: 2 });
+    expect(engine.now().getTime() - start).toBe(120_000);
+  });
+
   it('re-running a chunk activity returns the same counts and creates nothing twice', async () => {
     const activity = registrations.find((r) => r.metadata.name === 'bulkProvisionCreateChunk');
     await adapters.work.write('requests/rerun/0.json', JSON.stringify([{ id: 'rerun-1', metadata: {} }]));

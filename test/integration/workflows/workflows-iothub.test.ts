@@ -69,6 +69,17 @@ async function createJob(engine: DurableEngine, body: unknown): Promise<string> 
   return response.jsonBody.id;
 }
 
+/** The bulk starter over this file's adapters, paced for S3 so a wave holds every chunk. */
+const bulkHandlers = () =>
+  makeWorkflowHandlers({
+    identities: adapters.identities,
+    work: adapters.work,
+    results: adapters.results,
+    hooks: [],
+    registryOpsPerMinute: 5000,
+    maxMetadataBytes: 8192,
+  });
+
 const scheduledActivities = (engine: DurableEngine, instanceId: string, name: string) =>
   engine
     .executions(instanceId)
@@ -151,19 +162,56 @@ describe('scheduled jobs against IoT Hub (wire-level fake, real JobClient)', () 
   });
 });
 
+describe('cancellation that arrives while an activity runs', () => {
+  it('is not lost: the next wait sees it and the IoT Hub job is cancelled', async () => {
+    const engine = engineFromRegistrations(registrations, 'manual');
+    const id = await createJob(engine, {
+      type: 'twinUpdate',
+      target: { deviceIds: ['hub-dev-2'] },
+      twinPatch: { late: true },
+    });
+    await engine.idle();
+    expect(hub.jobs.get(`${id}-r1-b0`)?.status).toBe('queued');
+    // The poll timer fires and getHubJob starts; the cancel arrives before it has answered.
+    engine.advance(10_000);
+    engine.raiseEvent(id, 'cancel', { at: 'during-poll' });
+    await engine.idle();
+    expect(hub.jobs.get(`${id}-r1-b0`)?.status).toBe('cancelled');
+    engine.advance(10_000);
+    const done = await engine.whenDone(id);
+    expect(done.output).toMatchObject({ status: 'cancelled' });
+    expect((await adapters.jobs.get(id))?.status).toBe('cancelled');
+  });
+});
+
 describe('bulk provisioning against IoT Hub (wire-level fake, real Registry)', () => {
+  it('completes the run when a chunk stays throttled, reporting the devices of that chunk as failed', async () => {
+    const engine = engineFromRegistrations(registrations);
+    const handlers = bulkHandlers();
+    const body = JSON.stringify(Array.from({ length: 30 }, (_, i) => ({ id: `hub-stuck-${i}` })));
+    // More 429s than the chunk waits for (20), then the salvage's look-ups find no identity.
+    hub.throttleNext(21);
+    const response = (await handlers.startBulkProvisioning(
+      request('POST', 'provisioning/bulk', body),
+      engineWorkflowClient(engine, ''),
+    )) as ApiResponse & { jsonBody: { id: string } };
+    const done = await engine.whenDone(response.jsonBody.id);
+    expect(done.runtimeStatus).toBe('Completed');
+    expect(done.output).toMatchObject({ total: 30, created: 0, failed: 30 });
+    const lines = ((await adapters.results.read(`${response.jsonBody.id}.jsonl`)) ?? '').trim().split('\n');
+    expect(lines).toHaveLength(30);
+    expect(JSON.parse(lines[0] ?? '{}')).toMatchObject({
+      outcome: 'failed',
+      error: expect.stringContaining('still throttled after 20 waits') as unknown,
+    });
+  });
+
   it('waits on a durable timer when IoT Hub throttles a chunk (429), then creates every device', async () => {
     const engine = engineFromRegistrations(registrations);
-    const handlers = makeWorkflowHandlers({
-      identities: adapters.identities,
-      work: adapters.work,
-      results: adapters.results,
-      hooks: [],
-      registryOpsPerMinute: 5000,
-      maxMetadataBytes: 8192,
-    });
+    const handlers = bulkHandlers();
     const body = JSON.stringify(Array.from({ length: 150 }, (_, i) => ({ id: `hub-bulk-${i}` })));
     const start = engine.now().getTime();
+    const requestsBefore = hub.requests.length;
     hub.throttleNext(1);
     const response = (await handlers.startBulkProvisioning(
       request('POST', 'provisioning/bulk', body),
@@ -181,7 +229,9 @@ describe('bulk provisioning against IoT Hub (wire-level fake, real Registry)', (
     );
     expect(attempts.sort()).toEqual([1, 2]);
     expect(engine.now().getTime() - start).toBe(10_000);
-    const bulkCalls = hub.requests.filter((r) => r.method === 'POST' && r.path === '/devices');
+    const bulkCalls = hub.requests
+      .slice(requestsBefore)
+      .filter((r) => r.method === 'POST' && r.path === '/devices');
     expect(bulkCalls).toHaveLength(3);
     const chunk = orchestratorOf(registrations, 'bulkProvisionChunk');
     for (const c of [0, 1])

@@ -121,7 +121,8 @@ describe('local durable engine (durable-functions replay protocol)', () => {
     );
     engine.start('flow', 'c1');
     expect((await engine.whenDone('c1')).output).toBe('compensated');
-    expect(undone).toEqual(['RangeError: nope']);
+    // As the Functions host reports it to Node orchestrators: the reason, then the details.
+    expect(String(undone[0]).split('\n')[0]?.trim()).toBe('nope');
   });
 
   it('fires durable timers on the virtual clock and runs sub-orchestrations', async () => {
