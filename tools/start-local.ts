@@ -1,11 +1,14 @@
 /**
- * `npm start`: starts the embedded services (Azurite with data under .local/, the local Cosmos DB server),
- * prints where everything is, then runs `func start` against them when Azure Functions Core Tools are on PATH.
+ * `npm start`: starts the embedded services (Azurite with data under .local/, the local Cosmos DB server), then
+ * runs `func start` against them when Azure Functions Core Tools are on PATH, or else the embedded local runtime
+ * (tools/local-runtime/runtime.ts), and prints where everything is.
  */
 import { spawn, spawnSync } from 'node:child_process';
 import { existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { resolve } from 'node:path';
 import { parseArgs } from 'node:util';
+import { SETTING_NAMES } from '../src/config.js';
+import { startRuntime } from './local-runtime/runtime.js';
 import { localAppSettings, startLocalServices } from './local-services.js';
 
 const { values: args } = parseArgs({
@@ -16,6 +19,8 @@ const { values: args } = parseArgs({
     'table-port': { type: 'string', default: process.env.LOCAL_TABLE_PORT ?? '10002' },
     'cosmos-port': { type: 'string', default: process.env.LOCAL_COSMOS_PORT ?? '8081' },
     'data-dir': { type: 'string', default: process.env.LOCAL_DATA_DIR ?? '.local' },
+    'http-port': { type: 'string', default: process.env.LOCAL_HTTP_PORT ?? '7071' },
+    embedded: { type: 'boolean', default: false },
   },
 });
 
@@ -46,42 +51,86 @@ const services = await startLocalServices({
 });
 
 const settings = localAppSettings(services);
-// local.settings.json is what `func start` reads; create it from the sample, pointed at these services.
-if (!existsSync('local.settings.json')) {
-  const sample = JSON.parse(readFileSync('local.settings.sample.json', 'utf8')) as {
-    Values: Record<string, string>;
-  };
-  writeFileSync(
-    'local.settings.json',
-    JSON.stringify({ ...sample, Values: { ...sample.Values, ...settings } }, null, 2),
-  );
-  console.log('wrote local.settings.json from local.settings.sample.json');
-}
-
-console.log(`
-embedded services are up
-  Azurite Blob      ${services.blobEndpoint}
-  Azurite Queue     ${services.queueEndpoint}
-  Azurite Table     ${services.tableEndpoint}
-  Cosmos DB         ${services.cosmosEndpoint} (self-signed TLS, data in memory only)
-  data folder       ${args['in-memory'] ? '(in memory)' : azuriteDir}
-  API base URL      http://localhost:7071/api (when the Functions host runs)
-`);
-
-const stop = async (code: number) => {
+const stopServices = async (code: number) => {
   await services.stop();
   process.exit(code);
 };
-process.on('SIGINT', () => void stop(0));
-process.on('SIGTERM', () => void stop(0));
 
-const hasFunc = spawnSync('func', ['--version'], { stdio: 'ignore' }).status === 0;
+const hasFunc = !args.embedded && spawnSync('func', ['--version'], { stdio: 'ignore' }).status === 0;
+const describeServices = () =>
+  [
+    `  Azurite Blob      ${services.blobEndpoint}`,
+    `  Azurite Queue     ${services.queueEndpoint}`,
+    `  Azurite Table     ${services.tableEndpoint}`,
+    `  Cosmos DB         ${services.cosmosEndpoint} (self-signed TLS; data in memory only, see README)`,
+    `  data folder       ${args['in-memory'] ? '(in memory)' : azuriteDir}`,
+  ].join('\n');
+
 if (hasFunc) {
-  const func = spawn('func', ['start'], { stdio: 'inherit', env: { ...process.env, ...settings } });
-  func.on('exit', (code) => void stop(code ?? 0));
-} else {
+  // local.settings.json is what `func start` reads; create it from the sample, pointed at these services.
+  if (!existsSync('local.settings.json')) {
+    const sample = JSON.parse(readFileSync('local.settings.sample.json', 'utf8')) as {
+      Values: Record<string, string>;
+    };
+    writeFileSync(
+      'local.settings.json',
+      JSON.stringify({ ...sample, Values: { ...sample.Values, ...settings } }, null, 2),
+    );
+    console.log('wrote local.settings.json from local.settings.sample.json');
+  }
   console.log(
-    'Azure Functions Core Tools (func) not found: the emulators keep running (Ctrl-C stops them); ' +
-      'the embedded runtime that serves the functions without func is not built yet (see README).',
+    `embedded services are up\n${describeServices()}\n  API base URL      http://localhost:7071/api (func start)`,
   );
+  process.on('SIGINT', () => void stopServices(0));
+  process.on('SIGTERM', () => void stopServices(0));
+  const func = spawn('func', ['start'], { stdio: 'inherit', env: { ...process.env, ...settings } });
+  func.on('exit', (code) => void stopServices(code ?? 0));
+} else {
+  console.log('Azure Functions Core Tools (func) not found: running the embedded local runtime instead.');
+  const fromFile = (path: string) =>
+    existsSync(path)
+      ? ((JSON.parse(readFileSync(path, 'utf8')) as { Values?: Record<string, string> }).Values ?? {})
+      : {};
+  // Setting names given in the environment win, so a run can be configured without editing files.
+  const fromEnv = Object.fromEntries(
+    SETTING_NAMES.flatMap((name) =>
+      process.env[name] === undefined ? [] : [[name, process.env[name] as string]],
+    ),
+  );
+  const runtime = await startRuntime({
+    settings: {
+      ...fromFile('local.settings.sample.json'),
+      ...fromFile('local.settings.json'),
+      // The embedded Event Hubs are in-process: these only name them.
+      IotHubEventsConnection: 'Endpoint=sb://localhost/;SharedAccessKeyName=local;SharedAccessKey=local',
+      IotHubEventHubName: 'iothub-events',
+      IngestConsumerGroup: 'ingest',
+      // No identity-registry throttle locally.
+      Provisioning__RegistryOpsPerMinute: '100000',
+      Jobs__PollIntervalSeconds: '2',
+      ...settings,
+      ...fromEnv,
+    },
+    port: port('http-port', args['http-port']),
+    log: (message) => {
+      console.log(message);
+    },
+  }).catch((error: unknown) => {
+    console.error(`npm start: ${error instanceof Error ? error.message : String(error)}`);
+    console.error('Choose another HTTP port with --http-port (or LOCAL_HTTP_PORT).');
+    return stopServices(1);
+  });
+  console.log(`
+backend is up (embedded local runtime)
+  API base URL      ${runtime.apiBaseUrl}
+  device gateway    ${runtime.gatewayUrl}
+  OpenAPI           ${runtime.apiBaseUrl}/openapi.json
+${describeServices()}
+Ctrl-C stops everything.`);
+  const stop = async () => {
+    await runtime.stop();
+    await stopServices(0);
+  };
+  process.on('SIGINT', () => void stop());
+  process.on('SIGTERM', () => void stop());
 }

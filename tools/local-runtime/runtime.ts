@@ -1,0 +1,588 @@
+/**
+ * The embedded local runtime: what `npm start` runs when Azure Functions Core Tools are not installed. It
+ * loads the app through its real entry point with a local `@azure/functions-core` provider, so every
+ * `app.*` / `df.app.*` registration is served with its binding metadata:
+ *
+ * - HTTP triggers at `http://localhost:{port}/{routePrefix}/…` (route templates, methods, host.json prefix);
+ * - Event Hub triggers fed by in-process hubs (partitions, batches of `maxEventBatchSize`, the IoT Hub
+ *   built-in endpoint's trigger metadata, at-least-once with the function's retry policy);
+ * - a device gateway `POST /devices/{id}/messages/events` (IoT Hub's device HTTPS API, SAS-authenticated
+ *   against the identity store) feeding the IoT Hub events hub;
+ * - the local rule evaluator reading those events and writing anomalies to the anomalies hub;
+ * - Durable Functions: the local durable engine, with the management HTTP API the durable client and the
+ *   status URLs use.
+ */
+import functions, { type HttpResponseInit } from '@azure/functions';
+import { createHash, randomUUID } from 'node:crypto';
+import { readFileSync } from 'node:fs';
+import { createServer, type IncomingMessage, type ServerResponse } from 'node:http';
+import Module, { createRequire } from 'node:module';
+import type { AddressInfo } from 'node:net';
+import { fileURLToPath } from 'node:url';
+import { THRESHOLD_RULES, evaluateThreshold, type TelemetryPoint } from '../../src/alerts/rules.js';
+import { loadConfig } from '../../src/config.js';
+import { createAdapters } from '../../src/infra/adapters.js';
+import { parseSasToken, verifySasToken } from '../../src/provisioning/sas-token.js';
+import { DurableEngine, type ActivityHandler, type OrchestratorHandler } from './durable-engine.js';
+
+const { HttpRequest, InvocationContext } = functions;
+
+interface Registration {
+  metadata: {
+    name: string;
+    bindings: Record<string, Record<string, unknown>>;
+    retryOptions?: { maxRetryCount?: number; minimumInterval?: { seconds?: number } };
+  };
+  callback: (...args: unknown[]) => Promise<unknown>;
+}
+
+export interface RuntimeOptions {
+  /** App settings (what local.settings.json holds). */
+  settings: Record<string, string>;
+  /** HTTP port (0 = a free one). */
+  port: number;
+  log: (message: string) => void;
+}
+
+export interface Runtime {
+  /** e.g. http://localhost:7071 */
+  origin: string;
+  apiBaseUrl: string;
+  gatewayUrl: string;
+  stop(): Promise<void>;
+}
+
+const PARTITIONS = 4;
+const TASK_HUB = 'IotBackendHub';
+
+/** One event as an Event Hub keeps it. */
+interface HubEvent {
+  body: unknown;
+  properties: Record<string, unknown>;
+  systemProperties: Record<string, unknown>;
+  enqueuedTime: string;
+  sequenceNumber: number;
+  offset: string;
+}
+
+/** An in-process Event Hub: partitions, sequence numbers, and consumers that read at their own pace. */
+class LocalHub {
+  readonly partitions: HubEvent[][] = Array.from({ length: PARTITIONS }, () => []);
+  private readonly wakers = new Set<() => void>();
+
+  constructor(readonly name: string) {}
+
+  publish(
+    body: unknown,
+    partitionKey: string,
+    properties: Record<string, unknown>,
+    system: Record<string, unknown>,
+  ) {
+    const index = createHash('sha256').update(partitionKey).digest().readUInt32BE(0) % PARTITIONS;
+    const partition = this.partitions[index] as HubEvent[];
+    const sequenceNumber = partition.length + 1;
+    const enqueuedTime = new Date().toISOString();
+    partition.push({
+      body,
+      properties,
+      enqueuedTime,
+      sequenceNumber,
+      offset: String(sequenceNumber * 1024),
+      systemProperties: {
+        ...system,
+        'x-opt-sequence-number': sequenceNumber,
+        'x-opt-offset': String(sequenceNumber * 1024),
+        'x-opt-enqueued-time': enqueuedTime,
+      },
+    });
+    for (const wake of this.wakers) wake();
+  }
+
+  /** Calls `handle` with each new batch of each partition, in order, until stopped (at-least-once). */
+  consume(
+    consumerGroup: string,
+    maxBatch: number,
+    handle: (batch: HubEvent[], partitionId: string) => Promise<void>,
+  ) {
+    let stopped = false;
+    const positions = this.partitions.map(() => 0);
+    let wake: () => void = () => undefined;
+    const loop = async () => {
+      while (!stopped) {
+        let worked = false;
+        for (const [p, partition] of this.partitions.entries()) {
+          const from = positions[p] ?? 0;
+          if (from >= partition.length) continue;
+          const batch = partition.slice(from, from + maxBatch);
+          await handle(batch, String(p));
+          positions[p] = from + batch.length;
+          worked = true;
+        }
+        if (!worked) await new Promise<void>((resolve) => (wake = resolve));
+      }
+    };
+    const waker = () => {
+      wake();
+    };
+    this.wakers.add(waker);
+    const done = loop();
+    return {
+      consumerGroup,
+      stop: async () => {
+        stopped = true;
+        this.wakers.delete(waker);
+        wake();
+        await done;
+      },
+    };
+  }
+}
+
+/** The trigger metadata the Functions host gives a `cardinality: 'many'` Event Hub trigger (v4 key casing). */
+function triggerMetadata(
+  hub: LocalHub,
+  consumerGroup: string,
+  partitionId: string,
+  batch: readonly HubEvent[],
+) {
+  return {
+    partitionContext: { eventHubName: hub.name, consumerGroup, partitionId },
+    sequenceNumberArray: batch.map((e) => e.sequenceNumber),
+    offsetArray: batch.map((e) => e.offset),
+    enqueuedTimeUtcArray: batch.map((e) => e.enqueuedTime),
+    partitionKeyArray: batch.map(() => null),
+    propertiesArray: batch.map((e) => e.properties),
+    systemPropertiesArray: batch.map((e) => e.systemProperties),
+  };
+}
+
+const resolveSetting = (value: unknown, settings: Record<string, string>) =>
+  String(value).replace(/%([^%]+)%/g, (_m, name: string) => settings[name] ?? '');
+
+/** Route template → matcher; literal segments outrank parameters, as the Functions host routes. */
+function compileRoute(template: string): {
+  score: number;
+  match: (path: string) => Record<string, string> | undefined;
+} {
+  const segments = template.split('/').filter(Boolean);
+  const score = segments.length * 100 + segments.filter((s) => !s.startsWith('{')).length;
+  return {
+    score,
+    match: (path) => {
+      const parts = path.split('/').filter(Boolean);
+      if (parts.length !== segments.length) return undefined;
+      const params: Record<string, string> = {};
+      for (const [i, segment] of segments.entries()) {
+        const part = decodeURIComponent(parts[i] ?? '');
+        const param = /^\{([^}:?]+)/.exec(segment);
+        if (param?.[1]) params[param[1]] = part;
+        else if (segment.toLowerCase() !== part.toLowerCase()) return undefined;
+      }
+      return params;
+    },
+  };
+}
+
+const readBody = async (req: IncomingMessage): Promise<Buffer> => {
+  const chunks: Buffer[] = [];
+  for await (const chunk of req) chunks.push(chunk as Buffer);
+  return Buffer.concat(chunks);
+};
+
+function send(res: ServerResponse, status: number, body?: unknown, headers: Record<string, string> = {}) {
+  const text = body === undefined ? '' : typeof body === 'string' ? body : JSON.stringify(body);
+  res.writeHead(status, {
+    ...(body !== undefined && typeof body !== 'string' ? { 'content-type': 'application/json' } : {}),
+    ...headers,
+  });
+  res.end(text);
+}
+
+/** Loads the app, starts every trigger, and serves HTTP; resolves when the API is ready. */
+export async function startRuntime(options: RuntimeOptions): Promise<Runtime> {
+  const { settings, log } = options;
+  Object.assign(process.env, settings);
+
+  // The library registers through `@azure/functions-core`, which the real host provides: provide it.
+  const core = fileURLToPath(new URL('./functions-core.cjs', import.meta.url));
+  const internals = Module as unknown as {
+    _resolveFilename: (request: string, ...rest: unknown[]) => string;
+  };
+  const original = internals._resolveFilename;
+  internals._resolveFilename = function (this: unknown, request: string, ...rest: unknown[]) {
+    return request === '@azure/functions-core' ? core : original.call(this, request, ...rest);
+  };
+  const quiet = console.warn;
+  console.warn = () => undefined; // the library's notice about running outside the real host
+  try {
+    await import('../../src/index.js');
+  } finally {
+    console.warn = quiet;
+  }
+  const { registrations } = createRequire(import.meta.url)(core) as { registrations: Registration[] };
+
+  const hostJson = JSON.parse(readFileSync(new URL('../../../host.json', import.meta.url), 'utf8')) as {
+    extensions?: { http?: { routePrefix?: string }; eventHubs?: { maxEventBatchSize?: number } };
+  };
+  const routePrefix = hostJson.extensions?.http?.routePrefix ?? 'api';
+  const maxBatch = hostJson.extensions?.eventHubs?.maxEventBatchSize ?? 100;
+  const trigger = (r: Registration) =>
+    Object.values(r.metadata.bindings).find(
+      (b) => String(b.direction) === 'in' && String(b.type).endsWith('Trigger'),
+    );
+  const byType = (type: string) => registrations.filter((r) => trigger(r)?.type === type);
+
+  const engine = new DurableEngine({
+    orchestrators: new Map(
+      byType('orchestrationTrigger').map((r) => [r.metadata.name, r.callback as OrchestratorHandler]),
+    ),
+    activities: new Map(
+      byType('activityTrigger').map((r) => [r.metadata.name, r.callback as ActivityHandler]),
+    ),
+    clock: 'real',
+    log,
+  });
+
+  // Event Hubs and their triggers.
+  const hubs = new Map<string, LocalHub>();
+  const hub = (name: string) => {
+    let found = hubs.get(name);
+    if (!found) hubs.set(name, (found = new LocalHub(name)));
+    return found;
+  };
+  const consumers: { stop: () => Promise<void> }[] = [];
+  for (const registration of byType('eventHubTrigger')) {
+    const binding = trigger(registration) ?? {};
+    const source = hub(resolveSetting(binding.eventHubName, settings));
+    const group = resolveSetting(binding.consumerGroup ?? '$Default', settings);
+    const retries = registration.metadata.retryOptions?.maxRetryCount ?? 0;
+    const firstDelayMs = Math.min(
+      2000,
+      (registration.metadata.retryOptions?.minimumInterval?.seconds ?? 1) * 1000,
+    );
+    consumers.push(
+      source.consume(group, maxBatch, async (batch, partitionId) => {
+        for (let attempt = 0; ; attempt++) {
+          try {
+            const context = new InvocationContext({
+              functionName: registration.metadata.name,
+              invocationId: randomUUID(),
+              triggerMetadata: triggerMetadata(source, group, partitionId, batch),
+              retryContext: { retryCount: attempt, maxRetryCount: retries },
+              logHandler: (_level, ...args) => {
+                log(`[${registration.metadata.name}] ${args.map(String).join(' ')}`);
+              },
+            });
+            await registration.callback(
+              batch.map((e) => e.body),
+              context,
+            );
+            return;
+          } catch (error) {
+            log(
+              `[${registration.metadata.name}] attempt ${attempt + 1} failed: ${error instanceof Error ? error.message : String(error)}`,
+            );
+            // At-least-once with the function's retry policy; after the last retry the host moves on.
+            if (attempt >= retries) return;
+            await new Promise((resolve) => setTimeout(resolve, firstDelayMs * 2 ** attempt));
+          }
+        }
+      }),
+    );
+  }
+
+  // The hot path: the local rule evaluator (asa/anomalies.asaql's threshold rules) → anomalies hub.
+  const iotHub = hub(settings.IotHubEventHubName ?? 'iothub-events');
+  const anomalies = hub(settings.AnomaliesEventHubName ?? 'anomalies');
+  const recent = new Map<string, TelemetryPoint[]>();
+  const emitted = new Set<string>();
+  consumers.push(
+    iotHub.consume('asa', maxBatch, async (batch) => {
+      for (const event of batch) {
+        const deviceId = String(event.systemProperties['iothub-connection-device-id'] ?? '');
+        let values: unknown;
+        try {
+          values = JSON.parse(Buffer.isBuffer(event.body) ? event.body.toString('utf8') : String(event.body));
+        } catch {
+          continue;
+        }
+        if (!deviceId || typeof values !== 'object' || values === null || Array.isArray(values)) continue;
+        const stamp = Date.parse(
+          String(
+            (values as Record<string, unknown>).ts ?? (values as Record<string, unknown>).timestamp ?? '',
+          ),
+        );
+        const time = Number.isFinite(stamp) ? stamp : Date.parse(event.enqueuedTime);
+        const points = [
+          ...(recent.get(deviceId) ?? []),
+          { deviceId, time, values: values as Record<string, unknown> },
+        ].filter((p) => p.time > time - 15 * 60_000);
+        recent.set(deviceId, points);
+        for (const rule of THRESHOLD_RULES) {
+          for (const output of evaluateThreshold(points, rule)) {
+            const key = `${output.deviceId}|${output.rule}|${output.windowEnd}`;
+            if (emitted.has(key)) continue;
+            emitted.add(key);
+            anomalies.publish(output, output.deviceId, {}, {});
+          }
+        }
+      }
+      return Promise.resolve();
+    }),
+  );
+
+  // HTTP routes of the app.
+  const routes = byType('httpTrigger')
+    .map((registration) => {
+      const binding = trigger(registration) ?? {};
+      const template = String(binding.route ?? registration.metadata.name);
+      const extraInputs = Object.entries(registration.metadata.bindings)
+        .filter(([, b]) => b.type === 'durableClient')
+        .map(([name, b]) => ({ ...b, name }));
+      return {
+        registration,
+        methods: ((binding.methods as string[] | undefined) ?? ['GET', 'POST']).map((m) => m.toUpperCase()),
+        extraInputs,
+        ...compileRoute(template),
+      };
+    })
+    .sort((a, b) => b.score - a.score);
+
+  const adapters = createAdapters(loadConfig(settings));
+  const hostName = settings.IotHubHostName ?? 'localhost';
+  let origin = '';
+
+  const durableClientData = () => {
+    const base = `${origin}/runtime/webhooks/durabletask`;
+    const query = `taskHub=${TASK_HUB}&connection=Storage&code=local`;
+    return {
+      taskHubName: TASK_HUB,
+      creationUrls: {
+        createNewInstancePostUri: `${base}/orchestrators/{functionName}[/{instanceId}]?code=local`,
+        createAndWaitOnNewInstancePostUri: `${base}/orchestrators/{functionName}[/{instanceId}]?timeout={timeoutInSeconds}&pollingInterval={intervalInSeconds}&code=local`,
+      },
+      managementUrls: {
+        id: 'INSTANCEID',
+        statusQueryGetUri: `${base}/instances/INSTANCEID?${query}`,
+        sendEventPostUri: `${base}/instances/INSTANCEID/raiseEvent/{eventName}?${query}`,
+        terminatePostUri: `${base}/instances/INSTANCEID/terminate?reason={text}&${query}`,
+        purgeHistoryDeleteUri: `${base}/instances/INSTANCEID?${query}`,
+      },
+      baseUrl: base,
+      requiredQueryStringParameters: 'code=local',
+      rpcBaseUrl: `${origin}/durabletask/`,
+      httpBaseUrl: base,
+    };
+  };
+
+  const statusBody = (instanceId: string) => {
+    const s = engine.status(instanceId);
+    if (!s) return undefined;
+    return {
+      name: s.name,
+      instanceId: s.instanceId,
+      runtimeStatus: s.runtimeStatus,
+      input: s.input ?? null,
+      customStatus: s.customStatus ?? null,
+      output: s.output ?? null,
+      createdTime: s.createdTime.toISOString(),
+      lastUpdatedTime: s.lastUpdatedTime.toISOString(),
+    };
+  };
+
+  /** Durable's management API (the status URLs) and the RPC API the durable client calls. */
+  const durableApi = async (
+    req: IncomingMessage,
+    res: ServerResponse,
+    path: string,
+    url: URL,
+  ): Promise<boolean> => {
+    const m = /^\/(?:runtime\/webhooks\/durabletask|durabletask)\/(.*)$/.exec(path);
+    if (!m) return false;
+    const rest = (m[1] ?? '').split('/').map(decodeURIComponent);
+    const method = req.method ?? 'GET';
+    if (rest[0] === 'orchestrators' && method === 'POST' && rest[1]) {
+      const text = (await readBody(req)).toString('utf8');
+      const instanceId = rest[2] ?? randomUUID().replaceAll('-', '');
+      try {
+        engine.start(rest[1], instanceId, text ? (JSON.parse(text) as unknown) : undefined);
+      } catch (error) {
+        send(res, 409, { message: error instanceof Error ? error.message : String(error) });
+        return true;
+      }
+      send(res, 202, { id: instanceId });
+      return true;
+    }
+    if (rest[0] !== 'instances' || !rest[1]) {
+      send(res, 404, { message: 'unknown durable API route' });
+      return true;
+    }
+    const instanceId = rest[1];
+    if (method === 'GET' && rest.length === 2) {
+      const body = statusBody(instanceId);
+      if (!body) send(res, 404, { message: `No instance '${instanceId}'.` });
+      else send(res, ['Pending', 'Running'].includes(body.runtimeStatus) ? 202 : 200, body);
+      return true;
+    }
+    if (method === 'DELETE' && rest.length === 2) {
+      send(res, engine.purge(instanceId) ? 200 : 404, {
+        instancesDeleted: engine.status(instanceId) ? 0 : 1,
+      });
+      return true;
+    }
+    try {
+      if (method === 'POST' && rest[2] === 'raiseEvent' && rest[3]) {
+        const text = (await readBody(req)).toString('utf8');
+        engine.raiseEvent(instanceId, rest[3], text ? (JSON.parse(text) as unknown) : undefined);
+        send(res, 202);
+        return true;
+      }
+      if (method === 'POST' && rest[2] === 'terminate') {
+        engine.terminate(instanceId, url.searchParams.get('reason') ?? 'terminated');
+        send(res, 202);
+        return true;
+      }
+    } catch {
+      send(res, engine.status(instanceId) ? 410 : 404);
+      return true;
+    }
+    send(res, 404, { message: 'unknown durable API route' });
+    return true;
+  };
+
+  /** IoT Hub's device HTTPS API for telemetry: `POST /devices/{id}/messages/events`. */
+  const gateway = async (req: IncomingMessage, res: ServerResponse, path: string): Promise<boolean> => {
+    const m = /^\/devices\/([^/]+)\/messages\/events$/.exec(path);
+    if (!m) return false;
+    if (req.method !== 'POST') {
+      send(res, 405);
+      return true;
+    }
+    const deviceId = decodeURIComponent(m[1] ?? '');
+    const token = parseSasToken(req.headers.authorization ?? '');
+    const identity = await adapters.identities.get(deviceId).catch(() => undefined);
+    const verdict =
+      token && identity
+        ? verifySasToken(token, {
+            resourceUri: `${hostName}/devices/${deviceId}`,
+            keys: [identity.keys.primaryKey, identity.keys.secondaryKey],
+            nowSeconds: Math.floor(Date.now() / 1000),
+          })
+        : 'invalid';
+    if (!identity || verdict !== 'valid') {
+      send(res, 401, { Message: 'ErrorCode:IotHubUnauthorizedAccess;Unauthorized' });
+      return true;
+    }
+    if (identity.status !== 'enabled') {
+      send(res, 403, { Message: 'ErrorCode:DeviceDisabled;The device is disabled' });
+      return true;
+    }
+    const body = await readBody(req);
+    const properties: Record<string, unknown> = {};
+    for (const [name, value] of Object.entries(req.headers)) {
+      if (name.startsWith('iothub-app-') && typeof value === 'string')
+        properties[name.slice('iothub-app-'.length)] = value;
+    }
+    iotHub.publish(body, deviceId, properties, {
+      'iothub-connection-device-id': deviceId,
+      'iothub-connection-auth-method': '{"scope":"device","type":"sas","issuer":"iothub"}',
+      'iothub-enqueuedtime': new Date().toISOString(),
+      'iothub-message-source': 'Telemetry',
+      ...(typeof req.headers['iothub-messageid'] === 'string'
+        ? { 'message-id': req.headers['iothub-messageid'] }
+        : {}),
+      ...(req.headers['content-type'] ? { 'content-type': req.headers['content-type'] } : {}),
+    });
+    send(res, 204);
+    return true;
+  };
+
+  const server = createServer((req, res) => {
+    void (async () => {
+      const url = new URL(req.url ?? '/', origin || 'http://localhost');
+      const path = url.pathname;
+      try {
+        if (await durableApi(req, res, path, url)) return;
+        if (await gateway(req, res, path)) return;
+        const prefix = `/${routePrefix}/`;
+        if (!path.startsWith(prefix)) {
+          send(res, 404, { message: 'Not found' });
+          return;
+        }
+        const routePath = path.slice(prefix.length);
+        for (const route of routes) {
+          const params = route.match(routePath);
+          if (!params || !route.methods.includes(req.method ?? 'GET')) continue;
+          const body = await readBody(req);
+          const request = new HttpRequest({
+            method: req.method ?? 'GET',
+            url: url.href,
+            headers: Object.fromEntries(
+              Object.entries(req.headers).flatMap(([k, v]) =>
+                typeof v === 'string' ? [[k, v]] : Array.isArray(v) ? [[k, v.join(', ')]] : [],
+              ),
+            ),
+            query: Object.fromEntries(url.searchParams),
+            params,
+            ...(body.length > 0 ? { body: { bytes: body } } : {}),
+          });
+          const context = new InvocationContext({
+            functionName: route.registration.metadata.name,
+            invocationId: randomUUID(),
+            options: {
+              trigger: { type: 'httpTrigger', name: 'request' },
+              extraInputs: route.extraInputs as never[],
+            },
+            logHandler: (_level, ...args) => {
+              log(`[${route.registration.metadata.name}] ${args.map(String).join(' ')}`);
+            },
+          });
+          for (const input of route.extraInputs) context.extraInputs.set(input.name, durableClientData());
+          const reply = (await route.registration.callback(request, context)) as HttpResponseInit & {
+            headers?: Record<string, string> | Headers;
+          };
+          const headers = Object.fromEntries(
+            reply.headers instanceof Headers ? reply.headers : Object.entries(reply.headers ?? {}),
+          );
+          if (reply.jsonBody !== undefined) {
+            send(res, reply.status ?? 200, JSON.stringify(reply.jsonBody), {
+              'content-type': 'application/json',
+              ...headers,
+            });
+          } else {
+            send(res, reply.status ?? 200, typeof reply.body === 'string' ? reply.body : undefined, headers);
+          }
+          return;
+        }
+        send(res, 404, { message: `No function serves ${req.method ?? 'GET'} ${path}` });
+      } catch (error) {
+        log(
+          `HTTP ${req.method ?? ''} ${path} failed: ${error instanceof Error ? (error.stack ?? error.message) : String(error)}`,
+        );
+        if (!res.headersSent) send(res, 500, { message: 'Internal error' });
+      }
+    })();
+  });
+  await new Promise<void>((resolve, reject) => {
+    server.once('error', reject);
+    server.listen(options.port, '127.0.0.1', resolve);
+  });
+  const { port } = server.address() as AddressInfo;
+  origin = `http://localhost:${port}`;
+  // The durable client rewrites management URLs to localhost:7071 unless it knows the host name.
+  process.env.WEBSITE_HOSTNAME = `localhost:${port}`;
+  log(
+    `${registrations.length} functions loaded: ${routes.length} HTTP, ${byType('eventHubTrigger').length} Event Hub, ${byType('orchestrationTrigger').length} orchestrations, ${byType('activityTrigger').length} activities`,
+  );
+
+  return {
+    origin,
+    apiBaseUrl: `${origin}/${routePrefix}`,
+    gatewayUrl: `${origin}/devices/{id}/messages/events`,
+    stop: async () => {
+      server.closeAllConnections();
+      await new Promise<void>((resolve) => server.close(() => resolve()));
+      await Promise.all(consumers.map((c) => c.stop()));
+    },
+  };
+}
