@@ -11,7 +11,9 @@ import type { AddressInfo } from 'node:net';
 
 /** Azurite's documented development account (public, emulator-only). */
 const DEV_ACCOUNT = 'devstoreaccount1';
-const DEV_KEY = 'Eby8vdM02xNOcqFlqUwJPLlmEtlCDXJ1OUzFT50uSRZ6IFsuFq2UVErCz4I6tq/K1SZFPTOtr/KBHBeksoGMGw==';
+/** Azurite's documented development account key (public, emulator-only). */
+export const AZURITE_DEV_KEY =
+  'Eby8vdM02xNOcqFlqUwJPLlmEtlCDXJ1OUzFT50uSRZ6IFsuFq2UVErCz4I6tq/K1SZFPTOtr/KBHBeksoGMGw==';
 /** The Cosmos DB emulator's documented key; the local server accepts any key. */
 export const LOCAL_COSMOS_KEY =
   'C2y6yDjf5/R+ob0N8A7Cgv30VRDJIWEHLM+4QDU5DE2nQ9nDuVTqobD4b8mGGyPMbIZnqyMsEcaGQy67XIw/Jw==';
@@ -113,7 +115,7 @@ export async function startLocalServices(options: LocalServicesOptions): Promise
       queueEndpoint,
       tableEndpoint,
       storageConnectionString:
-        `DefaultEndpointsProtocol=http;AccountName=${DEV_ACCOUNT};AccountKey=${DEV_KEY};` +
+        `DefaultEndpointsProtocol=http;AccountName=${DEV_ACCOUNT};AccountKey=${AZURITE_DEV_KEY};` +
         `BlobEndpoint=${blobEndpoint};QueueEndpoint=${queueEndpoint};TableEndpoint=${tableEndpoint};`,
       cosmosEndpoint: `https://127.0.0.1:${cosmosPort}/`,
       cosmosKey: LOCAL_COSMOS_KEY,

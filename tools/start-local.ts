@@ -93,9 +93,7 @@ if (hasFunc) {
       : {};
   // Setting names given in the environment win, so a run can be configured without editing files.
   const fromEnv = Object.fromEntries(
-    SETTING_NAMES.flatMap((name) =>
-      process.env[name] === undefined ? [] : [[name, process.env[name] as string]],
-    ),
+    SETTING_NAMES.flatMap((name) => (process.env[name] === undefined ? [] : [[name, process.env[name]]])),
   );
   const runtime = await startRuntime({
     settings: {

@@ -23,7 +23,7 @@ import { THRESHOLD_RULES, evaluateThreshold, type TelemetryPoint } from '../../s
 import { loadConfig } from '../../src/config.js';
 import { createAdapters } from '../../src/infra/adapters.js';
 import { parseSasToken, verifySasToken } from '../../src/provisioning/sas-token.js';
-import { DurableEngine, type ActivityHandler, type OrchestratorHandler } from './durable-engine.js';
+import { DurableEngine, type ActivityHandler } from './durable-engine.js';
 
 const { HttpRequest, InvocationContext } = functions;
 
@@ -233,9 +233,7 @@ export async function startRuntime(options: RuntimeOptions): Promise<Runtime> {
   const byType = (type: string) => registrations.filter((r) => trigger(r)?.type === type);
 
   const engine = new DurableEngine({
-    orchestrators: new Map(
-      byType('orchestrationTrigger').map((r) => [r.metadata.name, r.callback as OrchestratorHandler]),
-    ),
+    orchestrators: new Map(byType('orchestrationTrigger').map((r) => [r.metadata.name, r.callback])),
     activities: new Map(
       byType('activityTrigger').map((r) => [r.metadata.name, r.callback as ActivityHandler]),
     ),
@@ -299,7 +297,8 @@ export async function startRuntime(options: RuntimeOptions): Promise<Runtime> {
   consumers.push(
     iotHub.consume('asa', maxBatch, async (batch) => {
       for (const event of batch) {
-        const deviceId = String(event.systemProperties['iothub-connection-device-id'] ?? '');
+        const rawId = event.systemProperties['iothub-connection-device-id'];
+        const deviceId = typeof rawId === 'string' ? rawId : '';
         let values: unknown;
         try {
           values = JSON.parse(Buffer.isBuffer(event.body) ? event.body.toString('utf8') : String(event.body));
@@ -307,11 +306,9 @@ export async function startRuntime(options: RuntimeOptions): Promise<Runtime> {
           continue;
         }
         if (!deviceId || typeof values !== 'object' || values === null || Array.isArray(values)) continue;
-        const stamp = Date.parse(
-          String(
-            (values as Record<string, unknown>).ts ?? (values as Record<string, unknown>).timestamp ?? '',
-          ),
-        );
+        const record = values as Record<string, unknown>;
+        const given = typeof record.ts === 'string' ? record.ts : record.timestamp;
+        const stamp = Date.parse(typeof given === 'string' ? given : '');
         const time = Number.isFinite(stamp) ? stamp : Date.parse(event.enqueuedTime);
         const points = [
           ...(recent.get(deviceId) ?? []),
@@ -335,7 +332,7 @@ export async function startRuntime(options: RuntimeOptions): Promise<Runtime> {
   const routes = byType('httpTrigger')
     .map((registration) => {
       const binding = trigger(registration) ?? {};
-      const template = String(binding.route ?? registration.metadata.name);
+      const template = typeof binding.route === 'string' ? binding.route : registration.metadata.name;
       const extraInputs = Object.entries(registration.metadata.bindings)
         .filter(([, b]) => b.type === 'durableClient')
         .map(([name, b]) => ({ ...b, name }));
@@ -581,7 +578,11 @@ export async function startRuntime(options: RuntimeOptions): Promise<Runtime> {
     gatewayUrl: `${origin}/devices/{id}/messages/events`,
     stop: async () => {
       server.closeAllConnections();
-      await new Promise<void>((resolve) => server.close(() => resolve()));
+      await new Promise<void>((resolve) =>
+        server.close(() => {
+          resolve();
+        }),
+      );
       await Promise.all(consumers.map((c) => c.stop()));
     },
   };

@@ -1,0 +1,204 @@
+/**
+ * End to end, over HTTP only: the backend as `npm start` runs it on a machine without Core Tools (the built
+ * start script as a child process, on free ports, throwaway in-memory data), driven the way a user or a
+ * device would drive it. Slack is a local webhook.
+ */
+import { BlobServiceClient, StorageSharedKeyCredential } from '@azure/storage-blob';
+import { execFileSync, spawn, type ChildProcess } from 'node:child_process';
+import { connect } from 'node:net';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { createSasToken } from '../../../src/provisioning/sas-token.js';
+import { startFakeSlack, type FakeSlack } from '../../../tools/fake-slack.js';
+import { AZURITE_DEV_KEY } from '../../../tools/local-services.js';
+
+let child: ChildProcess;
+let output = '';
+let api = '';
+let origin = '';
+let blobEndpoint = '';
+let slack: FakeSlack;
+const ports: number[] = [];
+
+const json = async (response: Response) => (await response.json()) as Record<string, unknown>;
+const post = (url: string, body: unknown, headers: Record<string, string> = {}) =>
+  fetch(url, {
+    method: 'POST',
+    headers: { 'content-type': 'application/json', ...headers },
+    body: typeof body === 'string' ? body : JSON.stringify(body),
+  });
+
+async function until<T>(what: string, probe: () => Promise<T | undefined>, timeoutMs = 20_000): Promise<T> {
+  const end = Date.now() + timeoutMs;
+  for (;;) {
+    const value = await probe();
+    if (value !== undefined) return value;
+    if (Date.now() > end) throw new Error(`Timed out waiting for ${what}.\n${output.slice(-3000)}`);
+    await new Promise((resolve) => setTimeout(resolve, 200));
+  }
+}
+
+const isOpen = (port: number) =>
+  new Promise<boolean>((resolve) => {
+    const socket = connect(port, '127.0.0.1');
+    socket.once('connect', () => {
+      socket.destroy();
+      resolve(true);
+    });
+    socket.once('error', () => {
+      resolve(false);
+    });
+  });
+
+const keysOf = new Map<string, string>();
+const send = (deviceId: string, body: unknown, properties: Record<string, string> = {}) =>
+  post(`${origin}/devices/${deviceId}/messages/events`, body, {
+    authorization: createSasToken(
+      `localhost/devices/${deviceId}`,
+      keysOf.get(deviceId) ?? '',
+      Math.floor(Date.now() / 1000) + 600,
+    ),
+    ...Object.fromEntries(Object.entries(properties).map(([k, v]) => [`iothub-app-${k}`, v])),
+  });
+
+beforeAll(async () => {
+  // npm start runs the build first; do the same here.
+  execFileSync('npx', ['tsc', '-p', 'tsconfig.build.json'], { stdio: 'ignore' });
+  slack = await startFakeSlack();
+  child = spawn(
+    process.execPath,
+    [
+      'dist/tools/start-local.js',
+      '--in-memory',
+      '--embedded',
+      ...['--http-port', '--blob-port', '--queue-port', '--table-port', '--cosmos-port'].flatMap((flag) => [
+        flag,
+        '0',
+      ]),
+    ],
+    { env: { ...process.env, SlackWebhookUrl: slack.url, Alerts__CooldownMinutes: '0' }, stdio: 'pipe' },
+  );
+  child.stdout?.on('data', (chunk: Buffer) => (output += chunk.toString()));
+  child.stderr?.on('data', (chunk: Buffer) => (output += chunk.toString()));
+  await until('the API', () => Promise.resolve(/API base URL\s+(\S+)/.exec(output)?.[1]), 60_000);
+  api = /API base URL\s+(\S+)/.exec(output)?.[1] ?? '';
+  origin = new URL(api).origin;
+  blobEndpoint = /Azurite Blob\s+(\S+)/.exec(output)?.[1] ?? '';
+  for (const m of output.matchAll(/(?:Azurite \w+|Cosmos DB)\s+https?:\/\/127\.0\.0\.1:(\d+)/g))
+    ports.push(Number(m[1]));
+  ports.push(Number(new URL(api).port));
+}, 120_000);
+
+afterAll(async () => {
+  if (child.exitCode === null) child.kill('SIGTERM');
+  await slack.close();
+});
+
+describe('npm start on a machine without Core Tools (embedded local runtime), over HTTP only', () => {
+  it('registers devices, ingests telemetry through the gateway with SAS tokens, and serves their state', async () => {
+    for (const id of ['e2e-1', 'e2e-2']) {
+      const response = await post(`${api}/devices`, { id, metadata: { site: 'lab' } });
+      expect(response.status).toBe(201);
+      keysOf.set(id, ((await json(response)).keys as { primaryKey: string }).primaryKey);
+    }
+    expect(
+      (await send('e2e-1', { temperature: 21.5, humidity: 40 }, { 'stream-id': 'telemetry' })).status,
+    ).toBe(204);
+    const state = await until('state', async () => {
+      const r = await fetch(`${api}/devices/e2e-1/state`);
+      return r.status === 200 ? json(r) : undefined;
+    });
+    expect(state.telemetry).toMatchObject({ temperature: { value: 21.5 }, humidity: { value: 40 } });
+  });
+
+  it('archives the raw message in Azurite', async () => {
+    // Azurite's Blob REST API with its documented development account (containers are private).
+    const container = new BlobServiceClient(
+      blobEndpoint,
+      new StorageSharedKeyCredential('devstoreaccount1', AZURITE_DEV_KEY),
+    ).getContainerClient('telemetry-raw');
+    const names = await until('an archive blob', async () => {
+      const found: string[] = [];
+      if (!(await container.exists())) return undefined;
+      for await (const blob of container.listBlobsFlat()) found.push(blob.name);
+      return found.length > 0 ? found : undefined;
+    });
+    expect(names[0]).toMatch(/^telemetry\/\d{4}\/\d{2}\/\d{2}\/\d{2}\/\d+-\d+-\d+\.jsonl$/);
+    const lines = (await container.getBlobClient(names[0] ?? '').downloadToBuffer()).toString('utf8');
+    expect(lines).toContain('"deviceId":"e2e-1"');
+  });
+
+  it('refuses a bad token (401) and, once the device is deactivated, its next message (403)', async () => {
+    const forged = await post(
+      `${origin}/devices/e2e-2/messages/events`,
+      { temperature: 1 },
+      {
+        authorization: createSasToken(
+          'localhost/devices/e2e-2',
+          Buffer.alloc(32).toString('base64'),
+          9_999_999_999,
+        ),
+      },
+    );
+    expect(forged.status).toBe(401);
+    expect((await post(`${api}/devices/e2e-2/deactivate`, {})).status).toBe(200);
+    expect((await send('e2e-2', { temperature: 22 })).status).toBe(403);
+  });
+
+  it('turns three readings above 40 °C into an alarm and a Slack message', async () => {
+    for (const temperature of [45, 46, 47]) expect((await send('e2e-1', { temperature })).status).toBe(204);
+    const alarms = await until('an alarm', async () => {
+      const body = await json(await fetch(`${api}/alarms?deviceId=e2e-1`));
+      const items = body.items as { rule: string }[];
+      return items.length > 0 ? items : undefined;
+    });
+    expect(alarms[0]).toMatchObject({ deviceId: 'e2e-1', rule: 'temperature-high', status: 'open' });
+    const message = await until('a Slack message', () =>
+      Promise.resolve(slack.requests.find((r) => JSON.stringify(r.body).includes('e2e-1'))),
+    );
+    expect(JSON.stringify(message.body)).toContain('temperature-high');
+  });
+
+  it('runs a bulk provisioning workflow to completion through its status URL', async () => {
+    const response = await post(
+      `${api}/provisioning/bulk`,
+      Array.from({ length: 120 }, (_, i) => ({ id: `e2e-bulk-${i}` })),
+    );
+    expect(response.status).toBe(202);
+    const { statusQueryGetUri } = (await json(response)) as { statusQueryGetUri: string };
+    const status = await until('the bulk workflow', async () => {
+      const body = await json(await fetch(statusQueryGetUri));
+      return body.runtimeStatus === 'Completed' || body.runtimeStatus === 'Failed' ? body : undefined;
+    });
+    expect(status.output).toMatchObject({ total: 120, created: 120, failed: 0 });
+    const results = await fetch(`${api}/provisioning/${String(status.instanceId)}/results`);
+    expect(((await results.json()) as unknown[]).length).toBe(120);
+  });
+
+  it('runs a twin-update job to completion', async () => {
+    const response = await post(`${api}/jobs`, {
+      type: 'twinUpdate',
+      target: { deviceIds: ['e2e-bulk-0', 'e2e-bulk-1'] },
+      twinPatch: { telemetryIntervalSeconds: 15 },
+    });
+    expect(response.status).toBe(202);
+    const { id } = (await json(response)) as { id: string };
+    const job = await until('the job', async () => {
+      const body = await json(await fetch(`${api}/jobs/${id}`));
+      return body.status === 'completed' || body.status === 'failed' ? body : undefined;
+    });
+    expect(job.runs).toEqual([
+      expect.objectContaining({
+        statistics: expect.objectContaining({ deviceCount: 2, succeededCount: 2 }) as unknown,
+      }),
+    ]);
+    expect(await json(await fetch(`${api}/devices/e2e-bulk-1/twin`))).toMatchObject({
+      desired: { telemetryIntervalSeconds: 15 },
+    });
+  });
+
+  it('stops everything on SIGTERM and leaves no process or port behind', async () => {
+    child.kill('SIGTERM');
+    await until('the exit', () => Promise.resolve(child.exitCode ?? undefined));
+    for (const port of ports) expect(await isOpen(port), `port ${port}`).toBe(false);
+  });
+});
