@@ -3,7 +3,8 @@
  * provisions simulated devices through the provisioning API (or takes `--device-ids a,b,c` and resets their
  * credentials to learn keys), then sends telemetry through the device gateway with IoT Hub SAS tokens:
  * temperature, humidity and pressure as noisy random walks, some differential records (one field), and with
- * `--anomalies` occasional bursts above the 40 °C threshold rule.
+ * `--anomalies` occasional bursts above the 40 °C threshold rule. Each device also answers direct methods
+ * (`reboot`, `blink`, `setInterval`) delivered by the local runtime, so device-method jobs succeed.
  */
 import { parseArgs } from 'node:util';
 import { createSasToken } from '../src/provisioning/sas-token.js';
@@ -80,6 +81,46 @@ console.log(
   `simulate: ${devices.length} devices ready; sending ${rate} messages/s to ${gateway} (Ctrl-C stops)`,
 );
 
+const tokenFor = (device: SimDevice) =>
+  createSasToken(
+    `${args['host-name']}/devices/${device.id}`,
+    device.key,
+    Math.floor(Date.now() / 1000) + 3600,
+  );
+
+/** Direct methods: each device long-polls the local runtime and answers `reboot`, `blink`, `setInterval`. */
+let running = true;
+const METHODS = new Set(['reboot', 'blink', 'setInterval']);
+async function answerMethods(device: SimDevice): Promise<void> {
+  const base = `${gateway}/devices/${encodeURIComponent(device.id)}/methods`;
+  while (running) {
+    try {
+      const poll = await fetch(`${base}/pending?waitSeconds=20`, {
+        headers: { authorization: tokenFor(device) },
+      });
+      if (poll.status !== 200) {
+        if (poll.status !== 204) await new Promise((resolve) => setTimeout(resolve, 5000));
+        continue;
+      }
+      const request = (await poll.json()) as { requestId: string; name: string; payload?: unknown };
+      const known = METHODS.has(request.name);
+      console.log(`simulate: ${device.id} got direct method '${request.name}'`);
+      await fetch(`${base}/${encodeURIComponent(request.requestId)}/response`, {
+        method: 'POST',
+        headers: { authorization: tokenFor(device), 'content-type': 'application/json' },
+        body: JSON.stringify(
+          known
+            ? { status: 200, payload: { method: request.name, handledAt: new Date().toISOString() } }
+            : { status: 404, payload: { message: `unknown method '${request.name}'` } },
+        ),
+      });
+    } catch {
+      await new Promise((resolve) => setTimeout(resolve, 5000));
+    }
+  }
+}
+for (const device of devices) void answerMethods(device);
+
 const noise = (scale: number) => (Math.random() - 0.5) * 2 * scale;
 let total = 0;
 let refused = 0;
@@ -87,7 +128,10 @@ const started = Date.now();
 const timer = setInterval(() => {
   if (Date.now() - started > durationMs) {
     clearInterval(timer);
+    running = false;
     console.log(`simulate: done, ${total} messages sent, ${refused} refused`);
+    // Open long polls end within their wait; do not keep the process for them.
+    setTimeout(() => process.exit(0), 500).unref();
     return;
   }
   const device = devices[total % devices.length] as SimDevice;
@@ -108,11 +152,7 @@ const timer = setInterval(() => {
   device.sent++;
   for (let i = 0; i < messages; i++) {
     total++;
-    const token = createSasToken(
-      `${args['host-name']}/devices/${device.id}`,
-      device.key,
-      Math.floor(Date.now() / 1000) + 3600,
-    );
+    const token = tokenFor(device);
     void fetch(`${gateway}/devices/${encodeURIComponent(device.id)}/messages/events`, {
       method: 'POST',
       headers: {

@@ -16,7 +16,8 @@ import type { ProvisioningHooks } from '../provisioning/provision-device-workflo
 import { BlobPrivateFiles } from './blob/blob-private-files.js';
 import { CosmosJobStore } from './cosmos/cosmos-job-store.js';
 import { IotHubJobRunner } from './iothub/iothub-job-runner.js';
-import { LocalJobRunner, OfflineDevices } from './local/local-job-runner.js';
+import { localDeviceConnections } from './local/local-device-connections.js';
+import { LocalJobRunner } from './local/local-job-runner.js';
 import { SlackJobNotifier } from './slack/job-notifier.js';
 import { HttpProvisioningHooks } from './webhooks/http-provisioning-hooks.js';
 import { BlobJsonLinesStore } from './blob/blob-json-lines-store.js';
@@ -150,7 +151,7 @@ function createJobRunner(
       ),
     });
     return new LocalJobRunner(
-      { ...local, methods: new OfflineDevices(), jobs: table },
+      { ...local, methods: localDeviceConnections, jobs: table },
       { createTableIfMissing: create },
     );
   }

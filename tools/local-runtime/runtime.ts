@@ -22,6 +22,7 @@ import { fileURLToPath } from 'node:url';
 import { THRESHOLD_RULES, evaluateThreshold, type TelemetryPoint } from '../../src/alerts/rules.js';
 import { loadConfig } from '../../src/config.js';
 import { createAdapters } from '../../src/infra/adapters.js';
+import { localDeviceConnections } from '../../src/infra/local/local-device-connections.js';
 import { parseSasToken, verifySasToken } from '../../src/provisioning/sas-token.js';
 import { DurableEngine, type ActivityHandler } from './durable-engine.js';
 
@@ -447,15 +448,8 @@ export async function startRuntime(options: RuntimeOptions): Promise<Runtime> {
     return true;
   };
 
-  /** IoT Hub's device HTTPS API for telemetry: `POST /devices/{id}/messages/events`. */
-  const gateway = async (req: IncomingMessage, res: ServerResponse, path: string): Promise<boolean> => {
-    const m = /^\/devices\/([^/]+)\/messages\/events$/.exec(path);
-    if (!m) return false;
-    if (req.method !== 'POST') {
-      send(res, 405);
-      return true;
-    }
-    const deviceId = decodeURIComponent(m[1] ?? '');
+  /** The device's identity when its SAS token is valid; otherwise the refusal has been sent. */
+  const authenticate = async (req: IncomingMessage, res: ServerResponse, deviceId: string) => {
     const token = parseSasToken(req.headers.authorization ?? '');
     const identity = await adapters.identities.get(deviceId).catch(() => undefined);
     const verdict =
@@ -468,12 +462,65 @@ export async function startRuntime(options: RuntimeOptions): Promise<Runtime> {
         : 'invalid';
     if (!identity || verdict !== 'valid') {
       send(res, 401, { Message: 'ErrorCode:IotHubUnauthorizedAccess;Unauthorized' });
-      return true;
+      return false;
     }
     if (identity.status !== 'enabled') {
       send(res, 403, { Message: 'ErrorCode:DeviceDisabled;The device is disabled' });
+      return false;
+    }
+    return true;
+  };
+
+  /**
+   * Direct methods for devices of the local run (IoT Hub delivers them over MQTT/AMQP; locally a device
+   * long-polls): `GET /devices/{id}/methods/pending?waitSeconds=20` → 200 `{ requestId, name, payload }` or 204;
+   * `POST /devices/{id}/methods/{requestId}/response` `{ status, payload }` → 204.
+   */
+  const methods = async (
+    req: IncomingMessage,
+    res: ServerResponse,
+    path: string,
+    url: URL,
+  ): Promise<boolean> => {
+    const m = /^\/devices\/([^/]+)\/methods\/(pending|[^/]+\/response)$/.exec(path);
+    if (!m) return false;
+    const deviceId = decodeURIComponent(m[1] ?? '');
+    if (!(await authenticate(req, res, deviceId))) return true;
+    if (m[2] === 'pending' && req.method === 'GET') {
+      const wait = Math.min(60, Math.max(0, Number(url.searchParams.get('waitSeconds') ?? '20') || 0));
+      const request = await localDeviceConnections.nextRequest(deviceId, wait * 1000);
+      if (request) send(res, 200, request);
+      else send(res, 204);
       return true;
     }
+    if (req.method === 'POST' && m[2]?.endsWith('/response')) {
+      const requestId = decodeURIComponent(m[2].slice(0, -'/response'.length));
+      let answer: { status?: unknown; payload?: unknown };
+      try {
+        answer = JSON.parse((await readBody(req)).toString('utf8') || '{}') as typeof answer;
+      } catch {
+        send(res, 400, { message: 'The body is not valid JSON.' });
+        return true;
+      }
+      const status = typeof answer.status === 'number' ? answer.status : 200;
+      const known = localDeviceConnections.respond(deviceId, requestId, { status, payload: answer.payload });
+      send(res, known ? 204 : 404, known ? undefined : { message: 'Unknown or expired request.' });
+      return true;
+    }
+    send(res, 405);
+    return true;
+  };
+
+  /** IoT Hub's device HTTPS API for telemetry: `POST /devices/{id}/messages/events`. */
+  const gateway = async (req: IncomingMessage, res: ServerResponse, path: string): Promise<boolean> => {
+    const m = /^\/devices\/([^/]+)\/messages\/events$/.exec(path);
+    if (!m) return false;
+    if (req.method !== 'POST') {
+      send(res, 405);
+      return true;
+    }
+    const deviceId = decodeURIComponent(m[1] ?? '');
+    if (!(await authenticate(req, res, deviceId))) return true;
     const body = await readBody(req);
     const properties: Record<string, unknown> = {};
     for (const [name, value] of Object.entries(req.headers)) {
@@ -501,6 +548,7 @@ export async function startRuntime(options: RuntimeOptions): Promise<Runtime> {
       try {
         if (await durableApi(req, res, path, url)) return;
         if (await gateway(req, res, path)) return;
+        if (await methods(req, res, path, url)) return;
         const prefix = `/${routePrefix}/`;
         if (!path.startsWith(prefix)) {
           send(res, 404, { message: 'Not found' });

@@ -196,6 +196,47 @@ describe('npm start on a machine without Core Tools (embedded local runtime), ov
     });
   });
 
+  it('delivers a direct-method job to a connected device and reports an unconnected one as not online', async () => {
+    const auth = () => ({
+      authorization: createSasToken(
+        'localhost/devices/e2e-1',
+        keysOf.get('e2e-1') ?? '',
+        Math.floor(Date.now() / 1000) + 600,
+      ),
+    });
+    // e2e-1 connects (long poll) and answers the first request it gets.
+    const device = (async () => {
+      const poll = await fetch(`${origin}/devices/e2e-1/methods/pending?waitSeconds=20`, { headers: auth() });
+      const request = (await poll.json()) as { requestId: string; name: string; payload: unknown };
+      const answer = await post(
+        `${origin}/devices/e2e-1/methods/${request.requestId}/response`,
+        { status: 200, payload: { rebooted: true } },
+        auth(),
+      );
+      return { request, answered: answer.status };
+    })();
+    await new Promise((resolve) => setTimeout(resolve, 300));
+    const response = await post(`${api}/jobs`, {
+      type: 'deviceMethod',
+      target: { deviceIds: ['e2e-1', 'e2e-bulk-5'] },
+      method: { name: 'reboot', payload: { delaySeconds: 1 }, responseTimeoutInSeconds: 10 },
+    });
+    const { id } = (await json(response)) as { id: string };
+    const job = await until('the method job', async () => {
+      const body = await json(await fetch(`${api}/jobs/${id}`));
+      return body.status === 'completed' || body.status === 'failed' ? body : undefined;
+    });
+    expect(await device).toEqual({
+      request: expect.objectContaining({ name: 'reboot', payload: { delaySeconds: 1 } }) as unknown,
+      answered: 204,
+    });
+    expect(job.runs).toEqual([
+      expect.objectContaining({
+        statistics: expect.objectContaining({ deviceCount: 2, succeededCount: 1, failedCount: 1 }) as unknown,
+      }),
+    ]);
+  });
+
   it('stops everything on SIGTERM and leaves no process or port behind', async () => {
     child.kill('SIGTERM');
     await until('the exit', () => Promise.resolve(child.exitCode ?? undefined));
