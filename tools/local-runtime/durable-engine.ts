@@ -113,10 +113,47 @@ interface Retry {
   attempt: number;
 }
 
+/** Protocol bookkeeping the orchestrator does while processing an event: a retry's back-off timer or next attempt. */
+type AfterProcessing = { kind: 'retry-timer' | 'retry-attempt'; retry: Retry };
+
 interface Inbound {
   event: HistoryEvent;
-  /** Protocol bookkeeping that the orchestrator does while processing this event (retry timers, re-attempts). */
-  afterProcessing?: () => void;
+  after?: AfterProcessing;
+}
+
+/** An activity started and not yet settled (re-run after a restart: activities are at-least-once). */
+interface RunningActivity {
+  name: string;
+  input: unknown;
+  retry?: Retry;
+}
+
+/** What survives a restart of the engine: everything about an instance except its waiters. */
+export interface InstanceSnapshot {
+  instanceId: string;
+  name: string;
+  input: unknown;
+  parent?: { instanceId: string; taskId: number };
+  status: RuntimeStatus;
+  output: unknown;
+  customStatus: unknown;
+  createdTime: string;
+  lastUpdatedTime: string;
+  generation: number;
+  history: HistoryEvent[];
+  inbox: Inbound[];
+  needsFirstEpisode: boolean;
+  seenActions: number;
+  nextId: number;
+  running: [number, RunningActivity][];
+  timers: { timerId: number; fireAt: string; actionIndex?: number; retry?: Retry }[];
+}
+
+/** Where instances are kept between runs (Azurite Tables in the embedded runtime). */
+export interface InstanceStore {
+  save(snapshot: InstanceSnapshot): Promise<void>;
+  loadAll(): Promise<InstanceSnapshot[]>;
+  delete(instanceId: string): Promise<void>;
 }
 
 interface Instance {
@@ -139,6 +176,7 @@ interface Instance {
   episodes: Episode[];
   executions: Execution[];
   waiters: (() => void)[];
+  running: Map<number, RunningActivity>;
 }
 
 interface PendingTimer {
@@ -164,6 +202,8 @@ export interface DurableEngineOptions {
   /** At most this many activities run at once (host.json `maxConcurrentActivityFunctions`). */
   maxConcurrentActivities?: number;
   log?: (message: string) => void;
+  /** Keeps instances across restarts; without it they live in memory only. */
+  store?: InstanceStore;
 }
 
 const OUT_OF_PROC_DATA = '\n\n$OutOfProcData$:';
@@ -183,6 +223,7 @@ export class DurableEngine {
   private pumping = false;
   private poke: (() => void) | undefined;
   private idleWaiters: (() => void)[] = [];
+  private readonly dirty = new Set<Instance>();
 
   constructor(private readonly options: DurableEngineOptions) {
     this.virtualNow = (options.startTime ?? new Date()).getTime();
@@ -226,6 +267,10 @@ export class DurableEngine {
   purge(instanceId: string): boolean {
     const instance = this.instances.get(instanceId);
     if (!instance || !TERMINAL.has(instance.status)) return false;
+    this.dirty.delete(instance);
+    void this.options.store?.delete(instanceId).catch((error: unknown) => {
+      this.options.log?.(`durable store: purge of ${instanceId} failed: ${String(error)}`);
+    });
     return this.instances.delete(instanceId);
   }
 
@@ -269,6 +314,99 @@ export class DurableEngine {
     await new Promise<void>((resolve) => this.idleWaiters.push(resolve));
   }
 
+  /**
+   * Loads the instances a store kept and resumes them: pending timers are set again, activities that were
+   * running are run again (at-least-once, as after a host crash), instances with pending events replay.
+   */
+  async restore(): Promise<number> {
+    const snapshots = (await this.options.store?.loadAll()) ?? [];
+    for (const snap of snapshots) {
+      const instance: Instance = {
+        instanceId: snap.instanceId,
+        name: snap.name,
+        input: snap.input,
+        ...(snap.parent ? { parent: snap.parent } : {}),
+        status: snap.status,
+        output: snap.output,
+        customStatus: snap.customStatus,
+        createdTime: new Date(snap.createdTime),
+        lastUpdatedTime: new Date(snap.lastUpdatedTime),
+        generation: snap.generation,
+        history: snap.history.map(reviveEvent),
+        inbox: snap.inbox.map((i) => ({ ...i, event: reviveEvent(i.event) })),
+        needsFirstEpisode: snap.needsFirstEpisode,
+        seenActions: snap.seenActions,
+        nextId: snap.nextId,
+        episodes: [],
+        executions: [],
+        waiters: [],
+        running: new Map(),
+      };
+      this.instances.set(instance.instanceId, instance);
+      for (const t of snap.timers) {
+        this.timers.push({
+          instance,
+          generation: instance.generation,
+          timerId: t.timerId,
+          fireAt: new Date(t.fireAt),
+          ...(t.actionIndex === undefined ? {} : { actionIndex: t.actionIndex }),
+          ...(t.retry ? { retry: t.retry } : {}),
+        });
+      }
+      if (!TERMINAL.has(instance.status)) {
+        for (const [taskId, activity] of snap.running) {
+          this.startActivity(instance, taskId, activity.name, activity.input, activity.retry);
+        }
+      }
+    }
+    this.wake();
+    return snapshots.length;
+  }
+
+  private async flush(): Promise<void> {
+    const store = this.options.store;
+    if (!store || this.dirty.size === 0) return;
+    const batch = [...this.dirty];
+    this.dirty.clear();
+    for (const instance of batch) {
+      try {
+        await store.save(this.snapshot(instance));
+      } catch (error) {
+        // Saved again on its next change; retrying at once would spin while the store is down.
+        this.options.log?.(`durable store: saving ${instance.instanceId} failed: ${String(error)}`);
+      }
+    }
+  }
+
+  private snapshot(i: Instance): InstanceSnapshot {
+    return {
+      instanceId: i.instanceId,
+      name: i.name,
+      input: i.input,
+      ...(i.parent ? { parent: i.parent } : {}),
+      status: i.status,
+      output: i.output,
+      customStatus: i.customStatus,
+      createdTime: i.createdTime.toISOString(),
+      lastUpdatedTime: i.lastUpdatedTime.toISOString(),
+      generation: i.generation,
+      history: i.history,
+      inbox: i.inbox,
+      needsFirstEpisode: i.needsFirstEpisode,
+      seenActions: i.seenActions,
+      nextId: i.nextId,
+      running: [...i.running.entries()],
+      timers: this.timers
+        .filter((t) => t.instance === i && t.generation === i.generation)
+        .map((t) => ({
+          timerId: t.timerId,
+          fireAt: t.fireAt.toISOString(),
+          ...(t.actionIndex === undefined ? {} : { actionIndex: t.actionIndex }),
+          ...(t.retry ? { retry: t.retry } : {}),
+        })),
+    };
+  }
+
   private running_(instanceId: string): Instance {
     const instance = this.instances.get(instanceId);
     if (!instance || TERMINAL.has(instance.status))
@@ -302,8 +440,10 @@ export class DurableEngine {
       episodes: [],
       executions: [],
       waiters: [],
+      running: new Map(),
     };
     this.instances.set(instanceId, instance);
+    this.dirty.add(instance);
     return instance;
   }
 
@@ -313,6 +453,7 @@ export class DurableEngine {
 
   private deliver(instance: Instance, inbound: Inbound): void {
     instance.inbox.push(inbound);
+    this.dirty.add(instance);
     this.wake();
   }
 
@@ -332,6 +473,12 @@ export class DurableEngine {
       const ready = this.nextReady();
       if (ready) {
         await this.episode(ready);
+        this.dirty.add(ready);
+        continue;
+      }
+      if (this.options.store && this.dirty.size > 0) {
+        // Events may arrive while saving: look again afterwards.
+        await this.flush();
         continue;
       }
       const timer = this.timers.reduce<PendingTimer | undefined>(
@@ -381,13 +528,11 @@ export class DurableEngine {
     if (timer.generation !== instance.generation || TERMINAL.has(instance.status)) return;
     const event = this.event(EventType.TimerFired, -1, { TimerId: timer.timerId, FireAt: timer.fireAt });
     // After a retry back-off, the orchestrator tracks the next attempt under the next sequence number.
-    const afterProcessing =
+    const after: AfterProcessing | undefined =
       retry && retry.attempt <= retry.options.maxNumberOfAttempts
-        ? () => {
-            this.scheduleActivity(instance, instance.nextId++, retry.name, retry.input, retry);
-          }
+        ? { kind: 'retry-attempt', retry }
         : undefined;
-    this.deliver(instance, { event, ...(afterProcessing ? { afterProcessing } : {}) });
+    this.deliver(instance, { event, ...(after ? { after } : {}) });
   }
 
   /** One orchestrator invocation: replay the history plus one new event, then apply the new actions. */
@@ -412,7 +557,11 @@ export class DurableEngine {
 
     const historyLength = instance.history.length;
     const { state, error } = await this.invoke(instance);
-    inbound?.afterProcessing?.();
+    if (inbound?.after?.kind === 'retry-timer') this.scheduleRetryTimer(instance, inbound.after.retry);
+    if (inbound?.after?.kind === 'retry-attempt') {
+      const { retry } = inbound.after;
+      this.scheduleActivity(instance, instance.nextId++, retry.name, retry.input, retry);
+    }
     if (!state) {
       this.finish(instance, 'Failed', error ?? 'The orchestrator failed without an error message.');
       return;
@@ -538,6 +687,18 @@ export class DurableEngine {
     retry?: Retry,
   ): void {
     instance.history.push(this.event(EventType.TaskScheduled, taskId, { Name: name, Input: encode(input) }));
+    this.startActivity(instance, taskId, name, input, retry);
+  }
+
+  private startActivity(
+    instance: Instance,
+    taskId: number,
+    name: string,
+    input: unknown,
+    retry?: Retry,
+  ): void {
+    instance.running.set(taskId, { name, input, ...(retry ? { retry } : {}) });
+    this.dirty.add(instance);
     const generation = instance.generation;
     const handler = this.options.activities.get(name) as ActivityHandler;
     const run = async () => {
@@ -553,9 +714,17 @@ export class DurableEngine {
     this.running++;
     this.limit(run).then(
       (output) => {
-        this.settle(instance, generation, {
-          event: this.event(EventType.TaskCompleted, -1, { TaskScheduledId: taskId, Result: encode(output) }),
-        });
+        this.settle(
+          instance,
+          generation,
+          {
+            event: this.event(EventType.TaskCompleted, -1, {
+              TaskScheduledId: taskId,
+              Result: encode(output),
+            }),
+          },
+          taskId,
+        );
       },
       (error: unknown) => {
         const event = this.event(EventType.TaskFailed, -1, {
@@ -563,12 +732,8 @@ export class DurableEngine {
           ...failure(error),
         });
         // The orchestrator answers a failed attempt by tracking a back-off timer under the next sequence number.
-        const afterProcessing = retry
-          ? () => {
-              this.scheduleRetryTimer(instance, retry);
-            }
-          : undefined;
-        this.settle(instance, generation, { event, ...(afterProcessing ? { afterProcessing } : {}) });
+        const after: AfterProcessing | undefined = retry ? { kind: 'retry-timer', retry } : undefined;
+        this.settle(instance, generation, { event, ...(after ? { after } : {}) }, taskId);
       },
     );
   }
@@ -589,13 +754,15 @@ export class DurableEngine {
     });
   }
 
-  private settle(instance: Instance, generation: number, inbound: Inbound): void {
+  private settle(instance: Instance, generation: number, inbound: Inbound, taskId: number): void {
     this.running--;
+    if (generation === instance.generation) instance.running.delete(taskId);
     if (generation === instance.generation && !TERMINAL.has(instance.status)) this.deliver(instance, inbound);
     else this.wake();
   }
 
   private continueAsNew(instance: Instance, input: unknown): void {
+    instance.running.clear();
     instance.executions.push({
       input: instance.input,
       history: instance.history,
@@ -615,6 +782,8 @@ export class DurableEngine {
   }
 
   private finish(instance: Instance, status: RuntimeStatus, output: unknown): void {
+    this.dirty.add(instance);
+    instance.running.clear();
     instance.status = status;
     instance.output = output;
     instance.generation++;
@@ -655,4 +824,11 @@ export class DurableEngine {
 function failure(error: unknown): Record<string, unknown> {
   const e = error instanceof Error ? error : new Error(String(error));
   return { Reason: e.message, Details: e.stack ?? '' };
+}
+
+/** History events come back from JSON with ISO strings where the orchestrator expects Dates. */
+function reviveEvent(event: HistoryEvent): HistoryEvent {
+  const revived: HistoryEvent = { ...event, Timestamp: new Date(event.Timestamp) };
+  if (typeof event.FireAt === 'string') revived.FireAt = new Date(event.FireAt);
+  return revived;
 }

@@ -12,6 +12,7 @@
  * - Durable Functions: the local durable engine, with the management HTTP API the durable client and the
  *   status URLs use.
  */
+import { TableClient } from '@azure/data-tables';
 import functions, { type HttpResponseInit } from '@azure/functions';
 import { createHash, randomUUID } from 'node:crypto';
 import { readFileSync } from 'node:fs';
@@ -25,6 +26,7 @@ import { createAdapters } from '../../src/infra/adapters.js';
 import { localDeviceConnections } from '../../src/infra/local/local-device-connections.js';
 import { parseSasToken, verifySasToken } from '../../src/provisioning/sas-token.js';
 import { DurableEngine, type ActivityHandler } from './durable-engine.js';
+import { TableInstanceStore } from './table-instance-store.js';
 
 const { HttpRequest, InvocationContext } = functions;
 
@@ -240,7 +242,17 @@ export async function startRuntime(options: RuntimeOptions): Promise<Runtime> {
     ),
     clock: 'real',
     log,
+    // Instances survive a restart: snapshots (history included) in the Functions host's storage account.
+    store: new TableInstanceStore(
+      TableClient.fromConnectionString(settings.AzureWebJobsStorage ?? '', 'DurableInstances', {
+        allowInsecureConnection: /https?:\/\/127\.0\.0\.1|UseDevelopmentStorage=true/.test(
+          settings.AzureWebJobsStorage ?? '',
+        ),
+      }),
+    ),
   });
+  const restored = await engine.restore();
+  if (restored > 0) log(`durable: ${restored} instances restored from Azurite`);
 
   // Event Hubs and their triggers.
   const hubs = new Map<string, LocalHub>();
