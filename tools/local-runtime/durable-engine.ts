@@ -156,23 +156,10 @@ export interface InstanceStore {
   delete(instanceId: string): Promise<void>;
 }
 
-interface Instance {
-  instanceId: string;
-  name: string;
-  input: unknown;
-  parent?: { instanceId: string; taskId: number };
-  status: RuntimeStatus;
-  output: unknown;
-  customStatus: unknown;
+/** An instance in memory: its snapshot with live dates, replies for determinism checks, and its waiters. */
+interface Instance extends Omit<InstanceSnapshot, 'createdTime' | 'lastUpdatedTime' | 'running' | 'timers'> {
   createdTime: Date;
   lastUpdatedTime: Date;
-  /** Bumped by continue-as-new and terminate, so late results of an earlier execution are dropped. */
-  generation: number;
-  history: HistoryEvent[];
-  inbox: Inbound[];
-  needsFirstEpisode: boolean;
-  seenActions: number;
-  nextId: number;
   episodes: Episode[];
   executions: Execution[];
   waiters: (() => void)[];
