@@ -1,0 +1,59 @@
+// Event Hubs: the `anomalies` hub Stream Analytics writes to and notifyAnomalies reads (consumer group `notify`).
+
+param name string
+param location string
+param tags object
+
+@description('Hub Stream Analytics writes anomaly records to.')
+param hubName string
+
+@description('Consumer group of the notifyAnomalies trigger.')
+param consumerGroupName string
+
+@minValue(1)
+@maxValue(32)
+param partitionCount int = 2
+
+// Cost: Standard is about 11 USD per throughput unit and month plus ingress events. Standard (not Basic) because
+// Basic offers only the $Default consumer group and the app reads through its own (`notify`); one TU (1 MB/s in)
+// is far above the anomaly rate. Local (SAS) auth is disabled: ASA sends and the app receives with managed
+// identities.
+resource namespace 'Microsoft.EventHub/namespaces@2024-01-01' = {
+  name: name
+  location: location
+  tags: tags
+  sku: {
+    name: 'Standard'
+    tier: 'Standard'
+    capacity: 1
+  }
+  properties: {
+    disableLocalAuth: true
+    minimumTlsVersion: '1.2'
+    isAutoInflateEnabled: false
+    publicNetworkAccess: 'Enabled'
+  }
+}
+
+// The anomalies hub: one record per anomaly, partitioned by deviceId (asa/Outputs/Anomalies.json).
+resource hub 'Microsoft.EventHub/namespaces/eventhubs@2024-01-01' = {
+  parent: namespace
+  name: hubName
+  properties: {
+    partitionCount: partitionCount
+    messageRetentionInDays: 1
+  }
+}
+
+// notifyAnomalies' own consumer group, so that another reader (a dashboard, a debugger) never steals its leases.
+resource consumerGroup 'Microsoft.EventHub/namespaces/eventhubs/consumergroups@2024-01-01' = {
+  parent: hub
+  name: consumerGroupName
+  properties: {}
+}
+
+output namespaceName string = namespace.name
+output hubName string = hub.name
+output hubId string = hub.id
+@description('Host name of the namespace, e.g. mynamespace.servicebus.windows.net (from https://…:443/).')
+output fullyQualifiedNamespace string = split(split(namespace.properties.serviceBusEndpoint, '//')[1], ':')[0]

@@ -1,0 +1,49 @@
+// Key Vault holding the one secret the app needs: the IoT Hub built-in endpoint connection string (the endpoint
+// accepts shared access signatures only). The app setting is a Key Vault reference, so no key is ever an app
+// setting; the function app's identity may read this secret and nothing else (function-roles.bicep).
+
+param name string
+param location string
+param tags object
+
+param iotHubEventsSecretName string
+
+@secure()
+@description('Connection string of the IoT Hub built-in endpoint (ServiceConnect-only policy).')
+param iotHubEventsConnectionString string
+
+// Cost: Standard vault, billed per 10,000 operations (App Service reads a reference at start and about daily).
+// Azure RBAC instead of access policies; short soft-delete retention so that `azd down --purge` and a new
+// environment of the same name work. Public network access stays on: Flex Consumption cannot resolve references
+// to a network-restricted vault.
+resource vault 'Microsoft.KeyVault/vaults@2023-07-01' = {
+  name: name
+  location: location
+  tags: tags
+  properties: {
+    tenantId: tenant().tenantId
+    sku: {
+      family: 'A'
+      name: 'standard'
+    }
+    enableRbacAuthorization: true
+    enableSoftDelete: true
+    softDeleteRetentionInDays: 7
+    publicNetworkAccess: 'Enabled'
+  }
+}
+
+// The IoT Hub events connection string (rewritten on every provision, so a rotated policy key is picked up).
+resource iotHubEventsSecret 'Microsoft.KeyVault/vaults/secrets@2023-07-01' = {
+  parent: vault
+  name: iotHubEventsSecretName
+  properties: {
+    value: iotHubEventsConnectionString
+    contentType: 'Event Hubs connection string'
+  }
+}
+
+output name string = vault.name
+output iotHubEventsSecretName string = iotHubEventsSecret.name
+@description('Versionless secret URI: the Key Vault reference always resolves the latest version.')
+output iotHubEventsSecretUri string = iotHubEventsSecret.properties.secretUri

@@ -1,0 +1,58 @@
+// Optional data access for the person running `azd provision` (AZURE_PRINCIPAL_ID): read the archive, query
+// Cosmos DB and manage devices with Microsoft Entra ID, since no account keys or iothubowner policy exist.
+// main.bicep skips it when principalId is empty or a service principal (a deployment pipeline needs no data).
+
+param principalId string
+param archiveStorageName string
+param cosmosAccountName string
+param iotHubName string
+
+// Storage Blob Data Contributor: browse and fix archive, dead-letter and provisioning blobs.
+var storageBlobDataContributorRoleId = 'ba92f5b4-2d11-453d-a403-e96b0029c9fe'
+// IoT Hub Data Contributor: devices, twins, jobs and methods from the portal or `az iot hub ... --auth-type login`.
+var iotHubDataContributorRoleId = '4fc6c259-987e-4a07-842e-c321cc9d413f'
+// Cosmos DB Built-in Data Contributor (Cosmos DB data-plane role): Data Explorer and SDK access to items.
+var cosmosDataContributorRoleId = '00000000-0000-0000-0000-000000000002'
+
+resource archiveStorage 'Microsoft.Storage/storageAccounts@2023-05-01' existing = {
+  name: archiveStorageName
+}
+
+resource cosmos 'Microsoft.DocumentDB/databaseAccounts@2024-05-15' existing = {
+  name: cosmosAccountName
+}
+
+resource iotHub 'Microsoft.Devices/IotHubs@2023-06-30' existing = {
+  name: iotHubName
+}
+
+// principalType is left out: ARM looks the principal up (a user, or a group if someone passes one).
+resource archiveBlobContributor 'Microsoft.Authorization/roleAssignments@2022-04-01' = {
+  name: guid(archiveStorage.id, principalId, storageBlobDataContributorRoleId)
+  scope: archiveStorage
+  properties: {
+    roleDefinitionId: subscriptionResourceId('Microsoft.Authorization/roleDefinitions', storageBlobDataContributorRoleId)
+    principalId: principalId
+  }
+}
+
+// Data explorer access for the deployer (whole account).
+resource cosmosDataContributor 'Microsoft.DocumentDB/databaseAccounts/sqlRoleAssignments@2024-05-15' = {
+  parent: cosmos
+  name: guid(cosmos.id, principalId, cosmosDataContributorRoleId)
+  properties: {
+    roleDefinitionId: '${cosmos.id}/sqlRoleDefinitions/${cosmosDataContributorRoleId}'
+    principalId: principalId
+    scope: cosmos.id
+  }
+}
+
+// Device management for the deployer.
+resource iotHubDataContributor 'Microsoft.Authorization/roleAssignments@2022-04-01' = {
+  name: guid(iotHub.id, principalId, iotHubDataContributorRoleId)
+  scope: iotHub
+  properties: {
+    roleDefinitionId: subscriptionResourceId('Microsoft.Authorization/roleDefinitions', iotHubDataContributorRoleId)
+    principalId: principalId
+  }
+}

@@ -1,0 +1,96 @@
+// Data Lake Storage Gen2 account for the raw telemetry archive, dead letters and the provisioning workflows'
+// private blobs (the app reaches all four containers through one blob service, ArchiveStorage__blobServiceUri).
+
+param name string
+param location string
+param tags object
+
+@description('Private blob containers to create.')
+param containerNames array
+
+@description('Raw archive container; its blobs move to the Cool tier after coolAfterDays.')
+param rawArchiveContainerName string
+
+@minValue(1)
+param coolAfterDays int = 30
+
+// Cost: Standard LRS, Hot tier for recent data; the lifecycle rule below moves the raw archive to Cool. The
+// hierarchical namespace makes the archive (stream/yyyy/MM/dd/HH/...) a directory tree for Spark, Synapse or
+// Fabric at no extra storage cost. Shared keys and public blob access are off: the app uses its managed identity.
+resource account 'Microsoft.Storage/storageAccounts@2023-05-01' = {
+  name: name
+  location: location
+  tags: tags
+  kind: 'StorageV2'
+  sku: {
+    name: 'Standard_LRS'
+  }
+  properties: {
+    isHnsEnabled: true
+    accessTier: 'Hot'
+    allowBlobPublicAccess: false
+    allowSharedKeyAccess: false
+    defaultToOAuthAuthentication: true
+    minimumTlsVersion: 'TLS1_2'
+    supportsHttpsTrafficOnly: true
+    publicNetworkAccess: 'Enabled'
+  }
+}
+
+// Blob service of the account (parent of the containers).
+resource blobService 'Microsoft.Storage/storageAccounts/blobServices@2023-05-01' = {
+  parent: account
+  name: 'default'
+}
+
+// The app's containers, all private: the results and work containers hold device keys (ADR 0006).
+resource containers 'Microsoft.Storage/storageAccounts/blobServices/containers@2023-05-01' = [
+  for containerName in containerNames: {
+    parent: blobService
+    name: containerName
+    properties: {
+      publicAccess: 'None'
+    }
+  }
+]
+
+// Cost: raw telemetry is write-once and rarely read after a month, so it moves to the Cool tier.
+resource lifecycle 'Microsoft.Storage/storageAccounts/managementPolicies@2023-05-01' = {
+  parent: account
+  name: 'default'
+  properties: {
+    policy: {
+      rules: [
+        {
+          name: 'raw-archive-to-cool'
+          enabled: true
+          type: 'Lifecycle'
+          definition: {
+            filters: {
+              blobTypes: [
+                'blockBlob'
+              ]
+              prefixMatch: [
+                '${rawArchiveContainerName}/'
+              ]
+            }
+            actions: {
+              baseBlob: {
+                tierToCool: {
+                  daysAfterModificationGreaterThan: coolAfterDays
+                }
+              }
+            }
+          }
+        }
+      ]
+    }
+  }
+  dependsOn: [
+    containers
+  ]
+}
+
+output name string = account.name
+output id string = account.id
+output blobEndpoint string = account.properties.primaryEndpoints.blob
