@@ -3,22 +3,15 @@
  * setting the config schema needs is set by the Function App's app settings (identity-based where the app
  * supports it, never an account key), and every container, hub and consumer group the code uses is created.
  */
-import { readFileSync, readdirSync } from 'node:fs';
+import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { loadConfig } from '../../../src/config.js';
+import { filesUnder } from '../../support/files.js';
 
 const INFRA = join(import.meta.dirname, '../../../infra');
 
-function bicepFiles(dir: string): string[] {
-  return readdirSync(dir, { withFileTypes: true }).flatMap((entry) => {
-    const path = join(dir, entry.name);
-    if (entry.isDirectory()) return bicepFiles(path);
-    return entry.name.endsWith('.bicep') ? [path] : [];
-  });
-}
-
-const sources = bicepFiles(INFRA).map((file) => ({ file, text: readFileSync(file, 'utf8') }));
+const sources = filesUnder(INFRA, '.bicep').map((file) => ({ file, text: readFileSync(file, 'utf8') }));
 
 /** Where the `appSettings = { ... }` object is (braces balanced). */
 function appSettingsSpan(): { file: string; open: number; end: number } {
