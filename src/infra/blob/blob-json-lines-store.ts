@@ -1,11 +1,6 @@
 import type { BlobServiceClient, ContainerClient } from '@azure/storage-blob';
 import type { JsonLinesStore } from '../../telemetry/ports.js';
-import { onFirstUse } from '../lazy.js';
-
-const statusOf = (error: unknown): number | undefined =>
-  typeof error === 'object' && error !== null && 'statusCode' in error
-    ? (error as { statusCode?: number }).statusCode
-    : undefined;
+import { blobStatus, lazyBlobContainer } from './blob-service.js';
 
 /**
  * Write-once JSON-lines blobs in one container: the raw archive and the dead letters. Each blob is uploaded in
@@ -15,11 +10,7 @@ export class BlobJsonLinesStore implements JsonLinesStore {
   private readonly container: () => Promise<ContainerClient>;
 
   constructor(service: BlobServiceClient, containerName: string, createIfMissing: boolean) {
-    this.container = onFirstUse(async () => {
-      const client = service.getContainerClient(containerName);
-      if (createIfMissing) await client.createIfNotExists();
-      return client;
-    });
+    this.container = lazyBlobContainer(service, containerName, createIfMissing);
   }
 
   async put(name: string, lines: readonly string[]): Promise<'created' | 'exists'> {
@@ -34,7 +25,7 @@ export class BlobJsonLinesStore implements JsonLinesStore {
       });
       return 'created';
     } catch (error) {
-      const status = statusOf(error);
+      const status = blobStatus(error);
       if (status === 409 || status === 412) return 'exists';
       throw error;
     }

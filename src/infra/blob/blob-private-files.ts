@@ -1,22 +1,13 @@
 import type { BlobServiceClient, ContainerClient } from '@azure/storage-blob';
 import type { PrivateFiles } from '../../provisioning/ports.js';
-import { onFirstUse } from '../lazy.js';
-
-const statusOf = (error: unknown): number | undefined =>
-  typeof error === 'object' && error !== null && 'statusCode' in error
-    ? (error as { statusCode?: number }).statusCode
-    : undefined;
+import { blobStatus, lazyBlobContainer } from './blob-service.js';
 
 /** PrivateFiles in one blob container with no public access (the container is created private). */
 export class BlobPrivateFiles implements PrivateFiles {
   private readonly container: () => Promise<ContainerClient>;
 
   constructor(service: BlobServiceClient, containerName: string, createIfMissing: boolean) {
-    this.container = onFirstUse(async () => {
-      const client = service.getContainerClient(containerName);
-      if (createIfMissing) await client.createIfNotExists();
-      return client;
-    });
+    this.container = lazyBlobContainer(service, containerName, createIfMissing);
   }
 
   async writeOnce(name: string, text: string): Promise<string> {
@@ -24,7 +15,7 @@ export class BlobPrivateFiles implements PrivateFiles {
       await this.upload(name, text, true);
       return text;
     } catch (error) {
-      const status = statusOf(error);
+      const status = blobStatus(error);
       if (status !== 409 && status !== 412) throw error;
       const stored = await this.read(name);
       if (stored === undefined) throw error;
@@ -41,7 +32,7 @@ export class BlobPrivateFiles implements PrivateFiles {
       const buffer = await (await this.container()).getBlockBlobClient(name).downloadToBuffer();
       return buffer.toString('utf8');
     } catch (error) {
-      if (statusOf(error) === 404) return undefined;
+      if (blobStatus(error) === 404) return undefined;
       throw error;
     }
   }
@@ -50,7 +41,7 @@ export class BlobPrivateFiles implements PrivateFiles {
     const container = await this.container();
     for await (const blob of container.listBlobsFlat({ prefix })) {
       await container.deleteBlob(blob.name).catch((error: unknown) => {
-        if (statusOf(error) !== 404) throw error;
+        if (blobStatus(error) !== 404) throw error;
       });
     }
   }
