@@ -40,3 +40,7 @@ export function validateKeys(keys: SymmetricKeys): SymmetricKeys {
   if (errors.length > 0) throw new ValidationError('Invalid device keys.', errors);
   return keys;
 }
+
+/** The given keys, validated, or a fresh pair: what creating an identity or resetting its keys takes. */
+export const keysOrNew = (keys?: SymmetricKeys): SymmetricKeys =>
+  keys ? validateKeys(keys) : generateKeys();

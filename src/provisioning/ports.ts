@@ -1,4 +1,5 @@
-import type { SymmetricKeys } from './keys.js';
+import { assertDeviceId } from '../shared/device-id.js';
+import { keysOrNew, type SymmetricKeys } from './keys.js';
 
 /** Whether the identity store lets a device connect. */
 export type IdentityStatus = 'enabled' | 'disabled';
@@ -8,6 +9,15 @@ export interface DeviceIdentity {
   deviceId: string;
   status: IdentityStatus;
   keys: SymmetricKeys;
+}
+
+/** A new identity as every identity store creates it: a valid id, the status asked for, given or fresh keys. */
+export function newIdentity(
+  deviceId: string,
+  keys?: SymmetricKeys,
+  status: IdentityStatus = 'enabled',
+): DeviceIdentity {
+  return { deviceId: assertDeviceId(deviceId), status, keys: keysOrNew(keys) };
 }
 
 /** Outcome of one device in a bulk operation. */

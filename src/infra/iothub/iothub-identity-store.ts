@@ -1,7 +1,8 @@
 import type { Registry } from 'azure-iothub';
-import { generateKeys, validateKeys, type SymmetricKeys } from '../../provisioning/keys.js';
+import { keysOrNew, type SymmetricKeys } from '../../provisioning/keys.js';
 import {
   MAX_BULK_DEVICES,
+  newIdentity,
   type BulkOutcome,
   type DeviceIdentity,
   type IdentityStatus,
@@ -34,12 +35,7 @@ export class IotHubIdentityStore implements IdentityStore {
     keys?: SymmetricKeys,
     status: IdentityStatus = 'enabled',
   ): Promise<DeviceIdentity> {
-    assertDeviceId(deviceId);
-    const identity: DeviceIdentity = {
-      deviceId,
-      status,
-      keys: keys ? validateKeys(keys) : generateKeys(),
-    };
+    const identity = newIdentity(deviceId, keys, status);
     try {
       const { responseBody } = await this.registry.create(toDevice(identity));
       return fromDevice(responseBody);
@@ -63,7 +59,7 @@ export class IotHubIdentityStore implements IdentityStore {
   }
 
   regenerateKeys(deviceId: string, keys?: SymmetricKeys): Promise<DeviceIdentity> {
-    const fresh = keys ? validateKeys(keys) : generateKeys();
+    const fresh = keysOrNew(keys);
     return this.update(deviceId, (current) => ({ ...current, keys: fresh }));
   }
 
@@ -87,7 +83,7 @@ export class IotHubIdentityStore implements IdentityStore {
         valid.push({
           deviceId: d.deviceId,
           status: 'enabled',
-          keys: d.keys ? validateKeys(d.keys) : generateKeys(),
+          keys: keysOrNew(d.keys),
         });
       } catch (error) {
         outcomes[i] = {

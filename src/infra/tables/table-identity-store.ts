@@ -1,15 +1,15 @@
 import { RestError, type TableClient } from '@azure/data-tables';
 import pLimit from 'p-limit';
-import { generateKeys, validateKeys, type SymmetricKeys } from '../../provisioning/keys.js';
+import { keysOrNew, type SymmetricKeys } from '../../provisioning/keys.js';
 import {
   MAX_BULK_DEVICES,
+  newIdentity,
   type BulkOutcome,
   type DeviceIdentity,
   type IdentityStatus,
   type IdentityStore,
 } from '../../provisioning/ports.js';
 import { parseSasToken, verifySasToken, type SasVerdict } from '../../provisioning/sas-token.js';
-import { assertDeviceId } from '../../shared/device-id.js';
 import {
   DeviceAlreadyExistsError,
   DeviceNotFoundError,
@@ -60,12 +60,7 @@ export class TableIdentityStore implements IdentityStore {
     keys?: SymmetricKeys,
     status: IdentityStatus = 'enabled',
   ): Promise<DeviceIdentity> {
-    assertDeviceId(deviceId);
-    const identity: DeviceIdentity = {
-      deviceId,
-      status,
-      keys: keys ? validateKeys(keys) : generateKeys(),
-    };
+    const identity = newIdentity(deviceId, keys, status);
     const now = this.now();
     try {
       await (
@@ -96,7 +91,7 @@ export class TableIdentityStore implements IdentityStore {
   }
 
   regenerateKeys(deviceId: string, keys?: SymmetricKeys): Promise<DeviceIdentity> {
-    const fresh = keys ? validateKeys(keys) : generateKeys();
+    const fresh = keysOrNew(keys);
     return this.update(deviceId, (entity) => ({ ...entity, keys: this.seal(deviceId, fresh) }));
   }
 

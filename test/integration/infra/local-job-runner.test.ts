@@ -41,6 +41,27 @@ describeJobRunnerContract('LocalJobRunner on Azurite and the local Cosmos DB ser
   settle: (hubJobId) => runner.get(hubJobId),
 }));
 
+/** A job record as the runner writes it when a job starts, for cases that begin from a stored state. */
+const runningJobRecord = (
+  hubJobId: string,
+  type: string,
+  startedAt: string,
+  maxExecutionTimeInSeconds: number,
+) => ({
+  partitionKey: 'job',
+  rowKey: hubJobId,
+  hubJobId,
+  type,
+  status: 'running',
+  deviceCount: 0,
+  succeededCount: 0,
+  failedCount: 0,
+  runningCount: 0,
+  pendingCount: 0,
+  startedAt,
+  maxExecutionTimeInSeconds,
+});
+
 let counter = 0;
 const uniqueId = (label: string) => `${label}-${counter++}`;
 
@@ -166,20 +187,9 @@ describe('LocalJobRunner specifics', () => {
 
   it('reports a job that a stopped runtime left running past its time limit as failed', async () => {
     const hubJobId = uniqueId('abandoned-job');
-    await jobsTable.createEntity({
-      partitionKey: 'job',
-      rowKey: hubJobId,
-      hubJobId,
-      type: 'twinUpdate',
-      status: 'running',
-      deviceCount: 0,
-      succeededCount: 0,
-      failedCount: 0,
-      runningCount: 0,
-      pendingCount: 0,
-      startedAt: new Date(Date.now() - 120_000).toISOString(),
-      maxExecutionTimeInSeconds: 60,
-    });
+    await jobsTable.createEntity(
+      runningJobRecord(hubJobId, 'twinUpdate', new Date(Date.now() - 120_000).toISOString(), 60),
+    );
 
     const job = await runner.get(hubJobId);
     expect(job?.status).toBe('failed');
@@ -188,20 +198,7 @@ describe('LocalJobRunner specifics', () => {
 
   it('cancels a job that is still running', async () => {
     const hubJobId = uniqueId('stuck-job');
-    await jobsTable.createEntity({
-      partitionKey: 'job',
-      rowKey: hubJobId,
-      hubJobId,
-      type: 'deviceMethod',
-      status: 'running',
-      deviceCount: 0,
-      succeededCount: 0,
-      failedCount: 0,
-      runningCount: 0,
-      pendingCount: 0,
-      startedAt: new Date().toISOString(),
-      maxExecutionTimeInSeconds: 600,
-    });
+    await jobsTable.createEntity(runningJobRecord(hubJobId, 'deviceMethod', new Date().toISOString(), 600));
 
     await runner.cancel(hubJobId);
     expect((await runner.get(hubJobId))?.status).toBe('cancelled');
