@@ -38,7 +38,8 @@ const errors = (...codes: number[]) =>
           409: 'Duplicate device id, or a state change the resource does not allow',
           412: 'ETag mismatch',
           422: 'The body or query breaks the schema',
-          429: 'Throttled by a backing service',
+          429: 'Too many active jobs on IoT Hub',
+          503: 'A backing service is throttled or unavailable; retry after Retry-After seconds',
           500: 'Internal error (no internals disclosed)',
         }[code] ?? 'Error',
       ),
@@ -148,7 +149,7 @@ export const openApiDocument = {
               Location: { schema: { type: 'string' } },
             },
           ),
-          ...errors(400, 409, 422, 429, 500),
+          ...errors(400, 409, 422, 500, 503),
         },
       },
       get: {
@@ -178,7 +179,7 @@ export const openApiDocument = {
               continuationToken: { type: ['string', 'null'] },
             },
           }),
-          ...errors(400, 422, 429, 500),
+          ...errors(400, 422, 500, 503),
         },
       },
     },
@@ -247,7 +248,7 @@ export const openApiDocument = {
         tags: ['Devices'],
         responses: {
           '200': ok('The twin (desired and reported properties)', ref('Twin'), etagHeader),
-          ...errors(400, 404, 429, 500),
+          ...errors(400, 404, 500, 503),
         },
       },
       patch: {
@@ -266,7 +267,7 @@ export const openApiDocument = {
         },
         responses: {
           '200': ok('The updated twin', ref('Twin'), etagHeader),
-          ...errors(400, 404, 412, 422, 429, 500),
+          ...errors(400, 404, 412, 422, 500, 503),
         },
       },
     },
@@ -330,7 +331,7 @@ export const openApiDocument = {
           '202': accepted('Started; poll statusQueryGetUri', {
             allOf: [ref('WorkflowAccepted'), { required: ['deviceId'] }],
           }),
-          ...errors(400, 422, 429, 500),
+          ...errors(400, 422, 500, 503),
           '409': problem('A device with this id already exists'),
         },
       },

@@ -8,12 +8,15 @@ import {
   JobNotFoundError,
   PreconditionFailedError,
   ProvisioningInconsistencyError,
-  ThrottledError,
+  ServiceUnavailableError,
   TooManyJobsError,
   UnprocessableRequestError,
   ValidationError,
   WorkflowNotFoundError,
 } from '../shared/errors.js';
+
+/** What a 503 advises when the backing service gave no hint, seconds. */
+const DEFAULT_RETRY_AFTER_SECONDS = 5;
 
 const STATUS: [new (...args: never[]) => DomainError, number, string][] = [
   [ValidationError, 400, 'Bad Request'],
@@ -25,9 +28,10 @@ const STATUS: [new (...args: never[]) => DomainError, number, string][] = [
   [InvalidTransitionError, 409, 'Conflict'],
   [PreconditionFailedError, 412, 'Precondition Failed'],
   [UnprocessableRequestError, 422, 'Unprocessable Content'],
-  [ThrottledError, 429, 'Too Many Requests'],
   [TooManyJobsError, 429, 'Too Many Requests'],
   [ProvisioningInconsistencyError, 500, 'Internal Server Error'],
+  // Our dependency is throttled or down, not the caller over its quota: 503 with a hint when to come back.
+  [ServiceUnavailableError, 503, 'Service Unavailable'],
 ];
 
 /** The one place where errors become HTTP responses: RFC 9457 problem details, no internals for the unknown. */
@@ -52,8 +56,8 @@ export function toProblemResponse(error: unknown, instance?: string): HttpRespon
       body.deviceId = error.deviceId;
       body.recordedForReconciliation = error.recorded;
     }
-    if (error instanceof ThrottledError && error.retryAfterSeconds !== undefined) {
-      headers['retry-after'] = String(error.retryAfterSeconds);
+    if (error instanceof ServiceUnavailableError) {
+      headers['retry-after'] = String(error.retryAfterSeconds ?? DEFAULT_RETRY_AFTER_SECONDS);
     }
     return { status, headers, body: JSON.stringify(body) };
   }

@@ -86,15 +86,25 @@ export class StateRejectedError extends DomainError {
   readonly code = 'state-rejected';
 }
 
-/** A backing service asks us to slow down (HTTP 429); `retryAfterSeconds` when it said so. */
-export class ThrottledError extends DomainError {
-  readonly code = 'throttled';
+/**
+ * A backing service (Cosmos DB, Storage, IoT Hub, the identity store) cannot serve us right now: it is down,
+ * timed out or refused the connection. Retrying later can help; over HTTP it is 503 with `Retry-After`, never
+ * a verdict on the caller's request (a device SDK gives up on 401, not on 503).
+ */
+export class ServiceUnavailableError extends DomainError {
+  readonly code: string = 'service-unavailable';
   constructor(
     message: string,
+    /** How long the service asked us to wait, seconds, when it said so. */
     readonly retryAfterSeconds?: number,
   ) {
     super(message);
   }
+}
+
+/** A backing service asks us to slow down (HTTP 429); `retryAfterSeconds` when it said so. */
+export class ThrottledError extends ServiceUnavailableError {
+  override readonly code = 'throttled';
 }
 
 /** A setting is missing or malformed; raised once at start-up. */

@@ -76,10 +76,10 @@ describe('provisioning API on the IoT Hub identity store', () => {
     expect(hub.devices.get('hub-1')?.status).toBe('enabled');
   });
 
-  it('answers 429 when IoT Hub throttles', async () => {
+  it('answers 503 with retry-after when IoT Hub throttles', async () => {
     hub.throttleNext(1);
     const res = await register(handlersWith(config.cosmos.databaseName), { id: 'hub-2' });
-    expect(res.status).toBe(429);
+    expect(res.status).toBe(503);
     expect(res.body.type).toBe('urn:problem-type:throttled');
   });
 

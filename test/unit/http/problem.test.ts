@@ -3,6 +3,7 @@ import { toProblemResponse } from '../../../src/http/problem.js';
 import {
   DeviceNotFoundError,
   PreconditionFailedError,
+  ServiceUnavailableError,
   ThrottledError,
   ValidationError,
 } from '../../../src/shared/errors.js';
@@ -54,16 +55,23 @@ describe('toProblemResponse', () => {
     expect(bodyOf(response)).toMatchObject({ type: 'urn:problem-type:precondition-failed', status: 412 });
   });
 
-  it('maps ThrottledError to 429 with a retry-after header when known', () => {
+  it('maps a throttled backing service to 503 with retry-after (its own hint, else a default)', () => {
     const response = toProblemResponse(new ThrottledError('Slow down', 7));
-    expect(response.status).toBe(429);
+    expect(response.status).toBe(503);
     expect(response.headers).toMatchObject({ 'retry-after': '7' });
-    expect(bodyOf(response)).toMatchObject({ type: 'urn:problem-type:throttled', status: 429 });
+    expect(bodyOf(response)).toMatchObject({ type: 'urn:problem-type:throttled', status: 503 });
 
-    expect(toProblemResponse(new ThrottledError('Slow down')).headers).not.toHaveProperty('retry-after');
+    expect(toProblemResponse(new ThrottledError('Slow down')).headers).toMatchObject({ 'retry-after': '5' });
     expect(toProblemResponse(new ThrottledError('Slow down', 0)).headers).toMatchObject({
       'retry-after': '0',
     });
+  });
+
+  it('maps an unavailable backing service to 503 with retry-after', () => {
+    const response = toProblemResponse(new ServiceUnavailableError('Cosmos DB timed out'));
+    expect(response.status).toBe(503);
+    expect(response.headers).toMatchObject({ 'retry-after': '5' });
+    expect(bodyOf(response)).toMatchObject({ type: 'urn:problem-type:service-unavailable', status: 503 });
   });
 
   it('maps an unknown error to 500 without revealing its message', () => {
