@@ -1,4 +1,5 @@
 import { z } from 'zod';
+import { DEFAULT_MAX_BODY_BYTES, DEFAULT_MAX_BULK_BODY_BYTES } from './shared/api-request.js';
 import { ConfigError } from './shared/errors.js';
 import { DEFAULT_INGEST_OPTIONS, type IngestOptions } from './telemetry/ingest-options.js';
 
@@ -127,6 +128,9 @@ const schema = z.object({
   Ingest__StateCacheTtlSeconds: positiveInt(300),
   Ingest__MaxStateFieldsPerSection: positiveInt(DEFAULT_INGEST_OPTIONS.maxStateFieldsPerSection),
   Ingest__MaxRetryCount: z.coerce.number().int().min(0).max(100).default(5),
+
+  Http__MaxBodyBytes: positiveInt(DEFAULT_MAX_BODY_BYTES),
+  Http__MaxBulkBodyBytes: positiveInt(DEFAULT_MAX_BULK_BODY_BYTES),
 });
 
 /** Every app setting the function app reads (the README table and local.settings.sample.json list them all). */
@@ -224,6 +228,15 @@ export interface AppConfig {
   provisioning: ProvisioningConfig;
   alerts: AlertsConfig;
   workflows: WorkflowsConfig;
+  http: HttpConfig;
+}
+
+/** Limits of the HTTP API's request bodies (src/shared/api-request.ts reads every body). */
+export interface HttpConfig {
+  /** Largest JSON body any route accepts, bytes; more is 413. */
+  maxBodyBytes: number;
+  /** Largest bulk provisioning body (JSON array or NDJSON), bytes; more is 413. */
+  maxBulkBodyBytes: number;
 }
 
 /** Durable provisioning workflows and scheduled jobs. */
@@ -350,5 +363,6 @@ export function loadConfig(env: Record<string, string | undefined> = process.env
       jobsContainerName: s.CosmosDbJobsContainerName,
       jobPollIntervalMs: s.Jobs__PollIntervalSeconds * 1000,
     },
+    http: { maxBodyBytes: s.Http__MaxBodyBytes, maxBulkBodyBytes: s.Http__MaxBulkBodyBytes },
   };
 }

@@ -63,7 +63,7 @@ const service = new ProvisioningService({
   hostName: config.provisioning.hostName,
   maxMetadataBytes: config.provisioning.maxMetadataBytes,
 });
-const provisioning = makeProvisioningHandlers(service);
+const provisioning = makeProvisioningHandlers(service, { maxBodyBytes: config.http.maxBodyBytes });
 const workflowHandlers = makeWorkflowHandlers({
   identities,
   work,
@@ -71,8 +71,14 @@ const workflowHandlers = makeWorkflowHandlers({
   hooks: config.workflows.hooks,
   registryOpsPerMinute: config.workflows.registryOpsPerMinute,
   maxMetadataBytes: config.provisioning.maxMetadataBytes,
+  maxBodyBytes: config.http.maxBodyBytes,
+  maxBulkBodyBytes: config.http.maxBulkBodyBytes,
 });
-const jobHandlers = makeJobHandlers({ jobs, pollIntervalMs: config.workflows.jobPollIntervalMs });
+const jobHandlers = makeJobHandlers({
+  jobs,
+  pollIntervalMs: config.workflows.jobPollIntervalMs,
+  maxBodyBytes: config.http.maxBodyBytes,
+});
 const resultsContainer = config.workflows.resultsContainer;
 const activities = {
   ...makeProvisionDeviceActivities({

@@ -2,6 +2,7 @@ import { randomUUID } from 'node:crypto';
 import { z } from 'zod';
 import {
   parseRequest as parse,
+  pathParam,
   queryParameters,
   readJson,
   type ApiRequest,
@@ -25,6 +26,8 @@ export interface JobHandlerDeps {
   jobs: JobStore;
   /** How often running IoT Hub jobs are polled, ms. */
   pollIntervalMs: number;
+  /** Largest JSON body accepted, bytes (Http__MaxBodyBytes). */
+  maxBodyBytes?: number;
   now?: () => Date;
 }
 
@@ -40,7 +43,9 @@ export function makeJobHandlers(deps: JobHandlerDeps) {
   return {
     /** POST /jobs: validates the job, stores it, and starts its orchestration (202 with the job). */
     createJob: async (request: ApiRequest, workflows: WorkflowClient): Promise<ApiResponse> => {
-      const job = checkJobRequest(parse(jobRequestSchema, await readJson(request, false)));
+      const job = checkJobRequest(
+        parse(jobRequestSchema, await readJson(request, false, { maxBytes: deps.maxBodyBytes })),
+      );
       const id = `job-${randomUUID()}`;
       const at = now();
       const record: JobRecord = {
@@ -65,7 +70,7 @@ export function makeJobHandlers(deps: JobHandlerDeps) {
 
     /** GET /jobs/{id}: the job with its runs, and the orchestration's live progress. */
     getJob: async (request: ApiRequest, workflows: WorkflowClient): Promise<ApiResponse> => {
-      const record = await find(request.params.id ?? '');
+      const record = await find(pathParam(request, 'id'));
       const status = await workflows.status(record.id);
       return {
         status: 200,
@@ -90,7 +95,7 @@ export function makeJobHandlers(deps: JobHandlerDeps) {
 
     /** DELETE /jobs/{id}: cancels the orchestration and the running IoT Hub job (202: it happens next). */
     cancelJob: async (request: ApiRequest, workflows: WorkflowClient): Promise<ApiResponse> => {
-      const record = await find(request.params.id ?? '');
+      const record = await find(pathParam(request, 'id'));
       const status = await workflows.status(record.id);
       if (!status || isFinished(status.runtimeStatus)) {
         throw new InvalidTransitionError(

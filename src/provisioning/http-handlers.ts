@@ -1,8 +1,9 @@
 import { z } from 'zod';
 import {
   parseRequest as parse,
+  pathParam,
   queryParameters,
-  readJson,
+  readJson as readBody,
   type ApiRequest,
   type ApiResponse,
 } from '../shared/api-request.js';
@@ -32,10 +33,16 @@ function deviceResponse(record: VersionedDeviceRecord, status = 200): ApiRespons
   return { status, jsonBody: device, headers: { etag } };
 }
 
-const id = (request: ApiRequest) => request.params.id ?? '';
+const id = (request: ApiRequest) => pathParam(request, 'id');
 
 /** Handler factories for the provisioning API (seed 002 §3.4); each is registered by the composition root. */
-export function makeProvisioningHandlers(service: ProvisioningService) {
+export function makeProvisioningHandlers(
+  service: ProvisioningService,
+  /** Largest JSON body accepted, bytes (Http__MaxBodyBytes). */
+  limits: { maxBodyBytes?: number } = {},
+) {
+  const readJson = (request: ApiRequest, emptyAllowed: boolean) =>
+    readBody(request, emptyAllowed, { maxBytes: limits.maxBodyBytes });
   return {
     registerDevice: async (request: ApiRequest): Promise<ApiResponse> => {
       const body = parse(registerSchema, await readJson(request, false));

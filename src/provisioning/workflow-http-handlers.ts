@@ -1,7 +1,17 @@
 import { randomUUID } from 'node:crypto';
 import pLimit from 'p-limit';
 import { z } from 'zod';
-import { parseRequest as parse, readJson, type ApiRequest, type ApiResponse } from '../shared/api-request.js';
+import {
+  DEFAULT_MAX_BULK_BODY_BYTES,
+  assertJsonDepth,
+  checkMediaType,
+  parseRequest as parse,
+  pathParam,
+  readJson,
+  readText,
+  type ApiRequest,
+  type ApiResponse,
+} from '../shared/api-request.js';
 import { DEVICE_ID_PATTERN, assertDeviceId } from '../shared/device-id.js';
 import {
   DeviceAlreadyExistsError,
@@ -32,6 +42,10 @@ export interface WorkflowHandlerDeps {
   hooks: string[];
   registryOpsPerMinute: number;
   maxMetadataBytes: number;
+  /** Largest JSON body accepted, bytes (Http__MaxBodyBytes). */
+  maxBodyBytes?: number;
+  /** Largest bulk provisioning body accepted, bytes (Http__MaxBulkBodyBytes). */
+  maxBulkBodyBytes?: number;
   now?: () => Date;
 }
 
@@ -55,10 +69,14 @@ function accepted(
   };
 }
 
+/** Media types a bulk body may declare besides JSON. */
+const NDJSON_TYPES = ['application/x-ndjson', 'application/jsonl', 'application/jsonlines'];
+
 /** Bulk bodies: a JSON array, or NDJSON (one device per line). */
 function parseBulkBody(text: string): unknown[] {
   const trimmed = text.trim();
   if (trimmed === '') throw new ValidationError('A body is required: a JSON array or NDJSON of devices.');
+  assertJsonDepth(trimmed);
   if (trimmed.startsWith('[')) {
     try {
       const parsed = JSON.parse(trimmed) as unknown;
@@ -92,7 +110,7 @@ export function makeWorkflowHandlers(deps: WorkflowHandlerDeps) {
   return {
     /** POST /provisioning/devices: starts the provisioning workflow of one device. */
     startProvisioning: async (request: ApiRequest, workflows: WorkflowClient): Promise<ApiResponse> => {
-      const body = parse(specSchema, await readJson(request, true));
+      const body = parse(specSchema, await readJson(request, true, { maxBytes: deps.maxBodyBytes }));
       const deviceId = assertDeviceId(body.id ?? randomUUID());
       const metadata = body.metadata ?? {};
       const problems = checkMetadata(metadata, 'metadata');
@@ -112,7 +130,10 @@ export function makeWorkflowHandlers(deps: WorkflowHandlerDeps) {
 
     /** POST /provisioning/bulk: up to 10,000 devices (JSON array or NDJSON). */
     startBulkProvisioning: async (request: ApiRequest, workflows: WorkflowClient): Promise<ApiResponse> => {
-      const items = parseBulkBody(await request.text());
+      checkMediaType(request, NDJSON_TYPES);
+      const items = parseBulkBody(
+        await readText(request, deps.maxBulkBodyBytes ?? DEFAULT_MAX_BULK_BODY_BYTES),
+      );
       if (items.length === 0 || items.length > MAX_BULK_REQUEST_DEVICES) {
         throw new UnprocessableRequestError('Wrong number of devices.', [
           {
@@ -175,7 +196,7 @@ export function makeWorkflowHandlers(deps: WorkflowHandlerDeps) {
 
     /** GET /provisioning/{instanceId}: where a provisioning workflow stands (counts, step, outcome). */
     getProvisioning: async (request: ApiRequest, workflows: WorkflowClient): Promise<ApiResponse> => {
-      const status = await provisioningStatus(workflows, request.params.instanceId ?? '');
+      const status = await provisioningStatus(workflows, pathParam(request, 'instanceId'));
       return { status: 200, jsonBody: status };
     },
 
@@ -184,7 +205,7 @@ export function makeWorkflowHandlers(deps: WorkflowHandlerDeps) {
      * same secrets POST /devices returns; guarded by the function key).
      */
     getProvisioningResults: async (request: ApiRequest, workflows: WorkflowClient): Promise<ApiResponse> => {
-      const instanceId = request.params.instanceId ?? '';
+      const instanceId = pathParam(request, 'instanceId');
       await provisioningStatus(workflows, instanceId);
       const text = await deps.results.read(`${instanceId}.jsonl`);
       if (text === undefined) throw new WorkflowNotFoundError(instanceId);

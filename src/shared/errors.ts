@@ -135,3 +135,16 @@ export class WorkflowNotFoundError extends DomainError {
     super(`Provisioning workflow '${instanceId}' not found.`);
   }
 }
+
+/** The request body is larger than the route accepts (HTTP 413); `maxBytes` is the limit, in bytes. */
+export class PayloadTooLargeError extends DomainError {
+  readonly code = 'payload-too-large';
+  constructor(readonly maxBytes: number) {
+    super(`The body is larger than ${maxBytes} bytes, the most this route accepts.`);
+  }
+}
+
+/** The request body's declared Content-Type is not one the route reads (HTTP 415). */
+export class UnsupportedMediaTypeError extends DomainError {
+  readonly code = 'unsupported-media-type';
+}

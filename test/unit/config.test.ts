@@ -91,6 +91,7 @@ describe('loadConfig', () => {
         jobsContainerName: 'jobs',
         jobPollIntervalMs: 30_000,
       },
+      http: { maxBodyBytes: 1024 * 1024, maxBulkBodyBytes: 16 * 1024 * 1024 },
     });
   });
 

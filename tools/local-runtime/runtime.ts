@@ -15,16 +15,18 @@
 import { TableClient } from '@azure/data-tables';
 import functions, { type HttpResponseInit } from '@azure/functions';
 import { createHash, randomUUID } from 'node:crypto';
-import { readFileSync } from 'node:fs';
+import { existsSync, readFileSync } from 'node:fs';
 import { createServer, type IncomingMessage, type ServerResponse } from 'node:http';
 import Module, { createRequire } from 'node:module';
 import type { AddressInfo } from 'node:net';
 import { fileURLToPath } from 'node:url';
 import { THRESHOLD_RULES, evaluateThreshold, type TelemetryPoint } from '../../src/alerts/rules.js';
 import { loadConfig } from '../../src/config.js';
+import { toProblemResponse } from '../../src/http/problem.js';
 import { createAdapters } from '../../src/infra/adapters.js';
 import { localDeviceConnections } from '../../src/infra/local/local-device-connections.js';
 import { parseSasToken, verifySasToken } from '../../src/provisioning/sas-token.js';
+import { PayloadTooLargeError, ServiceUnavailableError, ValidationError } from '../../src/shared/errors.js';
 import { DurableEngine, type ActivityHandler } from './durable-engine.js';
 import { TableInstanceStore } from './table-instance-store.js';
 
@@ -45,6 +47,8 @@ export interface RuntimeOptions {
   /** HTTP port (0 = a free one). */
   port: number;
   log: (message: string) => void;
+  /** The `@azure/functions-core` provider module (default: the compiled one beside this file; tests pass theirs). */
+  functionsCore?: string;
 }
 
 export interface Runtime {
@@ -186,11 +190,52 @@ function compileRoute(template: string): {
   };
 }
 
-const readBody = async (req: IncomingMessage): Promise<Buffer> => {
+/** IoT Hub's largest device-to-cloud message (256 KiB): the gateway answers 413 above it, as IoT Hub does. */
+const MAX_DEVICE_MESSAGE_BYTES = 256 * 1024;
+
+/** Refused because the body is larger than the limit; nothing past the limit was kept. */
+class BodyTooLarge extends Error {
+  constructor(readonly maxBytes: number) {
+    super(`The body is larger than ${maxBytes} bytes.`);
+  }
+}
+
+/** Reads a body, stopping (BodyTooLarge) as soon as it or its Content-Length passes `maxBytes`. */
+const readBody = async (req: IncomingMessage, maxBytes = Number.POSITIVE_INFINITY): Promise<Buffer> => {
+  if (Number(req.headers['content-length'] ?? 0) > maxBytes) throw new BodyTooLarge(maxBytes);
   const chunks: Buffer[] = [];
-  for await (const chunk of req) chunks.push(chunk as Buffer);
+  let size = 0;
+  for await (const chunk of req) {
+    size += (chunk as Buffer).length;
+    if (size > maxBytes) throw new BodyTooLarge(maxBytes);
+    chunks.push(chunk as Buffer);
+  }
   return Buffer.concat(chunks);
 };
+
+/** Whether every %-escape of the path decodes to well-formed UTF-8 (what a host needs to route it). */
+const decodablePath = (path: string): boolean => {
+  try {
+    decodeURIComponent(path);
+    return true;
+  } catch {
+    return false;
+  }
+};
+
+/** Sends a problem+json answer made by the app's own mapper (src/http/problem.ts). */
+function sendProblem(
+  res: ServerResponse,
+  error: unknown,
+  instance: string,
+  headers: Record<string, string> = {},
+) {
+  const problem = toProblemResponse(error, instance);
+  send(res, problem.status ?? 500, typeof problem.body === 'string' ? problem.body : '', {
+    ...(problem.headers as Record<string, string>),
+    ...headers,
+  });
+}
 
 function send(res: ServerResponse, status: number, body?: unknown, headers: Record<string, string> = {}) {
   const text = body === undefined ? '' : typeof body === 'string' ? body : JSON.stringify(body);
@@ -207,7 +252,7 @@ export async function startRuntime(options: RuntimeOptions): Promise<Runtime> {
   Object.assign(process.env, settings);
 
   // The library registers through `@azure/functions-core`, which the real host provides: provide it.
-  const core = fileURLToPath(new URL('./functions-core.cjs', import.meta.url));
+  const core = options.functionsCore ?? fileURLToPath(new URL('./functions-core.cjs', import.meta.url));
   const internals = Module as unknown as {
     _resolveFilename: (request: string, ...rest: unknown[]) => string;
   };
@@ -224,7 +269,12 @@ export async function startRuntime(options: RuntimeOptions): Promise<Runtime> {
   }
   const { registrations } = createRequire(import.meta.url)(core) as { registrations: Registration[] };
 
-  const hostJson = JSON.parse(readFileSync(new URL('../../../host.json', import.meta.url), 'utf8')) as {
+  // host.json is at the repository root: two levels up from the sources, three from dist/.
+  const hostJsonUrl = [
+    new URL('../../host.json', import.meta.url),
+    new URL('../../../host.json', import.meta.url),
+  ].find((url) => existsSync(url));
+  const hostJson = JSON.parse(readFileSync(hostJsonUrl ?? 'host.json', 'utf8')) as {
     extensions?: { http?: { routePrefix?: string }; eventHubs?: { maxEventBatchSize?: number } };
   };
   const routePrefix = hostJson.extensions?.http?.routePrefix ?? 'api';
@@ -358,7 +408,10 @@ export async function startRuntime(options: RuntimeOptions): Promise<Runtime> {
     })
     .sort((a, b) => b.score - a.score);
 
-  const adapters = createAdapters(loadConfig(settings));
+  const config = loadConfig(settings);
+  const adapters = createAdapters(config);
+  // The host reads a body before the function sees it; stop at the largest limit any route has.
+  const maxApiBody = Math.max(config.http.maxBodyBytes, config.http.maxBulkBodyBytes);
   const hostName = settings.IotHubHostName ?? 'localhost';
   let origin = '';
 
@@ -463,7 +516,20 @@ export async function startRuntime(options: RuntimeOptions): Promise<Runtime> {
   /** The device's identity when its SAS token is valid; otherwise the refusal has been sent. */
   const authenticate = async (req: IncomingMessage, res: ServerResponse, deviceId: string) => {
     const token = parseSasToken(req.headers.authorization ?? '');
-    const identity = await adapters.identities.get(deviceId).catch(() => undefined);
+    let identity: Awaited<ReturnType<typeof adapters.identities.get>>;
+    try {
+      identity = token ? await adapters.identities.get(deviceId) : undefined;
+    } catch (error) {
+      // The identity store is unavailable: that is no verdict on the token. A device SDK gives up on 401 but
+      // retries a 503, so a storage outage must never look like bad credentials.
+      log(`gateway: identity store unavailable (${error instanceof Error ? error.message : String(error)})`);
+      const unavailable =
+        error instanceof ServiceUnavailableError
+          ? error
+          : new ServiceUnavailableError('The identity store is unavailable; retry later.');
+      sendProblem(res, unavailable, req.url ?? '');
+      return false;
+    }
     const verdict =
       token && identity
         ? verifySasToken(token, {
@@ -507,9 +573,10 @@ export async function startRuntime(options: RuntimeOptions): Promise<Runtime> {
     }
     if (req.method === 'POST' && m[2]?.endsWith('/response')) {
       const requestId = decodeURIComponent(m[2].slice(0, -'/response'.length));
+      const text = (await readBody(req, MAX_DEVICE_MESSAGE_BYTES)).toString('utf8');
       let answer: { status?: unknown; payload?: unknown };
       try {
-        answer = JSON.parse((await readBody(req)).toString('utf8') || '{}') as typeof answer;
+        answer = JSON.parse(text || '{}') as typeof answer;
       } catch {
         send(res, 400, { message: 'The body is not valid JSON.' });
         return true;
@@ -533,7 +600,7 @@ export async function startRuntime(options: RuntimeOptions): Promise<Runtime> {
     }
     const deviceId = decodeURIComponent(m[1] ?? '');
     if (!(await authenticate(req, res, deviceId))) return true;
-    const body = await readBody(req);
+    const body = await readBody(req, MAX_DEVICE_MESSAGE_BYTES);
     const properties: Record<string, unknown> = {};
     for (const [name, value] of Object.entries(req.headers)) {
       if (name.startsWith('iothub-app-') && typeof value === 'string')
@@ -558,6 +625,11 @@ export async function startRuntime(options: RuntimeOptions): Promise<Runtime> {
       const url = new URL(req.url ?? '/', origin || 'http://localhost');
       const path = url.pathname;
       try {
+        if (!decodablePath(path)) {
+          // A host cannot route a path whose %-escapes are not UTF-8: 400, whatever the route.
+          sendProblem(res, new ValidationError('The path is not valid percent-encoded UTF-8.'), path);
+          return;
+        }
         if (await durableApi(req, res, path, url)) return;
         if (await gateway(req, res, path)) return;
         if (await methods(req, res, path, url)) return;
@@ -570,7 +642,7 @@ export async function startRuntime(options: RuntimeOptions): Promise<Runtime> {
         for (const route of routes) {
           const params = route.match(routePath);
           if (!params || !route.methods.includes(req.method ?? 'GET')) continue;
-          const body = await readBody(req);
+          const body = await readBody(req, maxApiBody);
           const request = new HttpRequest({
             method: req.method ?? 'GET',
             url: url.href,
@@ -613,6 +685,11 @@ export async function startRuntime(options: RuntimeOptions): Promise<Runtime> {
         }
         send(res, 404, { message: `No function serves ${req.method ?? 'GET'} ${path}` });
       } catch (error) {
+        if (error instanceof BodyTooLarge) {
+          // Stop reading: answer now and close the connection rather than drain the rest.
+          sendProblem(res, new PayloadTooLargeError(error.maxBytes), path, { connection: 'close' });
+          return;
+        }
         log(
           `HTTP ${req.method ?? ''} ${path} failed: ${error instanceof Error ? (error.stack ?? error.message) : String(error)}`,
         );

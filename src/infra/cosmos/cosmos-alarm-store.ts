@@ -12,6 +12,7 @@ import type { Anomaly } from '../../alerts/anomaly-records.js';
 import { AlarmNotFoundError, InvalidTransitionError, PreconditionFailedError } from '../../shared/errors.js';
 import { toStorageKey } from '../storage-keys.js';
 import { cosmosStatus } from './cosmos-client.js';
+import { fetchPage } from './cosmos-paging.js';
 
 type StoredAlarm = Alarm & { type: 'alarm'; _etag?: string };
 /** Points at the alarm currently collecting anomalies of one (device, rule): one active alarm per pair. */
@@ -83,21 +84,12 @@ export class CosmosAlarmStore implements AlarmStore {
       conditions.push('c.status = @status');
       parameters.push({ name: '@status', value: query.status });
     }
-    const page = await (
-      await this.container()
-    ).items
-      .query<StoredAlarm>(
-        { query: `SELECT * FROM c WHERE ${conditions.join(' AND ')} ORDER BY c.id`, parameters },
-        {
-          maxItemCount: query.top,
-          ...(query.continuationToken ? { continuationToken: query.continuationToken } : {}),
-        },
-      )
-      .fetchNext();
-    return {
-      items: page.resources.map(strip),
-      ...(page.continuationToken ? { continuationToken: page.continuationToken } : {}),
-    };
+    const page = await fetchPage<StoredAlarm>(
+      await this.container(),
+      { query: `SELECT * FROM c WHERE ${conditions.join(' AND ')} ORDER BY c.id`, parameters },
+      query,
+    );
+    return { ...page, items: page.items.map(strip) };
   }
 
   transition(id: string, to: 'acknowledged' | 'closed'): Promise<Alarm> {

@@ -16,6 +16,7 @@ import {
 } from '../../shared/errors.js';
 import { toStorageKey } from '../storage-keys.js';
 import { cosmosStatus } from './cosmos-client.js';
+import { fetchPage } from './cosmos-paging.js';
 
 interface StoredRecord extends DeviceRecord {
   /** The device id as stored (ids with `/ \ ? #` are percent-encoded); `deviceId` keeps it as given. */
@@ -84,26 +85,11 @@ export class CosmosDeviceRegistry implements DeviceRegistry {
   async query(query: DeviceQuery): Promise<DevicePage> {
     const { text, parameters } = buildQuery(query);
     try {
-      const page = await (
-        await this.container()
-      ).items
-        .query<StoredRecord>(
-          { query: text, parameters },
-          {
-            maxItemCount: query.top,
-            ...(query.continuationToken ? { continuationToken: query.continuationToken } : {}),
-          },
-        )
-        .fetchNext();
-      const result: DevicePage = { items: page.resources.map(fromStored) };
+      const page = await fetchPage<StoredRecord>(await this.container(), { query: text, parameters }, query);
+      const result: DevicePage = { items: page.items.map(fromStored) };
       if (page.continuationToken) result.continuationToken = page.continuationToken;
       return result;
     } catch (error) {
-      if (cosmosStatus(error) === 400 && query.continuationToken) {
-        throw new ValidationError('Invalid continuation token.', [
-          { path: 'continuationToken', message: 'is not a token this API returned' },
-        ]);
-      }
       throw translate(error);
     }
   }

@@ -2,6 +2,7 @@ import type { Container } from '@azure/cosmos';
 import type { JobRecord, JobStore } from '../../jobs/ports.js';
 import { JobNotFoundError, PreconditionFailedError } from '../../shared/errors.js';
 import { cosmosStatus } from './cosmos-client.js';
+import { fetchPage } from './cosmos-paging.js';
 
 type StoredJob = JobRecord & { _etag?: string };
 
@@ -21,18 +22,12 @@ export class CosmosJobStore implements JobStore {
   }
 
   async list(query: { top: number; continuationToken?: string }) {
-    const page = await (
-      await this.container()
-    ).items
-      .query<StoredJob>('SELECT * FROM c ORDER BY c.createdAt DESC', {
-        maxItemCount: query.top,
-        ...(query.continuationToken ? { continuationToken: query.continuationToken } : {}),
-      })
-      .fetchNext();
-    return {
-      items: page.resources.map(strip),
-      ...(page.continuationToken ? { continuationToken: page.continuationToken } : {}),
-    };
+    const page = await fetchPage<StoredJob>(
+      await this.container(),
+      'SELECT * FROM c ORDER BY c.createdAt DESC',
+      query,
+    );
+    return { ...page, items: page.items.map(strip) };
   }
 
   async update(id: string, change: (record: JobRecord) => JobRecord): Promise<JobRecord> {

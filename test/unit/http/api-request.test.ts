@@ -1,0 +1,114 @@
+import { describe, expect, it } from 'vitest';
+import {
+  MAX_JSON_DEPTH,
+  pathParam,
+  readJson,
+  readText,
+  type ApiRequest,
+} from '../../../src/shared/api-request.js';
+import { toProblemResponse } from '../../../src/http/problem.js';
+import {
+  PayloadTooLargeError,
+  UnsupportedMediaTypeError,
+  ValidationError,
+} from '../../../src/shared/errors.js';
+
+function request(
+  body: string | ReadableStream<Uint8Array> | undefined,
+  headers: Record<string, string> = {},
+  params: Record<string, string> = {},
+): ApiRequest {
+  const lower = Object.fromEntries(Object.entries(headers).map(([k, v]) => [k.toLowerCase(), v]));
+  return {
+    params,
+    query: new URLSearchParams(),
+    headers: { get: (name) => lower[name.toLowerCase()] ?? null },
+    text: () =>
+      typeof body === 'string'
+        ? Promise.resolve(body)
+        : Promise.reject(new Error('text() must not be called')),
+    ...(typeof body === 'object' ? { body } : {}),
+  };
+}
+
+/** A stream that never ends: reading it whole would never finish. */
+function endless(chunkBytes: number): { stream: ReadableStream<Uint8Array>; pulled: () => number } {
+  let pulled = 0;
+  const stream = new ReadableStream<Uint8Array>({
+    pull(controller) {
+      pulled += chunkBytes;
+      controller.enqueue(new Uint8Array(chunkBytes).fill(0x20));
+    },
+  });
+  return { stream, pulled: () => pulled };
+}
+
+const nested = (depth: number) => '['.repeat(depth) + ']'.repeat(depth);
+
+describe('reading request bodies (src/shared/api-request.ts)', () => {
+  it('refuses a declared Content-Length above the limit before reading anything (413)', async () => {
+    const { stream, pulled } = endless(1024);
+    const error = await readJson(request(stream, { 'content-length': String(2 * 1024 * 1024) }), false).catch(
+      (e: unknown) => e,
+    );
+    expect(error).toBeInstanceOf(PayloadTooLargeError);
+    expect(pulled()).toBeLessThanOrEqual(64 * 1024); // at most what the stream pre-buffers on its own
+    expect(toProblemResponse(error).status).toBe(413);
+  });
+
+  it('stops reading a stream once it passes the limit (413), even without Content-Length', async () => {
+    const { stream, pulled } = endless(64 * 1024);
+    await expect(readText(request(stream), 1024 * 1024)).rejects.toBeInstanceOf(PayloadTooLargeError);
+    expect(pulled()).toBeLessThan(2 * 1024 * 1024);
+  });
+
+  it('reads a body within the limit, from the stream or from text()', async () => {
+    const bytes = new TextEncoder().encode('{"a":"é"}');
+    const stream = new ReadableStream<Uint8Array>({
+      start(controller) {
+        controller.enqueue(bytes.slice(0, 7)); // splits the two bytes of é across chunks
+        controller.enqueue(bytes.slice(7));
+        controller.close();
+      },
+    });
+    expect(await readJson(request(stream), false)).toEqual({ a: 'é' });
+    expect(await readJson(request('{"b":1}'), false)).toEqual({ b: 1 });
+    await expect(readText(request('x'.repeat(11)), 10)).rejects.toBeInstanceOf(PayloadTooLargeError);
+  });
+
+  it.each([
+    [undefined, true],
+    ['application/json', true],
+    ['application/json; charset=utf-8', true],
+    ['application/merge-patch+json', true],
+    // What curl -d declares by default: the README walk-through posts JSON that way.
+    ['application/x-www-form-urlencoded', true],
+    // What fetch declares for a string body.
+    ['text/plain;charset=UTF-8', true],
+    ['text/html', false],
+    ['application/xml', false],
+    ['multipart/form-data; boundary=x', false],
+    ['application/json; charset=utf-16', false],
+  ])('Content-Type %s accepted: %s (else 415)', async (type, accepted) => {
+    const result = readJson(request('{}', type ? { 'content-type': type } : {}), false);
+    if (accepted) await expect(result).resolves.toEqual({});
+    else await expect(result).rejects.toBeInstanceOf(UnsupportedMediaTypeError);
+  });
+
+  it(`refuses JSON nested deeper than ${MAX_JSON_DEPTH} levels before parsing it (400)`, async () => {
+    await expect(readJson(request(nested(10_000)), false)).rejects.toBeInstanceOf(ValidationError);
+    await expect(readJson(request(`{"a":${nested(MAX_JSON_DEPTH)}}`), false)).rejects.toBeInstanceOf(
+      ValidationError,
+    );
+    expect(await readJson(request(nested(MAX_JSON_DEPTH)), false)).toBeDefined();
+    // Brackets inside strings (escaped quotes included) are text, not nesting.
+    const text = JSON.stringify({ s: '[[[[{{{{\\"'.repeat(100) });
+    expect(await readJson(request(text), false)).toEqual(JSON.parse(text));
+  });
+
+  it('refuses a path parameter that is not well-formed text, or too long (400)', () => {
+    expect(() => pathParam(request('', {}, { id: '\ud800' }), 'id')).toThrow(ValidationError);
+    expect(() => pathParam(request('', {}, { id: 'x'.repeat(1025) }), 'id')).toThrow(ValidationError);
+    expect(pathParam(request('', {}, { id: 'dev-1😀' }), 'id')).toBe('dev-1😀');
+  });
+});
