@@ -7,6 +7,7 @@ import * as df from 'durable-functions';
 import { makeAlarmHandlers } from './alerts/http-handlers.js';
 import { makeNotifyAnomalies } from './alerts/notify-anomalies.js';
 import { loadConfig } from './config.js';
+import { makeGetHealth } from './health/health.js';
 import { getOpenApiDocument } from './http/openapi.js';
 import { withProblemDetails } from './http/problem.js';
 import { createAdapters } from './infra/adapters.js';
@@ -52,6 +53,7 @@ const {
   jobs,
   jobRunner,
   jobNotifier,
+  health,
 } = createAdapters(config);
 const alarmHandlers = makeAlarmHandlers(alarms);
 const service = new ProvisioningService({
@@ -219,6 +221,14 @@ app.http('closeAlarm', {
   methods: ['POST'],
   authLevel: 'function',
   handler: withProblemDetails(alarmHandlers.closeAlarm),
+});
+
+// Anonymous, cheap and cached: for load balancers, availability tests and the local start-up banner.
+app.http('getHealth', {
+  route: 'health',
+  methods: ['GET'],
+  authLevel: 'anonymous',
+  handler: withProblemDetails(makeGetHealth({ probes: health })),
 });
 
 app.http('openApiDocument', {

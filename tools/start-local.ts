@@ -56,6 +56,21 @@ const stopServices = async (code: number) => {
   process.exit(code);
 };
 
+/** One line from GET /api/health: each dependency with its status and latency (never where it is). */
+async function healthSummary(apiBaseUrl: string): Promise<string> {
+  try {
+    const response = await fetch(`${apiBaseUrl}/health`, { signal: AbortSignal.timeout(10_000) });
+    const report = (await response.json()) as {
+      status: string;
+      dependencies: { name: string; status: string; latencyMs: number }[];
+    };
+    const parts = report.dependencies.map((d) => `${d.name} ${d.status} ${d.latencyMs} ms`);
+    return `${report.status} (${parts.join(', ')})`;
+  } catch (error) {
+    return `unknown (${error instanceof Error ? error.message : String(error)})`;
+  }
+}
+
 const hasFunc = !args.embedded && spawnSync('func', ['--version'], { stdio: 'ignore' }).status === 0;
 const describeServices = () =>
   [
@@ -120,6 +135,7 @@ if (hasFunc) {
   });
   console.log(`
 backend is up (embedded local runtime)
+  health            ${await healthSummary(runtime.apiBaseUrl)}
   API base URL      ${runtime.apiBaseUrl}
   device gateway    ${runtime.gatewayUrl}
   OpenAPI           ${runtime.apiBaseUrl}/openapi.json

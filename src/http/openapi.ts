@@ -33,10 +33,12 @@ const errors = (...codes: number[]) =>
       String(code),
       problem(
         {
-          400: 'Malformed JSON or invalid id',
+          400: 'Malformed JSON, JSON nested deeper than 32 levels, an invalid id or continuation token',
           404: 'Unknown device',
           409: 'Duplicate device id, or a state change the resource does not allow',
           412: 'ETag mismatch',
+          413: 'The body is larger than the route accepts (Http__MaxBodyBytes; bulk: Http__MaxBulkBodyBytes)',
+          415: 'The declared Content-Type is not JSON (absent, text/plain and x-www-form-urlencoded are read as JSON)',
           422: 'The body or query breaks the schema',
           429: 'Too many active jobs on IoT Hub',
           503: 'A backing service is throttled or unavailable; retry after Retry-After seconds',
@@ -124,7 +126,7 @@ export const openApiDocument = {
       name: 'Jobs',
       description: 'Scheduled twin-update and direct-method jobs over many devices (IoT Hub jobs)',
     },
-    { name: 'Meta', description: 'This document' },
+    { name: 'Meta', description: 'This document and the health of the dependencies' },
   ],
   paths: {
     '/devices': {
@@ -149,7 +151,7 @@ export const openApiDocument = {
               Location: { schema: { type: 'string' } },
             },
           ),
-          ...errors(400, 409, 422, 500, 503),
+          ...errors(400, 409, 413, 415, 422, 500, 503),
         },
       },
       get: {
@@ -202,7 +204,10 @@ export const openApiDocument = {
           required: true,
           content: { 'application/merge-patch+json': { schema: metadata }, ...json(metadata) },
         },
-        responses: { '200': ok('Updated', ref('Device'), etagHeader), ...errors(400, 404, 412, 422, 500) },
+        responses: {
+          '200': ok('Updated', ref('Device'), etagHeader),
+          ...errors(400, 404, 412, 413, 415, 422, 500),
+        },
       },
       delete: {
         operationId: 'unregisterDevice',
@@ -217,7 +222,10 @@ export const openApiDocument = {
         operationId: 'activateDevice',
         tags: ['Devices'],
         requestBody: { content: json(ref('StatusChange')) },
-        responses: { '200': ok('Enabled', ref('Device'), etagHeader), ...errors(400, 404, 422, 500) },
+        responses: {
+          '200': ok('Enabled', ref('Device'), etagHeader),
+          ...errors(400, 404, 413, 415, 422, 500),
+        },
       },
     },
     '/devices/{id}/deactivate': {
@@ -227,7 +235,10 @@ export const openApiDocument = {
         tags: ['Devices'],
         summary: 'Disable the device; the identity store refuses it at once',
         requestBody: { content: json(ref('StatusChange')) },
-        responses: { '200': ok('Disabled', ref('Device'), etagHeader), ...errors(400, 404, 422, 500) },
+        responses: {
+          '200': ok('Disabled', ref('Device'), etagHeader),
+          ...errors(400, 404, 413, 415, 422, 500),
+        },
       },
     },
     '/devices/{id}/reset-credentials': {
@@ -238,7 +249,7 @@ export const openApiDocument = {
         requestBody: {
           content: json({ type: 'object', additionalProperties: false, properties: { keys } }),
         },
-        responses: { '200': ok('New keys', ref('Credentials')), ...errors(400, 404, 422, 500) },
+        responses: { '200': ok('New keys', ref('Credentials')), ...errors(400, 404, 413, 415, 422, 500) },
       },
     },
     '/devices/{id}/twin': {
@@ -267,7 +278,7 @@ export const openApiDocument = {
         },
         responses: {
           '200': ok('The updated twin', ref('Twin'), etagHeader),
-          ...errors(400, 404, 412, 422, 500, 503),
+          ...errors(400, 404, 412, 413, 415, 422, 500, 503),
         },
       },
     },
@@ -299,7 +310,7 @@ export const openApiDocument = {
               continuationToken: { type: ['string', 'null'] },
             },
           }),
-          ...errors(422, 500),
+          ...errors(400, 422, 500),
         },
       },
     },
@@ -308,7 +319,7 @@ export const openApiDocument = {
       post: {
         operationId: 'acknowledgeAlarm',
         tags: ['Alarms'],
-        responses: { '200': ok('Acknowledged', ref('Alarm')), ...errors(404, 409, 500) },
+        responses: { '200': ok('Acknowledged', ref('Alarm')), ...errors(400, 404, 409, 500) },
       },
     },
     '/alarms/{id}/close': {
@@ -316,7 +327,7 @@ export const openApiDocument = {
       post: {
         operationId: 'closeAlarm',
         tags: ['Alarms'],
-        responses: { '200': ok('Closed', ref('Alarm')), ...errors(404, 409, 500) },
+        responses: { '200': ok('Closed', ref('Alarm')), ...errors(400, 404, 409, 500) },
       },
     },
     '/provisioning/devices': {
@@ -331,7 +342,7 @@ export const openApiDocument = {
           '202': accepted('Started; poll statusQueryGetUri', {
             allOf: [ref('WorkflowAccepted'), { required: ['deviceId'] }],
           }),
-          ...errors(400, 422, 500, 503),
+          ...errors(400, 413, 415, 422, 500, 503),
           '409': problem('A device with this id already exists'),
         },
       },
@@ -359,7 +370,7 @@ export const openApiDocument = {
           '202': accepted('Started; poll statusQueryGetUri', {
             allOf: [ref('WorkflowAccepted'), { required: ['total', 'chunks'] }],
           }),
-          ...errors(400, 422, 500),
+          ...errors(400, 413, 415, 422, 500),
         },
       },
     },
@@ -371,7 +382,7 @@ export const openApiDocument = {
         summary: 'Where a provisioning workflow stands (step or counts, outcome); never keys',
         responses: {
           '200': ok('The workflow status', ref('WorkflowStatus')),
-          ...errors(500),
+          ...errors(400, 500),
           '404': problem('Unknown provisioning workflow'),
         },
       },
@@ -390,7 +401,7 @@ export const openApiDocument = {
             { type: 'array', items: ref('ProvisioningResultLine') },
             { 'Cache-Control': { schema: { const: 'no-store' } } },
           ),
-          ...errors(500),
+          ...errors(400, 500),
           '404': problem('Unknown provisioning workflow, or no results yet'),
         },
       },
@@ -405,7 +416,7 @@ export const openApiDocument = {
           '202': ok('Stored and scheduled', ref('JobRecord'), {
             Location: { description: '/api/jobs/{id}', schema: { type: 'string' } },
           }),
-          ...errors(400, 422, 500),
+          ...errors(400, 413, 415, 422, 500),
         },
       },
       get: {
@@ -426,7 +437,7 @@ export const openApiDocument = {
               continuationToken: { type: 'string', description: 'Absent on the last page' },
             },
           }),
-          ...errors(422, 500),
+          ...errors(400, 422, 500),
         },
       },
     },
@@ -438,7 +449,7 @@ export const openApiDocument = {
         summary: "The job with its recent runs, and its orchestration's live progress",
         responses: {
           '200': ok('The job', ref('JobDetails')),
-          ...errors(500),
+          ...errors(400, 500),
           '404': problem('Unknown job'),
         },
       },
@@ -453,9 +464,29 @@ export const openApiDocument = {
             required: ['id', 'status'],
             properties: { id: { type: 'string' }, status: { const: 'cancelling' } },
           }),
-          ...errors(500),
+          ...errors(400, 500),
           '404': problem('Unknown job'),
           '409': problem('The job already ended; there is nothing to cancel'),
+        },
+      },
+    },
+    '/health': {
+      get: {
+        operationId: 'getHealth',
+        tags: ['Meta'],
+        summary: 'Whether Cosmos DB, Blob storage, the identity store and (when configured) Slack answer',
+        description:
+          'Anonymous and cheap: one probe round (2 s timeout each) is shared by all requests for 5 s. Names and latencies only, never endpoints or keys. The Slack probe opens a TLS connection to the webhook host and sends nothing.',
+        security: [],
+        responses: {
+          '200': ok('Every dependency answers', ref('HealthReport'), {
+            'Cache-Control': { schema: { const: 'no-store' } },
+          }),
+          '503': {
+            description: 'At least one dependency does not answer',
+            headers: { 'Retry-After': { schema: { type: 'integer' } } },
+            content: json(ref('HealthReport')),
+          },
         },
       },
     },
@@ -789,6 +820,29 @@ export const openApiDocument = {
               runtimeStatus,
               progress: {
                 description: 'Custom status: { run, step, batch?, batches?, startAt?, lastRun? }',
+              },
+            },
+          },
+        },
+      },
+      HealthReport: {
+        type: 'object',
+        additionalProperties: false,
+        required: ['status', 'checkedAt', 'dependencies'],
+        properties: {
+          status: { enum: ['ok', 'unavailable'] },
+          checkedAt: { type: 'string', format: 'date-time' },
+          dependencies: {
+            type: 'array',
+            items: {
+              type: 'object',
+              additionalProperties: false,
+              required: ['name', 'status', 'latencyMs'],
+              properties: {
+                name: { enum: ['cosmos', 'blob', 'identityStore', 'slack'] },
+                status: { enum: ['ok', 'unavailable'] },
+                latencyMs: { type: 'integer', minimum: 0, description: 'Time to the answer or timeout, ms' },
+                reason: { enum: ['timeout', 'error'] },
               },
             },
           },

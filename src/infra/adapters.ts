@@ -5,6 +5,7 @@ import iothub from 'azure-iothub';
 import type { AlarmStore } from '../alerts/alarms.js';
 import type { AlertNotifier } from '../alerts/notifier.js';
 import type { AppConfig, ProvisioningConfig } from '../config.js';
+import type { HealthProbe } from '../health/health.js';
 import type { IdentityStore } from '../provisioning/ports.js';
 import type { OrphanLog } from '../provisioning/provisioning-service.js';
 import type { DeviceRegistry } from '../provisioning/registry.js';
@@ -20,6 +21,7 @@ import { localDeviceConnections } from './local/local-device-connections.js';
 import { LocalJobRunner } from './local/local-job-runner.js';
 import { SlackJobNotifier } from './slack/job-notifier.js';
 import { HttpProvisioningHooks } from './webhooks/http-provisioning-hooks.js';
+import { createHealthProbes } from './health-probes.js';
 import { BlobJsonLinesStore } from './blob/blob-json-lines-store.js';
 import { createBlobService } from './blob/blob-service.js';
 import { createCosmosClient, lazyContainer } from './cosmos/cosmos-client.js';
@@ -55,6 +57,8 @@ export interface Adapters {
   jobs: JobStore;
   jobRunner: JobRunner;
   jobNotifier: JobNotifier;
+  /** The dependencies GET /api/health probes. */
+  health: HealthProbe[];
 }
 
 export function createAdapters(config: AppConfig): Adapters {
@@ -101,6 +105,13 @@ export function createAdapters(config: AppConfig): Adapters {
     jobRunner: createJobRunner(config.provisioning, { twins, registry }, create),
     jobNotifier: new SlackJobNotifier(config.alerts.slackWebhookUrl, (message) => {
       console.warn(message);
+    }),
+    health: createHealthProbes({
+      cosmos,
+      blobs,
+      rawArchiveContainer: config.storage.rawArchiveContainer,
+      identities,
+      slackWebhookUrl: config.alerts.slackWebhookUrl,
     }),
     orphans: new CosmosOrphanLog(
       lazyContainer(cosmos, config.cosmos.databaseName, config.provisioning.reconciliationContainerName, {

@@ -28,6 +28,7 @@ describe('composition root (src/index.ts) loaded as the Functions host loads it'
         'getDevice',
         'getDeviceState',
         'getDeviceTwin',
+        'getHealth',
         'getJob',
         'getProvisioning',
         'getProvisioningResults',

@@ -94,6 +94,15 @@ afterAll(async () => {
 });
 
 describe('npm start on a machine without Core Tools (embedded local runtime), over HTTP only', () => {
+  it('prints the health of every dependency in its banner once ready, and serves GET /api/health', async () => {
+    expect(output).toMatch(
+      /health\s+ok \(cosmos ok \d+ ms, blob ok \d+ ms, identityStore ok \d+ ms, slack ok \d+ ms\)/,
+    );
+    const response = await fetch(`${api}/health`);
+    expect(response.status).toBe(200);
+    expect(await json(response)).toMatchObject({ status: 'ok' });
+  });
+
   it('registers devices, ingests telemetry through the gateway with SAS tokens, and serves their state', async () => {
     for (const id of ['e2e-1', 'e2e-2']) {
       const response = await post(`${api}/devices`, { id, metadata: { site: 'lab' } });
