@@ -290,6 +290,21 @@ module streamAnalytics 'modules/stream-analytics.bicep' = {
 
 var apiBaseUrl = 'https://${functionApp.outputs.defaultHostName}/api'
 
+// Health: GET /api/health polled by an Application Insights standard availability test. Not App Service's
+// siteConfig.healthCheckPath: that feature is for Premium and Dedicated plans (it pings every instance each
+// minute to take unhealthy ones out of rotation), while Flex Consumption manages its instances itself and
+// scales to zero, which a per-minute ping per instance would defeat.
+module availabilityTest 'modules/availability-test.bicep' = {
+  name: 'availability-test'
+  params: {
+    name: 'health-${resourceToken}'
+    location: location
+    tags: tags
+    appInsightsName: monitoring.outputs.appInsightsName
+    healthUrl: '${apiBaseUrl}/health'
+  }
+}
+
 // Every app setting of the function app, one per line. Settings src/config.ts reads that are deliberately absent:
 //   * key-based or local-only, replaced by the identity-based variants below: CosmosDbKey,
 //     CosmosDbAllowSelfSignedTls, ArchiveStorageConnectionString, IotHubRegistryConnectionString,
@@ -304,7 +319,7 @@ var apiBaseUrl = 'https://${functionApp.outputs.defaultHostName}/api'
 //     Jobs__PollIntervalSeconds, Provisioning__MaxMetadataBytes, Ingest__TimestampFields,
 //     Ingest__MaxFutureSkewSeconds, Ingest__EarliestTimestamp, Ingest__MaxRecordBytes, Ingest__MaxDepth,
 //     Ingest__MaxFields, Ingest__StateWriteConcurrency, Ingest__StateCacheSize, Ingest__StateCacheTtlSeconds,
-//     Ingest__MaxStateFieldsPerSection, Ingest__MaxRetryCount.
+//     Ingest__MaxStateFieldsPerSection, Ingest__MaxRetryCount, Http__MaxBodyBytes, Http__MaxBulkBodyBytes.
 // FUNCTIONS_WORKER_RUNTIME and FUNCTIONS_EXTENSION_VERSION are not app settings on Flex Consumption
 // (functionAppConfig.runtime).
 var appSettings = {
