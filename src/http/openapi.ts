@@ -287,6 +287,13 @@ export const openApiDocument = {
         parameters: [
           { name: 'deviceId', in: 'query', schema: { type: 'string' } },
           { name: 'status', in: 'query', schema: { enum: ['open', 'acknowledged', 'closed'] } },
+          {
+            name: 'notification',
+            in: 'query',
+            description:
+              'Notification state; `pending` lists the alerts not yet delivered (the outbox redeliverAlerts works through)',
+            schema: { enum: ['pending', 'notifying', 'sent', 'logged', 'undeliverable'] },
+          },
           { name: 'top', in: 'query', schema: { type: 'integer', minimum: 1, maximum: 1000, default: 100 } },
           { name: 'continuationToken', in: 'query', schema: { type: 'string' } },
         ],
@@ -299,7 +306,7 @@ export const openApiDocument = {
               continuationToken: { type: ['string', 'null'] },
             },
           }),
-          ...errors(422, 500),
+          ...errors(422, 500, 503),
         },
       },
     },
@@ -308,7 +315,7 @@ export const openApiDocument = {
       post: {
         operationId: 'acknowledgeAlarm',
         tags: ['Alarms'],
-        responses: { '200': ok('Acknowledged', ref('Alarm')), ...errors(404, 409, 500) },
+        responses: { '200': ok('Acknowledged', ref('Alarm')), ...errors(404, 409, 500, 503) },
       },
     },
     '/alarms/{id}/close': {
@@ -316,7 +323,7 @@ export const openApiDocument = {
       post: {
         operationId: 'closeAlarm',
         tags: ['Alarms'],
-        responses: { '200': ok('Closed', ref('Alarm')), ...errors(404, 409, 500) },
+        responses: { '200': ok('Closed', ref('Alarm')), ...errors(404, 409, 500, 503) },
       },
     },
     '/provisioning/devices': {
@@ -405,7 +412,7 @@ export const openApiDocument = {
           '202': ok('Stored and scheduled', ref('JobRecord'), {
             Location: { description: '/api/jobs/{id}', schema: { type: 'string' } },
           }),
-          ...errors(400, 422, 500),
+          ...errors(400, 422, 500, 503),
         },
       },
       get: {
@@ -426,7 +433,7 @@ export const openApiDocument = {
               continuationToken: { type: 'string', description: 'Absent on the last page' },
             },
           }),
-          ...errors(422, 500),
+          ...errors(422, 500, 503),
         },
       },
     },
@@ -438,7 +445,7 @@ export const openApiDocument = {
         summary: "The job with its recent runs, and its orchestration's live progress",
         responses: {
           '200': ok('The job', ref('JobDetails')),
-          ...errors(500),
+          ...errors(500, 503),
           '404': problem('Unknown job'),
         },
       },
@@ -453,7 +460,7 @@ export const openApiDocument = {
             required: ['id', 'status'],
             properties: { id: { type: 'string' }, status: { const: 'cancelling' } },
           }),
-          ...errors(500),
+          ...errors(500, 503),
           '404': problem('Unknown job'),
           '409': problem('The job already ended; there is nothing to cancel'),
         },
@@ -530,7 +537,26 @@ export const openApiDocument = {
           lastValue: { type: 'number' },
           lastScore: { type: 'number' },
           threshold: { type: 'number' },
-          notification: { enum: ['pending', 'sent', 'logged', 'undeliverable'] },
+          notification: {
+            enum: ['pending', 'notifying', 'sent', 'logged', 'undeliverable'],
+            description:
+              'pending: to be delivered (the outbox); notifying: claimed by a sender until notifyingUntil; sent/logged: delivered; undeliverable: refused for good or pending past the redelivery horizon',
+          },
+          lastNotifiedAt: { type: 'string', format: 'date-time' },
+          pendingSince: { type: 'string', format: 'date-time' },
+          deliveryAttempts: {
+            type: 'integer',
+            minimum: 0,
+            description: 'Failed attempts of the pending notification',
+          },
+          nextAttemptAt: {
+            type: 'string',
+            format: 'date-time',
+            description: 'Not retried before (back-off)',
+          },
+          lastDeliveryError: { type: 'string', description: "The channel's last answer (no secrets)" },
+          notifyingUntil: { type: 'string', format: 'date-time' },
+          notifyingLease: { type: 'string' },
         },
       },
       Twin: {
