@@ -117,10 +117,10 @@ const rearmed = (now: string): Partial<Alarm> => ({
 
 /**
  * Whether a sender may claim the alarm's notification now: pending and due (not backing off), or claimed by a
- * sender whose lease expired (it crashed between claim and settle). Closed alarms are not notified.
+ * sender whose lease expired (it crashed between claim and settle). An alarm closed before its notification
+ * went out is still notified: every pending notification ends delivered or undeliverable.
  */
 export function isNotificationDue(alarm: Alarm, now: string): boolean {
-  if (alarm.status === 'closed') return false;
   if (alarm.notification === 'pending')
     return alarm.nextAttemptAt === undefined || alarm.nextAttemptAt <= now;
   return alarm.notification === 'notifying' && (alarm.notifyingUntil ?? '') <= now;
@@ -212,7 +212,7 @@ export interface AlarmStore {
   listDueNotifications(now: string, limit: number): Promise<Alarm[]>;
   /**
    * Claims the alarm's notification, when it is due at `now`, for one sender until `until` (an ETag-guarded write): the claimed alarm
-   * and its lease, or undefined when it is not due (already delivered, claimed by another sender, closed).
+   * and its lease, or undefined when it is not due (already delivered, or claimed by another sender).
    */
   claimNotification(
     id: string,

@@ -134,7 +134,7 @@ export class CosmosAlarmStore implements AlarmStore {
   async listDueNotifications(now: string, limit: number): Promise<Alarm[]> {
     // Built from constants and parameters only; the due test is repeated in code (isNotificationDue).
     const query =
-      "SELECT * FROM c WHERE c.type = 'alarm' AND c.status != 'closed' AND (" +
+      "SELECT * FROM c WHERE c.type = 'alarm' AND (" +
       "(c.notification = 'pending' AND (NOT IS_DEFINED(c.nextAttemptAt) OR c.nextAttemptAt <= @now)) OR " +
       "(c.notification = 'notifying' AND c.notifyingUntil <= @now))";
     const page = await this.call((c) =>
