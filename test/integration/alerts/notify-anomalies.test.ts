@@ -202,8 +202,20 @@ const deadLetterLines = () =>
 
 describe('one message per alarm per cooldown, under concurrency and replay (issue 11 item 6)', () => {
   it('three invocations at once with the same device and rule send exactly one message', async () => {
+    // Slack holds the first message until all three have recorded, so every invocation sees the alarm before
+    // any notification is settled (the race that sent three messages).
+    let release: () => void = () => undefined;
+    slack.script({ status: 200, body: 'ok', after: new Promise<void>((r) => (release = r)) });
     const notify = trigger();
-    const results = await Promise.all([0, 1, 2].map((m) => notify([anomaly('c3', m)], 300 + m)));
+    const running = Promise.all([0, 1, 2].map((m) => notify([anomaly('c3', m)], 300 + m)));
+    try {
+      await eventually(() => slack.held === 1);
+      for (let i = 0; i < 200 && (await alarmsOf('c3'))[0]?.count !== 3; i++)
+        await new Promise((resolve) => setTimeout(resolve, 25));
+    } finally {
+      release();
+    }
+    const results = await running;
     expect(messagesFor('c3')).toHaveLength(1);
     expect(results.reduce((n, r) => n + r.alerted, 0)).toBe(1);
     expect(await alarmsOf('c3')).toMatchObject([{ count: 3, notification: 'sent' }]);
