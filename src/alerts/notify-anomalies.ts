@@ -87,6 +87,36 @@ async function putDeadLetters(
 }
 
 /**
+ * The last attempt failed: the checkpoint moves on after this invocation, so the whole batch is parked in dead
+ * letters (`storage-failure`, original bodies) to be re-processed instead of being lost silently.
+ */
+async function parkBatch(
+  store: JsonLinesStore,
+  batch: Batch,
+  error: unknown,
+  context: TriggerContext,
+  attempts: number,
+  nowMs: number,
+): Promise<void> {
+  const lines = batch.bodies.map((body, i) =>
+    deadLetterLine(batch, i, 'storage-failure', { detail: errorText(error), ...originalBody(body) }, nowMs),
+  );
+  let name: string;
+  try {
+    name = await putDeadLetters(store, batch, lines, '.batch', nowMs);
+  } catch (deadLetterError) {
+    context.error(
+      `notifyAnomalies LOST a batch: partition ${batch.partitionId}; dead-letter write failed too`,
+      errorText(deadLetterError),
+    );
+    throw deadLetterError;
+  }
+  context.error(
+    `notifyAnomalies gave up after ${attempts} attempts; batch of ${batch.bodies.length} parked in dead letters as ${name}`,
+  );
+}
+
+/**
  * Event Hub trigger handler for the ASA `anomalies` hub. Records first: every anomaly creates or updates its
  * alarm, and an alarm people should hear about (new, or repeating after the cooldown) gets a pending
  * notification. Then delivers from the outbox (one attempt, one message or digest, bounded in time); what is not
@@ -164,30 +194,8 @@ export function makeNotifyAnomalies(deps: NotifyAnomaliesDeps) {
         );
         throw error;
       }
-      // The checkpoint moves on after this invocation: park the whole batch so no anomaly is lost silently.
-      const lines = bodies.map((body, i) =>
-        deadLetterLine(
-          batch,
-          i,
-          'storage-failure',
-          { detail: errorText(error), ...originalBody(body) },
-          now(),
-        ),
-      );
-      let name: string;
-      try {
-        name = await putDeadLetters(deps.deadLetters, batch, lines, '.batch', now());
-      } catch (deadLetterError) {
-        context.error(
-          `notifyAnomalies LOST a batch: partition ${partitionId}; dead-letter write failed too`,
-          errorText(deadLetterError),
-        );
-        throw deadLetterError;
-      }
+      await parkBatch(deps.deadLetters, batch, error, context, retryCount + 1, now());
       summary.batchDeadLettered = true;
-      context.error(
-        `notifyAnomalies gave up after ${retryCount + 1} attempts; batch of ${bodies.length} parked in dead letters as ${name}`,
-      );
       return summary;
     }
 
