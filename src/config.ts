@@ -1,3 +1,4 @@
+import { CronExpressionParser } from 'cron-parser';
 import { z } from 'zod';
 import { DEFAULT_MAX_BODY_BYTES, DEFAULT_MAX_BULK_BODY_BYTES } from './shared/api-request.js';
 import { ConfigError } from './shared/errors.js';
@@ -21,6 +22,7 @@ const EXAMPLES: Record<string, string> = {
   ArchiveStorage__blobServiceUri: 'https://mystorage.blob.core.windows.net',
   Provisioning__Hooks: 'https://sim.example.com/activate,https://billing.example.com/devices',
   Provisioning__TwinTemplates: '{"thermostat-v2":{"telemetryIntervalSeconds":60},"default":{}}',
+  Alerts__RedeliverySchedule: '0 */1 * * * *',
 };
 
 const bool = z
@@ -106,6 +108,20 @@ const schema = z.object({
   ),
   PublicApiBaseUrl: z.url({ protocol: /^https?$/ }).default('http://localhost:7071/api'),
   Alerts__CooldownMinutes: z.coerce.number().nonnegative().default(10),
+  Alerts__MaxRetryCount: z.coerce.number().int().min(0).max(100).default(5),
+  Alerts__DeliveryTimeoutSeconds: z.coerce.number().positive().max(60).default(10),
+  Alerts__MaxRetryAfterSeconds: z.coerce.number().nonnegative().max(3600).default(60),
+  Alerts__MaxQueueWaitSeconds: z.coerce.number().nonnegative().max(60).default(5),
+  Alerts__NotifyLeaseSeconds: z.coerce.number().positive().default(120),
+  Alerts__RedeliverySchedule: z
+    .string()
+    .trim()
+    .default('0 */1 * * * *')
+    .refine(
+      isNcrontab,
+      'must be an NCRONTAB expression with six fields (second minute hour day month weekday)',
+    ),
+  Alerts__RedeliveryHorizonHours: z.coerce.number().positive().default(24),
 
   Ingest__TimestampFields: z
     .string()
@@ -132,6 +148,17 @@ const schema = z.object({
   Http__MaxBodyBytes: positiveInt(DEFAULT_MAX_BODY_BYTES),
   Http__MaxBulkBodyBytes: positiveInt(DEFAULT_MAX_BULK_BODY_BYTES),
 });
+
+/** A Functions timer schedule: NCRONTAB with seconds (six fields). */
+function isNcrontab(text: string): boolean {
+  if (text.split(/\s+/).length !== 6) return false;
+  try {
+    CronExpressionParser.parse(text, { tz: 'UTC' });
+    return true;
+  } catch {
+    return false;
+  }
+}
 
 /** Every app setting the function app reads (the README table and local.settings.sample.json list them all). */
 export const SETTING_NAMES: readonly string[] = Object.keys(schema.shape);
@@ -179,6 +206,18 @@ function crossSettingProblems(env: Record<string, string | undefined>): { name: 
     problems.push({
       name: 'IotHubRegistryConnectionString',
       message: 'required when IdentityStore is iothub (or IotHubRegistry__hostName for a managed identity)',
+    });
+  }
+  const seconds = (name: string, fallback: number) => {
+    const n = Number(env[name] ?? fallback);
+    return Number.isFinite(n) ? n : fallback;
+  };
+  const lease = seconds('Alerts__NotifyLeaseSeconds', 120);
+  const delivery = seconds('Alerts__DeliveryTimeoutSeconds', 10) + seconds('Alerts__MaxQueueWaitSeconds', 5);
+  if (lease <= delivery) {
+    problems.push({
+      name: 'Alerts__NotifyLeaseSeconds',
+      message: `must be longer than one delivery can take (Alerts__DeliveryTimeoutSeconds + Alerts__MaxQueueWaitSeconds = ${delivery} s), or a slow send gets a second sender`,
     });
   }
   const selfSigned = env.CosmosDbAllowSelfSignedTls === 'true' || env.CosmosDbAllowSelfSignedTls === '1';
@@ -265,6 +304,20 @@ export interface AlertsConfig {
   publicApiBaseUrl: string;
   /** No second alert for the same alarm within this time, ms. */
   cooldownMs: number;
+  /** notifyAnomalies' retry policy: retries before the batch is parked in dead letters. */
+  maxRetryCount: number;
+  /** Timeout of one request to Slack, ms. */
+  deliveryTimeoutMs: number;
+  /** Longest Retry-After from Slack that is honoured, ms. */
+  maxRetryAfterMs: number;
+  /** How long a delivery waits for its turn at the webhook (1 request/s), ms, before leaving it to the outbox. */
+  maxQueueWaitMs: number;
+  /** How long a sender's claim on a notification lasts, ms. */
+  notifyLeaseMs: number;
+  /** NCRONTAB schedule of redeliverAlerts. */
+  redeliverySchedule: string;
+  /** A notification pending longer than this, ms, is given up as undeliverable. */
+  redeliveryHorizonMs: number;
 }
 
 /** Where device identities live and how the provisioning API behaves. */
@@ -353,6 +406,13 @@ export function loadConfig(env: Record<string, string | undefined> = process.env
       slackWebhookUrl: s.SlackWebhookUrl,
       publicApiBaseUrl: s.PublicApiBaseUrl.replace(/\/+$/, ''),
       cooldownMs: s.Alerts__CooldownMinutes * 60_000,
+      maxRetryCount: s.Alerts__MaxRetryCount,
+      deliveryTimeoutMs: s.Alerts__DeliveryTimeoutSeconds * 1000,
+      maxRetryAfterMs: s.Alerts__MaxRetryAfterSeconds * 1000,
+      maxQueueWaitMs: s.Alerts__MaxQueueWaitSeconds * 1000,
+      notifyLeaseMs: s.Alerts__NotifyLeaseSeconds * 1000,
+      redeliverySchedule: s.Alerts__RedeliverySchedule,
+      redeliveryHorizonMs: s.Alerts__RedeliveryHorizonHours * 3_600_000,
     },
     workflows: {
       hooks: s.Provisioning__Hooks,

@@ -6,6 +6,7 @@ import { app } from '@azure/functions';
 import * as df from 'durable-functions';
 import { makeAlarmHandlers } from './alerts/http-handlers.js';
 import { makeNotifyAnomalies } from './alerts/notify-anomalies.js';
+import { makeRedeliverAlerts } from './alerts/redeliver-alerts.js';
 import { loadConfig } from './config.js';
 import { makeGetHealth } from './health/health.js';
 import { getOpenApiDocument } from './http/openapi.js';
@@ -198,11 +199,29 @@ app.eventHub('notifyAnomalies', {
   cardinality: 'many',
   retry: {
     strategy: 'exponentialBackoff',
-    maxRetryCount: 5,
+    maxRetryCount: config.alerts.maxRetryCount,
     minimumInterval: { seconds: 2 },
     maximumInterval: { minutes: 2 },
   },
-  handler: makeNotifyAnomalies({ alarms, notifier, deadLetters, cooldownMs: config.alerts.cooldownMs }),
+  handler: makeNotifyAnomalies({
+    alarms,
+    notifier,
+    deadLetters,
+    cooldownMs: config.alerts.cooldownMs,
+    maxRetryCount: config.alerts.maxRetryCount,
+    leaseMs: config.alerts.notifyLeaseMs,
+    horizonMs: config.alerts.redeliveryHorizonMs,
+  }),
+});
+// The alerts' outbox: notifications still pending (Slack down, rate-limited, a sender died) go out as a digest.
+app.timer('redeliverAlerts', {
+  schedule: config.alerts.redeliverySchedule,
+  handler: makeRedeliverAlerts({
+    alarms,
+    notifier,
+    leaseMs: config.alerts.notifyLeaseMs,
+    horizonMs: config.alerts.redeliveryHorizonMs,
+  }),
 });
 app.http('listAlarms', {
   route: 'alarms',

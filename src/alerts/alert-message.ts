@@ -46,14 +46,23 @@ function line(alert: Alert, stateUrl: (deviceId: string) => string): string {
   return `• <${stateUrl(alert.deviceId)}|${escape(alert.deviceId)}> ${escape(alert.rule)}: ${escape(alert.metric)} = ${measure} at ${alert.at}${repeats}`;
 }
 
+/** One Slack message and how many alerts (consecutive, in order) it carries. */
+export interface SlackMessage {
+  body: object;
+  alerts: number;
+}
+
 /**
  * One Slack message (Block Kit plus a `text` fallback) for one alert or a digest of many; the lines are packed
  * into sections so that every alert appears, within Slack's block and size limits. Returns one message per
  * chunk when even that does not fit.
  */
-export function slackMessages(alerts: readonly Alert[], stateUrl: (deviceId: string) => string): object[] {
+export function slackMessages(
+  alerts: readonly Alert[],
+  stateUrl: (deviceId: string) => string,
+): SlackMessage[] {
   const lines = alerts.map((a) => line(a, stateUrl));
-  const messages: object[] = [];
+  const messages: SlackMessage[] = [];
   let sections: string[] = [];
   let current = '';
   let count = 0;
@@ -63,11 +72,14 @@ export function slackMessages(alerts: readonly Alert[], stateUrl: (deviceId: str
     const n = count;
     const title = alerts.length === 1 && n === 1 ? 'IoT alert' : `IoT alerts: ${n} anomalies`;
     messages.push({
-      text: `${title}\n${lines.slice(first, first + n).join('\n')}`.slice(0, 40_000),
-      blocks: [
-        { type: 'header', text: { type: 'plain_text', text: title } },
-        ...sections.map((text) => ({ type: 'section', text: { type: 'mrkdwn', text } })),
-      ],
+      alerts: n,
+      body: {
+        text: `${title}\n${lines.slice(first, first + n).join('\n')}`.slice(0, 40_000),
+        blocks: [
+          { type: 'header', text: { type: 'plain_text', text: title } },
+          ...sections.map((text) => ({ type: 'section', text: { type: 'mrkdwn', text } })),
+        ],
+      },
     });
     first += n;
     sections = [];

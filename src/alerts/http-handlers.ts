@@ -21,11 +21,12 @@ const alarmId = (request: ApiRequest): string => {
 const listSchema = z.strictObject({
   deviceId: z.string().min(1).max(128).optional(),
   status: z.enum(['open', 'acknowledged', 'closed']).optional(),
+  notification: z.enum(['pending', 'notifying', 'sent', 'logged', 'undeliverable']).optional(),
   top: z.coerce.number().int().min(1).max(1000).default(100),
   continuationToken: z.string().min(1).optional(),
 });
 
-/** `GET /api/alarms`, `POST /api/alarms/{id}/acknowledge`, `POST /api/alarms/{id}/close`. */
+/** `GET /api/alarms` (`?notification=pending`: the alerts' outbox), `POST /api/alarms/{id}/acknowledge`, `POST /api/alarms/{id}/close`. */
 export function makeAlarmHandlers(alarms: AlarmStore) {
   const transition =
     (to: 'acknowledged' | 'closed') =>
@@ -35,7 +36,7 @@ export function makeAlarmHandlers(alarms: AlarmStore) {
     });
   return {
     listAlarms: async (request: ApiRequest): Promise<ApiResponse> => {
-      const { top, deviceId, status, continuationToken } = parseRequest(
+      const { top, deviceId, status, notification, continuationToken } = parseRequest(
         listSchema,
         Object.fromEntries(queryParameters(request)),
       );
@@ -43,6 +44,7 @@ export function makeAlarmHandlers(alarms: AlarmStore) {
         top,
         ...(deviceId ? { deviceId } : {}),
         ...(status ? { status } : {}),
+        ...(notification ? { notification } : {}),
         ...(continuationToken ? { continuationToken } : {}),
       });
       return {

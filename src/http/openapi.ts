@@ -298,6 +298,13 @@ export const openApiDocument = {
         parameters: [
           { name: 'deviceId', in: 'query', schema: { type: 'string' } },
           { name: 'status', in: 'query', schema: { enum: ['open', 'acknowledged', 'closed'] } },
+          {
+            name: 'notification',
+            in: 'query',
+            description:
+              'Notification state; `pending` lists the alerts not yet delivered (the outbox redeliverAlerts works through)',
+            schema: { enum: ['pending', 'notifying', 'sent', 'logged', 'undeliverable'] },
+          },
           { name: 'top', in: 'query', schema: { type: 'integer', minimum: 1, maximum: 1000, default: 100 } },
           { name: 'continuationToken', in: 'query', schema: { type: 'string' } },
         ],
@@ -310,7 +317,7 @@ export const openApiDocument = {
               continuationToken: { type: ['string', 'null'] },
             },
           }),
-          ...errors(400, 422, 500),
+          ...errors(400, 422, 500, 503),
         },
       },
     },
@@ -319,7 +326,7 @@ export const openApiDocument = {
       post: {
         operationId: 'acknowledgeAlarm',
         tags: ['Alarms'],
-        responses: { '200': ok('Acknowledged', ref('Alarm')), ...errors(400, 404, 409, 500) },
+        responses: { '200': ok('Acknowledged', ref('Alarm')), ...errors(400, 404, 409, 500, 503) },
       },
     },
     '/alarms/{id}/close': {
@@ -327,7 +334,7 @@ export const openApiDocument = {
       post: {
         operationId: 'closeAlarm',
         tags: ['Alarms'],
-        responses: { '200': ok('Closed', ref('Alarm')), ...errors(400, 404, 409, 500) },
+        responses: { '200': ok('Closed', ref('Alarm')), ...errors(400, 404, 409, 500, 503) },
       },
     },
     '/provisioning/devices': {
@@ -416,7 +423,7 @@ export const openApiDocument = {
           '202': ok('Stored and scheduled', ref('JobRecord'), {
             Location: { description: '/api/jobs/{id}', schema: { type: 'string' } },
           }),
-          ...errors(400, 413, 415, 422, 500),
+          ...errors(400, 413, 415, 422, 500, 503),
         },
       },
       get: {
@@ -437,7 +444,7 @@ export const openApiDocument = {
               continuationToken: { type: 'string', description: 'Absent on the last page' },
             },
           }),
-          ...errors(400, 422, 500),
+          ...errors(400, 422, 500, 503),
         },
       },
     },
@@ -449,7 +456,7 @@ export const openApiDocument = {
         summary: "The job with its recent runs, and its orchestration's live progress",
         responses: {
           '200': ok('The job', ref('JobDetails')),
-          ...errors(400, 500),
+          ...errors(400, 500, 503),
           '404': problem('Unknown job'),
         },
       },
@@ -464,7 +471,7 @@ export const openApiDocument = {
             required: ['id', 'status'],
             properties: { id: { type: 'string' }, status: { const: 'cancelling' } },
           }),
-          ...errors(400, 500),
+          ...errors(400, 500, 503),
           '404': problem('Unknown job'),
           '409': problem('The job already ended; there is nothing to cancel'),
         },
@@ -561,7 +568,26 @@ export const openApiDocument = {
           lastValue: { type: 'number' },
           lastScore: { type: 'number' },
           threshold: { type: 'number' },
-          notification: { enum: ['pending', 'sent', 'logged', 'undeliverable'] },
+          notification: {
+            enum: ['pending', 'notifying', 'sent', 'logged', 'undeliverable'],
+            description:
+              'pending: to be delivered (the outbox); notifying: claimed by a sender until notifyingUntil; sent/logged: delivered; undeliverable: refused for good or pending past the redelivery horizon',
+          },
+          lastNotifiedAt: { type: 'string', format: 'date-time' },
+          pendingSince: { type: 'string', format: 'date-time' },
+          deliveryAttempts: {
+            type: 'integer',
+            minimum: 0,
+            description: 'Failed attempts of the pending notification',
+          },
+          nextAttemptAt: {
+            type: 'string',
+            format: 'date-time',
+            description: 'Not retried before (back-off)',
+          },
+          lastDeliveryError: { type: 'string', description: "The channel's last answer (no secrets)" },
+          notifyingUntil: { type: 'string', format: 'date-time' },
+          notifyingLease: { type: 'string' },
         },
       },
       Twin: {

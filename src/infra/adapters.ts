@@ -33,6 +33,7 @@ import { AesGcmCipher } from './crypto/aes-gcm-cipher.js';
 import { IotHubIdentityStore } from './iothub/iothub-identity-store.js';
 import { IotHubTwinStore } from './iothub/iothub-twin-store.js';
 import { TableIdentityStore } from './tables/table-identity-store.js';
+import { SlackWebhook } from './slack/slack-webhook.js';
 import { LogNotifier, SlackWebhookNotifier } from './slack/slack-webhook-notifier.js';
 import { TableTwinStore } from './tables/table-twin-store.js';
 
@@ -66,6 +67,8 @@ export function createAdapters(config: AppConfig): Adapters {
   const cosmos = createCosmosClient(config.cosmos);
   const blobs = createBlobService(config.storage);
   const { identities, twins } = createIdentityStores(config.provisioning, create);
+  // One client per webhook for all Slack traffic of the instance (alerts and job notices): one rate limit.
+  const slack = createSlackWebhook(config);
   const registry = new CosmosDeviceRegistry(
     lazyContainer(cosmos, config.cosmos.databaseName, config.provisioning.devicesContainerName, {
       create,
@@ -92,7 +95,7 @@ export function createAdapters(config: AppConfig): Adapters {
         partitionKeyPath: '/id',
       }),
     ),
-    notifier: createNotifier(config),
+    notifier: createNotifier(config, slack),
     work: new BlobPrivateFiles(blobs, config.workflows.workContainer, create),
     results: new BlobPrivateFiles(blobs, config.workflows.resultsContainer, create),
     hooks: new HttpProvisioningHooks(),
@@ -103,9 +106,13 @@ export function createAdapters(config: AppConfig): Adapters {
       }),
     ),
     jobRunner: createJobRunner(config.provisioning, { twins, registry }, create),
-    jobNotifier: new SlackJobNotifier(config.alerts.slackWebhookUrl, (message) => {
-      console.warn(message);
-    }),
+    jobNotifier: new SlackJobNotifier(
+      slack,
+      (message) => {
+        console.warn(message);
+      },
+      config.alerts.maxQueueWaitMs + config.alerts.deliveryTimeoutMs,
+    ),
     health: createHealthProbes({
       cosmos,
       blobs,
@@ -173,16 +180,31 @@ function createJobRunner(
   );
 }
 
-function createNotifier(config: AppConfig): AlertNotifier {
+/** Slack allows about one request per second per incoming webhook. */
+const SLACK_MIN_INTERVAL_MS = 1000;
+
+function createSlackWebhook(config: AppConfig): SlackWebhook | undefined {
+  const { slackWebhookUrl, deliveryTimeoutMs, maxRetryAfterMs } = config.alerts;
+  if (!slackWebhookUrl) return undefined;
+  return new SlackWebhook({
+    url: slackWebhookUrl,
+    minIntervalMs: SLACK_MIN_INTERVAL_MS,
+    timeoutMs: deliveryTimeoutMs,
+    maxRetryAfterMs,
+  });
+}
+
+function createNotifier(config: AppConfig, webhook: SlackWebhook | undefined): AlertNotifier {
   // Function hosts collect console output into the app's logs.
   const log = (message: string) => {
     console.warn(message);
   };
-  const { slackWebhookUrl, publicApiBaseUrl } = config.alerts;
-  if (!slackWebhookUrl) return new LogNotifier(log);
+  const { publicApiBaseUrl, maxQueueWaitMs } = config.alerts;
+  if (!webhook) return new LogNotifier(log);
   return new SlackWebhookNotifier({
-    webhookUrl: slackWebhookUrl,
+    webhook,
     stateUrl: (deviceId) => `${publicApiBaseUrl}/devices/${encodeURIComponent(deviceId)}/state`,
+    maxWaitMs: maxQueueWaitMs,
     log,
   });
 }

@@ -13,7 +13,9 @@ describe('composition root (src/index.ts) loaded as the Functions host loads it'
     return found;
   };
   beforeAll(async () => {
-    registrations = await loadEntryPoint(testSettings());
+    registrations = await loadEntryPoint(
+      testSettings({ Alerts__MaxRetryCount: '7', Alerts__RedeliverySchedule: '30 */2 * * * *' }),
+    );
   });
 
   it('registers exactly the functions of this release', () => {
@@ -38,6 +40,7 @@ describe('composition root (src/index.ts) loaded as the Functions host loads it'
         'listJobs',
         'notifyAnomalies',
         'openApiDocument',
+        'redeliverAlerts',
         'registerDevice',
         'resetDeviceCredentials',
         'startBulkProvisioning',
@@ -105,6 +108,17 @@ describe('composition root (src/index.ts) loaded as the Functions host loads it'
       cardinality: 'many',
     });
     expect(metadata.retryOptions).toMatchObject({ strategy: 'exponentialBackoff', maxRetryCount: 5 });
+  });
+
+  it("takes notifyAnomalies' retry count from settings, and runs redeliverAlerts on its schedule", () => {
+    expect(byName('notifyAnomalies').metadata.retryOptions).toMatchObject({
+      strategy: 'exponentialBackoff',
+      maxRetryCount: 7,
+    });
+    const timer = Object.values(byName('redeliverAlerts').metadata.bindings).find(
+      (b) => b.direction === 'in',
+    );
+    expect(timer).toMatchObject({ type: 'timerTrigger', schedule: '30 */2 * * * *' });
   });
 
   it('describes every HTTP function in openapi.json, with its route, method and name', () => {

@@ -81,6 +81,13 @@ describe('loadConfig', () => {
         slackWebhookUrl: undefined,
         publicApiBaseUrl: 'http://localhost:7071/api',
         cooldownMs: 600_000,
+        maxRetryCount: 5,
+        deliveryTimeoutMs: 10_000,
+        maxRetryAfterMs: 60_000,
+        maxQueueWaitMs: 5_000,
+        notifyLeaseMs: 120_000,
+        redeliverySchedule: '0 */1 * * * *',
+        redeliveryHorizonMs: 24 * 3_600_000,
       },
       workflows: {
         hooks: [],
@@ -270,6 +277,33 @@ describe('loadConfig', () => {
   });
 
   // Regression: cross-setting rules used to be skipped as soon as any single setting was invalid.
+  it('reads the alert delivery settings, and refuses a lease no longer than one delivery or a bad schedule', () => {
+    const alerts = loadConfig({
+      ...MINIMAL,
+      Alerts__MaxRetryCount: '8',
+      Alerts__DeliveryTimeoutSeconds: '3',
+      Alerts__MaxRetryAfterSeconds: '30',
+      Alerts__MaxQueueWaitSeconds: '2',
+      Alerts__NotifyLeaseSeconds: '60',
+      Alerts__RedeliverySchedule: '0 */5 * * * *',
+      Alerts__RedeliveryHorizonHours: '6',
+    }).alerts;
+    expect(alerts).toMatchObject({
+      maxRetryCount: 8,
+      deliveryTimeoutMs: 3000,
+      maxRetryAfterMs: 30_000,
+      maxQueueWaitMs: 2000,
+      notifyLeaseMs: 60_000,
+      redeliverySchedule: '0 */5 * * * *',
+      redeliveryHorizonMs: 6 * 3_600_000,
+    });
+    const names = (env: Record<string, string>) =>
+      configError({ ...MINIMAL, ...env }).problems.map((p) => p.split(':')[0]);
+    expect(names({ Alerts__NotifyLeaseSeconds: '15' })).toEqual(['Alerts__NotifyLeaseSeconds']);
+    expect(names({ Alerts__RedeliverySchedule: '*/5 * * * *' })).toEqual(['Alerts__RedeliverySchedule']);
+    expect(names({ Alerts__MaxRetryCount: '-1' })).toEqual(['Alerts__MaxRetryCount']);
+  });
+
   it('names a cross-setting problem even when another setting is also bad', () => {
     const error = configError({ ...without('ArchiveStorageConnectionString'), Ingest__MaxDepth: 'deep' });
     expect(error.problems.map((p) => p.split(':')[0]).sort()).toEqual([

@@ -29,6 +29,7 @@ import { parseSasToken, verifySasToken } from '../../src/provisioning/sas-token.
 import { PayloadTooLargeError, ServiceUnavailableError, ValidationError } from '../../src/shared/errors.js';
 import { DurableEngine, type ActivityHandler } from './durable-engine.js';
 import { TableInstanceStore } from './table-instance-store.js';
+import { startTimers } from './timers.js';
 
 const { HttpRequest, InvocationContext } = functions;
 
@@ -391,6 +392,9 @@ export async function startRuntime(options: RuntimeOptions): Promise<Runtime> {
     }),
   );
 
+  // Timer triggers (e.g. redeliverAlerts) on their schedules.
+  const timers = startTimers(byType('timerTrigger'), { settings, log });
+
   // HTTP routes of the app.
   const routes = byType('httpTrigger')
     .map((registration) => {
@@ -706,7 +710,7 @@ export async function startRuntime(options: RuntimeOptions): Promise<Runtime> {
   // The durable client rewrites management URLs to localhost:7071 unless it knows the host name.
   process.env.WEBSITE_HOSTNAME = `localhost:${port}`;
   log(
-    `${registrations.length} functions loaded: ${routes.length} HTTP, ${byType('eventHubTrigger').length} Event Hub, ${byType('orchestrationTrigger').length} orchestrations, ${byType('activityTrigger').length} activities`,
+    `${registrations.length} functions loaded: ${routes.length} HTTP, ${byType('eventHubTrigger').length} Event Hub, ${timers.count} timer, ${byType('orchestrationTrigger').length} orchestrations, ${byType('activityTrigger').length} activities`,
   );
 
   return {
@@ -720,7 +724,7 @@ export async function startRuntime(options: RuntimeOptions): Promise<Runtime> {
           resolve();
         }),
       );
-      await Promise.all(consumers.map((c) => c.stop()));
+      await Promise.all([...consumers.map((c) => c.stop()), timers.stop()]);
     },
   };
 }

@@ -1,17 +1,21 @@
 import type { Container, SqlParameter } from '@azure/cosmos';
+import { randomUUID } from 'node:crypto';
 import {
   canTransition,
+  claimedAlarm,
+  isNotificationDue,
   openAlarm,
   repeatAlarm,
+  settledAlarm,
   type Alarm,
   type AlarmQuery,
   type AlarmStore,
-  type NotificationState,
+  type NotificationSettlement,
 } from '../../alerts/alarms.js';
 import type { Anomaly } from '../../alerts/anomaly-records.js';
 import { AlarmNotFoundError, InvalidTransitionError, PreconditionFailedError } from '../../shared/errors.js';
 import { toStorageKey } from '../storage-keys.js';
-import { cosmosStatus } from './cosmos-client.js';
+import { cosmosStatus, translateCosmosError } from './cosmos-client.js';
 import { fetchPage } from './cosmos-paging.js';
 
 type StoredAlarm = Alarm & { type: 'alarm'; _etag?: string };
@@ -25,21 +29,29 @@ interface Slot {
 
 const MAX_ATTEMPTS = 10;
 
-/** AlarmStore on a Cosmos DB container (`alarms`, partition key `/id`): alarm documents plus one slot per (device, rule). */
+/**
+ * AlarmStore on a Cosmos DB container (`alarms`, partition key `/id`): alarm documents plus one slot per
+ * (device, rule). Every write of an existing document is ETag-guarded; 429/503/timeouts become
+ * ThrottledError / ServiceUnavailableError.
+ */
 export class CosmosAlarmStore implements AlarmStore {
   constructor(
     private readonly container: () => Promise<Container>,
     private readonly now: () => Date = () => new Date(),
   ) {}
 
-  async record(anomaly: Anomaly): Promise<{ alarm: Alarm; outcome: 'opened' | 'repeated' | 'duplicate' }> {
+  async record(
+    anomaly: Anomaly,
+    options: { cooldownMs?: number; now?: string } = {},
+  ): Promise<{ alarm: Alarm; outcome: 'opened' | 'repeated' | 'duplicate' }> {
     const pair = `${toStorageKey(anomaly.deviceId)}|${toStorageKey(anomaly.rule)}`;
     const slotId = `slot|${pair}`;
+    const now = options.now ?? this.iso();
     for (let attempt = 1; attempt <= MAX_ATTEMPTS; attempt++) {
       const slot = await this.read<Slot>(slotId);
       const current = slot ? await this.read<StoredAlarm>(slot.alarmId) : undefined;
       if (current && current.status !== 'closed') {
-        const next = repeatAlarm(strip(current), anomaly, this.iso());
+        const next = repeatAlarm(strip(current), anomaly, now, options.cooldownMs);
         if (!next) return { alarm: strip(current), outcome: 'duplicate' };
         if (await this.replace({ ...next, type: 'alarm' }, current._etag))
           return { alarm: next, outcome: 'repeated' };
@@ -49,7 +61,7 @@ export class CosmosAlarmStore implements AlarmStore {
       if (current?.windowEnds.includes(anomaly.windowEnd))
         return { alarm: strip(current), outcome: 'duplicate' };
 
-      const alarm = openAlarm(`${pair}|${anomaly.windowEnd}`, anomaly, this.iso());
+      const alarm = openAlarm(`${pair}|${anomaly.windowEnd}`, anomaly, now);
       if (!(await this.create({ ...alarm, type: 'alarm' }))) {
         // The opening anomaly itself, replayed.
         const existing = await this.read<StoredAlarm>(alarm.id);
@@ -84,10 +96,16 @@ export class CosmosAlarmStore implements AlarmStore {
       conditions.push('c.status = @status');
       parameters.push({ name: '@status', value: query.status });
     }
-    const page = await fetchPage<StoredAlarm>(
-      await this.container(),
-      { query: `SELECT * FROM c WHERE ${conditions.join(' AND ')} ORDER BY c.id`, parameters },
-      query,
+    if (query.notification !== undefined) {
+      conditions.push('c.notification = @notification');
+      parameters.push({ name: '@notification', value: query.notification });
+    }
+    const page = await this.call((c) =>
+      fetchPage<StoredAlarm>(
+        c,
+        { query: `SELECT * FROM c WHERE ${conditions.join(' AND ')} ORDER BY c.id`, parameters },
+        query,
+      ),
     );
     return { ...page, items: page.items.map(strip) };
   }
@@ -107,65 +125,133 @@ export class CosmosAlarmStore implements AlarmStore {
     });
   }
 
-  async setNotification(id: string, state: NotificationState, at?: string): Promise<void> {
-    await this.update(id, (alarm) => ({
-      ...alarm,
-      notification: state,
-      ...(at ? { lastNotifiedAt: at } : {}),
-    }));
+  async listDueNotifications(now: string, limit: number): Promise<Alarm[]> {
+    // Built from constants and parameters only; the due test is repeated in code (isNotificationDue).
+    const query =
+      "SELECT * FROM c WHERE c.type = 'alarm' AND (" +
+      "(c.notification = 'pending' AND (NOT IS_DEFINED(c.nextAttemptAt) OR c.nextAttemptAt <= @now)) OR " +
+      "(c.notification = 'notifying' AND c.notifyingUntil <= @now))";
+    const page = await this.call((c) =>
+      c.items
+        .query<StoredAlarm>({ query, parameters: [{ name: '@now', value: now }] }, { maxItemCount: limit })
+        .fetchNext(),
+    );
+    return page.resources
+      .map(strip)
+      .filter((alarm) => isNotificationDue(alarm, now))
+      .sort((a, b) => (a.pendingSince ?? a.createdAt).localeCompare(b.pendingSince ?? b.createdAt))
+      .slice(0, limit);
   }
 
-  private async update(id: string, change: (alarm: Alarm) => Alarm): Promise<Alarm> {
+  async claimNotification(
+    id: string,
+    now: string,
+    until: string,
+  ): Promise<{ alarm: Alarm; lease: string } | undefined> {
+    const lease = randomUUID();
+    const claimed = await this.update(
+      id,
+      (alarm) => (isNotificationDue(alarm, now) ? claimedAlarm(alarm, lease, until) : undefined),
+      { missing: 'undefined' },
+    );
+    return claimed ? { alarm: claimed, lease } : undefined;
+  }
+
+  async settleNotification(id: string, lease: string, settlement: NotificationSettlement): Promise<boolean> {
+    const settled = await this.update(
+      id,
+      (alarm) => (alarm.notifyingLease === lease ? settledAlarm(alarm, settlement) : undefined),
+      { missing: 'undefined' },
+    );
+    return settled !== undefined;
+  }
+
+  /**
+   * Read, change, replace with If-Match; again when another writer got there first. `change` returning
+   * undefined means "leave it": the result is undefined. A missing alarm throws AlarmNotFoundError unless
+   * `missing` is 'undefined'.
+   */
+  private async update(id: string, change: (alarm: Alarm) => Alarm): Promise<Alarm>;
+  private async update(
+    id: string,
+    change: (alarm: Alarm) => Alarm | undefined,
+    options: { missing: 'undefined' },
+  ): Promise<Alarm | undefined>;
+  private async update(
+    id: string,
+    change: (alarm: Alarm) => Alarm | undefined,
+    options?: { missing: 'undefined' },
+  ): Promise<Alarm | undefined> {
     for (let attempt = 1; attempt <= MAX_ATTEMPTS; attempt++) {
       const current = await this.read<StoredAlarm>(id);
-      if (current?.type !== 'alarm') throw new AlarmNotFoundError(id);
+      if (current?.type !== 'alarm') {
+        if (options?.missing === 'undefined') return undefined;
+        throw new AlarmNotFoundError(id);
+      }
       const next = change(strip(current));
+      if (!next) return undefined;
       if (await this.replace({ ...next, type: 'alarm' }, current._etag)) return next;
     }
     throw new PreconditionFailedError(`Alarm '${id}' kept changing concurrently.`);
   }
 
-  private async read<T extends { id: string }>(id: string): Promise<T | undefined> {
-    try {
-      const { resource } = await (await this.container()).item(id, id).read<T>();
-      return resource;
-    } catch (error) {
-      if (cosmosStatus(error) === 404) return undefined;
-      throw error;
-    }
+  private read<T extends { id: string }>(id: string): Promise<T | undefined> {
+    return this.call(async (c) => {
+      try {
+        const { resource } = await c.item(id, id).read<T>();
+        return resource;
+      } catch (error) {
+        if (cosmosStatus(error) === 404) return undefined;
+        throw error;
+      }
+    });
   }
 
   /** false when the id is taken (409). */
-  private async create(doc: { id: string; type: string }): Promise<boolean> {
-    try {
-      await (await this.container()).items.create(doc);
-      return true;
-    } catch (error) {
-      if (cosmosStatus(error) === 409) return false;
-      throw error;
-    }
+  private create(doc: { id: string; type: string }): Promise<boolean> {
+    return this.call(async (c) => {
+      try {
+        await c.items.create(doc);
+        return true;
+      } catch (error) {
+        if (cosmosStatus(error) === 409) return false;
+        throw error;
+      }
+    });
   }
 
   /** false when the document changed since `etag` (412) or vanished (404). */
-  private async replace(doc: { id: string; type: string }, etag: string | undefined): Promise<boolean> {
-    try {
-      await (
-        await this.container()
-      )
-        .item(doc.id, doc.id)
-        .replace(doc, etag ? { accessCondition: { type: 'IfMatch', condition: etag } } : {});
-      return true;
-    } catch (error) {
-      if (cosmosStatus(error) === 412 || cosmosStatus(error) === 404) return false;
-      throw error;
-    }
+  private replace(doc: { id: string; type: string }, etag: string | undefined): Promise<boolean> {
+    return this.call(async (c) => {
+      try {
+        await c
+          .item(doc.id, doc.id)
+          .replace(doc, etag ? { accessCondition: { type: 'IfMatch', condition: etag } } : {});
+        return true;
+      } catch (error) {
+        const status = cosmosStatus(error);
+        if (status === 412 || status === 404) return false;
+        throw error;
+      }
+    });
   }
 
-  private async delete(id: string): Promise<void> {
+  private delete(id: string): Promise<void> {
+    return this.call(async (c) => {
+      try {
+        await c.item(id, id).delete();
+      } catch (error) {
+        if (cosmosStatus(error) !== 404) throw error;
+      }
+    });
+  }
+
+  /** Runs one Cosmos DB operation; 429/503/timeouts become domain errors (translateCosmosError). */
+  private async call<T>(operation: (container: Container) => Promise<T>): Promise<T> {
     try {
-      await (await this.container()).item(id, id).delete();
+      return await operation(await this.container());
     } catch (error) {
-      if (cosmosStatus(error) !== 404) throw error;
+      throw translateCosmosError(error);
     }
   }
 

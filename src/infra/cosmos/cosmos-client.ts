@@ -2,6 +2,7 @@ import { CosmosClient, type Container } from '@azure/cosmos';
 import { DefaultAzureCredential } from '@azure/identity';
 import { Agent } from 'node:https';
 import type { CosmosConfig } from '../../config.js';
+import { ServiceUnavailableError, ThrottledError } from '../../shared/errors.js';
 import { onFirstUse } from '../lazy.js';
 
 /** One CosmosClient per process: key auth for the local emulator, managed identity otherwise. */
@@ -50,4 +51,48 @@ export function cosmosStatus(error: unknown): number | undefined {
     return typeof code === 'number' ? code : undefined;
   }
   return undefined;
+}
+
+/** Network failures that mean "Cosmos DB could not be reached", not "the request was wrong". */
+const UNREACHABLE = new Set([
+  'TimeoutError',
+  'ECONNREFUSED',
+  'ECONNRESET',
+  'ETIMEDOUT',
+  'EPIPE',
+  'EAI_AGAIN',
+]);
+
+/** How long Cosmos DB asked us to wait, seconds: `x-ms-retry-after-ms` (the SDK's `retryAfterInMs`). */
+function retryAfterSeconds(error: object): number | undefined {
+  const e = error as { retryAfterInMs?: unknown; headers?: Record<string, unknown> };
+  const header = e.headers?.['x-ms-retry-after-ms'];
+  const ms = typeof e.retryAfterInMs === 'number' ? e.retryAfterInMs : Number(header ?? Number.NaN);
+  return Number.isFinite(ms) && ms >= 0 ? Math.ceil(ms / 1000) : undefined;
+}
+
+/**
+ * Cosmos DB's "not now" answers as domain errors: 429 → ThrottledError, 503/408/timeouts/refused or reset
+ * connections → ServiceUnavailableError (both HTTP 503 with Retry-After; retried in triggers). Anything else is
+ * returned unchanged for the adapter to judge.
+ */
+export function translateCosmosError(error: unknown): unknown {
+  if (typeof error !== 'object' || error === null) return error;
+  const status = cosmosStatus(error);
+  if (status === 429)
+    return new ThrottledError('Cosmos DB is throttling requests.', retryAfterSeconds(error));
+  const code = (error as { code?: unknown }).code;
+  const name = (error as { name?: unknown }).name;
+  if (
+    status === 503 ||
+    status === 408 ||
+    (typeof code === 'string' && UNREACHABLE.has(code)) ||
+    (typeof name === 'string' && (name === 'TimeoutError' || name === 'AbortError'))
+  ) {
+    return new ServiceUnavailableError(
+      `Cosmos DB is unavailable (${status ?? (typeof code === 'string' ? code : String(name))}).`,
+      retryAfterSeconds(error),
+    );
+  }
+  return error;
 }

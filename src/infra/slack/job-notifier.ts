@@ -1,4 +1,5 @@
 import type { JobNotifier, JobRun } from '../../jobs/ports.js';
+import type { SlackWebhook } from './slack-webhook.js';
 
 const summary = (jobId: string, run: JobRun) => {
   const s = run.statistics;
@@ -9,32 +10,26 @@ const summary = (jobId: string, run: JobRun) => {
   );
 };
 
-/** Posts a one-line notice to a Slack incoming webhook; without one, logs it. Never throws. */
+/**
+ * Posts a one-line notice to the Slack webhook through the instance's shared SlackWebhook (the same rate limit
+ * as alerts); without a webhook, or when Slack does not take it, logs it. Never throws.
+ */
 export class SlackJobNotifier implements JobNotifier {
   constructor(
-    private readonly webhookUrl: string | undefined,
+    private readonly webhook: SlackWebhook | undefined,
     private readonly log: (message: string) => void,
+    /** How long a notice waits for its turn at the webhook, ms. */
+    private readonly maxWaitMs = 10_000,
   ) {}
 
   async runEnded(jobId: string, run: JobRun): Promise<void> {
     const text = summary(jobId, run);
-    if (!this.webhookUrl) {
+    if (!this.webhook) {
       this.log(text);
       return;
     }
-    try {
-      const response = await fetch(this.webhookUrl, {
-        method: 'POST',
-        headers: { 'content-type': 'application/json' },
-        body: JSON.stringify({ text }),
-        signal: AbortSignal.timeout(10_000),
-      });
-      if (!response.ok) this.log(`Slack refused the job notice (HTTP ${response.status}): ${text}`);
-    } catch (error) {
-      // The webhook URL is a secret: name the failure, never the URL.
-      this.log(
-        `Slack unreachable for the job notice (${error instanceof Error ? error.name : 'error'}): ${text}`,
-      );
-    }
+    const result = await this.webhook.post({ text }, this.maxWaitMs);
+    // The reason carries Slack's answer or the failure's name, never the (secret) webhook URL.
+    if (result.outcome !== 'sent') this.log(`Slack did not take the job notice (${result.reason}): ${text}`);
   }
 }

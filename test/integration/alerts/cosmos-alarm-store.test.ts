@@ -1,9 +1,21 @@
-import { describe, expect, it } from 'vitest';
+import { HttpRequest, InvocationContext, type HttpResponseInit } from '@azure/functions';
+import { randomUUID } from 'node:crypto';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { Anomaly } from '../../../src/alerts/anomaly-records.js';
+import { makeAlarmHandlers } from '../../../src/alerts/http-handlers.js';
+import { withProblemDetails } from '../../../src/http/problem.js';
 import { createCosmosClient, lazyContainer } from '../../../src/infra/cosmos/cosmos-client.js';
 import { CosmosAlarmStore } from '../../../src/infra/cosmos/cosmos-alarm-store.js';
-import { AlarmNotFoundError, InvalidTransitionError } from '../../../src/shared/errors.js';
+import { CosmosJobStore } from '../../../src/infra/cosmos/cosmos-job-store.js';
+import {
+  AlarmNotFoundError,
+  InvalidTransitionError,
+  ServiceUnavailableError,
+  ThrottledError,
+} from '../../../src/shared/errors.js';
+import { startCosmosFaultProxy, type CosmosFaultProxy } from '../../fixtures/cosmos-fault-proxy.js';
 import { testConfig } from '../../support/local-env.js';
+import { responseProblems } from '../../support/openapi.js';
 
 const config = testConfig();
 const store = new CosmosAlarmStore(
@@ -59,12 +71,66 @@ describe('alarm lifecycle on the local Cosmos DB server', () => {
     await expect(store.transition('nope', 'closed')).rejects.toBeInstanceOf(AlarmNotFoundError);
   });
 
-  it('lists by device and status, and records notification state', async () => {
+  it('lists by device, status and notification state, and records what became of a notification', async () => {
     const { alarm } = await store.record(anomaly('a3', 0));
-    await store.setNotification(alarm.id, 'undeliverable');
+    const now = new Date().toISOString();
+    const claim = await store.claimNotification(alarm.id, now, new Date(Date.now() + 60_000).toISOString());
+    expect(claim?.alarm.notification).toBe('notifying');
+    expect(
+      await store.settleNotification(alarm.id, claim?.lease ?? '', {
+        state: 'undeliverable',
+        reason: 'gone',
+      }),
+    ).toBe(true);
     const page = await store.list({ deviceId: 'a3', status: 'open', top: 10 });
     expect(page.items.map((a) => [a.id, a.notification])).toEqual([[alarm.id, 'undeliverable']]);
     expect((await store.list({ deviceId: 'a3', status: 'closed', top: 10 })).items).toEqual([]);
+    expect((await store.list({ deviceId: 'a3', notification: 'pending', top: 10 })).items).toEqual([]);
+    expect((await store.list({ deviceId: 'a3', notification: 'undeliverable', top: 10 })).items).toHaveLength(
+      1,
+    );
+  });
+
+  it('lets exactly one of many concurrent senders claim a notification, and only that one settle it', async () => {
+    const { alarm } = await store.record(anomaly('c1', 0));
+    const now = new Date().toISOString();
+    const until = new Date(Date.now() + 60_000).toISOString();
+    const claims = await Promise.all(
+      [1, 2, 3, 4, 5].map(() => store.claimNotification(alarm.id, now, until)),
+    );
+    const won = claims.filter((c) => c !== undefined);
+    expect(won).toHaveLength(1);
+    expect(await store.settleNotification(alarm.id, 'someone-else', { state: 'sent', at: now })).toBe(false);
+    expect(await store.settleNotification(alarm.id, won[0]?.lease ?? '', { state: 'sent', at: now })).toBe(
+      true,
+    );
+    expect(await store.get(alarm.id)).toMatchObject({ notification: 'sent', lastNotifiedAt: now });
+    expect(await store.claimNotification(alarm.id, now, until)).toBeUndefined();
+  });
+
+  it('lists due notifications: pending after their back-off, and claims whose lease expired', async () => {
+    const t = (minutes: number) => new Date(Date.UTC(2030, 0, 1, 0, minutes)).toISOString();
+    const device = `due-${randomUUID().slice(0, 6)}`;
+    const backingOff = (await store.record(anomaly(`${device}-a`, 0))).alarm;
+    const crashed = (await store.record(anomaly(`${device}-b`, 0))).alarm;
+    const claim = await store.claimNotification(backingOff.id, t(0), t(2));
+    await store.settleNotification(backingOff.id, claim?.lease ?? '', {
+      state: 'pending',
+      reason: 'Slack answered 503',
+      attempted: true,
+      nextAttemptAt: t(5),
+    });
+    await store.claimNotification(crashed.id, t(0), t(2)); // the sender dies here
+    const due = async (at: string) =>
+      (await store.listDueNotifications(at, 100)).map((a) => a.id).filter((id) => id.includes(device));
+    expect(await due(t(1))).toEqual([]);
+    expect(await due(t(3))).toEqual([crashed.id]);
+    expect((await due(t(6))).sort()).toEqual([backingOff.id, crashed.id].sort());
+    expect(await store.get(backingOff.id)).toMatchObject({
+      notification: 'pending',
+      deliveryAttempts: 1,
+      lastDeliveryError: 'Slack answered 503',
+    });
   });
 
   it('keeps one open alarm per device and rule when anomalies arrive concurrently', async () => {
@@ -73,5 +139,70 @@ describe('alarm lifecycle on the local Cosmos DB server', () => {
     const open = await store.list({ deviceId: 'a4', status: 'open', top: 10 });
     expect(open.items).toHaveLength(1);
     expect(open.items[0]?.count).toBe(6);
+  });
+});
+
+describe('Cosmos DB throttling and outages (a fault proxy in front of the local server)', () => {
+  let proxy: CosmosFaultProxy;
+  let alarms: CosmosAlarmStore;
+  let jobs: CosmosJobStore;
+  beforeAll(async () => {
+    proxy = await startCosmosFaultProxy(config.cosmos.endpoint);
+    const client = createCosmosClient({ ...config.cosmos, endpoint: proxy.endpoint });
+    const container = (name: string) =>
+      lazyContainer(client, config.cosmos.databaseName, name, { create: true, partitionKeyPath: '/id' });
+    alarms = new CosmosAlarmStore(container('alarms'));
+    jobs = new CosmosJobStore(container('jobs'));
+    await alarms.record(anomaly('t1', 0)); // containers exist before faults start
+    await jobs.get('job-none');
+  });
+  afterAll(async () => {
+    await proxy.close();
+  });
+
+  it('maps 429 to ThrottledError with x-ms-retry-after-ms, in the alarm and the job store', async () => {
+    // The SDK itself retries a 429 nine times after x-ms-retry-after-ms: keep the wait short.
+    proxy.arm({ status: 429, retryAfterMs: 40 });
+    try {
+      const refused = await alarms.record(anomaly('t1', 1)).catch((e: unknown) => e);
+      expect(refused).toBeInstanceOf(ThrottledError);
+      expect((refused as ThrottledError).retryAfterSeconds).toBe(1);
+      await expect(alarms.list({ top: 5 })).rejects.toBeInstanceOf(ThrottledError);
+      await expect(jobs.get('job-x')).rejects.toBeInstanceOf(ThrottledError);
+      await expect(jobs.list({ top: 5 })).rejects.toBeInstanceOf(ThrottledError);
+    } finally {
+      proxy.disarm();
+    }
+    expect(proxy.faultsSent).toBeGreaterThan(0);
+  });
+
+  it('maps 503 to ServiceUnavailableError', async () => {
+    proxy.arm({ status: 503 });
+    try {
+      await expect(alarms.get('x')).rejects.toBeInstanceOf(ServiceUnavailableError);
+      await expect(jobs.update('job-y', (r) => r)).rejects.toBeInstanceOf(ServiceUnavailableError);
+    } finally {
+      proxy.disarm();
+    }
+  });
+
+  it('answers 503 with Retry-After over HTTP, never 500', async () => {
+    const handlers = makeAlarmHandlers(alarms);
+    proxy.arm({ status: 429, retryAfterMs: 40 });
+    let res: HttpResponseInit;
+    try {
+      res = await withProblemDetails(handlers.listAlarms)(
+        new HttpRequest({ method: 'GET', url: 'http://localhost/api/alarms?notification=pending' }),
+        new InvocationContext(),
+      );
+    } finally {
+      proxy.disarm();
+    }
+    const headers = res.headers as Record<string, string>;
+    expect(res.status).toBe(503);
+    expect(headers['retry-after']).toBe('1'); // from x-ms-retry-after-ms, not the 5 s default
+    expect(
+      responseProblems('listAlarms', 503, JSON.parse(res.body as string), headers['content-type']),
+    ).toEqual([]);
   });
 });

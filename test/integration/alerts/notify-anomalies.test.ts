@@ -1,10 +1,15 @@
 import { HttpRequest, InvocationContext, type HttpResponseInit } from '@azure/functions';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { afterAll, beforeAll, beforeEach, describe, expect, it } from 'vitest';
 import { makeAlarmHandlers } from '../../../src/alerts/http-handlers.js';
+import type { AlarmStore } from '../../../src/alerts/alarms.js';
+import type { Anomaly } from '../../../src/alerts/anomaly-records.js';
 import { makeNotifyAnomalies } from '../../../src/alerts/notify-anomalies.js';
+import { makeRedeliverAlerts } from '../../../src/alerts/redeliver-alerts.js';
 import { withProblemDetails } from '../../../src/http/problem.js';
 import { createAdapters } from '../../../src/infra/adapters.js';
+import { SlackWebhook } from '../../../src/infra/slack/slack-webhook.js';
 import { SlackWebhookNotifier } from '../../../src/infra/slack/slack-webhook-notifier.js';
+import { ServiceUnavailableError } from '../../../src/shared/errors.js';
 import { readLines } from '../../support/blobs.js';
 import { iotHubBatch } from '../../support/iothub-batch.js';
 import { testConfig } from '../../support/local-env.js';
@@ -17,27 +22,65 @@ const adapters = createAdapters(config);
 const logs: string[] = [];
 let clock = Date.UTC(2026, 10, 23, 10, 0, 0);
 
-function trigger(cooldownMs = 600_000) {
+const LEASE_MS = 120_000;
+const HORIZON_MS = 24 * 3_600_000;
+/** The instance's one client of the webhook (requests 1 s apart; Retry-After capped at 60 s). */
+let webhook: SlackWebhook;
+
+const slackNotifier = (maxWaitMs = 5000) =>
+  new SlackWebhookNotifier({
+    webhook,
+    stateUrl: (id) => `http://localhost:7071/api/devices/${id}/state`,
+    maxWaitMs,
+    log: (m) => logs.push(m),
+  });
+
+function trigger(
+  options: { cooldownMs?: number; maxWaitMs?: number; alarms?: AlarmStore; retry?: [number, number] } = {},
+) {
   const handler = makeNotifyAnomalies({
-    alarms: adapters.alarms,
-    notifier: new SlackWebhookNotifier({
-      webhookUrl: slack.url,
-      stateUrl: (id) => `http://localhost:7071/api/devices/${id}/state`,
-      minIntervalMs: 1000,
-      attempts: 2,
-      log: (m) => logs.push(m),
-    }),
+    alarms: options.alarms ?? adapters.alarms,
+    notifier: slackNotifier(options.maxWaitMs),
     deadLetters: adapters.deadLetters,
-    cooldownMs,
+    cooldownMs: options.cooldownMs ?? 600_000,
+    maxRetryCount: 5,
+    leaseMs: LEASE_MS,
+    horizonMs: HORIZON_MS,
     now: () => new Date(clock),
   });
   return (bodies: unknown[], firstSeq = 1) => {
     const { triggerMetadata } = iotHubBatch(
       bodies.map((body, i) => ({ body, sequenceNumber: firstSeq + i })),
     );
-    return handler(bodies, new InvocationContext({ triggerMetadata, logHandler: () => undefined }));
+    const [retryCount, maxRetryCount] = options.retry ?? [0, 5];
+    return handler(
+      bodies,
+      new InvocationContext({
+        triggerMetadata,
+        retryContext: { retryCount, maxRetryCount },
+        logHandler: () => undefined,
+      }),
+    );
   };
 }
+
+const redeliver = (maxWaitMs = 5000) => {
+  const handler = makeRedeliverAlerts({
+    alarms: adapters.alarms,
+    notifier: slackNotifier(maxWaitMs),
+    leaseMs: LEASE_MS,
+    horizonMs: HORIZON_MS,
+    now: () => new Date(clock),
+  });
+  return handler(undefined, new InvocationContext({ logHandler: () => undefined }));
+};
+
+/** The alarms of one device. */
+const alarmsOf = async (deviceId: string) => (await adapters.alarms.list({ deviceId, top: 100 })).items;
+
+/** Messages that name a device. */
+const messagesFor = (deviceId: string) =>
+  slack.requests.filter((r) => String(r.body.text).includes(`|${deviceId}>`));
 
 const anomaly = (deviceId: string, minute: number, value = 41) => ({
   deviceId,
@@ -64,6 +107,17 @@ async function http(name: 'listAlarms' | 'acknowledgeAlarm' | 'closeAlarm', url:
 beforeAll(async () => {
   slack = await startFakeSlack();
 });
+beforeEach(() => {
+  // A fresh client per test: no rate-limit slot carried over from the previous test.
+  webhook = new SlackWebhook({
+    url: slack.url,
+    minIntervalMs: 1000,
+    timeoutMs: 10_000,
+    maxRetryAfterMs: 60_000,
+  });
+  slack.script();
+  slack.requests.length = 0;
+});
 afterAll(async () => {
   await slack.close();
 });
@@ -78,23 +132,25 @@ describe('notifyAnomalies on the local Cosmos DB server, Azurite and a Slack-lik
     expect(slack.requests).toHaveLength(1);
     const text = slack.requests[0]?.body.text as string;
     expect(text).toContain('IoT alerts: 3 anomalies');
+    slack.requests.length = 0;
     for (const id of ['n1', 'n2', 'n3']) expect(text).toContain(`|${id}>`);
 
     const replay = await notify([body, [anomaly('n3', 0)]]);
     expect(replay).toMatchObject({ duplicates: 3, alerted: 0 });
     const repeat = await notify([anomaly('n1', 1)], 10);
     expect(repeat).toMatchObject({ repeated: 1, alerted: 0 });
-    expect(slack.requests).toHaveLength(1);
+    expect(slack.requests).toHaveLength(0);
 
     clock += 11 * 60_000; // past the cooldown: a repeat alerts again
     expect(await notify([anomaly('n1', 2, 45)], 20)).toMatchObject({ repeated: 1, alerted: 1 });
-    expect(slack.requests).toHaveLength(2);
-    expect(slack.requests[1]?.body.text).toContain('×3');
+    expect(slack.requests).toHaveLength(1);
+    expect(slack.requests[0]?.body.text).toContain('×3');
   });
 
   it('marks alarms undeliverable when Slack refuses, and keeps unparseable bodies in dead letters', async () => {
     slack.script({ status: 404, body: 'channel_not_found' });
     const summary = await trigger()([anomaly('u1', 0), 'not json at all', 42], 100);
+    expect(slack.requests).toHaveLength(1);
     expect(summary).toMatchObject({ opened: 1, undeliverable: 1, deadLetters: 2 });
     expect(logs.join('\n')).toContain('channel_not_found');
     const listed = await http('listAlarms', 'http://localhost/api/alarms?deviceId=u1');
@@ -106,6 +162,9 @@ describe('notifyAnomalies on the local Cosmos DB server, Azurite and a Slack-lik
       config.storage.deadLetterContainer,
     );
     expect(dead.map((d) => d.reason).sort()).toEqual(['invalid-json', 'not-an-object']);
+    // Undeliverable is final: the redelivery leaves it alone.
+    expect(await redeliver()).toMatchObject({ claimed: 0 });
+    expect(slack.requests).toHaveLength(1);
   });
 
   it('serves the alarm lifecycle over HTTP: list, acknowledge, close, 409 and 404', async () => {
@@ -126,5 +185,177 @@ describe('notifyAnomalies on the local Cosmos DB server, Azurite and a Slack-lik
     });
     expect((await http('closeAlarm', `http://localhost/api/alarms/x/close`, 'nope')).status).toBe(404);
     expect((await http('listAlarms', 'http://localhost/api/alarms?status=bogus')).status).toBe(422);
+  });
+});
+
+/** Polls `condition` (bounded: 400 × 25 ms), for events that happen in another request. */
+async function eventually(condition: () => boolean): Promise<void> {
+  for (let i = 0; i < 400 && !condition(); i++) await new Promise((resolve) => setTimeout(resolve, 25));
+  expect(condition()).toBe(true);
+}
+
+const deadLetterLines = () =>
+  readLines(
+    'connectionString' in config.storage ? config.storage.connectionString : '',
+    config.storage.deadLetterContainer,
+  );
+
+describe('one message per alarm per cooldown, under concurrency and replay (issue 11 item 6)', () => {
+  it('three invocations at once with the same device and rule send exactly one message', async () => {
+    // Slack holds the first message until all three have recorded, so every invocation sees the alarm before
+    // any notification is settled (the race that sent three messages).
+    let release: () => void = () => undefined;
+    slack.script({ status: 200, body: 'ok', after: new Promise<void>((r) => (release = r)) });
+    const notify = trigger();
+    const running = Promise.all([0, 1, 2].map((m) => notify([anomaly('c3', m)], 300 + m)));
+    try {
+      await eventually(() => slack.held === 1);
+      for (let i = 0; i < 200 && (await alarmsOf('c3'))[0]?.count !== 3; i++)
+        await new Promise((resolve) => setTimeout(resolve, 25));
+    } finally {
+      release();
+    }
+    const results = await running;
+    expect(messagesFor('c3')).toHaveLength(1);
+    expect(results.reduce((n, r) => n + r.alerted, 0)).toBe(1);
+    expect(await alarmsOf('c3')).toMatchObject([{ count: 3, notification: 'sent' }]);
+  });
+
+  it('the same event delivered to two invocations at once sends exactly one message', async () => {
+    const notify = trigger();
+    await Promise.all([notify([anomaly('c2', 0)], 400), notify([anomaly('c2', 0)], 400)]);
+    expect(messagesFor('c2')).toHaveLength(1);
+    expect(await alarmsOf('c2')).toMatchObject([{ count: 1, notification: 'sent' }]);
+  });
+
+  it('a sender that dies between claim and send: nothing during its lease, one message after it', async () => {
+    // What an invocation does before it dies: record, then claim the notification.
+    const recorded: Anomaly = { ...anomaly('k1', 0), kind: 'threshold', score: undefined, raw: {} };
+    const { alarm } = await adapters.alarms.record(recorded, { now: new Date(clock).toISOString() });
+    const claim = await adapters.alarms.claimNotification(
+      alarm.id,
+      new Date(clock).toISOString(),
+      new Date(clock + LEASE_MS).toISOString(),
+    );
+    expect(claim).toBeDefined();
+    // The host replays the batch while the lease holds: recorded as a duplicate, not sent twice.
+    expect(await trigger()([anomaly('k1', 0)], 500)).toMatchObject({ duplicates: 1, alerted: 0 });
+    await redeliver();
+    expect(messagesFor('k1')).toHaveLength(0);
+    expect(await alarmsOf('k1')).toMatchObject([{ notification: 'notifying' }]);
+    clock += LEASE_MS + 1000;
+    await redeliver();
+    expect(messagesFor('k1')).toHaveLength(1);
+    await redeliver();
+    expect(messagesFor('k1')).toHaveLength(1);
+    expect(await alarmsOf('k1')).toMatchObject([{ notification: 'sent' }]);
+  });
+});
+
+describe('a Slack outage does not lose alerts (issue 11 item 7)', () => {
+  it('keeps the alarm pending through 5xx, lists it, and the redelivery delivers it once with back-off', async () => {
+    slack.script({ status: 503, body: 'service unavailable' });
+    expect(await trigger()([anomaly('o1', 0)], 600)).toMatchObject({ opened: 1, alerted: 0, pending: 1 });
+    expect(await alarmsOf('o1')).toMatchObject([{ notification: 'pending', deliveryAttempts: 1 }]);
+    const listed = await http('listAlarms', 'http://localhost/api/alarms?notification=pending&deviceId=o1');
+    expect(listed.body.items).toMatchObject([{ deviceId: 'o1', notification: 'pending' }]);
+
+    slack.script({ status: 500, body: 'oops' }, { status: 502, body: 'bad gateway' });
+    const attempts = async (minutes: number) => {
+      clock += minutes * 60_000;
+      await redeliver();
+      return messagesFor('o1').length;
+    };
+    expect(await attempts(0)).toBe(1); // backing off (30 s after the first failure)
+    expect(await attempts(0.6)).toBe(2); // 500
+    expect(await attempts(0.6)).toBe(2); // backing off 60 s now
+    expect(await attempts(0.6)).toBe(3); // 502
+    expect(await attempts(2.1)).toBe(4); // delivered
+    expect(await attempts(60)).toBe(4); // for good
+    expect(await alarmsOf('o1')).toMatchObject([{ notification: 'sent', deliveryAttempts: 0 }]);
+  });
+
+  it('digests what piled up during an outage into one message', async () => {
+    slack.script(...Array.from({ length: 3 }, () => ({ status: 500, body: 'oops' })));
+    for (const [i, id] of ['d1', 'd2', 'd3'].entries()) await trigger()([anomaly(id, 0)], 700 + i);
+    clock += 31_000;
+    slack.requests.length = 0;
+    await redeliver();
+    expect(slack.requests).toHaveLength(1);
+    for (const id of ['d1', 'd2', 'd3']) expect(messagesFor(id)).toHaveLength(1);
+  });
+
+  it('gives up a notification pending past the horizon: undeliverable, logged, nothing sent', async () => {
+    slack.script({ status: 500, body: 'oops' });
+    await trigger()([anomaly('z1', 0)], 800);
+    clock += HORIZON_MS + 60_000;
+    slack.requests.length = 0;
+    logs.length = 0;
+    await redeliver();
+    expect(messagesFor('z1')).toHaveLength(0);
+    expect(await alarmsOf('z1')).toMatchObject([{ notification: 'undeliverable' }]);
+  });
+});
+
+describe('Slack never holds alarms hostage (issue 11 item 10)', () => {
+  it('a webhook answering Retry-After: 3600 holds neither the invocation nor the next device', async () => {
+    slack.script({ status: 429, body: 'rate_limited', retryAfterSeconds: 3600 });
+    expect(await trigger()([anomaly('r1', 0)], 900)).toMatchObject({ opened: 1, pending: 1 });
+    expect(await trigger()([anomaly('r2', 0)], 901)).toMatchObject({ opened: 1, pending: 1 });
+    expect(slack.requests).toHaveLength(1); // the second did not knock: Slack asked to wait
+    // Retry-After capped at 60 s.
+    expect(await alarmsOf('r1')).toMatchObject([
+      { status: 'open', notification: 'pending', nextAttemptAt: new Date(clock + 60_000).toISOString() },
+    ]);
+    expect(await alarmsOf('r2')).toMatchObject([{ status: 'open', notification: 'pending' }]);
+  });
+
+  it("a webhook holding a request does not stall recording another device's alarm", async () => {
+    let release: () => void = () => undefined;
+    slack.script({ status: 200, body: 'ok', after: new Promise<void>((r) => (release = r)) });
+    const held = trigger()([anomaly('s1', 0)], 1000);
+    try {
+      await eventually(() => slack.held === 1);
+      const other = await trigger({ maxWaitMs: 200 })([anomaly('s2', 0)], 1001);
+      expect(slack.held).toBe(1); // returned while the webhook still holds the first request
+      expect(other).toMatchObject({ opened: 1, pending: 1 });
+      expect(await alarmsOf('s2')).toMatchObject([{ status: 'open', notification: 'pending' }]);
+    } finally {
+      release();
+    }
+    expect(await held).toMatchObject({ alerted: 1 });
+    await redeliver();
+    expect(messagesFor('s2')).toHaveLength(1);
+    expect(await alarmsOf('s2')).toMatchObject([{ notification: 'sent' }]);
+  });
+});
+
+describe('nothing lost after the retry budget (issue 11 item 5)', () => {
+  it('rethrows while retries remain, then parks the batch with its original bodies on the last attempt', async () => {
+    const down = new ServiceUnavailableError('Cosmos DB is unavailable (503).');
+    const failing = Object.assign(Object.create(adapters.alarms) as AlarmStore, {
+      record: () => Promise.reject(down),
+    });
+    const bytes = Buffer.from(`${JSON.stringify(anomaly('p1', 0))}\n${JSON.stringify(anomaly('p2', 0))}\n`);
+    const batch = [bytes, anomaly('p3', 0)];
+    await expect(trigger({ alarms: failing, retry: [1, 3] })(batch, 1100)).rejects.toBe(down);
+    expect(await trigger({ alarms: failing, retry: [3, 3] })(batch, 1100)).toMatchObject({
+      batchDeadLettered: true,
+    });
+    const parked = (await deadLetterLines()).filter((d) => d.reason === 'storage-failure');
+    expect(parked).toMatchObject([
+      {
+        sequenceNumber: 1100,
+        body: bytes.toString('utf8'),
+        detail: expect.stringContaining('503') as unknown,
+      },
+      { sequenceNumber: 1101, body: anomaly('p3', 0) },
+    ]);
+    // Re-processable: the parked bodies, fed back, record every anomaly.
+    const replayed = await trigger()(
+      parked.map((d) => d.body),
+      1200,
+    );
+    expect(replayed).toMatchObject({ anomalies: 3, opened: 3 });
   });
 });

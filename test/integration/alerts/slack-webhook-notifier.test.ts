@@ -1,6 +1,11 @@
 import { afterAll, beforeAll, beforeEach, describe, expect, it } from 'vitest';
 import type { Alert } from '../../../src/alerts/alert-message.js';
+import { createAdapters } from '../../../src/infra/adapters.js';
+import { SlackWebhook } from '../../../src/infra/slack/slack-webhook.js';
 import { LogNotifier, SlackWebhookNotifier } from '../../../src/infra/slack/slack-webhook-notifier.js';
+import type { JobRun } from '../../../src/jobs/ports.js';
+import { closedPort } from '../../fixtures/closed-port.js';
+import { testConfig } from '../../support/local-env.js';
 import { startFakeSlack, type FakeSlack } from '../../../tools/fake-slack.js';
 
 const alert = (i: number, overrides: Partial<Alert> = {}): Alert => ({
@@ -19,13 +24,16 @@ const alert = (i: number, overrides: Partial<Alert> = {}): Alert => ({
 
 let slack: FakeSlack;
 let logs: string[];
-const notifier = () =>
+const webhook = (url = slack.url, timeoutMs = 10_000) =>
+  new SlackWebhook({ url, minIntervalMs: 1000, timeoutMs, maxRetryAfterMs: 60_000 });
+const notifier = (hook = webhook(), maxWaitMs = 5000) =>
   new SlackWebhookNotifier({
-    webhookUrl: slack.url,
+    webhook: hook,
     stateUrl: (id) => `https://app.example/api/devices/${encodeURIComponent(id)}/state`,
-    attempts: 3,
+    maxWaitMs,
     log: (m) => logs.push(m),
   });
+const sent = { outcome: 'sent' };
 
 beforeAll(async () => {
   slack = await startFakeSlack();
@@ -41,7 +49,7 @@ beforeEach(() => {
 
 describe('SlackWebhookNotifier against a local Slack-like webhook', () => {
   it('sends one alert as Block Kit with a text fallback and a link to the device state', async () => {
-    expect(await notifier().notify([alert(1, { deviceId: 'dev<1>&' })])).toEqual(['sent']);
+    expect(await notifier().notify([alert(1, { deviceId: 'dev<1>&' })])).toEqual([sent]);
     expect(slack.requests).toHaveLength(1);
     const line =
       '• <https://app.example/api/devices/dev%3C1%3E%26/state|dev&lt;1&gt;&amp;> temperature-high: temperature = 41.5 (threshold 40) at 2026-11-23T10:00:00.000Z';
@@ -56,25 +64,71 @@ describe('SlackWebhookNotifier against a local Slack-like webhook', () => {
 
   it('folds a burst into one digest that names every alert', async () => {
     const burst = Array.from({ length: 120 }, (_, i) => alert(i, { score: 0.9, threshold: undefined }));
-    expect(new Set(await notifier().notify(burst))).toEqual(new Set(['sent']));
+    expect(await notifier().notify(burst)).toEqual(burst.map(() => sent));
     expect(slack.requests).toHaveLength(1);
     const text = slack.requests[0]?.body.text as string;
     for (let i = 0; i < 120; i++) expect(text).toContain(`|dev-${i}>`);
     expect(text.startsWith('IoT alerts: 120 anomalies')).toBe(true);
   });
 
-  it('waits Retry-After on 429, then delivers', async () => {
-    slack.script({ status: 429, body: 'rate_limited', retryAfterSeconds: 1 });
-    expect(await notifier().notify([alert(1)])).toEqual(['sent']);
-    expect(slack.requests).toHaveLength(2);
+  it('makes one attempt: a 429 asks for a retry after Retry-After, and the next request waits for it', async () => {
+    slack.script({ status: 429, body: 'rate_limited', retryAfterSeconds: 2 });
+    const hook = webhook();
+    expect(await notifier(hook).notify([alert(1)])).toEqual([
+      { outcome: 'retry', attempted: true, reason: 'Slack answered 429: rate_limited', retryAfterMs: 2000 },
+    ]);
+    expect(slack.requests).toHaveLength(1);
+    expect(await notifier(hook, 5000).notify([alert(1)])).toEqual([sent]);
     const [first, second] = slack.requests;
-    expect((second?.at ?? 0) - (first?.at ?? 0)).toBeGreaterThanOrEqual(1000);
+    expect((second?.at ?? 0) - (first?.at ?? 0)).toBeGreaterThanOrEqual(1950);
   });
 
-  it('retries a 500, then delivers', async () => {
-    slack.script({ status: 500, body: 'oops' });
-    expect(await notifier().notify([alert(1)])).toEqual(['sent']);
-    expect(slack.requests).toHaveLength(2);
+  it('caps Retry-After: an hour becomes the configured maximum, and a caller does not wait for it', async () => {
+    slack.script({ status: 429, body: 'rate_limited', retryAfterSeconds: 3600 });
+    const hook = new SlackWebhook({
+      url: slack.url,
+      minIntervalMs: 1000,
+      timeoutMs: 10_000,
+      maxRetryAfterMs: 30_000,
+    });
+    expect(await notifier(hook).notify([alert(1)])).toMatchObject([
+      { outcome: 'retry', retryAfterMs: 30_000 },
+    ]);
+    // The next caller gets no turn within its 5 s: it is told to come back, without a request.
+    const [busy] = await notifier(hook, 5000).notify([alert(2)]);
+    expect(busy).toMatchObject({ outcome: 'retry', attempted: false, reason: 'Slack webhook rate-limited' });
+    expect(slack.requests).toHaveLength(1);
+  });
+
+  it.each([
+    [500, 'oops'],
+    [502, 'bad gateway'],
+    [503, 'service unavailable'],
+  ])('leaves %i %s to a retry: transient, never undeliverable', async (status, body) => {
+    slack.script({ status, body });
+    expect(await notifier().notify([alert(1), alert(2)])).toEqual([
+      { outcome: 'retry', attempted: true, reason: `Slack answered ${status}: ${body}` },
+      { outcome: 'retry', attempted: true, reason: `Slack answered ${status}: ${body}` },
+    ]);
+    expect(slack.requests).toHaveLength(1);
+  });
+
+  it('leaves a refused connection and a timeout to a retry', async () => {
+    expect(
+      await notifier(webhook(`http://127.0.0.1:${await closedPort()}/services/secret-path`)).notify([
+        alert(1),
+      ]),
+    ).toEqual([{ outcome: 'retry', attempted: true, reason: 'Slack unreachable (ECONNREFUSED)' }]);
+    let release: () => void = () => undefined;
+    slack.script({ status: 200, body: 'ok', after: new Promise<void>((r) => (release = r)) });
+    try {
+      expect(await notifier(webhook(slack.url, 300)).notify([alert(2)])).toEqual([
+        { outcome: 'retry', attempted: true, reason: 'Slack unreachable (timeout)' },
+      ]);
+    } finally {
+      release();
+    }
+    expect(logs.join('\n')).not.toContain('secret-path');
   });
 
   it.each([
@@ -85,7 +139,8 @@ describe('SlackWebhookNotifier against a local Slack-like webhook', () => {
     'does not retry %i %s: undeliverable, logged with the body but never the webhook URL',
     async (status, body) => {
       slack.script({ status, body });
-      expect(await notifier().notify([alert(1), alert(2)])).toEqual(['undeliverable', 'undeliverable']);
+      const refused = { outcome: 'undeliverable', reason: `Slack refused the message (${status}): ${body}` };
+      expect(await notifier().notify([alert(1), alert(2)])).toEqual([refused, refused]);
       expect(slack.requests).toHaveLength(1);
       expect(logs.join('\n')).toContain(body);
       expect(logs.join('\n')).not.toContain('XXXXXXXX');
@@ -100,12 +155,33 @@ describe('SlackWebhookNotifier against a local Slack-like webhook', () => {
     for (let i = 1; i < times.length; i++)
       expect((times[i] ?? 0) - (times[i - 1] ?? 0)).toBeGreaterThanOrEqual(950);
   });
+
+  it('shares one rate limit between alerts and job notices of the instance (the adapters)', async () => {
+    const { notifier: alerts, jobNotifier } = createAdapters(testConfig({ SlackWebhookUrl: slack.url }));
+    const run: JobRun = {
+      run: 1,
+      startedAt: '2026-11-23T02:00:00Z',
+      status: 'completed',
+      hubJobIds: [],
+      statistics: { deviceCount: 1, succeededCount: 1, failedCount: 0, runningCount: 0, pendingCount: 0 },
+    };
+    await Promise.all([
+      alerts.notify([alert(1)]),
+      jobNotifier.runEnded('job-1', run),
+      alerts.notify([alert(2)]),
+      jobNotifier.runEnded('job-2', run),
+    ]);
+    const times = slack.requests.map((r) => r.at).sort((a, b) => a - b);
+    expect(times).toHaveLength(4);
+    for (let i = 1; i < times.length; i++)
+      expect((times[i] ?? 0) - (times[i - 1] ?? 0)).toBeGreaterThanOrEqual(950);
+  });
 });
 
 describe('LogNotifier', () => {
   it('logs each alert and reports it as logged', async () => {
     const lines: string[] = [];
-    expect(await new LogNotifier((m) => lines.push(m)).notify([alert(7)])).toEqual(['logged']);
+    expect(await new LogNotifier((m) => lines.push(m)).notify([alert(7)])).toEqual([{ outcome: 'logged' }]);
     expect(lines).toEqual([
       'ALERT dev-7 temperature-high: temperature=41.5 at 2026-11-23T10:00:00.000Z (alarm alarm-7)',
     ]);

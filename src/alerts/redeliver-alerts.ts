@@ -1,0 +1,52 @@
+import type { AlarmStore } from './alarms.js';
+import type { AlertNotifier } from './notifier.js';
+import { deliverNotifications, type DeliverySummary } from './outbox.js';
+
+export interface RedeliverAlertsDeps {
+  alarms: AlarmStore;
+  notifier: AlertNotifier;
+  /** How long a sender's claim on a notification lasts, ms. */
+  leaseMs: number;
+  /** A notification pending longer than this, ms, is given up as undeliverable (and logged). */
+  horizonMs: number;
+  /** Most notifications delivered per run (one digest). */
+  batchSize?: number;
+  now?: () => Date;
+}
+
+/** The part of the Functions invocation context this handler uses. */
+interface TimerContext {
+  log(...args: unknown[]): void;
+  warn(...args: unknown[]): void;
+}
+
+/**
+ * Timer trigger handler: delivers the notifications that piled up in the outbox (pending and due after their
+ * back-off, or claimed by a sender whose lease expired) as one digest, gives up those pending past the horizon.
+ * A store failure throws; the next run tries again.
+ */
+export function makeRedeliverAlerts(deps: RedeliverAlertsDeps) {
+  const now = () => (deps.now?.() ?? new Date()).getTime();
+  return async function redeliverAlerts(_timer: unknown, context: TimerContext): Promise<DeliverySummary> {
+    const due = await deps.alarms.listDueNotifications(new Date(now()).toISOString(), deps.batchSize ?? 500);
+    const summary = await deliverNotifications(
+      due.map((a) => a.id),
+      {
+        alarms: deps.alarms,
+        notifier: deps.notifier,
+        leaseMs: deps.leaseMs,
+        horizonMs: deps.horizonMs,
+        now,
+        log: (m) => {
+          context.warn(m);
+        },
+      },
+    );
+    if (due.length > 0) {
+      context.log(
+        `redeliverAlerts: ${due.length} due, ${summary.claimed} claimed, ${summary.delivered} delivered, ${summary.pending} still pending, ${summary.undeliverable} undeliverable`,
+      );
+    }
+    return summary;
+  };
+}

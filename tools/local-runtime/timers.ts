@@ -1,0 +1,132 @@
+/**
+ * Timer triggers for the embedded local runtime: each timer-triggered function runs on its NCRONTAB schedule
+ * (six fields with seconds, UTC, `%Setting%` resolved), one invocation at a time per function as the Functions
+ * host's singleton lock does; a tick that finds the previous run still going is skipped, and the next run is
+ * told it is past due.
+ */
+import functions from '@azure/functions';
+import { CronExpressionParser } from 'cron-parser';
+import { randomUUID } from 'node:crypto';
+
+const { InvocationContext } = functions;
+
+/** What the runtime knows of one registration (see functions-core.cts). */
+export interface TimerRegistration {
+  metadata: { name: string; bindings: Record<string, Record<string, unknown>> };
+  callback: (...args: unknown[]) => Promise<unknown>;
+}
+
+export interface TimerOptions {
+  /** App settings, for `%Setting%` in a schedule. */
+  settings: Record<string, string>;
+  log: (message: string) => void;
+}
+
+export interface Timers {
+  /** Functions being scheduled. */
+  count: number;
+  /** Stops scheduling and waits for running invocations. */
+  stop(): Promise<void>;
+}
+
+/** setTimeout's limit (about 24.8 days): longer waits are taken in steps. */
+const MAX_TIMEOUT_MS = 2 ** 31 - 1;
+
+const scheduleOf = (
+  registration: TimerRegistration,
+  settings: Record<string, string>,
+): string | undefined => {
+  const binding = Object.values(registration.metadata.bindings).find((b) => b.type === 'timerTrigger');
+  if (typeof binding?.schedule !== 'string') return undefined;
+  return binding.schedule.replace(/%([^%]+)%/g, (_m, name: string) => settings[name] ?? '');
+};
+
+/** Starts every registration whose trigger is a timer; the others are ignored. */
+export function startTimers(registrations: readonly TimerRegistration[], options: TimerOptions): Timers {
+  let stopped = false;
+  const handles = new Set<NodeJS.Timeout>();
+  const running = new Set<Promise<void>>();
+  let count = 0;
+
+  for (const registration of registrations) {
+    const schedule = scheduleOf(registration, options.settings);
+    if (schedule === undefined) continue;
+    const { name } = registration.metadata;
+    count++;
+    let last: Date | undefined;
+    let busy = false;
+    let missed = false;
+
+    const invoke = async (next: Date) => {
+      busy = true;
+      const context = new InvocationContext({
+        functionName: name,
+        invocationId: randomUUID(),
+        logHandler: (_level, ...args) => {
+          options.log(
+            `[${name}] ${args.map((a) => (typeof a === 'string' ? a : JSON.stringify(a))).join(' ')}`,
+          );
+        },
+      });
+      const timer = {
+        isPastDue: missed,
+        schedule: { adjustForDST: false },
+        scheduleStatus: {
+          last: (last ?? new Date(0)).toISOString(),
+          next: next.toISOString(),
+          lastUpdated: new Date().toISOString(),
+        },
+      };
+      missed = false;
+      last = new Date();
+      try {
+        await registration.callback(timer, context);
+      } catch (error) {
+        options.log(`[${name}] failed: ${error instanceof Error ? error.message : 'error'}`);
+      } finally {
+        busy = false;
+      }
+    };
+
+    const arm = (after: Date) => {
+      if (stopped) return;
+      const at = CronExpressionParser.parse(schedule, { currentDate: after, tz: 'UTC' }).next().toDate();
+      const wait = () => {
+        const remaining = at.getTime() - Date.now();
+        const handle = setTimeout(
+          () => {
+            handles.delete(handle);
+            if (stopped) return;
+            if (at.getTime() > Date.now()) {
+              wait();
+              return;
+            }
+            const after = CronExpressionParser.parse(schedule, { currentDate: at, tz: 'UTC' })
+              .next()
+              .toDate();
+            if (busy) missed = true;
+            else {
+              const run = invoke(after).finally(() => running.delete(run));
+              running.add(run);
+            }
+            arm(at);
+          },
+          Math.min(Math.max(0, remaining), MAX_TIMEOUT_MS),
+        );
+        handles.add(handle);
+      };
+      wait();
+    };
+    arm(new Date());
+  }
+
+  return {
+    count,
+    stop: async () => {
+      stopped = true;
+      for (const handle of handles) clearTimeout(handle);
+      handles.clear();
+      await Promise.all([...running]);
+    },
+  };
+}
