@@ -46,7 +46,7 @@ export function makeNotifyAnomalies(deps: NotifyAnomaliesDeps) {
     bodies.forEach((body, i) => {
       const enqueued = metas[i]?.enqueuedTimeMs ?? now();
       const parsed = parseAnomalyBody(body, new Date(enqueued).toISOString());
-      anomalies.push(...parsed.anomalies);
+      for (const a of parsed.anomalies) anomalies.push(a);
       for (const u of parsed.unparseable) {
         dead.push(
           JSON.stringify({

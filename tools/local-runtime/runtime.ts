@@ -213,6 +213,7 @@ export async function startRuntime(options: RuntimeOptions): Promise<Runtime> {
   };
   const original = internals._resolveFilename;
   internals._resolveFilename = function (this: unknown, request: string, ...rest: unknown[]) {
+    // eslint-disable-next-line no-restricted-syntax -- forwards Node's own few resolver arguments
     return request === '@azure/functions-core' ? core : original.call(this, request, ...rest);
   };
   const quiet = console.warn;
