@@ -6,6 +6,7 @@
  */
 import functions from '@azure/functions';
 import { createHash, randomUUID } from 'node:crypto';
+import { formatError, formatLogArgs } from './log-format.js';
 
 const { InvocationContext } = functions;
 
@@ -30,7 +31,7 @@ export const PARTITIONS = 4;
 
 /** One event as an Event Hub keeps it. */
 export interface HubEvent {
-  body: unknown;
+  body: Buffer;
   properties: Record<string, unknown>;
   systemProperties: Record<string, unknown>;
   enqueuedTime: string;
@@ -50,6 +51,7 @@ export class LocalHub {
     return createHash('sha256').update(partitionKey).digest().readUInt32BE(0) % PARTITIONS;
   }
 
+  /** Adds an event; an Event Hub carries bytes, so a string is UTF-8 encoded and anything else JSON-serialized. */
   publish(
     body: unknown,
     partitionKey: string,
@@ -60,7 +62,9 @@ export class LocalHub {
     const sequenceNumber = partition.length + 1;
     const enqueuedTime = new Date().toISOString();
     partition.push({
-      body,
+      body: Buffer.isBuffer(body)
+        ? body
+        : Buffer.from(typeof body === 'string' ? body : JSON.stringify(body)),
       properties,
       enqueuedTime,
       sequenceNumber,
@@ -75,41 +79,46 @@ export class LocalHub {
     for (const wake of this.wakers) wake();
   }
 
-  /** Calls `handle` with each new batch of each partition, in order, until stopped (at-least-once). */
+  /**
+   * Calls `handle` with each new batch of each partition, in order, until stopped (at-least-once). Each
+   * partition has its own loop, as each partition has its own owner in Azure: a batch that fails and waits
+   * for its retries holds back only the events behind it in its own partition.
+   */
   consume(
     consumerGroup: string,
     maxBatch: number,
     handle: (batch: HubEvent[], partitionId: string) => Promise<void>,
   ) {
     let stopped = false;
-    const positions = this.partitions.map(() => 0);
-    let wake: () => void = () => undefined;
-    const loop = async () => {
-      while (!stopped) {
-        let worked = false;
-        for (const [p, partition] of this.partitions.entries()) {
-          const from = positions[p] ?? 0;
-          if (from >= partition.length) continue;
-          const batch = partition.slice(from, from + maxBatch);
+    const loops = this.partitions.map((partition, p) => {
+      let position = 0;
+      let wake: () => void = () => undefined;
+      const waker = () => {
+        wake();
+      };
+      this.wakers.add(waker);
+      const done = (async () => {
+        while (!stopped) {
+          if (position >= partition.length) {
+            await new Promise<void>((resolve) => (wake = resolve));
+            continue;
+          }
+          const batch = partition.slice(position, position + maxBatch);
           await handle(batch, String(p));
-          positions[p] = from + batch.length;
-          worked = true;
+          position += batch.length; // the checkpoint
         }
-        if (!worked) await new Promise<void>((resolve) => (wake = resolve));
-      }
-    };
-    const waker = () => {
-      wake();
-    };
-    this.wakers.add(waker);
-    const done = loop();
+      })();
+      return { waker, done };
+    });
     return {
       consumerGroup,
       stop: async () => {
         stopped = true;
-        this.wakers.delete(waker);
-        wake();
-        await done;
+        for (const loop of loops) {
+          this.wakers.delete(loop.waker);
+          loop.waker();
+        }
+        await Promise.all(loops.map((loop) => loop.done));
       },
     };
   }
@@ -148,9 +157,30 @@ export interface EventHubTriggerOptions {
   sleep?: (ms: number) => Promise<void>;
 }
 
+/**
+ * The handler's first argument for a batch, as the host builds it for the trigger's `dataType`: `binary` gives
+ * the bytes, `string` the text, and no dataType (or any other) JSON-parses every body, which fails the whole
+ * invocation if one body is not JSON, before the handler runs ("Binding parameters to complex objects … uses
+ * Json.NET serialization"; azure-functions-nodejs-library #187/#340). Modelled so a regression shows up locally.
+ */
+export function deliveredBodies(batch: readonly HubEvent[], dataType: unknown): unknown[] {
+  if (dataType === 'binary') return batch.map((e) => e.body);
+  if (dataType === 'string') return batch.map((e) => e.body.toString('utf8'));
+  return batch.map((e, i) => {
+    try {
+      return JSON.parse(e.body.toString('utf8')) as unknown;
+    } catch {
+      throw new Error(
+        `Exception binding parameter 'messages': event ${i} of the batch (sequence number ${e.sequenceNumber}) is not JSON and the trigger has no dataType`,
+      );
+    }
+  });
+}
+
 /** Serves one `eventHubTrigger` registration from its local hub until stopped. */
 export function startEventHubTrigger(registration: Registration, options: EventHubTriggerOptions) {
   const { settings, log } = options;
+  const name = registration.metadata.name;
   const sleep = options.sleep ?? ((ms: number) => new Promise<void>((resolve) => setTimeout(resolve, ms)));
   const binding = triggerBinding(registration) ?? {};
   const source = options.hub(resolveSetting(binding.eventHubName, settings));
@@ -160,31 +190,37 @@ export function startEventHubTrigger(registration: Registration, options: EventH
     2000,
     (registration.metadata.retryOptions?.minimumInterval?.seconds ?? 1) * 1000,
   );
-  return source.consume(group, options.maxBatch, async (batch, partitionId) => {
+  let stopping = false;
+  let onStop: () => void = () => undefined;
+  const stopped = new Promise<void>((resolve) => (onStop = resolve));
+  const consumer = source.consume(group, options.maxBatch, async (batch, partitionId) => {
     for (let attempt = 0; ; attempt++) {
       try {
         const context = new InvocationContext({
-          functionName: registration.metadata.name,
+          functionName: name,
           invocationId: randomUUID(),
           triggerMetadata: triggerMetadata(source, group, partitionId, batch),
           retryContext: { retryCount: attempt, maxRetryCount: retries },
           logHandler: (_level, ...args) => {
-            log(`[${registration.metadata.name}] ${args.map(String).join(' ')}`);
+            log(`[${name}] ${formatLogArgs(args)}`);
           },
         });
-        await registration.callback(
-          batch.map((e) => e.body),
-          context,
-        );
+        await registration.callback(deliveredBodies(batch, binding.dataType), context);
         return;
       } catch (error) {
-        log(
-          `[${registration.metadata.name}] attempt ${attempt + 1} failed: ${error instanceof Error ? error.message : String(error)}`,
-        );
+        log(`[${name}] partition ${partitionId} attempt ${attempt + 1} failed: ${formatError(error)}`);
         // At-least-once with the function's retry policy; after the last retry the host moves on.
-        if (attempt >= retries) return;
-        await sleep(firstDelayMs * 2 ** attempt);
+        if (attempt >= retries || stopping) return;
+        await Promise.race([sleep(firstDelayMs * 2 ** attempt), stopped]); // stopping cuts a backoff short
+        if (stopping) return;
       }
     }
   });
+  return {
+    stop: () => {
+      stopping = true;
+      onStop();
+      return consumer.stop();
+    },
+  };
 }

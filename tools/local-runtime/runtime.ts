@@ -26,6 +26,7 @@ import { createAdapters } from '../../src/infra/adapters.js';
 import { localDeviceConnections } from '../../src/infra/local/local-device-connections.js';
 import { parseSasToken, verifySasToken } from '../../src/provisioning/sas-token.js';
 import { DurableEngine, type ActivityHandler } from './durable-engine.js';
+import { formatLogArgs, formatLogValue } from './log-format.js';
 import { LocalHub, startEventHubTrigger, triggerBinding, type Registration } from './event-hubs.js';
 import { TableInstanceStore } from './table-instance-store.js';
 
@@ -162,7 +163,7 @@ export async function startRuntime(options: RuntimeOptions): Promise<Runtime> {
         const deviceId = typeof rawId === 'string' ? rawId : '';
         let values: unknown;
         try {
-          values = JSON.parse(Buffer.isBuffer(event.body) ? event.body.toString('utf8') : String(event.body));
+          values = JSON.parse(event.body.toString('utf8'));
         } catch {
           continue;
         }
@@ -265,7 +266,7 @@ export async function startRuntime(options: RuntimeOptions): Promise<Runtime> {
       try {
         engine.start(rest[1], instanceId, text ? (JSON.parse(text) as unknown) : undefined);
       } catch (error) {
-        send(res, 409, { message: error instanceof Error ? error.message : String(error) });
+        send(res, 409, { message: error instanceof Error ? error.message : formatLogValue(error) });
         return true;
       }
       send(res, 202, { id: instanceId });
@@ -439,7 +440,7 @@ export async function startRuntime(options: RuntimeOptions): Promise<Runtime> {
               extraInputs: route.extraInputs as never[],
             },
             logHandler: (_level, ...args) => {
-              log(`[${route.registration.metadata.name}] ${args.map(String).join(' ')}`);
+              log(`[${route.registration.metadata.name}] ${formatLogArgs(args)}`);
             },
           });
           for (const input of route.extraInputs) context.extraInputs.set(input.name, durableClientData());
@@ -462,7 +463,7 @@ export async function startRuntime(options: RuntimeOptions): Promise<Runtime> {
         send(res, 404, { message: `No function serves ${req.method ?? 'GET'} ${path}` });
       } catch (error) {
         log(
-          `HTTP ${req.method ?? ''} ${path} failed: ${error instanceof Error ? (error.stack ?? error.message) : String(error)}`,
+          `HTTP ${req.method ?? ''} ${path} failed: ${error instanceof Error ? (error.stack ?? error.message) : formatLogValue(error)}`,
         );
         if (!res.headersSent) send(res, 500, { message: 'Internal error' });
       }
