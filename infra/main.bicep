@@ -304,7 +304,7 @@ var apiBaseUrl = 'https://${functionApp.outputs.defaultHostName}/api'
 //     Jobs__PollIntervalSeconds, Provisioning__MaxMetadataBytes, Ingest__TimestampFields,
 //     Ingest__MaxFutureSkewSeconds, Ingest__EarliestTimestamp, Ingest__MaxRecordBytes, Ingest__MaxDepth,
 //     Ingest__MaxFields, Ingest__StateWriteConcurrency, Ingest__StateCacheSize, Ingest__StateCacheTtlSeconds,
-//     Ingest__MaxStateFieldsPerSection, Ingest__MaxRetryCount.
+//     Ingest__StateCacheMaxBytes, Ingest__MaxStateFieldsPerSection, Ingest__MaxRetryCount.
 // FUNCTIONS_WORKER_RUNTIME and FUNCTIONS_EXTENSION_VERSION are not app settings on Flex Consumption
 // (functionAppConfig.runtime).
 var appSettings = {
