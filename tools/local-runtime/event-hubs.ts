@@ -191,6 +191,7 @@ export function startEventHubTrigger(registration: Registration, options: EventH
     (registration.metadata.retryOptions?.minimumInterval?.seconds ?? 1) * 1000,
   );
   let stopping = false;
+  const stopRequested = () => stopping; // a call: TypeScript would narrow a plain read across the await
   let onStop: () => void = () => undefined;
   const stopped = new Promise<void>((resolve) => (onStop = resolve));
   const consumer = source.consume(group, options.maxBatch, async (batch, partitionId) => {
@@ -210,9 +211,9 @@ export function startEventHubTrigger(registration: Registration, options: EventH
       } catch (error) {
         log(`[${name}] partition ${partitionId} attempt ${attempt + 1} failed: ${formatError(error)}`);
         // At-least-once with the function's retry policy; after the last retry the host moves on.
-        if (attempt >= retries || stopping) return;
+        if (attempt >= retries || stopRequested()) return;
         await Promise.race([sleep(firstDelayMs * 2 ** attempt), stopped]); // stopping cuts a backoff short
-        if (stopping) return;
+        if (stopRequested()) return;
       }
     }
   });
