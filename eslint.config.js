@@ -19,6 +19,27 @@ export default tseslint.config(
     },
   },
   {
+    // Every argument takes a stack slot: `Math.min(...xs)` or `push(...xs)` throws RangeError beyond ~100k items,
+    // which turned one hostile device into a stalled partition (issue 11). Production code, tools and benchmarks;
+    // tests handle small fixed fixtures and forward rest parameters to contract suites.
+    files: ['src/**/*.ts', 'tools/**/*.ts', 'tools/**/*.cts', 'bench/**/*.ts'],
+    rules: {
+      'no-restricted-syntax': [
+        'error',
+        {
+          selector: 'CallExpression > SpreadElement, NewExpression > SpreadElement',
+          message:
+            'No spread into call arguments: it throws RangeError on large arrays. Use a loop, reduce or concat (a rest parameter forwarded as-is: disable this line with a reason).',
+        },
+        {
+          selector: "CallExpression[callee.property.name='apply'][arguments.length=2]",
+          message:
+            'No Function.prototype.apply with an argument array: it throws RangeError on large arrays. Use a loop.',
+        },
+      ],
+    },
+  },
+  {
     files: ['**/*.js', '**/*.cjs'],
     ...tseslint.configs.disableTypeChecked,
   },

@@ -319,7 +319,8 @@ module availabilityTest 'modules/availability-test.bicep' = {
 //     Jobs__PollIntervalSeconds, Provisioning__MaxMetadataBytes, Ingest__TimestampFields,
 //     Ingest__MaxFutureSkewSeconds, Ingest__EarliestTimestamp, Ingest__MaxRecordBytes, Ingest__MaxDepth,
 //     Ingest__MaxFields, Ingest__StateWriteConcurrency, Ingest__StateCacheSize, Ingest__StateCacheTtlSeconds,
-//     Ingest__MaxStateFieldsPerSection, Ingest__MaxRetryCount, Http__MaxBodyBytes, Http__MaxBulkBodyBytes.
+//     Ingest__StateCacheMaxBytes, Ingest__MaxStateFieldsPerSection, Ingest__MaxRetryCount, Http__MaxBodyBytes,
+//     Http__MaxBulkBodyBytes.
 // FUNCTIONS_WORKER_RUNTIME and FUNCTIONS_EXTENSION_VERSION are not app settings on Flex Consumption
 // (functionAppConfig.runtime).
 var appSettings = {

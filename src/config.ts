@@ -142,6 +142,12 @@ const schema = z.object({
   Ingest__StateWriteConcurrency: positiveInt(16),
   Ingest__StateCacheSize: z.coerce.number().int().nonnegative().default(10_000),
   Ingest__StateCacheTtlSeconds: positiveInt(300),
+  // 256 MiB of serialized state: room for the cache on a 2 GB Flex Consumption instance (ADR 0003).
+  Ingest__StateCacheMaxBytes: z.coerce
+    .number()
+    .int()
+    .nonnegative()
+    .default(256 * 1024 * 1024),
   Ingest__MaxStateFieldsPerSection: positiveInt(DEFAULT_INGEST_OPTIONS.maxStateFieldsPerSection),
   Ingest__MaxRetryCount: z.coerce.number().int().min(0).max(100).default(5),
 
@@ -261,6 +267,8 @@ export interface AppConfig {
     stateCacheSize: number;
     /** How long (ms) a cached state may be used before it is read again. */
     stateCacheTtlMs: number;
+    /** Most bytes of serialized state each instance keeps in that cache (0 = off). */
+    stateCacheMaxBytes: number;
   };
   /** Create databases, containers and blob containers on first use (local runs; Bicep does it in Azure). */
   createResourcesIfMissing: boolean;
@@ -380,6 +388,7 @@ export function loadConfig(env: Record<string, string | undefined> = process.env
       stateWriteConcurrency: s.Ingest__StateWriteConcurrency,
       stateCacheSize: s.Ingest__StateCacheSize,
       stateCacheTtlMs: s.Ingest__StateCacheTtlSeconds * 1000,
+      stateCacheMaxBytes: s.Ingest__StateCacheMaxBytes,
       maxStateFieldsPerSection: s.Ingest__MaxStateFieldsPerSection,
       maxRetryCount: s.Ingest__MaxRetryCount,
     },

@@ -108,7 +108,15 @@ const activities = {
   ...makeScheduledJobActivities({ runner: jobRunner, registry, jobs, notifier: jobNotifier }),
 };
 
+/**
+ * Event bodies as bytes. Without a dataType, the host JSON-converts each event of a `cardinality: 'many'` batch
+ * and fails the whole invocation on one non-JSON body, and re-serializes numbers; we parse (once) ourselves.
+ * Not in the typed trigger options, so spread in: the library copies every trigger option into the binding.
+ */
+const BINARY_EVENTS = { dataType: 'binary' } as const;
+
 app.eventHub('ingestTelemetry', {
+  ...BINARY_EVENTS,
   connection: 'IotHubEventsConnection',
   eventHubName: '%IotHubEventHubName%',
   consumerGroup: '%IngestConsumerGroup%',
@@ -193,6 +201,7 @@ app.http('updateDeviceTwin', {
 
 // Hot path: anomalies from Stream Analytics → alarms → Slack (or the log).
 app.eventHub('notifyAnomalies', {
+  ...BINARY_EVENTS,
   connection: 'AnomaliesEventHubConnection',
   eventHubName: '%AnomaliesEventHubName%',
   consumerGroup: '%AnomaliesConsumerGroup%',

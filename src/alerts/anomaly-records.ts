@@ -2,6 +2,7 @@
  * The anomaly records that Stream Analytics writes to the `anomalies` hub, normalized to one schema whatever
  * shape they arrive in. See asa/README.md for the output schema of our own queries.
  */
+import { isUtf8 } from 'node:buffer';
 
 /** One anomaly in the project's output schema. */
 export interface Anomaly {
@@ -135,8 +136,11 @@ export function parseAnomalyBody(body: unknown, fallbackTime: string): ParsedAno
       }
     }
   };
-  if (body instanceof Uint8Array) fromText(Buffer.from(body).toString('utf8'));
-  else if (typeof body === 'string') fromText(body);
+  // Bytes (the trigger's dataType is 'binary'): UTF-8 text is read as above; other bytes stay as they came.
+  if (body instanceof Uint8Array) {
+    if (isUtf8(body)) fromText(Buffer.from(body.buffer, body.byteOffset, body.byteLength).toString('utf8'));
+    else out.unparseable.push({ reason: 'invalid-json', body });
+  } else if (typeof body === 'string') fromText(body);
   else add(body);
   return out;
 }

@@ -77,7 +77,7 @@ export function evaluateThreshold(points: readonly TelemetryPoint[], rule: Thres
         rule: rule.rule,
         kind: 'threshold',
         metric: rule.metric,
-        value: Math.max(...inWindow.map((h) => h.value)),
+        value: inWindow.reduce((max, h) => Math.max(max, h.value), -Infinity),
         score: null,
         threshold: rule.above,
         windowEnd: new Date(t).toISOString(),

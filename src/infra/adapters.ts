@@ -83,6 +83,7 @@ export function createAdapters(config: AppConfig): Adapters {
       }),
       config.ingest.stateCacheSize,
       config.ingest.stateCacheTtlMs,
+      config.ingest.stateCacheMaxBytes,
     ),
     archive: new BlobJsonLinesStore(blobs, config.storage.rawArchiveContainer, create),
     deadLetters: new BlobJsonLinesStore(blobs, config.storage.deadLetterContainer, create),

@@ -294,7 +294,7 @@ export function makeScheduledJobActivities(deps: ScheduledJobDeps) {
           top: 1000,
           ...(continuationToken ? { continuationToken } : {}),
         });
-        ids.push(...page.items.map((d) => d.id));
+        for (const d of page.items) ids.push(d.id);
         continuationToken = page.continuationToken;
         if (ids.length > MAX_JOB_DEVICE_IDS) {
           throw new UnprocessableRequestError(

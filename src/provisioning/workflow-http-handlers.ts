@@ -161,7 +161,7 @@ export function makeWorkflowHandlers(deps: WorkflowHandlerDeps) {
         if (seen.has(id)) problems.push({ path: `${index}.id`, message: `duplicates device '${id}'` });
         seen.add(id);
         const metadata = result.data.metadata ?? {};
-        problems.push(...checkMetadata(metadata, `${index}.metadata`));
+        for (const p of checkMetadata(metadata, `${index}.metadata`)) problems.push(p);
         specs.push({ id, metadata });
       }
       if (problems.length > 0) {

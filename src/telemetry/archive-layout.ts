@@ -1,3 +1,4 @@
+import { isUtf8 } from 'node:buffer';
 import { createHash } from 'node:crypto';
 import type { DeadLetter, TelemetryRecord } from './records.js';
 
@@ -9,43 +10,71 @@ export function hourPath(epochMs: number): string {
   return `${pad(d.getUTCFullYear(), 4)}/${pad(d.getUTCMonth() + 1)}/${pad(d.getUTCDate())}/${pad(d.getUTCHours())}`;
 }
 
-/** One archive line: the original record plus an envelope of what IoT Hub told us about it. */
-export function archiveLine(r: TelemetryRecord): string {
-  return JSON.stringify({
-    deviceId: r.deviceId,
-    moduleId: r.moduleId,
-    partitionId: r.partitionId,
-    sequenceNumber: r.sequenceNumber,
-    recordIndex: r.recordIndex,
-    offset: r.offset,
-    enqueuedTime: new Date(r.enqueuedTimeMs).toISOString(),
-    stream: r.stream,
-    timestamp: new Date(r.timestampMs).toISOString(),
-    timeSource: r.timeSource,
-    properties: r.properties,
-    body: r.payload,
-  });
+/**
+ * Appends the body to a JSON line whose other fields are `envelope`. A record's exact source text is spliced
+ * in as `body` byte for byte (still one JSON value for readers); if that text holds a line break (pretty-printed
+ * JSON), which JSON Lines cannot carry raw, it goes in as the string `bodyText`. Without a source (a value the
+ * host had already parsed), `body` is that value serialized.
+ */
+function withRecordBody(
+  envelope: Record<string, unknown>,
+  source: string | undefined,
+  value: unknown,
+): string {
+  const head = JSON.stringify(envelope).slice(0, -1);
+  if (source === undefined) return `${head},"body":${JSON.stringify(value)}}`;
+  if (!/[\r\n]/.test(source)) return `${head},"body":${source}}`;
+  return `${head},"bodyText":${JSON.stringify(source)}}`;
 }
 
-function rawBody(body: unknown): { body?: unknown; bodyBase64?: string } {
-  if (body instanceof Uint8Array) return { bodyBase64: Buffer.from(body).toString('base64') };
+/** One archive line: the record exactly as sent, plus an envelope of what IoT Hub told us about it. */
+export function archiveLine(r: TelemetryRecord): string {
+  return withRecordBody(
+    {
+      deviceId: r.deviceId,
+      moduleId: r.moduleId,
+      partitionId: r.partitionId,
+      sequenceNumber: r.sequenceNumber,
+      recordIndex: r.recordIndex,
+      offset: r.offset,
+      enqueuedTime: new Date(r.enqueuedTimeMs).toISOString(),
+      stream: r.stream,
+      timestamp: new Date(r.timestampMs).toISOString(),
+      timeSource: r.timeSource,
+      properties: r.properties,
+    },
+    r.source,
+    r.payload,
+  );
+}
+
+/** A message body as it arrived: UTF-8 text as-is (`bodyText`), other bytes as `bodyBase64`, values as `body`. */
+function rawBody(body: unknown): { body?: unknown; bodyText?: string; bodyBase64?: string } {
+  if (body instanceof Uint8Array) {
+    const bytes = Buffer.from(body.buffer, body.byteOffset, body.byteLength);
+    return isUtf8(bytes) ? { bodyText: bytes.toString('utf8') } : { bodyBase64: bytes.toString('base64') };
+  }
+  if (typeof body === 'string') return { bodyText: body };
   return { body };
 }
 
-/** One dead-letter line: the reason, the envelope, and the body as it arrived (base64 when binary). */
+/** One dead-letter line: the reason, the envelope, and the body exactly as it arrived (see rawBody). */
 export function deadLetterLine(d: DeadLetter): string {
-  return JSON.stringify({
+  const envelope = {
     reason: d.reason,
     detail: d.detail,
     deviceId: d.meta.deviceId,
     partitionId: d.partitionId,
     sequenceNumber: d.meta.sequenceNumber,
+    recordIndex: d.recordIndex,
     offset: d.meta.offset,
     enqueuedTime:
       d.meta.enqueuedTimeMs === undefined ? undefined : new Date(d.meta.enqueuedTimeMs).toISOString(),
     properties: d.meta.properties,
-    ...rawBody(d.body),
-  });
+    badElements: d.badElements,
+  };
+  if (d.source !== undefined) return withRecordBody(envelope, d.source, d.body);
+  return JSON.stringify({ ...envelope, ...rawBody(d.body) });
 }
 
 /**
@@ -70,12 +99,18 @@ export interface BlobBatch {
   lines: string[];
 }
 
+/** An archive blob with the records it holds (so a failed write can name exactly what it failed to store). */
+export interface ArchiveBlob extends BlobBatch {
+  records: readonly TelemetryRecord[];
+}
+
 /**
  * Groups accepted records into one blob per (stream, hour, partition, batch):
  * `{stream}/{yyyy}/{MM}/{dd}/{HH}/{partitionId}-{firstSeq}-{lastSeq}.jsonl`. The name depends only on the
  * records, so a replayed batch maps to the same blob.
  */
-export function archiveBlobs(records: readonly TelemetryRecord[]): BlobBatch[] {
+
+export function archiveBlobs(records: readonly TelemetryRecord[]): ArchiveBlob[] {
   const groups = new Map<string, { records: TelemetryRecord[]; prefix: string; partitionId: string }>();
   for (const r of records) {
     const prefix = `${r.stream}/${hourPath(r.enqueuedTimeMs)}`;
@@ -93,6 +128,7 @@ export function archiveBlobs(records: readonly TelemetryRecord[]): BlobBatch[] {
         lines,
       )}.jsonl`,
       lines,
+      records: g.records,
     };
   });
 }
@@ -105,8 +141,12 @@ export function deadLetterBlob(
 ): BlobBatch | undefined {
   if (deadLetters.length === 0) return undefined;
   const lines = deadLetters.map(deadLetterLine);
-  const enqueued = deadLetters.map((d) => d.meta.enqueuedTimeMs).filter((t): t is number => t !== undefined);
-  const hour = hourPath(enqueued.length > 0 ? Math.min(...enqueued) : 0);
+  let earliest = Infinity;
+  for (const d of deadLetters) {
+    const t = d.meta.enqueuedTimeMs;
+    if (t !== undefined && t < earliest) earliest = t;
+  }
+  const hour = hourPath(earliest === Infinity ? 0 : earliest);
   const key = batchKey(
     deadLetters.map((d) => d.meta.sequenceNumber),
     lines,

@@ -1,11 +1,17 @@
 import pLimit from 'p-limit';
-import { archiveBlobs, deadLetterBlob, type BlobBatch } from './archive-layout.js';
-import { readIotHubBatchMetadata, UNKNOWN_MESSAGE } from './iothub-batch.js';
+import { archiveBlobs, deadLetterBlob } from './archive-layout.js';
+import { readIotHubBatchMetadata, UNKNOWN_MESSAGE, type IotHubMessageMeta } from './iothub-batch.js';
 import type { IngestOptions } from './ingest-options.js';
 import { mergeState, projectBatch } from './last-known-values.js';
 import type { DeadLetterStore, DeviceStateStore, JsonLinesStore, RawArchive } from './ports.js';
 import { StateRejectedError } from '../shared/errors.js';
-import { isStateStream, parseMessage, type DeadLetter, type TelemetryRecord } from './records.js';
+import {
+  isStateStream,
+  parseMessage,
+  type DeadLetter,
+  type DeadLetterReason,
+  type TelemetryRecord,
+} from './records.js';
 
 /** The part of the Functions invocation context this handler uses (InvocationContext satisfies it). */
 export interface TriggerContext {
@@ -41,157 +47,56 @@ export interface IngestSummary {
   droppedStateFields: number;
   /** Devices whose state the store refused for good; their records went to dead letters. */
   stateRejectedDevices: number;
-  /** True when storage failed on the last attempt and the whole batch went to dead letters. */
-  batchDeadLettered: boolean;
+  /**
+   * Dead-letter lines written on the last attempt for what storage kept failing to take (reason
+   * `storage-failure`): records not archived, records of devices whose state write failed, dead letters.
+   */
+  parked: number;
 }
 
-async function putAll(store: JsonLinesStore, blobs: readonly BlobBatch[]): Promise<void> {
-  await Promise.all(blobs.map((b) => store.put(b.name, b.lines)));
+/** What the raw archive and dead-letter writes of one attempt left undone. */
+interface RawOutcome {
+  blobs: number;
+  /** Records whose archive blob could not be written. */
+  unarchived: Set<TelemetryRecord>;
+  /** Dead letters whose blob could not be written. */
+  unwritten: DeadLetter[];
+  error: unknown;
 }
 
-/**
- * Event Hub trigger handler for IoT Hub telemetry: archives raw records, dead-letters what it cannot process,
- * then merges last-known values with one write per distinct device. At-least-once safe (docs/adr/0003).
- */
-export function makeIngestTelemetry(deps: IngestTelemetryDeps) {
-  const { stateStore, archive, deadLetters, options } = deps;
-  const limit = pLimit(options.stateWriteConcurrency);
-
-  return async function ingestTelemetry(messages: unknown, context: TriggerContext): Promise<IngestSummary> {
-    const bodies: unknown[] = Array.isArray(messages) ? messages : [messages];
-    const { partitionId, messages: metas } = readIotHubBatchMetadata(context.triggerMetadata, bodies.length);
-
-    const records: TelemetryRecord[] = [];
-    const dead: DeadLetter[] = [];
-    bodies.forEach((body, i) => {
-      const meta = metas[i];
-      if (!meta) return;
-      const parsed = parseMessage(body, meta, partitionId, options);
-      for (const r of parsed.records) records.push(r);
-      for (const d of parsed.deadLetters) dead.push(d);
-    });
-
-    const summary: IngestSummary = {
-      messages: bodies.length,
-      records: records.length,
-      devices: 0,
-      stateWrites: 0,
-      archiveBlobs: 0,
-      deadLetters: dead.length,
-      otherStreams: Object.create(null) as Record<string, number>,
-      droppedStateFields: 0,
-      stateRejectedDevices: 0,
-      batchDeadLettered: false,
-    };
-    for (const r of records) {
-      if (!isStateStream(r.stream))
-        summary.otherStreams[r.stream] = (summary.otherStreams[r.stream] ?? 0) + 1;
+/** Writes every archive blob and the dead-letter blob, each on its own: one failed blob fails only its lines. */
+async function storeRaw(
+  archive: JsonLinesStore,
+  deadLetters: JsonLinesStore,
+  records: readonly TelemetryRecord[],
+  dead: readonly DeadLetter[],
+  partitionId: string,
+): Promise<RawOutcome> {
+  const groups = archiveBlobs(records);
+  const deadBlob = deadLetterBlob(dead, partitionId);
+  const outcomes = await Promise.allSettled([
+    ...groups.map((b) => archive.put(b.name, b.lines)),
+    deadBlob ? deadLetters.put(deadBlob.name, deadBlob.lines) : Promise.resolve('exists' as const),
+  ]);
+  const result: RawOutcome = { blobs: 0, unarchived: new Set(), unwritten: [], error: undefined };
+  outcomes.forEach((o, i) => {
+    const group = groups[i];
+    if (o.status === 'fulfilled') {
+      if (group) result.blobs++;
+      return;
     }
-
-    try {
-      // Archive (and dead letters) first: if the state store then fails, the raw data is already safe.
-      const blobs = archiveBlobs(records);
-      const deadBlob = deadLetterBlob(dead, partitionId);
-      await Promise.all([putAll(archive, blobs), putAll(deadLetters, deadBlob ? [deadBlob] : [])]);
-      summary.archiveBlobs = blobs.length;
-
-      const deltas = [...projectBatch(records).values()];
-      summary.devices = deltas.length;
-      const limits = {
-        maxStateFieldsPerSection: options.maxStateFieldsPerSection,
-        onFieldDropped: () => {
-          summary.droppedStateFields++;
-        },
-      };
-      const outcomes = await Promise.allSettled(
-        deltas.map((delta) =>
-          limit(() => stateStore.update(delta.deviceId, (current) => mergeState(current, delta, limits))),
-        ),
-      );
-      // A transient failure retries the whole batch (merges are idempotent); a device whose state the store
-      // refuses for good must not hold its partition hostage: its records go to dead letters instead.
-      const transient = outcomes.find(
-        (o): o is PromiseRejectedResult =>
-          o.status === 'rejected' && !(o.reason instanceof StateRejectedError),
-      );
-      if (transient) throw transient.reason;
-      const rejected = new Map<string, string>();
-      outcomes.forEach((o, i) => {
-        const deviceId = deltas[i]?.deviceId;
-        if (o.status === 'rejected' && deviceId !== undefined) rejected.set(deviceId, errorText(o.reason));
-      });
-      if (rejected.size > 0) {
-        const letters = records
-          .filter((r) => rejected.has(r.deviceId))
-          .map((r) => recordDeadLetter(r, rejected));
-        const blob = deadLetterBlob(letters, partitionId, '.state-rejected');
-        if (blob) await deadLetters.put(blob.name, blob.lines);
-        summary.stateRejectedDevices = rejected.size;
-        context.error(
-          `ingestTelemetry: state refused for ${rejected.size} device(s); records parked in ${blob?.name ?? ''}`,
-        );
-      }
-      summary.stateWrites = outcomes.filter(
-        (o) => o.status === 'fulfilled' && o.value !== 'unchanged',
-      ).length;
-    } catch (error) {
-      const retryCount = context.retryContext?.retryCount ?? 0;
-      const maxRetryCount = context.retryContext?.maxRetryCount ?? options.maxRetryCount;
-      const lastAttempt = maxRetryCount >= 0 && retryCount >= maxRetryCount;
-      if (!lastAttempt) {
-        context.warn(
-          `ingestTelemetry attempt ${retryCount + 1} failed; the host will retry`,
-          errorText(error),
-        );
-        throw error;
-      }
-      // The checkpoint moves on after this invocation: park the whole batch so nothing is lost silently.
-      const whole: DeadLetter[] = bodies.map((body, i) => ({
-        reason: 'storage-failure',
-        detail: errorText(error),
-        meta: metas[i] ?? UNKNOWN_MESSAGE,
-        partitionId,
-        body,
-      }));
-      const blob = deadLetterBlob(whole, partitionId, '.batch');
-      try {
-        if (blob) await deadLetters.put(blob.name, blob.lines);
-      } catch (deadLetterError) {
-        context.error(
-          `ingestTelemetry LOST a batch: partition ${partitionId}, ${blob?.name ?? ''}; dead-letter write failed too`,
-          errorText(deadLetterError),
-        );
-        throw deadLetterError;
-      }
-      summary.batchDeadLettered = true;
-      context.error(
-        `ingestTelemetry gave up after ${retryCount + 1} attempts; batch of ${bodies.length} parked in dead letters as ${blob?.name ?? '(empty)'}`,
-      );
-      return summary;
-    }
-
-    if (summary.deadLetters > 0)
-      context.warn(`ingestTelemetry dead-lettered ${summary.deadLetters} record(s)`);
-    if (summary.droppedStateFields > 0) {
-      context.warn(
-        `ingestTelemetry left ${summary.droppedStateFields} new field(s) out of state: section full (Ingest__MaxStateFieldsPerSection)`,
-      );
-    }
-    if (Object.keys(summary.otherStreams).length > 0) {
-      context.log('ingestTelemetry archived records of streams without state', summary.otherStreams);
-    }
-    context.log(
-      `ingestTelemetry partition ${partitionId}: ${summary.messages} messages, ${summary.records} records, ${summary.devices} devices, ${summary.stateWrites} state writes, ${summary.archiveBlobs} archive blobs`,
-    );
-    return summary;
-  };
+    result.error ??= o.reason;
+    if (group) for (const r of group.records) result.unarchived.add(r);
+    else result.unwritten = [...dead];
+  });
+  return result;
 }
 
-/** A record whose device state was refused, as a dead letter with its original payload. */
-function recordDeadLetter(r: TelemetryRecord, reasons: ReadonlyMap<string, string>): DeadLetter {
+/** A record as a dead letter: its exact source (or payload) with the envelope, to be processed again later. */
+function recordDeadLetter(r: TelemetryRecord, reason: DeadLetterReason, detail: string): DeadLetter {
   return {
-    reason: 'state-rejected',
-    detail: reasons.get(r.deviceId) ?? '',
+    reason,
+    detail,
     partitionId: r.partitionId,
     meta: {
       deviceId: r.deviceId,
@@ -202,10 +107,189 @@ function recordDeadLetter(r: TelemetryRecord, reasons: ReadonlyMap<string, strin
       properties: r.properties,
     },
     body: r.payload,
+    recordIndex: r.recordIndex,
+    ...(r.source === undefined ? {} : { source: r.source }),
   };
+}
+
+/**
+ * Event Hub trigger handler for IoT Hub telemetry: archives raw records, dead-letters what it cannot process,
+ * then merges last-known values with one write per distinct device. At-least-once safe (docs/adr/0003).
+ *
+ * A record can only cost its own device: a transient storage failure retries the batch (every step is
+ * idempotent), and on the last attempt only what failed is parked in dead letters (`storage-failure`): the
+ * records not archived, and the records of devices whose state write failed. Everything else is applied.
+ */
+export function makeIngestTelemetry(deps: IngestTelemetryDeps) {
+  const { stateStore, archive, deadLetters, options } = deps;
+  const limit = pLimit(options.stateWriteConcurrency);
+
+  /** Merges each device's delta; reports the devices refused for good and those that failed transiently. */
+  async function writeState(records: readonly TelemetryRecord[], summary: IngestSummary) {
+    const deltas = [...projectBatch(records).values()];
+    summary.devices = deltas.length;
+    const limits = {
+      maxStateFieldsPerSection: options.maxStateFieldsPerSection,
+      onFieldDropped: () => {
+        summary.droppedStateFields++;
+      },
+    };
+    const outcomes = await Promise.allSettled(
+      deltas.map((delta) =>
+        limit(() => stateStore.update(delta.deviceId, (current) => mergeState(current, delta, limits))),
+      ),
+    );
+    const rejected = new Map<string, string>();
+    const failed = new Map<string, unknown>();
+    outcomes.forEach((o, i) => {
+      const deviceId = deltas[i]?.deviceId;
+      if (o.status === 'fulfilled' || deviceId === undefined) return;
+      if (o.reason instanceof StateRejectedError) rejected.set(deviceId, errorText(o.reason));
+      else failed.set(deviceId, o.reason);
+    });
+    summary.stateWrites = outcomes.filter((o) => o.status === 'fulfilled' && o.value !== 'unchanged').length;
+    return { rejected, failed };
+  }
+
+  return async function ingestTelemetry(messages: unknown, context: TriggerContext): Promise<IngestSummary> {
+    const bodies: unknown[] = Array.isArray(messages) ? messages : [messages];
+    const { partitionId, messages: metas } = readIotHubBatchMetadata(context.triggerMetadata, bodies.length);
+    const { records, dead } = parseBatch(bodies, metas, partitionId, options);
+    const summary = newSummary(bodies.length, records, dead.length);
+    const retryCount = context.retryContext?.retryCount ?? 0;
+    const maxRetryCount = context.retryContext?.maxRetryCount ?? options.maxRetryCount;
+    const lastAttempt = maxRetryCount >= 0 && retryCount >= maxRetryCount;
+    const retry = (error: unknown): never => {
+      context.warn(`ingestTelemetry attempt ${retryCount + 1} failed; the host will retry`, errorText(error));
+      throw error;
+    };
+
+    // Archive (and dead letters) first: once archived, a record is safe whatever happens to state.
+    const raw = await storeRaw(archive, deadLetters, records, dead, partitionId);
+    if (raw.error !== undefined && !lastAttempt) retry(raw.error);
+    summary.archiveBlobs = raw.blobs;
+    const archived = raw.unarchived.size === 0 ? records : records.filter((r) => !raw.unarchived.has(r));
+    const state = await writeState(archived, summary);
+    if (state.failed.size > 0 && !lastAttempt) retry(state.failed.values().next().value);
+
+    // The checkpoint moves on after the last attempt: park exactly what failed, so nothing is lost silently.
+    const parked: DeadLetter[] = [...raw.unwritten];
+    const archiveError = `archive write failed: ${errorText(raw.error)}`;
+    for (const r of raw.unarchived) parked.push(recordDeadLetter(r, 'storage-failure', archiveError));
+    for (const r of archived) {
+      const error = state.failed.get(r.deviceId);
+      if (error !== undefined)
+        parked.push(recordDeadLetter(r, 'storage-failure', `state write failed: ${errorText(error)}`));
+    }
+    if (state.rejected.size > 0) {
+      const letters = archived
+        .filter((r) => state.rejected.has(r.deviceId))
+        .map((r) => recordDeadLetter(r, 'state-rejected', state.rejected.get(r.deviceId) ?? ''));
+      const blob = deadLetterBlob(letters, partitionId, '.state-rejected');
+      try {
+        if (blob) await deadLetters.put(blob.name, blob.lines);
+      } catch (error) {
+        if (!lastAttempt) retry(error);
+        for (const l of letters) parked.push(l);
+      }
+      summary.stateRejectedDevices = state.rejected.size;
+      context.error(
+        `ingestTelemetry: state refused for ${state.rejected.size} device(s); records parked in ${blob?.name ?? ''}`,
+      );
+    }
+    if (parked.length > 0) await park(parked, partitionId, retryCount, context, summary);
+    logSummary(context, partitionId, summary);
+    return summary;
+  };
+
+  /** Writes the last attempt's failures to dead letters; if even that fails, the loss is logged and thrown. */
+  async function park(
+    parked: readonly DeadLetter[],
+    partitionId: string,
+    retryCount: number,
+    context: TriggerContext,
+    summary: IngestSummary,
+  ): Promise<void> {
+    const blob = deadLetterBlob(parked, partitionId, '.storage-failure');
+    if (!blob) return;
+    try {
+      await deadLetters.put(blob.name, blob.lines);
+    } catch (deadLetterError) {
+      context.error(
+        `ingestTelemetry LOST ${parked.length} record(s): partition ${partitionId}, ${blob.name}; dead-letter write failed too`,
+        errorText(deadLetterError),
+      );
+      throw deadLetterError;
+    }
+    summary.parked = parked.length;
+    context.error(
+      `ingestTelemetry gave up after ${retryCount + 1} attempts; ${parked.length} record(s) parked in dead letters as ${blob.name}`,
+    );
+  }
+}
+
+/** Every message of a batch as records and dead letters. */
+function parseBatch(
+  bodies: readonly unknown[],
+  metas: readonly IotHubMessageMeta[],
+  partitionId: string,
+  options: IngestOptions,
+): { records: TelemetryRecord[]; dead: DeadLetter[] } {
+  const records: TelemetryRecord[] = [];
+  const dead: DeadLetter[] = [];
+  bodies.forEach((body, i) => {
+    const parsed = parseMessage(body, metas[i] ?? UNKNOWN_MESSAGE, partitionId, options);
+    for (const r of parsed.records) records.push(r);
+    for (const d of parsed.deadLetters) dead.push(d);
+  });
+  return { records, dead };
+}
+
+function newSummary(
+  messages: number,
+  records: readonly TelemetryRecord[],
+  deadLetters: number,
+): IngestSummary {
+  const summary: IngestSummary = {
+    messages,
+    records: records.length,
+    devices: 0,
+    stateWrites: 0,
+    archiveBlobs: 0,
+    deadLetters,
+    otherStreams: Object.create(null) as Record<string, number>,
+    droppedStateFields: 0,
+    stateRejectedDevices: 0,
+    parked: 0,
+  };
+  for (const r of records) {
+    if (!isStateStream(r.stream)) summary.otherStreams[r.stream] = (summary.otherStreams[r.stream] ?? 0) + 1;
+  }
+  return summary;
+}
+
+function logSummary(context: TriggerContext, partitionId: string, summary: IngestSummary): void {
+  if (summary.deadLetters > 0)
+    context.warn(`ingestTelemetry dead-lettered ${summary.deadLetters} message(s)`);
+  if (summary.droppedStateFields > 0) {
+    context.warn(
+      `ingestTelemetry left ${summary.droppedStateFields} new field(s) out of state: section full (Ingest__MaxStateFieldsPerSection)`,
+    );
+  }
+  if (Object.keys(summary.otherStreams).length > 0) {
+    context.log('ingestTelemetry archived records of streams without state', summary.otherStreams);
+  }
+  context.log(
+    `ingestTelemetry partition ${partitionId}: ${summary.messages} messages, ${summary.records} records, ${summary.devices} devices, ${summary.stateWrites} state writes, ${summary.archiveBlobs} archive blobs`,
+  );
 }
 
 /** Error text safe for logs: message only, never a request with its headers. */
 function errorText(error: unknown): string {
-  return error instanceof Error ? `${error.name}: ${error.message}` : String(error);
+  if (error instanceof Error) return `${error.name}: ${error.message}`;
+  try {
+    return String(error);
+  } catch {
+    return Object.prototype.toString.call(error);
+  }
 }

@@ -1,6 +1,7 @@
 import { isUtf8 } from 'node:buffer';
 import { propertyIgnoringCase, type IotHubMessageMeta } from './iothub-batch.js';
 import type { IngestOptions } from './ingest-options.js';
+import { parseJsonText } from './json-text.js';
 import { chooseTimestamp, type TimeSource } from './timestamps.js';
 
 /** Streams that project into a section of the device's last-known values (seed 002 §2.2.2). */
@@ -27,7 +28,10 @@ export interface TelemetryRecord {
   timeSource: TimeSource;
   /** The payload field the timestamp came from, if any. */
   timestampField: string | undefined;
+  /** The record's values; numbers a double cannot hold faithfully are the string of their source text. */
   payload: Record<string, unknown>;
+  /** The record's exact JSON text as the device sent it, when the body arrived as bytes or text. */
+  source: string | undefined;
   properties: Record<string, unknown>;
 }
 
@@ -49,9 +53,18 @@ export interface DeadLetter {
   detail: string;
   meta: IotHubMessageMeta;
   partitionId: string;
-  /** The body as it arrived: parsed JSON, text, or bytes. */
+  /** The body as it arrived: bytes, text, or a value the host had already parsed. */
   body: unknown;
+  /** Set when the letter is one record of a message: its position in the body. */
+  recordIndex?: number;
+  /** The record's exact JSON text (then it stands for `body`). */
+  source?: string;
+  /** For a body that is an array: how many elements are not objects, and the first few of them. */
+  badElements?: { count: number; first: { index: number; value: unknown }[] };
 }
+
+/** How many bad array elements of one message a dead letter shows (the whole body is kept once anyway). */
+export const BAD_ELEMENTS_SHOWN = 10;
 
 export interface ParsedMessage {
   records: TelemetryRecord[];
@@ -124,33 +137,33 @@ function walk(v: object, depth: number, limits: Limits, tally: Tally): ShapeProb
   return countBytes && tally.bytes > (limits.maxBytes ?? Infinity) ? 'too-large' : undefined;
 }
 
-function decodeBody(
-  body: unknown,
-  maxBytes: number,
-): { value: unknown } | { reason: DeadLetterReason; detail: string } {
+interface Decoded {
+  value: unknown;
+  /** Exact text of the value (bodies that arrived as bytes or text). */
+  source: string | undefined;
+  elementSources: string[] | undefined;
+}
+
+/** Bytes (dataType 'binary', what we register) or text are parsed here, once; other values came parsed. */
+function decodeBody(body: unknown, maxBytes: number): Decoded | { reason: DeadLetterReason; detail: string } {
+  let text: string;
   if (body instanceof Uint8Array) {
     if (body.byteLength > maxBytes)
       return { reason: 'too-large', detail: `${body.byteLength} bytes > ${maxBytes}` };
     if (!isUtf8(body)) return { reason: 'invalid-json', detail: 'body is not UTF-8' };
-    try {
-      const buffer = Buffer.isBuffer(body)
-        ? body
-        : Buffer.from(body.buffer, body.byteOffset, body.byteLength);
-      return { value: JSON.parse(buffer.toString('utf8')) as unknown };
-    } catch {
-      return { reason: 'invalid-json', detail: 'body is not UTF-8 JSON' };
-    }
-  }
-  if (typeof body === 'string') {
+    text = Buffer.from(body.buffer, body.byteOffset, body.byteLength).toString('utf8');
+  } else if (typeof body === 'string') {
     const size = byteLength(body, maxBytes);
     if (size > maxBytes) return { reason: 'too-large', detail: `${size} bytes > ${maxBytes}` };
-    try {
-      return { value: JSON.parse(body) as unknown };
-    } catch {
-      return { reason: 'invalid-json', detail: 'body is not JSON' };
-    }
+    text = body;
+  } else {
+    return { value: body, source: undefined, elementSources: undefined };
   }
-  return { value: body };
+  try {
+    return parseJsonText(text);
+  } catch {
+    return { reason: 'invalid-json', detail: 'body is not UTF-8 JSON' };
+  }
 }
 
 /**
@@ -189,7 +202,7 @@ export function parseMessage(
 
   const decoded = decodeBody(body, options.maxRecordBytes);
   if ('reason' in decoded) return deadMessage(decoded.reason, decoded.detail, meta, partitionId, body);
-  const value = decoded.value;
+  const { value, source, elementSources } = decoded;
   const isArray = Array.isArray(value);
   if (!isArray && !isPlainObject(value)) {
     return deadMessage(
@@ -219,17 +232,12 @@ export function parseMessage(
   const items: unknown[] = isArray ? value : [value];
   const propertyStream = streamFromProperties(meta.properties);
   const result: ParsedMessage = { records: [], deadLetters: [] };
+  const bad: NonNullable<DeadLetter['badElements']> = { count: 0, first: [] };
 
   for (let recordIndex = 0; recordIndex < items.length; recordIndex++) {
     const item = items[recordIndex];
     if (!isPlainObject(item)) {
-      result.deadLetters.push({
-        reason: 'not-an-object',
-        detail: `array element ${recordIndex} is ${item === null ? 'null' : typeof item}`,
-        meta,
-        partitionId,
-        body: item,
-      });
+      if (++bad.count <= BAD_ELEMENTS_SHOWN) bad.first.push({ index: recordIndex, value: item });
       continue;
     }
     const { timestampMs, timeSource, field } = chooseTimestamp(item, enqueuedTimeMs, options);
@@ -248,7 +256,19 @@ export function parseMessage(
       timeSource,
       timestampField: field,
       payload: item,
+      source: isArray ? elementSources?.[recordIndex] : source,
       properties: meta.properties,
+    });
+  }
+  // One letter per message, however many elements are bad: a count, the first few, and the body once.
+  if (bad.count > 0) {
+    result.deadLetters.push({
+      reason: 'not-an-object',
+      detail: `${bad.count} of ${items.length} array elements are not objects`,
+      meta,
+      partitionId,
+      body,
+      badElements: bad,
     });
   }
   return result;

@@ -60,6 +60,7 @@ describe('loadConfig', () => {
         stateWriteConcurrency: 16,
         stateCacheSize: 10_000,
         stateCacheTtlMs: 300_000,
+        stateCacheMaxBytes: 268_435_456,
         maxStateFieldsPerSection: DEFAULT_INGEST_OPTIONS.maxStateFieldsPerSection,
         maxRetryCount: 5,
       },

@@ -10,6 +10,7 @@
 import functions from '@azure/functions';
 import { DummyOrchestrationContext } from 'durable-functions';
 import pLimit from 'p-limit';
+import { formatLogArgs } from './log-format.js';
 
 // @azure/functions is CommonJS: take the class from the default export (plain Node sees no named exports).
 const { InvocationContext } = functions;
@@ -604,7 +605,7 @@ export class DurableEngine {
       instance.name,
       `${instance.instanceId}:${instance.history.length}`,
       (_level, ...args) => {
-        log?.(args.map(String).join(' '));
+        log?.(formatLogArgs(args));
       },
     );
     try {
@@ -693,7 +694,7 @@ export class DurableEngine {
         functionName: name,
         invocationId: `${instance.instanceId}:${taskId}`,
         logHandler: (_level, ...args) => {
-          this.options.log?.(args.map(String).join(' '));
+          this.options.log?.(formatLogArgs(args));
         },
       });
       return await handler(decode(input), context);

@@ -14,7 +14,7 @@
  */
 import { TableClient } from '@azure/data-tables';
 import functions, { type HttpResponseInit } from '@azure/functions';
-import { createHash, randomUUID } from 'node:crypto';
+import { randomUUID } from 'node:crypto';
 import { existsSync, readFileSync } from 'node:fs';
 import { createServer, type IncomingMessage, type ServerResponse } from 'node:http';
 import Module, { createRequire } from 'node:module';
@@ -28,19 +28,12 @@ import { localDeviceConnections } from '../../src/infra/local/local-device-conne
 import { parseSasToken, verifySasToken } from '../../src/provisioning/sas-token.js';
 import { PayloadTooLargeError, ServiceUnavailableError, ValidationError } from '../../src/shared/errors.js';
 import { DurableEngine, type ActivityHandler } from './durable-engine.js';
+import { formatLogArgs, formatLogValue } from './log-format.js';
+import { LocalHub, startEventHubTrigger, triggerBinding, type Registration } from './event-hubs.js';
 import { TableInstanceStore } from './table-instance-store.js';
 import { startTimers } from './timers.js';
 
 const { HttpRequest, InvocationContext } = functions;
-
-interface Registration {
-  metadata: {
-    name: string;
-    bindings: Record<string, Record<string, unknown>>;
-    retryOptions?: { maxRetryCount?: number; minimumInterval?: { seconds?: number } };
-  };
-  callback: (...args: unknown[]) => Promise<unknown>;
-}
 
 export interface RuntimeOptions {
   /** App settings (what local.settings.json holds). */
@@ -60,112 +53,7 @@ export interface Runtime {
   stop(): Promise<void>;
 }
 
-const PARTITIONS = 4;
 const TASK_HUB = 'IotBackendHub';
-
-/** One event as an Event Hub keeps it. */
-interface HubEvent {
-  body: unknown;
-  properties: Record<string, unknown>;
-  systemProperties: Record<string, unknown>;
-  enqueuedTime: string;
-  sequenceNumber: number;
-  offset: string;
-}
-
-/** An in-process Event Hub: partitions, sequence numbers, and consumers that read at their own pace. */
-class LocalHub {
-  readonly partitions: HubEvent[][] = Array.from({ length: PARTITIONS }, () => []);
-  private readonly wakers = new Set<() => void>();
-
-  constructor(readonly name: string) {}
-
-  publish(
-    body: unknown,
-    partitionKey: string,
-    properties: Record<string, unknown>,
-    system: Record<string, unknown>,
-  ) {
-    const index = createHash('sha256').update(partitionKey).digest().readUInt32BE(0) % PARTITIONS;
-    const partition = this.partitions[index] as HubEvent[];
-    const sequenceNumber = partition.length + 1;
-    const enqueuedTime = new Date().toISOString();
-    partition.push({
-      body,
-      properties,
-      enqueuedTime,
-      sequenceNumber,
-      offset: String(sequenceNumber * 1024),
-      systemProperties: {
-        ...system,
-        'x-opt-sequence-number': sequenceNumber,
-        'x-opt-offset': String(sequenceNumber * 1024),
-        'x-opt-enqueued-time': enqueuedTime,
-      },
-    });
-    for (const wake of this.wakers) wake();
-  }
-
-  /** Calls `handle` with each new batch of each partition, in order, until stopped (at-least-once). */
-  consume(
-    consumerGroup: string,
-    maxBatch: number,
-    handle: (batch: HubEvent[], partitionId: string) => Promise<void>,
-  ) {
-    let stopped = false;
-    const positions = this.partitions.map(() => 0);
-    let wake: () => void = () => undefined;
-    const loop = async () => {
-      while (!stopped) {
-        let worked = false;
-        for (const [p, partition] of this.partitions.entries()) {
-          const from = positions[p] ?? 0;
-          if (from >= partition.length) continue;
-          const batch = partition.slice(from, from + maxBatch);
-          await handle(batch, String(p));
-          positions[p] = from + batch.length;
-          worked = true;
-        }
-        if (!worked) await new Promise<void>((resolve) => (wake = resolve));
-      }
-    };
-    const waker = () => {
-      wake();
-    };
-    this.wakers.add(waker);
-    const done = loop();
-    return {
-      consumerGroup,
-      stop: async () => {
-        stopped = true;
-        this.wakers.delete(waker);
-        wake();
-        await done;
-      },
-    };
-  }
-}
-
-/** The trigger metadata the Functions host gives a `cardinality: 'many'` Event Hub trigger (v4 key casing). */
-function triggerMetadata(
-  hub: LocalHub,
-  consumerGroup: string,
-  partitionId: string,
-  batch: readonly HubEvent[],
-) {
-  return {
-    partitionContext: { eventHubName: hub.name, consumerGroup, partitionId },
-    sequenceNumberArray: batch.map((e) => e.sequenceNumber),
-    offsetArray: batch.map((e) => e.offset),
-    enqueuedTimeUtcArray: batch.map((e) => e.enqueuedTime),
-    partitionKeyArray: batch.map(() => null),
-    propertiesArray: batch.map((e) => e.properties),
-    systemPropertiesArray: batch.map((e) => e.systemProperties),
-  };
-}
-
-const resolveSetting = (value: unknown, settings: Record<string, string>) =>
-  String(value).replace(/%([^%]+)%/g, (_m, name: string) => settings[name] ?? '');
 
 /** Route template → matcher; literal segments outrank parameters, as the Functions host routes. */
 function compileRoute(template: string): {
@@ -259,6 +147,7 @@ export async function startRuntime(options: RuntimeOptions): Promise<Runtime> {
   };
   const original = internals._resolveFilename;
   internals._resolveFilename = function (this: unknown, request: string, ...rest: unknown[]) {
+    // eslint-disable-next-line no-restricted-syntax -- forwards Node's own few resolver arguments
     return request === '@azure/functions-core' ? core : original.call(this, request, ...rest);
   };
   const quiet = console.warn;
@@ -280,10 +169,7 @@ export async function startRuntime(options: RuntimeOptions): Promise<Runtime> {
   };
   const routePrefix = hostJson.extensions?.http?.routePrefix ?? 'api';
   const maxBatch = hostJson.extensions?.eventHubs?.maxEventBatchSize ?? 100;
-  const trigger = (r: Registration) =>
-    Object.values(r.metadata.bindings).find(
-      (b) => String(b.direction) === 'in' && String(b.type).endsWith('Trigger'),
-    );
+  const trigger = triggerBinding;
   const byType = (type: string) => registrations.filter((r) => trigger(r)?.type === type);
 
   const engine = new DurableEngine({
@@ -312,46 +198,9 @@ export async function startRuntime(options: RuntimeOptions): Promise<Runtime> {
     if (!found) hubs.set(name, (found = new LocalHub(name)));
     return found;
   };
-  const consumers: { stop: () => Promise<void> }[] = [];
-  for (const registration of byType('eventHubTrigger')) {
-    const binding = trigger(registration) ?? {};
-    const source = hub(resolveSetting(binding.eventHubName, settings));
-    const group = resolveSetting(binding.consumerGroup ?? '$Default', settings);
-    const retries = registration.metadata.retryOptions?.maxRetryCount ?? 0;
-    const firstDelayMs = Math.min(
-      2000,
-      (registration.metadata.retryOptions?.minimumInterval?.seconds ?? 1) * 1000,
-    );
-    consumers.push(
-      source.consume(group, maxBatch, async (batch, partitionId) => {
-        for (let attempt = 0; ; attempt++) {
-          try {
-            const context = new InvocationContext({
-              functionName: registration.metadata.name,
-              invocationId: randomUUID(),
-              triggerMetadata: triggerMetadata(source, group, partitionId, batch),
-              retryContext: { retryCount: attempt, maxRetryCount: retries },
-              logHandler: (_level, ...args) => {
-                log(`[${registration.metadata.name}] ${args.map(String).join(' ')}`);
-              },
-            });
-            await registration.callback(
-              batch.map((e) => e.body),
-              context,
-            );
-            return;
-          } catch (error) {
-            log(
-              `[${registration.metadata.name}] attempt ${attempt + 1} failed: ${error instanceof Error ? error.message : String(error)}`,
-            );
-            // At-least-once with the function's retry policy; after the last retry the host moves on.
-            if (attempt >= retries) return;
-            await new Promise((resolve) => setTimeout(resolve, firstDelayMs * 2 ** attempt));
-          }
-        }
-      }),
-    );
-  }
+  const consumers: { stop: () => Promise<void> }[] = byType('eventHubTrigger').map((registration) =>
+    startEventHubTrigger(registration, { settings, hub, maxBatch, log }),
+  );
 
   // The hot path: the local rule evaluator (asa/anomalies.asaql's threshold rules) → anomalies hub.
   const iotHub = hub(settings.IotHubEventHubName ?? 'iothub-events');
@@ -365,7 +214,7 @@ export async function startRuntime(options: RuntimeOptions): Promise<Runtime> {
         const deviceId = typeof rawId === 'string' ? rawId : '';
         let values: unknown;
         try {
-          values = JSON.parse(Buffer.isBuffer(event.body) ? event.body.toString('utf8') : String(event.body));
+          values = JSON.parse(event.body.toString('utf8'));
         } catch {
           continue;
         }
@@ -474,7 +323,7 @@ export async function startRuntime(options: RuntimeOptions): Promise<Runtime> {
       try {
         engine.start(rest[1], instanceId, text ? (JSON.parse(text) as unknown) : undefined);
       } catch (error) {
-        send(res, 409, { message: error instanceof Error ? error.message : String(error) });
+        send(res, 409, { message: error instanceof Error ? error.message : formatLogValue(error) });
         return true;
       }
       send(res, 202, { id: instanceId });
@@ -667,7 +516,7 @@ export async function startRuntime(options: RuntimeOptions): Promise<Runtime> {
               extraInputs: route.extraInputs as never[],
             },
             logHandler: (_level, ...args) => {
-              log(`[${route.registration.metadata.name}] ${args.map(String).join(' ')}`);
+              log(`[${route.registration.metadata.name}] ${formatLogArgs(args)}`);
             },
           });
           for (const input of route.extraInputs) context.extraInputs.set(input.name, durableClientData());
@@ -695,7 +544,7 @@ export async function startRuntime(options: RuntimeOptions): Promise<Runtime> {
           return;
         }
         log(
-          `HTTP ${req.method ?? ''} ${path} failed: ${error instanceof Error ? (error.stack ?? error.message) : String(error)}`,
+          `HTTP ${req.method ?? ''} ${path} failed: ${error instanceof Error ? (error.stack ?? error.message) : formatLogValue(error)}`,
         );
         if (!res.headersSent) send(res, 500, { message: 'Internal error' });
       }

@@ -7,6 +7,7 @@
 import functions from '@azure/functions';
 import { CronExpressionParser } from 'cron-parser';
 import { randomUUID } from 'node:crypto';
+import { formatLogArgs } from './log-format.js';
 
 const { InvocationContext } = functions;
 
@@ -63,9 +64,7 @@ export function startTimers(registrations: readonly TimerRegistration[], options
         functionName: name,
         invocationId: randomUUID(),
         logHandler: (_level, ...args) => {
-          options.log(
-            `[${name}] ${args.map((a) => (typeof a === 'string' ? a : JSON.stringify(a))).join(' ')}`,
-          );
+          options.log(`[${name}] ${formatLogArgs(args)}`);
         },
       });
       const timer = {

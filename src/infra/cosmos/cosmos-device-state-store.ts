@@ -24,14 +24,18 @@ interface Versioned {
   etag: string;
 }
 
+/** Default bound of the state cache: 256 MiB of serialized state, sized for a 2 GB Flex Consumption instance. */
+export const DEFAULT_STATE_CACHE_MAX_BYTES = 256 * 1024 * 1024;
+
 /**
  * DeviceStateStore on a Cosmos DB container partitioned by `/id` (one document per device).
  *
- * `update` keeps the last state it read or wrote per device (an LRU of `cacheSize` devices) and merges into
- * that instead of reading first. This is safe because merges only ever move state forward: a stale cached
- * state can only make a write fail its If-Match (412), after which the document is re-read; and a delta that
- * changes nothing against the cached state changes nothing against any newer stored state either. Event Hubs
- * gives each partition to one instance at a time, so in steady state the cache saves the read of every write.
+ * `update` keeps the last state it read or wrote per device (an LRU of at most `cacheSize` devices and
+ * `cacheMaxBytes` of serialized state) and merges into that instead of reading first. This is safe because merges
+ * only ever move state forward: a stale cached state can only make a write fail its If-Match (412), after which
+ * the document is re-read; and a delta that changes nothing against the cached state changes nothing against any
+ * newer stored state either. Event Hubs gives each partition to one instance at a time, so in steady state the
+ * cache saves the read of every write.
  */
 export class CosmosDeviceStateStore implements DeviceStateStore {
   private readonly cache: LRUCache<string, Versioned> | undefined;
@@ -42,8 +46,26 @@ export class CosmosDeviceStateStore implements DeviceStateStore {
     cacheSize = 10_000,
     /** How long (ms) a cached state is used before it is read again (bounds how long a deleted document stays unseen). */
     cacheTtlMs = 300_000,
+    /**
+     * Most bytes of cached state (its JSON length; measured heap use is 0.5–1.4× that). One document can near
+     * Cosmos DB's 2 MB item limit, so a count alone does not bound memory. A state larger than this is not cached.
+     */
+    cacheMaxBytes = DEFAULT_STATE_CACHE_MAX_BYTES,
   ) {
-    this.cache = cacheSize > 0 ? new LRUCache({ max: cacheSize, ttl: cacheTtlMs }) : undefined;
+    this.cache =
+      cacheSize > 0 && cacheMaxBytes > 0
+        ? new LRUCache<string, Versioned>({
+            max: cacheSize,
+            maxSize: cacheMaxBytes,
+            sizeCalculation: (entry) => Math.max(1, JSON.stringify(entry.state).length),
+            ttl: cacheTtlMs,
+          })
+        : undefined;
+  }
+
+  /** What the state cache holds now: entries and their counted bytes (for tests and diagnostics). */
+  cacheUsage(): { entries: number; bytes: number } {
+    return { entries: this.cache?.size ?? 0, bytes: this.cache?.calculatedSize ?? 0 };
   }
 
   async get(deviceId: string): Promise<DeviceState | undefined> {

@@ -177,7 +177,7 @@ export class LocalJobRunner implements JobRunner {
         top: PAGE_SIZE,
         ...(continuationToken ? { continuationToken } : {}),
       });
-      ids.push(...page.items.map((r) => r.id));
+      for (const r of page.items) ids.push(r.id);
       continuationToken = page.continuationToken;
     } while (continuationToken);
     return ids;

@@ -312,7 +312,7 @@ describe('ingestTelemetry against Azurite and the local Cosmos DB server', () =>
       [8, 'too-many-fields'],
       [9, 'not-an-object'],
     ]);
-    expect(lines[0]?.body).toBe('{"temp": 1,');
+    expect(lines[0]?.bodyText).toBe('{"temp": 1,');
     expect(lines[1]?.bodyBase64).toBe(Buffer.from([0xff, 0xfe, 0x00, 0x01]).toString('base64'));
     expect(lines[2]?.deviceId).toBeUndefined();
     expect(lines[2]?.body).toEqual({ temp: 99 });
@@ -410,7 +410,7 @@ describe('ingestTelemetry against Azurite and the local Cosmos DB server', () =>
     expect(doc?.id).toBe('victim%231%3F');
   });
 
-  it('retries on storage failure, and on the last attempt parks the whole batch in dead letters', async () => {
+  it('retries on storage failure, and on the last attempt parks the records whose state failed', async () => {
     // A database that does not exist and must not be created: the real local server answers 404.
     const app = newApp({ CreateResourcesIfMissing: 'false' });
     const { BlobServiceClient } = await import('@azure/storage-blob');
@@ -423,15 +423,16 @@ describe('ingestTelemetry against Azurite and the local Cosmos DB server', () =>
     ];
     await expect(app.run(batch, '3', { retryCount: 1, maxRetryCount: 5 })).rejects.toThrow();
     const summary = await app.run(batch, '3', { retryCount: 5, maxRetryCount: 5 });
-    expect(summary.batchDeadLettered).toBe(true);
+    expect(summary.parked).toBe(2);
     const dead = await readContainer(connection(app.config), app.config.storage.deadLetterContainer);
-    expect([...dead.keys()]).toEqual(['2026/11/23/10/3-1-2.batch.jsonl']);
+    expect([...dead.keys()]).toEqual(['2026/11/23/10/3-1-2.storage-failure.jsonl']);
     const lines = await readLines(connection(app.config), app.config.storage.deadLetterContainer);
     expect(lines.map((l) => [l.reason, l.deviceId])).toEqual([
       ['storage-failure', 'd1'],
       ['storage-failure', 'd2'],
     ]);
-    expect(lines[1]?.bodyBase64).toBe(Buffer.from('{"temp":2}').toString('base64'));
+    // The record's exact text, spliced in as it came (bytes in, the same bytes out).
+    expect(dead.get('2026/11/23/10/3-1-2.storage-failure.jsonl')).toContain('"body":{"temp":2}}');
     // Archive came first, so raw data was stored even though state failed.
     const archived = await readLines(connection(app.config), app.config.storage.rawArchiveContainer);
     expect(archived.map((l) => l.deviceId)).toEqual(['d1', 'd2']);

@@ -75,4 +75,19 @@ describe('anomaly records', () => {
     ]);
     expect(parseAnomalyBody(Buffer.from([0xff, 0xfe]), NOW).unparseable).toHaveLength(1);
   });
+
+  it("reads a Buffer of ASA's line-separated JSON (dataType 'binary'), bad lines apart", () => {
+    const line = JSON.stringify(ours);
+    const parsed = parseAnomalyBody(
+      Buffer.from(`${line}\n${JSON.stringify({ ...ours, deviceId: 'd2' })}\n{"cut":\n`),
+      NOW,
+    );
+    expect(parsed.anomalies.map((a) => a.deviceId)).toEqual(['d1', 'd2']);
+    expect(parsed.unparseable).toEqual([{ reason: 'invalid-json', body: '{"cut":' }]);
+  });
+
+  it('keeps bytes that are not UTF-8 as they came, for the dead letter (not a lossy decoding)', () => {
+    const bytes = Buffer.from([0x7b, 0xff, 0xfe, 0x7d]);
+    expect(parseAnomalyBody(bytes, NOW).unparseable).toEqual([{ reason: 'invalid-json', body: bytes }]);
+  });
 });

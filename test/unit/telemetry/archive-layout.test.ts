@@ -160,22 +160,29 @@ describe('deadLetterBlob', () => {
     expect(deadLetterBlob(letters, '2', '-state')?.name).toBe('2026/01/02/03/2-11-12-state.jsonl');
   });
 
-  it('keeps text bodies as they are and encodes byte bodies in base64', () => {
+  it('keeps UTF-8 text as it is and encodes other bytes in base64', () => {
     const bytes = Buffer.from([0xff, 0x00, 0x7b]);
     const blob = deadLetterBlob(
       [
         deadLetter(1, '{"broken', '2026-01-02T03:00:00Z'),
         deadLetter(2, bytes, '2026-01-02T03:00:00Z'),
-        deadLetter(3, new Uint8Array([1, 2, 3]), '2026-01-02T03:00:00Z'),
+        deadLetter(3, new Uint8Array([0x7b, 0x22, 0xc3, 0xa9]), '2026-01-02T03:00:00Z'),
       ],
       '2',
     );
     const [text, buffer, array] = parsedLines(blob);
-    expect(text).toMatchObject({ body: '{"broken' });
+    expect(text).toMatchObject({ bodyText: '{"broken' });
     expect(text).not.toHaveProperty('bodyBase64');
     expect(buffer).toMatchObject({ bodyBase64: '/wB7' });
-    expect(buffer).not.toHaveProperty('body');
-    expect(array).toMatchObject({ bodyBase64: Buffer.from([1, 2, 3]).toString('base64') });
+    expect(buffer).not.toHaveProperty('bodyText');
+    expect(array).toMatchObject({ bodyText: '{"é' });
+  });
+
+  it('does not overflow the stack on hundreds of thousands of dead letters (issue 11)', () => {
+    const letters = Array.from({ length: 300_000 }, (_, i) =>
+      deadLetter(i + 1, 'x', new Date(Date.UTC(2026, 0, 2, 5) - i * 10).toISOString()),
+    );
+    expect(deadLetterBlob(letters, '2')?.name).toBe('2026/01/02/04/2-1-300000.jsonl');
   });
 
   it('writes the reason and the envelope', () => {

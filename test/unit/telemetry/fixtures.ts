@@ -23,6 +23,7 @@ export function record(
     timeSource: 'enqueued',
     timestampField: undefined,
     payload,
+    source: undefined,
     properties: {},
     ...overrides,
   };

@@ -12,7 +12,10 @@ import { iotHubBatch, type TestMessage } from '../../support/iothub-batch.js';
 
 class MemoryLines implements JsonLinesStore {
   readonly blobs = new Map<string, string[]>();
+  /** Names whose writes fail, as a storage outage would. */
+  failing: (name: string) => boolean = () => false;
   put(name: string, lines: readonly string[]) {
+    if (this.failing(name)) return Promise.reject(new Error('blob write refused'));
     if (this.blobs.has(name)) return Promise.resolve('exists' as const);
     this.blobs.set(name, [...lines]);
     return Promise.resolve('created' as const);
@@ -86,11 +89,52 @@ describe('ingestTelemetry failure policy', () => {
     expect(deadLetters.blobs.size).toBe(0);
   });
 
-  it('parks the whole batch on the last attempt', async () => {
-    const { run, deadLetters } = setup((id) => (id === 'ok-2' ? new Error('socket hang up') : undefined));
+  it('on the last attempt parks only the records of the device whose state write failed', async () => {
+    const { run, stateStore, deadLetters } = setup((id) =>
+      id === 'ok-2' ? new Error('socket hang up') : undefined,
+    );
     const summary = await run(3);
-    expect(summary.batchDeadLettered).toBe(true);
-    expect([...deadLetters.blobs.keys()]).toEqual(['2026/11/23/10/0-1-4.batch.jsonl']);
+    expect(summary.parked).toBe(1);
+    expect([...stateStore.states.keys()].sort()).toEqual(['huge', 'ok-1']);
+    expect([...deadLetters.blobs.keys()]).toEqual(['2026/11/23/10/0-3-3.storage-failure.jsonl']);
+    const lines = (deadLetters.blobs.get('2026/11/23/10/0-3-3.storage-failure.jsonl') ?? []).map(
+      (l) => JSON.parse(l) as Record<string, unknown>,
+    );
+    expect(lines).toMatchObject([
+      { reason: 'storage-failure', deviceId: 'ok-2', sequenceNumber: 3, recordIndex: 0, body: { t: 3 } },
+    ]);
+  });
+
+  it('on the last attempt parks only the records whose archive blob failed, and still applies the others', async () => {
+    const messages: TestMessage[] = [
+      { deviceId: 'a', sequenceNumber: 1, body: Buffer.from('{"t":1}') },
+      {
+        deviceId: 'b',
+        sequenceNumber: 2,
+        body: Buffer.from('{"code":"E1"}'),
+        properties: { subject: 'alarms' },
+      },
+      { deviceId: 'a', sequenceNumber: 3, body: Buffer.from('{"t":3}') },
+    ];
+    const { run, archive, stateStore, deadLetters } = setup(undefined, messages);
+    archive.failing = (name) => name.startsWith('alarms/');
+    await expect(run(0)).rejects.toThrow('blob write refused');
+    const summary = await run(3);
+    expect(summary.parked).toBe(1);
+    expect([...archive.blobs.keys()]).toEqual(['telemetry/2026/11/23/10/0-1-3.jsonl']);
+    expect(stateStore.states.get('a')?.telemetry.t?.value).toBe(3);
+    expect(stateStore.states.has('b')).toBe(false); // only its (unarchived) record concerned it
+    const [name, lines] = [...deadLetters.blobs][0] ?? [];
+    expect(name).toBe('2026/11/23/10/0-2-2.storage-failure.jsonl');
+    expect(lines).toHaveLength(1);
+    expect(lines?.[0]).toContain('"body":{"code":"E1"}');
+    expect(JSON.parse(lines?.[0] ?? '')).toMatchObject({ reason: 'storage-failure', deviceId: 'b' });
+  });
+
+  it('fails the invocation, naming the loss, when even the dead letters cannot be written', async () => {
+    const { run, deadLetters } = setup((id) => (id === 'ok-2' ? new Error('socket hang up') : undefined));
+    deadLetters.failing = () => true;
+    await expect(run(3)).rejects.toThrow('blob write refused');
   });
 
   it('counts streams named like Object.prototype members as plain names', async () => {

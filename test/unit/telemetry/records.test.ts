@@ -84,10 +84,60 @@ describe('parseMessage: bodies', () => {
   it('dead-letters the non-object elements of an array and keeps the others', () => {
     const parsed = parse([{ a: 1 }, 42, null, { a: 2 }]);
     expect(parsed.records.map((r) => r.recordIndex)).toEqual([0, 3]);
-    expect(parsed.deadLetters.map((d) => [d.reason, d.body])).toEqual([
-      ['not-an-object', 42],
-      ['not-an-object', null],
+    expect(parsed.deadLetters).toMatchObject([
+      {
+        reason: 'not-an-object',
+        detail: '2 of 4 array elements are not objects',
+        body: [{ a: 1 }, 42, null, { a: 2 }],
+        badElements: {
+          count: 2,
+          first: [
+            { index: 1, value: 42 },
+            { index: 2, value: null },
+          ],
+        },
+      },
     ]);
+  });
+
+  it('summarizes any number of bad elements of one message in one dead letter: count, first 10, body once', () => {
+    const body = Buffer.from(JSON.stringify(Array.from({ length: 1000 }, (_, i) => i)));
+    const parsed = parse(body);
+    expect(parsed.records).toEqual([]);
+    expect(parsed.deadLetters).toHaveLength(1);
+    expect(parsed.deadLetters[0]?.body).toBe(body);
+    expect(parsed.deadLetters[0]?.badElements?.count).toBe(1000);
+    expect(parsed.deadLetters[0]?.badElements?.first.map((b) => b.index)).toEqual([
+      0, 1, 2, 3, 4, 5, 6, 7, 8, 9,
+    ]);
+  });
+
+  it('keeps the exact text of each record of a body that arrived as bytes', () => {
+    const text = ' [ {"a": 1.50, "s": "x,]}\\\\"},\n  {"b" :[1,2]} ,7 ] ';
+    const parsed = parse(Buffer.from(text));
+    expect(parsed.records.map((r) => r.source)).toEqual(['{"a": 1.50, "s": "x,]}\\\\"}', '{"b" :[1,2]}']);
+    expect(onlyRecord(parse(Buffer.from('\n{"a":1e2}\n'))).source).toBe('{"a":1e2}');
+    expect(onlyRecord(parse({ a: 1 })).source).toBeUndefined();
+  });
+
+  it('keeps numbers a double cannot hold as the text the device sent', () => {
+    const record = onlyRecord(
+      parse(
+        Buffer.from(
+          '{"huge": 1e999, "big": 123456789012345678901234567890, "precise": 0.12345678901234567890,' +
+            ' "tiny": 1e-400, "fine": 12345678901234500000000, "plain": 21.5, "text": "1e999"}',
+        ),
+      ),
+    );
+    expect(record.payload).toEqual({
+      huge: '1e999',
+      big: '123456789012345678901234567890',
+      precise: '0.12345678901234567890',
+      tiny: '1e-400',
+      fine: 1.23456789012345e22,
+      plain: 21.5,
+      text: '1e999',
+    });
   });
 
   it('reads the device timestamp from the payload', () => {
