@@ -78,6 +78,8 @@ export interface Observation {
   deadLetterReasons: Record<string, number>;
   anomaliesIn: number;
   anomaliesInAlarms: number;
+  /** Distinct (device, rule) pairs that must have an alarm. */
+  alarmsExpected: number;
   alarmsRecorded: number;
   slackRequests: number;
   slackAlerts: number;
@@ -137,6 +139,7 @@ export async function observe(
     deadLetterReasons: reasons,
     anomaliesIn: plan.anomalies,
     anomaliesInAlarms: alarms.reduce((n, a) => n + a.windowEnds.length, 0),
+    alarmsExpected: plan.alarms,
     alarmsRecorded: alarms.length,
     slackRequests: slack.requests,
     slackAlerts: slack.lines,

@@ -28,6 +28,8 @@ export interface PhasePlan {
   messages: Map<string, PlannedMessage[]>;
   /** The anomalies the local rule evaluator must derive from this traffic (device time from `ts`). */
   anomalies: number;
+  /** Distinct (device, rule) pairs among them: one alarm each (repeats fold into it). */
+  alarms: number;
 }
 
 export interface PlanOptions {
@@ -139,6 +141,7 @@ export function planPhase(options: PlanOptions): PhasePlan {
     }
     messages.set(deviceId, list);
   });
-  const anomalies = THRESHOLD_RULES.reduce((n, rule) => n + evaluateThreshold(points, rule).length, 0);
-  return { prefix: options.prefix, devices, messages, anomalies };
+  const outputs = THRESHOLD_RULES.flatMap((rule) => evaluateThreshold(points, rule));
+  const alarms = new Set(outputs.map((o) => `${o.deviceId}|${o.rule}`)).size;
+  return { prefix: options.prefix, devices, messages, anomalies: outputs.length, alarms };
 }

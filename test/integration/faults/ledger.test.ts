@@ -36,7 +36,7 @@ beforeAll(async () => {
   if (code !== 0) throw new Error(`faults --short exited with ${code}:\n${output.slice(-3000)}`);
   rows = JSON.parse(readFileSync(json, 'utf8')) as LedgerRow[];
   console.log(`${formatTable(rows)}\n\n${formatInvariants(rows)}`);
-}, 240_000);
+}, 300_000);
 
 afterAll(() => {
   rmSync(folder, { recursive: true, force: true });
