@@ -1,0 +1,246 @@
+/**
+ * The fault-injection ledger: the embedded local runtime (tools/local-runtime/runtime.ts, the Event Hub
+ * trigger semantics of the Functions host: batches per partition, the function's retry policy, the checkpoint
+ * moving on after the last attempt even when it throws) with its Cosmos DB, Blob and Slack traffic going
+ * through fault proxies. Each phase registers its devices at fault rate 0, sends its traffic at the phase's
+ * rate, waits until the pipeline is done (or quiet, or out of time), stops the faults and gives the app time to
+ * recover (redeliver), then counts what the stores hold.
+ */
+import { CosmosClient } from '@azure/cosmos';
+import { BlobServiceClient, StorageSharedKeyCredential } from '@azure/storage-blob';
+import { randomUUID } from 'node:crypto';
+import { readFileSync } from 'node:fs';
+import { Agent } from 'node:https';
+import { startFakeSlack } from '../../tools/fake-slack.js';
+import { startFaultProxy, type FaultCounts, type FaultProxy } from '../../tools/fault-proxy.js';
+import { startRuntime } from '../../tools/local-runtime/runtime.js';
+import { AZURITE_DEV_KEY, localAppSettings, type LocalServices } from '../../tools/local-services.js';
+import { probeApi, registerDevices, sendTraffic, type AppEndpoints, type ProbeResult } from './drive.js';
+import { BlobLines, observe, type Observation, type StoreReaders } from './observe.js';
+import { planPhase } from './plan.js';
+
+export interface LedgerOptions {
+  services: Omit<LocalServices, 'stop'>;
+  /** Fault rates, percent. */
+  ratesPercent: number[];
+  devices: number;
+  messagesPerDevice: number;
+  /** Longest wait for the pipeline while faults are on, ms. */
+  faultWindowMs: number;
+  /** Longest wait for recovery (redelivery) after the faults stop, ms. */
+  recoveryMs: number;
+  seed: number;
+  /** Extra app settings (e.g. a redelivery schedule once it exists). */
+  settings?: Record<string, string>;
+  log: (line: string) => void;
+  /** Every line the runtime logs. */
+  runtimeLog: (line: string) => void;
+}
+
+export interface LedgerRow extends Observation {
+  ratePercent: number;
+  refusedByGateway: number;
+  http: ProbeResult;
+  injected: Record<string, FaultCounts>;
+  seconds: number;
+  /** How each wait ended. */
+  settled: { faults: string; recovery: string };
+}
+
+const ACCOUNT = 'devstoreaccount1';
+
+/** local.settings.sample.json's values, as `npm start` uses them. */
+function sampleSettings(): Record<string, string> {
+  const sample = JSON.parse(readFileSync('local.settings.sample.json', 'utf8')) as {
+    Values: Record<string, string>;
+  };
+  return sample.Values;
+}
+
+/** Watches the runtime log for Event Hub invocations and the retries they still have coming. */
+class ActivityWatch {
+  lastActivity = Date.now();
+  retryDueBy = 0;
+
+  onLine(line: string): void {
+    if (!/^\[(ingestTelemetry|notifyAnomalies)\]/.test(line)) return;
+    this.lastActivity = Date.now();
+    // "[fn] attempt N failed: …": the runtime retries after 2 s · 2^(N-1) (exponential back-off).
+    const failed = /attempt (\d+) failed/.exec(line);
+    if (failed) this.retryDueBy = Math.max(this.retryDueBy, Date.now() + 2000 * 2 ** (Number(failed[1]) - 1));
+  }
+
+  quietFor(ms: number): boolean {
+    const now = Date.now();
+    return now - this.lastActivity > ms && now > this.retryDueBy + ms;
+  }
+}
+
+export async function runLedger(options: LedgerOptions): Promise<LedgerRow[]> {
+  const { services, log } = options;
+  const runId = randomUUID().slice(0, 6);
+  const slack = await startFakeSlack();
+  const upstreamBlob = new URL(services.blobEndpoint);
+  const proxies: Record<'cosmos' | 'blob' | 'slack', FaultProxy> = {
+    cosmos: await startFaultProxy({
+      target: services.cosmosEndpoint,
+      dependency: 'cosmos',
+      seed: options.seed,
+      holdMs: 2000,
+      slowMs: 500,
+      retryAfterMs: 100,
+    }),
+    blob: await startFaultProxy({
+      target: upstreamBlob.origin,
+      dependency: 'blob',
+      seed: options.seed + 1,
+      holdMs: 2000,
+      slowMs: 500,
+    }),
+    // A Slack answer lost after Slack posted the message cannot be told from a lost request: a resend is the
+    // at-least-once price, not a duplicate the app could avoid. So Slack faults strike before Slack sees it.
+    slack: await startFaultProxy({
+      target: new URL(slack.url).origin,
+      dependency: 'slack',
+      seed: options.seed + 2,
+      holdMs: 2000,
+      slowMs: 500,
+      retryAfterMs: 1000,
+      afterUpstreamShare: 0,
+    }),
+  };
+  const setRate = (percent: number) => {
+    for (const p of Object.values(proxies)) p.setRate(percent / 100);
+  };
+  const proxiedStorage =
+    `DefaultEndpointsProtocol=http;AccountName=${ACCOUNT};AccountKey=${AZURITE_DEV_KEY};` +
+    `BlobEndpoint=${proxies.blob.origin}${upstreamBlob.pathname};`;
+  const names = {
+    database: `faults-${runId}`,
+    raw: `faults-raw-${runId}`,
+    dead: `faults-dead-${runId}`,
+  };
+  const watch = new ActivityWatch();
+  const runtime = await startRuntime({
+    port: 0,
+    settings: {
+      // The documented local defaults first (hub names, consumer groups, and any setting added later).
+      ...sampleSettings(),
+      ...localAppSettings({ ...services, stop: () => Promise.resolve() }),
+      IotHubEventsConnection: 'Endpoint=sb://localhost/;SharedAccessKeyName=local;SharedAccessKey=local',
+      IotHubEventHubName: 'iothub-events',
+      IngestConsumerGroup: 'ingest',
+      CosmosDb__accountEndpoint: `${proxies.cosmos.origin}/`,
+      ArchiveStorageConnectionString: proxiedStorage,
+      CosmosDbDatabaseName: names.database,
+      RawArchiveContainerName: names.raw,
+      DeadLetterContainerName: names.dead,
+      ProvisioningWorkContainerName: `faults-work-${runId}`,
+      ProvisioningResultsContainerName: `faults-results-${runId}`,
+      SlackWebhookUrl: `${proxies.slack.origin}${new URL(slack.url).pathname}`,
+      Alerts__CooldownMinutes: '10',
+      ...options.settings,
+    },
+    log: (line) => {
+      watch.onLine(line);
+      options.runtimeLog(line);
+    },
+  });
+  const app: AppEndpoints = { apiBaseUrl: runtime.apiBaseUrl, origin: runtime.origin, hostName: 'localhost' };
+  const cosmos = new CosmosClient({
+    endpoint: services.cosmosEndpoint,
+    key: services.cosmosKey,
+    agent: new Agent({ rejectUnauthorized: false }),
+    connectionPolicy: { enableEndpointDiscovery: false },
+  });
+  const blobs = new BlobServiceClient(
+    services.blobEndpoint,
+    new StorageSharedKeyCredential(ACCOUNT, AZURITE_DEV_KEY),
+  );
+  const readers: StoreReaders = {
+    archive: blobs.getContainerClient(names.raw),
+    deadLetters: blobs.getContainerClient(names.dead),
+    state: cosmos.database(names.database).container('deviceState'),
+    alarms: cosmos.database(names.database).container('alarms'),
+    slackRequests: () => slack.requests,
+  };
+  const archive = new BlobLines(readers.archive);
+  const deadLetters = new BlobLines(readers.deadLetters);
+
+  const rows: LedgerRow[] = [];
+  try {
+    // Warm-up at rate 0: every container and blob container exists before any fault is injected.
+    await runPhase(-1, 0);
+    for (const rate of options.ratesPercent) rows.push(await runPhase(rows.length, rate));
+  } finally {
+    await runtime.stop();
+    await Promise.all(Object.values(proxies).map((p) => p.close()));
+    await slack.close();
+  }
+  return rows;
+
+  async function runPhase(index: number, rate: number): Promise<LedgerRow> {
+    const started = Date.now();
+    const warmUp = index < 0;
+    const plan = planPhase({
+      prefix: warmUp ? `fw${runId}` : `f${index}r${rate}x${runId}`,
+      devices: warmUp ? 2 : options.devices,
+      messagesPerDevice: warmUp ? 5 : options.messagesPerDevice,
+      startMs: Date.now() - options.messagesPerDevice * 60_000,
+    });
+    setRate(0);
+    const keys = await registerDevices(app, plan);
+    for (const p of Object.values(proxies)) p.resetCounts();
+    setRate(rate);
+    log(
+      `phase ${plan.prefix}: ${rate} % faults, ${plan.devices.length} devices × ${options.messagesPerDevice} messages`,
+    );
+    let done!: () => void;
+    const trafficDone = new Promise<void>((resolve) => (done = resolve));
+    const probing = probeApi(app, plan, trafficDone, 500);
+    const sending = await sendTraffic(app, plan, keys, 8);
+    const count = () => observe(readers, archive, deadLetters, plan, sending.sent);
+    const complete = (o: Observation) =>
+      o.unaccounted === 0 &&
+      o.anomaliesInAlarms >= o.anomaliesIn &&
+      o.pending === 0 &&
+      o.alarmsNotified + o.undeliverable >= o.alarmsRecorded;
+    const faults = await settle(count, complete, warmUp ? 60_000 : options.faultWindowMs);
+    done();
+    const http = await probing;
+    const injected = Object.fromEntries(Object.entries(proxies).map(([name, p]) => [name, p.counts()]));
+    setRate(0);
+    const recovery = await settle(count, complete, options.recoveryMs);
+    const observation = await count();
+    const row: LedgerRow = {
+      ...observation,
+      ratePercent: rate,
+      refusedByGateway: Object.values(sending.refused).reduce((a, b) => a + b, 0),
+      http,
+      injected,
+      seconds: Math.round((Date.now() - started) / 1000),
+      settled: { faults, recovery },
+    };
+    log(`phase ${plan.prefix}: ${JSON.stringify({ ...row, injected: undefined })}`);
+    return row;
+  }
+
+  /** Polls until the phase is complete, the pipeline has been quiet for a while, or `maxMs` passed. */
+  async function settle(
+    count: () => Promise<Observation>,
+    complete: (o: Observation) => boolean,
+    maxMs: number,
+  ): Promise<string> {
+    const end = Date.now() + maxMs;
+    for (let polls = 0; polls < 10_000; polls++) {
+      const o = await count();
+      // Complete, and no invocation still has a retry coming (it would spill into the next phase).
+      if (complete(o) && watch.quietFor(500)) return 'complete';
+      // Quiet only counts once nothing waits for redelivery (a timer, not an Event Hub invocation, does that).
+      if (o.pending === 0 && watch.quietFor(5000)) return 'quiet';
+      if (Date.now() > end) return 'timed out';
+      await new Promise((resolve) => setTimeout(resolve, 1000));
+    }
+    return 'poll limit';
+  }
+}

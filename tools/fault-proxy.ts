@@ -1,0 +1,367 @@
+/**
+ * A fault-injecting reverse proxy for tests and the fault ledger (bench/faults.ts): put between the app and one
+ * dependency (the local Cosmos DB server, Azurite Blob, the Slack webhook, the IoT Hub fake), it forwards every
+ * request and, at a configured rate that can change at run time, answers some of them the way that service
+ * fails instead: throttled (429 / 503 ServerBusy with the service's retry hint), unavailable (503), a timeout
+ * (the request is held, then the connection dropped), a connection reset, or a slow answer. Timeouts and
+ * resets may also strike after the upstream handled the request (the answer is lost), which is what makes a
+ * client retry a write that already happened. Faults are drawn from a seeded PRNG and counted.
+ *
+ * Loopback only. HTTPS upstreams (the Cosmos DB server, the IoT Hub fake) are served over HTTPS with the
+ * self-signed certificate that ships with @vercel/cosmosdb-server.
+ */
+import { randomUUID } from 'node:crypto';
+import { readFileSync } from 'node:fs';
+import http, { type IncomingMessage, type ServerResponse } from 'node:http';
+import https from 'node:https';
+import { createRequire } from 'node:module';
+import type { AddressInfo } from 'node:net';
+import { dirname, join } from 'node:path';
+
+export const FAULT_KINDS = ['throttle', 'unavailable', 'timeout', 'reset', 'slow'] as const;
+export type FaultKind = (typeof FAULT_KINDS)[number];
+
+/** Which service the fault answers imitate. */
+export type Dependency = 'cosmos' | 'blob' | 'slack' | 'iothub';
+
+export interface FaultProxyOptions {
+  /** Upstream origin on loopback, e.g. `https://127.0.0.1:8081` (a path, if any, is ignored). */
+  target: string;
+  dependency: Dependency;
+  /** Share of requests (0..1) that get a fault; change it later with `setRate`. Default 0. */
+  rate?: number;
+  /** Relative weights of the fault kinds; default all 1. */
+  weights?: Partial<Record<FaultKind, number>>;
+  /** PRNG seed: the same seed and request order give the same faults. Default 1. */
+  seed?: number;
+  /** How long a timeout holds a request before dropping its connection, ms. Default 2,000. */
+  holdMs?: number;
+  /** Extra delay of a slow answer, ms. Default 1,000. */
+  slowMs?: number;
+  /** The retry hint throttling answers carry, ms (Slack and IoT Hub round it up to seconds). Default 200. */
+  retryAfterMs?: number;
+  /** Share (0..1) of timeouts and resets that strike after the upstream handled the request. Default 0.5. */
+  afterUpstreamShare?: number;
+  /** Port to listen on; 0 (default) picks a free one. */
+  port?: number;
+}
+
+export interface FaultCounts {
+  requests: number;
+  /** Requests that reached the upstream (slow ones and lost answers included). */
+  forwarded: number;
+  injected: Record<FaultKind, number>;
+  /** Timeouts and resets that struck after the upstream handled the request. */
+  lostAnswers: number;
+}
+
+export interface FaultProxy {
+  /** The proxy's origin, e.g. `https://127.0.0.1:40123` (no trailing slash). */
+  origin: string;
+  dependency: Dependency;
+  /** Sets the fault rate (0..1) for the requests that arrive from now on. */
+  setRate(rate: number): void;
+  readonly rate: number;
+  counts(): FaultCounts;
+  resetCounts(): void;
+  close(): Promise<void>;
+}
+
+/** mulberry32: a small, fast, seeded PRNG (uniform in [0, 1)). */
+export function seededRandom(seed: number): () => number {
+  let a = seed >>> 0;
+  return () => {
+    a = (a + 0x6d2b79f5) >>> 0;
+    let t = a;
+    t = Math.imul(t ^ (t >>> 15), t | 1);
+    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
+    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
+  };
+}
+
+const LOOPBACK = new Set(['127.0.0.1', 'localhost', '[::1]']);
+
+interface Answer {
+  status: number;
+  headers: Record<string, string>;
+  body: string | Buffer;
+}
+
+/** A throttled or unavailable answer, as the dependency itself gives it. */
+export function faultAnswer(
+  dependency: Dependency,
+  kind: 'throttle' | 'unavailable',
+  retryAfterMs: number,
+): Answer {
+  const seconds = String(Math.max(1, Math.ceil(retryAfterMs / 1000)));
+  const throttle = kind === 'throttle';
+  switch (dependency) {
+    case 'cosmos':
+      // Cosmos DB: 429 with x-ms-retry-after-ms and substatus 3200 (RU budget); 503 ServiceUnavailable.
+      return {
+        status: throttle ? 429 : 503,
+        headers: {
+          'content-type': 'application/json',
+          'x-ms-activity-id': randomUUID(),
+          ...(throttle
+            ? { 'x-ms-retry-after-ms': String(retryAfterMs), 'x-ms-substatus': '3200' }
+            : { 'x-ms-substatus': '0' }),
+        },
+        body: JSON.stringify(
+          throttle
+            ? {
+                code: 'TooManyRequests',
+                message:
+                  'Message: {"Errors":["Request rate is large. More Request Units may be needed, so no changes were made. Please retry this request later."]}',
+              }
+            : { code: 'ServiceUnavailable', message: 'Service is currently unavailable. Please retry.' },
+        ),
+      };
+    case 'blob': {
+      // Azure Storage throttles with 503 ServerBusy (no 429); an unavailable server is 503 ServerBusy too.
+      const message = throttle
+        ? 'Ingress is over the account limit.'
+        : 'The server is currently unable to receive requests. Please retry your request.';
+      return {
+        status: 503,
+        headers: {
+          'content-type': 'application/xml',
+          'x-ms-error-code': 'ServerBusy',
+          'x-ms-request-id': randomUUID(),
+        },
+        body: `<?xml version="1.0" encoding="utf-8"?><Error><Code>ServerBusy</Code><Message>${message}\nRequestId:${randomUUID()}</Message></Error>`,
+      };
+    }
+    case 'slack':
+      // Slack incoming webhooks: 429 with Retry-After (seconds); outages are plain 5xx.
+      return throttle
+        ? {
+            status: 429,
+            headers: { 'content-type': 'text/plain', 'retry-after': seconds },
+            body: 'rate_limited',
+          }
+        : { status: 503, headers: { 'content-type': 'text/plain' }, body: 'service_unavailable' };
+    case 'iothub': {
+      const code = throttle ? 'ThrottlingException' : 'ServiceUnavailable';
+      return {
+        status: throttle ? 429 : 503,
+        headers: {
+          'content-type': 'application/json; charset=utf-8',
+          'iothub-errorcode': code,
+          ...(throttle ? { 'retry-after': seconds } : {}),
+        },
+        body: JSON.stringify({
+          Message: `ErrorCode:${code};${throttle ? 'Throttling: too many requests.' : 'The service is unavailable.'}`,
+          ExceptionMessage: `Tracking ID:${randomUUID()}`,
+        }),
+      };
+    }
+  }
+}
+
+const certificate = () => {
+  const dir = dirname(createRequire(import.meta.url).resolve('@vercel/cosmosdb-server/package.json'));
+  return { cert: readFileSync(join(dir, 'cert.pem')), key: readFileSync(join(dir, 'key.pem')) };
+};
+
+const emptyCounts = (): FaultCounts => ({
+  requests: 0,
+  forwarded: 0,
+  injected: { throttle: 0, unavailable: 0, timeout: 0, reset: 0, slow: 0 },
+  lostAnswers: 0,
+});
+
+/** Starts a fault proxy in front of `options.target`. */
+export async function startFaultProxy(options: FaultProxyOptions): Promise<FaultProxy> {
+  const target = new URL(options.target);
+  if (!LOOPBACK.has(target.hostname)) throw new Error(`fault proxy: ${target.hostname} is not loopback`);
+  const secure = target.protocol === 'https:';
+  const random = seededRandom(options.seed ?? 1);
+  const holdMs = options.holdMs ?? 2000;
+  const slowMs = options.slowMs ?? 1000;
+  const retryAfterMs = options.retryAfterMs ?? 200;
+  const afterShare = options.afterUpstreamShare ?? 0.5;
+  const weights = FAULT_KINDS.map((k) => Math.max(0, options.weights?.[k] ?? 1));
+  const totalWeight = weights.reduce((a, b) => a + b, 0);
+  let rate = clampRate(options.rate ?? 0);
+  let counts = emptyCounts();
+  let origin = '';
+  const timers = new Set<NodeJS.Timeout>();
+  const agent = secure
+    ? new https.Agent({ keepAlive: true, rejectUnauthorized: false })
+    : new http.Agent({ keepAlive: true });
+
+  const later = (ms: number, run: () => void) => {
+    const timer = setTimeout(() => {
+      timers.delete(timer);
+      run();
+    }, ms);
+    timers.add(timer);
+  };
+
+  const pickFault = (): FaultKind | undefined => {
+    if (rate <= 0 || totalWeight <= 0 || random() >= rate) return undefined;
+    let x = random() * totalWeight;
+    for (const [i, kind] of FAULT_KINDS.entries()) {
+      x -= weights[i] ?? 0;
+      if (x < 0) return kind;
+    }
+    return FAULT_KINDS[FAULT_KINDS.length - 1];
+  };
+
+  /** Forwards the request; `deliver` gets the upstream's answer (status, headers, body) or the error. */
+  const forward = (req: IncomingMessage, deliver: (answer: Answer | Error) => void) => {
+    counts.forwarded++;
+    const headers = { ...req.headers, host: target.host };
+    const upstream = (secure ? https : http).request(
+      {
+        protocol: target.protocol,
+        hostname: target.hostname,
+        port: target.port,
+        method: req.method,
+        path: req.url,
+        headers,
+        agent,
+      },
+      (response) => {
+        const chunks: Buffer[] = [];
+        response.on('data', (c: Buffer) => chunks.push(c));
+        response.on('end', () => {
+          const answerHeaders: Record<string, string> = {};
+          for (const [name, value] of Object.entries(response.headers)) {
+            if (value === undefined || name === 'transfer-encoding' || name === 'connection') continue;
+            answerHeaders[name] = Array.isArray(value) ? value.join(', ') : value;
+          }
+          deliver({
+            status: response.statusCode ?? 502,
+            headers: answerHeaders,
+            body: rewriteAccount(req, Buffer.concat(chunks)),
+          });
+        });
+        response.on('error', deliver);
+      },
+    );
+    upstream.on('error', deliver);
+    req.pipe(upstream);
+  };
+
+  /**
+   * The Cosmos SDK reads the account document (`GET /`) and then talks to its writable/readable locations:
+   * point those at the proxy, or the SDK would go around it.
+   */
+  const rewriteAccount = (req: IncomingMessage, body: Buffer): string | Buffer => {
+    if (options.dependency !== 'cosmos' || req.method !== 'GET' || (req.url ?? '/') !== '/') return body;
+    return body
+      .toString('utf8')
+      .replaceAll(`${target.protocol}//${target.host}`, origin)
+      .replaceAll(`${target.protocol}//localhost:${target.port}`, origin);
+  };
+
+  const reply = (res: ServerResponse, answer: Answer) => {
+    if (res.destroyed) return;
+    const body = typeof answer.body === 'string' ? Buffer.from(answer.body, 'utf8') : answer.body;
+    // A HEAD answer keeps the upstream's Content-Length (the size of the body it did not send).
+    const headers =
+      res.req.method === 'HEAD'
+        ? answer.headers
+        : { ...answer.headers, 'content-length': String(body.length) };
+    res.writeHead(answer.status, headers);
+    res.end(body);
+  };
+
+  const drop = (res: ServerResponse) => {
+    const socket = res.socket;
+    if (!socket || socket.destroyed) return;
+    try {
+      socket.resetAndDestroy(); // a TCP RST, as a real reset
+    } catch {
+      socket.destroy(); // TLS sockets cannot send an RST from here: a plain close
+    }
+  };
+
+  const handle = (req: IncomingMessage, res: ServerResponse) => {
+    counts.requests++;
+    const fault = pickFault();
+    if (fault) counts.injected[fault]++;
+    const afterUpstream = (fault === 'timeout' || fault === 'reset') && random() < afterShare;
+    if (afterUpstream) counts.lostAnswers++;
+    switch (fault) {
+      case undefined:
+        forward(req, (answer) => {
+          if (answer instanceof Error) drop(res);
+          else reply(res, answer);
+        });
+        return;
+      case 'slow':
+        forward(req, (answer) => {
+          later(slowMs, () => {
+            if (answer instanceof Error) drop(res);
+            else reply(res, answer);
+          });
+        });
+        return;
+      case 'throttle':
+      case 'unavailable':
+        req.resume();
+        req.on('end', () => {
+          reply(res, faultAnswer(options.dependency, fault, retryAfterMs));
+        });
+        return;
+      case 'timeout':
+      case 'reset': {
+        const hold = fault === 'timeout' ? holdMs : 0;
+        if (afterUpstream) {
+          forward(req, () => {
+            later(hold, () => {
+              drop(res);
+            });
+          });
+        } else {
+          req.resume();
+          later(hold, () => {
+            drop(res);
+          });
+        }
+      }
+    }
+  };
+
+  const server = secure ? https.createServer(certificate(), handle) : http.createServer(handle);
+  await new Promise<void>((resolve, reject) => {
+    server.once('error', reject);
+    server.listen(options.port ?? 0, '127.0.0.1', resolve);
+  });
+  const { port } = server.address() as AddressInfo;
+  origin = `${secure ? 'https' : 'http'}://127.0.0.1:${port}`;
+
+  return {
+    origin,
+    dependency: options.dependency,
+    setRate: (next) => {
+      rate = clampRate(next);
+    },
+    get rate() {
+      return rate;
+    },
+    counts: () => structuredClone(counts),
+    resetCounts: () => {
+      counts = emptyCounts();
+    },
+    close: async () => {
+      for (const timer of timers) clearTimeout(timer);
+      timers.clear();
+      server.closeAllConnections();
+      await new Promise<void>((resolve) => {
+        server.close(() => {
+          resolve();
+        });
+      });
+      agent.destroy();
+    },
+  };
+}
+
+function clampRate(rate: number): number {
+  if (!Number.isFinite(rate)) throw new Error(`fault rate must be a number in [0, 1], got ${rate}`);
+  return Math.min(1, Math.max(0, rate));
+}
