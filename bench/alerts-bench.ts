@@ -42,7 +42,7 @@ try {
       console.warn(m);
     },
   });
-  const outbox = { leaseMs: config.alerts.notifyLeaseMs, horizonMs: config.alerts.redeliveryHorizonMs };
+  const outbox = { outbox: config.alerts.outbox };
   const notify = makeNotifyAnomalies({
     alarms: adapters.alarms,
     notifier,

@@ -320,7 +320,9 @@ module availabilityTest 'modules/availability-test.bicep' = {
 //     Ingest__MaxFutureSkewSeconds, Ingest__EarliestTimestamp, Ingest__MaxRecordBytes, Ingest__MaxDepth,
 //     Ingest__MaxFields, Ingest__StateWriteConcurrency, Ingest__StateCacheSize, Ingest__StateCacheTtlSeconds,
 //     Ingest__StateCacheMaxBytes, Ingest__MaxStateFieldsPerSection, Ingest__MaxRetryCount, Http__MaxBodyBytes,
-//     Http__MaxBulkBodyBytes.
+//     Http__MaxBulkBodyBytes, Alerts__MaxRetryCount, Alerts__DeliveryTimeoutSeconds, Alerts__MaxRetryAfterSeconds,
+//     Alerts__MaxQueueWaitSeconds, Alerts__NotifyLeaseSeconds, Alerts__RedeliverySchedule,
+//     Alerts__RedeliveryHorizonHours, Alerts__RedeliveryBackoffSeconds.
 // FUNCTIONS_WORKER_RUNTIME and FUNCTIONS_EXTENSION_VERSION are not app settings on Flex Consumption
 // (functionAppConfig.runtime).
 var appSettings = {

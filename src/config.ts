@@ -3,6 +3,7 @@ import { z } from 'zod';
 import { DEFAULT_MAX_BODY_BYTES, DEFAULT_MAX_BULK_BODY_BYTES } from './shared/api-request.js';
 import { ConfigError } from './shared/errors.js';
 import { DEFAULT_INGEST_OPTIONS, type IngestOptions } from './telemetry/ingest-options.js';
+import type { OutboxPolicy } from './alerts/outbox.js';
 
 /** Example values shown when a setting is missing or malformed. */
 const EXAMPLES: Record<string, string> = {
@@ -122,6 +123,7 @@ const schema = z.object({
       'must be an NCRONTAB expression with six fields (second minute hour day month weekday)',
     ),
   Alerts__RedeliveryHorizonHours: z.coerce.number().positive().default(24),
+  Alerts__RedeliveryBackoffSeconds: z.coerce.number().positive().max(3600).default(30),
 
   Ingest__TimestampFields: z
     .string()
@@ -320,12 +322,10 @@ export interface AlertsConfig {
   maxRetryAfterMs: number;
   /** How long a delivery waits for its turn at the webhook (1 request/s), ms, before leaving it to the outbox. */
   maxQueueWaitMs: number;
-  /** How long a sender's claim on a notification lasts, ms. */
-  notifyLeaseMs: number;
   /** NCRONTAB schedule of redeliverAlerts. */
   redeliverySchedule: string;
-  /** A notification pending longer than this, ms, is given up as undeliverable. */
-  redeliveryHorizonMs: number;
+  /** The outbox's lease, horizon and back-off after a failed attempt. */
+  outbox: OutboxPolicy;
 }
 
 /** Where device identities live and how the provisioning API behaves. */
@@ -419,9 +419,12 @@ export function loadConfig(env: Record<string, string | undefined> = process.env
       deliveryTimeoutMs: s.Alerts__DeliveryTimeoutSeconds * 1000,
       maxRetryAfterMs: s.Alerts__MaxRetryAfterSeconds * 1000,
       maxQueueWaitMs: s.Alerts__MaxQueueWaitSeconds * 1000,
-      notifyLeaseMs: s.Alerts__NotifyLeaseSeconds * 1000,
       redeliverySchedule: s.Alerts__RedeliverySchedule,
-      redeliveryHorizonMs: s.Alerts__RedeliveryHorizonHours * 3_600_000,
+      outbox: {
+        leaseMs: s.Alerts__NotifyLeaseSeconds * 1000,
+        horizonMs: s.Alerts__RedeliveryHorizonHours * 3_600_000,
+        backoffBaseMs: s.Alerts__RedeliveryBackoffSeconds * 1000,
+      },
     },
     workflows: {
       hooks: s.Provisioning__Hooks,

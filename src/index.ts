@@ -218,8 +218,7 @@ app.eventHub('notifyAnomalies', {
     deadLetters,
     cooldownMs: config.alerts.cooldownMs,
     maxRetryCount: config.alerts.maxRetryCount,
-    leaseMs: config.alerts.notifyLeaseMs,
-    horizonMs: config.alerts.redeliveryHorizonMs,
+    outbox: config.alerts.outbox,
   }),
 });
 // The alerts' outbox: notifications still pending (Slack down, rate-limited, a sender died) go out as a digest.
@@ -228,8 +227,7 @@ app.timer('redeliverAlerts', {
   handler: makeRedeliverAlerts({
     alarms,
     notifier,
-    leaseMs: config.alerts.notifyLeaseMs,
-    horizonMs: config.alerts.redeliveryHorizonMs,
+    outbox: config.alerts.outbox,
   }),
 });
 app.http('listAlarms', {

@@ -17,8 +17,6 @@ export const INVARIANTS: readonly Invariant[] = [
     id: 'nothing-unaccounted',
     text: 'every message accepted is archived, dead-lettered or (state records) in state: 0 unaccounted',
     holds: (r) => r.unaccounted === 0,
-    pendingFix:
-      'issue 11 item 2: an `audit`-stream message makes the local runtime log handler throw, and the retries stall every partition ~62 s, past the short phase deadline',
   },
   {
     id: 'bad-record-costs-only-itself',
@@ -34,27 +32,21 @@ export const INVARIANTS: readonly Invariant[] = [
     id: 'one-alarm-per-device-rule',
     text: 'one alarm per (device, rule): repeats and replays fold into it',
     holds: (r) => r.alarmsRecorded === r.alarmsExpected,
-    pendingFix:
-      'issue 11 items 5-6: a lost answer to the alarm create leaves no slot, so the next anomaly opens a second alarm',
   },
   {
     id: 'alarms-notified',
     text: 'every alarm is notified once faults stop and redelivery ran: 0 pending, 0 undeliverable',
     holds: (r) => r.pending === 0 && r.undeliverable === 0 && r.alarmsNotified === r.alarmsRecorded,
-    pendingFix:
-      'issue 11 items 7 and 10: nothing redelivers a notification left pending by a failed invocation',
   },
   {
     id: 'slack-equals-notified',
     text: 'Slack alert lines = alarms notified',
     holds: (r) => r.slackAlerts === r.alarmsNotified,
-    pendingFix: 'issue 11 item 6: Slack is sent before the alarm records the notification',
   },
   {
     id: 'no-duplicates',
     text: '0 duplicate Slack alerts inside the cooldown',
     holds: (r) => r.duplicates === 0,
-    pendingFix: 'issue 11 item 6: a failed notification write or a second alarm means a second Slack message',
   },
   {
     id: 'no-500-with-internals',
@@ -65,8 +57,6 @@ export const INVARIANTS: readonly Invariant[] = [
     id: 'no-500-under-faults',
     text: 'no HTTP 500 at all: a throttled or unavailable dependency is 503 with Retry-After',
     holds: (r) => (r.http.serverErrors['500'] ?? 0) === 0,
-    pendingFix:
-      'issue 11 item 9 and "Bad input never gets a 500": Cosmos 429/503 and lost connections surface as 500',
   },
   {
     id: 'gateway-accepts',

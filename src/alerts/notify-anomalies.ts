@@ -6,7 +6,7 @@ import type { JsonLinesStore } from '../telemetry/ports.js';
 import { isNotificationDue, type AlarmStore } from './alarms.js';
 import { parseAnomalyBody, type Anomaly } from './anomaly-records.js';
 import type { AlertNotifier } from './notifier.js';
-import { deliverNotifications, type DeliverySummary } from './outbox.js';
+import { deliverNotifications, type DeliverySummary, type OutboxPolicy } from './outbox.js';
 
 export interface NotifyAnomaliesDeps {
   alarms: AlarmStore;
@@ -17,10 +17,8 @@ export interface NotifyAnomaliesDeps {
   cooldownMs: number;
   /** The registered retry policy's maxRetryCount, used when the host sends no retry context. */
   maxRetryCount: number;
-  /** How long a sender's claim on a notification lasts, ms. */
-  leaseMs: number;
-  /** A notification pending longer than this, ms, is given up as undeliverable. */
-  horizonMs: number;
+  /** Lease, horizon and back-off of the alerts' outbox. */
+  outbox: OutboxPolicy;
   now?: () => Date;
 }
 
@@ -205,8 +203,7 @@ export function makeNotifyAnomalies(deps: NotifyAnomaliesDeps) {
       delivered = await deliverNotifications(due, {
         alarms: deps.alarms,
         notifier: deps.notifier,
-        leaseMs: deps.leaseMs,
-        horizonMs: deps.horizonMs,
+        policy: deps.outbox,
         now,
         log: (m) => {
           context.warn(m);

@@ -9,18 +9,23 @@ import { alertOf } from './alert-message.js';
 import type { Alarm, AlarmStore, NotificationSettlement } from './alarms.js';
 import type { AlertNotifier, Delivery } from './notifier.js';
 
-/** First back-off after a failed attempt, ms; doubles per failed attempt. */
-const BACKOFF_BASE_MS = 30_000;
 /** Longest back-off between two attempts, ms. */
 const BACKOFF_MAX_MS = 30 * 60_000;
 
-export interface OutboxDeps {
-  alarms: AlarmStore;
-  notifier: AlertNotifier;
+/** How the outbox hands out and retries notifications (settings Alerts__NotifyLeaseSeconds, …). */
+export interface OutboxPolicy {
   /** How long a sender's claim lasts, ms; longer than one delivery can take. */
   leaseMs: number;
   /** A notification pending longer than this, ms, is given up as undeliverable. */
   horizonMs: number;
+  /** Back-off after the first failed attempt, ms; doubles per failed attempt up to 30 min. */
+  backoffBaseMs: number;
+}
+
+export interface OutboxDeps {
+  alarms: AlarmStore;
+  notifier: AlertNotifier;
+  policy: OutboxPolicy;
   now: () => number;
   log: (message: string) => void;
 }
@@ -39,9 +44,15 @@ export interface DeliverySummary {
 const iso = (ms: number) => new Date(ms).toISOString();
 
 /** The back-off before the next attempt after `failures` failed attempts, ms. */
-export const backoffMs = (failures: number) => Math.min(BACKOFF_MAX_MS, BACKOFF_BASE_MS * 2 ** failures);
+export const backoffMs = (failures: number, baseMs: number) =>
+  Math.min(BACKOFF_MAX_MS, baseMs * 2 ** failures);
 
-function settlementOf(delivery: Delivery, alarm: Alarm, now: number): NotificationSettlement {
+function settlementOf(
+  delivery: Delivery,
+  alarm: Alarm,
+  now: number,
+  policy: OutboxPolicy,
+): NotificationSettlement {
   switch (delivery.outcome) {
     case 'sent':
     case 'logged':
@@ -51,7 +62,7 @@ function settlementOf(delivery: Delivery, alarm: Alarm, now: number): Notificati
     case 'retry': {
       const wait = Math.max(
         delivery.retryAfterMs ?? 0,
-        delivery.attempted ? backoffMs(alarm.deliveryAttempts ?? 0) : 0,
+        delivery.attempted ? backoffMs(alarm.deliveryAttempts ?? 0, policy.backoffBaseMs) : 0,
       );
       return {
         state: 'pending',
@@ -77,7 +88,7 @@ export async function deliverNotifications(
   const started = deps.now();
   const claims = await Promise.all(
     [...new Set(ids)].map((id) =>
-      limit(() => deps.alarms.claimNotification(id, iso(started), iso(started + deps.leaseMs))),
+      limit(() => deps.alarms.claimNotification(id, iso(started), iso(started + deps.policy.leaseMs))),
     ),
   );
   const claimed = claims.filter((c) => c !== undefined);
@@ -85,7 +96,7 @@ export async function deliverNotifications(
   if (claimed.length === 0) return summary;
 
   const expired = claimed.filter(
-    (c) => started - Date.parse(c.alarm.pendingSince ?? c.alarm.createdAt) >= deps.horizonMs,
+    (c) => started - Date.parse(c.alarm.pendingSince ?? c.alarm.createdAt) >= deps.policy.horizonMs,
   );
   const live = claimed.filter((c) => !expired.includes(c));
   const deliveries = live.length > 0 ? await deps.notifier.notify(live.map((c) => alertOf(c.alarm))) : [];
@@ -106,7 +117,7 @@ export async function deliverNotifications(
     }
     summary.unsettled++;
   };
-  const horizonHours = deps.horizonMs / 3_600_000;
+  const horizonHours = deps.policy.horizonMs / 3_600_000;
   await Promise.all([
     ...expired.map((c) => {
       deps.log(`alerts: alarm ${c.alarm.id} stayed undelivered for ${horizonHours} h: given up`);
@@ -122,6 +133,7 @@ export async function deliverNotifications(
             deliveries[i] ?? { outcome: 'retry', reason: 'no outcome', attempted: false },
             c.alarm,
             settledAt,
+            deps.policy,
           ),
         ),
       ),

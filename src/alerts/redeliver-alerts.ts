@@ -1,14 +1,12 @@
 import type { AlarmStore } from './alarms.js';
 import type { AlertNotifier } from './notifier.js';
-import { deliverNotifications, type DeliverySummary } from './outbox.js';
+import { deliverNotifications, type DeliverySummary, type OutboxPolicy } from './outbox.js';
 
 export interface RedeliverAlertsDeps {
   alarms: AlarmStore;
   notifier: AlertNotifier;
-  /** How long a sender's claim on a notification lasts, ms. */
-  leaseMs: number;
-  /** A notification pending longer than this, ms, is given up as undeliverable (and logged). */
-  horizonMs: number;
+  /** Lease, horizon and back-off of the alerts' outbox. */
+  outbox: OutboxPolicy;
   /** Most notifications delivered per run (one digest). */
   batchSize?: number;
   now?: () => Date;
@@ -34,8 +32,7 @@ export function makeRedeliverAlerts(deps: RedeliverAlertsDeps) {
       {
         alarms: deps.alarms,
         notifier: deps.notifier,
-        leaseMs: deps.leaseMs,
-        horizonMs: deps.horizonMs,
+        policy: deps.outbox,
         now,
         log: (m) => {
           context.warn(m);

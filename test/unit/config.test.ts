@@ -86,9 +86,9 @@ describe('loadConfig', () => {
         deliveryTimeoutMs: 10_000,
         maxRetryAfterMs: 60_000,
         maxQueueWaitMs: 5_000,
-        notifyLeaseMs: 120_000,
+
         redeliverySchedule: '0 */1 * * * *',
-        redeliveryHorizonMs: 24 * 3_600_000,
+        outbox: { leaseMs: 120_000, horizonMs: 24 * 3_600_000, backoffBaseMs: 30_000 },
       },
       workflows: {
         hooks: [],
@@ -288,15 +288,15 @@ describe('loadConfig', () => {
       Alerts__NotifyLeaseSeconds: '60',
       Alerts__RedeliverySchedule: '0 */5 * * * *',
       Alerts__RedeliveryHorizonHours: '6',
+      Alerts__RedeliveryBackoffSeconds: '2',
     }).alerts;
     expect(alerts).toMatchObject({
       maxRetryCount: 8,
       deliveryTimeoutMs: 3000,
       maxRetryAfterMs: 30_000,
       maxQueueWaitMs: 2000,
-      notifyLeaseMs: 60_000,
       redeliverySchedule: '0 */5 * * * *',
-      redeliveryHorizonMs: 6 * 3_600_000,
+      outbox: { leaseMs: 60_000, horizonMs: 6 * 3_600_000, backoffBaseMs: 2000 },
     });
     const names = (env: Record<string, string>) =>
       configError({ ...MINIMAL, ...env }).problems.map((p) => p.split(':')[0]);

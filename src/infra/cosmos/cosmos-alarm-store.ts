@@ -65,8 +65,16 @@ export class CosmosAlarmStore implements AlarmStore {
       if (!(await this.create({ ...alarm, type: 'alarm' }))) {
         // The opening anomaly itself, replayed.
         const existing = await this.read<StoredAlarm>(alarm.id);
-        if (existing) return { alarm: strip(existing), outcome: 'duplicate' };
-        continue;
+        if (!existing) continue;
+        // The earlier attempt may have stopped (crash, lost answer) before pointing the slot at its alarm: point
+        // it now, or the next anomaly of this pair would open a second alarm.
+        if (existing.status !== 'closed' && slot?.alarmId !== existing.id) {
+          const repaired = slot
+            ? await this.replace(slotDoc(slotId, existing.id), slot._etag)
+            : await this.create(slotDoc(slotId, existing.id));
+          if (!repaired) continue;
+        }
+        return { alarm: strip(existing), outcome: 'duplicate' };
       }
       const pointed = slot
         ? await this.replace(slotDoc(slotId, alarm.id), slot._etag)

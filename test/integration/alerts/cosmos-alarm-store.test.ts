@@ -140,6 +140,34 @@ describe('alarm lifecycle on the local Cosmos DB server', () => {
     expect(open.items).toHaveLength(1);
     expect(open.items[0]?.count).toBe(6);
   });
+
+  it('a replay after a crash between creating the alarm and pointing its slot repairs the slot (no second alarm)', async () => {
+    const { alarm } = await store.record(anomaly('a5', 0));
+    // The crash: the alarm document exists, the (device, rule) slot does not.
+    const container = await lazyContainer(
+      createCosmosClient(config.cosmos),
+      config.cosmos.databaseName,
+      'alarms',
+      {
+        create: true,
+        partitionKeyPath: '/id',
+      },
+    )();
+    const slots = await container.items
+      .query<{ id: string }>({
+        query: "SELECT c.id FROM c WHERE c.type = 'slot' AND c.alarmId = @id",
+        parameters: [{ name: '@id', value: alarm.id }],
+      })
+      .fetchAll();
+    expect(slots.resources).toHaveLength(1);
+    for (const slot of slots.resources) await container.item(slot.id, slot.id).delete();
+
+    expect((await store.record(anomaly('a5', 0))).outcome).toBe('duplicate'); // the replay
+    expect((await store.record(anomaly('a5', 1))).outcome).toBe('repeated');
+    const all = await store.list({ deviceId: 'a5', top: 10 });
+    expect(all.items).toHaveLength(1);
+    expect(all.items[0]).toMatchObject({ id: alarm.id, count: 2 });
+  });
 });
 
 describe('Cosmos DB throttling and outages (a fault proxy in front of the local server)', () => {

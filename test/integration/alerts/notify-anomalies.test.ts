@@ -44,8 +44,7 @@ function trigger(
     deadLetters: adapters.deadLetters,
     cooldownMs: options.cooldownMs ?? 600_000,
     maxRetryCount: 5,
-    leaseMs: LEASE_MS,
-    horizonMs: HORIZON_MS,
+    outbox: { leaseMs: LEASE_MS, horizonMs: HORIZON_MS, backoffBaseMs: 30_000 },
     now: () => new Date(clock),
   });
   return (bodies: unknown[], firstSeq = 1) => {
@@ -68,8 +67,7 @@ const redeliver = (maxWaitMs = 5000) => {
   const handler = makeRedeliverAlerts({
     alarms: adapters.alarms,
     notifier: slackNotifier(maxWaitMs),
-    leaseMs: LEASE_MS,
-    horizonMs: HORIZON_MS,
+    outbox: { leaseMs: LEASE_MS, horizonMs: HORIZON_MS, backoffBaseMs: 30_000 },
     now: () => new Date(clock),
   });
   return handler(undefined, new InvocationContext({ logHandler: () => undefined }));
