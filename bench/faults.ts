@@ -51,7 +51,7 @@ try {
     devices,
     messagesPerDevice,
     faultWindowMs: args.short ? 25_000 : 150_000,
-    recoveryMs: args.short ? 8_000 : 60_000,
+    recoveryMs: args.short ? 30_000 : 60_000,
     seed: Number(args.seed),
     settings: process.env.FAULTS_SETTINGS
       ? (JSON.parse(process.env.FAULTS_SETTINGS) as Record<string, string>)

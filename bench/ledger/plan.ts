@@ -41,8 +41,10 @@ export interface PlanOptions {
 }
 
 const BAD_KINDS: readonly MessageKind[] = ['non-json', 'array-scalars', 'too-large', 'other-stream', 'good'];
-/** Above Ingest__MaxRecordBytes' default (256 KiB). */
-const TOO_LARGE_BYTES = 300 * 1024;
+/** Ingest__MaxRecordBytes in the ledger's run. */
+export const MAX_RECORD_BYTES = 64 * 1024;
+/** Above MAX_RECORD_BYTES, within IoT Hub's 256 KB device-to-cloud message limit (the gateway refuses more). */
+const TOO_LARGE_BYTES = 100 * 1024;
 const STEP_MS = 60_000;
 
 function kindOf(device: number, index: number, count: number): MessageKind {

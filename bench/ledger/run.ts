@@ -17,7 +17,7 @@ import { startRuntime } from '../../tools/local-runtime/runtime.js';
 import { AZURITE_DEV_KEY, localAppSettings, type LocalServices } from '../../tools/local-services.js';
 import { probeApi, registerDevices, sendTraffic, type AppEndpoints, type ProbeResult } from './drive.js';
 import { BlobLines, observe, type Observation, type StoreReaders } from './observe.js';
-import { planPhase } from './plan.js';
+import { MAX_RECORD_BYTES, planPhase } from './plan.js';
 
 export interface LedgerOptions {
   services: Omit<LocalServices, 'stop'>;
@@ -139,6 +139,15 @@ export async function runLedger(options: LedgerOptions): Promise<LedgerRow[]> {
       ProvisioningResultsContainerName: `faults-results-${runId}`,
       SlackWebhookUrl: `${proxies.slack.origin}${new URL(slack.url).pathname}`,
       Alerts__CooldownMinutes: '10',
+      // Shorter than the defaults so that a phase sees the outbox drain within its recovery window: the timer
+      // every 2 s, 1 s first back-off, and a lease (> timeout + queue wait) that expires within the window.
+      Alerts__RedeliverySchedule: '*/2 * * * * *',
+      Alerts__RedeliveryBackoffSeconds: '1',
+      Alerts__DeliveryTimeoutSeconds: '5',
+      Alerts__MaxQueueWaitSeconds: '5',
+      Alerts__NotifyLeaseSeconds: '15',
+      // Small enough that a `too-large` record still fits IoT Hub's 256 KB message limit at the gateway.
+      Ingest__MaxRecordBytes: String(MAX_RECORD_BYTES),
       ...options.settings,
     },
     log: (line) => {
