@@ -58,9 +58,14 @@ const UNREACHABLE = new Set([
   'TimeoutError',
   'ECONNREFUSED',
   'ECONNRESET',
+  'ECONNABORTED',
   'ETIMEDOUT',
   'EPIPE',
   'EAI_AGAIN',
+  'EHOSTUNREACH',
+  'ENETUNREACH',
+  // @azure/core-rest-pipeline's code for a request that could not be sent (socket errors without a code).
+  'REQUEST_SEND_ERROR',
 ]);
 
 /** How long Cosmos DB asked us to wait, seconds: `x-ms-retry-after-ms` (the SDK's `retryAfterInMs`). */
