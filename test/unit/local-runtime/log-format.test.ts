@@ -45,9 +45,7 @@ describe('formatLogArgs (every log handler of the embedded runtime)', () => {
     const forged = 'ok\r\n[ingestTelemetry] partition 0: 0 messages\u2028\u001b[31mred';
     const text = formatLogArgs(['value:', forged]);
     for (const c of ['\r', '\n', '\u2028', '\u001b']) expect(text).not.toContain(c);
-    expect(text).toBe(
-      'value: ok\\r\\n[ingestTelemetry] partition 0: 0 messages\\u2028\\u001b[31mred',
-    );
+    expect(text).toBe('value: ok\\r\\n[ingestTelemetry] partition 0: 0 messages\\u2028\\u001b[31mred');
     const long = formatLogArgs(['y'.repeat(100_000)]);
     expect(long.length).toBeLessThan(1_100);
     expect(long).toMatch(/^y{1000}… \(99000 more characters\)$/);
