@@ -2,7 +2,11 @@ import { CronExpressionParser } from 'cron-parser';
 import { z } from 'zod';
 import { DEFAULT_MAX_BODY_BYTES, DEFAULT_MAX_BULK_BODY_BYTES } from './shared/api-request.js';
 import { ConfigError } from './shared/errors.js';
-import { DEFAULT_INGEST_OPTIONS, type IngestOptions } from './telemetry/ingest-options.js';
+import {
+  DEFAULT_INGEST_OPTIONS,
+  DEFAULT_STATE_CACHE,
+  type IngestOptions,
+} from './telemetry/ingest-options.js';
 import type { OutboxPolicy } from './alerts/outbox.js';
 
 /** Example values shown when a setting is missing or malformed. */
@@ -142,14 +146,9 @@ const schema = z.object({
   Ingest__MaxDepth: positiveInt(DEFAULT_INGEST_OPTIONS.maxDepth),
   Ingest__MaxFields: positiveInt(DEFAULT_INGEST_OPTIONS.maxFields),
   Ingest__StateWriteConcurrency: positiveInt(16),
-  Ingest__StateCacheSize: z.coerce.number().int().nonnegative().default(10_000),
-  Ingest__StateCacheTtlSeconds: positiveInt(300),
-  // 256 MiB of serialized state: room for the cache on a 2 GB Flex Consumption instance (ADR 0003).
-  Ingest__StateCacheMaxBytes: z.coerce
-    .number()
-    .int()
-    .nonnegative()
-    .default(256 * 1024 * 1024),
+  Ingest__StateCacheSize: z.coerce.number().int().nonnegative().default(DEFAULT_STATE_CACHE.size),
+  Ingest__StateCacheTtlSeconds: positiveInt(DEFAULT_STATE_CACHE.ttlSeconds),
+  Ingest__StateCacheMaxBytes: z.coerce.number().int().nonnegative().default(DEFAULT_STATE_CACHE.maxBytes),
   Ingest__MaxStateFieldsPerSection: positiveInt(DEFAULT_INGEST_OPTIONS.maxStateFieldsPerSection),
   Ingest__MaxRetryCount: z.coerce.number().int().min(0).max(100).default(5),
 

@@ -21,7 +21,7 @@ import { localDeviceConnections } from './local/local-device-connections.js';
 import { LocalJobRunner } from './local/local-job-runner.js';
 import { SlackJobNotifier } from './slack/job-notifier.js';
 import { HttpProvisioningHooks } from './webhooks/http-provisioning-hooks.js';
-import { createHealthProbes } from './health-probes.js';
+import { createHealthProbes, type IdentityStoreTarget } from './health-probes.js';
 import { BlobJsonLinesStore } from './blob/blob-json-lines-store.js';
 import { createBlobService } from './blob/blob-service.js';
 import { createCosmosClient, lazyContainer } from './cosmos/cosmos-client.js';
@@ -66,7 +66,7 @@ export function createAdapters(config: AppConfig): Adapters {
   const create = config.createResourcesIfMissing;
   const cosmos = createCosmosClient(config.cosmos);
   const blobs = createBlobService(config.storage);
-  const { identities, twins } = createIdentityStores(config.provisioning, create);
+  const { identities, twins, identityStore } = createIdentityStores(config.provisioning, create);
   // One client per webhook for all Slack traffic of the instance (alerts and job notices): one rate limit.
   const slack = createSlackWebhook(config);
   const registry = new CosmosDeviceRegistry(
@@ -118,7 +118,7 @@ export function createAdapters(config: AppConfig): Adapters {
       cosmos,
       blobs,
       rawArchiveContainer: config.storage.rawArchiveContainer,
-      identities,
+      identityStore,
       slackWebhookUrl: config.alerts.slackWebhookUrl,
     }),
     orphans: new CosmosOrphanLog(
@@ -133,7 +133,7 @@ export function createAdapters(config: AppConfig): Adapters {
 function createIdentityStores(
   config: ProvisioningConfig,
   create: boolean,
-): { identities: IdentityStore; twins: TwinStore } {
+): { identities: IdentityStore; twins: TwinStore; identityStore: IdentityStoreTarget } {
   const store = config.identityStore;
   if (store.kind === 'table') {
     const table = TableClient.fromConnectionString(store.connectionString, store.tableName, {
@@ -147,13 +147,22 @@ function createIdentityStores(
         createTableIfMissing: create,
       }),
       twins: new TableTwinStore(table, create),
+      identityStore: { kind: 'table', table },
     };
   }
   const registry =
     'connectionString' in store
       ? Registry.fromConnectionString(store.connectionString)
       : Registry.fromTokenCredential(store.hostName, new DefaultAzureCredential());
-  return { identities: new IotHubIdentityStore(registry), twins: new IotHubTwinStore(registry) };
+  const hostName =
+    'connectionString' in store
+      ? (/(?:^|;)HostName=([^;]+)/i.exec(store.connectionString)?.[1] ?? '')
+      : store.hostName;
+  return {
+    identities: new IotHubIdentityStore(registry),
+    twins: new IotHubTwinStore(registry),
+    identityStore: { kind: 'iothub', hostName },
+  };
 }
 
 /** IoT Hub's job service; the local run (table identity store, no IoT Hub) gets the local job runner. */

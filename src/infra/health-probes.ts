@@ -1,12 +1,14 @@
 import type { CosmosClient } from '@azure/cosmos';
+import type { TableClient } from '@azure/data-tables';
 import type { BlobServiceClient } from '@azure/storage-blob';
+import { request as httpsRequest } from 'node:https';
 import { connect as connectTcp, type Socket } from 'node:net';
 import { connect as connectTls } from 'node:tls';
 import type { HealthProbe } from '../health/health.js';
-import type { IdentityStore } from '../provisioning/ports.js';
+import { tableStatus } from './tables/table-errors.js';
 
-/** A device id no device has: the identity-store probe looks it up and expects "not found". */
-const PROBE_DEVICE_ID = 'health-probe-never-a-device';
+/** A row no identity has: the table probe reads it and expects "not found" (the table may not exist yet either). */
+const PROBE_PARTITION = 'health-probe-never-a-device';
 
 /** The Cosmos DB account answers (the account read every SDK client makes first; no database needed). */
 export const cosmosProbe = (client: CosmosClient): HealthProbe => ({
@@ -24,13 +26,48 @@ export const blobProbe = (service: BlobServiceClient, containerName: string): He
   },
 });
 
-/** The identity store answers a look-up (of a device that does not exist) through its own port. */
-export const identityStoreProbe = (identities: IdentityStore): HealthProbe => ({
+/** Where the identity store lives: the Table storage table of the local run, or the IoT Hub registry. */
+export type IdentityStoreTarget =
+  { kind: 'table'; table: TableClient } | { kind: 'iothub'; hostName: string };
+
+/**
+ * The identity store answers, cheaply and cancellably: for Table storage one point read of a row that does not
+ * exist (404 means reachable); for IoT Hub one HTTPS request without credentials, which the hub refuses before
+ * any registry operation (a registry read would spend the hub's throttled registry quota on every probe, and
+ * the anonymous health endpoint would let anyone spend it). Either request is aborted with the probe.
+ */
+export const identityStoreProbe = (target: IdentityStoreTarget): HealthProbe => ({
   name: 'identityStore',
-  check: async () => {
-    await identities.get(PROBE_DEVICE_ID);
-  },
+  check:
+    target.kind === 'table'
+      ? async (abortSignal) => {
+          try {
+            await target.table.getEntity(PROBE_PARTITION, 'identity', { abortSignal });
+          } catch (error) {
+            if (tableStatus(error) !== 404) throw error;
+          }
+        }
+      : (signal) => httpsAnswers(target.hostName, signal),
 });
+
+/** Resolves when the host answers an HTTPS request for `/` with any status below 500. */
+function httpsAnswers(hostName: string, signal: AbortSignal): Promise<void> {
+  return new Promise<void>((resolve, reject) => {
+    const request = httpsRequest(
+      { host: hostName, port: 443, path: '/', method: 'GET', signal },
+      (response) => {
+        response.resume();
+        if ((response.statusCode ?? 500) < 500) resolve();
+        else reject(new Error('The identity store answered with a server error.'));
+      },
+    );
+    // Errors carry the host name: replace them, like the Slack probe does.
+    request.once('error', () => {
+      reject(new Error('The identity store is unreachable.'));
+    });
+    request.end();
+  });
+}
 
 /**
  * The Slack webhook's host accepts a connection (TLS handshake for https): no HTTP request, so no message is
@@ -70,13 +107,13 @@ export function createHealthProbes(deps: {
   cosmos: CosmosClient;
   blobs: BlobServiceClient;
   rawArchiveContainer: string;
-  identities: IdentityStore;
+  identityStore: IdentityStoreTarget;
   slackWebhookUrl: string | undefined;
 }): HealthProbe[] {
   return [
     cosmosProbe(deps.cosmos),
     blobProbe(deps.blobs, deps.rawArchiveContainer),
-    identityStoreProbe(deps.identities),
+    identityStoreProbe(deps.identityStore),
     ...(deps.slackWebhookUrl ? [slackProbe(deps.slackWebhookUrl)] : []),
   ];
 }

@@ -28,3 +28,13 @@ export const DEFAULT_INGEST_OPTIONS: IngestOptions = {
   maxFields: 1_000,
   maxStateFieldsPerSection: 500,
 };
+
+/**
+ * Defaults of the state cache (Ingest__StateCache*): devices kept, how long an entry is trusted, and its bound
+ * in bytes of serialized state (256 MiB: room for the cache on a 2 GB Flex Consumption instance, ADR 0003).
+ */
+export const DEFAULT_STATE_CACHE = {
+  size: 10_000,
+  ttlSeconds: 300,
+  maxBytes: 256 * 1024 * 1024,
+} as const;

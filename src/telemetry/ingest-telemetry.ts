@@ -4,6 +4,7 @@ import { readIotHubBatchMetadata, UNKNOWN_MESSAGE, type IotHubMessageMeta } from
 import type { IngestOptions } from './ingest-options.js';
 import { mergeState, projectBatch } from './last-known-values.js';
 import type { DeadLetterStore, DeviceStateStore, JsonLinesStore, RawArchive } from './ports.js';
+import { errorText } from '../shared/error-text.js';
 import { StateRejectedError } from '../shared/errors.js';
 import {
   isStateStream,
@@ -282,14 +283,4 @@ function logSummary(context: TriggerContext, partitionId: string, summary: Inges
   context.log(
     `ingestTelemetry partition ${partitionId}: ${summary.messages} messages, ${summary.records} records, ${summary.devices} devices, ${summary.stateWrites} state writes, ${summary.archiveBlobs} archive blobs`,
   );
-}
-
-/** Error text safe for logs: message only, never a request with its headers. */
-function errorText(error: unknown): string {
-  if (error instanceof Error) return `${error.name}: ${error.message}`;
-  try {
-    return String(error);
-  } catch {
-    return Object.prototype.toString.call(error);
-  }
 }

@@ -3,8 +3,8 @@
  *
  * `JSON.parse` validates; a second, linear scan runs only when it is needed, to find the exact source text of each
  * element of a top-level array (what the archive stores) and to keep numbers a double cannot hold faithfully
- * (`1e999`, `123456789012345678901234567890`, more than 15 significant digits that do not round-trip, subnormal
- * underflow) as the string of their source text instead of a rounded number, `Infinity` or `null`.
+ * (`1e999`, underflow to 0 or a subnormal, integers beyond 2^53 such as `123456789012345678901234567890`) as the
+ * string of their source text instead of a rounded number, `Infinity` or `null` (see isFaithfulNumber).
  */
 
 /** A JSON text parsed, with the exact source of the value (and of each element when it is an array). */
@@ -18,8 +18,8 @@ export interface ParsedJson {
 
 /**
  * Cheap over-approximation of "may hold a number that does not survive a double": a run of 16+ digits and dots
- * (16+ significant digits need one) or an exponent of 3+ digits (the only way out of the double range with at
- * most 15 significant digits). Matches inside strings only cost the slow path.
+ * (an integer beyond 2^53 needs 16+ digits) or an exponent of 3+ digits (the only way out of the normal double
+ * range with a short token). Matches inside strings, and faithful 17-digit doubles, only cost the slow path.
  */
 const MAYBE_UNFAITHFUL = /\d[\d.]{15}|[eE][+-]?\d{3}/;
 
@@ -96,15 +96,25 @@ function quoteNumbers(text: string, tokens: readonly [number, number][]): string
   return out + text.slice(from);
 }
 
+/** The smallest positive normal double (2^-1022): below it a double has fewer than 53 bits of precision. */
+const MIN_NORMAL = 2 ** -1022;
+
 /**
- * True when a JSON number token denotes exactly the decimal value that the nearest double prints as, i.e.
- * nothing is lost by holding it as a JavaScript number (`1.50` and `1.5e0` are faithful; `0.1` is too, since it
- * prints back as `0.1`).
+ * False only when holding the token as a JavaScript number loses what it says: it is outside the double range
+ * (`1e999` would be Infinity), a non-zero value that underflows to 0 or loses digits to a subnormal
+ * (`1e-400`, `1.2345678901234567e-320`), or an integer token (no `.` or exponent) beyond 2^53 whose value the
+ * nearest double does not print back (`9007199254740993`, an id or a counter). Any other token is a measurement,
+ * and the nearest double is what it means: `0.33333333333333331` (printf `%.17g`, cJSON) is faithful, as are
+ * `1.50`, `1.5e0` and `0.1`.
  */
 export function isFaithfulNumber(token: string): boolean {
   const n = Number(token);
   if (!Number.isFinite(n)) return false;
-  return canonicalDecimal(token) === canonicalDecimal(String(n));
+  const value = canonicalDecimal(token);
+  if (n === 0) return value === '0';
+  if (Math.abs(n) < MIN_NORMAL) return value === canonicalDecimal(String(n));
+  if (/^-?\d+$/.test(token) && !Number.isSafeInteger(n)) return value === canonicalDecimal(String(n));
+  return true;
 }
 
 /** `[-]digits e exponent` with no leading or trailing zeros in `digits`; `0` for any zero. */

@@ -1,17 +1,42 @@
 import { inspect, type InspectOptions } from 'node:util';
 
+/** Most characters of one string in a log line; the rest is counted, not printed. */
+const MAX_STRING_LENGTH = 1_000;
+
 /** Bounded, one-line rendering: a log line never grows with a hostile payload. */
 const OPTIONS: InspectOptions = {
   depth: 4,
   breakLength: Infinity,
   compact: true,
   maxArrayLength: 20,
-  maxStringLength: 1_000,
+  maxStringLength: MAX_STRING_LENGTH,
 };
 
-/** One value as log text: strings as they are, anything else through util.inspect. Never throws. */
+/**
+ * Characters that end or rewrite a line in a log file or a terminal: C0 controls except tab, DEL, NEL and the
+ * Unicode line and paragraph separators.
+ */
+// eslint-disable-next-line no-control-regex
+const LINE_BREAKING = /[\u0000-\u0008\u000a-\u001f\u007f\u0085\u2028\u2029]/g;
+
+const escapeChar = (c: string) =>
+  c === '\n' ? '\\n' : c === '\r' ? '\\r' : `\\u${c.charCodeAt(0).toString(16).padStart(4, '0')}`;
+
+/**
+ * A string as log text: at most MAX_STRING_LENGTH characters (then how many more there were) and no character
+ * that could start a forged line (`\n` → `\\n`, `\r` → `\\r`, other controls → `\\uXXXX`).
+ */
+export function formatLogString(text: string): string {
+  const bounded =
+    text.length > MAX_STRING_LENGTH
+      ? `${text.slice(0, MAX_STRING_LENGTH)}… (${text.length - MAX_STRING_LENGTH} more characters)`
+      : text;
+  return bounded.replace(LINE_BREAKING, escapeChar);
+}
+
+/** One value as log text: strings bounded and escaped, anything else through util.inspect. Never throws. */
 export function formatLogValue(value: unknown): string {
-  if (typeof value === 'string') return value;
+  if (typeof value === 'string') return formatLogString(value);
   try {
     return inspect(value, OPTIONS);
   } catch {
@@ -33,8 +58,8 @@ export function formatLogArgs(args: readonly unknown[]): string {
   return args.map(formatLogValue).join(' ');
 }
 
-/** An error as one line: `Name: message` for Errors, the safe rendering for anything thrown. */
+/** An error as one bounded line: `Name: message` for Errors, the safe rendering for anything thrown. */
 export function formatError(error: unknown): string {
-  if (error instanceof Error) return `${error.name}: ${error.message}`;
+  if (error instanceof Error) return formatLogString(`${error.name}: ${error.message}`);
   return formatLogValue(error);
 }

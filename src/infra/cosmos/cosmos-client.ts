@@ -4,6 +4,7 @@ import { Agent } from 'node:https';
 import type { CosmosConfig } from '../../config.js';
 import { ServiceUnavailableError, ThrottledError } from '../../shared/errors.js';
 import { onFirstUse } from '../lazy.js';
+import { isUnreachable } from '../network-errors.js';
 
 /** One CosmosClient per process: key auth for the local emulator, managed identity otherwise. */
 export function createCosmosClient(config: CosmosConfig): CosmosClient {
@@ -53,16 +54,6 @@ export function cosmosStatus(error: unknown): number | undefined {
   return undefined;
 }
 
-/** Network failures that mean "Cosmos DB could not be reached", not "the request was wrong". */
-const UNREACHABLE = new Set([
-  'TimeoutError',
-  'ECONNREFUSED',
-  'ECONNRESET',
-  'ETIMEDOUT',
-  'EPIPE',
-  'EAI_AGAIN',
-]);
-
 /** How long Cosmos DB asked us to wait, seconds: `x-ms-retry-after-ms` (the SDK's `retryAfterInMs`). */
 function retryAfterSeconds(error: object): number | undefined {
   const e = error as { retryAfterInMs?: unknown; headers?: Record<string, unknown> };
@@ -81,18 +72,10 @@ export function translateCosmosError(error: unknown): unknown {
   const status = cosmosStatus(error);
   if (status === 429)
     return new ThrottledError('Cosmos DB is throttling requests.', retryAfterSeconds(error));
-  const code = (error as { code?: unknown }).code;
-  const name = (error as { name?: unknown }).name;
-  if (
-    status === 503 ||
-    status === 408 ||
-    (typeof code === 'string' && UNREACHABLE.has(code)) ||
-    (typeof name === 'string' && (name === 'TimeoutError' || name === 'AbortError'))
-  ) {
-    return new ServiceUnavailableError(
-      `Cosmos DB is unavailable (${status ?? (typeof code === 'string' ? code : String(name))}).`,
-      retryAfterSeconds(error),
-    );
+  if (status === 503 || status === 408 || isUnreachable(error)) {
+    const code = (error as { code?: unknown }).code;
+    const reason = status ?? (typeof code === 'string' ? code : 'unreachable');
+    return new ServiceUnavailableError(`Cosmos DB is unavailable (${reason}).`, retryAfterSeconds(error));
   }
   return error;
 }

@@ -11,11 +11,10 @@ import {
   DeviceAlreadyExistsError,
   DeviceNotFoundError,
   PreconditionFailedError,
-  ThrottledError,
   ValidationError,
 } from '../../shared/errors.js';
 import { toStorageKey } from '../storage-keys.js';
-import { cosmosStatus } from './cosmos-client.js';
+import { cosmosStatus, translateCosmosError } from './cosmos-client.js';
 import { fetchPage } from './cosmos-paging.js';
 
 interface StoredRecord extends DeviceRecord {
@@ -24,7 +23,10 @@ interface StoredRecord extends DeviceRecord {
   _etag?: string;
 }
 
-/** DeviceRegistry on a Cosmos DB container (`devices`, partition key `/id`). */
+/**
+ * DeviceRegistry on a Cosmos DB container (`devices`, partition key `/id`). Throttling and outages surface as
+ * ThrottledError / ServiceUnavailableError (HTTP 503 with Retry-After).
+ */
 export class CosmosDeviceRegistry implements DeviceRegistry {
   constructor(private readonly container: () => Promise<Container>) {}
 
@@ -34,7 +36,7 @@ export class CosmosDeviceRegistry implements DeviceRegistry {
       return fromStored(resource);
     } catch (error) {
       if (cosmosStatus(error) === 409) throw new DeviceAlreadyExistsError(record.id);
-      throw translate(error);
+      throw translateCosmosError(error);
     }
   }
 
@@ -45,7 +47,7 @@ export class CosmosDeviceRegistry implements DeviceRegistry {
       return resource ? fromStored(resource) : undefined;
     } catch (error) {
       if (cosmosStatus(error) === 404) return undefined;
-      throw translate(error);
+      throw translateCosmosError(error);
     }
   }
 
@@ -67,7 +69,7 @@ export class CosmosDeviceRegistry implements DeviceRegistry {
       if (cosmosStatus(error) === 412) {
         throw new PreconditionFailedError(`Device '${record.id}' was changed since ETag ${ifMatch ?? ''}.`);
       }
-      throw translate(error);
+      throw translateCosmosError(error);
     }
   }
 
@@ -78,7 +80,7 @@ export class CosmosDeviceRegistry implements DeviceRegistry {
       return true;
     } catch (error) {
       if (cosmosStatus(error) === 404) return false;
-      throw translate(error);
+      throw translateCosmosError(error);
     }
   }
 
@@ -90,7 +92,7 @@ export class CosmosDeviceRegistry implements DeviceRegistry {
       if (page.continuationToken) result.continuationToken = page.continuationToken;
       return result;
     } catch (error) {
-      throw translate(error);
+      throw translateCosmosError(error);
     }
   }
 }
@@ -140,9 +142,4 @@ function fromStored(stored: StoredRecord | undefined): VersionedDeviceRecord {
     updatedAt: stored.updatedAt,
     etag: stored._etag ?? '',
   };
-}
-
-function translate(error: unknown): unknown {
-  if (cosmosStatus(error) === 429) return new ThrottledError('Cosmos DB is throttling requests.');
-  return error;
 }

@@ -1,10 +1,12 @@
 import type { Container } from '@azure/cosmos';
 import { LRUCache } from 'lru-cache';
-import { PreconditionFailedError, StateRejectedError, ThrottledError } from '../../shared/errors.js';
+import { errorText } from '../../shared/error-text.js';
+import { PreconditionFailedError, StateRejectedError } from '../../shared/errors.js';
+import { DEFAULT_STATE_CACHE } from '../../telemetry/ingest-options.js';
 import type { DeviceState } from '../../telemetry/last-known-values.js';
 import type { DeviceStateStore, WriteOutcome } from '../../telemetry/ports.js';
 import { toStorageKey } from '../storage-keys.js';
-import { cosmosStatus } from './cosmos-client.js';
+import { cosmosStatus, translateCosmosError } from './cosmos-client.js';
 
 type StoredState = DeviceState & { id: string };
 /** What Cosmos DB adds to every document; never part of the domain state. */
@@ -24,9 +26,6 @@ interface Versioned {
   etag: string;
 }
 
-/** Default bound of the state cache: 256 MiB of serialized state, sized for a 2 GB Flex Consumption instance. */
-export const DEFAULT_STATE_CACHE_MAX_BYTES = 256 * 1024 * 1024;
-
 /**
  * DeviceStateStore on a Cosmos DB container partitioned by `/id` (one document per device).
  *
@@ -43,21 +42,23 @@ export class CosmosDeviceStateStore implements DeviceStateStore {
   constructor(
     private readonly container: () => Promise<Container>,
     /** Devices whose last state is kept in memory for `update`; 0 disables the cache. */
-    cacheSize = 10_000,
+    cacheSize: number = DEFAULT_STATE_CACHE.size,
     /** How long (ms) a cached state is used before it is read again (bounds how long a deleted document stays unseen). */
-    cacheTtlMs = 300_000,
+    cacheTtlMs: number = DEFAULT_STATE_CACHE.ttlSeconds * 1000,
     /**
-     * Most bytes of cached state (its JSON length; measured heap use is 0.5–1.4× that). One document can near
-     * Cosmos DB's 2 MB item limit, so a count alone does not bound memory. A state larger than this is not cached.
+     * Most bytes of cached state (its JSON length, estimated: see jsonLengthEstimate; measured heap use is
+     * 0.5–1.4× that). One document can near Cosmos DB's 2 MB item limit, so a count alone does not bound memory.
+     * A state larger than this is not cached.
      */
-    cacheMaxBytes = DEFAULT_STATE_CACHE_MAX_BYTES,
+    cacheMaxBytes: number = DEFAULT_STATE_CACHE.maxBytes,
   ) {
     this.cache =
       cacheSize > 0 && cacheMaxBytes > 0
         ? new LRUCache<string, Versioned>({
             max: cacheSize,
             maxSize: cacheMaxBytes,
-            sizeCalculation: (entry) => Math.max(1, JSON.stringify(entry.state).length),
+            // Not JSON.stringify: the SDK already serializes every write once, and a state can near 2 MB.
+            sizeCalculation: (entry) => Math.max(1, jsonLengthEstimate(entry.state)),
             ttl: cacheTtlMs,
           })
         : undefined;
@@ -76,7 +77,7 @@ export class CosmosDeviceStateStore implements DeviceStateStore {
     deviceId: string,
     update: (current: DeviceState | undefined) => DeviceState | undefined,
   ): Promise<WriteOutcome> {
-    const container = await this.container();
+    const container = await this.resolveContainer();
     const id = toStorageKey(deviceId);
     let current: Versioned | undefined = this.cache?.get(deviceId);
     let fromCache = current !== undefined;
@@ -115,8 +116,9 @@ export class CosmosDeviceStateStore implements DeviceStateStore {
   async delete(deviceId: string): Promise<boolean> {
     const id = toStorageKey(deviceId);
     this.cache?.delete(deviceId);
+    const container = await this.resolveContainer();
     try {
-      await (await this.container()).item(id, id).delete();
+      await container.item(id, id).delete();
       return true;
     } catch (error) {
       if (cosmosStatus(error) === 404) return false;
@@ -126,8 +128,9 @@ export class CosmosDeviceStateStore implements DeviceStateStore {
 
   private async read(deviceId: string): Promise<Versioned | undefined> {
     const id = toStorageKey(deviceId);
+    const container = await this.resolveContainer();
     try {
-      const { resource, etag } = await (await this.container()).item(id, id).read<StoredState>();
+      const { resource, etag } = await container.item(id, id).read<StoredState>();
       if (!resource) return undefined;
       const {
         id: _id,
@@ -144,22 +147,49 @@ export class CosmosDeviceStateStore implements DeviceStateStore {
       throw translate(error);
     }
   }
+
+  /** The container (created on first use), its failures translated like those of any other call. */
+  private async resolveContainer(): Promise<Container> {
+    try {
+      return await this.container();
+    } catch (error) {
+      throw translate(error);
+    }
+  }
 }
 
+/** 413 (the 2 MB item limit) and 400 refuse this state for good; throttling and outages as every adapter. */
 function translate(error: unknown): unknown {
   const status = cosmosStatus(error);
   if (status === 413 || status === 400) {
-    return new StateRejectedError(`Cosmos DB refused the device state (${status}): ${errorMessage(error)}`);
+    return new StateRejectedError(`Cosmos DB refused the device state (${status}): ${errorText(error)}`);
   }
-  if (status === 429) {
-    const ms = (error as { retryAfterInMs?: number }).retryAfterInMs;
-    return new ThrottledError(
-      'Cosmos DB is throttling requests.',
-      ms === undefined ? undefined : Math.ceil(ms / 1000),
-    );
-  }
-  return error;
+  return translateCosmosError(error);
 }
 
-const errorMessage = (error: unknown) =>
-  error instanceof Error ? error.message.split('\n')[0] : String(error);
+/**
+ * About how many characters `value` has as JSON, without building the text: strings and keys count their length
+ * plus quotes (escapes are not counted: what a string costs in memory is its length), numbers 8, and each
+ * separator and bracket 1. Linear in the state, allocates only its work stack.
+ */
+export function jsonLengthEstimate(value: unknown): number {
+  let size = 0;
+  const stack: unknown[] = [value];
+  while (stack.length > 0) {
+    const next = stack.pop();
+    if (typeof next === 'string') size += next.length + 2;
+    else if (typeof next === 'number') size += 8;
+    else if (typeof next === 'boolean') size += 5;
+    else if (Array.isArray(next)) {
+      size += 2 + next.length;
+      for (const item of next) stack.push(item);
+    } else if (typeof next === 'object' && next !== null) {
+      size += 2;
+      for (const [key, item] of Object.entries(next)) {
+        size += key.length + 4;
+        stack.push(item);
+      }
+    } else size += 4; // null (undefined properties are left out of JSON, but are rare here)
+  }
+  return size;
+}

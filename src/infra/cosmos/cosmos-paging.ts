@@ -1,9 +1,12 @@
 import type { Container, SqlQuerySpec } from '@azure/cosmos';
 import { ValidationError } from '../../shared/errors.js';
-import { cosmosStatus } from './cosmos-client.js';
+import { cosmosStatus, translateCosmosError } from './cosmos-client.js';
 
 /** What a continuation token this API handed out looks like: printable ASCII (it travels as an HTTP header). */
 const TOKEN_SHAPE = /^[\x20-\x7e]{1,16384}$/;
+
+/** How many empty pages in a row one call reads on through before it answers with an empty page and a token. */
+const MAX_EMPTY_READS = 10;
 
 const invalidToken = () =>
   new ValidationError('Invalid continuation token.', [
@@ -11,10 +14,12 @@ const invalidToken = () =>
   ]);
 
 /**
- * One page of a Cosmos DB query, for every paged list of the API. A continuation token that Cosmos DB did not
- * issue is the caller's mistake (400), whether the SDK refuses it before sending (it parses ORDER BY tokens and
- * puts them in a header) or the service does (400); any other failure is passed on to the adapter's own
- * translation.
+ * One page of a Cosmos DB query, for every paged list of the API. Throttling and outages are translated as in
+ * every adapter (translateCosmosError: 503 with Retry-After), whether or not a token was given. Otherwise a
+ * continuation token that Cosmos DB did not issue is the caller's mistake (400), whether the service refuses it
+ * (400) or the SDK does before sending: it parses ORDER BY tokens itself and throws errors with no HTTP status,
+ * SyntaxError, TypeError or, in @azure/cosmos 4.9, a plain Error ("Failed to parse continuation token", "Unable
+ * to resume ORDER BY query…"). Any other failure is passed on.
  */
 // The caller names the document type, as the SDK's own `items.query<T>` does.
 // eslint-disable-next-line @typescript-eslint/no-unnecessary-type-parameters
@@ -26,17 +31,31 @@ export async function fetchPage<T>(
   const token = page.continuationToken;
   if (token !== undefined && !TOKEN_SHAPE.test(token)) throw invalidToken();
   try {
-    const result = await container.items
-      .query<T>(query, { maxItemCount: page.top, ...(token ? { continuationToken: token } : {}) })
-      .fetchNext();
+    const iterator = container.items.query<T>(query, {
+      maxItemCount: page.top,
+      // Without it, @azure/cosmos 4.9 gives a cross-partition ORDER BY (every list here, in Azure) no
+      // continuation token after the first page, and refuses any token it is given.
+      enableQueryControl: true,
+      ...(token ? { continuationToken: token } : {}),
+    });
+    let result = await iterator.fetchNext();
+    // With query control a page can come back empty while partitions are still being read: read on, bounded.
+    for (let i = 0; i < MAX_EMPTY_READS && result.resources.length === 0 && iterator.hasMoreResults(); i++) {
+      result = await iterator.fetchNext();
+    }
     return {
       items: result.resources,
       ...(result.continuationToken ? { continuationToken: result.continuationToken } : {}),
     };
   } catch (error) {
-    // The SDK itself choking on the token throws a SyntaxError or TypeError (network failures are RestErrors).
-    const sdkRefused = error instanceof SyntaxError || error instanceof TypeError;
-    if (token && (cosmosStatus(error) === 400 || sdkRefused)) throw invalidToken();
+    const translated = translateCosmosError(error);
+    if (translated !== error) throw translated;
+    if (token && (cosmosStatus(error) === 400 || isClientSideFailure(error))) throw invalidToken();
     throw error;
   }
+}
+
+/** An error the SDK raised itself, not a response or a network failure: no HTTP status and no error code. */
+function isClientSideFailure(error: unknown): boolean {
+  return error instanceof Error && (error as { code?: unknown }).code === undefined;
 }

@@ -1,10 +1,18 @@
 import type { TableClient } from '@azure/data-tables';
 import { onFirstUse } from '../lazy.js';
+import { translateTableError } from './table-errors.js';
 
-/** A table handle whose table is created on first use when `create` is set (local runs). */
+/**
+ * A table handle whose table is created on first use when `create` is set (local runs). Failing to create it
+ * is translated like any other Table storage call (an outage is ServiceUnavailableError).
+ */
 export function lazyTable(client: TableClient, create: boolean): () => Promise<TableClient> {
   return onFirstUse(async () => {
-    if (create) await client.createTable();
+    try {
+      if (create) await client.createTable();
+    } catch (error) {
+      throw translateTableError(error);
+    }
     return client;
   });
 }

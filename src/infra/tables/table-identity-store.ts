@@ -1,4 +1,4 @@
-import { RestError, type TableClient } from '@azure/data-tables';
+import type { TableClient } from '@azure/data-tables';
 import pLimit from 'p-limit';
 import { keysOrNew, type SymmetricKeys } from '../../provisioning/keys.js';
 import {
@@ -15,12 +15,12 @@ import {
   DeviceNotFoundError,
   DomainError,
   PreconditionFailedError,
-  ThrottledError,
   ValidationError,
 } from '../../shared/errors.js';
 import type { AesGcmCipher } from '../crypto/aes-gcm-cipher.js';
 import { toStorageKey } from '../storage-keys.js';
 import { lazyTable } from './lazy-table.js';
+import { tableStatus as statusOf, translateTableError as translate } from './table-errors.js';
 
 const ROW = 'identity';
 const MAX_CONFLICT_RETRIES = 10;
@@ -35,8 +35,6 @@ interface IdentityEntity {
   createdAt: string;
   updatedAt: string;
 }
-
-const statusOf = (error: unknown) => (error instanceof RestError ? error.statusCode : undefined);
 
 /**
  * The "custom identity store" of seed 002 §3.2 on Azure Table storage, used by the embedded local run: unique
@@ -96,8 +94,8 @@ export class TableIdentityStore implements IdentityStore {
   }
 
   async delete(deviceId: string): Promise<boolean> {
-    const client = await this.client();
     try {
+      const client = await this.client();
       await client.deleteEntity(toStorageKey(deviceId), ROW);
       // The twin lives and dies with the identity, as in IoT Hub.
       await client.deleteEntity(toStorageKey(deviceId), 'twin').catch((error: unknown) => {
@@ -249,10 +247,3 @@ function bulkError(error: unknown): 'already-exists' | 'not-found' | 'invalid' |
 
 const messageOf = (error: unknown) =>
   error instanceof DomainError ? error.message : 'The operation failed.';
-
-function translate(error: unknown): unknown {
-  if (statusOf(error) === 429 || statusOf(error) === 503) {
-    return new ThrottledError('Table storage is throttling requests.');
-  }
-  return error;
-}

@@ -1,4 +1,4 @@
-import { RestError, type TableClient } from '@azure/data-tables';
+import type { TableClient } from '@azure/data-tables';
 import { applyMergePatch } from '../../provisioning/merge-patch.js';
 import { TWIN_LIMITS, type DeviceTwin, type TwinStore } from '../../provisioning/twin.js';
 import {
@@ -8,6 +8,7 @@ import {
 } from '../../shared/errors.js';
 import { toStorageKey } from '../storage-keys.js';
 import { lazyTable } from './lazy-table.js';
+import { tableStatus as statusOf, translateTableError } from './table-errors.js';
 
 const TWIN_ROW = 'twin';
 const IDENTITY_ROW = 'identity';
@@ -18,8 +19,6 @@ interface TwinEntity {
   desired: string;
   reported: string;
 }
-
-const statusOf = (error: unknown) => (error instanceof RestError ? error.statusCode : undefined);
 
 /**
  * Device twins of the local run, beside the table identity store (same table, row `twin` next to row
@@ -82,7 +81,7 @@ export class TableTwinStore implements TwinStore {
           `The twin of '${deviceId}' changed concurrently; read it and retry.`,
         );
       }
-      throw error;
+      throw translateTableError(error);
     }
   }
 }
@@ -93,7 +92,7 @@ async function exists(client: TableClient, key: string, row: string): Promise<bo
     return true;
   } catch (error) {
     if (statusOf(error) === 404) return false;
-    throw error;
+    throw translateTableError(error);
   }
 }
 
@@ -106,7 +105,7 @@ async function read(
     return { entity, etag: entity.etag };
   } catch (error) {
     if (statusOf(error) === 404) return undefined;
-    throw error;
+    throw translateTableError(error);
   }
 }
 

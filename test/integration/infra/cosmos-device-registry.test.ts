@@ -1,4 +1,4 @@
-import { describe, expect, it } from 'vitest';
+import { afterAll, beforeAll, describe, expect, inject, it } from 'vitest';
 import { createCosmosClient, lazyContainer } from '../../../src/infra/cosmos/cosmos-client.js';
 import { buildQuery, CosmosDeviceRegistry } from '../../../src/infra/cosmos/cosmos-device-registry.js';
 import type { DeviceRecord } from '../../../src/provisioning/registry.js';
@@ -8,6 +8,7 @@ import {
   PreconditionFailedError,
   ValidationError,
 } from '../../../src/shared/errors.js';
+import { startCosmosQueryGateway, type CosmosQueryGateway } from '../../fixtures/cosmos-query-gateway.js';
 import { testConfig } from '../../support/local-env.js';
 
 const config = testConfig();
@@ -97,5 +98,52 @@ describe('CosmosDeviceRegistry on the local Cosmos DB server', () => {
       ],
     });
     expect(() => buildQuery({ metadata: { 'a"] OR 1=1 --': 'x' }, top: 5 })).toThrow(ValidationError);
+  });
+});
+
+describe('CosmosDeviceRegistry continuation tokens behind an Azure-like gateway', () => {
+  // Against Azure, a cross-partition ORDER BY runs the SDK's own pipeline, which parses the token itself and
+  // throws plain Errors without an HTTP status ("Failed to parse continuation token", "Unable to resume ORDER
+  // BY query…"): those are the caller's bad token, 400, not a 500 (review finding 7). Well-formed JSON the SDK
+  // does not recognise as one of its tokens gives an empty last page instead (no 500 either).
+  let gateway: CosmosQueryGateway;
+  let behindGateway: CosmosDeviceRegistry;
+  beforeAll(async () => {
+    gateway = await startCosmosQueryGateway(inject('localServices').cosmosEndpoint);
+    const settings = testConfig({ CosmosDb__accountEndpoint: gateway.endpoint });
+    behindGateway = new CosmosDeviceRegistry(
+      lazyContainer(createCosmosClient(settings.cosmos), settings.cosmos.databaseName, 'devices', {
+        create: true,
+        partitionKeyPath: '/id',
+      }),
+    );
+  });
+  afterAll(async () => {
+    await gateway.close();
+  });
+
+  it('pages through every device, as the SDK pipeline only hands out tokens with query control on', async () => {
+    for (let i = 0; i < 5; i++) await behindGateway.create(record(`gw-${i}`));
+    const ids: string[] = [];
+    let token: string | undefined;
+    for (let pages = 0; pages < 10; pages++) {
+      const page = await behindGateway.query({ top: 2, ...(token ? { continuationToken: token } : {}) });
+      ids.push(...page.items.map((r) => r.id));
+      token = page.continuationToken;
+      if (!token) break;
+    }
+    expect(ids).toEqual(['gw-0', 'gw-1', 'gw-2', 'gw-3', 'gw-4']);
+    expect(gateway.plansServed).toBeGreaterThan(0);
+  });
+
+  it.each([
+    'abc',
+    'null',
+    '{"rid":"x","rangeMappings":[{"queryRange":{"min":"","max":"FF"}}],"orderByItems":[]}',
+  ])('refuses the token %s with ValidationError', async (token) => {
+    await expect(behindGateway.query({ top: 2, continuationToken: token })).rejects.toBeInstanceOf(
+      ValidationError,
+    );
+    expect(gateway.plansServed).toBeGreaterThan(0);
   });
 });

@@ -1,7 +1,11 @@
-import { describe, expect, it } from 'vitest';
+import { describe, expect, it, vi } from 'vitest';
 import type { AppConfig } from '../../../src/config.js';
 import { createAdapters } from '../../../src/infra/adapters.js';
-import { CosmosDeviceStateStore } from '../../../src/infra/cosmos/cosmos-device-state-store.js';
+import {
+  CosmosDeviceStateStore,
+  jsonLengthEstimate,
+} from '../../../src/infra/cosmos/cosmos-device-state-store.js';
+import { DEFAULT_STATE_CACHE } from '../../../src/telemetry/ingest-options.js';
 import type { DeviceState, FieldMap } from '../../../src/telemetry/last-known-values.js';
 import { testConfig } from '../../support/local-env.js';
 
@@ -70,5 +74,31 @@ describe('CosmosDeviceStateStore state cache', () => {
 
   it('defaults to 256 MiB', () => {
     expect(testConfig().ingest.stateCacheMaxBytes).toBe(256 * 1024 * 1024);
+    expect(DEFAULT_STATE_CACHE.maxBytes).toBe(256 * 1024 * 1024);
+  });
+
+  it('sizes a cached state without serializing it a second time (the SDK already does once)', async () => {
+    const store = cosmosStore(testConfig());
+    const state = bigState('sized', 512);
+    const stringify = vi.spyOn(JSON, 'stringify');
+    try {
+      expect(await store.update('sized', () => state)).toBe('created');
+      // The SDK serializes the document ({ ...state, id }), a different object; nothing else may.
+      expect(stringify.mock.calls.filter(([value]) => value === state)).toHaveLength(0);
+    } finally {
+      stringify.mockRestore();
+    }
+    const exact = JSON.stringify(state).length;
+    const { bytes } = store.cacheUsage();
+    expect(bytes).toBeGreaterThan(exact * 0.95);
+    expect(bytes).toBeLessThan(exact * 1.05);
+  });
+
+  it('estimates JSON length close to the real one for every kind of value', () => {
+    const value = { a: [1, 2.5, -3e300, true, false, null, 'x"y'], 'k\\ey': { nested: ['', {}] }, n: null };
+    const exact = JSON.stringify(value).length;
+    expect(Math.abs(jsonLengthEstimate(value) - exact)).toBeLessThanOrEqual(exact * 0.5);
+    expect(jsonLengthEstimate('abc')).toBe(5);
+    expect(jsonLengthEstimate({ ab: 'cd' })).toBe(JSON.stringify({ ab: 'cd' }).length + 1);
   });
 });

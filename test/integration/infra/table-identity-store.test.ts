@@ -1,6 +1,6 @@
 import { TableClient } from '@azure/data-tables';
 import { randomBytes, randomUUID } from 'node:crypto';
-import { describe, expect, it } from 'vitest';
+import { afterAll, describe, expect, inject, it } from 'vitest';
 import { AesGcmCipher } from '../../../src/infra/crypto/aes-gcm-cipher.js';
 import { TableIdentityStore } from '../../../src/infra/tables/table-identity-store.js';
 import { TableTwinStore } from '../../../src/infra/tables/table-twin-store.js';
@@ -8,6 +8,9 @@ import { createSasToken } from '../../../src/provisioning/sas-token.js';
 import { describeIdentityStoreContract } from '../../contract/identity-store-contract.js';
 import { describeTwinStoreContract } from '../../contract/twin-store-contract.js';
 import { testSettings } from '../../support/local-env.js';
+import { closedPort } from '../../fixtures/closed-port.js';
+import { FAULT_KINDS, startFaultProxy, type FaultKind, type FaultProxy } from '../../../tools/fault-proxy.js';
+import { AZURITE_DEV_KEY } from '../../../tools/local-services.js';
 
 const settings = testSettings();
 const tableName = `identities${randomUUID().replaceAll('-', '').slice(0, 12)}`;
@@ -64,5 +67,76 @@ describe('TableIdentityStore specifics', () => {
     expect(await store.authenticate(id, token, uri)).toBe('bad-signature');
     await store.delete(id);
     expect(await store.authenticate(id, token, uri)).toBe('unknown-device');
+  });
+});
+
+describe('Table identity store and twins during an outage', () => {
+  // An outage is ServiceUnavailableError (HTTP 503 + Retry-After), not ThrottledError and not a raw RestError
+  // (a 500): review finding 9. Real failures only: a closed loopback port, the fault proxy in front of Azurite.
+  const proxies: FaultProxy[] = [];
+  afterAll(async () => {
+    await Promise.all(proxies.map((p) => p.close()));
+  });
+
+  /** Identity and twin stores on a Table endpoint, with the SDK's retries cut short. */
+  const storesAt = (tableEndpoint: string) => {
+    const client = TableClient.fromConnectionString(
+      'DefaultEndpointsProtocol=http;AccountName=devstoreaccount1;' +
+        `AccountKey=${AZURITE_DEV_KEY};TableEndpoint=${tableEndpoint};`,
+      tableName,
+      { allowInsecureConnection: true, retryOptions: { maxRetries: 1, retryDelayInMs: 10 } },
+    );
+    return {
+      identities: new TableIdentityStore(client, cipher, { createTableIfMissing: false }),
+      twins: new TableTwinStore(client, false),
+    };
+  };
+
+  const outcomes = async ({ identities, twins }: ReturnType<typeof storesAt>) => {
+    const calls: [string, () => Promise<unknown>][] = [
+      ['get', () => identities.get('out-1')],
+      ['create', () => identities.create('out-2')],
+      ['setStatus', () => identities.setStatus('out-1', 'disabled')],
+      ['delete', () => identities.delete('out-1')],
+      ['twins.get', () => twins.get('out-1')],
+      ['twins.patchDesired', () => twins.patchDesired('out-1', { a: 1 })],
+    ];
+    const seen: [string, string][] = [];
+    for (const [name, run] of calls) {
+      seen.push([
+        name,
+        await run().then(
+          () => 'resolved',
+          (error: unknown) => (error instanceof Error ? error.constructor.name : typeof error),
+        ),
+      ]);
+    }
+    return seen;
+  };
+
+  it('is ServiceUnavailableError when nothing listens at the endpoint', async () => {
+    const stores = storesAt(`http://127.0.0.1:${await closedPort()}/devstoreaccount1`);
+    const seen = await outcomes(stores);
+    expect(seen).toEqual(seen.map(([name]) => [name, 'ServiceUnavailableError']));
+  });
+
+  it.each<[FaultKind, string]>([
+    ['unavailable', 'ServiceUnavailableError'],
+    ['reset', 'ServiceUnavailableError'],
+    ['timeout', 'ServiceUnavailableError'],
+  ])('is %s → %s through the fault proxy', async (kind, expected) => {
+    const tableOrigin = new URL(inject('localServices').tableEndpoint);
+    const proxy = await startFaultProxy({
+      target: tableOrigin.origin,
+      dependency: 'blob',
+      weights: Object.fromEntries(FAULT_KINDS.map((k) => [k, k === kind ? 1 : 0])),
+      rate: 1,
+      holdMs: 50,
+      afterUpstreamShare: 0,
+    });
+    proxies.push(proxy);
+    const seen = await outcomes(storesAt(`${proxy.origin}${tableOrigin.pathname}`));
+    expect(seen).toEqual(seen.map(([name]) => [name, expected]));
+    expect(proxy.counts().injected[kind]).toBeGreaterThan(0);
   });
 });

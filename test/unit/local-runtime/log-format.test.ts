@@ -41,7 +41,20 @@ describe('formatLogArgs (every log handler of the embedded runtime)', () => {
     expect(formatLogArgs([{ big: 'x'.repeat(100_000) }]).length).toBeLessThan(1_200);
   });
 
+  it('bounds strings and escapes line breaks, so a device string cannot forge a log line', () => {
+    const forged = 'ok\r\n[ingestTelemetry] partition 0: 0 messages\u2028\u001b[31mred';
+    const text = formatLogArgs(['value:', forged]);
+    for (const c of ['\r', '\n', '\u2028', '\u001b']) expect(text).not.toContain(c);
+    expect(text).toBe('value: ok\\r\\n[ingestTelemetry] partition 0: 0 messages\\u2028\\u001b[31mred');
+    const long = formatLogArgs(['y'.repeat(100_000)]);
+    expect(long.length).toBeLessThan(1_100);
+    expect(long).toMatch(/^y{1000}… \(99000 more characters\)$/);
+    expect(formatLogArgs(['tab\tstays'])).toBe('tab\tstays');
+  });
+
   it('formats errors and thrown non-errors on one line', () => {
+    expect(formatError(new Error('a\nforged line'))).toBe('Error: a\\nforged line');
+    expect(formatError(new Error('z'.repeat(50_000))).length).toBeLessThan(1_100);
     expect(formatError(new TypeError('bad'))).toBe('TypeError: bad');
     expect(formatError(Object.create(null))).toBe('[Object: null prototype] {}');
   });

@@ -18,6 +18,16 @@ describe('isFaithfulNumber', () => {
     '1e308',
     '1e-300',
     '0e99999999999999999999',
+    // What printf("%.17g") and cJSON print: a double's value with more digits than the shortest round trip.
+    '0.33333333333333331',
+    '0.10000000000000001',
+    '-273.14999999999998',
+    '1.7976931348623157e+308',
+    '0.12345678901234567890',
+    '9007199254740992',
+    '100000000000000000000000',
+    '2.2250738585072014e-308',
+    '5e-324',
   ])('%s is faithful', (token) => {
     expect(isFaithfulNumber(token)).toBe(true);
   });
@@ -27,9 +37,31 @@ describe('isFaithfulNumber', () => {
     '1e-400',
     '123456789012345678901234567890',
     '9007199254740993',
-    '0.12345678901234567890',
+    '-9007199254740993',
+    '12345678901234567',
+    '1.8e308',
+    '2e-324',
+    // Subnormal: fewer than 53 bits left, the digits are lost.
+    '1.2345678901234567e-320',
   ])('%s is not', (token) => {
     expect(isFaithfulNumber(token)).toBe(false);
+  });
+
+  it('holds every double printed with 17 significant digits (%.17g) as a number', () => {
+    let seed = 12345;
+    const random = () => {
+      seed = (Math.imul(seed, 1103515245) + 12345) >>> 0;
+      return seed / 2 ** 32;
+    };
+    const flagged: string[] = [];
+    for (let i = 0; i < 2_000; i++) {
+      const scale = 10 ** Math.floor(random() * 40 - 20);
+      const token = ((random() - 0.5) * scale).toPrecision(17);
+      // %.17g prints values in [1e16, 1e17) as integers: those are judged as integer tokens (ids, counters).
+      if (/^-?\d+$/.test(token)) continue;
+      if (!isFaithfulNumber(token)) flagged.push(token);
+    }
+    expect(flagged).toEqual([]);
   });
 });
 
@@ -61,6 +93,13 @@ describe('parseJsonText', () => {
       a: ['1e999', { b: '-123456789012345678901' }],
       c: '1e999',
       d: 2,
+    });
+  });
+
+  it('parses 17-digit doubles as numbers, not strings', () => {
+    expect(parseJsonText('{"v":0.33333333333333331,"w":[21.149999999999999]}').value).toEqual({
+      v: 0.3333333333333333,
+      w: [21.15],
     });
   });
 
