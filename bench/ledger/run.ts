@@ -139,6 +139,11 @@ export async function runLedger(options: LedgerOptions): Promise<LedgerRow[]> {
       ProvisioningResultsContainerName: `faults-results-${runId}`,
       SlackWebhookUrl: `${proxies.slack.origin}${new URL(slack.url).pathname}`,
       Alerts__CooldownMinutes: '10',
+      // notifyAnomalies sends one message at most and never waits for the webhook's turn: what a burst or a
+      // Slack fault leaves pending is the timer's, so it runs, and retries, within a phase (every 5 s instead of
+      // every minute; 2 s back-off instead of 30 s).
+      Alerts__RedeliverySchedule: '*/5 * * * * *',
+      Alerts__RedeliveryBackoffSeconds: '2',
       ...options.settings,
     },
     log: (line) => {
