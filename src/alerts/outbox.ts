@@ -78,6 +78,31 @@ function settlementOf(
   }
 }
 
+/** Attempts to settle one claim, and the wait before the second, ms (doubling). */
+const SETTLE_ATTEMPTS = 3;
+const SETTLE_RETRY_MS = 200;
+
+/**
+ * Settles a claim, trying again (bounded, well within the lease's reserve) when the store fails: a sent alert
+ * whose settlement is lost stays claimed for the whole lease and is then sent again. A retry after a write
+ * whose answer was lost finds the lease gone (false): the notification was settled, only not counted.
+ */
+async function settleWithRetry(
+  alarms: AlarmStore,
+  id: string,
+  lease: string,
+  settlement: NotificationSettlement,
+): Promise<boolean> {
+  for (let attempt = 1; ; attempt++) {
+    try {
+      return await alarms.settleNotification(id, lease, settlement);
+    } catch (error) {
+      if (attempt >= SETTLE_ATTEMPTS) throw error;
+      await new Promise((resolve) => setTimeout(resolve, SETTLE_RETRY_MS * 2 ** (attempt - 1)));
+    }
+  }
+}
+
 /** Most notifications one delivery claims; the rest stay pending for the next one. */
 export const MAX_PER_DELIVERY = 500;
 
@@ -156,20 +181,24 @@ export async function deliverNotifications(
   const settledAt = deps.now();
   const limit = pLimit(8);
   const settle = async ({ alarm, lease }: Claim, settlement: NotificationSettlement) => {
+    let settled: boolean;
     try {
-      if (await deps.alarms.settleNotification(alarm.id, lease, settlement)) {
-        if (settlement.state === 'pending') summary.pending++;
-        else if (settlement.state === 'undeliverable') summary.undeliverable++;
-        else summary.delivered++;
-        return;
-      }
-      deps.log(`alerts: the claim on alarm ${alarm.id} expired before it was settled (${settlement.state})`);
+      settled = await settleWithRetry(deps.alarms, alarm.id, lease, settlement);
     } catch (error) {
       deps.log(
         `alerts: could not settle alarm ${alarm.id} (${settlement.state}); it is delivered again after its lease: ${errorText(error)}`,
       );
+      summary.unsettled++;
+      return;
     }
-    summary.unsettled++;
+    if (!settled) {
+      deps.log(
+        `alerts: the claim on alarm ${alarm.id} was no longer ours when settling (${settlement.state}): it expired, or a lost answer hid an earlier settlement`,
+      );
+      summary.unsettled++;
+    } else if (settlement.state === 'pending') summary.pending++;
+    else if (settlement.state === 'undeliverable') summary.undeliverable++;
+    else summary.delivered++;
   };
   const horizonHours = deps.policy.horizonMs / 3_600_000;
   await Promise.all([

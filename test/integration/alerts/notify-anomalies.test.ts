@@ -444,6 +444,19 @@ describe('delivery bounded by the claims and the trigger (review 5 and 6)', () =
     expect(await alarmsOf('f1')).toMatchObject([{ notification: 'pending' }]);
   });
 
+  it('tries a settlement that fails again, so a sent alert does not stay claimed for the whole lease', async () => {
+    let failures = 0;
+    const flaky = Object.assign(Object.create(adapters.alarms) as AlarmStore, {
+      settleNotification: (...args: Parameters<AlarmStore['settleNotification']>) =>
+        failures++ === 0
+          ? Promise.reject(new ServiceUnavailableError('Cosmos DB is unavailable (503).'))
+          : adapters.alarms.settleNotification(...args),
+    });
+    expect(await trigger({ alarms: flaky })([anomaly('g1', 0)], 1700)).toMatchObject({ alerted: 1 });
+    expect(await alarmsOf('g1')).toMatchObject([{ notification: 'sent' }]);
+    expect(messagesFor('g1')).toHaveLength(1);
+  });
+
   it("gives the notifier no more time than the claims' lease", async () => {
     let given: NotifyLimits | undefined;
     const recording: AlertNotifier = {
