@@ -7,7 +7,7 @@ import {
   DEFAULT_STATE_CACHE,
   type IngestOptions,
 } from './telemetry/ingest-options.js';
-import type { OutboxPolicy } from './alerts/outbox.js';
+import { settleReserveMs, type OutboxPolicy } from './alerts/outbox.js';
 
 /** Example values shown when a setting is missing or malformed. */
 const EXAMPLES: Record<string, string> = {
@@ -221,10 +221,11 @@ function crossSettingProblems(env: Record<string, string | undefined>): { name: 
   };
   const lease = seconds('Alerts__NotifyLeaseSeconds', 120);
   const delivery = seconds('Alerts__DeliveryTimeoutSeconds', 10) + seconds('Alerts__MaxQueueWaitSeconds', 5);
-  if (lease <= delivery) {
+  // A sender starts no message that could outlive its lease, less the part kept for settling.
+  if (lease - settleReserveMs(lease * 1000) / 1000 <= delivery) {
     problems.push({
       name: 'Alerts__NotifyLeaseSeconds',
-      message: `must be longer than one delivery can take (Alerts__DeliveryTimeoutSeconds + Alerts__MaxQueueWaitSeconds = ${delivery} s), or a slow send gets a second sender`,
+      message: `must be longer than one delivery can take (Alerts__DeliveryTimeoutSeconds + Alerts__MaxQueueWaitSeconds = ${delivery} s) plus a tenth of itself to settle, or no message fits in a claim`,
     });
   }
   const selfSigned = env.CosmosDbAllowSelfSignedTls === 'true' || env.CosmosDbAllowSelfSignedTls === '1';

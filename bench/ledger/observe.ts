@@ -162,10 +162,12 @@ async function stateFields(container: Container, prefix: string): Promise<Map<st
   return new Map(resources.map((r) => [r.deviceId, new Set(Object.keys(r.telemetry ?? {}))]));
 }
 
+/** The phase's alarms as the API lists them (not the inert leftovers of a lost race to open one: `unlinked`). */
 function phaseAlarms(container: Container, prefix: string): Promise<StoredAlarm[]> {
   return queryAll(
     container.items.query<StoredAlarm>({
-      query: "SELECT * FROM c WHERE c.type = 'alarm' AND STARTSWITH(c.deviceId, @prefix)",
+      query:
+        "SELECT * FROM c WHERE c.type = 'alarm' AND NOT IS_DEFINED(c.unlinked) AND STARTSWITH(c.deviceId, @prefix)",
       parameters: [{ name: '@prefix', value: `${prefix}-` }],
     }),
   );

@@ -139,8 +139,10 @@ export async function runLedger(options: LedgerOptions): Promise<LedgerRow[]> {
       ProvisioningResultsContainerName: `faults-results-${runId}`,
       SlackWebhookUrl: `${proxies.slack.origin}${new URL(slack.url).pathname}`,
       Alerts__CooldownMinutes: '10',
-      // Shorter than the defaults so that a phase sees the outbox drain within its recovery window: the timer
-      // every 2 s, 1 s first back-off, and a lease (> timeout + queue wait) that expires within the window.
+      // notifyAnomalies sends one message at most and never waits for the webhook's turn: what a burst or a Slack
+      // fault leaves pending is the timer's. Shorter than the defaults so that a phase sees the outbox drain within
+      // its recovery window: the timer every 2 s, 1 s first back-off, and a lease (> timeout + queue wait) that
+      // expires within the window.
       Alerts__RedeliverySchedule: '*/2 * * * * *',
       Alerts__RedeliveryBackoffSeconds: '1',
       Alerts__DeliveryTimeoutSeconds: '5',

@@ -43,7 +43,9 @@ function line(alert: Alert, stateUrl: (deviceId: string) => string): string {
       ? `${fmt(alert.value)} (threshold ${fmt(alert.threshold)})`
       : `${fmt(alert.value)} (score ${fmt(alert.score)})`;
   const repeats = alert.count > 1 ? ` ×${alert.count}` : '';
-  return `• <${stateUrl(alert.deviceId)}|${escape(alert.deviceId)}> ${escape(alert.rule)}: ${escape(alert.metric)} = ${measure} at ${alert.at}${repeats}`;
+  const text = `• <${stateUrl(alert.deviceId)}|${escape(alert.deviceId)}> ${escape(alert.rule)}: ${escape(alert.metric)} = ${measure} at ${alert.at}${repeats}`;
+  // Device ids, rules and metrics come from devices and may be long: a line never exceeds one section.
+  return text.length <= MAX_SECTION_CHARS ? text : `${text.slice(0, MAX_SECTION_CHARS - 1)}…`;
 }
 
 /** One Slack message and how many alerts (consecutive, in order) it carries. */
@@ -53,9 +55,9 @@ export interface SlackMessage {
 }
 
 /**
- * One Slack message (Block Kit plus a `text` fallback) for one alert or a digest of many; the lines are packed
- * into sections so that every alert appears, within Slack's block and size limits. Returns one message per
- * chunk when even that does not fit.
+ * One Slack message (Block Kit plus a `text` fallback) for one alert or a digest of many; the lines (each cut to
+ * one section) are packed into non-empty sections so that every alert appears, within Slack's block and size
+ * limits. Returns one message per chunk when even that does not fit; one alert is always one message.
  */
 export function slackMessages(
   alerts: readonly Alert[],
@@ -87,7 +89,7 @@ export function slackMessages(
     count = 0;
   };
   for (const l of lines) {
-    if (current.length + l.length + 1 > MAX_SECTION_CHARS) {
+    if (current !== '' && current.length + l.length + 1 > MAX_SECTION_CHARS) {
       sections.push(current);
       current = '';
       if (sections.length >= MAX_BLOCKS - 1) flush();

@@ -22,7 +22,10 @@ export interface Anomaly {
   raw: Record<string, unknown>;
 }
 
-export type ParsedAnomalies = { anomalies: Anomaly[]; unparseable: { reason: string; body: unknown }[] };
+export type ParsedAnomalies = {
+  anomalies: Anomaly[];
+  unparseable: { reason: 'invalid-json' | 'not-an-object'; body: unknown }[];
+};
 
 const KINDS = new Set(['threshold', 'spike', 'dip', 'changepoint']);
 

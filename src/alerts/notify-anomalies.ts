@@ -1,17 +1,23 @@
 import pLimit from 'p-limit';
-import { batchKey, hourPath } from '../telemetry/archive-layout.js';
+import { deadLetterBlob } from '../telemetry/archive-layout.js';
 import type { TriggerContext } from '../telemetry/ingest-telemetry.js';
-import { readIotHubBatchMetadata, type IotHubMessageMeta } from '../telemetry/iothub-batch.js';
+import {
+  readIotHubBatchMetadata,
+  UNKNOWN_MESSAGE,
+  type IotHubMessageMeta,
+} from '../telemetry/iothub-batch.js';
 import type { JsonLinesStore } from '../telemetry/ports.js';
+import type { DeadLetter } from '../telemetry/records.js';
 import { isNotificationDue, type AlarmStore } from './alarms.js';
 import { parseAnomalyBody, type Anomaly } from './anomaly-records.js';
-import type { AlertNotifier } from './notifier.js';
+import type { AlertNotifier, NotifyLimits } from './notifier.js';
 import { deliverNotifications, type DeliverySummary, type OutboxPolicy } from './outbox.js';
+import { errorText } from '../shared/error-text.js';
 
 export interface NotifyAnomaliesDeps {
   alarms: AlarmStore;
   notifier: AlertNotifier;
-  /** Where bodies that are no anomaly at all, and batches given up after the last retry, are kept. */
+  /** Where bodies that are no anomaly at all, and anomalies given up after the last retry, are kept. */
   deadLetters: JsonLinesStore;
   /** No second alert for the same alarm within this time, ms. */
   cooldownMs: number;
@@ -33,141 +39,114 @@ export interface NotifySummary {
   pending: number;
   undeliverable: number;
   deadLetters: number;
-  /** True when recording failed on the last attempt and the whole batch went to dead letters. */
-  batchDeadLettered: boolean;
-}
-
-/** Error text safe for logs: message only. */
-const errorText = (error: unknown) =>
-  error instanceof Error ? `${error.name}: ${error.message}` : String(error);
-
-/** A body as a dead-letter line keeps it: text as-is (valid UTF-8), other bytes as base64, JSON values as such. */
-function originalBody(body: unknown): { body: unknown } | { bodyBase64: string } {
-  if (!(body instanceof Uint8Array)) return { body };
-  try {
-    return { body: new TextDecoder('utf-8', { fatal: true }).decode(body) };
-  } catch {
-    return { bodyBase64: Buffer.from(body).toString('base64') };
-  }
-}
-
-interface Batch {
-  partitionId: string;
-  metas: IotHubMessageMeta[];
-  bodies: unknown[];
-}
-
-function deadLetterLine(batch: Batch, i: number, reason: string, extra: object, fallbackMs: number): string {
-  const enqueued = batch.metas[i]?.enqueuedTimeMs ?? fallbackMs;
-  return JSON.stringify({
-    reason,
-    ...extra,
-    partitionId: batch.partitionId,
-    sequenceNumber: batch.metas[i]?.sequenceNumber,
-    enqueuedTime: new Date(enqueued).toISOString(),
-  });
-}
-
-async function putDeadLetters(
-  store: JsonLinesStore,
-  batch: Batch,
-  lines: string[],
-  suffix: string,
-  nowMs: number,
-): Promise<string> {
-  const key = batchKey(
-    batch.metas.map((m) => m.sequenceNumber),
-    lines,
-  );
-  const name = `anomalies/${hourPath(batch.metas[0]?.enqueuedTimeMs ?? nowMs)}/${batch.partitionId}-${key}${suffix}.jsonl`;
-  await store.put(name, lines);
-  return name;
+  /** Anomalies and dead letters parked (`storage-failure`) because storing them failed on the last attempt. */
+  parked: number;
 }
 
 /**
- * The last attempt failed: the checkpoint moves on after this invocation, so the whole batch is parked in dead
- * letters (`storage-failure`, original bodies) to be re-processed instead of being lost silently.
+ * The trigger's delivery: one message at most, no wait for the webhook's turn and a short per-attempt timeout
+ * (ms), so that Slack holds an Event Hub partition for seconds at worst; what does not go out stays pending for
+ * the redeliverAlerts timer.
  */
-async function parkBatch(
-  store: JsonLinesStore,
-  batch: Batch,
-  error: unknown,
-  context: TriggerContext,
-  attempts: number,
-  nowMs: number,
-): Promise<void> {
-  const lines = batch.bodies.map((body, i) =>
-    deadLetterLine(batch, i, 'storage-failure', { detail: errorText(error), ...originalBody(body) }, nowMs),
-  );
-  let name: string;
-  try {
-    name = await putDeadLetters(store, batch, lines, '.batch', nowMs);
-  } catch (deadLetterError) {
-    context.error(
-      `notifyAnomalies LOST a batch: partition ${batch.partitionId}; dead-letter write failed too`,
-      errorText(deadLetterError),
-    );
-    throw deadLetterError;
-  }
-  context.error(
-    `notifyAnomalies gave up after ${attempts} attempts; batch of ${batch.bodies.length} parked in dead letters as ${name}`,
-  );
+export const TRIGGER_DELIVERY: Omit<NotifyLimits, 'timeMs'> = {
+  maxMessages: 1,
+  maxWaitMs: 0,
+  timeoutMs: 3_000,
+};
+
+/** An anomaly with where it came from (for a dead letter, should recording it fail for good). */
+interface Received {
+  anomaly: Anomaly;
+  meta: IotHubMessageMeta;
+  /** Position among the anomalies of its message. */
+  index: number;
 }
+
+/** Every message of a batch as anomalies and dead letters (bodies that hold no anomaly). */
+function parseBatch(
+  bodies: readonly unknown[],
+  metas: readonly IotHubMessageMeta[],
+  partitionId: string,
+  nowMs: number,
+) {
+  const received: Received[] = [];
+  const dead: DeadLetter[] = [];
+  bodies.forEach((body, i) => {
+    const meta = metas[i] ?? UNKNOWN_MESSAGE;
+    const parsed = parseAnomalyBody(body, new Date(meta.enqueuedTimeMs ?? nowMs).toISOString());
+    parsed.anomalies.forEach((anomaly, index) => received.push({ anomaly, meta, index }));
+    for (const u of parsed.unparseable) {
+      const detail = u.reason === 'invalid-json' ? 'not JSON' : 'an anomaly is a JSON object';
+      dead.push({ reason: u.reason, detail, meta, partitionId, body: u.body });
+    }
+  });
+  return { received, dead };
+}
+
+/** An anomaly whose recording failed on the last attempt, as a dead letter that can be fed back as it is. */
+const parkedAnomaly = (r: Received, partitionId: string, error: unknown): DeadLetter => ({
+  reason: 'storage-failure',
+  detail: `alarm write failed: ${errorText(error)}`,
+  meta: r.meta,
+  partitionId,
+  body: r.anomaly.raw,
+  recordIndex: r.index,
+});
 
 /**
  * Event Hub trigger handler for the ASA `anomalies` hub. Records first: every anomaly creates or updates its
  * alarm, and an alarm people should hear about (new, or repeating after the cooldown) gets a pending
- * notification. Then delivers from the outbox (one attempt, one message or digest, bounded in time); what is not
- * delivered stays pending for redeliverAlerts. Recording errors are retried by the host; on the last attempt
- * the whole batch is parked in dead letters (`storage-failure`, original bodies) instead of being lost.
+ * notification. Then delivers from the outbox within TRIGGER_DELIVERY; what is not delivered stays pending for
+ * redeliverAlerts. A failure to record costs only its device, as in ingest: the host retries the batch (every
+ * step is idempotent), and on the last attempt only what failed is parked in dead letters (`storage-failure`):
+ * the anomalies of devices whose recording failed, and dead letters that could not be written.
  */
 export function makeNotifyAnomalies(deps: NotifyAnomaliesDeps) {
   const limit = pLimit(8);
   const now = () => (deps.now?.() ?? new Date()).getTime();
 
-  const record = async (anomalies: Anomaly[], summary: NotifySummary): Promise<string[]> => {
-    // Anomalies of one device are recorded in order; different devices in parallel.
-    const byDevice = new Map<string, Anomaly[]>();
-    for (const a of anomalies) {
-      const list = byDevice.get(a.deviceId);
-      if (list) list.push(a);
-      else byDevice.set(a.deviceId, [a]);
+  /** Records anomalies: those of one device in order, devices in parallel; a failure stops only its device. */
+  const record = async (received: readonly Received[], summary: NotifySummary) => {
+    const byDevice = new Map<string, Received[]>();
+    for (const r of received) {
+      const list = byDevice.get(r.anomaly.deviceId);
+      if (list) list.push(r);
+      else byDevice.set(r.anomaly.deviceId, [r]);
     }
     const due = new Set<string>();
-    await Promise.all(
+    const failed: { received: Received; error: unknown }[] = [];
+    // Every device's chain has ended when this returns: nothing keeps writing after the invocation.
+    await Promise.allSettled(
       [...byDevice.values()].map((list) =>
         limit(async () => {
-          for (const anomaly of list) {
+          for (const [k, r] of list.entries()) {
             const at = new Date(now()).toISOString();
-            const { alarm, outcome } = await deps.alarms.record(anomaly, {
-              cooldownMs: deps.cooldownMs,
-              now: at,
-            });
-            summary[outcome === 'opened' ? 'opened' : outcome === 'repeated' ? 'repeated' : 'duplicates']++;
-            // A replayed anomaly whose alarm is still pending (an earlier attempt died) is delivered now.
-            if (isNotificationDue(alarm, at)) due.add(alarm.id);
+            try {
+              const { alarm, outcome } = await deps.alarms.record(r.anomaly, {
+                cooldownMs: deps.cooldownMs,
+                now: at,
+              });
+              summary[outcome === 'opened' ? 'opened' : outcome === 'repeated' ? 'repeated' : 'duplicates']++;
+              // A replayed anomaly whose alarm is still pending (an earlier attempt died) is delivered now.
+              if (isNotificationDue(alarm, at)) due.add(alarm.id);
+            } catch (error) {
+              // The device's later anomalies wait too: its alarms see them in order.
+              for (const rest of list.slice(k)) failed.push({ received: rest, error });
+              return;
+            }
           }
         }),
       ),
     );
-    return [...due];
+    return { due: [...due], failed };
   };
 
   return async function notifyAnomalies(messages: unknown, context: TriggerContext): Promise<NotifySummary> {
     const bodies: unknown[] = Array.isArray(messages) ? messages : [messages];
     const { partitionId, messages: metas } = readIotHubBatchMetadata(context.triggerMetadata, bodies.length);
-    const batch: Batch = { partitionId, metas, bodies };
-    const anomalies: Anomaly[] = [];
-    const dead: string[] = [];
-    bodies.forEach((body, i) => {
-      const enqueued = metas[i]?.enqueuedTimeMs ?? now();
-      const parsed = parseAnomalyBody(body, new Date(enqueued).toISOString());
-      for (const a of parsed.anomalies) anomalies.push(a);
-      for (const u of parsed.unparseable)
-        dead.push(deadLetterLine(batch, i, u.reason, originalBody(u.body), now()));
-    });
+    const { received, dead } = parseBatch(bodies, metas, partitionId, now());
     const summary: NotifySummary = {
-      anomalies: anomalies.length,
+      anomalies: received.length,
       opened: 0,
       repeated: 0,
       duplicates: 0,
@@ -175,49 +154,110 @@ export function makeNotifyAnomalies(deps: NotifyAnomaliesDeps) {
       pending: 0,
       undeliverable: 0,
       deadLetters: dead.length,
-      batchDeadLettered: false,
+      parked: 0,
     };
+    const retryCount = context.retryContext?.retryCount ?? 0;
+    const maxRetryCount = context.retryContext?.maxRetryCount ?? deps.maxRetryCount;
+    const lastAttempt = maxRetryCount >= 0 && retryCount >= maxRetryCount;
 
-    let due: string[];
-    try {
-      if (dead.length > 0) await putDeadLetters(deps.deadLetters, batch, dead, '', now());
-      due = await record(anomalies, summary);
-    } catch (error) {
-      const retryCount = context.retryContext?.retryCount ?? 0;
-      const maxRetryCount = context.retryContext?.maxRetryCount ?? deps.maxRetryCount;
-      if (maxRetryCount < 0 || retryCount < maxRetryCount) {
-        context.warn(
-          `notifyAnomalies attempt ${retryCount + 1} failed; the host will retry`,
-          errorText(error),
-        );
-        throw error;
-      }
-      await parkBatch(deps.deadLetters, batch, error, context, retryCount + 1, now());
-      summary.batchDeadLettered = true;
-      return summary;
+    const [unwritten, recorded] = await Promise.all([
+      writeDeadLetters(deps.deadLetters, dead, partitionId),
+      record(received, summary),
+    ]);
+    const failure = unwritten ?? recorded.failed[0];
+    if (failure && !lastAttempt) {
+      context.warn(
+        `notifyAnomalies attempt ${retryCount + 1} failed; the host will retry`,
+        errorText(failure.error),
+      );
+      throw failure.error;
+    }
+    // The checkpoint moves on after the last attempt: park exactly what failed, so nothing is lost silently.
+    const parked = [
+      ...(unwritten ? dead : []),
+      ...recorded.failed.map((f) => parkedAnomaly(f.received, partitionId, f.error)),
+    ];
+    if (parked.length > 0) {
+      await park(deps.deadLetters, parked, partitionId, context, retryCount + 1);
+      summary.parked = parked.length;
     }
 
-    // Delivery never fails the invocation: whatever is not delivered stays pending in the outbox.
+    await deliver(recorded.due, summary, context);
+    context.log(
+      `notifyAnomalies: ${summary.anomalies} anomalies, ${summary.opened} alarms opened, ${summary.repeated} repeated, ${summary.duplicates} replays, ${summary.alerted} alerted, ${summary.pending} pending, ${summary.undeliverable} undeliverable, ${summary.deadLetters} dead letters, ${summary.parked} parked`,
+    );
+    return summary;
+  };
+
+  /** Delivery never fails the invocation: whatever is not delivered stays pending in the outbox. */
+  async function deliver(due: string[], summary: NotifySummary, context: TriggerContext): Promise<void> {
     let delivered: DeliverySummary | undefined;
     try {
-      delivered = await deliverNotifications(due, {
-        alarms: deps.alarms,
-        notifier: deps.notifier,
-        policy: deps.outbox,
-        now,
-        log: (m) => {
-          context.warn(m);
+      delivered = await deliverNotifications(
+        due,
+        {
+          alarms: deps.alarms,
+          notifier: deps.notifier,
+          policy: deps.outbox,
+          now,
+          log: (m) => {
+            context.warn(m);
+          },
         },
-      });
+        TRIGGER_DELIVERY,
+      );
     } catch (error) {
       context.warn(`notifyAnomalies left ${due.length} notification(s) to the redelivery`, errorText(error));
     }
     summary.alerted = delivered?.delivered ?? 0;
     summary.undeliverable = delivered?.undeliverable ?? 0;
-    summary.pending = delivered ? delivered.pending + delivered.unsettled : due.length;
-    context.log(
-      `notifyAnomalies: ${summary.anomalies} anomalies, ${summary.opened} alarms opened, ${summary.repeated} repeated, ${summary.duplicates} replays, ${summary.alerted} alerted, ${summary.pending} pending, ${summary.undeliverable} undeliverable, ${summary.deadLetters} dead letters`,
+    summary.pending = delivered
+      ? delivered.pending + delivered.unsettled + delivered.claimErrors
+      : due.length;
+  }
+}
+
+/** Anomaly dead letters live under `anomalies/` in the dead-letter container, named as ingest's. */
+const anomalyBlob = (letters: readonly DeadLetter[], partitionId: string, suffix?: string) => {
+  const blob = deadLetterBlob(letters, partitionId, suffix);
+  return blob && { name: `anomalies/${blob.name}`, lines: blob.lines };
+};
+
+/** Writes the batch's dead letters (write-once: a replay finds them written); the error, if that failed. */
+async function writeDeadLetters(
+  store: JsonLinesStore,
+  dead: readonly DeadLetter[],
+  partitionId: string,
+): Promise<{ error: unknown } | undefined> {
+  const blob = anomalyBlob(dead, partitionId);
+  try {
+    if (blob) await store.put(blob.name, blob.lines);
+    return undefined;
+  } catch (error) {
+    return { error };
+  }
+}
+
+/** Writes the last attempt's failures to dead letters; if even that fails, the loss is logged and thrown. */
+async function park(
+  store: JsonLinesStore,
+  parked: readonly DeadLetter[],
+  partitionId: string,
+  context: TriggerContext,
+  attempts: number,
+): Promise<void> {
+  const blob = anomalyBlob(parked, partitionId, '.storage-failure');
+  if (!blob) return;
+  try {
+    await store.put(blob.name, blob.lines);
+  } catch (deadLetterError) {
+    context.error(
+      `notifyAnomalies LOST ${parked.length} anomalies or dead letters: partition ${partitionId}, ${blob.name}; dead-letter write failed too`,
+      errorText(deadLetterError),
     );
-    return summary;
-  };
+    throw deadLetterError;
+  }
+  context.error(
+    `notifyAnomalies gave up after ${attempts} attempts; ${parked.length} anomalies or dead letters parked in dead letters as ${blob.name}`,
+  );
 }

@@ -1,20 +1,22 @@
 /**
  * The alerts' outbox: an alarm whose notification is `pending` is a message still to send. Senders (the
  * notifyAnomalies trigger right after recording, and the redeliverAlerts timer) claim a notification with an
- * ETag-guarded lease, send, then settle it, so that under concurrency and replay one alarm gets one message per
- * cooldown, and a sender that dies between claim and settle only delays it until the lease expires.
+ * ETag-guarded lease, send within that lease, then settle it, so that under concurrency and replay one alarm
+ * gets one message per cooldown, and a sender that dies between claim and settle only delays it until the lease
+ * expires.
  */
 import pLimit from 'p-limit';
 import { alertOf } from './alert-message.js';
 import type { Alarm, AlarmStore, NotificationSettlement } from './alarms.js';
-import type { AlertNotifier, Delivery } from './notifier.js';
+import type { AlertNotifier, Delivery, NotifyLimits } from './notifier.js';
+import { errorText } from '../shared/error-text.js';
 
 /** Longest back-off between two attempts, ms. */
 const BACKOFF_MAX_MS = 30 * 60_000;
 
 /** How the outbox hands out and retries notifications (settings Alerts__NotifyLeaseSeconds, …). */
 export interface OutboxPolicy {
-  /** How long a sender's claim lasts, ms; longer than one delivery can take. */
+  /** How long a sender's claim lasts, ms; no message starts that could end after it (less a tenth to settle). */
   leaseMs: number;
   /** A notification pending longer than this, ms, is given up as undeliverable. */
   horizonMs: number;
@@ -39,6 +41,8 @@ export interface DeliverySummary {
   undeliverable: number;
   /** Claims whose settlement failed or whose lease was lost; the lease expiry hands them on. */
   unsettled: number;
+  /** Claims that failed (store unavailable): those notifications stay in the outbox. */
+  claimErrors: number;
 }
 
 const iso = (ms: number) => new Date(ms).toISOString();
@@ -74,48 +78,127 @@ function settlementOf(
   }
 }
 
+/** Attempts to settle one claim, and the wait before the second, ms (doubling). */
+const SETTLE_ATTEMPTS = 3;
+const SETTLE_RETRY_MS = 200;
+
 /**
- * Delivers the notifications of these alarms that are due: claims each, gives up those pending past the
- * horizon, sends the rest as one message (a digest when several), and settles every claim. Never throws for a
- * failed delivery or settlement (the outbox keeps the notification); claim errors (store unavailable) throw.
+ * Settles a claim, trying again (bounded, well within the lease's reserve) when the store fails: a sent alert
+ * whose settlement is lost stays claimed for the whole lease and is then sent again. A retry after a write
+ * whose answer was lost finds the lease gone (false): the notification was settled, only not counted.
+ */
+async function settleWithRetry(
+  alarms: AlarmStore,
+  id: string,
+  lease: string,
+  settlement: NotificationSettlement,
+): Promise<boolean> {
+  for (let attempt = 1; ; attempt++) {
+    try {
+      return await alarms.settleNotification(id, lease, settlement);
+    } catch (error) {
+      if (attempt >= SETTLE_ATTEMPTS) throw error;
+      await new Promise((resolve) => setTimeout(resolve, SETTLE_RETRY_MS * 2 ** (attempt - 1)));
+    }
+  }
+}
+
+/** Most notifications one delivery claims; the rest stay pending for the next one. */
+export const MAX_PER_DELIVERY = 500;
+
+/** Part of a claim's lease kept for settling after the last message, ms: a tenth of the lease, at most 10 s. */
+export const settleReserveMs = (leaseMs: number) => Math.min(10_000, leaseMs / 10);
+
+type Claim = NonNullable<Awaited<ReturnType<AlarmStore['claimNotification']>>> & { until: number };
+
+/** Claims each notification, each with its own lease from when it is made; a claim that fails costs only itself. */
+async function claimAll(
+  ids: readonly string[],
+  deps: OutboxDeps,
+  summary: DeliverySummary,
+): Promise<Claim[]> {
+  const limit = pLimit(8);
+  const results = await Promise.allSettled(
+    ids.map((id) =>
+      limit(async () => {
+        const at = deps.now();
+        const until = at + deps.policy.leaseMs;
+        const claim = await deps.alarms.claimNotification(id, iso(at), iso(until));
+        return claim && { ...claim, until };
+      }),
+    ),
+  );
+  const claims: Claim[] = [];
+  results.forEach((r, i) => {
+    if (r.status === 'fulfilled') {
+      if (r.value) claims.push(r.value);
+      return;
+    }
+    summary.claimErrors++;
+    deps.log(`alerts: could not claim alarm ${ids[i] ?? ''}; it stays in the outbox: ${errorText(r.reason)}`);
+  });
+  return claims;
+}
+
+/**
+ * Delivers the notifications of these alarms that are due (at most MAX_PER_DELIVERY): claims each, gives up
+ * those pending past the horizon, sends the rest as one message (a digest when several) within the time the
+ * claims leave (no message starts that could outlive the first lease to end) and `limits`, and settles every
+ * claim. Never throws for a failed claim, delivery or settlement: the outbox keeps the notification.
  */
 export async function deliverNotifications(
   ids: readonly string[],
   deps: OutboxDeps,
+  limits: Omit<NotifyLimits, 'timeMs'> = {},
 ): Promise<DeliverySummary> {
-  const summary: DeliverySummary = { claimed: 0, delivered: 0, pending: 0, undeliverable: 0, unsettled: 0 };
-  const limit = pLimit(8);
-  const started = deps.now();
-  const claims = await Promise.all(
-    [...new Set(ids)].map((id) =>
-      limit(() => deps.alarms.claimNotification(id, iso(started), iso(started + deps.policy.leaseMs))),
-    ),
-  );
-  const claimed = claims.filter((c) => c !== undefined);
+  const summary: DeliverySummary = {
+    claimed: 0,
+    delivered: 0,
+    pending: 0,
+    undeliverable: 0,
+    unsettled: 0,
+    claimErrors: 0,
+  };
+  const claimed = await claimAll([...new Set(ids)].slice(0, MAX_PER_DELIVERY), deps, summary);
   summary.claimed = claimed.length;
   if (claimed.length === 0) return summary;
 
+  const started = deps.now();
   const expired = claimed.filter(
     (c) => started - Date.parse(c.alarm.pendingSince ?? c.alarm.createdAt) >= deps.policy.horizonMs,
   );
   const live = claimed.filter((c) => !expired.includes(c));
-  const deliveries = live.length > 0 ? await deps.notifier.notify(live.map((c) => alertOf(c.alarm))) : [];
+  let firstExpiry = Number.POSITIVE_INFINITY;
+  for (const c of live) firstExpiry = Math.min(firstExpiry, c.until);
+  const timeMs = firstExpiry - started - settleReserveMs(deps.policy.leaseMs);
+  const deliveries =
+    live.length > 0
+      ? await deps.notifier.notify(
+          live.map((c) => alertOf(c.alarm)),
+          { ...limits, timeMs },
+        )
+      : [];
   const settledAt = deps.now();
-  const settle = async ({ alarm, lease }: (typeof claimed)[number], settlement: NotificationSettlement) => {
+  const limit = pLimit(8);
+  const settle = async ({ alarm, lease }: Claim, settlement: NotificationSettlement) => {
+    let settled: boolean;
     try {
-      if (await deps.alarms.settleNotification(alarm.id, lease, settlement)) {
-        if (settlement.state === 'pending') summary.pending++;
-        else if (settlement.state === 'undeliverable') summary.undeliverable++;
-        else summary.delivered++;
-        return;
-      }
-      deps.log(`alerts: the claim on alarm ${alarm.id} expired before it was settled (${settlement.state})`);
+      settled = await settleWithRetry(deps.alarms, alarm.id, lease, settlement);
     } catch (error) {
       deps.log(
-        `alerts: could not settle alarm ${alarm.id} (${settlement.state}); it is delivered again after its lease: ${error instanceof Error ? error.message : String(error)}`,
+        `alerts: could not settle alarm ${alarm.id} (${settlement.state}); it is delivered again after its lease: ${errorText(error)}`,
       );
+      summary.unsettled++;
+      return;
     }
-    summary.unsettled++;
+    if (!settled) {
+      deps.log(
+        `alerts: the claim on alarm ${alarm.id} was no longer ours when settling (${settlement.state}): it expired, or a lost answer hid an earlier settlement`,
+      );
+      summary.unsettled++;
+    } else if (settlement.state === 'pending') summary.pending++;
+    else if (settlement.state === 'undeliverable') summary.undeliverable++;
+    else summary.delivered++;
   };
   const horizonHours = deps.policy.horizonMs / 3_600_000;
   await Promise.all([

@@ -7,7 +7,7 @@ export interface RedeliverAlertsDeps {
   notifier: AlertNotifier;
   /** Lease, horizon and back-off of the alerts' outbox. */
   outbox: OutboxPolicy;
-  /** Most notifications delivered per run (one digest). */
+  /** Most notifications delivered per run (one digest; at most MAX_PER_DELIVERY). */
   batchSize?: number;
   now?: () => Date;
 }
@@ -20,8 +20,9 @@ interface TimerContext {
 
 /**
  * Timer trigger handler: delivers the notifications that piled up in the outbox (pending and due after their
- * back-off, or claimed by a sender whose lease expired) as one digest, gives up those pending past the horizon.
- * A store failure throws; the next run tries again.
+ * back-off, or claimed by a sender whose lease expired), oldest first, as one digest sent within the claims'
+ * lease; gives up those pending past the horizon. A claim that fails leaves only its notification for the next
+ * run; failing to list what is due throws, and the next run tries again.
  */
 export function makeRedeliverAlerts(deps: RedeliverAlertsDeps) {
   const now = () => (deps.now?.() ?? new Date()).getTime();
@@ -41,7 +42,7 @@ export function makeRedeliverAlerts(deps: RedeliverAlertsDeps) {
     );
     if (due.length > 0) {
       context.log(
-        `redeliverAlerts: ${due.length} due, ${summary.claimed} claimed, ${summary.delivered} delivered, ${summary.pending} still pending, ${summary.undeliverable} undeliverable`,
+        `redeliverAlerts: ${due.length} due, ${summary.claimed} claimed (${summary.claimErrors} failed), ${summary.delivered} delivered, ${summary.pending} still pending, ${summary.undeliverable} undeliverable`,
       );
     }
     return summary;

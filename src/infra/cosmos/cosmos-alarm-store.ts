@@ -18,7 +18,13 @@ import { toStorageKey } from '../storage-keys.js';
 import { cosmosStatus, translateCosmosError } from './cosmos-client.js';
 import { fetchPage } from './cosmos-paging.js';
 
-type StoredAlarm = Alarm & { type: 'alarm'; _etag?: string };
+/**
+ * `unlinked`: created, and not yet pointed at by its (device, rule) slot. Such an alarm is not listed, not due
+ * and not claimable, so the alarm of a writer that loses the race for the slot is never sent, even between its
+ * creation and its withdrawal, or when the withdrawal never happens (the process died). Whoever reaches it
+ * through its slot (a repeat, a replay) links it.
+ */
+type StoredAlarm = Alarm & { type: 'alarm'; _etag?: string; unlinked?: true };
 /** Points at the alarm currently collecting anomalies of one (device, rule): one active alarm per pair. */
 interface Slot {
   id: string;
@@ -28,6 +34,10 @@ interface Slot {
 }
 
 const MAX_ATTEMPTS = 10;
+/** Most pages read for one due list: bounds the loop whatever the service answers. */
+const DUE_MAX_PAGES = 100;
+/** Alarms that people can see: created and pointed at by their slot (see `unlinked`). */
+const LINKED = 'NOT IS_DEFINED(c.unlinked)';
 
 /**
  * AlarmStore on a Cosmos DB container (`alarms`, partition key `/id`): alarm documents plus one slot per
@@ -38,6 +48,8 @@ export class CosmosAlarmStore implements AlarmStore {
   constructor(
     private readonly container: () => Promise<Container>,
     private readonly now: () => Date = () => new Date(),
+    /** Items per page of the due-notifications query (Cosmos DB's default page size). */
+    private readonly duePageSize = 100,
   ) {}
 
   async record(
@@ -51,8 +63,9 @@ export class CosmosAlarmStore implements AlarmStore {
       const slot = await this.read<Slot>(slotId);
       const current = slot ? await this.read<StoredAlarm>(slot.alarmId) : undefined;
       if (current && current.status !== 'closed') {
+        // Reached through its slot: linked from now on (a writer that pointed the slot may have died before).
         const next = repeatAlarm(strip(current), anomaly, now, options.cooldownMs);
-        if (!next) return { alarm: strip(current), outcome: 'duplicate' };
+        if (!next) return { alarm: await this.link(current), outcome: 'duplicate' };
         if (await this.replace({ ...next, type: 'alarm' }, current._etag))
           return { alarm: next, outcome: 'repeated' };
         continue;
@@ -62,7 +75,8 @@ export class CosmosAlarmStore implements AlarmStore {
         return { alarm: strip(current), outcome: 'duplicate' };
 
       const alarm = openAlarm(`${pair}|${anomaly.windowEnd}`, anomaly, now);
-      if (!(await this.create({ ...alarm, type: 'alarm' }))) {
+      const created = await this.create<StoredAlarm>({ ...alarm, type: 'alarm', unlinked: true });
+      if (!created) {
         // The opening anomaly itself, replayed.
         const existing = await this.read<StoredAlarm>(alarm.id);
         if (!existing) continue;
@@ -74,14 +88,19 @@ export class CosmosAlarmStore implements AlarmStore {
             : await this.create(slotDoc(slotId, existing.id));
           if (!repaired) continue;
         }
-        return { alarm: strip(existing), outcome: 'duplicate' };
+        return { alarm: await this.link(existing), outcome: 'duplicate' };
       }
       const pointed = slot
         ? await this.replace(slotDoc(slotId, alarm.id), slot._etag)
         : await this.create(slotDoc(slotId, alarm.id));
-      if (pointed) return { alarm, outcome: 'opened' };
-      // Another writer opened an alarm for this pair meanwhile: withdraw ours and fold into theirs.
-      await this.delete(alarm.id);
+      if (pointed) return { alarm: await this.link(created), outcome: 'opened' };
+      // Another writer opened an alarm for this pair meanwhile: withdraw ours and fold into theirs. Ours is
+      // unlinked, so a withdrawal that fails leaves a document nobody lists, claims or sends.
+      try {
+        await this.delete(alarm.id);
+      } catch {
+        // Inert (see `unlinked`); the anomaly still folds into the other writer's alarm below.
+      }
     }
     throw new PreconditionFailedError(
       `Alarm for ${anomaly.deviceId}/${anomaly.rule} kept changing concurrently.`,
@@ -90,11 +109,11 @@ export class CosmosAlarmStore implements AlarmStore {
 
   async get(id: string): Promise<Alarm | undefined> {
     const stored = await this.read<StoredAlarm>(id);
-    return stored?.type === 'alarm' ? strip(stored) : undefined;
+    return stored?.type === 'alarm' && !stored.unlinked ? strip(stored) : undefined;
   }
 
   async list(query: AlarmQuery): Promise<{ items: Alarm[]; continuationToken?: string }> {
-    const conditions = ["c.type = 'alarm'"];
+    const conditions = ["c.type = 'alarm'", LINKED];
     const parameters: SqlParameter[] = [];
     if (query.deviceId !== undefined) {
       conditions.push('c.deviceId = @deviceId');
@@ -134,21 +153,29 @@ export class CosmosAlarmStore implements AlarmStore {
   }
 
   async listDueNotifications(now: string, limit: number): Promise<Alarm[]> {
-    // Built from constants and parameters only; the due test is repeated in code (isNotificationDue).
+    // Built from constants and parameters only; the due test is repeated in code (isNotificationDue). Every
+    // alarm has `pendingSince` (set when it opens), so ORDER BY drops none.
     const query =
-      "SELECT * FROM c WHERE c.type = 'alarm' AND (" +
+      `SELECT * FROM c WHERE c.type = 'alarm' AND ${LINKED} AND (` +
       "(c.notification = 'pending' AND (NOT IS_DEFINED(c.nextAttemptAt) OR c.nextAttemptAt <= @now)) OR " +
-      "(c.notification = 'notifying' AND c.notifyingUntil <= @now))";
-    const page = await this.call((c) =>
-      c.items
-        .query<StoredAlarm>({ query, parameters: [{ name: '@now', value: now }] }, { maxItemCount: limit })
-        .fetchNext(),
-    );
-    return page.resources
-      .map(strip)
-      .filter((alarm) => isNotificationDue(alarm, now))
-      .sort((a, b) => (a.pendingSince ?? a.createdAt).localeCompare(b.pendingSince ?? b.createdAt))
-      .slice(0, limit);
+      "(c.notification = 'notifying' AND c.notifyingUntil <= @now)) ORDER BY c.pendingSince";
+    const due: Alarm[] = [];
+    await this.call(async (c) => {
+      const pages = c.items.query<StoredAlarm>(
+        { query, parameters: [{ name: '@now', value: now }] },
+        { maxItemCount: Math.max(1, Math.min(limit, this.duePageSize)) },
+      );
+      // A cross-partition query may answer an empty or short page while other partitions still hold matches
+      // (azure-sdk-for-js#23771): read on until the limit or the end.
+      for (let page = 0; page < DUE_MAX_PAGES && due.length < limit && pages.hasMoreResults(); page++) {
+        const { resources } = await pages.fetchNext();
+        for (const stored of resources) {
+          const alarm = strip(stored);
+          if (!stored.unlinked && isNotificationDue(alarm, now) && due.length < limit) due.push(alarm);
+        }
+      }
+    });
+    return due.sort((a, b) => (a.pendingSince ?? a.createdAt).localeCompare(b.pendingSince ?? b.createdAt));
   }
 
   async claimNotification(
@@ -192,7 +219,7 @@ export class CosmosAlarmStore implements AlarmStore {
   ): Promise<Alarm | undefined> {
     for (let attempt = 1; attempt <= MAX_ATTEMPTS; attempt++) {
       const current = await this.read<StoredAlarm>(id);
-      if (current?.type !== 'alarm') {
+      if (current?.type !== 'alarm' || current.unlinked) {
         if (options?.missing === 'undefined') return undefined;
         throw new AlarmNotFoundError(id);
       }
@@ -201,6 +228,22 @@ export class CosmosAlarmStore implements AlarmStore {
       if (await this.replace({ ...next, type: 'alarm' }, current._etag)) return next;
     }
     throw new PreconditionFailedError(`Alarm '${id}' kept changing concurrently.`);
+  }
+
+  /**
+   * Clears `unlinked` once the alarm's slot points at it (the caller reached it through the slot, or has just
+   * pointed the slot at it); the alarm as stored.
+   */
+  private async link(stored: StoredAlarm): Promise<Alarm> {
+    let current: StoredAlarm | undefined = stored;
+    for (let attempt = 1; attempt <= MAX_ATTEMPTS; attempt++) {
+      if (!current) throw new AlarmNotFoundError(stored.id);
+      if (!current.unlinked) return strip(current);
+      const linked = strip(current);
+      if (await this.replace({ ...linked, type: 'alarm' }, current._etag)) return linked;
+      current = await this.read<StoredAlarm>(stored.id);
+    }
+    throw new PreconditionFailedError(`Alarm '${stored.id}' kept changing concurrently.`);
   }
 
   private read<T extends { id: string }>(id: string): Promise<T | undefined> {
@@ -215,14 +258,14 @@ export class CosmosAlarmStore implements AlarmStore {
     });
   }
 
-  /** false when the id is taken (409). */
-  private create(doc: { id: string; type: string }): Promise<boolean> {
+  /** The document as created (with its ETag); undefined when the id is taken (409). */
+  private create<T extends { id: string; type: string }>(doc: T): Promise<T | undefined> {
     return this.call(async (c) => {
       try {
-        await c.items.create(doc);
-        return true;
+        const { resource } = await c.items.create(doc);
+        return { ...doc, _etag: resource?._etag };
       } catch (error) {
-        if (cosmosStatus(error) === 409) return false;
+        if (cosmosStatus(error) === 409) return undefined;
         throw error;
       }
     });
@@ -271,7 +314,12 @@ export class CosmosAlarmStore implements AlarmStore {
 const slotDoc = (id: string, alarmId: string): Slot => ({ id, type: 'slot', alarmId });
 
 function strip(stored: StoredAlarm): Alarm {
-  const { type: _type, _etag, ...alarm } = stored as StoredAlarm & Record<string, unknown>;
+  const {
+    type: _type,
+    _etag,
+    unlinked: _unlinked,
+    ...alarm
+  } = stored as StoredAlarm & Record<string, unknown>;
   for (const key of ['_rid', '_self', '_attachments', '_ts']) Reflect.deleteProperty(alarm, key);
   return alarm;
 }

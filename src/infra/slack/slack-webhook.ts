@@ -1,6 +1,12 @@
-/** Slack's answers that no retry can fix (https://api.slack.com/messaging/webhooks#handling_errors). */
-const PERMANENT =
-  /\b(invalid_payload|channel_not_found|channel_is_archived|no_service|no_team|no_text|action_prohibited|posting_to_general_channel_denied|invalid_token|team_disabled)\b/;
+/**
+ * Slack's answers that no retry can fix (https://api.slack.com/messaging/webhooks#handling_errors): those about
+ * the channel or the webhook refuse every message alike; the others refuse this message (its content).
+ */
+const CHANNEL_REFUSED =
+  /\b(channel_not_found|channel_is_archived|no_service|no_team|action_prohibited|posting_to_general_channel_denied|invalid_token|team_disabled)\b/;
+const MESSAGE_REFUSED = /\b(invalid_payload|invalid_blocks|no_text|too_many_attachments)\b/;
+/** HTTP answers about the webhook itself (forbidden, gone), whatever the message. */
+const CHANNEL_STATUSES = new Set([401, 403, 404, 410]);
 
 export interface SlackWebhookOptions {
   /** The incoming webhook URL (a secret: never logged, never in a reason). */
@@ -16,8 +22,11 @@ export interface SlackWebhookOptions {
 /** The outcome of one request to the webhook. */
 export type PostResult =
   | { outcome: 'sent' }
-  /** Refused for good: 4xx other than 408/429, or one of Slack's permanent error codes. */
-  | { outcome: 'refused'; reason: string }
+  /**
+   * Refused for good: 4xx other than 408/429, or one of Slack's permanent error codes; `scope` says whether
+   * any message would be refused (`channel`: no such channel or webhook) or this one (`message`: its content).
+   */
+  | { outcome: 'refused'; reason: string; scope: 'channel' | 'message' }
   /** A transient failure: 5xx, 408, 429, timeout, refused or reset connection. */
   | { outcome: 'failed'; reason: string; retryAfterMs?: number }
   /** Not attempted: the webhook was busy or rate-limited for longer than the caller would wait. */
@@ -36,8 +45,13 @@ export class SlackWebhook {
 
   constructor(private readonly options: SlackWebhookOptions) {}
 
-  /** Posts one JSON message; never throws. */
-  async post(body: object, maxWaitMs: number): Promise<PostResult> {
+  /** The per-attempt timeout, ms. */
+  get timeoutMs(): number {
+    return this.options.timeoutMs;
+  }
+
+  /** Posts one JSON message (with a per-attempt timeout of at most `timeoutMs`); never throws. */
+  async post(body: object, maxWaitMs: number, timeoutMs = this.options.timeoutMs): Promise<PostResult> {
     if (!(await this.acquire(maxWaitMs))) {
       const wait = this.nextSlot - Date.now();
       return {
@@ -47,7 +61,7 @@ export class SlackWebhook {
       };
     }
     try {
-      return await this.attempt(body);
+      return await this.attempt(body, Math.min(timeoutMs, this.options.timeoutMs));
     } finally {
       this.release();
     }
@@ -82,7 +96,7 @@ export class SlackWebhook {
     for (const wake of [...this.waiters]) wake();
   }
 
-  private async attempt(body: object): Promise<PostResult> {
+  private async attempt(body: object, timeoutMs: number): Promise<PostResult> {
     let status: number;
     let text: string;
     let retryAfterHeader: string | null;
@@ -91,7 +105,7 @@ export class SlackWebhook {
         method: 'POST',
         headers: { 'content-type': 'application/json' },
         body: JSON.stringify(body),
-        signal: AbortSignal.timeout(this.options.timeoutMs),
+        signal: AbortSignal.timeout(timeoutMs),
       });
       status = response.status;
       retryAfterHeader = response.headers.get('retry-after');
@@ -101,8 +115,15 @@ export class SlackWebhook {
       return { outcome: 'failed', reason: `Slack unreachable (${networkCause(error)})` };
     }
     if (status >= 200 && status < 300) return { outcome: 'sent' };
-    if (PERMANENT.test(text) || (status >= 400 && status < 500 && status !== 408 && status !== 429)) {
-      return { outcome: 'refused', reason: `Slack refused the message (${status}): ${text}` };
+    const clientError = status >= 400 && status < 500 && status !== 408 && status !== 429;
+    if (CHANNEL_REFUSED.test(text) || MESSAGE_REFUSED.test(text) || clientError) {
+      const channel =
+        CHANNEL_REFUSED.test(text) || (CHANNEL_STATUSES.has(status) && !MESSAGE_REFUSED.test(text));
+      return {
+        outcome: 'refused',
+        reason: `Slack refused the message (${status}): ${text}`,
+        scope: channel ? 'channel' : 'message',
+      };
     }
     const retryAfterMs = this.retryAfterMs(retryAfterHeader, status);
     if (retryAfterMs !== undefined) this.nextSlot = Math.max(this.nextSlot, Date.now() + retryAfterMs);

@@ -170,6 +170,82 @@ describe('alarm lifecycle on the local Cosmos DB server', () => {
   });
 });
 
+/** The raw alarms container, for what the store does not show. */
+const rawContainer = lazyContainer(createCosmosClient(config.cosmos), config.cosmos.databaseName, 'alarms', {
+  create: true,
+  partitionKeyPath: '/id',
+});
+const alarmDocsOf = async (deviceId: string) =>
+  (
+    await (
+      await rawContainer()
+    ).items
+      .query<{ id: string }>({
+        query: "SELECT c.id FROM c WHERE c.type = 'alarm' AND c.deviceId = @d",
+        parameters: [{ name: '@d', value: deviceId }],
+      })
+      .fetchAll()
+  ).resources;
+
+describe('the losing writer of a race to open an alarm (review finding 1)', () => {
+  it('its alarm is never due, not even between its creation and its withdrawal, nor after a crash there', async () => {
+    const device = `race-${randomUUID().slice(0, 6)}`;
+    const far = new Date(Date.UTC(2031, 0, 1)).toISOString();
+    let window: { due: string[]; claimed: boolean } | undefined;
+    // Writer A's store: as soon as A has created its alarm, writer B opens one for the same pair (B wins the
+    // slot), a sender looks for due notifications, and then A's process dies before it can withdraw its alarm.
+    const storeA = new CosmosAlarmStore(async () => {
+      const container = await rawContainer();
+      if (window === undefined) {
+        const docs = await alarmDocsOf(device);
+        if (docs.length > 0) {
+          await store.record(anomaly(device, 1));
+          const due = (await store.listDueNotifications(far, 1000)).filter((a) => a.deviceId === device);
+          const claimed = await store.claimNotification(docs[0]?.id ?? '', far, far);
+          window = { due: due.map((a) => a.id), claimed: claimed !== undefined };
+          throw new Error('the process died');
+        }
+      }
+      return container;
+    });
+    await expect(storeA.record(anomaly(device, 0))).rejects.toThrow('the process died');
+    expect(window?.claimed).toBe(false);
+    expect(window?.due).toHaveLength(1); // B's alarm only
+    // The host replays A's anomaly: it folds into B's alarm; A's leftover is never listed, due or sent.
+    expect((await store.record(anomaly(device, 0))).outcome).toBe('repeated');
+    const listed = (await store.list({ deviceId: device, top: 10 })).items;
+    expect(listed).toHaveLength(1);
+    expect(listed[0]).toMatchObject({ count: 2, status: 'open' });
+    const due = (await store.listDueNotifications(far, 1000)).filter((a) => a.deviceId === device);
+    expect(due.map((a) => a.id)).toEqual([listed[0]?.id]);
+  });
+});
+
+describe('listing due notifications (review finding 3)', () => {
+  it('returns the oldest due notifications first, up to the limit', async () => {
+    const device = `old-${randomUUID().slice(0, 6)}`;
+    const at = (minute: number) => new Date(Date.UTC(2032, 0, 1, 0, minute)).toISOString();
+    // Recorded newest first: the storage order is the reverse of the age order.
+    const ids: string[] = [];
+    for (let i = 0; i < 12; i++) {
+      ids.push((await store.record(anomaly(`${device}-${i}`, 0), { now: at(60 - i) })).alarm.id);
+    }
+    const oldest = [...ids].reverse();
+    const due = async (limit: number) =>
+      (await store.listDueNotifications(at(120), limit))
+        .filter((a) => a.deviceId.startsWith(device))
+        .map((a) => a.id);
+    // Only this test's alarms are due as late as 2032 (older tests' alarms too, but they are older still).
+    const all = (await store.listDueNotifications(at(120), 10_000)).map((a) => a.id);
+    const before = all.length - ids.length;
+    expect((await due(before + 5)).slice(0, 5)).toEqual(oldest.slice(0, 5));
+    expect(await due(before + 12)).toEqual(oldest);
+    // Pages of 2: read on to the limit.
+    const paged = new CosmosAlarmStore(rawContainer, undefined, 2);
+    expect(await paged.listDueNotifications(at(120), before + 7)).toHaveLength(before + 7);
+  });
+});
+
 describe('Cosmos DB throttling and outages (a fault proxy in front of the local server)', () => {
   let proxy: CosmosFaultProxy;
   let alarms: CosmosAlarmStore;

@@ -3,6 +3,7 @@ import { afterAll, beforeAll, beforeEach, describe, expect, it } from 'vitest';
 import { makeAlarmHandlers } from '../../../src/alerts/http-handlers.js';
 import type { AlarmStore } from '../../../src/alerts/alarms.js';
 import type { Anomaly } from '../../../src/alerts/anomaly-records.js';
+import type { AlertNotifier, NotifyLimits } from '../../../src/alerts/notifier.js';
 import { makeNotifyAnomalies } from '../../../src/alerts/notify-anomalies.js';
 import { makeRedeliverAlerts } from '../../../src/alerts/redeliver-alerts.js';
 import { withProblemDetails } from '../../../src/http/problem.js';
@@ -63,10 +64,10 @@ function trigger(
   };
 }
 
-const redeliver = (maxWaitMs = 5000) => {
+const redeliver = (maxWaitMs = 5000, alarms: AlarmStore = adapters.alarms, notifier?: AlertNotifier) => {
   const handler = makeRedeliverAlerts({
-    alarms: adapters.alarms,
-    notifier: slackNotifier(maxWaitMs),
+    alarms,
+    notifier: notifier ?? slackNotifier(maxWaitMs),
     outbox: { leaseMs: LEASE_MS, horizonMs: HORIZON_MS, backoffBaseMs: 30_000 },
     now: () => new Date(clock),
   });
@@ -140,7 +141,14 @@ describe('notifyAnomalies on the local Cosmos DB server, Azurite and a Slack-lik
     expect(slack.requests).toHaveLength(0);
 
     clock += 11 * 60_000; // past the cooldown: a repeat alerts again
-    expect(await notify([anomaly('n1', 2, 45)], 20)).toMatchObject({ repeated: 1, alerted: 1 });
+    // (A fresh webhook client: the trigger does not wait for the 1 s turn after the first message.)
+    webhook = new SlackWebhook({
+      url: slack.url,
+      minIntervalMs: 1000,
+      timeoutMs: 10_000,
+      maxRetryAfterMs: 60_000,
+    });
+    expect(await trigger()([anomaly('n1', 2, 45)], 20)).toMatchObject({ repeated: 1, alerted: 1 });
     expect(slack.requests).toHaveLength(1);
     expect(slack.requests[0]?.body.text).toContain('×3');
   });
@@ -160,6 +168,13 @@ describe('notifyAnomalies on the local Cosmos DB server, Azurite and a Slack-lik
       config.storage.deadLetterContainer,
     );
     expect(dead.map((d) => d.reason).sort()).toEqual(['invalid-json', 'not-an-object']);
+    // The same format as ingest's dead letters (review 9): text as `bodyText`, a JSON value as `body`.
+    expect(dead.find((d) => d.reason === 'invalid-json')).toMatchObject({
+      bodyText: 'not json at all',
+      sequenceNumber: 101,
+      partitionId: expect.any(String) as unknown,
+    });
+    expect(dead.find((d) => d.reason === 'not-an-object')).toMatchObject({ body: 42, sequenceNumber: 102 });
     // Undeliverable is final: the redelivery leaves it alone.
     expect(await redeliver()).toMatchObject({ claimed: 0 });
     expect(slack.requests).toHaveLength(1);
@@ -329,7 +344,7 @@ describe('Slack never holds alarms hostage (issue 11 item 10)', () => {
 });
 
 describe('nothing lost after the retry budget (issue 11 item 5)', () => {
-  it('rethrows while retries remain, then parks the batch with its original bodies on the last attempt', async () => {
+  it('rethrows while retries remain, then parks the anomalies on the last attempt, re-processable', async () => {
     const down = new ServiceUnavailableError('Cosmos DB is unavailable (503).');
     const failing = Object.assign(Object.create(adapters.alarms) as AlarmStore, {
       record: () => Promise.reject(down),
@@ -337,17 +352,17 @@ describe('nothing lost after the retry budget (issue 11 item 5)', () => {
     const bytes = Buffer.from(`${JSON.stringify(anomaly('p1', 0))}\n${JSON.stringify(anomaly('p2', 0))}\n`);
     const batch = [bytes, anomaly('p3', 0)];
     await expect(trigger({ alarms: failing, retry: [1, 3] })(batch, 1100)).rejects.toBe(down);
-    expect(await trigger({ alarms: failing, retry: [3, 3] })(batch, 1100)).toMatchObject({
-      batchDeadLettered: true,
-    });
+    expect(await trigger({ alarms: failing, retry: [3, 3] })(batch, 1100)).toMatchObject({ parked: 3 });
     const parked = (await deadLetterLines()).filter((d) => d.reason === 'storage-failure');
     expect(parked).toMatchObject([
       {
         sequenceNumber: 1100,
-        body: bytes.toString('utf8'),
+        recordIndex: 0,
+        body: anomaly('p1', 0),
         detail: expect.stringContaining('503') as unknown,
       },
-      { sequenceNumber: 1101, body: anomaly('p3', 0) },
+      { sequenceNumber: 1100, recordIndex: 1, body: anomaly('p2', 0) },
+      { sequenceNumber: 1101, recordIndex: 0, body: anomaly('p3', 0) },
     ]);
     // Re-processable: the parked bodies, fed back, record every anomaly.
     const replayed = await trigger()(
@@ -355,5 +370,107 @@ describe('nothing lost after the retry budget (issue 11 item 5)', () => {
       1200,
     );
     expect(replayed).toMatchObject({ anomalies: 3, opened: 3 });
+  });
+});
+
+describe('a failed record costs only its own device (review 8)', () => {
+  const failingFor = (deviceId: string) =>
+    Object.assign(Object.create(adapters.alarms) as AlarmStore, {
+      record: (a: Anomaly, options?: { cooldownMs?: number; now?: string }) =>
+        a.deviceId === deviceId
+          ? Promise.reject(new ServiceUnavailableError('Cosmos DB is unavailable (503).'))
+          : adapters.alarms.record(a, options),
+    });
+
+  it("on the last attempt parks only the failed device's anomalies; the rest is recorded, dead letters once", async () => {
+    const before = (await deadLetterLines()).length;
+    const q2 = `${JSON.stringify(anomaly('q2', 0))}\n${JSON.stringify(anomaly('q2', 1))}\n`;
+    const summary = await trigger({ alarms: failingFor('q2'), retry: [3, 3] })(
+      [anomaly('q1', 0), q2, 'not json'],
+      1300,
+    );
+    expect(summary).toMatchObject({ anomalies: 3, opened: 1, parked: 2, deadLetters: 1 });
+    expect(await alarmsOf('q1')).toMatchObject([{ count: 1 }]);
+    const lines = (await deadLetterLines()).slice(before);
+    expect(lines.map((l) => l.reason).sort()).toEqual(['invalid-json', 'storage-failure', 'storage-failure']);
+    expect(lines.filter((l) => l.reason === 'storage-failure')).toMatchObject([
+      { sequenceNumber: 1301, recordIndex: 0, body: anomaly('q2', 0) },
+      { sequenceNumber: 1301, recordIndex: 1, body: anomaly('q2', 1) },
+    ]);
+  });
+
+  it("a failing device does not leave other devices' records running after the invocation failed", async () => {
+    const notify = trigger({ alarms: failingFor('x1'), retry: [0, 3] });
+    await expect(
+      notify([anomaly('x1', 0), anomaly('x2', 0), anomaly('x2', 1), anomaly('x2', 2)], 1400),
+    ).rejects.toBeInstanceOf(ServiceUnavailableError);
+    // Settled when the invocation ended, not overlapping the host's retry.
+    expect(await alarmsOf('x2')).toMatchObject([{ count: 3 }]);
+  });
+});
+
+describe('delivery bounded by the claims and the trigger (review 5 and 6)', () => {
+  /** A long metric name: one line per section, so 50 alerts need two Slack messages. */
+  const long = (deviceId: string) => ({ ...anomaly(deviceId, 0), metric: 'm'.repeat(2000) });
+
+  it('the trigger sends at most one message, without waiting for the webhook; the timer sends the rest', async () => {
+    const devices = Array.from({ length: 50 }, (_, i) => `w${i}`);
+    const summary = await trigger()(devices.map(long), 1500);
+    expect(slack.requests).toHaveLength(1);
+    expect(summary).toMatchObject({ opened: 50, alerted: 49, pending: 1 });
+    await redeliver();
+    expect(slack.requests).toHaveLength(2);
+    // (The text fallback is cut at 40,000 characters: count the alerts in the blocks.)
+    const sections = slack.requests.flatMap((r) =>
+      (r.body.blocks as { text: { text: string } }[]).slice(1).map((b) => b.text.text),
+    );
+    for (const id of devices) expect(sections.filter((t) => t.includes(`|${id}>`))).toHaveLength(1);
+  });
+
+  it('a claim that fails does not abandon the others, nor fail the redelivery', async () => {
+    slack.script({ status: 500, body: 'oops' });
+    await trigger()([anomaly('f1', 0), anomaly('f2', 0)], 1600);
+    clock += 31_000;
+    const { alarm } = (await alarmsOf('f1')).map((a) => ({ alarm: a }))[0] ?? { alarm: undefined };
+    const flaky = Object.assign(Object.create(adapters.alarms) as AlarmStore, {
+      claimNotification: (id: string, now: string, until: string) =>
+        id === alarm?.id
+          ? Promise.reject(new ServiceUnavailableError('Cosmos DB is unavailable (503).'))
+          : adapters.alarms.claimNotification(id, now, until),
+    });
+    expect(await redeliver(5000, flaky)).toMatchObject({ claimErrors: 1 });
+    expect(messagesFor('f2')).toHaveLength(2);
+    expect(await alarmsOf('f2')).toMatchObject([{ notification: 'sent' }]);
+    expect(await alarmsOf('f1')).toMatchObject([{ notification: 'pending' }]);
+  });
+
+  it('tries a settlement that fails again, so a sent alert does not stay claimed for the whole lease', async () => {
+    let failures = 0;
+    const flaky = Object.assign(Object.create(adapters.alarms) as AlarmStore, {
+      settleNotification: (...args: Parameters<AlarmStore['settleNotification']>) =>
+        failures++ === 0
+          ? Promise.reject(new ServiceUnavailableError('Cosmos DB is unavailable (503).'))
+          : adapters.alarms.settleNotification(...args),
+    });
+    expect(await trigger({ alarms: flaky })([anomaly('g1', 0)], 1700)).toMatchObject({ alerted: 1 });
+    expect(await alarmsOf('g1')).toMatchObject([{ notification: 'sent' }]);
+    expect(messagesFor('g1')).toHaveLength(1);
+  });
+
+  it("gives the notifier no more time than the claims' lease", async () => {
+    let given: NotifyLimits | undefined;
+    const recording: AlertNotifier = {
+      notify: (alerts, limits) => {
+        given = limits;
+        return Promise.resolve(alerts.map(() => ({ outcome: 'logged' as const })));
+      },
+    };
+    await adapters.alarms.record(
+      { ...anomaly('l1', 0), kind: 'threshold', score: undefined, raw: {} },
+      { now: new Date(clock).toISOString() },
+    );
+    await redeliver(5000, adapters.alarms, recording);
+    expect(given?.timeMs).toBeGreaterThan(0);
+    expect(given?.timeMs).toBeLessThan(LEASE_MS);
   });
 });

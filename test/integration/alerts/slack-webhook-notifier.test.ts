@@ -132,7 +132,6 @@ describe('SlackWebhookNotifier against a local Slack-like webhook', () => {
   });
 
   it.each([
-    [400, 'invalid_payload'],
     [404, 'channel_not_found'],
     [410, 'channel_is_archived'],
   ])(
@@ -146,6 +145,72 @@ describe('SlackWebhookNotifier against a local Slack-like webhook', () => {
       expect(logs.join('\n')).not.toContain('XXXXXXXX');
     },
   );
+
+  it('does not retry 400 invalid_payload for one alert: undeliverable, logged, never the webhook URL', async () => {
+    slack.script({ status: 400, body: 'invalid_payload' });
+    expect(await notifier().notify([alert(1)])).toEqual([
+      { outcome: 'undeliverable', reason: 'Slack refused the message (400): invalid_payload' },
+    ]);
+    expect(slack.requests).toHaveLength(1);
+    expect(logs.join('\n')).toContain('invalid_payload');
+    expect(logs.join('\n')).not.toContain('XXXXXXXX');
+  });
+
+  it('re-sends a refused digest one alert at a time: only the alert Slack refuses is undeliverable (review 4)', async () => {
+    slack.script(
+      { status: 400, body: 'invalid_blocks' },
+      { status: 200, body: 'ok' },
+      { status: 400, body: 'invalid_blocks' },
+      { status: 200, body: 'ok' },
+    );
+    const quick = new SlackWebhook({
+      url: slack.url,
+      minIntervalMs: 10,
+      timeoutMs: 10_000,
+      maxRetryAfterMs: 60_000,
+    });
+    const refused = { outcome: 'undeliverable', reason: 'Slack refused the message (400): invalid_blocks' };
+    expect(await notifier(quick).notify([alert(1), alert(2), alert(3)])).toEqual([sent, refused, sent]);
+    expect(slack.requests.map((r) => (String(r.body.text).match(/\|dev-\d>/g) ?? []).join())).toEqual([
+      '|dev-1>,|dev-2>,|dev-3>',
+      '|dev-1>',
+      '|dev-2>',
+      '|dev-3>',
+    ]);
+  });
+
+  it('keeps every section of a message non-empty and within 3,000 characters, even for a huge line (review 4)', async () => {
+    const huge = alert(1, { deviceId: 'd'.repeat(5000), metric: '<&>'.repeat(2000) });
+    expect(await notifier().notify([alert(0), huge, alert(2)])).toEqual([sent, sent, sent]);
+    const blocks = slack.requests.flatMap((r) => r.body.blocks as { type: string; text: { text: string } }[]);
+    const sections = blocks.filter((b) => b.type === 'section').map((b) => b.text.text);
+    expect(sections.length).toBeGreaterThan(0);
+    for (const text of sections) {
+      expect(text.trim()).not.toBe('');
+      expect(text.length).toBeLessThanOrEqual(3000);
+    }
+    const text = sections.join('\n');
+    for (const i of [0, 2]) expect(text).toContain(`|dev-${i}>`);
+  });
+
+  it('starts no request that could outlive the time it is given: the rest is left to a retry (review 5)', async () => {
+    // 10 s per-attempt timeout, 1 s left: not even one attempt fits.
+    expect(await notifier().notify([alert(1), alert(2)], { timeMs: 1000 })).toEqual([
+      { outcome: 'retry', attempted: false, reason: expect.stringContaining('no time left') as unknown },
+      { outcome: 'retry', attempted: false, reason: expect.stringContaining('no time left') as unknown },
+    ]);
+    expect(slack.requests).toHaveLength(0);
+    // One message at most, no waiting for the webhook's turn (the trigger's limits): the second alert, which
+    // needs a message of its own after a refusal, is left to a retry without a request.
+    slack.script({ status: 400, body: 'invalid_blocks' }, { status: 200, body: 'ok' });
+    expect(
+      await notifier().notify([alert(3), alert(4)], { timeMs: 60_000, maxMessages: 1, maxWaitMs: 0 }),
+    ).toMatchObject([
+      { outcome: 'retry', attempted: false },
+      { outcome: 'retry', attempted: false },
+    ]);
+    expect(slack.requests).toHaveLength(1);
+  });
 
   it('spaces requests to the webhook at least one second apart', async () => {
     const n = notifier();
