@@ -1,15 +1,10 @@
-/**
- * The ledger's table and the invariants it must show. An invariant with `pendingFix` is known to fail on the
- * code it was written against; `npm test` skips it (and says why) until the fix it names is merged.
- */
+/** The ledger's table and the invariants it must show (each one a test of `npm test`). */
 import type { LedgerRow } from './run.js';
 
 export interface Invariant {
   id: string;
   text: string;
   holds: (row: LedgerRow) => boolean;
-  /** Why it fails today (the issue item that fixes it); undefined once it must hold. */
-  pendingFix?: string;
 }
 
 export const INVARIANTS: readonly Invariant[] = [
@@ -119,10 +114,10 @@ export function formatTable(rows: readonly LedgerRow[]): string {
   return lines.join('\n');
 }
 
-/** Each invariant with ✓/✗ per row, and why a known failure is known. */
+/** Each invariant with ok/FAILS per row. */
 export function formatInvariants(rows: readonly LedgerRow[]): string {
   return INVARIANTS.map((inv) => {
     const marks = rows.map((r) => `${r.ratePercent} %: ${inv.holds(r) ? 'ok' : 'FAILS'}`).join(', ');
-    return `- ${inv.text} — ${marks}${inv.pendingFix ? ` (known until: ${inv.pendingFix})` : ''}`;
+    return `- ${inv.text} — ${marks}`;
   }).join('\n');
 }

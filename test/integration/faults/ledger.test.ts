@@ -1,9 +1,7 @@
 /**
  * The short fault-injection ledger (bench/faults.ts --short: 6 devices × 6 messages at 0 % and 10 % faults)
  * through the embedded runtime, built and run as a child process as `npm run faults` runs it, against this
- * run's local services. Each invariant of bench/ledger/report.ts is one test; one that names a `pendingFix`
- * is known to fail on the code it was written against and is skipped until that fix is merged (remove the
- * `pendingFix` to switch it on).
+ * run's local services. Each invariant of bench/ledger/report.ts is one test.
  */
 import { execFileSync, spawn } from 'node:child_process';
 import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
@@ -61,8 +59,7 @@ describe('fault-injection ledger (short: 0 % and 10 %)', () => {
   });
 
   for (const invariant of INVARIANTS) {
-    const test = invariant.pendingFix ? it.skip : it;
-    test(`${invariant.text}${invariant.pendingFix ? ` [pending: ${invariant.pendingFix}]` : ''}`, () => {
+    it(invariant.text, () => {
       const failing = rows.filter((r) => !invariant.holds(r)).map((r) => `${r.ratePercent} %`);
       expect(failing, `${invariant.id} fails at ${failing.join(', ')}\n${formatTable(rows)}`).toEqual([]);
     });
