@@ -3,7 +3,7 @@
  * with Cosmos DB, Blob and Slack behind fault proxies, drives telemetry and alarms through it at 0, 1, 10 and
  * 30 % injected faults, and prints what went in against what the stores hold.
  *
- *   node dist/bench/faults.js [--short] [--rates 0,10] [--devices 20] [--messages 12] [--seed 1] [--json file]
+ *   node dist/bench/faults.js [--short] [--rates 0,10] [--devices 50] [--messages 20] [--seed 1] [--json file]
  *
  * `--short` is the quick version `npm test` runs. Local services: the ones named by FAULTS_SERVICES (JSON of
  * the LocalServices endpoints, as the test setup provides them), or fresh in-memory ones.
@@ -30,8 +30,8 @@ const numbers = (text: string) => text.split(',').map((s) => Number(s.trim()));
 const ratesPercent = numbers(args.rates ?? (args.short ? '0,10' : '0,1,10,30'));
 if (ratesPercent.some((r) => !Number.isFinite(r) || r < 0 || r > 100))
   throw new Error('--rates: percentages 0..100');
-const devices = Number(args.devices ?? (args.short ? 6 : 20));
-const messagesPerDevice = Number(args.messages ?? (args.short ? 6 : 12));
+const devices = Number(args.devices ?? (args.short ? 6 : 50));
+const messagesPerDevice = Number(args.messages ?? (args.short ? 6 : 20));
 
 mkdirSync('.local', { recursive: true });
 const logFile = process.env.FAULTS_LOG ?? '.local/faults.log';
