@@ -17,6 +17,7 @@ import https from 'node:https';
 import { createRequire } from 'node:module';
 import type { AddressInfo } from 'node:net';
 import { dirname, join } from 'node:path';
+import { seededRandom } from './seeded-random.js';
 
 export const FAULT_KINDS = ['throttle', 'unavailable', 'timeout', 'reset', 'slow'] as const;
 export type FaultKind = (typeof FAULT_KINDS)[number];
@@ -67,17 +68,11 @@ export interface FaultProxy {
   close(): Promise<void>;
 }
 
-/** mulberry32: a small, fast, seeded PRNG (uniform in [0, 1)). */
-export function seededRandom(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
+export { seededRandom };
+
+/** Weights that make every fault of one kind (with `setRate(1)`: every request). */
+export const onlyFault = (kind: FaultKind): Record<FaultKind, number> =>
+  Object.fromEntries(FAULT_KINDS.map((k) => [k, k === kind ? 1 : 0])) as Record<FaultKind, number>;
 
 const LOOPBACK = new Set(['127.0.0.1', 'localhost', '[::1]']);
 

@@ -13,7 +13,7 @@ import {
   ServiceUnavailableError,
   ThrottledError,
 } from '../../../src/shared/errors.js';
-import { startCosmosFaultProxy, type CosmosFaultProxy } from '../../fixtures/cosmos-fault-proxy.js';
+import { onlyFault, startFaultProxy, type FaultKind } from '../../../tools/fault-proxy.js';
 import { testConfig } from '../../support/local-env.js';
 import { responseProblems } from '../../support/openapi.js';
 
@@ -247,26 +247,38 @@ describe('listing due notifications (review finding 3)', () => {
 });
 
 describe('Cosmos DB throttling and outages (a fault proxy in front of the local server)', () => {
-  let proxy: CosmosFaultProxy;
-  let alarms: CosmosAlarmStore;
-  let jobs: CosmosJobStore;
-  beforeAll(async () => {
-    proxy = await startCosmosFaultProxy(config.cosmos.endpoint);
-    const client = createCosmosClient({ ...config.cosmos, endpoint: proxy.endpoint });
+  /** The stores behind a proxy that, once armed, answers every request with one kind of fault. */
+  const behind = async (kind: FaultKind) => {
+    const proxy = await startFaultProxy({
+      target: config.cosmos.endpoint,
+      dependency: 'cosmos',
+      weights: onlyFault(kind),
+      // The SDK itself retries a 429 nine times after x-ms-retry-after-ms: keep the wait short.
+      retryAfterMs: 40,
+    });
+    const client = createCosmosClient({ ...config.cosmos, endpoint: `${proxy.origin}/` });
     const container = (name: string) =>
       lazyContainer(client, config.cosmos.databaseName, name, { create: true, partitionKeyPath: '/id' });
-    alarms = new CosmosAlarmStore(container('alarms'));
-    jobs = new CosmosJobStore(container('jobs'));
-    await alarms.record(anomaly('t1', 0)); // containers exist before faults start
-    await jobs.get('job-none');
+    const stores = {
+      alarms: new CosmosAlarmStore(container('alarms')),
+      jobs: new CosmosJobStore(container('jobs')),
+    };
+    await stores.alarms.record(anomaly('t1', 0)); // containers exist before faults start
+    await stores.jobs.get('job-none');
+    return { proxy, ...stores };
+  };
+  let throttling: Awaited<ReturnType<typeof behind>>;
+  let unavailable: Awaited<ReturnType<typeof behind>>;
+  beforeAll(async () => {
+    [throttling, unavailable] = await Promise.all([behind('throttle'), behind('unavailable')]);
   });
   afterAll(async () => {
-    await proxy.close();
+    await Promise.all([throttling.proxy.close(), unavailable.proxy.close()]);
   });
 
   it('maps 429 to ThrottledError with x-ms-retry-after-ms, in the alarm and the job store', async () => {
-    // The SDK itself retries a 429 nine times after x-ms-retry-after-ms: keep the wait short.
-    proxy.arm({ status: 429, retryAfterMs: 40 });
+    const { proxy, alarms, jobs } = throttling;
+    proxy.setRate(1);
     try {
       const refused = await alarms.record(anomaly('t1', 1)).catch((e: unknown) => e);
       expect(refused).toBeInstanceOf(ThrottledError);
@@ -275,24 +287,26 @@ describe('Cosmos DB throttling and outages (a fault proxy in front of the local 
       await expect(jobs.get('job-x')).rejects.toBeInstanceOf(ThrottledError);
       await expect(jobs.list({ top: 5 })).rejects.toBeInstanceOf(ThrottledError);
     } finally {
-      proxy.disarm();
+      proxy.setRate(0);
     }
-    expect(proxy.faultsSent).toBeGreaterThan(0);
+    expect(proxy.counts().injected.throttle).toBeGreaterThan(0);
   });
 
   it('maps 503 to ServiceUnavailableError', async () => {
-    proxy.arm({ status: 503 });
+    const { proxy, alarms, jobs } = unavailable;
+    proxy.setRate(1);
     try {
       await expect(alarms.get('x')).rejects.toBeInstanceOf(ServiceUnavailableError);
       await expect(jobs.update('job-y', (r) => r)).rejects.toBeInstanceOf(ServiceUnavailableError);
     } finally {
-      proxy.disarm();
+      proxy.setRate(0);
     }
   });
 
   it('answers 503 with Retry-After over HTTP, never 500', async () => {
+    const { proxy, alarms } = throttling;
     const handlers = makeAlarmHandlers(alarms);
-    proxy.arm({ status: 429, retryAfterMs: 40 });
+    proxy.setRate(1);
     let res: HttpResponseInit;
     try {
       res = await withProblemDetails(handlers.listAlarms)(
@@ -300,7 +314,7 @@ describe('Cosmos DB throttling and outages (a fault proxy in front of the local 
         new InvocationContext(),
       );
     } finally {
-      proxy.disarm();
+      proxy.setRate(0);
     }
     const headers = res.headers as Record<string, string>;
     expect(res.status).toBe(503);

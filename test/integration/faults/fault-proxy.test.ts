@@ -13,11 +13,10 @@ import { afterAll, beforeAll, describe, expect, inject, it } from 'vitest';
 import { startFakeIotHub, type FakeIotHub } from '../../fixtures/fake-iothub.js';
 import { startFakeSlack, type FakeSlack } from '../../../tools/fake-slack.js';
 import {
-  FAULT_KINDS,
+  onlyFault,
   seededRandom,
   startFaultProxy,
   type Dependency,
-  type FaultKind,
   type FaultProxy,
 } from '../../../tools/fault-proxy.js';
 import { AZURITE_DEV_KEY } from '../../../tools/local-services.js';
@@ -53,9 +52,6 @@ function request(url: string, init: { method?: string; body?: string } = {}): Pr
     req.end(init.body);
   });
 }
-
-const only = (kind: FaultKind) =>
-  Object.fromEntries(FAULT_KINDS.map((k) => [k, k === kind ? 1 : 0])) as Record<FaultKind, number>;
 
 let slack: FakeSlack;
 let hub: FakeIotHub;
@@ -106,7 +102,7 @@ describe('fault proxy', () => {
       target: new URL(slack.url).origin,
       dependency,
       rate: 1,
-      weights: only('throttle'),
+      weights: onlyFault('throttle'),
       retryAfterMs: 1500,
     });
     const before = slack.requests.length;
@@ -127,7 +123,7 @@ describe('fault proxy', () => {
       target: new URL(slack.url).origin,
       dependency,
       rate: 1,
-      weights: only('unavailable'),
+      weights: onlyFault('unavailable'),
     });
     const reply = await request(`${p.origin}/x`);
     expect(reply.status).toBe(503);
@@ -140,7 +136,7 @@ describe('fault proxy', () => {
         target: new URL(slack.url).origin,
         dependency: 'slack',
         rate: 1,
-        weights: only(kind),
+        weights: onlyFault(kind),
         holdMs: 50,
         afterUpstreamShare: 0,
       });
@@ -158,7 +154,7 @@ describe('fault proxy', () => {
       target: new URL(slack.url).origin,
       dependency: 'slack',
       rate: 1,
-      weights: only('reset'),
+      weights: onlyFault('reset'),
       afterUpstreamShare: 1,
     });
     const before = slack.requests.length;
@@ -172,7 +168,7 @@ describe('fault proxy', () => {
       target: new URL(slack.url).origin,
       dependency: 'slack',
       rate: 1,
-      weights: only('slow'),
+      weights: onlyFault('slow'),
       slowMs: 20,
     });
     expect(await request(`${p.origin}/x`, { method: 'POST', body: '{}' })).toMatchObject({ status: 200 });
@@ -213,7 +209,7 @@ describe('fault proxy', () => {
       target: cosmosEndpoint,
       dependency: 'cosmos',
       retryAfterMs: 10,
-      weights: only('throttle'),
+      weights: onlyFault('throttle'),
     });
     const account = await request(`${p.origin}/`);
     const upstreamPort = new URL(cosmosEndpoint).port;
@@ -250,7 +246,7 @@ describe('fault proxy', () => {
       target: upstream.origin,
       dependency: 'blob',
       rate: 1,
-      weights: only('throttle'),
+      weights: onlyFault('throttle'),
     });
     const service = BlobServiceClient.fromConnectionString(
       `DefaultEndpointsProtocol=http;AccountName=devstoreaccount1;AccountKey=${AZURITE_DEV_KEY};BlobEndpoint=${p.origin}${upstream.pathname};`,

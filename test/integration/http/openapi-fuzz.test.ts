@@ -11,21 +11,10 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { openApiDocument } from '../../../src/http/openapi.js';
 import { startRuntime, type Runtime } from '../../../tools/local-runtime/runtime.js';
 import { testSettings } from '../../support/local-env.js';
+import { seededRandom } from '../../../tools/seeded-random.js';
 
 const SEED = 0x5eed_2024;
 const MAX_REQUESTS = 1_800;
-
-/** mulberry32: small, seeded, good enough to pick cases reproducibly. */
-function prng(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
 
 /** Path segments as they go on the wire (already percent-encoded, malformed on purpose). */
 const SEGMENTS = [
@@ -212,7 +201,7 @@ describe('OpenAPI fuzz over the embedded runtime (real HTTP)', () => {
   });
 
   it(`answers every malformed request (<= ${MAX_REQUESTS}) without a 5xx or a stack trace`, async () => {
-    const random = prng(SEED);
+    const random = seededRandom(SEED);
     const all = buildCases(random);
     // Shuffle (Fisher-Yates) with the seeded PRNG, then bound the count.
     for (let i = all.length - 1; i > 0; i--) {

@@ -13,7 +13,7 @@ import { makeProvisioningHandlers } from '../../../src/provisioning/http-handler
 import { ProvisioningService } from '../../../src/provisioning/provisioning-service.js';
 import type { DeviceRecord } from '../../../src/provisioning/registry.js';
 import { ServiceUnavailableError, ThrottledError } from '../../../src/shared/errors.js';
-import { FAULT_KINDS, startFaultProxy, type FaultKind, type FaultProxy } from '../../../tools/fault-proxy.js';
+import { startFaultProxy, type FaultKind, type FaultProxy, onlyFault } from '../../../tools/fault-proxy.js';
 import { closedPort } from '../../fixtures/closed-port.js';
 import { testConfig } from '../../support/local-env.js';
 
@@ -60,9 +60,6 @@ async function failures(adapters: Adapters, only?: readonly string[]): Promise<[
   return outcomes;
 }
 
-const only = (kind: FaultKind) =>
-  Object.fromEntries(FAULT_KINDS.map((k) => [k, k === kind ? 1 : 0])) as Record<FaultKind, number>;
-
 /** The app's adapters with Cosmos DB behind `endpoint` (its database and containers made first when `ready`). */
 async function adaptersAt(endpoint: string, ready: boolean): Promise<Adapters> {
   const adapters = createAdapters(testConfig({ CosmosDb__accountEndpoint: endpoint }));
@@ -81,7 +78,7 @@ describe('Cosmos DB adapters during an outage', () => {
     const started = await startFaultProxy({
       target: inject('localServices').cosmosEndpoint,
       dependency: 'cosmos',
-      weights: only(kind),
+      weights: onlyFault(kind),
       retryAfterMs: 10,
       holdMs: 50,
       afterUpstreamShare: 0,

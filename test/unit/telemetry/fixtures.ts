@@ -29,17 +29,7 @@ export function record(
   };
 }
 
-/** A small seeded PRNG (mulberry32), so that "random" orders are the same on every run. */
-export function seededRandom(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
+export { seededRandom } from '../../../tools/seeded-random.js';
 
 /** Fisher–Yates with the given random source. */
 export function shuffle<T>(items: readonly T[], random: () => number): T[] {
