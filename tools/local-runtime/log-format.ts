@@ -34,11 +34,16 @@ export function formatLogString(text: string): string {
   return bounded.replace(LINE_BREAKING, escapeChar);
 }
 
-/** One value as log text: strings bounded and escaped, anything else through util.inspect. Never throws. */
+/**
+ * One value as log text, never more than one line: strings bounded and escaped, errors as `Name: message`,
+ * anything else through util.inspect with line breaks escaped (nested strings, custom inspect functions).
+ * Never throws.
+ */
 export function formatLogValue(value: unknown): string {
   if (typeof value === 'string') return formatLogString(value);
   try {
-    return inspect(value, OPTIONS);
+    if (value instanceof Error) return formatLogString(`${value.name}: ${value.message}`);
+    return inspect(value, OPTIONS).replace(LINE_BREAKING, escapeChar);
   } catch {
     // A custom inspect function or a hostile Proxy threw: say what it was, not what it holds.
     try {
@@ -59,7 +64,4 @@ export function formatLogArgs(args: readonly unknown[]): string {
 }
 
 /** An error as one bounded line: `Name: message` for Errors, the safe rendering for anything thrown. */
-export function formatError(error: unknown): string {
-  if (error instanceof Error) return formatLogString(`${error.name}: ${error.message}`);
-  return formatLogValue(error);
-}
+export const formatError = (error: unknown): string => formatLogValue(error);

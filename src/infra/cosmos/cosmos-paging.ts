@@ -19,7 +19,7 @@ const invalidToken = () =>
  * continuation token that Cosmos DB did not issue is the caller's mistake (400), whether the service refuses it
  * (400) or the SDK does before sending: it parses ORDER BY tokens itself and throws errors with no HTTP status,
  * SyntaxError, TypeError or, in @azure/cosmos 4.9, a plain Error ("Failed to parse continuation token", "Unable
- * to resume ORDER BY query…"). Any other failure is passed on.
+ * to resume ORDER BY query…"). Any other failure (a credential that cannot get a token, say) is passed on.
  */
 // The caller names the document type, as the SDK's own `items.query<T>` does.
 // eslint-disable-next-line @typescript-eslint/no-unnecessary-type-parameters
@@ -50,12 +50,17 @@ export async function fetchPage<T>(
   } catch (error) {
     const translated = translateCosmosError(error);
     if (translated !== error) throw translated;
-    if (token && (cosmosStatus(error) === 400 || isClientSideFailure(error))) throw invalidToken();
+    if (token && (cosmosStatus(error) === 400 || isTokenRefusal(error))) throw invalidToken();
     throw error;
   }
 }
 
-/** An error the SDK raised itself, not a response or a network failure: no HTTP status and no error code. */
-function isClientSideFailure(error: unknown): boolean {
-  return error instanceof Error && (error as { code?: unknown }).code === undefined;
+/**
+ * The SDK refusing a continuation token before sending it: JSON.parse of the token (SyntaxError, TypeError) or
+ * its own words for a token it cannot resume from. Anything else without a status (a credential that cannot
+ * get a token, a bug) is not the caller's token and is passed on.
+ */
+function isTokenRefusal(error: unknown): boolean {
+  if (error instanceof SyntaxError || error instanceof TypeError) return true;
+  return error instanceof Error && /continuation token|unable to resume/i.test(error.message);
 }

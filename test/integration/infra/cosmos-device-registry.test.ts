@@ -1,3 +1,5 @@
+import { CosmosClient } from '@azure/cosmos';
+import { Agent } from 'node:https';
 import { afterAll, beforeAll, describe, expect, inject, it } from 'vitest';
 import { createCosmosClient, lazyContainer } from '../../../src/infra/cosmos/cosmos-client.js';
 import { buildQuery, CosmosDeviceRegistry } from '../../../src/infra/cosmos/cosmos-device-registry.js';
@@ -145,5 +147,30 @@ describe('CosmosDeviceRegistry continuation tokens behind an Azure-like gateway'
       ValidationError,
     );
     expect(gateway.plansServed).toBeGreaterThan(0);
+  });
+});
+
+describe('CosmosDeviceRegistry when the failure is not the token', () => {
+  it('passes on a credential failure with a continuation token instead of calling the token invalid (400)', async () => {
+    const client = new CosmosClient({
+      endpoint: config.cosmos.endpoint,
+      // A managed identity that cannot get a token (no identity on the host): an Error with no code or status.
+      aadCredentials: {
+        getToken: () => Promise.reject(new Error('ManagedIdentityCredential: no identity endpoint')),
+      },
+      agent: new Agent({ rejectUnauthorized: false }),
+      connectionPolicy: { enableEndpointDiscovery: false },
+    });
+    const registry = new CosmosDeviceRegistry(
+      lazyContainer(client, config.cosmos.databaseName, 'devices', {
+        create: false,
+        partitionKeyPath: '/id',
+      }),
+    );
+    const failure = await registry
+      .query({ top: 2, continuationToken: '{"token":"x","range":{"min":"","max":"FF"}}' })
+      .catch((e: unknown) => e);
+    expect(failure).toBeInstanceOf(Error);
+    expect(failure).not.toBeInstanceOf(ValidationError);
   });
 });

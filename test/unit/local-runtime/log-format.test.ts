@@ -52,6 +52,14 @@ describe('formatLogArgs (every log handler of the embedded runtime)', () => {
     expect(formatLogArgs(['tab\tstays'])).toBe('tab\tstays');
   });
 
+  it('keeps every value on one line: errors, nested strings, custom inspect output', () => {
+    const custom = { [inspect.custom]: () => 'first\nFORGED line' };
+    const text = formatLogArgs(['a', new Error('x\nFORGED line'), { note: 'n\u2028FORGED' }, custom]);
+    for (const c of ['\n', '\r', '\u2028']) expect(text).not.toContain(c);
+    expect(text).toContain('Error: x\\nFORGED line');
+    expect(text).not.toMatch(/\bat /); // no stack trace
+  });
+
   it('formats errors and thrown non-errors on one line', () => {
     expect(formatError(new Error('a\nforged line'))).toBe('Error: a\\nforged line');
     expect(formatError(new Error('z'.repeat(50_000))).length).toBeLessThan(1_100);
