@@ -44,7 +44,7 @@ const schema = z.object({
   IotHubEventHubName: nonEmpty,
   IngestConsumerGroup: nonEmpty,
   IotHubEventsConnection: nonEmpty.optional(),
-  IotHubEventsConnection__fullyQualifiedNamespace: nonEmpty.optional(),
+  IotHubEventsConnection__fullyQualifiedNamespace: optionalText,
 
   CosmosDb__accountEndpoint: z.url({ protocol: /^https?$/ }),
   CosmosDbKey: nonEmpty.optional(),
@@ -53,7 +53,10 @@ const schema = z.object({
   CosmosDbAllowSelfSignedTls: bool,
 
   ArchiveStorageConnectionString: nonEmpty.optional(),
-  ArchiveStorage__blobServiceUri: z.url({ protocol: /^https?$/ }).optional(),
+  ArchiveStorage__blobServiceUri: z.preprocess(
+    (v) => (v === '' ? undefined : v),
+    z.url({ protocol: /^https?$/ }).optional(),
+  ),
   RawArchiveContainerName: nonEmpty.default('telemetry-raw'),
   DeadLetterContainerName: nonEmpty.default('telemetry-deadletter'),
 
@@ -62,7 +65,7 @@ const schema = z.object({
   IotHubHostName: nonEmpty,
   IdentityStore: z.enum(['table', 'iothub']).default('table'),
   IotHubRegistryConnectionString: optionalText,
-  IotHubRegistry__hostName: nonEmpty.optional(),
+  IotHubRegistry__hostName: optionalText,
   IdentityStorageConnectionString: nonEmpty.optional(),
   IdentityStore__EncryptionKey: nonEmpty.optional(),
   IdentityTableName: z
