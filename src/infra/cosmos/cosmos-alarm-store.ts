@@ -13,7 +13,13 @@ import {
   type NotificationSettlement,
 } from '../../alerts/alarms.js';
 import type { Anomaly } from '../../alerts/anomaly-records.js';
-import { AlarmNotFoundError, InvalidTransitionError, PreconditionFailedError } from '../../shared/errors.js';
+import {
+  AlarmNotFoundError,
+  AlarmRejectedError,
+  InvalidTransitionError,
+  PreconditionFailedError,
+} from '../../shared/errors.js';
+import { errorText } from '../../shared/error-text.js';
 import { toStorageKey } from '../storage-keys.js';
 import { cosmosStatus, translateCosmosError } from './cosmos-client.js';
 import { fetchPage } from './cosmos-paging.js';
@@ -297,18 +303,32 @@ export class CosmosAlarmStore implements AlarmStore {
     });
   }
 
-  /** Runs one Cosmos DB operation; 429/503/timeouts become domain errors (translateCosmosError). */
+  /** Runs one Cosmos DB operation; its failures become domain errors (see `translate`). */
   private async call<T>(operation: (container: Container) => Promise<T>): Promise<T> {
     try {
       return await operation(await this.container());
     } catch (error) {
-      throw translateCosmosError(error);
+      throw translate(error);
     }
   }
 
   private iso(): string {
     return this.now().toISOString();
   }
+}
+
+/**
+ * 429/503/timeouts as every adapter (translateCosmosError). A request Cosmos DB refuses for what it holds (400,
+ * e.g. an id it cannot take; 413; 414), or one the SDK cannot even build (URIError: an id that is not
+ * well-formed UTF-16), fails the same way every time: AlarmRejectedError, never retried.
+ */
+function translate(error: unknown): unknown {
+  const status = cosmosStatus(error);
+  if (status === 400 || status === 413 || status === 414 || error instanceof URIError)
+    return new AlarmRejectedError(
+      `Cosmos DB cannot take this alarm (${status ?? 'URIError'}): ${errorText(error)}`,
+    );
+  return translateCosmosError(error);
 }
 
 const slotDoc = (id: string, alarmId: string): Slot => ({ id, type: 'slot', alarmId });

@@ -9,6 +9,7 @@ import { CosmosAlarmStore } from '../../../src/infra/cosmos/cosmos-alarm-store.j
 import { CosmosJobStore } from '../../../src/infra/cosmos/cosmos-job-store.js';
 import {
   AlarmNotFoundError,
+  AlarmRejectedError,
   InvalidTransitionError,
   ServiceUnavailableError,
   ThrottledError,
@@ -186,6 +187,14 @@ const alarmDocsOf = async (deviceId: string) =>
       })
       .fetchAll()
   ).resources;
+
+describe('ids Cosmos DB cannot take (review 2 finding 2)', () => {
+  it('refuses them with AlarmRejectedError (never retried as transient)', async () => {
+    const refused = await store.record(anomaly('w\ud800', 0)).catch((e: unknown) => e);
+    expect(refused).toBeInstanceOf(AlarmRejectedError);
+    expect((refused as Error).message).toContain('URIError');
+  });
+});
 
 describe('the losing writer of a race to open an alarm (review finding 1)', () => {
   it('its alarm is never due, not even between its creation and its withdrawal, nor after a crash there', async () => {

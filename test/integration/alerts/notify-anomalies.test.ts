@@ -409,6 +409,48 @@ describe('a failed record costs only its own device (review 8)', () => {
   });
 });
 
+describe('a permanent error is not retried as transient (review 2 finding 2)', () => {
+  it('dead-letters a device id that is not well-formed on the first attempt, and records the rest', async () => {
+    const before = (await deadLetterLines()).length;
+    const body = `[${JSON.stringify(anomaly('lone1', 0))},{"deviceId":"\\ud800u","rule":"r","kind":"spike"}]`;
+    const summary = await trigger({ retry: [0, 5] })([body], 1800);
+    expect(summary).toMatchObject({ anomalies: 1, opened: 1, deadLetters: 1, parked: 0 });
+    expect((await deadLetterLines()).slice(before)).toMatchObject([
+      {
+        reason: 'invalid-anomaly',
+        detail: 'deviceId holds a lone surrogate (not well-formed Unicode)',
+        sequenceNumber: 1800,
+        body: { deviceId: '\ud800u', rule: 'r', kind: 'spike' },
+      },
+    ]);
+  });
+
+  it('parks an anomaly whose alarm Cosmos DB refuses for good on the first attempt; it costs only itself', async () => {
+    const before = (await deadLetterLines()).length;
+    // An id the SDK cannot send (it throws URIError on every attempt), as a Cosmos DB 400 would be refused:
+    // the real store and SDK, with the check in normalizeAnomaly bypassed.
+    const unkeyable = Object.assign(Object.create(adapters.alarms) as AlarmStore, {
+      record: (a: Anomaly, options?: { cooldownMs?: number; now?: string }) =>
+        adapters.alarms.record(a.metric === 'bad' ? { ...a, deviceId: `${a.deviceId}\ud800` } : a, options),
+    });
+    const summary = await trigger({ alarms: unkeyable, retry: [0, 5] })(
+      [{ ...anomaly('v1', 0), metric: 'bad' }, anomaly('v1', 1), anomaly('v2', 0)],
+      1900,
+    );
+    expect(summary).toMatchObject({ anomalies: 3, opened: 2, deadLetters: 1, parked: 0 });
+    expect(await alarmsOf('v1')).toMatchObject([{ count: 1, lastWindowEnd: anomaly('v1', 1).windowEnd }]);
+    expect((await deadLetterLines()).slice(before)).toMatchObject([
+      {
+        reason: 'invalid-anomaly',
+        detail: expect.stringContaining('URIError') as unknown,
+        sequenceNumber: 1900,
+        recordIndex: 0,
+        body: { ...anomaly('v1', 0), metric: 'bad' },
+      },
+    ]);
+  });
+});
+
 describe('delivery bounded by the claims and the trigger (review 5 and 6)', () => {
   /** A long metric name: one line per section, so 50 alerts need two Slack messages. */
   const long = (deviceId: string) => ({ ...anomaly(deviceId, 0), metric: 'm'.repeat(2000) });
