@@ -219,6 +219,15 @@ export interface AlarmStore {
     now: string,
     until: string,
   ): Promise<{ alarm: Alarm; lease: string } | undefined>;
-  /** Settles a claim; false (and nothing written) when the lease is no longer this sender's. */
-  settleNotification(id: string, lease: string, settlement: NotificationSettlement): Promise<boolean>;
+  /**
+   * Settles a claim; false (and nothing written) when the lease is no longer this sender's. Once `signal`
+   * aborts, it sends no further request and rejects with the signal's reason (the caller's deadline), even while
+   * the store's client waits to retry.
+   */
+  settleNotification(
+    id: string,
+    lease: string,
+    settlement: NotificationSettlement,
+    options?: { signal?: AbortSignal },
+  ): Promise<boolean>;
 }

@@ -24,8 +24,24 @@ export interface Anomaly {
 
 export type ParsedAnomalies = {
   anomalies: Anomaly[];
-  unparseable: { reason: 'invalid-json' | 'not-an-object'; body: unknown }[];
+  /** Bodies, lines or records that hold no usable anomaly; `detail` says why when the reason alone does not. */
+  unparseable: {
+    reason: 'invalid-json' | 'not-an-object' | 'invalid-anomaly';
+    detail?: string;
+    body: unknown;
+  }[];
 };
+
+/** A record that cannot become an alarm (an identity that storage cannot key): dead-lettered, never retried. */
+export class InvalidAnomalyError extends Error {
+  override readonly name = 'InvalidAnomalyError';
+}
+
+/**
+ * Longest device id and rule, UTF-16 code units. IoT Hub device ids are at most 128; with both at most 128,
+ * an alarm id (device, rule and window end, percent-encoded) stays far below Cosmos DB's 1,023-byte id limit.
+ */
+export const MAX_IDENTITY_LENGTH = 128;
 
 const KINDS = new Set(['threshold', 'spike', 'dip', 'changepoint']);
 
@@ -38,14 +54,35 @@ const num = (v: unknown): number | undefined =>
 
 function isoTime(v: unknown): string | undefined {
   if (typeof v !== 'string' && typeof v !== 'number') return undefined;
-  const t = typeof v === 'number' ? v : Date.parse(v);
-  return Number.isFinite(t) ? new Date(t).toISOString() : undefined;
+  const date = new Date(typeof v === 'number' ? v : Date.parse(v));
+  // Beyond ±8.64e15 ms (an epoch in ns, say) a Date is invalid, and toISOString would throw.
+  return Number.isNaN(date.getTime()) ? undefined : date.toISOString();
+}
+
+/** Throws InvalidAnomalyError unless `value` can key an alarm: well-formed UTF-16 (no lone surrogate), not too long. */
+function checkIdentity(field: 'deviceId' | 'rule', value: string): void {
+  if (/\p{Cs}/u.test(value))
+    throw new InvalidAnomalyError(`${field} holds a lone surrogate (not well-formed Unicode)`);
+  if (value.length > MAX_IDENTITY_LENGTH)
+    throw new InvalidAnomalyError(
+      `${field} is ${value.length} characters long, more than ${MAX_IDENTITY_LENGTH}`,
+    );
 }
 
 const text = (v: unknown): string | undefined => (typeof v === 'string' && v.trim() !== '' ? v : undefined);
 
-/** Maps one record of any known shape (ours or the seed queries') to an Anomaly; unknown shapes give a generic one. */
+/**
+ * Maps one record of any known shape (ours or the seed queries') to an Anomaly; unknown shapes give a generic
+ * one. Throws InvalidAnomalyError for a device id or rule that cannot key an alarm (checkIdentity).
+ */
 export function normalizeAnomaly(record: Record<string, unknown>, fallbackTime: string): Anomaly {
+  const anomaly = mapRecord(record, fallbackTime);
+  checkIdentity('deviceId', anomaly.deviceId);
+  checkIdentity('rule', anomaly.rule);
+  return anomaly;
+}
+
+function mapRecord(record: Record<string, unknown>, fallbackTime: string): Anomaly {
   // Our schema.
   if (text(record.deviceId) && text(record.rule) && text(record.kind)) {
     const kind = String(record.kind);
@@ -118,25 +155,38 @@ const isRecord = (v: unknown): v is Record<string, unknown> =>
  */
 export function parseAnomalyBody(body: unknown, fallbackTime: string): ParsedAnomalies {
   const out: ParsedAnomalies = { anomalies: [], unparseable: [] };
+  // One record at a time: a record that fails costs only itself (its own dead letter, with its own reason).
   const add = (value: unknown) => {
     if (Array.isArray(value)) value.forEach(add);
-    else if (isRecord(value)) out.anomalies.push(normalizeAnomaly(value, fallbackTime));
-    else out.unparseable.push({ reason: 'not-an-object', body: value });
+    else if (isRecord(value)) {
+      try {
+        out.anomalies.push(normalizeAnomaly(value, fallbackTime));
+      } catch (error) {
+        const detail = error instanceof Error ? error.message : String(error);
+        out.unparseable.push({ reason: 'invalid-anomaly', detail, body: value });
+      }
+    } else out.unparseable.push({ reason: 'not-an-object', body: value });
+  };
+  // Only JSON.parse is guarded: what happens to a parsed value is add's business, never "not JSON".
+  const parse = (source: string): { value: unknown } | undefined => {
+    try {
+      return { value: JSON.parse(source) as unknown };
+    } catch {
+      return undefined;
+    }
   };
   const fromText = (source: string) => {
-    try {
-      add(JSON.parse(source) as unknown);
+    const whole = parse(source);
+    if (whole) {
+      add(whole.value);
       return;
-    } catch {
-      // Not one JSON value: try line-separated JSON, line by line.
     }
+    // Not one JSON value: try line-separated JSON, line by line.
     for (const line of source.split(/\r?\n/)) {
       if (line.trim() === '') continue;
-      try {
-        add(JSON.parse(line) as unknown);
-      } catch {
-        out.unparseable.push({ reason: 'invalid-json', body: line });
-      }
+      const parsed = parse(line);
+      if (parsed) add(parsed.value);
+      else out.unparseable.push({ reason: 'invalid-json', body: line });
     }
   };
   // Bytes (the trigger's dataType is 'binary'): UTF-8 text is read as above; other bytes stay as they came.

@@ -13,6 +13,7 @@ import { parseAnomalyBody, type Anomaly } from './anomaly-records.js';
 import type { AlertNotifier, NotifyLimits } from './notifier.js';
 import { deliverNotifications, type DeliverySummary, type OutboxPolicy } from './outbox.js';
 import { errorText } from '../shared/error-text.js';
+import { AlarmRejectedError } from '../shared/errors.js';
 
 export interface NotifyAnomaliesDeps {
   alarms: AlarmStore;
@@ -76,17 +77,21 @@ function parseBatch(
     const parsed = parseAnomalyBody(body, new Date(meta.enqueuedTimeMs ?? nowMs).toISOString());
     parsed.anomalies.forEach((anomaly, index) => received.push({ anomaly, meta, index }));
     for (const u of parsed.unparseable) {
-      const detail = u.reason === 'invalid-json' ? 'not JSON' : 'an anomaly is a JSON object';
+      const detail = u.detail ?? (u.reason === 'invalid-json' ? 'not JSON' : 'an anomaly is a JSON object');
       dead.push({ reason: u.reason, detail, meta, partitionId, body: u.body });
     }
   });
   return { received, dead };
 }
 
-/** An anomaly whose recording failed on the last attempt, as a dead letter that can be fed back as it is. */
+/**
+ * An anomaly whose recording failed on the last attempt (or was refused for good, on any attempt), as a dead
+ * letter that can be fed back as it is.
+ */
 const parkedAnomaly = (r: Received, partitionId: string, error: unknown): DeadLetter => ({
-  reason: 'storage-failure',
-  detail: `alarm write failed: ${errorText(error)}`,
+  ...(error instanceof AlarmRejectedError
+    ? { reason: 'invalid-anomaly', detail: `alarm write refused: ${errorText(error)}` }
+    : { reason: 'storage-failure', detail: `alarm write failed: ${errorText(error)}` }),
   meta: r.meta,
   partitionId,
   body: r.anomaly.raw,
@@ -115,6 +120,7 @@ export function makeNotifyAnomalies(deps: NotifyAnomaliesDeps) {
     }
     const due = new Set<string>();
     const failed: { received: Received; error: unknown }[] = [];
+    const rejected: { received: Received; error: unknown }[] = [];
     // Every device's chain has ended when this returns: nothing keeps writing after the invocation.
     await Promise.allSettled(
       [...byDevice.values()].map((list) =>
@@ -130,6 +136,11 @@ export function makeNotifyAnomalies(deps: NotifyAnomaliesDeps) {
               // A replayed anomaly whose alarm is still pending (an earlier attempt died) is delivered now.
               if (isNotificationDue(alarm, at)) due.add(alarm.id);
             } catch (error) {
+              // Refused for good (AlarmRejectedError): costs only this anomaly, which is dead-lettered now.
+              if (error instanceof AlarmRejectedError) {
+                rejected.push({ received: r, error });
+                continue;
+              }
               // The device's later anomalies wait too: its alarms see them in order.
               for (const rest of list.slice(k)) failed.push({ received: rest, error });
               return;
@@ -138,7 +149,7 @@ export function makeNotifyAnomalies(deps: NotifyAnomaliesDeps) {
         }),
       ),
     );
-    return { due: [...due], failed };
+    return { due: [...due], failed, rejected };
   };
 
   return async function notifyAnomalies(messages: unknown, context: TriggerContext): Promise<NotifySummary> {
@@ -164,7 +175,11 @@ export function makeNotifyAnomalies(deps: NotifyAnomaliesDeps) {
       writeDeadLetters(deps.deadLetters, dead, partitionId),
       record(received, summary),
     ]);
-    const failure = unwritten ?? recorded.failed[0];
+    // Anomalies refused for good are dead letters on every attempt: a retry could not change their fate.
+    const refused = recorded.rejected.map((f) => parkedAnomaly(f.received, partitionId, f.error));
+    const unrefused = await writeDeadLetters(deps.deadLetters, refused, partitionId, '.rejected');
+    summary.deadLetters += refused.length;
+    const failure = unwritten ?? recorded.failed[0] ?? unrefused;
     if (failure && !lastAttempt) {
       context.warn(
         `notifyAnomalies attempt ${retryCount + 1} failed; the host will retry`,
@@ -175,6 +190,7 @@ export function makeNotifyAnomalies(deps: NotifyAnomaliesDeps) {
     // The checkpoint moves on after the last attempt: park exactly what failed, so nothing is lost silently.
     const parked = [
       ...(unwritten ? dead : []),
+      ...(unrefused ? refused : []),
       ...recorded.failed.map((f) => parkedAnomaly(f.received, partitionId, f.error)),
     ];
     if (parked.length > 0) {
@@ -228,8 +244,9 @@ async function writeDeadLetters(
   store: JsonLinesStore,
   dead: readonly DeadLetter[],
   partitionId: string,
+  suffix?: string,
 ): Promise<{ error: unknown } | undefined> {
-  const blob = anomalyBlob(dead, partitionId);
+  const blob = anomalyBlob(dead, partitionId, suffix);
   try {
     if (blob) await store.put(blob.name, blob.lines);
     return undefined;

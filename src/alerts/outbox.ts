@@ -82,24 +82,47 @@ function settlementOf(
 const SETTLE_ATTEMPTS = 3;
 const SETTLE_RETRY_MS = 200;
 
+/** Why a settlement stopped: its claim expired first (another sender may now claim and send it again). */
+export class ClaimExpiredError extends Error {
+  override readonly name = 'ClaimExpiredError';
+}
+
 /**
- * Settles a claim, trying again (bounded, well within the lease's reserve) when the store fails: a sent alert
- * whose settlement is lost stays claimed for the whole lease and is then sent again. A retry after a write
- * whose answer was lost finds the lease gone (false): the notification was settled, only not counted.
+ * Settles a claim, trying again when the store fails, until the claim expires (`deadline`, ms on the `now`
+ * clock): a sent alert whose settlement is lost stays claimed for the whole lease and is then sent again. Every
+ * store request, the store's own retries of a 429 included, ends at the deadline: after it, another sender may
+ * hold the claim and be sending, so the settlement can no longer prevent a second message; it would only hold
+ * the invocation (and the trigger's partition). A retry after a write whose answer was lost finds the lease
+ * gone (false): the notification was settled, only not counted.
  */
 async function settleWithRetry(
   alarms: AlarmStore,
-  id: string,
-  lease: string,
+  claim: { id: string; lease: string; deadline: number },
   settlement: NotificationSettlement,
+  now: () => number,
 ): Promise<boolean> {
-  for (let attempt = 1; ; attempt++) {
-    try {
-      return await alarms.settleNotification(id, lease, settlement);
-    } catch (error) {
-      if (attempt >= SETTLE_ATTEMPTS) throw error;
-      await new Promise((resolve) => setTimeout(resolve, SETTLE_RETRY_MS * 2 ** (attempt - 1)));
+  const controller = new AbortController();
+  const expire = () => {
+    controller.abort(new ClaimExpiredError(`the claim on alarm ${claim.id} expired before it was settled`));
+  };
+  const remaining = () => claim.deadline - now();
+  const timer = setTimeout(expire, Math.max(0, remaining()));
+  try {
+    for (let attempt = 1; ; attempt++) {
+      if (remaining() <= 0) expire();
+      controller.signal.throwIfAborted();
+      try {
+        return await alarms.settleNotification(claim.id, claim.lease, settlement, {
+          signal: controller.signal,
+        });
+      } catch (error) {
+        if (attempt >= SETTLE_ATTEMPTS || controller.signal.aborted) throw error;
+        const wait = SETTLE_RETRY_MS * 2 ** (attempt - 1);
+        await new Promise((resolve) => setTimeout(resolve, Math.min(wait, Math.max(0, remaining()))));
+      }
     }
+  } finally {
+    clearTimeout(timer);
   }
 }
 
@@ -180,10 +203,15 @@ export async function deliverNotifications(
       : [];
   const settledAt = deps.now();
   const limit = pLimit(8);
-  const settle = async ({ alarm, lease }: Claim, settlement: NotificationSettlement) => {
+  const settle = async ({ alarm, lease, until }: Claim, settlement: NotificationSettlement) => {
     let settled: boolean;
     try {
-      settled = await settleWithRetry(deps.alarms, alarm.id, lease, settlement);
+      settled = await settleWithRetry(
+        deps.alarms,
+        { id: alarm.id, lease, deadline: until },
+        settlement,
+        deps.now,
+      );
     } catch (error) {
       deps.log(
         `alerts: could not settle alarm ${alarm.id} (${settlement.state}); it is delivered again after its lease: ${errorText(error)}`,

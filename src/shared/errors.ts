@@ -86,6 +86,11 @@ export class StateRejectedError extends DomainError {
   readonly code = 'state-rejected';
 }
 
+/** The store refused an alarm write for good (e.g. Cosmos DB 400 for an id it cannot take); retrying cannot help. */
+export class AlarmRejectedError extends DomainError {
+  readonly code = 'alarm-rejected';
+}
+
 /**
  * A backing service (Cosmos DB, Storage, IoT Hub, the identity store) cannot serve us right now: it is down,
  * timed out or refused the connection. Retrying later can help; over HTTP it is 503 with `Retry-After`, never

@@ -91,8 +91,12 @@ export function batchKey(sequenceNumbers: readonly (number | undefined)[], lines
     if (n > last) last = n;
   }
   if (first !== Infinity) return `${first}-${last}`;
-  return `h${createHash('sha256').update(lines.join('\n')).digest('hex').slice(0, 16)}`;
+  return linesHash(lines);
 }
+
+/** `h` and the first 16 hex digits of the lines' SHA-256: names a blob by what it holds. */
+const linesHash = (lines: readonly string[]) =>
+  `h${createHash('sha256').update(lines.join('\n')).digest('hex').slice(0, 16)}`;
 
 export interface BlobBatch {
   name: string;
@@ -133,7 +137,12 @@ export function archiveBlobs(records: readonly TelemetryRecord[]): ArchiveBlob[]
   });
 }
 
-/** The dead letters of one batch: `{yyyy}/{MM}/{dd}/{HH}/{partitionId}-{firstSeq}-{lastSeq}{suffix}.jsonl`. */
+/**
+ * The dead letters of one batch: `{yyyy}/{MM}/{dd}/{HH}/{partitionId}-{firstSeq}-{lastSeq}-h{hash}{suffix}.jsonl`,
+ * `{hash}` from the lines. Which letters a batch has can vary between attempts (what failed to store, what a
+ * store refused): two different sets of the same batch get two blobs, never an 'exists' that drops the second;
+ * a replay of the same set finds its own blob.
+ */
 export function deadLetterBlob(
   deadLetters: readonly DeadLetter[],
   partitionId: string,
@@ -147,9 +156,11 @@ export function deadLetterBlob(
     if (t !== undefined && t < earliest) earliest = t;
   }
   const hour = hourPath(earliest === Infinity ? 0 : earliest);
-  const key = batchKey(
+  const content = linesHash(lines);
+  const batch = batchKey(
     deadLetters.map((d) => d.meta.sequenceNumber),
     lines,
   );
+  const key = batch === content ? content : `${batch}-${content}`;
   return { name: `${hour}/${partitionId}-${key}${suffix}.jsonl`, lines };
 }

@@ -45,7 +45,9 @@ export type DeadLetterReason =
   | 'too-large'
   | 'too-deep'
   | 'too-many-fields'
-  | 'storage-failure';
+  | 'storage-failure'
+  /** An anomaly that cannot become an alarm (see InvalidAnomalyError), or whose alarm write was refused for good. */
+  | 'invalid-anomaly';
 
 /** A message (or part of one) that could not be processed, kept with its raw body. */
 export interface DeadLetter {

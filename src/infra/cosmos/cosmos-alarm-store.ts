@@ -13,7 +13,13 @@ import {
   type NotificationSettlement,
 } from '../../alerts/alarms.js';
 import type { Anomaly } from '../../alerts/anomaly-records.js';
-import { AlarmNotFoundError, InvalidTransitionError, PreconditionFailedError } from '../../shared/errors.js';
+import {
+  AlarmNotFoundError,
+  AlarmRejectedError,
+  InvalidTransitionError,
+  PreconditionFailedError,
+} from '../../shared/errors.js';
+import { errorText } from '../../shared/error-text.js';
 import { toStorageKey } from '../storage-keys.js';
 import { cosmosStatus, translateCosmosError } from './cosmos-client.js';
 import { fetchPage } from './cosmos-paging.js';
@@ -192,11 +198,16 @@ export class CosmosAlarmStore implements AlarmStore {
     return claimed ? { alarm: claimed, lease } : undefined;
   }
 
-  async settleNotification(id: string, lease: string, settlement: NotificationSettlement): Promise<boolean> {
+  async settleNotification(
+    id: string,
+    lease: string,
+    settlement: NotificationSettlement,
+    options: { signal?: AbortSignal } = {},
+  ): Promise<boolean> {
     const settled = await this.update(
       id,
       (alarm) => (alarm.notifyingLease === lease ? settledAlarm(alarm, settlement) : undefined),
-      { missing: 'undefined' },
+      { missing: 'undefined', signal: options.signal },
     );
     return settled !== undefined;
   }
@@ -210,22 +221,23 @@ export class CosmosAlarmStore implements AlarmStore {
   private async update(
     id: string,
     change: (alarm: Alarm) => Alarm | undefined,
-    options: { missing: 'undefined' },
+    options: { missing: 'undefined'; signal?: AbortSignal },
   ): Promise<Alarm | undefined>;
   private async update(
     id: string,
     change: (alarm: Alarm) => Alarm | undefined,
-    options?: { missing: 'undefined' },
+    options?: { missing: 'undefined'; signal?: AbortSignal },
   ): Promise<Alarm | undefined> {
+    const signal = options?.signal;
     for (let attempt = 1; attempt <= MAX_ATTEMPTS; attempt++) {
-      const current = await this.read<StoredAlarm>(id);
+      const current = await this.read<StoredAlarm>(id, signal);
       if (current?.type !== 'alarm' || current.unlinked) {
         if (options?.missing === 'undefined') return undefined;
         throw new AlarmNotFoundError(id);
       }
       const next = change(strip(current));
       if (!next) return undefined;
-      if (await this.replace({ ...next, type: 'alarm' }, current._etag)) return next;
+      if (await this.replace({ ...next, type: 'alarm' }, current._etag, signal)) return next;
     }
     throw new PreconditionFailedError(`Alarm '${id}' kept changing concurrently.`);
   }
@@ -246,16 +258,16 @@ export class CosmosAlarmStore implements AlarmStore {
     throw new PreconditionFailedError(`Alarm '${stored.id}' kept changing concurrently.`);
   }
 
-  private read<T extends { id: string }>(id: string): Promise<T | undefined> {
+  private read<T extends { id: string }>(id: string, signal?: AbortSignal): Promise<T | undefined> {
     return this.call(async (c) => {
       try {
-        const { resource } = await c.item(id, id).read<T>();
+        const { resource } = await c.item(id, id).read<T>(signal ? { abortSignal: signal } : {});
         return resource;
       } catch (error) {
         if (cosmosStatus(error) === 404) return undefined;
         throw error;
       }
-    });
+    }, signal);
   }
 
   /** The document as created (with its ETag); undefined when the id is taken (409). */
@@ -272,19 +284,24 @@ export class CosmosAlarmStore implements AlarmStore {
   }
 
   /** false when the document changed since `etag` (412) or vanished (404). */
-  private replace(doc: { id: string; type: string }, etag: string | undefined): Promise<boolean> {
+  private replace(
+    doc: { id: string; type: string },
+    etag: string | undefined,
+    signal?: AbortSignal,
+  ): Promise<boolean> {
     return this.call(async (c) => {
       try {
-        await c
-          .item(doc.id, doc.id)
-          .replace(doc, etag ? { accessCondition: { type: 'IfMatch', condition: etag } } : {});
+        await c.item(doc.id, doc.id).replace(doc, {
+          ...(etag ? { accessCondition: { type: 'IfMatch', condition: etag } } : {}),
+          ...(signal ? { abortSignal: signal } : {}),
+        });
         return true;
       } catch (error) {
         const status = cosmosStatus(error);
         if (status === 412 || status === 404) return false;
         throw error;
       }
-    });
+    }, signal);
   }
 
   private delete(id: string): Promise<void> {
@@ -297,18 +314,53 @@ export class CosmosAlarmStore implements AlarmStore {
     });
   }
 
-  /** Runs one Cosmos DB operation; 429/503/timeouts become domain errors (translateCosmosError). */
-  private async call<T>(operation: (container: Container) => Promise<T>): Promise<T> {
-    try {
-      return await operation(await this.container());
-    } catch (error) {
-      throw translateCosmosError(error);
-    }
+  /**
+   * Runs one Cosmos DB operation; its failures become domain errors (see `translate`). With a signal, it ends
+   * when the signal aborts, rejecting with the signal's reason: the SDK's wait before retrying a 429 cannot be
+   * cut short, but the request after it is aborted before it is sent (the operation passes the signal on).
+   */
+  private async call<T>(operation: (container: Container) => Promise<T>, signal?: AbortSignal): Promise<T> {
+    signal?.throwIfAborted();
+    const run = (async () => {
+      try {
+        return await operation(await this.container());
+      } catch (error) {
+        throw translate(error);
+      }
+    })();
+    return signal ? untilAborted(run, signal) : run;
   }
 
   private iso(): string {
     return this.now().toISOString();
   }
+}
+
+/**
+ * 429/503/timeouts as every adapter (translateCosmosError). A request Cosmos DB refuses for what it holds (400,
+ * e.g. an id it cannot take; 413; 414), or one the SDK cannot even build (URIError: an id that is not
+ * well-formed UTF-16), fails the same way every time: AlarmRejectedError, never retried.
+ */
+function translate(error: unknown): unknown {
+  const status = cosmosStatus(error);
+  if (status === 400 || status === 413 || status === 414 || error instanceof URIError)
+    return new AlarmRejectedError(
+      `Cosmos DB cannot take this alarm (${status ?? 'URIError'}): ${errorText(error)}`,
+    );
+  return translateCosmosError(error);
+}
+
+/** `work`'s outcome, or the signal's reason as soon as it aborts (then `work` ends unobserved). */
+function untilAborted<T>(work: Promise<T>, signal: AbortSignal): Promise<T> {
+  return new Promise<T>((resolve, reject) => {
+    const onAbort = () => {
+      reject(signal.reason as Error);
+    };
+    signal.addEventListener('abort', onAbort, { once: true });
+    work.then(resolve, reject).finally(() => {
+      signal.removeEventListener('abort', onAbort);
+    });
+  });
 }
 
 const slotDoc = (id: string, alarmId: string): Slot => ({ id, type: 'slot', alarmId });

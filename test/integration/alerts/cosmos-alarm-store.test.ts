@@ -7,8 +7,10 @@ import { withProblemDetails } from '../../../src/http/problem.js';
 import { createCosmosClient, lazyContainer } from '../../../src/infra/cosmos/cosmos-client.js';
 import { CosmosAlarmStore } from '../../../src/infra/cosmos/cosmos-alarm-store.js';
 import { CosmosJobStore } from '../../../src/infra/cosmos/cosmos-job-store.js';
+import { deliverNotifications } from '../../../src/alerts/outbox.js';
 import {
   AlarmNotFoundError,
+  AlarmRejectedError,
   InvalidTransitionError,
   ServiceUnavailableError,
   ThrottledError,
@@ -187,6 +189,14 @@ const alarmDocsOf = async (deviceId: string) =>
       .fetchAll()
   ).resources;
 
+describe('ids Cosmos DB cannot take (review 2 finding 2)', () => {
+  it('refuses them with AlarmRejectedError (never retried as transient)', async () => {
+    const refused = await store.record(anomaly('w\ud800', 0)).catch((e: unknown) => e);
+    expect(refused).toBeInstanceOf(AlarmRejectedError);
+    expect((refused as Error).message).toContain('URIError');
+  });
+});
+
 describe('the losing writer of a race to open an alarm (review finding 1)', () => {
   it('its alarm is never due, not even between its creation and its withdrawal, nor after a crash there', async () => {
     const device = `race-${randomUUID().slice(0, 6)}`;
@@ -322,5 +332,97 @@ describe('Cosmos DB throttling and outages (a fault proxy in front of the local 
     expect(
       responseProblems('listAlarms', 503, JSON.parse(res.body as string), headers['content-type']),
     ).toEqual([]);
+  });
+
+  it('a settlement ends at its deadline, even while the SDK waits to retry a 429, and sends nothing after it (review 2 finding 3)', async () => {
+    // Cosmos DB asks for 2 s between attempts: the SDK alone would retry for 9 × 2 s.
+    const proxy = await startFaultProxy({
+      target: config.cosmos.endpoint,
+      dependency: 'cosmos',
+      weights: onlyFault('throttle'),
+      retryAfterMs: 2_000,
+    });
+    try {
+      const slow = new CosmosAlarmStore(
+        lazyContainer(
+          createCosmosClient({ ...config.cosmos, endpoint: `${proxy.origin}/` }),
+          config.cosmos.databaseName,
+          'alarms',
+          { create: true, partitionKeyPath: '/id' },
+        ),
+      );
+      const { alarm } = await slow.record(anomaly('t3', 0));
+      const now = new Date();
+      const claim = await slow.claimNotification(
+        alarm.id,
+        now.toISOString(),
+        new Date(now.getTime() + 60_000).toISOString(),
+      );
+      proxy.setRate(1);
+      const deadline = new AbortController();
+      const reason = new Error('deadline');
+      setTimeout(() => {
+        deadline.abort(reason);
+      }, 300);
+      const outcome = await slow
+        .settleNotification(
+          alarm.id,
+          claim?.lease ?? '',
+          { state: 'sent', at: now.toISOString() },
+          { signal: deadline.signal },
+        )
+        .catch((e: unknown) => e);
+      expect(outcome).toBe(reason);
+      const sent = proxy.counts().requests;
+      expect(sent).toBeGreaterThan(0);
+      // Past the SDK's wait: its next attempt was aborted before it went out.
+      await new Promise((resolve) => setTimeout(resolve, 2_500));
+      expect(proxy.counts().requests).toBe(sent);
+      proxy.setRate(0);
+      expect(await slow.get(alarm.id)).toMatchObject({ notification: 'notifying' });
+      // An aborted signal sends nothing at all.
+      await expect(
+        slow.settleNotification(
+          alarm.id,
+          claim?.lease ?? '',
+          { state: 'sent', at: now.toISOString() },
+          {
+            signal: AbortSignal.abort(reason),
+          },
+        ),
+      ).rejects.toBe(reason);
+      expect(proxy.counts().requests).toBe(sent + 1); // the get above
+    } finally {
+      await proxy.close();
+    }
+  });
+
+  it('the outbox stops settling a sent alert when its claim expires (review 2 finding 3)', async () => {
+    const { proxy, alarms } = throttling;
+    const { alarm } = await alarms.record(anomaly('t4', 0));
+    let clock = Date.now();
+    const logs: string[] = [];
+    let requestsAtSend = 0;
+    const summary = await deliverNotifications([alarm.id], {
+      alarms,
+      notifier: {
+        // The send takes the whole lease; Cosmos DB throttles from then on.
+        notify: (alerts) => {
+          clock += 60_001;
+          proxy.setRate(1);
+          requestsAtSend = proxy.counts().requests;
+          return Promise.resolve(alerts.map(() => ({ outcome: 'sent' as const })));
+        },
+      },
+      policy: { leaseMs: 60_000, horizonMs: 3_600_000, backoffBaseMs: 30_000 },
+      now: () => clock,
+      log: (m) => logs.push(m),
+    }).finally(() => {
+      proxy.setRate(0);
+    });
+    expect(summary).toMatchObject({ claimed: 1, delivered: 0, unsettled: 1 });
+    // Past the claim, another sender may hold it: no settlement request was even sent.
+    expect(proxy.counts().requests).toBe(requestsAtSend);
+    expect(logs.join('\n')).toContain('ClaimExpiredError');
   });
 });

@@ -213,6 +213,13 @@ const deadLetterLines = () =>
     config.storage.deadLetterContainer,
   );
 
+/** The dead-letter lines of the messages with sequence numbers first..last. */
+const deadLettersOf = async (first: number, last = first) =>
+  (await deadLetterLines()).filter((l) => {
+    const n = Number(l.sequenceNumber);
+    return n >= first && n <= last;
+  });
+
 describe('one message per alarm per cooldown, under concurrency and replay (issue 11 item 6)', () => {
   it('three invocations at once with the same device and rule send exactly one message', async () => {
     // Slack holds the first message until all three have recorded, so every invocation sees the alarm before
@@ -374,10 +381,10 @@ describe('nothing lost after the retry budget (issue 11 item 5)', () => {
 });
 
 describe('a failed record costs only its own device (review 8)', () => {
-  const failingFor = (deviceId: string) =>
+  const failingFor = (...deviceIds: string[]) =>
     Object.assign(Object.create(adapters.alarms) as AlarmStore, {
       record: (a: Anomaly, options?: { cooldownMs?: number; now?: string }) =>
-        a.deviceId === deviceId
+        deviceIds.includes(a.deviceId)
           ? Promise.reject(new ServiceUnavailableError('Cosmos DB is unavailable (503).'))
           : adapters.alarms.record(a, options),
     });
@@ -399,6 +406,18 @@ describe('a failed record costs only its own device (review 8)', () => {
     ]);
   });
 
+  it('a repeated last attempt that parks another set of the same batch keeps both sets (review 2 finding 4)', async () => {
+    const batch = [anomaly('y1', 0), anomaly('y2', 0), anomaly('y1', 1)];
+    await trigger({ alarms: failingFor('y1'), retry: [3, 3] })(batch, 1350);
+    // The host runs the last attempt again (its checkpoint was lost): another set fails, same first and last.
+    await trigger({ alarms: failingFor('y1', 'y2'), retry: [3, 3] })(batch, 1350);
+    const parked = await deadLettersOf(1350, 1352);
+    const seen = parked.map(
+      (l) => `${String(l.sequenceNumber)} ${(l.body as { deviceId: string }).deviceId}`,
+    );
+    expect(seen.sort()).toEqual(['1350 y1', '1350 y1', '1351 y2', '1352 y1', '1352 y1']);
+  });
+
   it("a failing device does not leave other devices' records running after the invocation failed", async () => {
     const notify = trigger({ alarms: failingFor('x1'), retry: [0, 3] });
     await expect(
@@ -406,6 +425,46 @@ describe('a failed record costs only its own device (review 8)', () => {
     ).rejects.toBeInstanceOf(ServiceUnavailableError);
     // Settled when the invocation ended, not overlapping the host's retry.
     expect(await alarmsOf('x2')).toMatchObject([{ count: 3 }]);
+  });
+});
+
+describe('a permanent error is not retried as transient (review 2 finding 2)', () => {
+  it('dead-letters a device id that is not well-formed on the first attempt, and records the rest', async () => {
+    const body = `[${JSON.stringify(anomaly('lone1', 0))},{"deviceId":"\\ud800u","rule":"r","kind":"spike"}]`;
+    const summary = await trigger({ retry: [0, 5] })([body], 1800);
+    expect(summary).toMatchObject({ anomalies: 1, opened: 1, deadLetters: 1, parked: 0 });
+    expect(await deadLettersOf(1800)).toMatchObject([
+      {
+        reason: 'invalid-anomaly',
+        detail: 'deviceId holds a lone surrogate (not well-formed Unicode)',
+        sequenceNumber: 1800,
+        body: { deviceId: '\ud800u', rule: 'r', kind: 'spike' },
+      },
+    ]);
+  });
+
+  it('parks an anomaly whose alarm Cosmos DB refuses for good on the first attempt; it costs only itself', async () => {
+    // An id the SDK cannot send (it throws URIError on every attempt), as a Cosmos DB 400 would be refused:
+    // the real store and SDK, with the check in normalizeAnomaly bypassed.
+    const unkeyable = Object.assign(Object.create(adapters.alarms) as AlarmStore, {
+      record: (a: Anomaly, options?: { cooldownMs?: number; now?: string }) =>
+        adapters.alarms.record(a.metric === 'bad' ? { ...a, deviceId: `${a.deviceId}\ud800` } : a, options),
+    });
+    const summary = await trigger({ alarms: unkeyable, retry: [0, 5] })(
+      [{ ...anomaly('v1', 0), metric: 'bad' }, anomaly('v1', 1), anomaly('v2', 0)],
+      1900,
+    );
+    expect(summary).toMatchObject({ anomalies: 3, opened: 2, deadLetters: 1, parked: 0 });
+    expect(await alarmsOf('v1')).toMatchObject([{ count: 1, lastWindowEnd: anomaly('v1', 1).windowEnd }]);
+    expect(await deadLettersOf(1900, 1902)).toMatchObject([
+      {
+        reason: 'invalid-anomaly',
+        detail: expect.stringContaining('URIError') as unknown,
+        sequenceNumber: 1900,
+        recordIndex: 0,
+        body: { ...anomaly('v1', 0), metric: 'bad' },
+      },
+    ]);
   });
 });
 

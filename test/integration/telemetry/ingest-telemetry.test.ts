@@ -317,7 +317,9 @@ describe('ingestTelemetry against Azurite and the local Cosmos DB server', () =>
     expect(lines[2]?.deviceId).toBeUndefined();
     expect(lines[2]?.body).toEqual({ temp: 99 });
     const dead = await readContainer(connection(app.config), app.config.storage.deadLetterContainer);
-    expect([...dead.keys()]).toEqual(['2026/11/23/10/0-1-9.jsonl']);
+    expect([...dead.keys()]).toEqual([
+      expect.stringMatching(/^2026\/11\/23\/10\/0-1-9-h[0-9a-f]{16}\.jsonl$/),
+    ]);
 
     const state = await app.adapters.stateStore.get('d1');
     expect(state?.telemetry.temp?.value).toBe(5);
@@ -425,14 +427,16 @@ describe('ingestTelemetry against Azurite and the local Cosmos DB server', () =>
     const summary = await app.run(batch, '3', { retryCount: 5, maxRetryCount: 5 });
     expect(summary.parked).toBe(2);
     const dead = await readContainer(connection(app.config), app.config.storage.deadLetterContainer);
-    expect([...dead.keys()]).toEqual(['2026/11/23/10/3-1-2.storage-failure.jsonl']);
+    const [name = ''] = dead.keys();
+    expect([...dead.keys()]).toEqual([name]);
+    expect(name).toMatch(/^2026\/11\/23\/10\/3-1-2-h[0-9a-f]{16}\.storage-failure\.jsonl$/);
     const lines = await readLines(connection(app.config), app.config.storage.deadLetterContainer);
     expect(lines.map((l) => [l.reason, l.deviceId])).toEqual([
       ['storage-failure', 'd1'],
       ['storage-failure', 'd2'],
     ]);
     // The record's exact text, spliced in as it came (bytes in, the same bytes out).
-    expect(dead.get('2026/11/23/10/3-1-2.storage-failure.jsonl')).toContain('"body":{"temp":2}}');
+    expect(dead.get(name)).toContain('"body":{"temp":2}}');
     // Archive came first, so raw data was stored even though state failed.
     const archived = await readLines(connection(app.config), app.config.storage.rawArchiveContainer);
     expect(archived.map((l) => l.deviceId)).toEqual(['d1', 'd2']);

@@ -1,5 +1,10 @@
 import { describe, expect, it } from 'vitest';
-import { normalizeAnomaly, parseAnomalyBody } from '../../../src/alerts/anomaly-records.js';
+import {
+  InvalidAnomalyError,
+  MAX_IDENTITY_LENGTH,
+  normalizeAnomaly,
+  parseAnomalyBody,
+} from '../../../src/alerts/anomaly-records.js';
 
 const NOW = '2026-11-23T10:00:00.000Z';
 const ours = {
@@ -89,5 +94,57 @@ describe('anomaly records', () => {
   it('keeps bytes that are not UTF-8 as they came, for the dead letter (not a lossy decoding)', () => {
     const bytes = Buffer.from([0x7b, 0xff, 0xfe, 0x7d]);
     expect(parseAnomalyBody(bytes, NOW).unparseable).toEqual([{ reason: 'invalid-json', body: bytes }]);
+  });
+
+  it('a timestamp no Date can hold costs nothing: every record of the body is read once (review 2 finding 1)', () => {
+    const a = { ...ours, deviceId: 'a' };
+    const c = { ...ours, deviceId: 'c' };
+    // An epoch in nanoseconds, and other numbers beyond ±8.64e15 ms, in each shape's time field.
+    for (const bad of [
+      { ...ours, deviceId: 'b', windowEnd: 1.7e18 },
+      { ...ours, deviceId: 'b', windowEnd: undefined, eventTime: -9e15 },
+      { datetime: 1.7e18, device: 'b', temp: 1, AnomalyScore: 0.9 },
+      { UTCDateTime: 1.7e18, Device_Id: 'b', Count: 3 },
+      { time: 1.7e18, ConnectionDeviceId: 'b' },
+    ]) {
+      for (const body of [
+        [a, bad, c],
+        JSON.stringify([a, bad, c]),
+        Buffer.from(JSON.stringify([a, bad, c])),
+      ]) {
+        const parsed = parseAnomalyBody(body, NOW);
+        expect(parsed.unparseable).toEqual([]);
+        expect(parsed.anomalies.map((x) => x.deviceId)).toEqual(['a', 'b', 'c']);
+        expect(parsed.anomalies[1]?.windowEnd).toBe(NOW); // the fallback, as for any unreadable time
+      }
+    }
+  });
+
+  it('refuses a device id or rule that cannot key an alarm, as its own dead letter (review 2 finding 2)', () => {
+    const lone = { ...ours, deviceId: '\ud800x' };
+    const longRule = { ...ours, rule: 'r'.repeat(MAX_IDENTITY_LENGTH + 1) };
+    expect(() => normalizeAnomaly(lone, NOW)).toThrow(InvalidAnomalyError);
+    expect(() => normalizeAnomaly({ device: '\udfffy', AnomalyScore: 1 }, NOW)).toThrow(/lone surrogate/);
+    expect(() => normalizeAnomaly(longRule, NOW)).toThrow(/rule is 129 characters long/);
+    // Paired surrogates (an emoji) and the longest id IoT Hub allows are fine.
+    const fine = { ...ours, deviceId: `😀${'d'.repeat(MAX_IDENTITY_LENGTH - 2)}` };
+    expect(normalizeAnomaly(fine, NOW).deviceId).toBe(fine.deviceId);
+
+    // "\ud800x" is valid JSON: the body parses, and only the bad records are dead letters.
+    const body = `[${JSON.stringify({ ...ours, deviceId: 'a' })},{"deviceId":"\\ud800x","rule":"r","kind":"spike"},${JSON.stringify(longRule)}]`;
+    const parsed = parseAnomalyBody(body, NOW);
+    expect(parsed.anomalies.map((x) => x.deviceId)).toEqual(['a']);
+    expect(parsed.unparseable).toEqual([
+      {
+        reason: 'invalid-anomaly',
+        detail: 'deviceId holds a lone surrogate (not well-formed Unicode)',
+        body: { deviceId: '\ud800x', rule: 'r', kind: 'spike' },
+      },
+      {
+        reason: 'invalid-anomaly',
+        detail: `rule is ${MAX_IDENTITY_LENGTH + 1} characters long, more than ${MAX_IDENTITY_LENGTH}`,
+        body: longRule,
+      },
+    ]);
   });
 });

@@ -151,13 +151,19 @@ describe('deadLetterBlob', () => {
     expect(deadLetterBlob([], '2')).toBeUndefined();
   });
 
-  it('names the blob {yyyy}/{MM}/{dd}/{HH}/{partitionId}-{firstSeq}-{lastSeq}{suffix}.jsonl by the earliest enqueued time', () => {
+  it('names the blob {yyyy}/{MM}/{dd}/{HH}/{partitionId}-{firstSeq}-{lastSeq}-h{hash}{suffix}.jsonl by the earliest enqueued time', () => {
     const letters = [
       deadLetter(12, 'x', '2026-01-02T04:00:00Z'),
       deadLetter(11, 'y', '2026-01-02T03:59:00Z'),
     ];
-    expect(deadLetterBlob(letters, '2')?.name).toBe('2026/01/02/03/2-11-12.jsonl');
-    expect(deadLetterBlob(letters, '2', '-state')?.name).toBe('2026/01/02/03/2-11-12-state.jsonl');
+    const name = deadLetterBlob(letters, '2')?.name;
+    expect(name).toMatch(/^2026\/01\/02\/03\/2-11-12-h[0-9a-f]{16}\.jsonl$/);
+    expect(deadLetterBlob(letters, '2', '-state')?.name).toBe(name?.replace('.jsonl', '-state.jsonl'));
+    // The hash is of the lines: the same letters, the same name; other letters of the same batch, another.
+    expect(deadLetterBlob([...letters], '2')?.name).toBe(name);
+    const other = [letters[0], deadLetter(11, 'z', '2026-01-02T03:59:00Z')].flatMap((d) => (d ? [d] : []));
+    expect(deadLetterBlob(other, '2')?.name).toMatch(/^2026\/01\/02\/03\/2-11-12-h[0-9a-f]{16}\.jsonl$/);
+    expect(deadLetterBlob(other, '2')?.name).not.toBe(name);
   });
 
   it('keeps UTF-8 text as it is and encodes other bytes in base64', () => {
@@ -182,7 +188,7 @@ describe('deadLetterBlob', () => {
     const letters = Array.from({ length: 300_000 }, (_, i) =>
       deadLetter(i + 1, 'x', new Date(Date.UTC(2026, 0, 2, 5) - i * 10).toISOString()),
     );
-    expect(deadLetterBlob(letters, '2')?.name).toBe('2026/01/02/04/2-1-300000.jsonl');
+    expect(deadLetterBlob(letters, '2')?.name).toMatch(/^2026\/01\/02\/04\/2-1-300000-h[0-9a-f]{16}\.jsonl$/);
   });
 
   it('writes the reason and the envelope', () => {

@@ -76,7 +76,7 @@ describe('ingestTelemetry failure policy', () => {
     expect(summary.stateRejectedDevices).toBe(1);
     expect([...stateStore.states.keys()].sort()).toEqual(['ok-1', 'ok-2']);
     const [name, lines] = [...deadLetters.blobs][0] ?? [];
-    expect(name).toBe('2026/11/23/10/0-2-4.state-rejected.jsonl');
+    expect(name).toMatch(/^2026\/11\/23\/10\/0-2-4-h[0-9a-f]{16}\.state-rejected\.jsonl$/);
     expect(lines?.map((l) => JSON.parse(l) as Record<string, unknown>)).toMatchObject([
       { reason: 'state-rejected', deviceId: 'huge', sequenceNumber: 2, body: { t: 2 } },
       { reason: 'state-rejected', deviceId: 'huge', sequenceNumber: 4, body: { u: 4 } },
@@ -96,12 +96,36 @@ describe('ingestTelemetry failure policy', () => {
     const summary = await run(3);
     expect(summary.parked).toBe(1);
     expect([...stateStore.states.keys()].sort()).toEqual(['huge', 'ok-1']);
-    expect([...deadLetters.blobs.keys()]).toEqual(['2026/11/23/10/0-3-3.storage-failure.jsonl']);
-    const lines = (deadLetters.blobs.get('2026/11/23/10/0-3-3.storage-failure.jsonl') ?? []).map(
-      (l) => JSON.parse(l) as Record<string, unknown>,
-    );
+    const [name, parked] = [...deadLetters.blobs][0] ?? [];
+    expect(deadLetters.blobs.size).toBe(1);
+    expect(name).toMatch(/^2026\/11\/23\/10\/0-3-3-h[0-9a-f]{16}\.storage-failure\.jsonl$/);
+    const lines = (parked ?? []).map((l) => JSON.parse(l) as Record<string, unknown>);
     expect(lines).toMatchObject([
       { reason: 'storage-failure', deviceId: 'ok-2', sequenceNumber: 3, recordIndex: 0, body: { t: 3 } },
+    ]);
+  });
+
+  it('a repeated last attempt that parks another set of the same batch keeps both sets (review 2 finding 4)', async () => {
+    let failing = ['huge'];
+    const { run, deadLetters } = setup((id) =>
+      failing.includes(id) ? new Error('socket hang up') : undefined,
+    );
+    expect((await run(3)).parked).toBe(2); // sequence numbers 2 and 4
+    // The host runs the last attempt again (a lost checkpoint): another set fails, with the same first and last.
+    failing = ['huge', 'ok-2'];
+    expect((await run(3)).parked).toBe(3); // 2, 3 and 4
+    failing = ['huge']; // and the first set again: found, not written twice
+    expect((await run(3)).parked).toBe(2);
+    const names = [...deadLetters.blobs.keys()];
+    expect(names).toHaveLength(2);
+    for (const name of names)
+      expect(name).toMatch(/^2026\/11\/23\/10\/0-2-4-h[0-9a-f]{16}\.storage-failure\.jsonl$/);
+    const parked = [...deadLetters.blobs.values()].map((lines) =>
+      lines.map((l) => (JSON.parse(l) as Record<string, unknown>).sequenceNumber),
+    );
+    expect(parked.sort((x, y) => x.length - y.length)).toEqual([
+      [2, 4],
+      [2, 3, 4],
     ]);
   });
 
@@ -125,7 +149,7 @@ describe('ingestTelemetry failure policy', () => {
     expect(stateStore.states.get('a')?.telemetry.t?.value).toBe(3);
     expect(stateStore.states.has('b')).toBe(false); // only its (unarchived) record concerned it
     const [name, lines] = [...deadLetters.blobs][0] ?? [];
-    expect(name).toBe('2026/11/23/10/0-2-2.storage-failure.jsonl');
+    expect(name).toMatch(/^2026\/11\/23\/10\/0-2-2-h[0-9a-f]{16}\.storage-failure\.jsonl$/);
     expect(lines).toHaveLength(1);
     expect(lines?.[0]).toContain('"body":{"code":"E1"}');
     expect(JSON.parse(lines?.[0] ?? '')).toMatchObject({ reason: 'storage-failure', deviceId: 'b' });
