@@ -228,7 +228,7 @@ function crossSettingProblems(env: Record<string, string | undefined>): { name: 
   if (lease - settleReserveMs(lease * 1000) / 1000 <= delivery) {
     problems.push({
       name: 'Alerts__NotifyLeaseSeconds',
-      message: `must be longer than one delivery can take (Alerts__DeliveryTimeoutSeconds + Alerts__MaxQueueWaitSeconds = ${delivery} s) plus a tenth of itself to settle, or no message fits in a claim`,
+      message: `must be longer than one delivery can take (Alerts__DeliveryTimeoutSeconds + Alerts__MaxQueueWaitSeconds = ${delivery} s) plus min(10 s, a tenth of itself) to settle, or no message fits in a claim`,
     });
   }
   const selfSigned = env.CosmosDbAllowSelfSignedTls === 'true' || env.CosmosDbAllowSelfSignedTls === '1';

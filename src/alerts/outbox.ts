@@ -16,7 +16,7 @@ const BACKOFF_MAX_MS = 30 * 60_000;
 
 /** How the outbox hands out and retries notifications (settings Alerts__NotifyLeaseSeconds, …). */
 export interface OutboxPolicy {
-  /** How long a sender's claim lasts, ms; no message starts that could end after it (less a tenth to settle). */
+  /** How long a sender's claim lasts, ms; no message starts that could end after it (less the settling reserve: a tenth, at most 10 s). */
   leaseMs: number;
   /** A notification pending longer than this, ms, is given up as undeliverable. */
   horizonMs: number;
