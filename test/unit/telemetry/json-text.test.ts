@@ -96,6 +96,17 @@ describe('parseJsonText', () => {
     });
   });
 
+  it('finds unfaithful numbers wherever JSON lets a number stand: pretty-printed, top level, in arrays', () => {
+    const big = '123456789012345678901234567890';
+    expect(parseJsonText(`{\n  "id": ${big},\n  "t":\t${big}\n}`).value).toEqual({ id: big, t: big });
+    expect(parseJsonText(big).value).toBe(big);
+    expect(parseJsonText(` -${big} `).value).toBe(`-${big}`);
+    expect(parseJsonText(`[1,${big}]`).value).toEqual([1, big]);
+    expect(parseJsonText(`{"tiny":0.${'0'.repeat(323)}1}`).value).toEqual({
+      tiny: `0.${'0'.repeat(323)}1`,
+    });
+  });
+
   it('parses 17-digit doubles as numbers, not strings', () => {
     expect(parseJsonText('{"v":0.33333333333333331,"w":[21.149999999999999]}').value).toEqual({
       v: 0.3333333333333333,
