@@ -96,7 +96,7 @@ try {
     const started = performance.now();
     const response = await handlers.startBulkProvisioning(
       { params: {}, query: new URLSearchParams(), headers: new Headers(), text: () => Promise.resolve(body) },
-      engineWorkflowClient(engine, 'http://localhost:7071'),
+      engineWorkflowClient(engine),
     );
     const instanceId = (response.jsonBody as { id: string }).id;
     const done = await engine.whenDone(instanceId);

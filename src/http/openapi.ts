@@ -346,7 +346,7 @@ export const openApiDocument = {
           'Refuses at once a device id that already exists. The keys are never in the status: they are in GET /provisioning/{instanceId}/results once the workflow completed.',
         requestBody: { content: json(ref('ProvisioningRequest')) },
         responses: {
-          '202': accepted('Started; poll statusQueryGetUri', {
+          '202': accepted('Started; poll statusUri', {
             allOf: [ref('WorkflowAccepted'), { required: ['deviceId'] }],
           }),
           ...errors(400, 413, 415, 422, 500, 503),
@@ -374,7 +374,7 @@ export const openApiDocument = {
           },
         },
         responses: {
-          '202': accepted('Started; poll statusQueryGetUri', {
+          '202': accepted('Started; poll statusUri', {
             allOf: [ref('WorkflowAccepted'), { required: ['total', 'chunks'] }],
           }),
           ...errors(400, 413, 415, 422, 500),
@@ -654,20 +654,19 @@ export const openApiDocument = {
       WorkflowAccepted: {
         type: 'object',
         additionalProperties: false,
-        description: "Durable Functions' HTTP management payload of the started workflow",
-        required: [
-          'id',
-          'statusQueryGetUri',
-          'sendEventPostUri',
-          'terminatePostUri',
-          'purgeHistoryDeleteUri',
-        ],
+        description:
+          "The started workflow and this API's routes for it (never Durable's management URLs: they carry the extension's system key)",
+        required: ['id', 'statusUri', 'resultsUri'],
         properties: {
           id: { type: 'string', description: 'Workflow instance id' },
-          statusQueryGetUri: { type: 'string' },
-          sendEventPostUri: { type: 'string' },
-          terminatePostUri: { type: 'string' },
-          purgeHistoryDeleteUri: { type: 'string' },
+          statusUri: {
+            type: 'string',
+            description: 'GET: where the workflow stands (also the Location header)',
+          },
+          resultsUri: {
+            type: 'string',
+            description: 'GET: the outcome lines (keys included) once completed',
+          },
           deviceId: {
             type: 'string',
             description: 'POST /provisioning/devices: the device being provisioned',

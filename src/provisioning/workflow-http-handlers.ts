@@ -53,19 +53,16 @@ export interface WorkflowHandlerDeps {
 const PROVISIONING_WORKFLOWS = new Set([PROVISION_DEVICE, BULK_PROVISION]);
 
 /**
- * 202 Accepted with Durable's management URLs (what `createCheckStatusResponse` answers). Those URLs carry the
- * Durable extension's system key, which reaches every instance of the task hub: `Location` points at this
- * API's own status route instead, which shows provisioning workflows only.
+ * 202 Accepted with this API's own routes only. Durable's management URLs (what `createCheckStatusResponse`
+ * answers) carry the extension's system key, which can read, terminate, raise events on and purge every
+ * instance of the task hub, scheduled jobs included: they are never handed out.
  */
-function accepted(
-  workflows: WorkflowClient,
-  instanceId: string,
-  extra: Record<string, unknown>,
-): ApiResponse {
+function accepted(instanceId: string, extra: Record<string, unknown>): ApiResponse {
+  const statusUri = `/api/provisioning/${encodeURIComponent(instanceId)}`;
   return {
     status: 202,
-    headers: { location: `/api/provisioning/${instanceId}`, 'retry-after': '5' },
-    jsonBody: { ...workflows.urls(instanceId), ...extra },
+    headers: { location: statusUri, 'retry-after': '5' },
+    jsonBody: { id: instanceId, statusUri, resultsUri: `${statusUri}/results`, ...extra },
   };
 }
 
@@ -125,7 +122,7 @@ export function makeWorkflowHandlers(deps: WorkflowHandlerDeps) {
         requestedAt: now(),
       };
       await workflows.start(PROVISION_DEVICE, instanceId, input);
-      return accepted(workflows, instanceId, { deviceId });
+      return accepted(instanceId, { deviceId });
     },
 
     /** POST /provisioning/bulk: up to 10,000 devices (JSON array or NDJSON). */
@@ -191,7 +188,7 @@ export function makeWorkflowHandlers(deps: WorkflowHandlerDeps) {
         requestedAt: now(),
       };
       await workflows.start(BULK_PROVISION, instanceId, input);
-      return accepted(workflows, instanceId, { total: specs.length, chunks });
+      return accepted(instanceId, { total: specs.length, chunks });
     },
 
     /** GET /provisioning/{instanceId}: where a provisioning workflow stands (counts, step, outcome). */

@@ -12,15 +12,6 @@ export interface WorkflowStatus {
   lastUpdatedTime: string;
 }
 
-/** Management URLs of one instance (Durable's HTTP management payload). */
-export interface WorkflowUrls {
-  id: string;
-  statusQueryGetUri: string;
-  sendEventPostUri: string;
-  terminatePostUri: string;
-  purgeHistoryDeleteUri: string;
-}
-
 /**
  * Starts and inspects durable workflows: the Durable Functions client in Azure (`df.getClient`), or the
  * local durable engine. Inputs given to `start` end up in orchestration history: never put secrets in them.
@@ -29,7 +20,6 @@ export interface WorkflowClient {
   start(orchestration: string, instanceId: string, input: unknown): Promise<void>;
   status(instanceId: string): Promise<WorkflowStatus | undefined>;
   raiseEvent(instanceId: string, eventName: string, data: unknown): Promise<void>;
-  urls(instanceId: string): WorkflowUrls;
 }
 
 /** A workflow's terminal statuses: nothing more will happen to it. */

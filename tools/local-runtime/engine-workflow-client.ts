@@ -1,11 +1,8 @@
 import type { WorkflowClient } from '../../src/shared/workflows.js';
 import type { DurableEngine } from './durable-engine.js';
 
-/**
- * WorkflowClient over the local durable engine. `baseUrl` is where the engine's management API is served
- * (the same URL shapes as Durable Functions' `/runtime/webhooks/durabletask/instances/{id}`).
- */
-export function engineWorkflowClient(engine: DurableEngine, baseUrl: string): WorkflowClient {
+/** WorkflowClient over the local durable engine. */
+export function engineWorkflowClient(engine: DurableEngine): WorkflowClient {
   return {
     start: (orchestration, instanceId, input) => {
       engine.start(orchestration, instanceId, input);
@@ -28,16 +25,6 @@ export function engineWorkflowClient(engine: DurableEngine, baseUrl: string): Wo
     raiseEvent: (instanceId, eventName, data) => {
       engine.raiseEvent(instanceId, eventName, data);
       return Promise.resolve();
-    },
-    urls: (instanceId) => {
-      const base = `${baseUrl}/runtime/webhooks/durabletask/instances/${encodeURIComponent(instanceId)}`;
-      return {
-        id: instanceId,
-        statusQueryGetUri: base,
-        sendEventPostUri: `${base}/raiseEvent/{eventName}`,
-        terminatePostUri: `${base}/terminate?reason={text}`,
-        purgeHistoryDeleteUri: base,
-      };
     },
   };
 }

@@ -29,7 +29,6 @@ export function durableWorkflowClient(context: InvocationContext): WorkflowClien
       }
     },
     raiseEvent: (instanceId, eventName, data) => client.raiseEvent(instanceId, eventName, data),
-    urls: (instanceId) => client.createHttpManagementPayload(instanceId),
   };
 }
 

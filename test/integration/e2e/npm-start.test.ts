@@ -167,15 +167,19 @@ describe('npm start on a machine without Core Tools (embedded local runtime), ov
     expect(JSON.stringify(message.body)).toContain('temperature-high');
   });
 
-  it('runs a bulk provisioning workflow to completion through its status URL', async () => {
+  it('runs a bulk provisioning workflow to completion through its status route, without the system key', async () => {
     const response = await post(
       `${api}/provisioning/bulk`,
       Array.from({ length: 120 }, (_, i) => ({ id: `e2e-bulk-${i}` })),
     );
     expect(response.status).toBe(202);
-    const { statusQueryGetUri } = (await json(response)) as { statusQueryGetUri: string };
+    const text = await response.text();
+    // Durable's management URLs carry the extension's system key (here `code=local`): never handed out.
+    expect(text).not.toMatch(/code=|runtime\/webhooks/);
+    const { statusUri } = JSON.parse(text) as { statusUri: string };
+    expect(response.headers.get('location')).toBe(statusUri);
     const status = await until('the bulk workflow', async () => {
-      const body = await json(await fetch(statusQueryGetUri));
+      const body = await json(await fetch(`${origin}${statusUri}`));
       return body.runtimeStatus === 'Completed' || body.runtimeStatus === 'Failed' ? body : undefined;
     });
     expect(status.output).toMatchObject({ total: 120, created: 120, failed: 0 });

@@ -40,7 +40,7 @@ let registrations: Registration[];
 let adapters: Adapters;
 let engine: DurableEngine;
 let handlers: ReturnType<typeof makeWorkflowHandlers>;
-const workflows = () => engineWorkflowClient(engine, 'http://localhost:7071');
+const workflows = () => engineWorkflowClient(engine);
 
 beforeAll(async () => {
   registrations = await loadEntryPoint(settings);
@@ -80,11 +80,16 @@ describe('provisionDevice workflow', () => {
     const response = (await handlers.startProvisioning(
       post('provisioning/devices', JSON.stringify({ id: 'wf-ok-1', metadata: { model: 'thermostat-v2' } })),
       workflows(),
-    )) as ApiResponse & { jsonBody: { id: string; statusQueryGetUri: string } };
+    )) as ApiResponse & { jsonBody: { id: string; statusUri: string; resultsUri: string } };
     expect(response.status).toBe(202);
     const instanceId = response.jsonBody.id;
     expect(response.headers?.location).toBe(`/api/provisioning/${instanceId}`);
-    expect(response.jsonBody.statusQueryGetUri).toContain(`/instances/${instanceId}`);
+    expect(response.jsonBody).toMatchObject({
+      statusUri: `/api/provisioning/${instanceId}`,
+      resultsUri: `/api/provisioning/${instanceId}/results`,
+    });
+    // Durable's management URLs carry the extension's system key: never in an answer of this API.
+    expect(JSON.stringify(response)).not.toMatch(/code=|runtime\/webhooks|statusQueryGetUri/);
 
     const done = await engine.whenDone(instanceId);
     expect(done.runtimeStatus).toBe('Completed');

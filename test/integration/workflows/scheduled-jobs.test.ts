@@ -56,7 +56,7 @@ const request = (method: string, path: string, body?: unknown, params: Record<st
 async function createJob(engine: DurableEngine, body: unknown): Promise<string> {
   const response = (await handlers.createJob(
     request('POST', 'jobs', body),
-    engineWorkflowClient(engine, ''),
+    engineWorkflowClient(engine),
   )) as ApiResponse & {
     jsonBody: JobRecord;
   };
@@ -68,7 +68,7 @@ const getJob = async (engine: DurableEngine, id: string) =>
   (
     (await handlers.getJob(
       request('GET', `jobs/${id}`, undefined, { id }),
-      engineWorkflowClient(engine, ''),
+      engineWorkflowClient(engine),
     )) as {
       jsonBody: JobRecord & { workflow?: { runtimeStatus: string } };
     }
@@ -130,7 +130,7 @@ describe('scheduledJob workflow on the local job runner', () => {
 
     const cancel = await handlers.cancelJob(
       request('DELETE', `jobs/${id}`, undefined, { id }),
-      engineWorkflowClient(engine, ''),
+      engineWorkflowClient(engine),
     );
     expect(cancel.status).toBe(202);
     expect((await engine.whenDone(id)).output).toEqual({ jobId: id, status: 'cancelled', runs: 0 });
@@ -138,10 +138,7 @@ describe('scheduledJob workflow on the local job runner', () => {
     expect((await adapters.twins.get('job-dev-2'))?.desired).not.toHaveProperty('never');
     // Cancelling again: nothing left to cancel.
     await expect(
-      handlers.cancelJob(
-        request('DELETE', `jobs/${id}`, undefined, { id }),
-        engineWorkflowClient(engine, ''),
-      ),
+      handlers.cancelJob(request('DELETE', `jobs/${id}`, undefined, { id }), engineWorkflowClient(engine)),
     ).rejects.toMatchObject({ code: 'invalid-transition' });
   });
 
@@ -168,7 +165,7 @@ describe('scheduledJob workflow on the local job runner', () => {
 
     await handlers.cancelJob(
       request('DELETE', `jobs/${id}`, undefined, { id }),
-      engineWorkflowClient(engine, ''),
+      engineWorkflowClient(engine),
     );
     expect((await engine.whenDone(id)).output).toMatchObject({ status: 'cancelled', runs: 2 });
     expect(await nonDeterministicEpisodes(engine, id, orchestratorOf(registrations, 'scheduledJob'))).toEqual(
@@ -199,7 +196,7 @@ describe('scheduledJob workflow on the local job runner', () => {
   ])('refuses an inconsistent job (%j) with 422 naming %s, and starts nothing', async (body, path) => {
     const engine = engineFromRegistrations(registrations);
     const error = (await handlers
-      .createJob(request('POST', 'jobs', body), engineWorkflowClient(engine, ''))
+      .createJob(request('POST', 'jobs', body), engineWorkflowClient(engine))
       .catch((e: unknown) => e)) as { code?: string; errors?: { path: string }[] };
     expect(error.code).toBe('unprocessable-request');
     expect(error.errors?.map((p) => p.path).join(' ')).toContain(path);

@@ -62,7 +62,7 @@ const request = (method: string, path: string, body?: unknown, params: Record<st
 async function createJob(engine: DurableEngine, body: unknown): Promise<string> {
   const response = (await jobHandlers.createJob(
     request('POST', 'jobs', body),
-    engineWorkflowClient(engine, ''),
+    engineWorkflowClient(engine),
   )) as ApiResponse & {
     jsonBody: JobRecord;
   };
@@ -150,7 +150,7 @@ describe('scheduled jobs against IoT Hub (wire-level fake, real JobClient)', () 
     expect(hub.jobs.get(`${id}-r1-b0`)?.status).toBe('queued');
     const response = await jobHandlers.cancelJob(
       request('DELETE', `jobs/${id}`, undefined, { id }),
-      engineWorkflowClient(engine, ''),
+      engineWorkflowClient(engine),
     );
     expect(response.status).toBe(202);
     await engine.idle();
@@ -193,7 +193,7 @@ describe('bulk provisioning against IoT Hub (wire-level fake, real Registry)', (
     hub.throttleNext(21);
     const response = (await handlers.startBulkProvisioning(
       request('POST', 'provisioning/bulk', body),
-      engineWorkflowClient(engine, ''),
+      engineWorkflowClient(engine),
     )) as ApiResponse & { jsonBody: { id: string } };
     const done = await engine.whenDone(response.jsonBody.id);
     expect(done.runtimeStatus).toBe('Completed');
@@ -215,7 +215,7 @@ describe('bulk provisioning against IoT Hub (wire-level fake, real Registry)', (
     hub.throttleNext(1);
     const response = (await handlers.startBulkProvisioning(
       request('POST', 'provisioning/bulk', body),
-      engineWorkflowClient(engine, ''),
+      engineWorkflowClient(engine),
     )) as ApiResponse & {
       jsonBody: { id: string };
     };
