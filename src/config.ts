@@ -173,6 +173,19 @@ function isNcrontab(text: string): boolean {
 /** Every app setting the function app reads (the README table and local.settings.sample.json list them all). */
 export const SETTING_NAMES: readonly string[] = Object.keys(schema.shape);
 
+/** local.settings.sample.json's identity-store key: fine on a laptop, refused in Azure. */
+const SAMPLE_ENCRYPTION_KEY = 'bG9jYWwtb25seSBpZGVudGl0eSBrZXksIDMyIGJ5dGU=';
+
+/**
+ * Whether the app runs on Azure's Functions hosting: the platform sets WEBSITE_SITE_NAME and WEBSITE_INSTANCE_ID
+ * on every instance; Core Tools (`func start`) sets AZURE_FUNCTIONS_ENVIRONMENT=Development, and the embedded
+ * local runtime sets neither.
+ */
+export function isHostedInAzure(env: Record<string, string | undefined>): boolean {
+  const platform = (env.WEBSITE_SITE_NAME ?? '') !== '' || (env.WEBSITE_INSTANCE_ID ?? '') !== '';
+  return platform && env.AZURE_FUNCTIONS_ENVIRONMENT !== 'Development';
+}
+
 /**
  * Rules across settings. They run on the raw settings even when a single setting is invalid, so that start-up
  * names every problem at once.
@@ -198,7 +211,24 @@ function crossSettingProblems(env: Record<string, string | undefined>): { name: 
       message: 'required (or ArchiveStorage__blobServiceUri for a managed identity)',
     });
   }
+  // Hosted in Azure, a missing IdentityStore must not quietly become the local stand-ins (Azure Tables, the
+  // local job runner, the in-process method channel): it has to be chosen, and never with the sample's key.
+  const hosted = isHostedInAzure(env);
+  if (hosted && !has('IdentityStore')) {
+    problems.push({
+      name: 'IdentityStore',
+      message:
+        'required in Azure (WEBSITE_SITE_NAME/WEBSITE_INSTANCE_ID are set): iothub, or table to run the local stand-ins (Azure Tables identities, the local job runner) on purpose',
+    });
+  }
   if ((env.IdentityStore ?? 'table') === 'table') {
+    if (hosted && env.IdentityStore__EncryptionKey === SAMPLE_ENCRYPTION_KEY) {
+      problems.push({
+        name: 'IdentityStore__EncryptionKey',
+        message:
+          "is local.settings.sample.json's well-known key: set your own in Azure (openssl rand -base64 32)",
+      });
+    }
     if (!has('IdentityStorageConnectionString')) {
       problems.push({
         name: 'IdentityStorageConnectionString',

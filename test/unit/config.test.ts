@@ -341,3 +341,37 @@ describe('local.settings.sample.json', () => {
     expect(() => loadConfig(sample.Values)).not.toThrow();
   });
 });
+
+describe('hosted in Azure: no silent fallback to the local stand-ins', () => {
+  const sample = JSON.parse(
+    readFileSync(new URL('../../local.settings.sample.json', import.meta.url), 'utf8'),
+  ) as { Values: Record<string, string> };
+  const AZURE = { WEBSITE_SITE_NAME: 'iot-func-abc', WEBSITE_INSTANCE_ID: 'f00d' };
+  const names = (env: Record<string, string | undefined>) =>
+    configError(env).problems.map((p) => p.split(':')[0]);
+
+  it('refuses a missing IdentityStore instead of defaulting to Azure Tables and the local job runner', () => {
+    expect(names({ ...MINIMAL, ...AZURE })).toEqual(['IdentityStore']);
+    expect(configError({ ...MINIMAL, ...AZURE }).message).toMatch(/IdentityStore: required in Azure/);
+  });
+
+  it("refuses the sample's well-known encryption key", () => {
+    expect(names({ ...sample.Values, ...AZURE })).toEqual(['IdentityStore__EncryptionKey']);
+  });
+
+  it('accepts the table store in Azure when chosen on purpose with a key of its own', () => {
+    expect(
+      loadConfig({ ...MINIMAL, ...AZURE, IdentityStore: 'table' }).provisioning.identityStore,
+    ).toMatchObject({
+      kind: 'table',
+    });
+  });
+
+  it('keeps the local defaults on a laptop: the embedded runtime, and func start (Development)', () => {
+    expect(loadConfig(MINIMAL).provisioning.identityStore).toMatchObject({ kind: 'table' });
+    expect(() => loadConfig({ ...sample.Values })).not.toThrow();
+    expect(() =>
+      loadConfig({ ...sample.Values, ...AZURE, AZURE_FUNCTIONS_ENVIRONMENT: 'Development' }),
+    ).not.toThrow();
+  });
+});

@@ -68,7 +68,12 @@ describe('infra/*.bicep and the code agree', () => {
   });
 
   it('sets every setting the config schema requires: the app starts with exactly these names', () => {
-    const env = Object.fromEntries([...settings].map(([name, value]) => [name, sampleValue(name, value)]));
+    const env = {
+      ...Object.fromEntries([...settings].map(([name, value]) => [name, sampleValue(name, value)])),
+      // What the platform sets on every instance: the config's Azure-only rules apply.
+      WEBSITE_SITE_NAME: 'func-iot',
+      WEBSITE_INSTANCE_ID: 'instance-1',
+    };
     const config = loadConfig(env);
     // Production shape: IoT Hub identity registry, managed identities for Cosmos DB and Blob storage.
     expect(config.provisioning.identityStore).toMatchObject({ kind: 'iothub' });
