@@ -251,7 +251,18 @@ export function* scheduledJobOrchestrator(context: OrchestrationContext): Genera
     nextRunAt: next,
   });
 
-  // 5. Repeat: a fresh history for the next occurrence, so an eternal job's history stays small.
+  // 5. Repeat: a fresh history for the next occurrence, so an eternal job's history stays small. A cancel that
+  // arrived while the outcome was recorded or notified is checked last: the API already answered "cancelling",
+  // so it wins over the next occurrence (continue-as-new would consume it).
+  if (next && cancelTask.isCompleted) {
+    try {
+      yield record('cancelled');
+    } catch (error) {
+      context.df.setCustomStatus({ run, step: 'record-failed', reason: failureMessage(error) });
+    }
+    context.df.setCustomStatus({ run, step: 'cancelled', lastRun: runInfo });
+    return { jobId, status: 'cancelled', runs: run, lastRun: runInfo };
+  }
   if (next) {
     context.df.continueAsNew({
       ...input,

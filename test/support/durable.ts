@@ -1,5 +1,9 @@
 import { DummyOrchestrationContext } from 'durable-functions';
-import { DurableEngine, type OrchestratorHandler } from '../../tools/local-runtime/durable-engine.js';
+import {
+  DurableEngine,
+  type ActivityHandler,
+  type OrchestratorHandler,
+} from '../../tools/local-runtime/durable-engine.js';
 import { orchestratorListener } from '../../tools/local-runtime/orchestrator-listener.js';
 import { byTrigger, type Registration } from './entry-point.js';
 
@@ -41,14 +45,29 @@ export async function nonDeterministicEpisodes(
   return differences;
 }
 
-/** A durable engine running exactly the orchestrators and activities the entry point registered. */
+/**
+ * A durable engine running exactly the orchestrators and activities the entry point registered; `beforeActivity`
+ * (tests that inject an event while an activity runs) is called as each activity starts.
+ */
 export function engineFromRegistrations(
   registrations: readonly Registration[],
   clock: 'virtual' | 'manual' = 'virtual',
+  beforeActivity?: (name: string, input: unknown) => void,
 ): DurableEngine {
+  const activities = byTrigger(registrations, 'activityTrigger') as ReadonlyMap<string, ActivityHandler>;
   return new DurableEngine({
     orchestrators: byTrigger(registrations, 'orchestrationTrigger'),
-    activities: byTrigger(registrations, 'activityTrigger'),
+    activities: beforeActivity
+      ? new Map(
+          [...activities].map(([name, handler]): [string, ActivityHandler] => [
+            name,
+            (input, context) => {
+              beforeActivity(name, input);
+              return handler(input, context);
+            },
+          ]),
+        )
+      : activities,
     clock,
   });
 }

@@ -173,6 +173,39 @@ describe('scheduledJob workflow on the local job runner', () => {
     );
   });
 
+  it.each(['jobRecord', 'jobNotify'])(
+    'does not lose a cancel that arrives while %s runs before the next occurrence (no continue-as-new)',
+    async (activity) => {
+      let id = '';
+      let injected = false;
+      const engine = engineFromRegistrations(registrations, 'manual', (name, input) => {
+        const { status } = input as { status?: string };
+        if (name === activity && !injected && (activity === 'jobNotify' || status === 'scheduled')) {
+          injected = true;
+          engine.raiseEvent(id, 'cancel', { at: name });
+        }
+      });
+      id = await createJob(engine, {
+        type: 'twinUpdate',
+        target: { deviceIds: ['job-dev-3'] },
+        twinPatch: { heartbeat: 2 },
+        repeat: 'PT1H',
+        notify: true,
+      });
+      await engine.idle();
+      expect(injected).toBe(true);
+      expect(engine.executions(id)).toHaveLength(1); // no next occurrence was scheduled
+      const done = await engine.whenDone(id);
+      expect(done.output).toMatchObject({ status: 'cancelled', runs: 1 });
+      const job = await getJob(engine, id);
+      expect(job.status).toBe('cancelled');
+      expect(job.nextRunAt).toBeUndefined();
+      expect(
+        await nonDeterministicEpisodes(engine, id, orchestratorOf(registrations, 'scheduledJob')),
+      ).toEqual([]);
+    },
+  );
+
   it('lists jobs newest first and answers 404 for an unknown job', async () => {
     const page = (await handlers.listJobs(request('GET', 'jobs'))) as { jsonBody: { items: JobRecord[] } };
     expect(page.jsonBody.items.length).toBeGreaterThanOrEqual(4);
