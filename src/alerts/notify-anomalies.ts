@@ -14,6 +14,7 @@ import type { AlertNotifier, NotifyLimits } from './notifier.js';
 import { deliverNotifications, type DeliverySummary, type OutboxPolicy } from './outbox.js';
 import { errorText } from '../shared/error-text.js';
 import { AlarmRejectedError } from '../shared/errors.js';
+import { parkLastAttempt } from '../telemetry/parking.js';
 
 export interface NotifyAnomaliesDeps {
   alarms: AlarmStore;
@@ -265,16 +266,6 @@ async function park(
 ): Promise<void> {
   const blob = anomalyBlob(parked, partitionId, '.storage-failure');
   if (!blob) return;
-  try {
-    await store.put(blob.name, blob.lines);
-  } catch (deadLetterError) {
-    context.error(
-      `notifyAnomalies LOST ${parked.length} anomalies or dead letters: partition ${partitionId}, ${blob.name}; dead-letter write failed too`,
-      errorText(deadLetterError),
-    );
-    throw deadLetterError;
-  }
-  context.error(
-    `notifyAnomalies gave up after ${attempts} attempts; ${parked.length} anomalies or dead letters parked in dead letters as ${blob.name}`,
-  );
+  const what = `${parked.length} anomalies or dead letters`;
+  await parkLastAttempt(store, blob, { function: 'notifyAnomalies', what, attempts, partitionId }, context);
 }

@@ -5,6 +5,7 @@ import type { IngestOptions } from './ingest-options.js';
 import { mergeState, projectBatch } from './last-known-values.js';
 import type { DeadLetterStore, DeviceStateStore, JsonLinesStore, RawArchive } from './ports.js';
 import { errorText } from '../shared/error-text.js';
+import { parkLastAttempt } from './parking.js';
 import { StateRejectedError } from '../shared/errors.js';
 import {
   isStateStream,
@@ -213,19 +214,14 @@ export function makeIngestTelemetry(deps: IngestTelemetryDeps) {
   ): Promise<void> {
     const blob = deadLetterBlob(parked, partitionId, '.storage-failure');
     if (!blob) return;
-    try {
-      await deadLetters.put(blob.name, blob.lines);
-    } catch (deadLetterError) {
-      context.error(
-        `ingestTelemetry LOST ${parked.length} record(s): partition ${partitionId}, ${blob.name}; dead-letter write failed too`,
-        errorText(deadLetterError),
-      );
-      throw deadLetterError;
-    }
-    summary.parked = parked.length;
-    context.error(
-      `ingestTelemetry gave up after ${retryCount + 1} attempts; ${parked.length} record(s) parked in dead letters as ${blob.name}`,
+    const what = `${parked.length} record(s)`;
+    await parkLastAttempt(
+      deadLetters,
+      blob,
+      { function: 'ingestTelemetry', what, attempts: retryCount + 1, partitionId },
+      context,
     );
+    summary.parked = parked.length;
   }
 }
 
