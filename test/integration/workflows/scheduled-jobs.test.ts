@@ -27,7 +27,11 @@ let handlers: ReturnType<typeof makeJobHandlers>;
 beforeAll(async () => {
   registrations = await loadEntryPoint(settings);
   adapters = createAdapters(loadConfig(settings));
-  handlers = makeJobHandlers({ jobs: adapters.jobs, pollIntervalMs: 10_000 });
+  handlers = makeJobHandlers({
+    jobs: adapters.jobs,
+    deviceResults: adapters.jobDeviceResults,
+    pollIntervalMs: 10_000,
+  });
   for (const [id, site] of [
     ['job-dev-1', 'north'],
     ['job-dev-2', 'north'],
@@ -205,6 +209,43 @@ describe('scheduledJob workflow on the local job runner', () => {
       ).toEqual([]);
     },
   );
+
+  it("answers 202 with this API's own status and cancel routes, and POST .../cancel cancels like DELETE", async () => {
+    const engine = engineFromRegistrations(registrations, 'manual');
+    const startAt = new Date(engine.now().getTime() + 3_600_000).toISOString();
+    const response = (await handlers.createJob(
+      request('POST', 'jobs', {
+        type: 'twinUpdate',
+        target: { deviceIds: ['job-dev-2'] },
+        twinPatch: { never: true },
+        startAt,
+      }),
+      engineWorkflowClient(engine),
+    )) as ApiResponse & { jsonBody: JobRecord & { statusUri?: string; cancelUri?: string } };
+    const id = response.jsonBody.id;
+    expect(response.headers).toMatchObject({ location: `/api/jobs/${id}` });
+    expect(response.jsonBody).toMatchObject({
+      statusUri: `/api/jobs/${id}`,
+      cancelUri: `/api/jobs/${id}/cancel`,
+    });
+    // Durable's management URLs carry the extension's system key: never in an answer of this API.
+    expect(JSON.stringify(response)).not.toMatch(/code=|runtime\/webhooks|statusQueryGetUri/);
+    await engine.idle();
+
+    const cancel = await handlers.cancelJob(
+      request('POST', `jobs/${id}/cancel`, undefined, { id }),
+      engineWorkflowClient(engine),
+    );
+    expect(cancel).toMatchObject({
+      status: 202,
+      headers: { location: `/api/jobs/${id}` },
+      jsonBody: { id, status: 'cancelling', statusUri: `/api/jobs/${id}` },
+    });
+    expect((await engine.whenDone(id)).output).toEqual({ jobId: id, status: 'cancelled', runs: 0 });
+    await expect(
+      handlers.cancelJob(request('POST', `jobs/${id}/cancel`, undefined, { id }), engineWorkflowClient(engine)),
+    ).rejects.toMatchObject({ code: 'invalid-transition' });
+  });
 
   it('lists jobs newest first and answers 404 for an unknown job', async () => {
     const page = (await handlers.listJobs(request('GET', 'jobs'))) as { jsonBody: { items: JobRecord[] } };

@@ -22,7 +22,7 @@ import { engineFromRegistrations, nonDeterministicEpisodes, orchestratorOf } fro
 import { loadEntryPoint, type Registration } from '../../support/entry-point.js';
 import { testSettings } from '../../support/local-env.js';
 
-const { JobClient } = iothub;
+const { JobClient, Registry } = iothub;
 
 let hub: FakeIotHub;
 let restore: () => void;
@@ -41,7 +41,11 @@ beforeAll(async () => {
   });
   registrations = await loadEntryPoint(settings);
   adapters = createAdapters(loadConfig(settings));
-  jobHandlers = makeJobHandlers({ jobs: adapters.jobs, pollIntervalMs: 10_000 });
+  jobHandlers = makeJobHandlers({
+    jobs: adapters.jobs,
+    deviceResults: adapters.jobDeviceResults,
+    pollIntervalMs: 10_000,
+  });
   for (const id of ['hub-dev-1', 'hub-dev-2']) hub.addDevice(id);
 });
 afterAll(async () => {
@@ -89,7 +93,10 @@ const scheduledActivities = (engine: DurableEngine, instanceId: string, name: st
 describe('scheduled jobs against IoT Hub (wire-level fake, real JobClient)', () => {
   it('waits on a durable timer while IoT Hub has too many active jobs, then starts and monitors the job to the end', async () => {
     // Another job holds S1's only slot.
-    const blocker = new IotHubJobRunner(JobClient.fromConnectionString(hub.connectionString));
+    const blocker = new IotHubJobRunner(
+      JobClient.fromConnectionString(hub.connectionString),
+      Registry.fromConnectionString(hub.connectionString),
+    );
     await blocker.start({
       hubJobId: 'someone-elses-job',
       type: 'twinUpdate',
