@@ -169,6 +169,8 @@ export interface JobNotifier {
 export interface JobDeviceResultStore {
   /** Saves one batch of one run; saving the same batch again replaces it (activities run at least once). */
   save(jobId: string, run: number, batch: number, results: readonly DeviceJobResult[]): Promise<void>;
+  /** Removes one run's outcomes (a run that no longer is among the job's kept runs). */
+  forget(jobId: string, run: number): Promise<void>;
   /** A page of one run's outcomes. Errors: ValidationError for a continuation token this store did not issue. */
   page(
     jobId: string,

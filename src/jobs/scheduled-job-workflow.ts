@@ -386,6 +386,10 @@ export function makeScheduledJobActivities(deps: ScheduledJobDeps) {
       hubJobId: string;
       keptBefore: number;
     }) => {
+      // A repeating job keeps the outcomes of the runs its record keeps: the first batch of a run drops the oldest.
+      if (input.batch === 0 && input.run > KEPT_RUNS) {
+        await deps.deviceResults.forget(input.jobId, input.run - KEPT_RUNS);
+      }
       const room = deps.maxDeviceResults - input.keptBefore;
       if (room <= 0) return { kept: 0 };
       const results = await deps.runner.deviceResults(input.hubJobId, room);

@@ -37,6 +37,15 @@ export class BlobJobDeviceResults implements JobDeviceResultStore {
     });
   }
 
+  async forget(jobId: string, run: number): Promise<void> {
+    const container = await this.container();
+    for await (const blob of container.listBlobsFlat({ prefix: `${jobId}/r${String(run)}/` })) {
+      await container.deleteBlob(blob.name).catch((error: unknown) => {
+        if (blobStatus(error) !== 404) throw error;
+      });
+    }
+  }
+
   async page(
     jobId: string,
     run: number,

@@ -15,10 +15,13 @@ import { engineWorkflowClient } from '../../../tools/local-runtime/engine-workfl
 import { engineFromRegistrations, nonDeterministicEpisodes, orchestratorOf } from '../../support/durable.js';
 import { loadEntryPoint, type Registration } from '../../support/entry-point.js';
 import { testSettings } from '../../support/local-env.js';
+import { responseProblems } from '../../support/openapi.js';
 
 const settings = testSettings({
   IdentityTableName: `jobidentities${Date.now().toString(36)}`,
   Jobs__PollIntervalSeconds: '10',
+  // Small, so that one job here goes beyond it.
+  Jobs__MaxDeviceResults: '2',
 });
 let registrations: Registration[];
 let adapters: Adapters;
@@ -243,8 +246,73 @@ describe('scheduledJob workflow on the local job runner', () => {
     });
     expect((await engine.whenDone(id)).output).toEqual({ jobId: id, status: 'cancelled', runs: 0 });
     await expect(
-      handlers.cancelJob(request('POST', `jobs/${id}/cancel`, undefined, { id }), engineWorkflowClient(engine)),
+      handlers.cancelJob(
+        request('POST', `jobs/${id}/cancel`, undefined, { id }),
+        engineWorkflowClient(engine),
+      ),
     ).rejects.toMatchObject({ code: 'invalid-transition' });
+  });
+
+  it('keeps which device failed and why, bounded by Jobs__MaxDeviceResults, paged and filtered by status', async () => {
+    const engine = engineFromRegistrations(registrations);
+    const id = await createJob(engine, {
+      type: 'deviceMethod',
+      target: { deviceIds: ['job-dev-1', 'job-dev-2', 'job-dev-3'] },
+      method: { name: 'reboot', payload: { delaySeconds: 5 } },
+    });
+    await engine.whenDone(id);
+    expect((await getJob(engine, id)).runs[0]).toMatchObject({
+      statistics: { deviceCount: 3, failedCount: 3 },
+      deviceResults: { kept: 2, dropped: 1 },
+    });
+    type Page = {
+      run?: number;
+      deviceResults?: unknown;
+      items: {
+        deviceId: string;
+        status: string;
+        error?: { code: string };
+        methodResponse?: { status: number };
+      }[];
+      continuationToken?: string;
+    };
+    const devices = async (query: string) => {
+      const response = (await handlers.listJobDevices(
+        request('GET', `jobs/${id}/devices?${query}`, undefined, { id }),
+      )) as ApiResponse & { jsonBody: Page };
+      expect(response.status).toBe(200);
+      expect(responseProblems('listJobDevices', 200, response.jsonBody)).toEqual([]);
+      return response.jsonBody;
+    };
+    const first = await devices('top=1');
+    expect(first).toMatchObject({ run: 1, deviceResults: { kept: 2, dropped: 1 } });
+    expect(first.items).toHaveLength(1);
+    expect(first.continuationToken).toEqual(expect.any(String));
+    const second = await devices(
+      `top=1&continuationToken=${encodeURIComponent(first.continuationToken ?? '')}`,
+    );
+    expect(second.items).toHaveLength(1);
+    expect(second.continuationToken).toBeUndefined();
+    const kept = [...first.items, ...second.items].map((d) => d.deviceId);
+    expect(new Set(kept).size).toBe(2);
+    expect(kept.every((d) => d.startsWith('job-dev-'))).toBe(true);
+
+    const failed = await devices('status=failed');
+    expect(failed.items).toHaveLength(2);
+    for (const item of failed.items) {
+      expect(item).toMatchObject({
+        status: 'failed',
+        error: { code: 'DeviceNotOnline' },
+        methodResponse: { status: 404 },
+      });
+    }
+    expect((await devices('status=succeeded')).items).toEqual([]);
+    expect((await devices('run=7')).items).toEqual([]);
+    await expect(
+      handlers.listJobDevices(
+        request('GET', `jobs/${id}/devices?continuationToken=eyJ4IjoxfQ`, undefined, { id }),
+      ),
+    ).rejects.toMatchObject({ code: 'validation-error' });
   });
 
   it('lists jobs newest first and answers 404 for an unknown job', async () => {

@@ -169,6 +169,52 @@ describe('scheduled jobs against IoT Hub (wire-level fake, real JobClient)', () 
   });
 });
 
+describe('per-device outcomes of a method job on IoT Hub', () => {
+  it('keeps which device failed and with what answer, read from devices.jobs when the IoT Hub job ends', async () => {
+    hub.setMethodResponder((deviceId) =>
+      deviceId === 'hub-dev-1'
+        ? { status: 200, payload: { rebooted: true } }
+        : { status: 500, payload: { reason: 'busy' } },
+    );
+    try {
+      const engine = engineFromRegistrations(registrations, 'manual');
+      const id = await createJob(engine, {
+        type: 'deviceMethod',
+        target: { deviceIds: ['hub-dev-1', 'hub-dev-2'] },
+        method: { name: 'reboot', responseTimeoutInSeconds: 30 },
+      });
+      await engine.idle();
+      for (let i = 0; i < 2; i++) {
+        await hub.advanceJobs();
+        engine.advance(10_000);
+        await engine.idle();
+      }
+      expect((await engine.whenDone(id)).runtimeStatus).toBe('Completed');
+      const record = await adapters.jobs.get(id);
+      expect(record?.runs[0]).toMatchObject({
+        statistics: { deviceCount: 2, succeededCount: 1, failedCount: 1 },
+        deviceResults: { kept: 2, dropped: 0 },
+      });
+      const page = (await jobHandlers.listJobDevices(
+        request('GET', `jobs/${id}/devices?status=failed`, undefined, { id }),
+      )) as ApiResponse & { jsonBody: { items: unknown[] } };
+      expect(page.jsonBody.items).toEqual([
+        {
+          deviceId: 'hub-dev-2',
+          status: 'failed',
+          methodResponse: { status: 500, payloadExcerpt: '{"reason":"busy"}' },
+          endedAt: expect.any(String) as unknown,
+        },
+      ]);
+      expect(
+        await nonDeterministicEpisodes(engine, id, orchestratorOf(registrations, 'scheduledJob')),
+      ).toEqual([]);
+    } finally {
+      hub.setMethodResponder(undefined);
+    }
+  });
+});
+
 describe('cancellation that arrives while an activity runs', () => {
   it('is not lost: the next wait sees it and the IoT Hub job is cancelled', async () => {
     const engine = engineFromRegistrations(registrations, 'manual');
