@@ -78,12 +78,14 @@ export function payloadExcerpt(
   payload: unknown,
 ): Pick<NonNullable<DeviceJobResult['methodResponse']>, 'payloadExcerpt' | 'payloadTruncated'> {
   if (payload === undefined || payload === null) return {};
-  let text: string;
+  let text: unknown;
   try {
-    text = typeof payload === 'string' ? payload : (JSON.stringify(payload) ?? '');
+    // Typed as string, but undefined for a value JSON has no text for.
+    text = JSON.stringify(payload);
   } catch {
     return {};
   }
+  if (typeof text !== 'string') return {};
   return text.length > PAYLOAD_EXCERPT_CHARS
     ? { payloadExcerpt: text.slice(0, PAYLOAD_EXCERPT_CHARS), payloadTruncated: true }
     : { payloadExcerpt: text };
