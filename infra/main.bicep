@@ -97,6 +97,7 @@ var rawArchiveContainerName = 'telemetry-raw'
 var deadLetterContainerName = 'telemetry-deadletter'
 var provisioningWorkContainerName = 'provisioning-work'
 var provisioningResultsContainerName = 'provisioning-results'
+var jobDeviceResultsContainerName = 'job-device-results'
 var ingestConsumerGroupName = 'ingest'
 var asaConsumerGroupName = 'asa'
 var anomaliesHubName = 'anomalies'
@@ -151,6 +152,7 @@ module archiveStorage 'modules/storage-archive.bicep' = {
       deadLetterContainerName
       provisioningWorkContainerName
       provisioningResultsContainerName
+      jobDeviceResultsContainerName
     ]
   }
 }
@@ -316,7 +318,7 @@ module availabilityTest 'modules/availability-test.bicep' = {
 //     Provisioning__RegistryOpsPerMinute, whose default (100) fits one S1/S2 unit: raise it to 100 per unit, or
 //     5,000 per S3 unit, when iotHubCapacity or iotHubSkuName changes;
 //   * tuning knobs that keep the code's defaults until measured otherwise: Alerts__CooldownMinutes,
-//     Jobs__PollIntervalSeconds, Provisioning__MaxMetadataBytes, Ingest__TimestampFields,
+//     Jobs__PollIntervalSeconds, Jobs__MaxDeviceResults, Provisioning__MaxMetadataBytes, Ingest__TimestampFields,
 //     Ingest__MaxFutureSkewSeconds, Ingest__EarliestTimestamp, Ingest__MaxRecordBytes, Ingest__MaxDepth,
 //     Ingest__MaxFields, Ingest__StateWriteConcurrency, Ingest__StateCacheSize, Ingest__StateCacheTtlSeconds,
 //     Ingest__StateCacheMaxBytes, Ingest__MaxStateFieldsPerSection, Ingest__MaxRetryCount, Http__MaxBodyBytes,
@@ -349,6 +351,7 @@ var appSettings = {
   DeadLetterContainerName: 'telemetry-deadletter'
   ProvisioningWorkContainerName: 'provisioning-work'
   ProvisioningResultsContainerName: 'provisioning-results'
+  JobDeviceResultsContainerName: jobDeviceResultsContainerName
   // Databases, containers and blob containers exist: this template creates them.
   CreateResourcesIfMissing: 'false'
   // Provisioning: IoT Hub identity registry, twins and jobs with Microsoft Entra ID.

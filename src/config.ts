@@ -104,6 +104,8 @@ const schema = z.object({
   ProvisioningResultsContainerName: nonEmpty.default('provisioning-results'),
   CosmosDbJobsContainerName: nonEmpty.default('jobs'),
   Jobs__PollIntervalSeconds: positiveInt(30),
+  JobDeviceResultsContainerName: nonEmpty.default('job-device-results'),
+  Jobs__MaxDeviceResults: positiveInt(10_000),
 
   AnomaliesEventHubConnection: optionalText,
   AnomaliesEventHubConnection__fullyQualifiedNamespace: optionalText,
@@ -336,6 +338,10 @@ export interface WorkflowsConfig {
   jobsContainerName: string;
   /** How often a running IoT Hub job is polled, ms. */
   jobPollIntervalMs: number;
+  /** Private container of each job run's per-device outcomes (`{jobId}/r{run}/b{batch}.jsonl`). */
+  jobDeviceResultsContainer: string;
+  /** Per-device outcomes kept per job run; the rest are counted as dropped. */
+  maxJobDeviceResults: number;
 }
 
 /** The hot path's alerting: where anomalies come from and where alerts go. */
@@ -467,6 +473,8 @@ export function loadConfig(env: Record<string, string | undefined> = process.env
       resultsContainer: s.ProvisioningResultsContainerName,
       jobsContainerName: s.CosmosDbJobsContainerName,
       jobPollIntervalMs: s.Jobs__PollIntervalSeconds * 1000,
+      jobDeviceResultsContainer: s.JobDeviceResultsContainerName,
+      maxJobDeviceResults: s.Jobs__MaxDeviceResults,
     },
     http: { maxBodyBytes: s.Http__MaxBodyBytes, maxBulkBodyBytes: s.Http__MaxBulkBodyBytes },
   };

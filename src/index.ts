@@ -53,6 +53,7 @@ const {
   hooks,
   jobs,
   jobRunner,
+  jobDeviceResults,
   jobNotifier,
   health,
 } = createAdapters(config);
@@ -79,6 +80,7 @@ const workflowHandlers = makeWorkflowHandlers({
 });
 const jobHandlers = makeJobHandlers({
   jobs,
+  deviceResults: jobDeviceResults,
   pollIntervalMs: config.workflows.jobPollIntervalMs,
   maxBodyBytes: config.http.maxBodyBytes,
 });
@@ -105,7 +107,14 @@ const activities = {
     resultsContainer,
     hostName: config.provisioning.hostName,
   }),
-  ...makeScheduledJobActivities({ runner: jobRunner, registry, jobs, notifier: jobNotifier }),
+  ...makeScheduledJobActivities({
+    runner: jobRunner,
+    registry,
+    jobs,
+    notifier: jobNotifier,
+    deviceResults: jobDeviceResults,
+    maxDeviceResults: config.workflows.maxJobDeviceResults,
+  }),
 };
 
 /**
@@ -319,10 +328,24 @@ app.http('getJob', {
   extraInputs: [df.input.durableClient()],
   handler: withProblemDetails(withWorkflowClient(jobHandlers.getJob)),
 });
+app.http('cancelJobPost', {
+  route: 'jobs/{id}/cancel',
+  methods: ['POST'],
+  authLevel: 'function',
+  extraInputs: [df.input.durableClient()],
+  handler: withProblemDetails(withWorkflowClient(jobHandlers.cancelJob)),
+});
+// The earlier cancel route, kept as an alias of POST jobs/{id}/cancel.
 app.http('cancelJob', {
   route: 'jobs/{id}',
   methods: ['DELETE'],
   authLevel: 'function',
   extraInputs: [df.input.durableClient()],
   handler: withProblemDetails(withWorkflowClient(jobHandlers.cancelJob)),
+});
+app.http('listJobDevices', {
+  route: 'jobs/{id}/devices',
+  methods: ['GET'],
+  authLevel: 'function',
+  handler: withProblemDetails(jobHandlers.listJobDevices),
 });

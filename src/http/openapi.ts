@@ -420,8 +420,11 @@ export const openApiDocument = {
         summary: 'Schedule a twin-update or direct-method job over many devices (once or repeating)',
         requestBody: { required: true, content: json(ref('JobRequest')) },
         responses: {
-          '202': ok('Stored and scheduled', ref('JobRecord'), {
-            Location: { description: '/api/jobs/{id}', schema: { type: 'string' } },
+          '202': ok('Stored and scheduled', ref('JobAccepted'), {
+            Location: {
+              description: 'The status route of this API: /api/jobs/{id}',
+              schema: { type: 'string' },
+            },
           }),
           ...errors(400, 413, 415, 422, 500, 503),
         },
@@ -463,17 +466,92 @@ export const openApiDocument = {
       delete: {
         operationId: 'cancelJob',
         tags: ['Jobs'],
-        summary: 'Cancel the job: its orchestration and the running IoT Hub job (it happens next)',
+        summary: 'Cancel the job (alias of POST /jobs/{id}/cancel, kept for earlier clients)',
         responses: {
-          '202': ok('Cancelling', {
-            type: 'object',
-            additionalProperties: false,
-            required: ['id', 'status'],
-            properties: { id: { type: 'string' }, status: { const: 'cancelling' } },
-          }),
+          '202': ok(
+            'Cancelling',
+            {
+              type: 'object',
+              additionalProperties: false,
+              required: ['id', 'status', 'statusUri'],
+              properties: {
+                id: { type: 'string' },
+                status: { const: 'cancelling' },
+                statusUri: {
+                  type: 'string',
+                  description: 'GET: where the job stands (also the Location header)',
+                },
+              },
+            },
+            { Location: { description: '/api/jobs/{id}', schema: { type: 'string' } } },
+          ),
           ...errors(400, 500, 503),
           '404': problem('Unknown job'),
           '409': problem('The job already ended; there is nothing to cancel'),
+        },
+      },
+    },
+    '/jobs/{id}/cancel': {
+      parameters: [jobIdParam],
+      post: {
+        operationId: 'cancelJobPost',
+        tags: ['Jobs'],
+        summary: 'Cancel the job: its orchestration and the running IoT Hub job (it happens next)',
+        description:
+          'The cancelUri of the 202 answer to POST /jobs. A repeating job schedules no further run.',
+        responses: {
+          '202': ok(
+            'Cancelling',
+            {
+              type: 'object',
+              additionalProperties: false,
+              required: ['id', 'status', 'statusUri'],
+              properties: {
+                id: { type: 'string' },
+                status: { const: 'cancelling' },
+                statusUri: {
+                  type: 'string',
+                  description: 'GET: where the job stands (also the Location header)',
+                },
+              },
+            },
+            { Location: { description: '/api/jobs/{id}', schema: { type: 'string' } } },
+          ),
+          ...errors(400, 500, 503),
+          '404': problem('Unknown job'),
+          '409': problem('The job already ended; there is nothing to cancel'),
+        },
+      },
+    },
+    '/jobs/{id}/devices': {
+      parameters: [jobIdParam],
+      get: {
+        operationId: 'listJobDevices',
+        tags: ['Jobs'],
+        summary:
+          "One run's per-device outcomes (the latest run by default), paged, as IoT Hub's device job results",
+        description:
+          "Kept per run up to Jobs__MaxDeviceResults devices (in the order IoT Hub lists them); the run's deviceResults counts what was kept and what was dropped beyond that.",
+        parameters: [
+          { name: 'status', in: 'query', schema: { enum: ['succeeded', 'failed'] } },
+          { name: 'run', in: 'query', schema: { type: 'integer', minimum: 1 } },
+          { name: 'top', in: 'query', schema: { type: 'integer', minimum: 1, maximum: 1000, default: 100 } },
+          { name: 'continuationToken', in: 'query', schema: { type: 'string', minLength: 1 } },
+        ],
+        responses: {
+          '200': ok('A page of per-device outcomes', {
+            type: 'object',
+            required: ['items'],
+            additionalProperties: false,
+            properties: {
+              run: { type: 'integer', minimum: 1, description: 'The run shown; absent before the first run' },
+              deviceResults: ref('DeviceResultCounts'),
+              items: { type: 'array', items: ref('DeviceJobResult') },
+              continuationToken: { type: 'string', description: 'Absent on the last page' },
+            },
+          }),
+          ...errors(400, 422, 500, 503),
+          '404': problem('Unknown job'),
         },
       },
     },
@@ -827,9 +905,67 @@ export const openApiDocument = {
           hubJobIds: { type: 'array', items: { type: 'string' } },
           statistics: ref('DeviceJobStatistics'),
           failureReason: { type: 'string' },
+          deviceResults: ref('DeviceResultCounts'),
+        },
+      },
+      DeviceResultCounts: {
+        type: 'object',
+        additionalProperties: false,
+        description:
+          'Per-device outcomes kept for GET /jobs/{id}/devices, and those dropped beyond Jobs__MaxDeviceResults',
+        required: ['kept', 'dropped'],
+        properties: { kept: { type: 'integer', minimum: 0 }, dropped: { type: 'integer', minimum: 0 } },
+      },
+      DeviceJobResult: {
+        type: 'object',
+        additionalProperties: false,
+        description: "One device's part of a job run (IoT Hub's device job)",
+        required: ['deviceId', 'status'],
+        properties: {
+          deviceId,
+          status: {
+            enum: ['succeeded', 'failed'],
+            description:
+              'failed also when the device answered its method outside 2xx, or the job never reached it',
+          },
+          error: {
+            type: 'object',
+            additionalProperties: false,
+            required: ['code', 'message'],
+            description: 'Why it failed: DeviceNotOnline, NotRun, or the code IoT Hub gave',
+            properties: { code: { type: 'string' }, message: { type: 'string', maxLength: 512 } },
+          },
+          methodResponse: {
+            type: 'object',
+            additionalProperties: false,
+            required: ['status'],
+            description: "deviceMethod jobs: the device's answer",
+            properties: {
+              status: { type: 'integer' },
+              payloadExcerpt: {
+                type: 'string',
+                maxLength: 512,
+                description: 'The payload as JSON text, cut',
+              },
+              payloadTruncated: { const: true },
+            },
+          },
+          endedAt: { type: 'string' },
         },
       },
       JobRecord: { type: 'object', additionalProperties: false, ...jobRecord },
+      JobAccepted: {
+        type: 'object',
+        additionalProperties: false,
+        description:
+          "The stored job and this API's routes for it (never Durable's management URLs: they carry the extension's system key)",
+        required: [...jobRecord.required, 'statusUri', 'cancelUri'],
+        properties: {
+          ...jobRecord.properties,
+          statusUri: { type: 'string', description: 'GET: the job and its runs (also the Location header)' },
+          cancelUri: { type: 'string', description: 'POST: cancel the job' },
+        },
+      },
       JobDetails: {
         type: 'object',
         additionalProperties: false,

@@ -11,10 +11,11 @@ import type { OrphanLog } from '../provisioning/provisioning-service.js';
 import type { DeviceRegistry } from '../provisioning/registry.js';
 import type { TwinStore } from '../provisioning/twin.js';
 import type { DeadLetterStore, DeviceStateStore, RawArchive } from '../telemetry/ports.js';
-import type { JobNotifier, JobRunner, JobStore } from '../jobs/ports.js';
+import type { JobDeviceResultStore, JobNotifier, JobRunner, JobStore } from '../jobs/ports.js';
 import type { PrivateFiles } from '../provisioning/ports.js';
 import type { ProvisioningHooks } from '../provisioning/provision-device-workflow.js';
 import { BlobPrivateFiles } from './blob/blob-private-files.js';
+import { BlobJobDeviceResults } from './blob/blob-job-device-results.js';
 import { CosmosJobStore } from './cosmos/cosmos-job-store.js';
 import { IotHubJobRunner } from './iothub/iothub-job-runner.js';
 import { localDeviceConnections } from './local/local-device-connections.js';
@@ -57,6 +58,8 @@ export interface Adapters {
   hooks: ProvisioningHooks;
   jobs: JobStore;
   jobRunner: JobRunner;
+  /** Per-device outcomes of each job run (GET /jobs/{id}/devices). */
+  jobDeviceResults: JobDeviceResultStore;
   jobNotifier: JobNotifier;
   /** The dependencies GET /api/health probes. */
   health: HealthProbe[];
@@ -107,6 +110,7 @@ export function createAdapters(config: AppConfig): Adapters {
       }),
     ),
     jobRunner: createJobRunner(config.provisioning, { twins, registry }, create),
+    jobDeviceResults: new BlobJobDeviceResults(blobs, config.workflows.jobDeviceResultsContainer, create),
     jobNotifier: new SlackJobNotifier(
       slack,
       (message) => {
@@ -183,11 +187,15 @@ function createJobRunner(
       { createTableIfMissing: create },
     );
   }
-  return new IotHubJobRunner(
-    'connectionString' in store
-      ? JobClient.fromConnectionString(store.connectionString)
-      : JobClient.fromTokenCredential(store.hostName, new DefaultAzureCredential()),
-  );
+  return 'connectionString' in store
+    ? new IotHubJobRunner(
+        JobClient.fromConnectionString(store.connectionString),
+        Registry.fromConnectionString(store.connectionString),
+      )
+    : new IotHubJobRunner(
+        JobClient.fromTokenCredential(store.hostName, new DefaultAzureCredential()),
+        Registry.fromTokenCredential(store.hostName, new DefaultAzureCredential()),
+      );
 }
 
 /** Slack allows about one request per second per incoming webhook. */

@@ -11,7 +11,7 @@ import {
 import { InvalidTransitionError, JobNotFoundError } from '../shared/errors.js';
 import { isFinished, type WorkflowClient } from '../shared/workflows.js';
 import { checkJobRequest, jobRequestSchema } from './job-spec.js';
-import type { JobRecord, JobStore } from './ports.js';
+import type { JobDeviceResultStore, JobRecord, JobStore } from './ports.js';
 import { CANCEL_EVENT, SCHEDULED_JOB, type ScheduledJobInput } from './scheduled-job-workflow.js';
 
 const listSchema = z.strictObject({
@@ -19,11 +19,23 @@ const listSchema = z.strictObject({
   continuationToken: z.string().min(1).optional(),
 });
 
+const devicesSchema = z.strictObject({
+  top: z.coerce.number().int().min(1).max(1000).default(100),
+  status: z.enum(['succeeded', 'failed']).optional(),
+  run: z.coerce.number().int().min(1).optional(),
+  continuationToken: z.string().min(1).optional(),
+});
+
 /** Server-generated ids: safe as Cosmos ids, IoT Hub job ids and orchestration instance ids. */
 const JOB_ID = /^job-[0-9a-f-]{36}$/;
 
+/** The job's status route of this API (also the Location of 202 answers). */
+const statusUri = (id: string) => `/api/jobs/${id}`;
+
 export interface JobHandlerDeps {
   jobs: JobStore;
+  /** Per-device outcomes of job runs. */
+  deviceResults: JobDeviceResultStore;
   /** How often running IoT Hub jobs are polled, ms. */
   pollIntervalMs: number;
   /** Largest JSON body accepted, bytes (Http__MaxBodyBytes). */
@@ -65,7 +77,12 @@ export function makeJobHandlers(deps: JobHandlerDeps) {
         pollIntervalMs: deps.pollIntervalMs,
       };
       await workflows.start(SCHEDULED_JOB, id, input);
-      return { status: 202, headers: { location: `/api/jobs/${id}` }, jsonBody: record };
+      // This API's own routes only: Durable's management URLs carry the extension's system key.
+      return {
+        status: 202,
+        headers: { location: statusUri(id) },
+        jsonBody: { ...record, statusUri: statusUri(id), cancelUri: `${statusUri(id)}/cancel` },
+      };
     },
 
     /** GET /jobs/{id}: the job with its runs, and the orchestration's live progress. */
@@ -93,7 +110,22 @@ export function makeJobHandlers(deps: JobHandlerDeps) {
       return { status: 200, jsonBody: page };
     },
 
-    /** DELETE /jobs/{id}: cancels the orchestration and the running IoT Hub job (202: it happens next). */
+    /** GET /jobs/{id}/devices: one run's per-device outcomes (the latest run by default), paged, by status. */
+    listJobDevices: async (request: ApiRequest): Promise<ApiResponse> => {
+      const record = await find(pathParam(request, 'id'));
+      const query = parse(devicesSchema, Object.fromEntries(queryParameters(request)));
+      const run = query.run ?? record.runs.at(-1)?.run;
+      if (run === undefined) return { status: 200, jsonBody: { items: [] } };
+      const counts = record.runs.find((r) => r.run === run)?.deviceResults;
+      const page = await deps.deviceResults.page(record.id, run, {
+        top: query.top,
+        ...(query.status ? { status: query.status } : {}),
+        ...(query.continuationToken ? { continuationToken: query.continuationToken } : {}),
+      });
+      return { status: 200, jsonBody: { run, ...(counts ? { deviceResults: counts } : {}), ...page } };
+    },
+
+    /** POST /jobs/{id}/cancel (and its alias DELETE /jobs/{id}): cancels the orchestration and the running IoT Hub job (202: it happens next). */
     cancelJob: async (request: ApiRequest, workflows: WorkflowClient): Promise<ApiResponse> => {
       const record = await find(pathParam(request, 'id'));
       const status = await workflows.status(record.id);
@@ -103,7 +135,11 @@ export function makeJobHandlers(deps: JobHandlerDeps) {
         );
       }
       await workflows.raiseEvent(record.id, CANCEL_EVENT, { requestedAt: now() });
-      return { status: 202, jsonBody: { id: record.id, status: 'cancelling' } };
+      return {
+        status: 202,
+        headers: { location: statusUri(record.id) },
+        jsonBody: { id: record.id, status: 'cancelling', statusUri: statusUri(record.id) },
+      };
     },
   };
 }

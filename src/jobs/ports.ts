@@ -58,6 +58,39 @@ export interface HubJob {
   failureReason?: string;
 }
 
+/** What one device's part of a job came to: IoT Hub's device job (`devices.jobs`), in this API's words. */
+export interface DeviceJobResult {
+  deviceId: string;
+  /** `failed` also for a direct method the device answered outside 2xx, and for a device the job never reached. */
+  status: 'succeeded' | 'failed';
+  /** Why it failed, as IoT Hub (or the local runner) said: e.g. `DeviceNotOnline`, `NotRun`. */
+  error?: { code: string; message: string };
+  /** Direct-method jobs: the device's answer, its payload as JSON text cut to PAYLOAD_EXCERPT_CHARS. */
+  methodResponse?: { status: number; payloadExcerpt?: string; payloadTruncated?: true };
+  endedAt?: string;
+}
+
+/** Longest payload excerpt and error message kept per device, characters. */
+export const PAYLOAD_EXCERPT_CHARS = 512;
+
+/** Cuts a direct method's answer payload to an excerpt (JSON text); absent when there was none. */
+export function payloadExcerpt(
+  payload: unknown,
+): Pick<NonNullable<DeviceJobResult['methodResponse']>, 'payloadExcerpt' | 'payloadTruncated'> {
+  if (payload === undefined || payload === null) return {};
+  let text: unknown;
+  try {
+    // Typed as string, but undefined for a value JSON has no text for.
+    text = JSON.stringify(payload);
+  } catch {
+    return {};
+  }
+  if (typeof text !== 'string') return {};
+  return text.length > PAYLOAD_EXCERPT_CHARS
+    ? { payloadExcerpt: text.slice(0, PAYLOAD_EXCERPT_CHARS), payloadTruncated: true }
+    : { payloadExcerpt: text };
+}
+
 /**
  * Runs twin-update and direct-method jobs over many devices: IoT Hub's job service, or the local adapter of
  * the embedded run. Errors: TooManyJobsError (IoT Hub allows 1 active job on S1), ThrottledError,
@@ -70,6 +103,8 @@ export interface JobRunner {
   get(hubJobId: string): Promise<HubJob | undefined>;
   /** Asks IoT Hub to cancel the job; a job already terminal is left as it is. */
   cancel(hubJobId: string): Promise<void>;
+  /** Per-device outcomes of a job that ended: at most `max`, in the order the service lists them. */
+  deviceResults(hubJobId: string, max: number): Promise<DeviceJobResult[]>;
 }
 
 /** A direct method answer from one device; status 404 means the device is not online (as IoT Hub answers). */
@@ -95,6 +130,8 @@ export interface JobRun {
   hubJobIds: string[];
   statistics: DeviceJobStatistics;
   failureReason?: string;
+  /** Per-device outcomes kept for GET /jobs/{id}/devices, and those not kept (beyond Jobs__MaxDeviceResults). */
+  deviceResults?: { kept: number; dropped: number };
 }
 
 /** A job as stored: its validated request, where it stands, and its recent runs. */
@@ -125,4 +162,21 @@ export interface JobStore {
 /** Tells people a job run ended (Slack, or the log). Never throws. */
 export interface JobNotifier {
   runEnded(jobId: string, run: JobRun): Promise<void>;
+}
+
+/**
+ * Per-device outcomes of each job run, kept durably and bounded (Jobs__MaxDeviceResults per run), read in pages
+ * in the order they were saved.
+ */
+export interface JobDeviceResultStore {
+  /** Saves one batch of one run; saving the same batch again replaces it (activities run at least once). */
+  save(jobId: string, run: number, batch: number, results: readonly DeviceJobResult[]): Promise<void>;
+  /** Removes one run's outcomes (a run that no longer is among the job's kept runs). */
+  forget(jobId: string, run: number): Promise<void>;
+  /** A page of one run's outcomes. Errors: ValidationError for a continuation token this store did not issue. */
+  page(
+    jobId: string,
+    run: number,
+    query: { top: number; status?: DeviceJobResult['status']; continuationToken?: string },
+  ): Promise<{ items: DeviceJobResult[]; continuationToken?: string }>;
 }

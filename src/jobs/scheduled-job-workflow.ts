@@ -16,6 +16,7 @@ import {
   type DeviceJobStatistics,
   type HubJob,
   type HubJobTarget,
+  type JobDeviceResultStore,
   type JobNotifier,
   type JobRecord,
   type JobRun,
@@ -37,6 +38,7 @@ export const JobActivity = {
   cancelHubJob: 'jobCancelHubJob',
   record: 'jobRecord',
   notify: 'jobNotify',
+  saveDeviceResults: 'jobSaveDeviceResults',
 } as const;
 
 export interface ScheduledJobInput {
@@ -214,6 +216,23 @@ export function* scheduledJobOrchestrator(context: OrchestrationContext): Genera
           if (++pollFailures >= MAX_POLL_FAILURES) throw error;
         }
       }
+      // Which device failed and why (bounded per run): kept for GET /jobs/{id}/devices.
+      const before = runInfo.deviceResults ?? { kept: 0, dropped: 0 };
+      let kept = 0;
+      try {
+        const saved = (yield context.df.callActivityWithRetry(
+          JobActivity.saveDeviceResults,
+          activityRetry(),
+          { jobId, run, batch: index, hubJobId, keptBefore: before.kept },
+        )) as { kept: number };
+        kept = saved.kept;
+      } catch {
+        // The outcomes could not be kept even after retries: the run's counts stand; these count as dropped.
+      }
+      runInfo.deviceResults = {
+        kept: before.kept + kept,
+        dropped: before.dropped + Math.max(0, job.statistics.deviceCount - kept),
+      };
       runInfo.statistics = addStatistics(runInfo.statistics, job.statistics);
       if (job.status === 'failed') failureReason ??= job.failureReason ?? `IoT Hub job ${hubJobId} failed`;
       if (job.status === 'cancelled') cancelled.value = true;
@@ -279,6 +298,9 @@ export interface ScheduledJobDeps {
   registry: DeviceRegistry;
   jobs: JobStore;
   notifier: JobNotifier;
+  deviceResults: JobDeviceResultStore;
+  /** Per-device outcomes kept per run (Jobs__MaxDeviceResults). */
+  maxDeviceResults: number;
   now?: () => Date;
 }
 
@@ -354,6 +376,25 @@ export function makeScheduledJobActivities(deps: ScheduledJobDeps) {
         };
       });
       return { status: updated.status };
+    },
+
+    /** Copies one ended IoT Hub job's per-device outcomes to the store, within what is left of the run's cap. */
+    [JobActivity.saveDeviceResults]: async (input: {
+      jobId: string;
+      run: number;
+      batch: number;
+      hubJobId: string;
+      keptBefore: number;
+    }) => {
+      // A repeating job keeps the outcomes of the runs its record keeps: the first batch of a run drops the oldest.
+      if (input.batch === 0 && input.run > KEPT_RUNS) {
+        await deps.deviceResults.forget(input.jobId, input.run - KEPT_RUNS);
+      }
+      const room = deps.maxDeviceResults - input.keptBefore;
+      if (room <= 0) return { kept: 0 };
+      const results = await deps.runner.deviceResults(input.hubJobId, room);
+      await deps.deviceResults.save(input.jobId, input.run, input.batch, results);
+      return { kept: results.length };
     },
 
     [JobActivity.notify]: async (input: { jobId: string; run: JobRun }) => {

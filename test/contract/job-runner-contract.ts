@@ -126,6 +126,39 @@ export function describeJobRunnerContract(name: string, makeHarness: () => JobRu
       });
     });
 
+    it("keeps each device's outcome, as IoT Hub's device jobs: which device failed and why, at most max", async () => {
+      const h = makeHarness();
+      const ids = [uniqueId('outcome'), uniqueId('outcome')].sort();
+      for (const id of ids) await h.addDevice(id);
+      const methodJob = uniqueId('outcome-method');
+      await h.runner.start({
+        hubJobId: methodJob,
+        type: 'deviceMethod',
+        target: { deviceIds: ids },
+        method: { name: 'reboot', responseTimeoutInSeconds: 10 },
+        maxExecutionTimeInSeconds: 600,
+      });
+      await h.settle(methodJob);
+      const results = await h.runner.deviceResults(methodJob, 10);
+      expect(results.map((r) => r.deviceId).sort()).toEqual(ids);
+      for (const result of results) {
+        expect(result).toMatchObject({
+          status: 'failed',
+          error: { code: 'DeviceNotOnline', message: expect.any(String) as unknown },
+        });
+      }
+      expect(await h.runner.deviceResults(methodJob, 1)).toHaveLength(1);
+
+      const twinJobId = uniqueId('outcome-twin');
+      await h.runner.start(twinJob(twinJobId, ids, { outcome: 1 }));
+      await h.settle(twinJobId);
+      const twins = await h.runner.deviceResults(twinJobId, 10);
+      expect(twins.map((r) => [r.deviceId, r.status, r.error]).sort()).toEqual(
+        ids.map((id) => [id, 'succeeded', undefined]),
+      );
+      expect(await h.runner.deviceResults(uniqueId('no-such-job'), 10)).toEqual([]);
+    });
+
     it('leaves a terminal job as it is when asked to cancel it, and ignores unknown ids', async () => {
       const h = makeHarness();
       const device = uniqueId('done');

@@ -24,6 +24,7 @@ describe('composition root (src/index.ts) loaded as the Functions host loads it'
         'acknowledgeAlarm',
         'activateDevice',
         'cancelJob',
+        'cancelJobPost',
         'closeAlarm',
         'createJob',
         'deactivateDevice',
@@ -37,6 +38,7 @@ describe('composition root (src/index.ts) loaded as the Functions host loads it'
         'ingestTelemetry',
         'listAlarms',
         'listDevices',
+        'listJobDevices',
         'listJobs',
         'notifyAnomalies',
         'openApiDocument',
@@ -59,6 +61,7 @@ describe('composition root (src/index.ts) loaded as the Functions host loads it'
         'jobNotify',
         'jobRecord',
         'jobResolveTarget',
+        'jobSaveDeviceResults',
         'jobStartHubJob',
         'provisionDevice',
         'provisionDeviceActivate',
@@ -82,6 +85,7 @@ describe('composition root (src/index.ts) loaded as the Functions host loads it'
       'createJob',
       'getJob',
       'cancelJob',
+      'cancelJobPost',
     ]) {
       const bindings = Object.values(byName(name).metadata.bindings);
       expect(

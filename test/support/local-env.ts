@@ -26,6 +26,7 @@ export function testSettings(overrides: Record<string, string> = {}): Record<str
     DeadLetterContainerName: `dead-${suffix}`,
     ProvisioningWorkContainerName: `work-${suffix}`,
     ProvisioningResultsContainerName: `results-${suffix}`,
+    JobDeviceResultsContainerName: `jobdevices-${suffix}`,
     ...overrides,
   };
 }

@@ -98,6 +98,8 @@ describe('loadConfig', () => {
         resultsContainer: 'provisioning-results',
         jobsContainerName: 'jobs',
         jobPollIntervalMs: 30_000,
+        jobDeviceResultsContainer: 'job-device-results',
+        maxJobDeviceResults: 10_000,
       },
       http: { maxBodyBytes: 1024 * 1024, maxBulkBodyBytes: 16 * 1024 * 1024 },
     });

@@ -1,6 +1,9 @@
-import type { JobClient } from 'azure-iothub';
+import type { JobClient, Registry } from 'azure-iothub';
 import {
+  PAYLOAD_EXCERPT_CHARS,
   TERMINAL_JOB_STATUSES,
+  payloadExcerpt,
+  type DeviceJobResult,
   type DeviceJobStatistics,
   type HubJob,
   type HubJobRequest,
@@ -34,12 +37,54 @@ const STATUSES: ReadonlyMap<string, HubJobStatus> = new Map([
   ['cancelled', 'cancelled'],
 ]);
 
-/** JobRunner on IoT Hub's job service through the `azure-iothub` SDK (PUT/GET /jobs/v2/{id}, POST .../cancel). */
+/** One device job as IoT Hub's query language returns it from `devices.jobs` (the fields read here). */
+interface SdkDeviceJob {
+  deviceId?: string;
+  status?: string;
+  endTimeUtc?: string;
+  error?: { code?: string; description?: string } | null;
+  outcome?: { deviceMethodResponse?: { status?: number; payload?: unknown } | null } | null;
+}
+
+/** Device jobs read per query page (IoT Hub's query API returns at most 1,000 items per page). */
+const QUERY_PAGE_SIZE = 1000;
+
+/**
+ * JobRunner on IoT Hub's job service through the `azure-iothub` SDK (PUT/GET /jobs/v2/{id}, POST .../cancel);
+ * per-device outcomes come from the registry's query API (`SELECT * FROM devices.jobs WHERE
+ * devices.jobs.jobId = '…'`, POST /devices/query), which IoT Hub offers for twin and method jobs alike.
+ */
 export class IotHubJobRunner implements JobRunner {
   constructor(
     private readonly client: JobClient,
+    private readonly registry: Registry,
     private readonly now: () => Date = () => new Date(),
   ) {}
+
+  async deviceResults(hubJobId: string, max: number): Promise<DeviceJobResult[]> {
+    const results: DeviceJobResult[] = [];
+    if (max <= 0) return results;
+    const query = this.registry.createQuery(
+      `SELECT * FROM devices.jobs WHERE devices.jobs.jobId = '${hubJobId.replaceAll("'", "''")}'`,
+      Math.min(QUERY_PAGE_SIZE, max),
+    );
+    do {
+      let page: unknown;
+      try {
+        // The SDK's promise form of next() ignores the token it keeps: without one passed, it reads page 1 again.
+        const token = query.continuationToken;
+        page = (await (token ? query.next(token) : query.next())).result;
+      } catch (error) {
+        throw translateError(error);
+      }
+      for (const item of Array.isArray(page) ? (page as SdkDeviceJob[]) : []) {
+        if (typeof item.deviceId !== 'string') continue;
+        results.push(toDeviceResult(item.deviceId, item));
+        if (results.length >= max) return results;
+      }
+    } while (query.hasMoreResults);
+    return results;
+  }
 
   async start(request: HubJobRequest): Promise<HubJob> {
     const condition = buildQueryCondition(request.target);
@@ -113,6 +158,35 @@ const wireId = (hubJobId: string) => encodeURIComponent(hubJobId);
 
 const missing = (path: string, message: string) =>
   new UnprocessableRequestError('The job request is incomplete.', [{ path, message }]);
+
+/**
+ * IoT Hub's verdict on one device: `completed` is success unless the device answered its method outside 2xx
+ * (as the local runner counts it); `failed` keeps IoT Hub's error; a device the job never reached (it was
+ * cancelled, or ended first) is failed with code `NotRun`.
+ */
+function toDeviceResult(deviceId: string, item: SdkDeviceJob): DeviceJobResult {
+  const answer = item.outcome?.deviceMethodResponse;
+  const methodResponse =
+    answer && typeof answer.status === 'number'
+      ? { methodResponse: { status: answer.status, ...payloadExcerpt(answer.payload) } }
+      : {};
+  const endedAt = item.endTimeUtc ? { endedAt: item.endTimeUtc } : {};
+  if (item.status === 'completed') {
+    const ok = !answer || typeof answer.status !== 'number' || (answer.status >= 200 && answer.status < 300);
+    return { deviceId, status: ok ? 'succeeded' : 'failed', ...methodResponse, ...endedAt };
+  }
+  const error =
+    item.status === 'failed'
+      ? {
+          code: item.error?.code ?? 'Failed',
+          message: (item.error?.description ?? 'IoT Hub reported the device job failed.').slice(
+            0,
+            PAYLOAD_EXCERPT_CHARS,
+          ),
+        }
+      : { code: 'NotRun', message: `The job ended with this device ${item.status ?? 'not reached'}.` };
+  return { deviceId, status: 'failed', error, ...methodResponse, ...endedAt };
+}
 
 function toHubJob(hubJobId: string, job: SdkJob | undefined): HubJob {
   const stats = job?.deviceJobStatistics ?? {};

@@ -1,7 +1,10 @@
-import { RestError, type TableClient } from '@azure/data-tables';
+import { odata, RestError, type TableClient, type TransactionAction } from '@azure/data-tables';
 import pLimit from 'p-limit';
 import {
+  PAYLOAD_EXCERPT_CHARS,
   TERMINAL_JOB_STATUSES,
+  payloadExcerpt,
+  type DeviceJobResult,
   type DeviceJobStatistics,
   type DeviceMethodInvoker,
   type DirectMethodCall,
@@ -23,6 +26,8 @@ const PARTITION = 'job';
 /** Registry page size while resolving a status target (the registry allows 1–1000). */
 const PAGE_SIZE = 1000;
 const MAX_CONFLICT_RETRIES = 10;
+/** Azure Tables takes at most 100 entities of one partition per transaction. */
+const TRANSACTION_SIZE = 100;
 
 interface JobEntity {
   partitionKey: string;
@@ -59,10 +64,19 @@ export interface LocalJobRunnerOptions {
   now?: () => Date;
 }
 
+/** One device's outcome, as the local runner keeps it (a partition per job, rows in the order of the target). */
+// A type alias, not an interface: the table client wants a type with an implicit index signature.
+type DeviceResultEntity = {
+  partitionKey: string;
+  rowKey: string;
+  result: string;
+};
+
 /**
  * The JobRunner of the embedded local run, where there is no IoT Hub: it resolves the target against the
- * registry, patches twins or calls direct methods on each device, and keeps the outcome in Azure Table storage.
- * A job runs to its end inside `start`, so `get` sees it completed at once.
+ * registry, patches twins or calls direct methods on each device, and keeps the outcome in Azure Table storage,
+ * each device's outcome too (as IoT Hub keeps device jobs). A job runs to its end inside `start`, so `get` sees
+ * it completed at once.
  */
 export class LocalJobRunner implements JobRunner {
   private readonly table: () => Promise<TableClient>;
@@ -97,8 +111,11 @@ export class LocalJobRunner implements JobRunner {
     }
 
     const limit = pLimit(this.concurrency);
-    const outcomes = await Promise.all(deviceIds.map((id) => limit(() => work(id).catch(() => false))));
-    const succeeded = outcomes.filter(Boolean).length;
+    const outcomes = await Promise.all(
+      deviceIds.map((id) => limit(() => work(id).catch((error: unknown) => failed(id, error)))),
+    );
+    await this.saveResults(request.hubJobId, outcomes);
+    const succeeded = outcomes.filter((o) => o.status === 'succeeded').length;
     return this.finish(claimed, {
       status: 'completed',
       statistics: {
@@ -134,22 +151,66 @@ export class LocalJobRunner implements JobRunner {
     }
   }
 
-  /** What to do to one device; true when it succeeded. */
-  private workFor(request: HubJobRequest): (deviceId: string) => Promise<boolean> {
+  async deviceResults(hubJobId: string, max: number): Promise<DeviceJobResult[]> {
+    const results: DeviceJobResult[] = [];
+    if (max <= 0) return results;
+    const entities = (await this.table()).listEntities<DeviceResultEntity>({
+      queryOptions: { filter: odata`PartitionKey eq ${resultsPartition(hubJobId)}` },
+    });
+    for await (const entity of entities) {
+      results.push(JSON.parse(entity.result) as DeviceJobResult);
+      if (results.length >= max) break;
+    }
+    return results;
+  }
+
+  /** What to do to one device, and what came of it. */
+  private workFor(request: HubJobRequest): (deviceId: string) => Promise<DeviceJobResult> {
+    const endedAt = () => this.now().toISOString();
     if (request.type === 'twinUpdate') {
       const patch = request.twinPatch;
       if (patch === undefined) throw incomplete('twinPatch', 'required for a twinUpdate job');
       return async (deviceId) => {
         await this.deps.twins.patchDesired(deviceId, patch);
-        return true;
+        return { deviceId, status: 'succeeded', endedAt: endedAt() };
       };
     }
     const method: DirectMethodCall | undefined = request.method;
     if (method === undefined) throw incomplete('method', 'required for a deviceMethod job');
     return async (deviceId) => {
-      const result = await this.deps.methods.invoke(deviceId, method);
-      return result.status >= 200 && result.status < 300;
+      const answer = await this.deps.methods.invoke(deviceId, method);
+      const ok = answer.status >= 200 && answer.status < 300;
+      return {
+        deviceId,
+        status: ok ? 'succeeded' : 'failed',
+        // 404 is IoT Hub's answer for a device that is not connected (error 404103 DeviceNotOnline).
+        ...(answer.status === 404
+          ? { error: { code: 'DeviceNotOnline', message: 'The device is not connected.' } }
+          : {}),
+        methodResponse: { status: answer.status, ...payloadExcerpt(answer.payload) },
+        endedAt: endedAt(),
+      };
     };
+  }
+
+  /** Keeps each device's outcome, 100 rows per transaction; a second save of the same job replaces rows. */
+  private async saveResults(hubJobId: string, results: readonly DeviceJobResult[]): Promise<void> {
+    const client = await this.table();
+    const partitionKey = resultsPartition(hubJobId);
+    for (let start = 0; start < results.length; start += TRANSACTION_SIZE) {
+      const actions: TransactionAction[] = [];
+      for (let i = start; i < Math.min(start + TRANSACTION_SIZE, results.length); i++) {
+        const entity: DeviceResultEntity = {
+          partitionKey,
+          rowKey: String(i).padStart(8, '0'),
+          result: JSON.stringify(results[i]),
+        };
+        actions.push(['upsert', entity, 'Replace']);
+      }
+      await client.submitTransaction(actions).catch((error: unknown) => {
+        throw translate(error);
+      });
+    }
   }
 
   /** Device ids the target matches, as IoT Hub's query would: only devices that exist. */
@@ -303,6 +364,18 @@ function ownFields(entity: JobEntity): JobEntity {
   if (entity.failureReason !== undefined) own.failureReason = entity.failureReason;
   if (entity.endedAt !== undefined) own.endedAt = entity.endedAt;
   return own;
+}
+
+const resultsPartition = (hubJobId: string) => `devices-${toStorageKey(hubJobId)}`;
+
+/** A device the job could not work on (the twin store or the method channel failed). */
+function failed(deviceId: string, error: unknown): DeviceJobResult {
+  // Only our own errors' words are shown: an SDK's message may name endpoints.
+  if (!(error instanceof DomainError)) {
+    return { deviceId, status: 'failed', error: { code: 'JobFailed', message: 'The operation failed.' } };
+  }
+  const message = error.message.slice(0, PAYLOAD_EXCERPT_CHARS);
+  return { deviceId, status: 'failed', error: { code: error.code, message } };
 }
 
 const incomplete = (path: string, message: string) =>

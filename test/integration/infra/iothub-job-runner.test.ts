@@ -25,7 +25,10 @@ beforeAll(async () => {
   // One active job at a time, as on an S1 hub.
   hub = await startFakeIotHub('jobhub.azure-devices.net', { maxConcurrentJobs: 1 });
   restore = routeHostToLoopback(hub.hostName, hub.port);
-  runner = new IotHubJobRunner(JobClient.fromConnectionString(hub.connectionString));
+  runner = new IotHubJobRunner(
+    JobClient.fromConnectionString(hub.connectionString),
+    Registry.fromConnectionString(hub.connectionString),
+  );
   twins = new IotHubTwinStore(Registry.fromConnectionString(hub.connectionString));
 });
 // A test that fails half-way must not leave a job active, or every later start would get 429.
@@ -179,6 +182,66 @@ describe('IotHubJobRunner on the wire', () => {
       responseTimeoutInSeconds: 20,
     });
     expect(hub.jobs.get(hubJobId)?.type).toBe('scheduleDeviceMethod');
+  });
+
+  it("reads each device's outcome from devices.jobs: the method's status and a bounded payload excerpt", async () => {
+    const ok = uniqueId('excerpt-ok');
+    const broken = uniqueId('excerpt-500');
+    hub.addDevice(ok);
+    hub.addDevice(broken);
+    hub.setMethodResponder((deviceId) =>
+      deviceId === ok
+        ? { status: 200, payload: { log: 'x'.repeat(5000) } }
+        : { status: 500, payload: { reason: 'disk full' } },
+    );
+    const hubJobId = uniqueId('excerpt-job');
+    try {
+      await runner.start({
+        hubJobId,
+        type: 'deviceMethod',
+        target: { deviceIds: [ok, broken] },
+        method: { name: 'dumpLog', responseTimeoutInSeconds: 20 },
+        maxExecutionTimeInSeconds: 300,
+      });
+      await settle(hubJobId);
+    } finally {
+      hub.setMethodResponder(undefined);
+    }
+    const results = await runner.deviceResults(hubJobId, 10);
+    const byId = new Map(results.map((r) => [r.deviceId, r]));
+    expect(byId.get(broken)).toMatchObject({
+      status: 'failed',
+      methodResponse: { status: 500, payloadExcerpt: '{"reason":"disk full"}' },
+    });
+    const answered = byId.get(ok);
+    expect(answered).toMatchObject({
+      status: 'succeeded',
+      methodResponse: { status: 200, payloadTruncated: true },
+    });
+    expect(answered?.methodResponse?.payloadExcerpt).toHaveLength(512);
+    expect(hub.requests.at(-1)).toMatchObject({ method: 'POST', path: '/devices/query', authorized: true });
+  });
+
+  it('reads device jobs across query pages (x-ms-continuation), and stops at max', async () => {
+    const tag = uniqueId('fleet');
+    const ids = Array.from({ length: 1050 }, (_, i) => `${tag}-${String(i)}`);
+    for (const id of ids) hub.addDevice(id, { tags: { fleet: tag } });
+    const hubJobId = uniqueId('many-job');
+    await runner.start({
+      hubJobId,
+      type: 'twinUpdate',
+      target: { tags: { fleet: tag } },
+      twinPatch: { many: true },
+      maxExecutionTimeInSeconds: 300,
+    });
+    await settle(hubJobId);
+    const before = hub.requests.length;
+    const all = await runner.deviceResults(hubJobId, 10_000);
+    expect(all).toHaveLength(1050);
+    expect(new Set(all.map((r) => r.deviceId)).size).toBe(1050);
+    expect(all.every((r) => r.status === 'succeeded')).toBe(true);
+    expect(hub.requests.slice(before).filter((r) => r.path === '/devices/query')).toHaveLength(2);
+    expect(await runner.deviceResults(hubJobId, 3)).toHaveLength(3);
   });
 
   it("reads a status it does not know as 'unknown'", async () => {

@@ -15,10 +15,13 @@ import { engineWorkflowClient } from '../../../tools/local-runtime/engine-workfl
 import { engineFromRegistrations, nonDeterministicEpisodes, orchestratorOf } from '../../support/durable.js';
 import { loadEntryPoint, type Registration } from '../../support/entry-point.js';
 import { testSettings } from '../../support/local-env.js';
+import { responseProblems } from '../../support/openapi.js';
 
 const settings = testSettings({
   IdentityTableName: `jobidentities${Date.now().toString(36)}`,
   Jobs__PollIntervalSeconds: '10',
+  // Small, so that one job here goes beyond it.
+  Jobs__MaxDeviceResults: '2',
 });
 let registrations: Registration[];
 let adapters: Adapters;
@@ -27,7 +30,11 @@ let handlers: ReturnType<typeof makeJobHandlers>;
 beforeAll(async () => {
   registrations = await loadEntryPoint(settings);
   adapters = createAdapters(loadConfig(settings));
-  handlers = makeJobHandlers({ jobs: adapters.jobs, pollIntervalMs: 10_000 });
+  handlers = makeJobHandlers({
+    jobs: adapters.jobs,
+    deviceResults: adapters.jobDeviceResults,
+    pollIntervalMs: 10_000,
+  });
   for (const [id, site] of [
     ['job-dev-1', 'north'],
     ['job-dev-2', 'north'],
@@ -205,6 +212,108 @@ describe('scheduledJob workflow on the local job runner', () => {
       ).toEqual([]);
     },
   );
+
+  it("answers 202 with this API's own status and cancel routes, and POST .../cancel cancels like DELETE", async () => {
+    const engine = engineFromRegistrations(registrations, 'manual');
+    const startAt = new Date(engine.now().getTime() + 3_600_000).toISOString();
+    const response = (await handlers.createJob(
+      request('POST', 'jobs', {
+        type: 'twinUpdate',
+        target: { deviceIds: ['job-dev-2'] },
+        twinPatch: { never: true },
+        startAt,
+      }),
+      engineWorkflowClient(engine),
+    )) as ApiResponse & { jsonBody: JobRecord & { statusUri?: string; cancelUri?: string } };
+    const id = response.jsonBody.id;
+    expect(response.headers).toMatchObject({ location: `/api/jobs/${id}` });
+    expect(response.jsonBody).toMatchObject({
+      statusUri: `/api/jobs/${id}`,
+      cancelUri: `/api/jobs/${id}/cancel`,
+    });
+    // Durable's management URLs carry the extension's system key: never in an answer of this API.
+    expect(JSON.stringify(response)).not.toMatch(/code=|runtime\/webhooks|statusQueryGetUri/);
+    await engine.idle();
+
+    const cancel = await handlers.cancelJob(
+      request('POST', `jobs/${id}/cancel`, undefined, { id }),
+      engineWorkflowClient(engine),
+    );
+    expect(cancel).toMatchObject({
+      status: 202,
+      headers: { location: `/api/jobs/${id}` },
+      jsonBody: { id, status: 'cancelling', statusUri: `/api/jobs/${id}` },
+    });
+    expect((await engine.whenDone(id)).output).toEqual({ jobId: id, status: 'cancelled', runs: 0 });
+    await expect(
+      handlers.cancelJob(
+        request('POST', `jobs/${id}/cancel`, undefined, { id }),
+        engineWorkflowClient(engine),
+      ),
+    ).rejects.toMatchObject({ code: 'invalid-transition' });
+  });
+
+  it('keeps which device failed and why, bounded by Jobs__MaxDeviceResults, paged and filtered by status', async () => {
+    const engine = engineFromRegistrations(registrations);
+    const id = await createJob(engine, {
+      type: 'deviceMethod',
+      target: { deviceIds: ['job-dev-1', 'job-dev-2', 'job-dev-3'] },
+      method: { name: 'reboot', payload: { delaySeconds: 5 } },
+    });
+    await engine.whenDone(id);
+    expect((await getJob(engine, id)).runs[0]).toMatchObject({
+      statistics: { deviceCount: 3, failedCount: 3 },
+      deviceResults: { kept: 2, dropped: 1 },
+    });
+    type Page = {
+      run?: number;
+      deviceResults?: unknown;
+      items: {
+        deviceId: string;
+        status: string;
+        error?: { code: string };
+        methodResponse?: { status: number };
+      }[];
+      continuationToken?: string;
+    };
+    const devices = async (query: string) => {
+      const response = (await handlers.listJobDevices(
+        request('GET', `jobs/${id}/devices?${query}`, undefined, { id }),
+      )) as ApiResponse & { jsonBody: Page };
+      expect(response.status).toBe(200);
+      expect(responseProblems('listJobDevices', 200, response.jsonBody)).toEqual([]);
+      return response.jsonBody;
+    };
+    const first = await devices('top=1');
+    expect(first).toMatchObject({ run: 1, deviceResults: { kept: 2, dropped: 1 } });
+    expect(first.items).toHaveLength(1);
+    expect(first.continuationToken).toEqual(expect.any(String));
+    const second = await devices(
+      `top=1&continuationToken=${encodeURIComponent(first.continuationToken ?? '')}`,
+    );
+    expect(second.items).toHaveLength(1);
+    expect(second.continuationToken).toBeUndefined();
+    const kept = [...first.items, ...second.items].map((d) => d.deviceId);
+    expect(new Set(kept).size).toBe(2);
+    expect(kept.every((d) => d.startsWith('job-dev-'))).toBe(true);
+
+    const failed = await devices('status=failed');
+    expect(failed.items).toHaveLength(2);
+    for (const item of failed.items) {
+      expect(item).toMatchObject({
+        status: 'failed',
+        error: { code: 'DeviceNotOnline' },
+        methodResponse: { status: 404 },
+      });
+    }
+    expect((await devices('status=succeeded')).items).toEqual([]);
+    expect((await devices('run=7')).items).toEqual([]);
+    await expect(
+      handlers.listJobDevices(
+        request('GET', `jobs/${id}/devices?continuationToken=eyJ4IjoxfQ`, undefined, { id }),
+      ),
+    ).rejects.toMatchObject({ code: 'validation-error' });
+  });
 
   it('lists jobs newest first and answers 404 for an unknown job', async () => {
     const page = (await handlers.listJobs(request('GET', 'jobs'))) as { jsonBody: { items: JobRecord[] } };

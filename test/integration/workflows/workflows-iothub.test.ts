@@ -22,7 +22,7 @@ import { engineFromRegistrations, nonDeterministicEpisodes, orchestratorOf } fro
 import { loadEntryPoint, type Registration } from '../../support/entry-point.js';
 import { testSettings } from '../../support/local-env.js';
 
-const { JobClient } = iothub;
+const { JobClient, Registry } = iothub;
 
 let hub: FakeIotHub;
 let restore: () => void;
@@ -41,7 +41,11 @@ beforeAll(async () => {
   });
   registrations = await loadEntryPoint(settings);
   adapters = createAdapters(loadConfig(settings));
-  jobHandlers = makeJobHandlers({ jobs: adapters.jobs, pollIntervalMs: 10_000 });
+  jobHandlers = makeJobHandlers({
+    jobs: adapters.jobs,
+    deviceResults: adapters.jobDeviceResults,
+    pollIntervalMs: 10_000,
+  });
   for (const id of ['hub-dev-1', 'hub-dev-2']) hub.addDevice(id);
 });
 afterAll(async () => {
@@ -89,7 +93,10 @@ const scheduledActivities = (engine: DurableEngine, instanceId: string, name: st
 describe('scheduled jobs against IoT Hub (wire-level fake, real JobClient)', () => {
   it('waits on a durable timer while IoT Hub has too many active jobs, then starts and monitors the job to the end', async () => {
     // Another job holds S1's only slot.
-    const blocker = new IotHubJobRunner(JobClient.fromConnectionString(hub.connectionString));
+    const blocker = new IotHubJobRunner(
+      JobClient.fromConnectionString(hub.connectionString),
+      Registry.fromConnectionString(hub.connectionString),
+    );
     await blocker.start({
       hubJobId: 'someone-elses-job',
       type: 'twinUpdate',
@@ -159,6 +166,52 @@ describe('scheduled jobs against IoT Hub (wire-level fake, real JobClient)', () 
     expect(hub.jobs.get(`${id}-r1-b0`)?.status).toBe('cancelled');
     expect((await adapters.jobs.get(id))?.status).toBe('cancelled');
     expect(scheduledActivities(engine, id, 'jobCancelHubJob')).toBe(1);
+  });
+});
+
+describe('per-device outcomes of a method job on IoT Hub', () => {
+  it('keeps which device failed and with what answer, read from devices.jobs when the IoT Hub job ends', async () => {
+    hub.setMethodResponder((deviceId) =>
+      deviceId === 'hub-dev-1'
+        ? { status: 200, payload: { rebooted: true } }
+        : { status: 500, payload: { reason: 'busy' } },
+    );
+    try {
+      const engine = engineFromRegistrations(registrations, 'manual');
+      const id = await createJob(engine, {
+        type: 'deviceMethod',
+        target: { deviceIds: ['hub-dev-1', 'hub-dev-2'] },
+        method: { name: 'reboot', responseTimeoutInSeconds: 30 },
+      });
+      await engine.idle();
+      for (let i = 0; i < 2; i++) {
+        await hub.advanceJobs();
+        engine.advance(10_000);
+        await engine.idle();
+      }
+      expect((await engine.whenDone(id)).runtimeStatus).toBe('Completed');
+      const record = await adapters.jobs.get(id);
+      expect(record?.runs[0]).toMatchObject({
+        statistics: { deviceCount: 2, succeededCount: 1, failedCount: 1 },
+        deviceResults: { kept: 2, dropped: 0 },
+      });
+      const page = (await jobHandlers.listJobDevices(
+        request('GET', `jobs/${id}/devices?status=failed`, undefined, { id }),
+      )) as ApiResponse & { jsonBody: { items: unknown[] } };
+      expect(page.jsonBody.items).toEqual([
+        {
+          deviceId: 'hub-dev-2',
+          status: 'failed',
+          methodResponse: { status: 500, payloadExcerpt: '{"reason":"busy"}' },
+          endedAt: expect.any(String) as unknown,
+        },
+      ]);
+      expect(
+        await nonDeterministicEpisodes(engine, id, orchestratorOf(registrations, 'scheduledJob')),
+      ).toEqual([]);
+    } finally {
+      hub.setMethodResponder(undefined);
+    }
   });
 });
 

@@ -14,7 +14,12 @@ describe('openapi.json', () => {
   });
 
   it('has a unique operationId per operation', () => {
-    expect(operations().size).toBe(24);
+    // Counted from the document, so that a route added elsewhere does not need this number changed.
+    const all = Object.values(openApiDocument.paths).flatMap((item) =>
+      Object.entries(item as Record<string, unknown>).filter(([method]) => method !== 'parameters'),
+    );
+    expect(all.length).toBeGreaterThanOrEqual(26);
+    expect(operations().size).toBe(all.length);
   });
 
   it('catches responses that break it (the response validator is not a no-op)', () => {
