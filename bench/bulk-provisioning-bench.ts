@@ -68,6 +68,8 @@ try {
       results: adapters.results,
       resultsContainer: config.workflows.resultsContainer,
       hostName: config.provisioning.hostName,
+      cipher: adapters.keysCipher,
+      keysRetentionMs: config.workflows.keysRetentionMs,
     });
     const engine = new DurableEngine({
       orchestrators: new Map([
@@ -81,6 +83,7 @@ try {
       identities,
       work: adapters.work,
       results: adapters.results,
+      keysCipher: adapters.keysCipher,
       hooks: [],
       registryOpsPerMinute: opsPerMinute,
       maxMetadataBytes: config.provisioning.maxMetadataBytes,

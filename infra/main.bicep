@@ -66,6 +66,16 @@ param asaStreamingUnits int = 3
 @description('Largest number of Flex Consumption instances (the cost ceiling under load).')
 param functionMaximumInstanceCount int = 40
 
+@secure()
+@minLength(44)
+@description('32 random bytes, base64, encrypting generated device keys at rest (Provisioning__KeysEncryptionKey, stored in Key Vault): azd env set PROVISIONING_KEYS_ENCRYPTION_KEY "$(openssl rand -base64 32)". Changing it makes the keys still inside the results window unreadable.')
+param provisioningKeysEncryptionKey string
+
+@minValue(1)
+@maxValue(8760)
+@description('Hours the provisioning results serve device keys (Provisioning__KeysRetentionHours); a lifecycle rule deletes key-bearing blobs after that many hours rounded up to whole days.')
+param provisioningKeysRetentionHours int = 24
+
 // Every resource name derives from the environment, the subscription and the resource group.
 var resourceToken = toLower(uniqueString(subscription().id, resourceGroup().id, environmentName))
 var tags = {
@@ -109,6 +119,7 @@ var asaOutputName = 'Anomalies'
 var asaOutputPartitionKey = 'deviceId'
 var deploymentContainerName = 'app-package'
 var iotHubEventsSecretName = 'iothub-events-connection'
+var provisioningKeysSecretName = 'provisioning-keys-encryption-key'
 // Not created in Azure, on purpose: the table identity store's tables 'identities' (IdentityTableName) and
 // 'localjobs' serve IdentityStore=table, i.e. local runs; Azure uses IdentityStore=iothub. The durable task hub
 // 'IotBackendHub' (host.json) is created by the Durable Functions extension in the host storage account.
@@ -147,6 +158,10 @@ module archiveStorage 'modules/storage-archive.bicep' = {
     location: location
     tags: tags
     rawArchiveContainerName: rawArchiveContainerName
+    provisioningWorkContainerName: provisioningWorkContainerName
+    provisioningResultsContainerName: provisioningResultsContainerName
+    // Lifecycle management counts whole days: the window rounded up.
+    keysRetentionDays: (provisioningKeysRetentionHours + 23) / 24
     containerNames: [
       rawArchiveContainerName
       deadLetterContainerName
@@ -214,7 +229,8 @@ module iotHub 'modules/iothub.bicep' = {
 var iotHubIngestPolicyId = resourceId('Microsoft.Devices/IotHubs/IotHubKeys', iotHubName, ingestPolicyName)
 var iotHubEventsConnectionString = 'Endpoint=${iotHub.outputs.eventHubEndpoint};SharedAccessKeyName=${ingestPolicyName};SharedAccessKey=${listKeys(iotHubIngestPolicyId, '2023-06-30').primaryKey};EntityPath=${iotHub.outputs.eventHubPath}'
 
-// Key Vault: the IoT Hub events connection string, read by the app through a Key Vault reference.
+// Key Vault: the IoT Hub events connection string and the device keys' encryption key, read by the app through
+// Key Vault references.
 module keyVault 'modules/keyvault.bicep' = {
   name: 'keyvault'
   params: {
@@ -223,6 +239,8 @@ module keyVault 'modules/keyvault.bicep' = {
     tags: tags
     iotHubEventsSecretName: iotHubEventsSecretName
     iotHubEventsConnectionString: iotHubEventsConnectionString
+    provisioningKeysSecretName: provisioningKeysSecretName
+    provisioningKeysEncryptionKey: provisioningKeysEncryptionKey
   }
 }
 
@@ -255,6 +273,7 @@ module functionRoles 'modules/function-roles.bicep' = {
     appInsightsName: monitoring.outputs.appInsightsName
     keyVaultName: keyVault.outputs.name
     iotHubEventsSecretName: keyVault.outputs.iotHubEventsSecretName
+    provisioningKeysSecretName: keyVault.outputs.provisioningKeysSecretName
   }
 }
 
@@ -352,6 +371,9 @@ var appSettings = {
   ProvisioningWorkContainerName: 'provisioning-work'
   ProvisioningResultsContainerName: 'provisioning-results'
   JobDeviceResultsContainerName: jobDeviceResultsContainerName
+  // Generated device keys at rest: encrypted with a key from Key Vault, served for a bounded window.
+  Provisioning__KeysEncryptionKey: '@Microsoft.KeyVault(SecretUri=${keyVault.outputs.provisioningKeysSecretUri})'
+  Provisioning__KeysRetentionHours: string(provisioningKeysRetentionHours)
   // Databases, containers and blob containers exist: this template creates them.
   CreateResourcesIfMissing: 'false'
   // Provisioning: IoT Hub identity registry, twins and jobs with Microsoft Entra ID.

@@ -102,6 +102,8 @@ const schema = z.object({
   Provisioning__RegistryOpsPerMinute: positiveInt(100),
   ProvisioningWorkContainerName: nonEmpty.default('provisioning-work'),
   ProvisioningResultsContainerName: nonEmpty.default('provisioning-results'),
+  Provisioning__KeysEncryptionKey: optionalText,
+  Provisioning__KeysRetentionHours: z.coerce.number().positive().max(8760).default(24),
   CosmosDbJobsContainerName: nonEmpty.default('jobs'),
   Jobs__PollIntervalSeconds: positiveInt(30),
   JobDeviceResultsContainerName: nonEmpty.default('job-device-results'),
@@ -250,6 +252,7 @@ function crossSettingProblems(env: Record<string, string | undefined>): { name: 
       message: 'required when IdentityStore is iothub (or IotHubRegistry__hostName for a managed identity)',
     });
   }
+  for (const problem of keysEncryptionKeyProblems(env, hosted)) problems.push(problem);
   const seconds = (name: string, fallback: number) => {
     const n = Number(env[name] ?? fallback);
     return Number.isFinite(n) ? n : fallback;
@@ -274,6 +277,40 @@ function crossSettingProblems(env: Record<string, string | undefined>): { name: 
     }
   }
   return problems;
+}
+
+/**
+ * The key encrypting generated device keys at rest: Provisioning__KeysEncryptionKey, or the table identity
+ * store's key when unset (one key to manage in a local run; in Azure, with IdentityStore=iothub, there is no
+ * identity-store key and the Bicep sets this one from Key Vault).
+ */
+const keysEncryptionKeyOf = (env: Record<string, string | undefined>): string =>
+  (env.Provisioning__KeysEncryptionKey ?? '').trim() || (env.IdentityStore__EncryptionKey ?? '');
+
+function keysEncryptionKeyProblems(
+  env: Record<string, string | undefined>,
+  hosted: boolean,
+): { name: string; message: string }[] {
+  const key = keysEncryptionKeyOf(env);
+  if (Buffer.from(key, 'base64').length !== 32) {
+    return [
+      {
+        name: 'Provisioning__KeysEncryptionKey',
+        message:
+          'required (or IdentityStore__EncryptionKey): 32 random bytes, base64 (openssl rand -base64 32); it encrypts generated device keys at rest',
+      },
+    ];
+  }
+  if (hosted && key === SAMPLE_ENCRYPTION_KEY) {
+    return [
+      {
+        name: 'Provisioning__KeysEncryptionKey',
+        message:
+          "is local.settings.sample.json's well-known key: set your own in Azure (openssl rand -base64 32)",
+      },
+    ];
+  }
+  return [];
 }
 
 /** Where the Cosmos DB account is and how to authenticate to it. */
@@ -335,6 +372,10 @@ export interface WorkflowsConfig {
   workContainer: string;
   /** Private container holding `{instanceId}.jsonl`: per-device outcomes and keys of each provisioning run. */
   resultsContainer: string;
+  /** 32 bytes, base64: encrypts generated device keys in the work and results blobs. */
+  keysEncryptionKey: string;
+  /** How long the results route serves a run's device keys, ms; then they are dropped. */
+  keysRetentionMs: number;
   jobsContainerName: string;
   /** How often a running IoT Hub job is polled, ms. */
   jobPollIntervalMs: number;
@@ -471,6 +512,8 @@ export function loadConfig(env: Record<string, string | undefined> = process.env
       registryOpsPerMinute: s.Provisioning__RegistryOpsPerMinute,
       workContainer: s.ProvisioningWorkContainerName,
       resultsContainer: s.ProvisioningResultsContainerName,
+      keysEncryptionKey: keysEncryptionKeyOf(env),
+      keysRetentionMs: s.Provisioning__KeysRetentionHours * 3_600_000,
       jobsContainerName: s.CosmosDbJobsContainerName,
       jobPollIntervalMs: s.Jobs__PollIntervalSeconds * 1000,
       jobDeviceResultsContainer: s.JobDeviceResultsContainerName,

@@ -34,6 +34,7 @@ import {
 import { makeWorkflowHandlers } from './provisioning/workflow-http-handlers.js';
 import { makeProvisioningHandlers } from './provisioning/http-handlers.js';
 import { ProvisioningService } from './provisioning/provisioning-service.js';
+import { PURGE_EXPIRED_KEYS_SCHEDULE, makePurgeExpiredDeviceKeys } from './provisioning/result-keys.js';
 import { makeGetDeviceState } from './telemetry/get-device-state.js';
 import { makeIngestTelemetry } from './telemetry/ingest-telemetry.js';
 
@@ -50,6 +51,7 @@ const {
   notifier,
   work,
   results,
+  keysCipher,
   hooks,
   jobs,
   jobRunner,
@@ -72,6 +74,7 @@ const workflowHandlers = makeWorkflowHandlers({
   identities,
   work,
   results,
+  keysCipher,
   hooks: config.workflows.hooks,
   registryOpsPerMinute: config.workflows.registryOpsPerMinute,
   maxMetadataBytes: config.provisioning.maxMetadataBytes,
@@ -96,6 +99,8 @@ const activities = {
     work,
     results,
     resultsContainer,
+    cipher: keysCipher,
+    keysRetentionMs: config.workflows.keysRetentionMs,
     twinTemplates: config.workflows.twinTemplates,
     hostName: config.provisioning.hostName,
   }),
@@ -106,6 +111,8 @@ const activities = {
     results,
     resultsContainer,
     hostName: config.provisioning.hostName,
+    cipher: keysCipher,
+    keysRetentionMs: config.workflows.keysRetentionMs,
   }),
   ...makeScheduledJobActivities({
     runner: jobRunner,
@@ -307,6 +314,11 @@ app.http('getProvisioningResults', {
   authLevel: 'function',
   extraInputs: [df.input.durableClient()],
   handler: withProblemDetails(withWorkflowClient(workflowHandlers.getProvisioningResults)),
+});
+// Device keys in provisioning results are kept for Provisioning__KeysRetentionHours, then removed.
+app.timer('purgeExpiredDeviceKeys', {
+  schedule: PURGE_EXPIRED_KEYS_SCHEDULE,
+  handler: makePurgeExpiredDeviceKeys({ results }),
 });
 app.http('createJob', {
   route: 'jobs',

@@ -14,6 +14,7 @@ param iotHubName string
 param appInsightsName string
 param keyVaultName string
 param iotHubEventsSecretName string
+param provisioningKeysSecretName string
 
 // Built-in role definition ids (https://learn.microsoft.com/azure/role-based-access-control/built-in-roles).
 // Storage Blob Data Owner: host blobs (Event Hubs checkpoints, leases, durable task hub, deployment package).
@@ -94,6 +95,11 @@ resource iotHubEventsSecret 'Microsoft.KeyVault/vaults/secrets@2023-07-01' exist
   name: iotHubEventsSecretName
 }
 
+resource provisioningKeysSecret 'Microsoft.KeyVault/vaults/secrets@2023-07-01' existing = {
+  parent: keyVault
+  name: provisioningKeysSecretName
+}
+
 // Host storage: blob, queue and table data roles (the Durable Functions Azure Storage provider needs all three).
 resource hostStorageRoles 'Microsoft.Authorization/roleAssignments@2022-04-01' = [
   for roleId in hostStorageRoleIds: {
@@ -170,6 +176,17 @@ resource appInsightsPublisher 'Microsoft.Authorization/roleAssignments@2022-04-0
 resource iotHubEventsSecretReader 'Microsoft.Authorization/roleAssignments@2022-04-01' = {
   name: guid(iotHubEventsSecret.id, principalId, keyVaultSecretsUserRoleId)
   scope: iotHubEventsSecret
+  properties: {
+    roleDefinitionId: subscriptionResourceId('Microsoft.Authorization/roleDefinitions', keyVaultSecretsUserRoleId)
+    principalId: principalId
+    principalType: 'ServicePrincipal'
+  }
+}
+
+// Key Vault: read the key encrypting generated device keys at rest (Provisioning__KeysEncryptionKey), that secret only.
+resource provisioningKeysSecretReader 'Microsoft.Authorization/roleAssignments@2022-04-01' = {
+  name: guid(provisioningKeysSecret.id, principalId, keyVaultSecretsUserRoleId)
+  scope: provisioningKeysSecret
   properties: {
     roleDefinitionId: subscriptionResourceId('Microsoft.Authorization/roleDefinitions', keyVaultSecretsUserRoleId)
     principalId: principalId

@@ -1,6 +1,7 @@
-// Key Vault holding the one secret the app needs: the IoT Hub built-in endpoint connection string (the endpoint
-// accepts shared access signatures only). The app setting is a Key Vault reference, so no key is ever an app
-// setting; the function app's identity may read this secret and nothing else (function-roles.bicep).
+// Key Vault holding the app's two secrets: the IoT Hub built-in endpoint connection string (the endpoint
+// accepts shared access signatures only) and the key encrypting generated device keys at rest. The app settings
+// are Key Vault references, so no key is ever an app setting; the function app's identity may read these two
+// secrets and nothing else (function-roles.bicep).
 
 param name string
 param location string
@@ -11,6 +12,12 @@ param iotHubEventsSecretName string
 @secure()
 @description('Connection string of the IoT Hub built-in endpoint (ServiceConnect-only policy).')
 param iotHubEventsConnectionString string
+
+param provisioningKeysSecretName string
+
+@secure()
+@description('32 random bytes, base64: Provisioning__KeysEncryptionKey.')
+param provisioningKeysEncryptionKey string
 
 // Cost: Standard vault, billed per 10,000 operations (App Service reads a reference at start and about daily).
 // Azure RBAC instead of access policies; short soft-delete retention so that `azd down --purge` and a new
@@ -43,7 +50,21 @@ resource iotHubEventsSecret 'Microsoft.KeyVault/vaults/secrets@2023-07-01' = {
   }
 }
 
+// The key of the provisioning workflows' keys at rest (AES-256-GCM). Rotating it (a new value, then a restart)
+// makes the keys still inside the results window unreadable: they are reported as such, outcomes stay.
+resource provisioningKeysSecret 'Microsoft.KeyVault/vaults/secrets@2023-07-01' = {
+  parent: vault
+  name: provisioningKeysSecretName
+  properties: {
+    value: provisioningKeysEncryptionKey
+    contentType: 'AES-256 key, base64'
+  }
+}
+
 output name string = vault.name
 output iotHubEventsSecretName string = iotHubEventsSecret.name
 @description('Versionless secret URI: the Key Vault reference always resolves the latest version.')
 output iotHubEventsSecretUri string = iotHubEventsSecret.properties.secretUri
+output provisioningKeysSecretName string = provisioningKeysSecret.name
+@description('Versionless secret URI of Provisioning__KeysEncryptionKey.')
+output provisioningKeysSecretUri string = provisioningKeysSecret.properties.secretUri

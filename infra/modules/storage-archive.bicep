@@ -14,6 +14,16 @@ param rawArchiveContainerName string
 @minValue(1)
 param coolAfterDays int = 30
 
+@description('Container of the provisioning workflows\' work blobs (generated keys under keys/, chunk results under results/).')
+param provisioningWorkContainerName string
+
+@description('Container of the provisioning results ({instanceId}.jsonl, device keys for a bounded window).')
+param provisioningResultsContainerName string
+
+@minValue(1)
+@description('Days after which key-bearing provisioning blobs are deleted: Provisioning__KeysRetentionHours rounded up.')
+param keysRetentionDays int
+
 // Cost: Standard LRS, Hot tier for recent data; the lifecycle rule below moves the raw archive to Cool. The
 // hierarchical namespace makes the archive (stream/yyyy/MM/dd/HH/...) a directory tree for Spark, Synapse or
 // Fabric at no extra storage cost. Shared keys and public blob access are off: the app uses its managed identity.
@@ -78,6 +88,33 @@ resource lifecycle 'Microsoft.Storage/storageAccounts/managementPolicies@2023-05
               baseBlob: {
                 tierToCool: {
                   daysAfterModificationGreaterThan: coolAfterDays
+                }
+              }
+            }
+          }
+        }
+        // Backstop of the keys' retention window (the app drops expired keys itself, hourly): whatever still
+        // holds device keys, or outcomes of a run, is deleted once it is older than the window. Lifecycle
+        // management runs about once a day, so a blob may outlive the window by up to a day.
+        {
+          name: 'provisioning-keys-expire'
+          enabled: true
+          type: 'Lifecycle'
+          definition: {
+            filters: {
+              blobTypes: [
+                'blockBlob'
+              ]
+              prefixMatch: [
+                '${provisioningWorkContainerName}/keys/'
+                '${provisioningWorkContainerName}/results/'
+                '${provisioningResultsContainerName}/'
+              ]
+            }
+            actions: {
+              baseBlob: {
+                delete: {
+                  daysAfterModificationGreaterThan: keysRetentionDays
                 }
               }
             }

@@ -399,9 +399,17 @@ export const openApiDocument = {
       get: {
         operationId: 'getProvisioningResults',
         tags: ['Workflows'],
-        summary: 'Per-device outcomes of a provisioning workflow, keys included',
+        summary: 'Per-device outcomes of a provisioning workflow, keys included for a bounded time',
         description:
-          'Contains the device keys and connection strings of the devices created, the same secrets POST /devices returns; guarded by the function key like every operation here. 404 until the workflow has published its results.',
+          'Contains the device keys and connection strings of the devices created, the same secrets POST /devices returns; guarded by the function key like every operation here. Keys are served until keysExpireAt (Provisioning__KeysRetentionHours after the run published them, default 24 h); then the line keeps its outcome and says keys: "expired". With consume=true the keys handed out are removed from the results before the answer is sent (later reads say keys: "consumed"). 404 until the workflow has published its results.',
+        parameters: [
+          {
+            name: 'consume',
+            in: 'query',
+            description: 'true: remove the keys from the stored results once this answer hands them out',
+            schema: { enum: ['true', 'false'], default: 'false' },
+          },
+        ],
         responses: {
           '200': ok(
             'One line per device',
@@ -410,6 +418,7 @@ export const openApiDocument = {
           ),
           ...errors(400, 500),
           '404': problem('Unknown provisioning workflow, or no results yet'),
+          '422': problem('consume is neither true nor false, or an unknown query parameter'),
         },
       },
     },
@@ -782,12 +791,13 @@ export const openApiDocument = {
         additionalProperties: false,
         required: ['deviceId', 'outcome'],
         description:
-          'provisioned (one device) or created (bulk): keys and connectionString; already-exists, invalid, failed (bulk): error; failed (one device): failedStep and reason',
+          'provisioned (one device) or created (bulk): keys and connectionString until keysExpireAt, then keys: "expired" (or "consumed" after a consume=true download, "unreadable" if the encryption key changed); already-exists, invalid, failed (bulk): error; failed (one device): failedStep and reason',
         properties: {
           deviceId: { type: 'string' },
           outcome: { enum: ['provisioned', 'created', 'already-exists', 'invalid', 'failed'] },
-          keys,
+          keys: { oneOf: [keys, { enum: ['expired', 'consumed', 'unreadable'] }] },
           connectionString: { type: 'string' },
+          keysExpireAt: { type: 'string', format: 'date-time' },
           error: { type: 'string' },
           failedStep: {
             enum: ['create-identity', 'write-registry', 'set-initial-twin', 'call-hooks', 'activate'],

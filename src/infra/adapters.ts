@@ -12,7 +12,7 @@ import type { DeviceRegistry } from '../provisioning/registry.js';
 import type { TwinStore } from '../provisioning/twin.js';
 import type { DeadLetterStore, DeviceStateStore, RawArchive } from '../telemetry/ports.js';
 import type { JobDeviceResultStore, JobNotifier, JobRunner, JobStore } from '../jobs/ports.js';
-import type { PrivateFiles } from '../provisioning/ports.js';
+import type { PrivateFiles, SecretCipher } from '../provisioning/ports.js';
 import type { ProvisioningHooks } from '../provisioning/provision-device-workflow.js';
 import { BlobPrivateFiles } from './blob/blob-private-files.js';
 import { BlobJobDeviceResults } from './blob/blob-job-device-results.js';
@@ -53,8 +53,10 @@ export interface Adapters {
   notifier: AlertNotifier;
   /** Private blobs of running provisioning workflows (requests, generated keys, chunk results). */
   work: PrivateFiles;
-  /** Private results of provisioning workflows (`{instanceId}.jsonl`, keys included). */
+  /** Private results of provisioning workflows (`{instanceId}.jsonl`, keys included, encrypted). */
   results: PrivateFiles;
+  /** Encrypts generated device keys in the work and results blobs (Provisioning__KeysEncryptionKey). */
+  keysCipher: SecretCipher;
   hooks: ProvisioningHooks;
   jobs: JobStore;
   jobRunner: JobRunner;
@@ -102,6 +104,7 @@ export function createAdapters(config: AppConfig): Adapters {
     notifier: createNotifier(config, slack),
     work: new BlobPrivateFiles(blobs, config.workflows.workContainer, create),
     results: new BlobPrivateFiles(blobs, config.workflows.resultsContainer, create),
+    keysCipher: new AesGcmCipher(config.workflows.keysEncryptionKey),
     hooks: new HttpProvisioningHooks(),
     jobs: new CosmosJobStore(
       lazyContainer(cosmos, config.cosmos.databaseName, config.workflows.jobsContainerName, {

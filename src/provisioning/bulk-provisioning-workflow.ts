@@ -4,15 +4,25 @@
  * rate (IoT Hub S1: 100 operations per minute per unit). A throttled chunk (429) waits on a durable timer
  * and tries again; nothing fails because the hub asked us to slow down.
  *
- * The device specs, the generated keys and the per-device results live in private blobs; history and
- * status only ever hold counts and blob names.
+ * The device specs, the generated keys (encrypted) and the per-device results (keys sealed: result-keys.ts)
+ * live in private blobs; history and status only ever hold counts and blob names. A chunk whose request blob
+ * is gone fails the run (it is never taken for an empty chunk): the identities it had created are removed, the
+ * chunks not started are reported failed, the others are reported with their keys.
  */
 import * as df from 'durable-functions';
 import type { OrchestrationContext, Task } from 'durable-functions';
 import pLimit from 'p-limit';
 import { DeviceAlreadyExistsError, ThrottledError } from '../shared/errors.js';
 import { generateKeys, type SymmetricKeys } from './keys.js';
-import { MAX_BULK_DEVICES, type IdentityStore, type PrivateFiles } from './ports.js';
+import { MAX_BULK_DEVICES, type IdentityStore, type PrivateFiles, type SecretCipher } from './ports.js';
+import {
+  keysExpiry,
+  openKeysFile,
+  parseResultLines,
+  resultLinesText,
+  sealKeysFile,
+  sealSecrets,
+} from './result-keys.js';
 import type { DeviceRegistry } from './registry.js';
 import { failureMessage } from '../shared/workflows.js';
 
@@ -48,11 +58,14 @@ export interface ChunkCounts {
   failed: number;
 }
 
-type ChunkReply = { throttled: true; retryAfterMs?: number } | ({ throttled: false } & ChunkCounts);
+/** What a chunk ends with; `lost` when its request blob was gone (the run then fails with that reason). */
+export type ChunkOutcome = ChunkCounts & { lost?: string };
 
-/** Per-device line of the results blob. Keys appear only here, in the private results container. */
+type ChunkReply = { throttled: true; retryAfterMs?: number } | ({ throttled: false } & ChunkOutcome);
+
+/** Per-device line of the results blob. Keys appear only here, sealed, in the private containers. */
 export type BulkResultLine =
-  | { deviceId: string; outcome: 'created'; keys: SymmetricKeys; connectionString: string }
+  | { deviceId: string; outcome: 'created'; sealed: string; keysExpireAt?: string }
   | { deviceId: string; outcome: 'already-exists' | 'invalid' | 'failed'; error: string };
 
 export const bulkRequestBlob = (runId: string, chunk: number) => `requests/${runId}/${chunk}.json`;
@@ -75,7 +88,9 @@ export function* bulkProvisionOrchestrator(context: OrchestrationContext): Gener
   // Chunks per minute that keep the run under the registry rate (at least one, so a run always progresses).
   const perWave = Math.max(1, Math.floor(input.opsPerMinute / MAX_BULK_DEVICES));
   const totals: ChunkCounts = { created: 0, alreadyExists: 0, invalid: 0, failed: 0 };
-  for (let first = 0; first < input.chunks; first += perWave) {
+  const lost: string[] = [];
+  const stopped = () => lost.length > 0;
+  for (let first = 0; first < input.chunks && !stopped(); first += perWave) {
     const waveStart = context.df.currentUtcDateTime.getTime();
     const indexes = Array.from({ length: Math.min(perWave, input.chunks - first) }, (_, i) => first + i);
     context.df.setCustomStatus({ chunksDone: first, chunks: input.chunks, ...totals });
@@ -83,14 +98,16 @@ export function* bulkProvisionOrchestrator(context: OrchestrationContext): Gener
       indexes.map((index) =>
         context.df.callSubOrchestrator(BULK_PROVISION_CHUNK, { runId, index }, `${runId}:chunk:${index}`),
       ),
-    )) as ChunkCounts[];
+    )) as ChunkOutcome[];
     for (const counts of results) {
       totals.created += counts.created;
       totals.alreadyExists += counts.alreadyExists;
       totals.invalid += counts.invalid;
       totals.failed += counts.failed;
+      if (counts.lost !== undefined) lost.push(counts.lost);
     }
-    const more = first + perWave < input.chunks;
+    // A lost input stops the run: no further wave starts.
+    const more = first + perWave < input.chunks && !stopped();
     // At least a minute per wave, longer when the rate is below one chunk (100 devices) per minute.
     const nextWave = waveStart + Math.max(60_000, (perWave * MAX_BULK_DEVICES * 60_000) / input.opsPerMinute);
     if (more && context.df.currentUtcDateTime.getTime() < nextWave) {
@@ -103,10 +120,21 @@ export function* bulkProvisionOrchestrator(context: OrchestrationContext): Gener
     ...totals,
     step: 'assembling',
   });
-  const { results } = (yield context.df.callActivityWithRetry(BulkActivity.assemble, transientRetry(), {
+  const assembled = (yield context.df.callActivityWithRetry(BulkActivity.assemble, transientRetry(), {
     runId,
     chunks: input.chunks,
-  })) as { results: string };
+    ...(lost.length > 0 ? { stopped: lost[0] } : {}),
+  })) as { results: string; lost?: string[] };
+  // Inputs found lost only at assembly (the chunk had been salvaged, or its blobs vanished since) fail it too.
+  if (lost.length === 0) for (const reason of assembled.lost ?? []) lost.push(reason);
+  if (lost.length > 0) {
+    const reason = lost.join('; ');
+    context.df.setCustomStatus({ chunks: input.chunks, step: 'failed', reason, results: assembled.results });
+    throw new Error(
+      `Bulk run '${runId}' failed: ${reason}. Devices created by the other chunks are reported with their keys in ${assembled.results}.`,
+    );
+  }
+  const { results } = assembled;
   context.df.setCustomStatus({ chunksDone: input.chunks, chunks: input.chunks, ...totals, step: 'done' });
   return { total: input.total, ...totals, results };
 }
@@ -154,6 +182,10 @@ export interface BulkProvisioningDeps {
   /** Name of the results container, shown with the blob name. */
   resultsContainer: string;
   hostName: string;
+  /** Encrypts the generated keys in the work and results blobs. */
+  cipher: SecretCipher;
+  /** How long the results serve the keys, ms. */
+  keysRetentionMs: number;
   now?: () => Date;
 }
 
@@ -164,11 +196,11 @@ const countsOf = (lines: readonly BulkResultLine[]): ChunkCounts => ({
   failed: lines.filter((l) => l.outcome === 'failed').length,
 });
 
-const parseLines = (text: string): BulkResultLine[] =>
-  text
-    .split('\n')
-    .filter((line) => line.trim() !== '')
-    .map((line) => JSON.parse(line) as BulkResultLine);
+const parseLines = (text: string): BulkResultLine[] => parseResultLines(text) as BulkResultLine[];
+
+/** Lines as a chunk result blob holds them (one JSON object per line). */
+const linesText = (lines: readonly BulkResultLine[]): string =>
+  lines.map((line) => JSON.stringify(line) + '\n').join('');
 
 /** Activity handlers of bulk provisioning; idempotent (a chunk run twice recognises its own identities). */
 export function makeBulkProvisioningActivities(deps: BulkProvisioningDeps) {
@@ -178,12 +210,22 @@ export function makeBulkProvisioningActivities(deps: BulkProvisioningDeps) {
     throttled: true,
     ...(error.retryAfterSeconds !== undefined ? { retryAfterMs: error.retryAfterSeconds * 1000 } : {}),
   });
+  /** The keys this run generated for the devices of a chunk, if any were. */
+  const readKeys = async (runId: string, index: number) => {
+    const name = bulkKeysBlob(runId, index);
+    const text = await deps.work.read(name);
+    return (text === undefined ? {} : openKeysFile(deps.cipher, name, text)) as Record<string, SymmetricKeys>;
+  };
   /** The identity exists and carries the keys this run generated for it. */
   const isOurs = async (deviceId: string, keys: SymmetricKeys) =>
     (await deps.identities.get(deviceId))?.keys.primaryKey === keys.primaryKey;
 
   /** Registry entry for an identity this run created; the result line with its keys. */
-  const completeDevice = async (spec: BulkDeviceSpec, keys: SymmetricKeys): Promise<BulkResultLine> => {
+  const completeDevice = async (
+    runId: string,
+    spec: BulkDeviceSpec,
+    keys: SymmetricKeys,
+  ): Promise<BulkResultLine> => {
     const now = (deps.now?.() ?? new Date()).toISOString();
     try {
       await deps.registry.create({
@@ -200,35 +242,62 @@ export function makeBulkProvisioningActivities(deps: BulkProvisioningDeps) {
         return { deviceId: spec.id, outcome: 'failed', error: 'registry write failed; identity removed' };
       }
     }
-    return { deviceId: spec.id, outcome: 'created', keys, connectionString: connectionString(spec.id, keys) };
+    return {
+      deviceId: spec.id,
+      outcome: 'created',
+      sealed: sealSecrets(deps.cipher, runId, spec.id, {
+        keys,
+        connectionString: connectionString(spec.id, keys),
+      }),
+    };
+  };
+
+  /**
+   * A chunk whose request blob is gone: the run fails. Identities it created (they carry the keys of its keys
+   * blob) are removed, registry entry first, so none is left whose keys nobody has. Idempotent.
+   */
+  const lostChunk = async (runId: string, index: number): Promise<string> => {
+    const keys = await readKeys(runId, index);
+    let removed = 0;
+    for (const [deviceId, ourKeys] of Object.entries(keys)) {
+      if (!(await isOurs(deviceId, ourKeys))) continue;
+      await deps.registry.delete(deviceId);
+      await deps.identities.delete(deviceId);
+      removed++;
+    }
+    return (
+      `chunk ${index} has no request blob (the run's work files were lost)` +
+      (removed > 0 ? `; the ${removed} identities it had created were removed` : '')
+    );
   };
 
   /**
    * The result lines of a chunk that could not finish normally: devices whose identity carries this run's keys
    * are completed and reported with them; every other device is reported failed with the reason.
    */
-  const salvage = async (runId: string, index: number, reason: string): Promise<string> => {
+  const salvage = async (
+    runId: string,
+    index: number,
+    reason: string,
+  ): Promise<{ text: string; lost?: string }> => {
     const done = await deps.work.read(bulkChunkResultBlob(runId, index));
-    if (done !== undefined) return done;
-    const specs = JSON.parse(
-      (await deps.work.read(bulkRequestBlob(runId, index))) ?? '[]',
-    ) as BulkDeviceSpec[];
-    const keysText = await deps.work.read(bulkKeysBlob(runId, index));
-    const keys = keysText === undefined ? {} : (JSON.parse(keysText) as Record<string, SymmetricKeys>);
+    if (done !== undefined) return { text: done };
+    const specsText = await deps.work.read(bulkRequestBlob(runId, index));
+    // A missing request is a lost input, never an empty chunk.
+    if (specsText === undefined) return { text: '', lost: await lostChunk(runId, index) };
+    const specs = JSON.parse(specsText) as BulkDeviceSpec[];
+    const keys = await readKeys(runId, index);
     const limit = pLimit(4);
     const lines = await Promise.all(
       specs.map((spec) =>
         limit(async (): Promise<BulkResultLine> => {
           const ourKeys = keys[spec.id];
-          if (ourKeys && (await isOurs(spec.id, ourKeys))) return completeDevice(spec, ourKeys);
+          if (ourKeys && (await isOurs(spec.id, ourKeys))) return completeDevice(runId, spec, ourKeys);
           return { deviceId: spec.id, outcome: 'failed', error: `chunk ${index} failed: ${reason}` };
         }),
       ),
     );
-    return deps.work.writeOnce(
-      bulkChunkResultBlob(runId, index),
-      lines.map((line) => JSON.stringify(line)).join('\n') + '\n',
-    );
+    return { text: await deps.work.writeOnce(bulkChunkResultBlob(runId, index), linesText(lines)) };
   };
 
   return {
@@ -238,13 +307,19 @@ export function makeBulkProvisioningActivities(deps: BulkProvisioningDeps) {
       if (done !== undefined) return { throttled: false, ...countsOf(parseLines(done)) };
 
       const specsText = await deps.work.read(bulkRequestBlob(runId, index));
-      if (specsText === undefined) throw new Error(`Chunk ${index} of run '${runId}' has no request blob.`);
+      if (specsText === undefined) {
+        // Not retried: a missing blob does not come back.
+        return { throttled: false, ...countsOf([]), lost: await lostChunk(runId, index) };
+      }
       const specs = JSON.parse(specsText) as BulkDeviceSpec[];
       // Keys are fixed (write-once) before any identity exists, so a re-run can tell its own identities apart.
-      const keys = JSON.parse(
+      const keysName = bulkKeysBlob(runId, index);
+      const keys = openKeysFile(
+        deps.cipher,
+        keysName,
         await deps.work.writeOnce(
-          bulkKeysBlob(runId, index),
-          JSON.stringify(Object.fromEntries(specs.map((s) => [s.id, generateKeys()]))),
+          keysName,
+          sealKeysFile(deps.cipher, keysName, Object.fromEntries(specs.map((s) => [s.id, generateKeys()]))),
         ),
       ) as Record<string, SymmetricKeys>;
       const keysOf = (id: string) => keys[id] as SymmetricKeys;
@@ -280,7 +355,7 @@ export function makeBulkProvisioningActivities(deps: BulkProvisioningDeps) {
                   error: error?.message ?? 'no outcome from the identity store',
                 };
               }
-              return completeDevice(spec, keysOf(spec.id));
+              return completeDevice(runId, spec, keysOf(spec.id));
             }),
           ),
         );
@@ -289,17 +364,20 @@ export function makeBulkProvisioningActivities(deps: BulkProvisioningDeps) {
         if (error instanceof ThrottledError) return throttledReply(error);
         throw error;
       }
-      const stored = await deps.work.writeOnce(
-        bulkChunkResultBlob(runId, index),
-        lines.map((line) => JSON.stringify(line)).join('\n') + '\n',
-      );
+      const stored = await deps.work.writeOnce(bulkChunkResultBlob(runId, index), linesText(lines));
       return { throttled: false, ...countsOf(parseLines(stored)) };
     },
 
-    [BulkActivity.salvageChunk]: async (input: { runId: string; index: number; reason: string }) =>
-      countsOf(parseLines(await salvage(input.runId, input.index, input.reason))),
+    [BulkActivity.salvageChunk]: async (input: {
+      runId: string;
+      index: number;
+      reason: string;
+    }): Promise<ChunkOutcome> => {
+      const { text, lost } = await salvage(input.runId, input.index, input.reason);
+      return { ...countsOf(parseLines(text)), ...(lost !== undefined ? { lost } : {}) };
+    },
 
-    [BulkActivity.assemble]: async (input: { runId: string; chunks: number }) => {
+    [BulkActivity.assemble]: async (input: { runId: string; chunks: number; stopped?: string }) => {
       const name = `${input.runId}.jsonl`;
       const shown = `${deps.resultsContainer}/${name}`;
       const cleanUp = async () => {
@@ -311,13 +389,26 @@ export function makeBulkProvisioningActivities(deps: BulkProvisioningDeps) {
         await cleanUp();
         return { results: shown };
       }
-      const parts: string[] = [];
+      const reason =
+        input.stopped === undefined
+          ? 'no result was recorded'
+          : `not provisioned, the run stopped: ${input.stopped}`;
+      const lines: BulkResultLine[] = [];
+      const lost: string[] = [];
       for (let index = 0; index < input.chunks; index++) {
-        parts.push(await salvage(input.runId, index, 'no result was recorded'));
+        const part = await salvage(input.runId, index, reason);
+        for (const line of parseLines(part.text)) lines.push(line);
+        if (part.lost !== undefined) lost.push(part.lost);
       }
-      await deps.results.write(name, parts.join(''));
+      const expireAt = keysExpiry(deps.now?.() ?? new Date(), deps.keysRetentionMs);
+      await deps.results.write(
+        name,
+        resultLinesText(
+          lines.map((line) => (line.outcome === 'created' ? { ...line, keysExpireAt: expireAt } : line)),
+        ),
+      );
       await cleanUp();
-      return { results: shown };
+      return { results: shown, ...(lost.length > 0 ? { lost } : {}) };
     },
   };
 }

@@ -65,4 +65,16 @@ export interface PrivateFiles {
   read(name: string): Promise<string | undefined>;
   /** Removes every blob whose name starts with `prefix`. */
   deletePrefix(prefix: string): Promise<void>;
+  /** Names of the blobs whose name starts with `prefix`, in name order. */
+  list(prefix: string): Promise<string[]>;
+}
+
+/**
+ * Authenticated encryption of small secrets at rest (AES-256-GCM in src/infra/crypto). The associated data
+ * binds a ciphertext to its place (a blob and device), so a ciphertext copied elsewhere does not decrypt.
+ */
+export interface SecretCipher {
+  encrypt(plaintext: string, associatedData: string): string;
+  /** Throws when the ciphertext was altered, moved, or made with another key. */
+  decrypt(ciphertext: string, associatedData: string): string;
 }

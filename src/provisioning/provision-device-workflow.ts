@@ -3,17 +3,19 @@
  * twin → call the external hooks (SIM activation, billing, …) → activate. A failure compensates the steps
  * already done in reverse order and ends the orchestration as Failed with the reason.
  *
- * Keys never enter orchestration history, status or logs: the identity is created with keys kept in a private
- * work blob, and the published outcome (with keys) goes to the private results container.
+ * Keys never enter orchestration history, status or logs: the identity is created with keys kept, encrypted, in
+ * a private work blob, and the published outcome (keys sealed, for a bounded time: result-keys.ts) goes to the
+ * private results container. The work blob is removed on every path that ends the workflow.
  */
 import { createHash } from 'node:crypto';
 import * as df from 'durable-functions';
 import type { OrchestrationContext, Task } from 'durable-functions';
 import { DeviceAlreadyExistsError } from '../shared/errors.js';
 import { generateKeys, type SymmetricKeys } from './keys.js';
-import type { IdentityStore, PrivateFiles } from './ports.js';
+import type { IdentityStore, PrivateFiles, SecretCipher } from './ports.js';
 import type { ProvisioningService } from './provisioning-service.js';
 import type { DeviceRegistry } from './registry.js';
+import { keysExpiry, openKeysFile, sealKeysFile, sealSecrets, type StoredResultLine } from './result-keys.js';
 import { validateDesiredPatch, type TwinStore } from './twin.js';
 import { failureMessage } from '../shared/workflows.js';
 
@@ -28,6 +30,7 @@ export const ProvisionDeviceActivity = {
   deleteRegistry: 'provisionDeviceDeleteRegistry',
   deleteIdentity: 'provisionDeviceDeleteIdentity',
   publishOutcome: 'provisionDevicePublishOutcome',
+  discardKeys: 'provisionDeviceDiscardKeys',
 } as const;
 
 /** What the HTTP starter gives the orchestration (it ends up in history: no secrets). */
@@ -179,6 +182,16 @@ export function* provisionDeviceOrchestrator(
       failedStep,
       reason,
     });
+    // Publishing removes the work blob of keys; when it could not, the blob is removed on its own.
+    if (!compensated.includes('outcome')) {
+      try {
+        yield context.df.callActivityWithRetry(ProvisionDeviceActivity.discardKeys, compensationRetry(), {
+          workflowId,
+        });
+      } catch (discardError) {
+        problems.push(`work files: ${failureMessage(discardError)}`);
+      }
+    }
     context.df.setCustomStatus({ deviceId, step: 'failed', failedStep, reason, compensated, problems });
     throw new Error(
       `Provisioning of '${deviceId}' failed at step '${failedStep}': ${reason}. Compensated: ${compensated.join(', ') || 'nothing to undo'}` +
@@ -202,8 +215,19 @@ export function* provisionDeviceOrchestrator(
   } catch (error) {
     const reason = failureMessage(error);
     context.df.setCustomStatus({ deviceId, step: 'publish-failed', reason });
+    // No key is kept where nobody will fetch it: the device's keys are its identity's, reset to get new ones.
+    let discarded = true;
+    try {
+      yield context.df.callActivityWithRetry(ProvisionDeviceActivity.discardKeys, compensationRetry(), {
+        workflowId,
+      });
+    } catch {
+      discarded = false;
+    }
     throw new Error(
-      `Device '${deviceId}' is provisioned and active, but its outcome could not be published (${reason}); its keys stay in the private work blob keys/${workflowId}.json, or reset its credentials.`,
+      `Device '${deviceId}' is provisioned and active, but its outcome could not be published (${reason}); ` +
+        `reset its credentials (POST /api/devices/${deviceId}/reset-credentials) to get keys` +
+        (discarded ? '.' : `; the work blob keys/${workflowId}.json could not be removed either.`),
     );
   }
 }
@@ -222,6 +246,11 @@ export interface ProvisionDeviceDeps {
   results: PrivateFiles;
   /** Name of the results container, shown with the blob name. */
   resultsContainer: string;
+  /** Encrypts the generated keys in the work and results blobs. */
+  cipher: SecretCipher;
+  /** How long the results serve the keys, ms. */
+  keysRetentionMs: number;
+  now?: () => Date;
   twinTemplates: Record<string, Record<string, unknown>>;
   /** IoT Hub host name for connection strings. */
   hostName: string;
@@ -234,8 +263,11 @@ export function makeProvisionDeviceActivities(deps: ProvisionDeviceDeps) {
   return {
     [ProvisionDeviceActivity.createIdentity]: async (input: { workflowId: string; deviceId: string }) => {
       // The keys are fixed before the identity exists, so a second run recognises its own identity.
-      const keys = JSON.parse(
-        await deps.work.writeOnce(keysBlob(input.workflowId), JSON.stringify(generateKeys())),
+      const name = keysBlob(input.workflowId);
+      const keys = openKeysFile(
+        deps.cipher,
+        name,
+        await deps.work.writeOnce(name, sealKeysFile(deps.cipher, name, generateKeys())),
       ) as SymmetricKeys;
       try {
         await deps.identities.create(input.deviceId, keys, 'disabled');
@@ -325,20 +357,30 @@ export function makeProvisionDeviceActivities(deps: ProvisionDeviceDeps) {
           `The keys of workflow '${input.workflowId}' are missing; the outcome cannot be published.`,
         );
       }
-      const line = input.ok
+      const line: StoredResultLine = input.ok
         ? (() => {
-            const keys = JSON.parse(stored ?? '{}') as SymmetricKeys;
+            const keys = openKeysFile(
+              deps.cipher,
+              keysBlob(input.workflowId),
+              stored ?? '{}',
+            ) as SymmetricKeys;
+            const connectionString = `HostName=${deps.hostName};DeviceId=${input.deviceId};SharedAccessKey=${keys.primaryKey}`;
             return {
               deviceId: input.deviceId,
               outcome: 'provisioned',
-              keys,
-              connectionString: `HostName=${deps.hostName};DeviceId=${input.deviceId};SharedAccessKey=${keys.primaryKey}`,
+              sealed: sealSecrets(deps.cipher, input.workflowId, input.deviceId, { keys, connectionString }),
+              keysExpireAt: keysExpiry(deps.now?.() ?? new Date(), deps.keysRetentionMs),
             };
           })()
         : { deviceId: input.deviceId, outcome: 'failed', failedStep: input.failedStep, reason: input.reason };
       await deps.results.write(name, JSON.stringify(line) + '\n');
       await deps.work.deletePrefix(keysBlob(input.workflowId));
       return { results: shown };
+    },
+
+    [ProvisionDeviceActivity.discardKeys]: async (input: { workflowId: string }) => {
+      await deps.work.deletePrefix(keysBlob(input.workflowId));
+      return { discarded: true };
     },
   };
 }

@@ -7,6 +7,7 @@ import {
   checkMediaType,
   parseRequest as parse,
   pathParam,
+  queryParameters,
   readJson,
   readText,
   type ApiRequest,
@@ -27,7 +28,15 @@ import {
   type BulkDeviceSpec,
   type BulkProvisionInput,
 } from './bulk-provisioning-workflow.js';
-import { MAX_BULK_DEVICES, type IdentityStore, type PrivateFiles } from './ports.js';
+import { MAX_BULK_DEVICES, type IdentityStore, type PrivateFiles, type SecretCipher } from './ports.js';
+import {
+  dropExpiredKeys,
+  dropKeys,
+  hasLiveKeys,
+  parseResultLines,
+  resultLinesText,
+  servedLines,
+} from './result-keys.js';
 import { PROVISION_DEVICE, hookFingerprint, type ProvisionDeviceInput } from './provision-device-workflow.js';
 
 const specSchema = z.strictObject({
@@ -39,6 +48,8 @@ export interface WorkflowHandlerDeps {
   identities: IdentityStore;
   work: PrivateFiles;
   results: PrivateFiles;
+  /** Decrypts the device keys of the results (only the results route does). */
+  keysCipher: SecretCipher;
   hooks: string[];
   registryOpsPerMinute: number;
   maxMetadataBytes: number;
@@ -48,6 +59,14 @@ export interface WorkflowHandlerDeps {
   maxBulkBodyBytes?: number;
   now?: () => Date;
 }
+
+/** `?consume=true`: remove the keys from the results once they are handed out. */
+const resultsQuerySchema = z.strictObject({
+  consume: z
+    .enum(['true', 'false'], { message: 'must be true or false' })
+    .optional()
+    .transform((v) => v === 'true'),
+});
 
 /** Both workflow kinds this API starts, so a status request cannot peek at other orchestrations. */
 const PROVISIONING_WORKFLOWS = new Set([PROVISION_DEVICE, BULK_PROVISION]);
@@ -198,22 +217,26 @@ export function makeWorkflowHandlers(deps: WorkflowHandlerDeps) {
     },
 
     /**
-     * GET /provisioning/{instanceId}/results: the run's per-device outcomes (a JSON array), keys included (the
-     * same secrets POST /devices returns; guarded by the function key).
+     * GET /provisioning/{instanceId}/results[?consume=true]: the run's per-device outcomes (a JSON array), with
+     * the keys while their window lasts (the same secrets POST /devices returns; guarded by the function key).
+     * Expired keys are removed from the blob here too; `consume=true` removes the keys it hands out.
      */
     getProvisioningResults: async (request: ApiRequest, workflows: WorkflowClient): Promise<ApiResponse> => {
       const instanceId = pathParam(request, 'instanceId');
+      const { consume } = parse(resultsQuerySchema, Object.fromEntries(queryParameters(request)));
       await provisioningStatus(workflows, instanceId);
-      const text = await deps.results.read(`${instanceId}.jsonl`);
+      const name = `${instanceId}.jsonl`;
+      const text = await deps.results.read(name);
       if (text === undefined) throw new WorkflowNotFoundError(instanceId);
-      return {
-        status: 200,
-        headers: { 'cache-control': 'no-store' },
-        jsonBody: text
-          .split('\n')
-          .filter((line) => line.trim() !== '')
-          .map((line) => JSON.parse(line) as unknown),
-      };
+      const at = new Date(now());
+      const expired = dropExpiredKeys(parseResultLines(text), at);
+      const body = servedLines(deps.keysCipher, instanceId, expired.lines, at);
+      const kept = consume
+        ? dropKeys(expired.lines, (line) => (hasLiveKeys(line, at) ? 'consumed' : undefined))
+        : { lines: expired.lines, changed: false };
+      // Rewritten before answering: keys handed out with consume=true are gone even if the answer is lost.
+      if (expired.changed || kept.changed) await deps.results.write(name, resultLinesText(kept.lines));
+      return { status: 200, headers: { 'cache-control': 'no-store' }, jsonBody: body };
     },
   };
 }

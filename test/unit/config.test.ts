@@ -96,6 +96,8 @@ describe('loadConfig', () => {
         registryOpsPerMinute: 100,
         workContainer: 'provisioning-work',
         resultsContainer: 'provisioning-results',
+        keysEncryptionKey: MINIMAL.IdentityStore__EncryptionKey,
+        keysRetentionMs: 24 * 3_600_000,
         jobsContainerName: 'jobs',
         jobPollIntervalMs: 30_000,
         jobDeviceResultsContainer: 'job-device-results',
@@ -141,6 +143,33 @@ describe('loadConfig', () => {
       kind: 'iothub',
       hostName: 'h.azure-devices.net',
     });
+  });
+
+  it('takes the device keys encryption key from Provisioning__KeysEncryptionKey, else the identity store key', () => {
+    const own = Buffer.alloc(32, 9).toString('base64');
+    const iothub = {
+      ...without('IdentityStore__EncryptionKey'),
+      IdentityStore: 'iothub',
+      IotHubRegistry__hostName: 'h',
+    };
+    expect(() => loadConfig(iothub)).toThrow(
+      /Provisioning__KeysEncryptionKey: required \(or IdentityStore__EncryptionKey\)/,
+    );
+    expect(() => loadConfig({ ...iothub, Provisioning__KeysEncryptionKey: 'c2hvcnQ=' })).toThrow(
+      /Provisioning__KeysEncryptionKey: required/,
+    );
+    expect(loadConfig({ ...iothub, Provisioning__KeysEncryptionKey: own }).workflows.keysEncryptionKey).toBe(
+      own,
+    );
+    expect(loadConfig({ ...MINIMAL, Provisioning__KeysEncryptionKey: own }).workflows.keysEncryptionKey).toBe(
+      own,
+    );
+    expect(
+      loadConfig({ ...MINIMAL, Provisioning__KeysRetentionHours: '1.5' }).workflows.keysRetentionMs,
+    ).toBe(5_400_000);
+    expect(() => loadConfig({ ...MINIMAL, Provisioning__KeysRetentionHours: '0' })).toThrow(
+      /Provisioning__KeysRetentionHours/,
+    );
   });
 
   it('ignores unrelated environment variables', () => {
@@ -358,7 +387,11 @@ describe('hosted in Azure: no silent fallback to the local stand-ins', () => {
   });
 
   it("refuses the sample's well-known encryption key", () => {
-    expect(names({ ...sample.Values, ...AZURE })).toEqual(['IdentityStore__EncryptionKey']);
+    // The device keys' encryption key falls back to it, so both are refused.
+    expect(names({ ...sample.Values, ...AZURE })).toEqual([
+      'IdentityStore__EncryptionKey',
+      'Provisioning__KeysEncryptionKey',
+    ]);
   });
 
   it('accepts the table store in Azure when chosen on purpose with a key of its own', () => {

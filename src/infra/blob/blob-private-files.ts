@@ -46,6 +46,12 @@ export class BlobPrivateFiles implements PrivateFiles {
     }
   }
 
+  async list(prefix: string): Promise<string[]> {
+    const names: string[] = [];
+    for await (const blob of (await this.container()).listBlobsFlat({ prefix })) names.push(blob.name);
+    return names;
+  }
+
   private async upload(name: string, text: string, onlyIfAbsent: boolean): Promise<void> {
     const body = Buffer.from(text, 'utf8');
     await (await this.container()).getBlockBlobClient(name).uploadData(body, {

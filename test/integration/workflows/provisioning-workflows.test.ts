@@ -50,6 +50,7 @@ beforeAll(async () => {
     identities: adapters.identities,
     work: adapters.work,
     results: adapters.results,
+    keysCipher: adapters.keysCipher,
     hooks: [hooks.url('/sim'), hooks.url('/billing')],
     registryOpsPerMinute: config.workflows.registryOpsPerMinute,
     maxMetadataBytes: config.provisioning.maxMetadataBytes,
@@ -70,6 +71,15 @@ const resultsOf = async (instanceId: string) =>
     .split('\n')
     .filter(Boolean)
     .map((line) => JSON.parse(line) as Record<string, unknown>);
+
+/** The results as GET /api/provisioning/{id}/results answers them (keys decrypted). */
+const servedResults = async (instanceId: string) =>
+  (
+    await handlers.getProvisioningResults(
+      new HttpRequest({ url: 'http://localhost/api/results', method: 'GET', params: { instanceId } }),
+      workflows(),
+    )
+  ).jsonBody as Record<string, unknown>[];
 
 describe('provisionDevice workflow', () => {
   beforeAll(() => {
@@ -113,8 +123,9 @@ describe('provisionDevice workflow', () => {
       ['/billing', 'device.provisioned', `${instanceId}:provisioned:1`],
     ]);
 
-    // The keys: in the identity store and the private results blob, nowhere else.
-    const [line] = await resultsOf(instanceId);
+    // The keys: in the identity store and the private results blob (encrypted), nowhere else.
+    expect(JSON.stringify(await resultsOf(instanceId))).not.toContain(identity?.keys.primaryKey);
+    const [line] = await servedResults(instanceId);
     expect(line).toMatchObject({ deviceId: 'wf-ok-1', outcome: 'provisioned', keys: identity?.keys });
     expect(line?.connectionString).toContain(`SharedAccessKey=${identity?.keys.primaryKey ?? '?'}`);
     const primaryKey = identity?.keys.primaryKey ?? 'missing';
@@ -259,7 +270,7 @@ describe('bulkProvision workflow', () => {
       expect(engine.status(`${instanceId}:chunk:${chunk}`)?.runtimeStatus).toBe('Completed');
     }
 
-    const lines = await resultsOf(instanceId);
+    const lines = await servedResults(instanceId);
     expect(lines).toHaveLength(250);
     expect(lines.find((l) => l.deviceId === 'bulk-7')).toMatchObject({ outcome: 'already-exists' });
     const created = lines.find((l) => l.deviceId === 'bulk-249') as { keys: { primaryKey: string } };

@@ -79,6 +79,7 @@ const bulkHandlers = () =>
     identities: adapters.identities,
     work: adapters.work,
     results: adapters.results,
+    keysCipher: adapters.keysCipher,
     hooks: [],
     registryOpsPerMinute: 5000,
     maxMetadataBytes: 8192,

@@ -53,6 +53,12 @@ function appSettingsBlock(): Map<string, string> {
 
 /** A value for a setting: the Bicep literal when it is one, else a placeholder of the right shape. */
 function sampleValue(name: string, bicepValue: string): string {
+  // A Key Vault reference resolves to the secret: for the keys' encryption key, 32 bytes in base64.
+  if (bicepValue.startsWith("'@Microsoft.KeyVault(")) {
+    return /EncryptionKey$/.test(name) ? Buffer.alloc(32, 7).toString('base64') : 'example.azure.test';
+  }
+  // A number parameter written as a string.
+  if (bicepValue.startsWith('string(')) return '24';
   const literal = /^'([^']*)'$/.exec(bicepValue);
   if (literal) return literal[1] ?? '';
   if (/accountEndpoint|blobServiceUri|Url$|URL$/.test(name)) return 'https://example.azure.test/';
@@ -110,6 +116,22 @@ describe('infra/*.bicep and the code agree', () => {
     ];
     // Outside the app settings: the Bicep must create them, not only pass their names to the app.
     for (const name of names) expect(declarations, name).toContain(`'${name}'`);
+  });
+
+  it('deletes key-bearing provisioning blobs after the keys window, rounded up to days, and reads the key from Key Vault', () => {
+    const storage = sources.find((s) => s.file.endsWith('storage-archive.bicep'))?.text ?? '';
+    const rule = storage.slice(storage.indexOf("name: 'provisioning-keys-expire'"));
+    expect(rule).toMatch(/prefixMatch: \[\s*'\$\{provisioningWorkContainerName\}\/keys\/'/);
+    expect(rule).toContain("'${provisioningWorkContainerName}/results/'");
+    expect(rule).toContain("'${provisioningResultsContainerName}/'");
+    expect(rule).toMatch(/delete: \{\s*daysAfterModificationGreaterThan: keysRetentionDays/);
+    const main = sources.find((s) => s.file.endsWith('main.bicep'))?.text ?? '';
+    expect(main).toContain('keysRetentionDays: (provisioningKeysRetentionHours + 23) / 24');
+    expect(main).toContain('provisioningWorkContainerName: provisioningWorkContainerName');
+    expect(main).toContain('provisioningResultsContainerName: provisioningResultsContainerName');
+    expect(settings.get('Provisioning__KeysRetentionHours')).toBe('string(provisioningKeysRetentionHours)');
+    expect(settings.get('Provisioning__KeysEncryptionKey')).toMatch(/^'@Microsoft\.KeyVault\(SecretUri=/);
+    expect(declarations).toMatch(/scope: provisioningKeysSecret\b/);
   });
 
   it('loads the Stream Analytics query from asa/ rather than copying it', () => {
