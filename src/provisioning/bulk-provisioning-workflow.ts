@@ -10,10 +10,10 @@
 import * as df from 'durable-functions';
 import type { OrchestrationContext, Task } from 'durable-functions';
 import pLimit from 'p-limit';
-import { DeviceAlreadyExistsError, ThrottledError } from '../shared/errors.js';
+import { ServiceUnavailableError, StaleRegistryEntryError } from '../shared/errors.js';
 import { generateKeys, type SymmetricKeys } from './keys.js';
 import { MAX_BULK_DEVICES, type IdentityStore, type PrivateFiles } from './ports.js';
-import type { DeviceRegistry } from './registry.js';
+import { claimRegistryEntry, type DeviceRegistry } from './registry.js';
 import { failureMessage } from '../shared/workflows.js';
 
 export const BULK_PROVISION = 'bulkProvision';
@@ -174,7 +174,7 @@ const parseLines = (text: string): BulkResultLine[] =>
 export function makeBulkProvisioningActivities(deps: BulkProvisioningDeps) {
   const connectionString = (id: string, keys: SymmetricKeys) =>
     `HostName=${deps.hostName};DeviceId=${id};SharedAccessKey=${keys.primaryKey}`;
-  const throttledReply = (error: ThrottledError): ChunkReply => ({
+  const throttledReply = (error: ServiceUnavailableError): ChunkReply => ({
     throttled: true,
     ...(error.retryAfterSeconds !== undefined ? { retryAfterMs: error.retryAfterSeconds * 1000 } : {}),
   });
@@ -182,23 +182,30 @@ export function makeBulkProvisioningActivities(deps: BulkProvisioningDeps) {
   const isOurs = async (deviceId: string, keys: SymmetricKeys) =>
     (await deps.identities.get(deviceId))?.keys.primaryKey === keys.primaryKey;
 
-  /** Registry entry for an identity this run created; the result line with its keys. */
-  const completeDevice = async (spec: BulkDeviceSpec, keys: SymmetricKeys): Promise<BulkResultLine> => {
+  /**
+   * Registry entry (tagged with the run's id) for an identity this run created; the result line with its keys.
+   * Throttling and outages propagate (the chunk waits and runs again); any other failure removes the identity.
+   */
+  const completeDevice = async (
+    runId: string,
+    spec: BulkDeviceSpec,
+    keys: SymmetricKeys,
+  ): Promise<BulkResultLine> => {
     const now = (deps.now?.() ?? new Date()).toISOString();
     try {
-      await deps.registry.create({
-        id: spec.id,
-        status: 'enabled',
-        metadata: spec.metadata,
-        createdAt: now,
-        updatedAt: now,
-      });
+      await claimRegistryEntry(
+        deps.registry,
+        { id: spec.id, status: 'enabled', metadata: spec.metadata, createdAt: now, updatedAt: now },
+        runId,
+      );
     } catch (error) {
-      if (!(error instanceof DeviceAlreadyExistsError)) {
-        // Same rule as single registration: no identity without a registry entry.
-        await deps.identities.delete(spec.id).catch(() => false);
-        return { deviceId: spec.id, outcome: 'failed', error: 'registry write failed; identity removed' };
-      }
+      if (error instanceof ServiceUnavailableError) throw error;
+      // Same rule as single registration: no identity without a registry entry (a stale entry of another
+      // writer is left alone).
+      await deps.identities.delete(spec.id).catch(() => false);
+      const why =
+        error instanceof StaleRegistryEntryError ? 'a stale registry entry exists' : 'registry write failed';
+      return { deviceId: spec.id, outcome: 'failed', error: `${why}; identity removed` };
     }
     return { deviceId: spec.id, outcome: 'created', keys, connectionString: connectionString(spec.id, keys) };
   };
@@ -220,7 +227,7 @@ export function makeBulkProvisioningActivities(deps: BulkProvisioningDeps) {
       specs.map((spec) =>
         limit(async (): Promise<BulkResultLine> => {
           const ourKeys = keys[spec.id];
-          if (ourKeys && (await isOurs(spec.id, ourKeys))) return completeDevice(spec, ourKeys);
+          if (ourKeys && (await isOurs(spec.id, ourKeys))) return completeDevice(runId, spec, ourKeys);
           return { deviceId: spec.id, outcome: 'failed', error: `chunk ${index} failed: ${reason}` };
         }),
       ),
@@ -255,39 +262,44 @@ export function makeBulkProvisioningActivities(deps: BulkProvisioningDeps) {
           specs.map((s) => ({ deviceId: s.id, keys: keysOf(s.id) })),
         );
       } catch (error) {
-        if (error instanceof ThrottledError) return throttledReply(error);
+        if (error instanceof ServiceUnavailableError) return throttledReply(error);
         throw error;
       }
 
       const limit = pLimit(8);
-      let lines: BulkResultLine[];
-      try {
-        lines = await Promise.all(
-          specs.map((spec, i) =>
-            limit(async (): Promise<BulkResultLine> => {
-              const outcome = outcomes[i];
-              let ours = outcome?.ok === true;
-              if (outcome && !outcome.ok && outcome.error === 'already-exists') {
-                // Ours from an earlier attempt of this chunk when the stored keys are the ones generated here.
-                ours = await isOurs(spec.id, keysOf(spec.id));
-              }
-              if (!ours) {
-                const error = outcome && !outcome.ok ? outcome : undefined;
-                return {
-                  deviceId: spec.id,
-                  outcome:
-                    error?.error === 'already-exists' || error?.error === 'invalid' ? error.error : 'failed',
-                  error: error?.message ?? 'no outcome from the identity store',
-                };
-              }
-              return completeDevice(spec, keysOf(spec.id));
-            }),
-          ),
-        );
-      } catch (error) {
-        // A throttled look-up: nothing recorded yet, so the whole chunk can run again after a durable wait.
-        if (error instanceof ThrottledError) return throttledReply(error);
-        throw error;
+      // Settled, not raced: every device's work has ended before this activity answers.
+      const settled = await Promise.allSettled(
+        specs.map((spec, i) =>
+          limit(async (): Promise<BulkResultLine> => {
+            const outcome = outcomes[i];
+            let ours = outcome?.ok === true;
+            if (outcome && !outcome.ok && outcome.error === 'already-exists') {
+              // Ours from an earlier attempt of this chunk when the stored keys are the ones generated here.
+              ours = await isOurs(spec.id, keysOf(spec.id));
+            }
+            if (!ours) {
+              const error = outcome && !outcome.ok ? outcome : undefined;
+              return {
+                deviceId: spec.id,
+                outcome:
+                  error?.error === 'already-exists' || error?.error === 'invalid' ? error.error : 'failed',
+                error: error?.message ?? 'no outcome from the identity store',
+              };
+            }
+            return completeDevice(runId, spec, keysOf(spec.id));
+          }),
+        ),
+      );
+      const lines: BulkResultLine[] = [];
+      for (const result of settled) {
+        if (result.status === 'fulfilled') {
+          lines.push(result.value);
+          continue;
+        }
+        // A throttled look-up or registry write: nothing recorded yet, so the whole chunk can run again after a
+        // durable wait (identities and entries already made are recognised as ours by their keys and token).
+        if (result.reason instanceof ServiceUnavailableError) return throttledReply(result.reason);
+        throw result.reason;
       }
       const stored = await deps.work.writeOnce(
         bulkChunkResultBlob(runId, index),
