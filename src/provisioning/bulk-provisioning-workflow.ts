@@ -13,7 +13,9 @@ import pLimit from 'p-limit';
 import { ServiceUnavailableError, StaleRegistryEntryError } from '../shared/errors.js';
 import { generateKeys, type SymmetricKeys } from './keys.js';
 import { MAX_BULK_DEVICES, type IdentityStore, type PrivateFiles } from './ports.js';
+import { CANCEL_PROVISIONING_EVENT } from './provision-device-workflow.js';
 import { claimRegistryEntry, type DeviceRegistry } from './registry.js';
+import { CancelWatch } from './throttle-wait.js';
 import { failureMessage } from '../shared/workflows.js';
 
 export const BULK_PROVISION = 'bulkProvision';
@@ -53,7 +55,7 @@ type ChunkReply = { throttled: true; retryAfterMs?: number } | ({ throttled: fal
 /** Per-device line of the results blob. Keys appear only here, in the private results container. */
 export type BulkResultLine =
   | { deviceId: string; outcome: 'created'; keys: SymmetricKeys; connectionString: string }
-  | { deviceId: string; outcome: 'already-exists' | 'invalid' | 'failed'; error: string };
+  | { deviceId: string; outcome: 'already-exists' | 'invalid' | 'failed' | 'cancelled'; error: string };
 
 export const bulkRequestBlob = (runId: string, chunk: number) => `requests/${runId}/${chunk}.json`;
 const bulkKeysBlob = (runId: string, chunk: number) => `keys/${runId}/${chunk}.json`;
@@ -68,20 +70,33 @@ function transientRetry(): df.RetryOptions {
   return options;
 }
 
-/** Parent orchestrator: paced waves of chunk sub-orchestrations, then one results blob. */
+/**
+ * Parent orchestrator: paced waves of chunk sub-orchestrations, then one results blob. A cancel event (seen
+ * between waves and ending the wait for the next one) starts no further chunk: the chunks already running
+ * finish (every device either created with its registry entry and reported with its keys, or its identity
+ * removed), and the devices never reached are reported `cancelled`.
+ */
 export function* bulkProvisionOrchestrator(context: OrchestrationContext): Generator<Task, unknown, unknown> {
   const input = context.df.getInput<BulkProvisionInput>();
   const runId = context.df.instanceId;
+  const cancel = new CancelWatch(context, context.df.waitForExternalEvent(CANCEL_PROVISIONING_EVENT));
   // Chunks per minute that keep the run under the registry rate (at least one, so a run always progresses).
   const perWave = Math.max(1, Math.floor(input.opsPerMinute / MAX_BULK_DEVICES));
   const totals: ChunkCounts = { created: 0, alreadyExists: 0, invalid: 0, failed: 0 };
+  let cancelledFrom: number | undefined;
   for (let first = 0; first < input.chunks; first += perWave) {
+    if (cancel.requested()) {
+      cancelledFrom = first;
+      break;
+    }
     const waveStart = context.df.currentUtcDateTime.getTime();
     const indexes = Array.from({ length: Math.min(perWave, input.chunks - first) }, (_, i) => first + i);
     context.df.setCustomStatus({ chunksDone: first, chunks: input.chunks, ...totals });
-    const results = (yield context.df.Task.all(
-      indexes.map((index) =>
-        context.df.callSubOrchestrator(BULK_PROVISION_CHUNK, { runId, index }, `${runId}:chunk:${index}`),
+    const results = (yield* cancel.await(
+      context.df.Task.all(
+        indexes.map((index) =>
+          context.df.callSubOrchestrator(BULK_PROVISION_CHUNK, { runId, index }, `${runId}:chunk:${index}`),
+        ),
       ),
     )) as ChunkCounts[];
     for (const counts of results) {
@@ -93,20 +108,24 @@ export function* bulkProvisionOrchestrator(context: OrchestrationContext): Gener
     const more = first + perWave < input.chunks;
     // At least a minute per wave, longer when the rate is below one chunk (100 devices) per minute.
     const nextWave = waveStart + Math.max(60_000, (perWave * MAX_BULK_DEVICES * 60_000) / input.opsPerMinute);
-    if (more && context.df.currentUtcDateTime.getTime() < nextWave) {
-      yield context.df.createTimer(new Date(nextWave));
+    if (more && !cancel.requested() && context.df.currentUtcDateTime.getTime() < nextWave) {
+      const timer = context.df.createTimer(new Date(nextWave));
+      if ((yield context.df.Task.any([timer, cancel.event])) === cancel.event) timer.cancel();
     }
   }
-  context.df.setCustomStatus({
-    chunksDone: input.chunks,
-    chunks: input.chunks,
-    ...totals,
-    step: 'assembling',
-  });
+  const chunksDone = cancelledFrom ?? input.chunks;
+  context.df.setCustomStatus({ chunksDone, chunks: input.chunks, ...totals, step: 'assembling' });
   const { results } = (yield context.df.callActivityWithRetry(BulkActivity.assemble, transientRetry(), {
     runId,
     chunks: input.chunks,
+    ...(cancelledFrom === undefined ? {} : { cancelledFrom }),
   })) as { results: string };
+  if (cancelledFrom !== undefined) {
+    const reached = totals.created + totals.alreadyExists + totals.invalid + totals.failed;
+    const summary = { total: input.total, ...totals, cancelled: input.total - reached };
+    context.df.setCustomStatus({ chunksDone, chunks: input.chunks, ...summary, step: 'cancelled' });
+    return { status: 'cancelled', ...summary, results };
+  }
   context.df.setCustomStatus({ chunksDone: input.chunks, chunks: input.chunks, ...totals, step: 'done' });
   return { total: input.total, ...totals, results };
 }
@@ -214,7 +233,12 @@ export function makeBulkProvisioningActivities(deps: BulkProvisioningDeps) {
    * The result lines of a chunk that could not finish normally: devices whose identity carries this run's keys
    * are completed and reported with them; every other device is reported failed with the reason.
    */
-  const salvage = async (runId: string, index: number, reason: string): Promise<string> => {
+  const salvage = async (
+    runId: string,
+    index: number,
+    reason: string,
+    outcome: 'failed' | 'cancelled' = 'failed',
+  ): Promise<string> => {
     const done = await deps.work.read(bulkChunkResultBlob(runId, index));
     if (done !== undefined) return done;
     const specs = JSON.parse(
@@ -228,6 +252,7 @@ export function makeBulkProvisioningActivities(deps: BulkProvisioningDeps) {
         limit(async (): Promise<BulkResultLine> => {
           const ourKeys = keys[spec.id];
           if (ourKeys && (await isOurs(spec.id, ourKeys))) return completeDevice(runId, spec, ourKeys);
+          if (outcome === 'cancelled') return { deviceId: spec.id, outcome, error: reason };
           return { deviceId: spec.id, outcome: 'failed', error: `chunk ${index} failed: ${reason}` };
         }),
       ),
@@ -311,7 +336,7 @@ export function makeBulkProvisioningActivities(deps: BulkProvisioningDeps) {
     [BulkActivity.salvageChunk]: async (input: { runId: string; index: number; reason: string }) =>
       countsOf(parseLines(await salvage(input.runId, input.index, input.reason))),
 
-    [BulkActivity.assemble]: async (input: { runId: string; chunks: number }) => {
+    [BulkActivity.assemble]: async (input: { runId: string; chunks: number; cancelledFrom?: number }) => {
       const name = `${input.runId}.jsonl`;
       const shown = `${deps.resultsContainer}/${name}`;
       const cleanUp = async () => {
@@ -325,7 +350,13 @@ export function makeBulkProvisioningActivities(deps: BulkProvisioningDeps) {
       }
       const parts: string[] = [];
       for (let index = 0; index < input.chunks; index++) {
-        parts.push(await salvage(input.runId, index, 'no result was recorded'));
+        // Chunks a cancel kept from starting: their devices were never touched.
+        const cancelled = input.cancelledFrom !== undefined && index >= input.cancelledFrom;
+        parts.push(
+          await (cancelled
+            ? salvage(input.runId, index, 'cancelled by request', 'cancelled')
+            : salvage(input.runId, index, 'no result was recorded')),
+        );
       }
       await deps.results.write(name, parts.join(''));
       await cleanUp();

@@ -1,7 +1,9 @@
 /**
  * The provisioning workflow of one device (seed 002 §3.4): create identity → write registry → set the initial
  * twin → call the external hooks (SIM activation, billing, …) → activate. A failure compensates the steps
- * already done in reverse order and ends the orchestration as Failed with the reason.
+ * already done in reverse order and ends the orchestration as Failed with the reason; a `cancel` event
+ * (POST /api/provisioning/{id}/cancel) compensates the same way and ends it Completed with outcome `cancelled`.
+ * Throttling waits on durable timers and never fails a step (`throttle-wait.ts`).
  *
  * Keys never enter orchestration history, status or logs: the identity is created with keys kept in a private
  * work blob, and the published outcome (with keys) goes to the private results container.
@@ -14,7 +16,7 @@ import { generateKeys, type SymmetricKeys } from './keys.js';
 import type { IdentityStore, PrivateFiles } from './ports.js';
 import type { ProvisioningService } from './provisioning-service.js';
 import { claimRegistryEntry, deleteOwnRegistryEntry, type DeviceRegistry } from './registry.js';
-import { WorkflowCancelledError, callPatiently, patient } from './throttle-wait.js';
+import { CancelWatch, WorkflowCancelledError, callPatiently, patient } from './throttle-wait.js';
 import { validateDesiredPatch, type TwinStore } from './twin.js';
 import { failureMessage } from '../shared/workflows.js';
 
@@ -110,7 +112,7 @@ function* provisionSteps(
   context: OrchestrationContext,
   input: ProvisionDeviceInput,
   done: Progress,
-  cancel: Task,
+  cancel: CancelWatch,
 ): Generator<Task, void, unknown> {
   const { deviceId, metadata, hooks } = input;
   const workflowId = context.df.instanceId;
@@ -118,7 +120,7 @@ function* provisionSteps(
     context.df.setCustomStatus({ deviceId, step: done.step, ...extra });
   };
   const run = function* (step: ProvisionStep, activity: string, payload: unknown) {
-    if (cancel.isCompleted) throw new WorkflowCancelledError();
+    if (cancel.requested()) throw new WorkflowCancelledError();
     done.step = step;
     report();
     return yield* callPatiently(context, activity, stepRetry(), payload, {
@@ -138,15 +140,17 @@ function* provisionSteps(
 
   done.step = 'call-hooks';
   for (const [index, fingerprint] of hooks.entries()) {
-    if (cancel.isCompleted) throw new WorkflowCancelledError();
+    if (cancel.requested()) throw new WorkflowCancelledError();
     report({ hook: index + 1, hooks: hooks.length });
     done.attemptedHook = index;
-    yield context.df.callActivityWithRetry(ProvisionDeviceActivity.callHook, hookRetry(), {
-      index,
-      fingerprint,
-      event: { event: 'device.provisioned', deviceId, metadata, workflowId } satisfies HookEvent,
-      idempotencyKey: `${workflowId}:provisioned:${index}`,
-    });
+    yield* cancel.await(
+      context.df.callActivityWithRetry(ProvisionDeviceActivity.callHook, hookRetry(), {
+        index,
+        fingerprint,
+        event: { event: 'device.provisioned', deviceId, metadata, workflowId } satisfies HookEvent,
+        idempotencyKey: `${workflowId}:provisioned:${index}`,
+      }),
+    );
     done.hooks.push(index);
   }
   yield* run('activate', ProvisionDeviceActivity.activate, { deviceId });
@@ -210,9 +214,9 @@ export function* provisionDeviceOrchestrator(
   const input = context.df.getInput<ProvisionDeviceInput>();
   const { deviceId } = input;
   const workflowId = context.df.instanceId;
-  // One task for the whole execution: a cancel that arrives while an activity runs completes it, and the
-  // check before the next step sees that.
-  const cancel = context.df.waitForExternalEvent(CANCEL_PROVISIONING_EVENT);
+  // One task for the whole execution: a cancel that arrives while a step runs completes it, and the check
+  // before the next step sees that.
+  const cancel = new CancelWatch(context, context.df.waitForExternalEvent(CANCEL_PROVISIONING_EVENT));
   const done: Progress = {
     step: 'create-identity',
     identity: false,

@@ -54,9 +54,36 @@ export class WorkflowCancelledError extends Error {
   }
 }
 
+/**
+ * A workflow's cancel event, watched from its first step on. The runtime only notices an external event once
+ * its task has been yielded, so the first step is awaited together with it; from then on `requested` tells
+ * whether the cancel has arrived, while the step itself always runs to its end (its effect is then known).
+ */
+export class CancelWatch {
+  private watched = false;
+  constructor(
+    private readonly context: OrchestrationContext,
+    readonly event: Task,
+  ) {}
+
+  /** Whether the cancel has arrived (a method, not a getter: it changes between two yields). */
+  requested(): boolean {
+    return this.event.isCompleted;
+  }
+
+  /** Waits for `step` (its result or its error), watching the cancel event meanwhile. */
+  *await(step: Task): Generator<Task, unknown, unknown> {
+    if (!this.watched && !this.event.isCompleted) {
+      this.watched = true;
+      yield this.context.df.Task.any([step, this.event]);
+    }
+    return yield step;
+  }
+}
+
 export interface PatientCallOptions {
-  /** An external event task (the cancel event) that ends a wait early with WorkflowCancelledError. */
-  cancel?: Task;
+  /** The workflow's cancel event: watched while the activity runs, and it ends a throttle wait early. */
+  cancel?: CancelWatch;
   /** Told about each wait (for the custom status). */
   onWait?: (wait: number, delayMs: number) => void;
 }
@@ -73,7 +100,8 @@ export function* callPatiently(
   options: PatientCallOptions = {},
 ): Generator<Task, unknown, unknown> {
   for (let wait = 1; ; wait++) {
-    const reply = (yield context.df.callActivityWithRetry(activity, retry, input)) as PatientReply<unknown>;
+    const task = context.df.callActivityWithRetry(activity, retry, input);
+    const reply = (options.cancel ? yield* options.cancel.await(task) : yield task) as PatientReply<unknown>;
     if (reply.kind === 'done') return reply.value;
     if (reply.kind === 'refused') throw new Error(reply.reason);
     if (wait > MAX_THROTTLE_WAITS) throw new Error(`still throttled after ${MAX_THROTTLE_WAITS} waits`);
@@ -84,9 +112,9 @@ export function* callPatiently(
       yield timer;
       continue;
     }
-    if (options.cancel.isCompleted) throw new WorkflowCancelledError();
-    const winner = (yield context.df.Task.any([timer, options.cancel])) as Task;
-    if (winner === options.cancel) {
+    if (options.cancel.requested()) throw new WorkflowCancelledError();
+    const winner = (yield context.df.Task.any([timer, options.cancel.event])) as Task;
+    if (winner === options.cancel.event) {
       timer.cancel();
       throw new WorkflowCancelledError();
     }

@@ -24,6 +24,7 @@ describe('composition root (src/index.ts) loaded as the Functions host loads it'
         'acknowledgeAlarm',
         'activateDevice',
         'cancelJob',
+        'cancelProvisioning',
         'closeAlarm',
         'createJob',
         'deactivateDevice',
