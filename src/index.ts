@@ -308,6 +308,13 @@ app.http('getProvisioning', {
   extraInputs: [df.input.durableClient()],
   handler: withProblemDetails(withWorkflowClient(workflowHandlers.getProvisioning)),
 });
+app.http('cancelProvisioning', {
+  route: 'provisioning/{instanceId}/cancel',
+  methods: ['POST'],
+  authLevel: 'function',
+  extraInputs: [df.input.durableClient()],
+  handler: withProblemDetails(withWorkflowClient(workflowHandlers.cancelProvisioning)),
+});
 app.http('getProvisioningResults', {
   route: 'provisioning/{instanceId}/results',
   methods: ['GET'],

@@ -347,7 +347,7 @@ export const openApiDocument = {
         requestBody: { content: json(ref('ProvisioningRequest')) },
         responses: {
           '202': accepted('Started; poll statusUri', {
-            allOf: [ref('WorkflowAccepted'), { required: ['deviceId'] }],
+            allOf: [ref('WorkflowAccepted'), { required: ['deviceId', 'cancelUri'] }],
           }),
           ...errors(400, 413, 415, 422, 500, 503),
           '409': problem('A device with this id already exists'),
@@ -375,7 +375,7 @@ export const openApiDocument = {
         },
         responses: {
           '202': accepted('Started; poll statusUri', {
-            allOf: [ref('WorkflowAccepted'), { required: ['total', 'chunks'] }],
+            allOf: [ref('WorkflowAccepted'), { required: ['total', 'chunks', 'cancelUri'] }],
           }),
           ...errors(400, 413, 415, 422, 500),
         },
@@ -391,6 +391,31 @@ export const openApiDocument = {
           '200': ok('The workflow status', ref('WorkflowStatus')),
           ...errors(400, 500),
           '404': problem('Unknown provisioning workflow'),
+        },
+      },
+    },
+    '/provisioning/{instanceId}/cancel': {
+      parameters: [instanceIdParam],
+      post: {
+        operationId: 'cancelProvisioning',
+        tags: ['Workflows'],
+        summary: 'Cancel a running provisioning workflow (the cancelUri of its 202 answer)',
+        description:
+          'One device: the workflow stops before its next step (a step already running finishes first) and compensates like a failure: hooks told device.provisioning-cancelled, its registry entry and identity removed; the same id can be provisioned again. Once the device is active the cancel changes nothing. Bulk: no further chunk starts; chunks already running finish (each device created and reported with its keys, or its identity removed); devices never reached are reported cancelled. Poll statusUri for the outcome.',
+        responses: {
+          '202': accepted('Cancel requested; poll statusUri', {
+            type: 'object',
+            additionalProperties: false,
+            required: ['id', 'statusUri', 'status'],
+            properties: {
+              id: { type: 'string' },
+              statusUri: { type: 'string' },
+              status: { const: 'cancelling' },
+            },
+          }),
+          ...errors(400, 500, 503),
+          '404': problem('Unknown provisioning workflow'),
+          '409': problem('The workflow has already finished'),
         },
       },
     },
@@ -754,6 +779,10 @@ export const openApiDocument = {
             type: 'string',
             description: 'GET: the outcome lines (keys included) once completed',
           },
+          cancelUri: {
+            type: 'string',
+            description: 'POST: cancels the workflow (provisioning: compensated like a failure)',
+          },
           deviceId: {
             type: 'string',
             description: 'POST /provisioning/devices: the device being provisioned',
@@ -776,7 +805,7 @@ export const openApiDocument = {
           runtimeStatus,
           output: {
             description:
-              'When completed: provisionDevice { deviceId, outcome, results }; bulkProvision { total, created, alreadyExists, invalid, failed, results } (results: the blob of the outcome lines)',
+              'When completed: provisionDevice { deviceId, outcome, results }, or after a cancel { deviceId, outcome: cancelled, cancelledAtStep, compensated, problems }; bulkProvision { total, created, alreadyExists, invalid, failed, results }, after a cancel also status: cancelled and cancelled (devices never reached) (results: the blob of the outcome lines)',
           },
           customStatus: {
             description:
@@ -791,10 +820,10 @@ export const openApiDocument = {
         additionalProperties: false,
         required: ['deviceId', 'outcome'],
         description:
-          'provisioned (one device) or created (bulk): keys and connectionString until keysExpireAt, then keys: "expired" (or "consumed" after a consume=true download, "unreadable" if the encryption key changed); already-exists, invalid, failed (bulk): error; failed (one device): failedStep and reason',
+          'provisioned (one device) or created (bulk): keys and connectionString until keysExpireAt, then keys: "expired" (or "consumed" after a consume=true download, "unreadable" if the encryption key changed); already-exists, invalid, failed, cancelled (bulk): error; failed or cancelled (one device): failedStep and reason',
         properties: {
           deviceId: { type: 'string' },
-          outcome: { enum: ['provisioned', 'created', 'already-exists', 'invalid', 'failed'] },
+          outcome: { enum: ['provisioned', 'created', 'already-exists', 'invalid', 'failed', 'cancelled'] },
           keys: { oneOf: [keys, { enum: ['expired', 'consumed', 'unreadable'] }] },
           connectionString: { type: 'string' },
           keysExpireAt: { type: 'string', format: 'date-time' },

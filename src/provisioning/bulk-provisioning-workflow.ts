@@ -12,9 +12,11 @@
 import * as df from 'durable-functions';
 import type { OrchestrationContext, Task } from 'durable-functions';
 import pLimit from 'p-limit';
-import { DeviceAlreadyExistsError, ThrottledError } from '../shared/errors.js';
+import { ServiceUnavailableError, StaleRegistryEntryError } from '../shared/errors.js';
 import { generateKeys, type SymmetricKeys } from './keys.js';
 import { MAX_BULK_DEVICES, type IdentityStore, type PrivateFiles, type SecretCipher } from './ports.js';
+import { CANCEL_PROVISIONING_EVENT } from './provision-device-workflow.js';
+import { claimRegistryEntry, deleteOwnRegistryEntry, type DeviceRegistry } from './registry.js';
 import {
   keysExpiry,
   openKeysFile,
@@ -23,7 +25,7 @@ import {
   sealKeysFile,
   sealSecrets,
 } from './result-keys.js';
-import type { DeviceRegistry } from './registry.js';
+import { CancelWatch } from './throttle-wait.js';
 import { failureMessage } from '../shared/workflows.js';
 
 export const BULK_PROVISION = 'bulkProvision';
@@ -66,7 +68,7 @@ type ChunkReply = { throttled: true; retryAfterMs?: number } | ({ throttled: fal
 /** Per-device line of the results blob. Keys appear only here, sealed, in the private containers. */
 export type BulkResultLine =
   | { deviceId: string; outcome: 'created'; sealed: string; keysExpireAt?: string }
-  | { deviceId: string; outcome: 'already-exists' | 'invalid' | 'failed'; error: string };
+  | { deviceId: string; outcome: 'already-exists' | 'invalid' | 'failed' | 'cancelled'; error: string };
 
 export const bulkRequestBlob = (runId: string, chunk: number) => `requests/${runId}/${chunk}.json`;
 const bulkKeysBlob = (runId: string, chunk: number) => `keys/${runId}/${chunk}.json`;
@@ -81,22 +83,35 @@ function transientRetry(): df.RetryOptions {
   return options;
 }
 
-/** Parent orchestrator: paced waves of chunk sub-orchestrations, then one results blob. */
+/**
+ * Parent orchestrator: paced waves of chunk sub-orchestrations, then one results blob. A cancel event (seen
+ * between waves and ending the wait for the next one) starts no further chunk: the chunks already running
+ * finish (every device either created with its registry entry and reported with its keys, or its identity
+ * removed), and the devices never reached are reported `cancelled`.
+ */
 export function* bulkProvisionOrchestrator(context: OrchestrationContext): Generator<Task, unknown, unknown> {
   const input = context.df.getInput<BulkProvisionInput>();
   const runId = context.df.instanceId;
+  const cancel = new CancelWatch(context, context.df.waitForExternalEvent(CANCEL_PROVISIONING_EVENT));
   // Chunks per minute that keep the run under the registry rate (at least one, so a run always progresses).
   const perWave = Math.max(1, Math.floor(input.opsPerMinute / MAX_BULK_DEVICES));
   const totals: ChunkCounts = { created: 0, alreadyExists: 0, invalid: 0, failed: 0 };
+  let cancelledFrom: number | undefined;
   const lost: string[] = [];
   const stopped = () => lost.length > 0;
   for (let first = 0; first < input.chunks && !stopped(); first += perWave) {
+    if (cancel.requested()) {
+      cancelledFrom = first;
+      break;
+    }
     const waveStart = context.df.currentUtcDateTime.getTime();
     const indexes = Array.from({ length: Math.min(perWave, input.chunks - first) }, (_, i) => first + i);
     context.df.setCustomStatus({ chunksDone: first, chunks: input.chunks, ...totals });
-    const results = (yield context.df.Task.all(
-      indexes.map((index) =>
-        context.df.callSubOrchestrator(BULK_PROVISION_CHUNK, { runId, index }, `${runId}:chunk:${index}`),
+    const results = (yield* cancel.await(
+      context.df.Task.all(
+        indexes.map((index) =>
+          context.df.callSubOrchestrator(BULK_PROVISION_CHUNK, { runId, index }, `${runId}:chunk:${index}`),
+        ),
       ),
     )) as ChunkOutcome[];
     for (const counts of results) {
@@ -110,19 +125,17 @@ export function* bulkProvisionOrchestrator(context: OrchestrationContext): Gener
     const more = first + perWave < input.chunks && !stopped();
     // At least a minute per wave, longer when the rate is below one chunk (100 devices) per minute.
     const nextWave = waveStart + Math.max(60_000, (perWave * MAX_BULK_DEVICES * 60_000) / input.opsPerMinute);
-    if (more && context.df.currentUtcDateTime.getTime() < nextWave) {
-      yield context.df.createTimer(new Date(nextWave));
+    if (more && !cancel.requested() && context.df.currentUtcDateTime.getTime() < nextWave) {
+      const timer = context.df.createTimer(new Date(nextWave));
+      if ((yield context.df.Task.any([timer, cancel.event])) === cancel.event) timer.cancel();
     }
   }
-  context.df.setCustomStatus({
-    chunksDone: input.chunks,
-    chunks: input.chunks,
-    ...totals,
-    step: 'assembling',
-  });
+  const chunksDone = cancelledFrom ?? input.chunks;
+  context.df.setCustomStatus({ chunksDone, chunks: input.chunks, ...totals, step: 'assembling' });
   const assembled = (yield context.df.callActivityWithRetry(BulkActivity.assemble, transientRetry(), {
     runId,
     chunks: input.chunks,
+    ...(cancelledFrom === undefined ? {} : { cancelledFrom }),
     ...(lost.length > 0 ? { stopped: lost[0] } : {}),
   })) as { results: string; lost?: string[] };
   // Inputs found lost only at assembly (the chunk had been salvaged, or its blobs vanished since) fail it too.
@@ -135,6 +148,12 @@ export function* bulkProvisionOrchestrator(context: OrchestrationContext): Gener
     );
   }
   const { results } = assembled;
+  if (cancelledFrom !== undefined) {
+    const reached = totals.created + totals.alreadyExists + totals.invalid + totals.failed;
+    const summary = { total: input.total, ...totals, cancelled: input.total - reached };
+    context.df.setCustomStatus({ chunksDone, chunks: input.chunks, ...summary, step: 'cancelled' });
+    return { status: 'cancelled', ...summary, results };
+  }
   context.df.setCustomStatus({ chunksDone: input.chunks, chunks: input.chunks, ...totals, step: 'done' });
   return { total: input.total, ...totals, results };
 }
@@ -206,7 +225,7 @@ const linesText = (lines: readonly BulkResultLine[]): string =>
 export function makeBulkProvisioningActivities(deps: BulkProvisioningDeps) {
   const connectionString = (id: string, keys: SymmetricKeys) =>
     `HostName=${deps.hostName};DeviceId=${id};SharedAccessKey=${keys.primaryKey}`;
-  const throttledReply = (error: ThrottledError): ChunkReply => ({
+  const throttledReply = (error: ServiceUnavailableError): ChunkReply => ({
     throttled: true,
     ...(error.retryAfterSeconds !== undefined ? { retryAfterMs: error.retryAfterSeconds * 1000 } : {}),
   });
@@ -220,7 +239,10 @@ export function makeBulkProvisioningActivities(deps: BulkProvisioningDeps) {
   const isOurs = async (deviceId: string, keys: SymmetricKeys) =>
     (await deps.identities.get(deviceId))?.keys.primaryKey === keys.primaryKey;
 
-  /** Registry entry for an identity this run created; the result line with its keys. */
+  /**
+   * Registry entry (tagged with the run's id) for an identity this run created; the result line with its keys.
+   * Throttling and outages propagate (the chunk waits and runs again); any other failure removes the identity.
+   */
   const completeDevice = async (
     runId: string,
     spec: BulkDeviceSpec,
@@ -228,19 +250,19 @@ export function makeBulkProvisioningActivities(deps: BulkProvisioningDeps) {
   ): Promise<BulkResultLine> => {
     const now = (deps.now?.() ?? new Date()).toISOString();
     try {
-      await deps.registry.create({
-        id: spec.id,
-        status: 'enabled',
-        metadata: spec.metadata,
-        createdAt: now,
-        updatedAt: now,
-      });
+      await claimRegistryEntry(
+        deps.registry,
+        { id: spec.id, status: 'enabled', metadata: spec.metadata, createdAt: now, updatedAt: now },
+        runId,
+      );
     } catch (error) {
-      if (!(error instanceof DeviceAlreadyExistsError)) {
-        // Same rule as single registration: no identity without a registry entry.
-        await deps.identities.delete(spec.id).catch(() => false);
-        return { deviceId: spec.id, outcome: 'failed', error: 'registry write failed; identity removed' };
-      }
+      if (error instanceof ServiceUnavailableError) throw error;
+      // Same rule as single registration: no identity without a registry entry (a stale entry of another
+      // writer is left alone).
+      await deps.identities.delete(spec.id).catch(() => false);
+      const why =
+        error instanceof StaleRegistryEntryError ? 'a stale registry entry exists' : 'registry write failed';
+      return { deviceId: spec.id, outcome: 'failed', error: `${why}; identity removed` };
     }
     return {
       deviceId: spec.id,
@@ -254,14 +276,14 @@ export function makeBulkProvisioningActivities(deps: BulkProvisioningDeps) {
 
   /**
    * A chunk whose request blob is gone: the run fails. Identities it created (they carry the keys of its keys
-   * blob) are removed, registry entry first, so none is left whose keys nobody has. Idempotent.
+   * blob) are removed, its own registry entry first, so none is left whose keys nobody has. Idempotent.
    */
   const lostChunk = async (runId: string, index: number): Promise<string> => {
     const keys = await readKeys(runId, index);
     let removed = 0;
     for (const [deviceId, ourKeys] of Object.entries(keys)) {
       if (!(await isOurs(deviceId, ourKeys))) continue;
-      await deps.registry.delete(deviceId);
+      await deleteOwnRegistryEntry(deps.registry, deviceId, runId);
       await deps.identities.delete(deviceId);
       removed++;
     }
@@ -279,6 +301,7 @@ export function makeBulkProvisioningActivities(deps: BulkProvisioningDeps) {
     runId: string,
     index: number,
     reason: string,
+    outcome: 'failed' | 'cancelled' = 'failed',
   ): Promise<{ text: string; lost?: string }> => {
     const done = await deps.work.read(bulkChunkResultBlob(runId, index));
     if (done !== undefined) return { text: done };
@@ -293,6 +316,7 @@ export function makeBulkProvisioningActivities(deps: BulkProvisioningDeps) {
         limit(async (): Promise<BulkResultLine> => {
           const ourKeys = keys[spec.id];
           if (ourKeys && (await isOurs(spec.id, ourKeys))) return completeDevice(runId, spec, ourKeys);
+          if (outcome === 'cancelled') return { deviceId: spec.id, outcome, error: reason };
           return { deviceId: spec.id, outcome: 'failed', error: `chunk ${index} failed: ${reason}` };
         }),
       ),
@@ -330,39 +354,44 @@ export function makeBulkProvisioningActivities(deps: BulkProvisioningDeps) {
           specs.map((s) => ({ deviceId: s.id, keys: keysOf(s.id) })),
         );
       } catch (error) {
-        if (error instanceof ThrottledError) return throttledReply(error);
+        if (error instanceof ServiceUnavailableError) return throttledReply(error);
         throw error;
       }
 
       const limit = pLimit(8);
-      let lines: BulkResultLine[];
-      try {
-        lines = await Promise.all(
-          specs.map((spec, i) =>
-            limit(async (): Promise<BulkResultLine> => {
-              const outcome = outcomes[i];
-              let ours = outcome?.ok === true;
-              if (outcome && !outcome.ok && outcome.error === 'already-exists') {
-                // Ours from an earlier attempt of this chunk when the stored keys are the ones generated here.
-                ours = await isOurs(spec.id, keysOf(spec.id));
-              }
-              if (!ours) {
-                const error = outcome && !outcome.ok ? outcome : undefined;
-                return {
-                  deviceId: spec.id,
-                  outcome:
-                    error?.error === 'already-exists' || error?.error === 'invalid' ? error.error : 'failed',
-                  error: error?.message ?? 'no outcome from the identity store',
-                };
-              }
-              return completeDevice(runId, spec, keysOf(spec.id));
-            }),
-          ),
-        );
-      } catch (error) {
-        // A throttled look-up: nothing recorded yet, so the whole chunk can run again after a durable wait.
-        if (error instanceof ThrottledError) return throttledReply(error);
-        throw error;
+      // Settled, not raced: every device's work has ended before this activity answers.
+      const settled = await Promise.allSettled(
+        specs.map((spec, i) =>
+          limit(async (): Promise<BulkResultLine> => {
+            const outcome = outcomes[i];
+            let ours = outcome?.ok === true;
+            if (outcome && !outcome.ok && outcome.error === 'already-exists') {
+              // Ours from an earlier attempt of this chunk when the stored keys are the ones generated here.
+              ours = await isOurs(spec.id, keysOf(spec.id));
+            }
+            if (!ours) {
+              const error = outcome && !outcome.ok ? outcome : undefined;
+              return {
+                deviceId: spec.id,
+                outcome:
+                  error?.error === 'already-exists' || error?.error === 'invalid' ? error.error : 'failed',
+                error: error?.message ?? 'no outcome from the identity store',
+              };
+            }
+            return completeDevice(runId, spec, keysOf(spec.id));
+          }),
+        ),
+      );
+      const lines: BulkResultLine[] = [];
+      for (const result of settled) {
+        if (result.status === 'fulfilled') {
+          lines.push(result.value);
+          continue;
+        }
+        // A throttled look-up or registry write: nothing recorded yet, so the whole chunk can run again after a
+        // durable wait (identities and entries already made are recognised as ours by their keys and token).
+        if (result.reason instanceof ServiceUnavailableError) return throttledReply(result.reason);
+        throw result.reason;
       }
       const stored = await deps.work.writeOnce(bulkChunkResultBlob(runId, index), linesText(lines));
       return { throttled: false, ...countsOf(parseLines(stored)) };
@@ -377,7 +406,12 @@ export function makeBulkProvisioningActivities(deps: BulkProvisioningDeps) {
       return { ...countsOf(parseLines(text)), ...(lost !== undefined ? { lost } : {}) };
     },
 
-    [BulkActivity.assemble]: async (input: { runId: string; chunks: number; stopped?: string }) => {
+    [BulkActivity.assemble]: async (input: {
+      runId: string;
+      chunks: number;
+      cancelledFrom?: number;
+      stopped?: string;
+    }) => {
       const name = `${input.runId}.jsonl`;
       const shown = `${deps.resultsContainer}/${name}`;
       const cleanUp = async () => {
@@ -396,7 +430,11 @@ export function makeBulkProvisioningActivities(deps: BulkProvisioningDeps) {
       const lines: BulkResultLine[] = [];
       const lost: string[] = [];
       for (let index = 0; index < input.chunks; index++) {
-        const part = await salvage(input.runId, index, reason);
+        // Chunks a cancel kept from starting: their devices were never touched.
+        const cancelled = input.cancelledFrom !== undefined && index >= input.cancelledFrom;
+        const part = await (cancelled
+          ? salvage(input.runId, index, 'cancelled by request', 'cancelled')
+          : salvage(input.runId, index, reason));
         for (const line of parseLines(part.text)) lines.push(line);
         if (part.lost !== undefined) lost.push(part.lost);
       }

@@ -9,7 +9,7 @@ import {
 } from '../shared/api-request.js';
 import { UnprocessableRequestError } from '../shared/errors.js';
 import type { ProvisioningService } from './provisioning-service.js';
-import { QUERYABLE_FIELD, type VersionedDeviceRecord } from './registry.js';
+import { QUERYABLE_FIELD, publicRecord, type VersionedDeviceRecord } from './registry.js';
 
 const keysSchema = z.strictObject({ primaryKey: z.string(), secondaryKey: z.string() });
 const metadataSchema = z.record(z.string(), z.unknown());
@@ -29,8 +29,7 @@ const listSchema = z.strictObject({
 
 /** A device as the API shows it: never keys, and the ETag in a header rather than the body. */
 function deviceResponse(record: VersionedDeviceRecord, status = 200): ApiResponse {
-  const { etag, ...device } = record;
-  return { status, jsonBody: device, headers: { etag } };
+  return { status, jsonBody: publicRecord(record), headers: { etag: record.etag } };
 }
 
 const id = (request: ApiRequest) => pathParam(request, 'id');
@@ -47,7 +46,7 @@ export function makeProvisioningHandlers(
     registerDevice: async (request: ApiRequest): Promise<ApiResponse> => {
       const body = parse(registerSchema, await readJson(request, false));
       const result = await service.register(body);
-      const { etag: _etag, ...device } = result.record;
+      const device = publicRecord(result.record);
       return {
         status: 201,
         headers: { etag: result.record.etag, location: `/api/devices/${encodeURIComponent(result.id)}` },
@@ -87,7 +86,7 @@ export function makeProvisioningHandlers(
       return {
         status: 200,
         jsonBody: {
-          items: page.items.map(({ etag: _etag, ...device }) => device),
+          items: page.items.map(publicRecord),
           continuationToken: page.continuationToken ?? null,
         },
       };

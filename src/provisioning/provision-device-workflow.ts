@@ -1,7 +1,9 @@
 /**
  * The provisioning workflow of one device (seed 002 §3.4): create identity → write registry → set the initial
  * twin → call the external hooks (SIM activation, billing, …) → activate. A failure compensates the steps
- * already done in reverse order and ends the orchestration as Failed with the reason.
+ * already done in reverse order and ends the orchestration as Failed with the reason; a `cancel` event
+ * (POST /api/provisioning/{id}/cancel) compensates the same way and ends it Completed with outcome `cancelled`.
+ * Throttling waits on durable timers and never fails a step (`throttle-wait.ts`).
  *
  * Keys never enter orchestration history, status or logs: the identity is created with keys kept, encrypted, in
  * a private work blob, and the published outcome (keys sealed, for a bounded time: result-keys.ts) goes to the
@@ -14,12 +16,15 @@ import { DeviceAlreadyExistsError } from '../shared/errors.js';
 import { generateKeys, type SymmetricKeys } from './keys.js';
 import type { IdentityStore, PrivateFiles, SecretCipher } from './ports.js';
 import type { ProvisioningService } from './provisioning-service.js';
-import type { DeviceRegistry } from './registry.js';
+import { claimRegistryEntry, deleteOwnRegistryEntry, type DeviceRegistry } from './registry.js';
 import { keysExpiry, openKeysFile, sealKeysFile, sealSecrets, type StoredResultLine } from './result-keys.js';
+import { CancelWatch, WorkflowCancelledError, callPatiently, patient } from './throttle-wait.js';
 import { validateDesiredPatch, type TwinStore } from './twin.js';
 import { failureMessage } from '../shared/workflows.js';
 
 export const PROVISION_DEVICE = 'provisionDevice';
+/** The external event that cancels a provisioning workflow (POST /api/provisioning/{id}/cancel). */
+export const CANCEL_PROVISIONING_EVENT = 'cancel';
 
 export const ProvisionDeviceActivity = {
   createIdentity: 'provisionDeviceCreateIdentity',
@@ -76,7 +81,10 @@ function hookRetry(): df.RetryOptions {
   return options;
 }
 
-/** Store steps ride out short outages (429, 503): 5 attempts, 2 s doubling. The activities are idempotent. */
+/**
+ * Store steps ride out unexpected failures: 5 attempts, 2 s doubling (the activities are idempotent). Throttling
+ * and outages do not use these attempts: they wait on durable timers (`callPatiently`).
+ */
 function stepRetry(): df.RetryOptions {
   const options = new df.RetryOptions(2000, 5);
   options.backoffCoefficient = 2;
@@ -90,126 +98,178 @@ function compensationRetry(): df.RetryOptions {
   return options;
 }
 
+/** What the orchestration has done so far: what compensation undoes. */
+interface Progress {
+  step: ProvisionStep;
+  identity: boolean;
+  registry: boolean;
+  hooks: number[];
+  attemptedHook: number;
+}
+
+/**
+ * The forward steps, up to and including activation. The cancel event is looked at before every step and ends
+ * every throttle wait; a step already running finishes first (its effect is then compensated like the others).
+ */
+function* provisionSteps(
+  context: OrchestrationContext,
+  input: ProvisionDeviceInput,
+  done: Progress,
+  cancel: CancelWatch,
+): Generator<Task, void, unknown> {
+  const { deviceId, metadata, hooks } = input;
+  const workflowId = context.df.instanceId;
+  const report = (extra: Record<string, unknown> = {}) => {
+    context.df.setCustomStatus({ deviceId, step: done.step, ...extra });
+  };
+  const run = function* (step: ProvisionStep, activity: string, payload: unknown) {
+    if (cancel.requested()) throw new WorkflowCancelledError();
+    done.step = step;
+    report();
+    return yield* callPatiently(context, activity, stepRetry(), payload, {
+      cancel,
+      onWait: (wait, delayMs) => {
+        report({ throttledWaits: wait, waitSeconds: delayMs / 1000 });
+      },
+    });
+  };
+
+  yield* run('create-identity', ProvisionDeviceActivity.createIdentity, { workflowId, deviceId });
+  done.identity = true;
+  const at = context.df.currentUtcDateTime.toISOString();
+  yield* run('write-registry', ProvisionDeviceActivity.writeRegistry, { workflowId, deviceId, metadata, at });
+  done.registry = true;
+  yield* run('set-initial-twin', ProvisionDeviceActivity.setInitialTwin, { deviceId, model: metadata.model });
+
+  done.step = 'call-hooks';
+  for (const [index, fingerprint] of hooks.entries()) {
+    if (cancel.requested()) throw new WorkflowCancelledError();
+    report({ hook: index + 1, hooks: hooks.length });
+    done.attemptedHook = index;
+    yield* cancel.await(
+      context.df.callActivityWithRetry(ProvisionDeviceActivity.callHook, hookRetry(), {
+        index,
+        fingerprint,
+        event: { event: 'device.provisioned', deviceId, metadata, workflowId } satisfies HookEvent,
+        idempotencyKey: `${workflowId}:provisioned:${index}`,
+      }),
+    );
+    done.hooks.push(index);
+  }
+  yield* run('activate', ProvisionDeviceActivity.activate, { deviceId });
+}
+
+/**
+ * Undoes what was done, in reverse order, after a failure or a cancel; returns what was and was not undone.
+ * Each undo waits out throttling too, and never removes a registry entry or identity this workflow did not make.
+ */
+function* compensate(
+  context: OrchestrationContext,
+  input: ProvisionDeviceInput,
+  done: Progress,
+  outcome: { cancelled: boolean; reason: string },
+): Generator<Task, { compensated: string[]; problems: string[] }, unknown> {
+  const { deviceId, metadata, hooks } = input;
+  const workflowId = context.df.instanceId;
+  const compensated: string[] = [];
+  const problems: string[] = [];
+  const undo = function* (label: string, activity: string, payload: unknown): Generator<Task, void, unknown> {
+    try {
+      // Hooks are plain activities (their own retries); the store activities are patient.
+      if (activity === ProvisionDeviceActivity.callHook) {
+        yield context.df.callActivityWithRetry(activity, compensationRetry(), payload);
+      } else yield* callPatiently(context, activity, compensationRetry(), payload);
+      compensated.push(label);
+    } catch (undoError) {
+      problems.push(`${label}: ${failureMessage(undoError)}`);
+    }
+  };
+  // The hook that failed may have acted before it failed (a timeout): it is told too.
+  const toCancel =
+    done.attemptedHook > (done.hooks.at(-1) ?? -1) ? [...done.hooks, done.attemptedHook] : done.hooks;
+  for (const index of [...toCancel].reverse()) {
+    yield* undo(`hook ${index + 1}`, ProvisionDeviceActivity.callHook, {
+      index,
+      fingerprint: hooks[index],
+      event: { event: 'device.provisioning-cancelled', deviceId, metadata, workflowId } satisfies HookEvent,
+      idempotencyKey: `${workflowId}:cancelled:${index}`,
+    });
+  }
+  if (done.registry)
+    yield* undo('registry', ProvisionDeviceActivity.deleteRegistry, { deviceId, workflowId });
+  if (done.identity)
+    yield* undo('identity', ProvisionDeviceActivity.deleteIdentity, { deviceId, workflowId });
+  yield* undo('outcome', ProvisionDeviceActivity.publishOutcome, {
+    workflowId,
+    deviceId,
+    ok: false,
+    ...(outcome.cancelled ? { cancelled: true } : {}),
+    failedStep: done.step,
+    reason: outcome.reason,
+  });
+  // Publishing removes the work blob of keys; when it could not, the blob is removed on its own.
+  if (!compensated.includes('outcome')) {
+    try {
+      yield context.df.callActivityWithRetry(ProvisionDeviceActivity.discardKeys, compensationRetry(), {
+        workflowId,
+      });
+    } catch (discardError) {
+      problems.push(`work files: ${failureMessage(discardError)}`);
+    }
+  }
+  return { compensated, problems };
+}
+
 /** The orchestrator. Deterministic: time from `currentUtcDateTime`, ids from the input, no I/O. */
 export function* provisionDeviceOrchestrator(
   context: OrchestrationContext,
 ): Generator<Task, unknown, unknown> {
   const input = context.df.getInput<ProvisionDeviceInput>();
-  const { deviceId, metadata, hooks } = input;
+  const { deviceId } = input;
   const workflowId = context.df.instanceId;
-  const done = { identity: false, registry: false, hooks: [] as number[], attemptedHook: -1 };
-  let step: ProvisionStep = 'create-identity';
-  const report = (extra: Record<string, unknown> = {}) => {
-    context.df.setCustomStatus({ deviceId, step, ...extra });
+  // One task for the whole execution: a cancel that arrives while a step runs completes it, and the check
+  // before the next step sees that.
+  const cancel = new CancelWatch(context, context.df.waitForExternalEvent(CANCEL_PROVISIONING_EVENT));
+  const done: Progress = {
+    step: 'create-identity',
+    identity: false,
+    registry: false,
+    hooks: [],
+    attemptedHook: -1,
   };
-  const hookEvent = (event: HookEvent['event']): HookEvent => ({ event, deviceId, metadata, workflowId });
 
   try {
-    report();
-    yield context.df.callActivityWithRetry(ProvisionDeviceActivity.createIdentity, stepRetry(), {
-      workflowId,
-      deviceId,
-    });
-    done.identity = true;
-
-    step = 'write-registry';
-    report();
-    yield context.df.callActivityWithRetry(ProvisionDeviceActivity.writeRegistry, stepRetry(), {
-      deviceId,
-      metadata,
-      at: context.df.currentUtcDateTime.toISOString(),
-    });
-    done.registry = true;
-
-    step = 'set-initial-twin';
-    report();
-    yield context.df.callActivity(ProvisionDeviceActivity.setInitialTwin, {
-      deviceId,
-      model: metadata.model,
-    });
-
-    step = 'call-hooks';
-    for (const [index, fingerprint] of hooks.entries()) {
-      report({ hook: index + 1, hooks: hooks.length });
-      done.attemptedHook = index;
-      yield context.df.callActivityWithRetry(ProvisionDeviceActivity.callHook, hookRetry(), {
-        index,
-        fingerprint,
-        event: hookEvent('device.provisioned'),
-        idempotencyKey: `${workflowId}:provisioned:${index}`,
-      });
-      done.hooks.push(index);
-    }
-
-    step = 'activate';
-    report();
-    yield context.df.callActivityWithRetry(ProvisionDeviceActivity.activate, stepRetry(), { deviceId });
+    yield* provisionSteps(context, input, done, cancel);
   } catch (error) {
-    const failedStep = step;
-    const reason = failureMessage(error);
-    context.df.setCustomStatus({ deviceId, step: 'compensating', failedStep, reason });
-    const compensated: string[] = [];
-    const problems: string[] = [];
-    const undo = function* (
-      label: string,
-      activity: string,
-      payload: unknown,
-    ): Generator<Task, void, unknown> {
-      try {
-        yield context.df.callActivityWithRetry(activity, compensationRetry(), payload);
-        compensated.push(label);
-      } catch (undoError) {
-        problems.push(`${label}: ${failureMessage(undoError)}`);
-      }
-    };
-    // The hook that failed may have acted before it failed (a timeout): it is told too.
-    const toCancel =
-      done.attemptedHook > (done.hooks.at(-1) ?? -1) ? [...done.hooks, done.attemptedHook] : done.hooks;
-    for (const index of [...toCancel].reverse()) {
-      yield* undo(`hook ${index + 1}`, ProvisionDeviceActivity.callHook, {
-        index,
-        fingerprint: hooks[index],
-        event: hookEvent('device.provisioning-cancelled'),
-        idempotencyKey: `${workflowId}:cancelled:${index}`,
-      });
-    }
-    if (done.registry) yield* undo('registry', ProvisionDeviceActivity.deleteRegistry, { deviceId });
-    if (done.identity) yield* undo('identity', ProvisionDeviceActivity.deleteIdentity, { deviceId });
-    yield* undo('outcome', ProvisionDeviceActivity.publishOutcome, {
-      workflowId,
+    const failedStep = done.step;
+    const cancelled = error instanceof WorkflowCancelledError;
+    const reason = cancelled ? 'cancelled by request' : failureMessage(error);
+    context.df.setCustomStatus({
       deviceId,
-      ok: false,
+      step: cancelled ? 'cancelling' : 'compensating',
       failedStep,
       reason,
     });
-    // Publishing removes the work blob of keys; when it could not, the blob is removed on its own.
-    if (!compensated.includes('outcome')) {
-      try {
-        yield context.df.callActivityWithRetry(ProvisionDeviceActivity.discardKeys, compensationRetry(), {
-          workflowId,
-        });
-      } catch (discardError) {
-        problems.push(`work files: ${failureMessage(discardError)}`);
-      }
+    const { compensated, problems } = yield* compensate(context, input, done, { cancelled, reason });
+    const summary = { deviceId, failedStep, reason, compensated, problems };
+    if (cancelled) {
+      context.df.setCustomStatus({ ...summary, step: 'cancelled' });
+      return { deviceId, outcome: 'cancelled', cancelledAtStep: failedStep, compensated, problems };
     }
-    context.df.setCustomStatus({ deviceId, step: 'failed', failedStep, reason, compensated, problems });
+    context.df.setCustomStatus({ ...summary, step: 'failed' });
     throw new Error(
       `Provisioning of '${deviceId}' failed at step '${failedStep}': ${reason}. Compensated: ${compensated.join(', ') || 'nothing to undo'}` +
         (problems.length > 0 ? `. NOT compensated: ${problems.join('; ')}` : '.'),
     );
   }
 
-  // The device is provisioned and active: a failure from here on is not undone, only reported.
+  // The device is provisioned and active: a failure (or a cancel) from here on is not undone, only reported.
   try {
-    const { results } = (yield context.df.callActivityWithRetry(
-      ProvisionDeviceActivity.publishOutcome,
-      stepRetry(),
-      {
-        workflowId,
-        deviceId,
-        ok: true,
-      },
-    )) as { results: string };
+    const { results } = (yield* callPatiently(context, ProvisionDeviceActivity.publishOutcome, stepRetry(), {
+      workflowId,
+      deviceId,
+      ok: true,
+    })) as { results: string };
     context.df.setCustomStatus({ deviceId, step: 'done' });
     return { deviceId, outcome: 'provisioned', results };
   } catch (error) {
@@ -261,56 +321,64 @@ const keysBlob = (workflowId: string) => `keys/${workflowId}.json`;
 /** Activity handlers of the workflow. Each is idempotent: the runtime may run an activity twice. */
 export function makeProvisionDeviceActivities(deps: ProvisionDeviceDeps) {
   return {
-    [ProvisionDeviceActivity.createIdentity]: async (input: { workflowId: string; deviceId: string }) => {
-      // The keys are fixed before the identity exists, so a second run recognises its own identity.
-      const name = keysBlob(input.workflowId);
-      const keys = openKeysFile(
-        deps.cipher,
-        name,
-        await deps.work.writeOnce(name, sealKeysFile(deps.cipher, name, generateKeys())),
-      ) as SymmetricKeys;
-      try {
-        await deps.identities.create(input.deviceId, keys, 'disabled');
-      } catch (error) {
-        if (!(error instanceof DeviceAlreadyExistsError)) throw error;
-        const existing = await deps.identities.get(input.deviceId);
-        if (existing?.keys.primaryKey !== keys.primaryKey) throw error;
-      }
-      return { deviceId: input.deviceId, status: 'disabled' };
-    },
+    // Store steps are `patient`: throttling becomes a durable wait, a domain error a final refusal.
+    [ProvisionDeviceActivity.createIdentity]: patient(
+      async (input: { workflowId: string; deviceId: string }) => {
+        // The keys are fixed before the identity exists, so a second run recognises its own identity.
+        const name = keysBlob(input.workflowId);
+        const keys = openKeysFile(
+          deps.cipher,
+          name,
+          await deps.work.writeOnce(name, sealKeysFile(deps.cipher, name, generateKeys())),
+        ) as SymmetricKeys;
+        try {
+          await deps.identities.create(input.deviceId, keys, 'disabled');
+        } catch (error) {
+          if (!(error instanceof DeviceAlreadyExistsError)) throw error;
+          const existing = await deps.identities.get(input.deviceId);
+          if (existing?.keys.primaryKey !== keys.primaryKey) throw error;
+        }
+        return { deviceId: input.deviceId, status: 'disabled' };
+      },
+    ),
 
-    [ProvisionDeviceActivity.writeRegistry]: async (input: {
-      deviceId: string;
-      metadata: Record<string, unknown>;
-      at: string;
-    }) => {
-      try {
-        await deps.registry.create({
-          id: input.deviceId,
-          status: 'disabled',
-          metadata: input.metadata,
-          createdAt: input.at,
-          updatedAt: input.at,
-        });
-      } catch (error) {
-        // This workflow owns the identity (created above), so an entry under its id is its own earlier write.
-        if (!(error instanceof DeviceAlreadyExistsError)) throw error;
-      }
-      return { deviceId: input.deviceId };
-    },
+    [ProvisionDeviceActivity.writeRegistry]: patient(
+      async (input: {
+        workflowId: string;
+        deviceId: string;
+        metadata: Record<string, unknown>;
+        at: string;
+      }) => {
+        // The entry carries this workflow's id: a 409 is our own earlier write only when the ids match.
+        await claimRegistryEntry(
+          deps.registry,
+          {
+            id: input.deviceId,
+            status: 'disabled',
+            metadata: input.metadata,
+            createdAt: input.at,
+            updatedAt: input.at,
+          },
+          input.workflowId,
+        );
+        return { deviceId: input.deviceId };
+      },
+    ),
 
-    [ProvisionDeviceActivity.setInitialTwin]: async (input: { deviceId: string; model?: unknown }) => {
-      const model = typeof input.model === 'string' ? input.model : undefined;
-      const template =
-        (model !== undefined ? deps.twinTemplates[model] : undefined) ?? deps.twinTemplates.default;
-      if (!template || Object.keys(template).length === 0) return { applied: false };
-      validateDesiredPatch(template);
-      await deps.twins.patchDesired(input.deviceId, template);
-      return {
-        applied: true,
-        template: model !== undefined && deps.twinTemplates[model] ? model : 'default',
-      };
-    },
+    [ProvisionDeviceActivity.setInitialTwin]: patient(
+      async (input: { deviceId: string; model?: unknown }) => {
+        const model = typeof input.model === 'string' ? input.model : undefined;
+        const template =
+          (model !== undefined ? deps.twinTemplates[model] : undefined) ?? deps.twinTemplates.default;
+        if (!template || Object.keys(template).length === 0) return { applied: false };
+        validateDesiredPatch(template);
+        await deps.twins.patchDesired(input.deviceId, template);
+        return {
+          applied: true,
+          template: model !== undefined && deps.twinTemplates[model] ? model : 'default',
+        };
+      },
+    ),
 
     [ProvisionDeviceActivity.callHook]: async (input: {
       index: number;
@@ -327,56 +395,81 @@ export function makeProvisionDeviceActivities(deps: ProvisionDeviceDeps) {
       return { called: true };
     },
 
-    [ProvisionDeviceActivity.activate]: async (input: { deviceId: string }) => {
+    [ProvisionDeviceActivity.activate]: patient(async (input: { deviceId: string }) => {
       await deps.service.setStatus(input.deviceId, 'enabled');
       return { deviceId: input.deviceId, status: 'enabled' };
-    },
-
-    [ProvisionDeviceActivity.deleteRegistry]: async (input: { deviceId: string }) => ({
-      deleted: await deps.registry.delete(input.deviceId),
     }),
 
-    [ProvisionDeviceActivity.deleteIdentity]: async (input: { deviceId: string }) => ({
-      deleted: await deps.identities.delete(input.deviceId),
-    }),
+    // Compensation removes only what this workflow made: its own registry entry, an identity with its keys.
+    [ProvisionDeviceActivity.deleteRegistry]: patient(
+      async (input: { deviceId: string; workflowId: string }) => ({
+        deleted: await deleteOwnRegistryEntry(deps.registry, input.deviceId, input.workflowId),
+      }),
+    ),
 
-    [ProvisionDeviceActivity.publishOutcome]: async (input: {
-      workflowId: string;
-      deviceId: string;
-      ok: boolean;
-      failedStep?: string;
-      reason?: string;
-    }) => {
-      const name = `${input.workflowId}.jsonl`;
-      const shown = resultsBlobName(deps.resultsContainer, input.workflowId);
-      const stored = await deps.work.read(keysBlob(input.workflowId));
-      if (input.ok && stored === undefined) {
-        // An earlier run published and cleaned up already.
-        if ((await deps.results.read(name)) !== undefined) return { results: shown };
-        throw new Error(
-          `The keys of workflow '${input.workflowId}' are missing; the outcome cannot be published.`,
-        );
-      }
-      const line: StoredResultLine = input.ok
-        ? (() => {
-            const keys = openKeysFile(
-              deps.cipher,
-              keysBlob(input.workflowId),
-              stored ?? '{}',
-            ) as SymmetricKeys;
-            const connectionString = `HostName=${deps.hostName};DeviceId=${input.deviceId};SharedAccessKey=${keys.primaryKey}`;
-            return {
+    [ProvisionDeviceActivity.deleteIdentity]: patient(
+      async (input: { deviceId: string; workflowId: string }) => {
+        const stored = await deps.work.read(keysBlob(input.workflowId));
+        const ours =
+          stored === undefined
+            ? undefined
+            : (openKeysFile(deps.cipher, keysBlob(input.workflowId), stored) as SymmetricKeys).primaryKey;
+        const existing = await deps.identities.get(input.deviceId);
+        if (existing === undefined || (ours !== undefined && existing.keys.primaryKey !== ours)) {
+          return { deleted: false };
+        }
+        return { deleted: await deps.identities.delete(input.deviceId) };
+      },
+    ),
+
+    [ProvisionDeviceActivity.publishOutcome]: patient(
+      async (input: {
+        workflowId: string;
+        deviceId: string;
+        ok: boolean;
+        cancelled?: boolean;
+        failedStep?: string;
+        reason?: string;
+      }) => {
+        const name = `${input.workflowId}.jsonl`;
+        const shown = resultsBlobName(deps.resultsContainer, input.workflowId);
+        const stored = await deps.work.read(keysBlob(input.workflowId));
+        if (input.ok && stored === undefined) {
+          // An earlier run published and cleaned up already.
+          if ((await deps.results.read(name)) !== undefined) return { results: shown };
+          throw new Error(
+            `The keys of workflow '${input.workflowId}' are missing; the outcome cannot be published.`,
+          );
+        }
+        const line: StoredResultLine = input.ok
+          ? (() => {
+              const keys = openKeysFile(
+                deps.cipher,
+                keysBlob(input.workflowId),
+                stored ?? '{}',
+              ) as SymmetricKeys;
+              const connectionString = `HostName=${deps.hostName};DeviceId=${input.deviceId};SharedAccessKey=${keys.primaryKey}`;
+              return {
+                deviceId: input.deviceId,
+                outcome: 'provisioned',
+                sealed: sealSecrets(deps.cipher, input.workflowId, input.deviceId, {
+                  keys,
+                  connectionString,
+                }),
+                keysExpireAt: keysExpiry(deps.now?.() ?? new Date(), deps.keysRetentionMs),
+              };
+            })()
+          : {
               deviceId: input.deviceId,
-              outcome: 'provisioned',
-              sealed: sealSecrets(deps.cipher, input.workflowId, input.deviceId, { keys, connectionString }),
-              keysExpireAt: keysExpiry(deps.now?.() ?? new Date(), deps.keysRetentionMs),
+              outcome: input.cancelled === true ? 'cancelled' : 'failed',
+              failedStep: input.failedStep,
+              reason: input.reason,
             };
-          })()
-        : { deviceId: input.deviceId, outcome: 'failed', failedStep: input.failedStep, reason: input.reason };
-      await deps.results.write(name, JSON.stringify(line) + '\n');
-      await deps.work.deletePrefix(keysBlob(input.workflowId));
-      return { results: shown };
-    },
+        await deps.results.write(name, JSON.stringify(line) + '\n');
+        await deps.work.deletePrefix(keysBlob(input.workflowId));
+        return { results: shown };
+      },
+    ),
 
     [ProvisionDeviceActivity.discardKeys]: async (input: { workflowId: string }) => {
       await deps.work.deletePrefix(keysBlob(input.workflowId));

@@ -10,7 +10,12 @@ import type { DeviceStateStore } from '../telemetry/ports.js';
 import type { SymmetricKeys } from './keys.js';
 import { applyMergePatch } from './merge-patch.js';
 import type { IdentityStatus, IdentityStore } from './ports.js';
-import type { DeviceQuery, DeviceRegistry, VersionedDeviceRecord } from './registry.js';
+import {
+  claimRegistryEntry,
+  type DeviceQuery,
+  type DeviceRegistry,
+  type VersionedDeviceRecord,
+} from './registry.js';
 import { validateDesiredPatch, type DeviceTwin, type TwinStore } from './twin.js';
 
 /** Where identities left behind by a failed registration are written down for reconciliation. */
@@ -56,13 +61,12 @@ export class ProvisioningService {
     const identity = await this.deps.identities.create(id, input.keys);
     const now = this.now();
     try {
-      const record = await this.deps.registry.create({
-        id,
-        status: 'enabled',
-        metadata,
-        createdAt: now,
-        updatedAt: now,
-      });
+      // The identity was just created here, so the registry entry is ours only if this call wrote it.
+      const record = await claimRegistryEntry(
+        this.deps.registry,
+        { id, status: 'enabled', metadata, createdAt: now, updatedAt: now },
+        `register-${randomUUID()}`,
+      );
       return { ...this.credentials(id, identity.keys), record };
     } catch (registryError) {
       try {
@@ -142,11 +146,16 @@ export class ProvisioningService {
     return this.credentials(id, identity.keys);
   }
 
-  /** Unregister: identity first (access ends at once), then the registry, then optionally last-known state. */
+  /**
+   * Unregister: the registry entry first, then the identity, then optionally last-known state. In this order an
+   * unregister that stops half-way leaves an identity without an entry (the next register is refused with 409
+   * and a repeated DELETE finishes the job), never an entry without an identity that a later registration
+   * could take for its own.
+   */
   async unregister(id: string, purgeState: boolean): Promise<void> {
     assertDeviceId(id);
-    const hadIdentity = await this.deps.identities.delete(id);
     const hadRecord = await this.deps.registry.delete(id);
+    const hadIdentity = await this.deps.identities.delete(id);
     if (purgeState) await this.deps.stateStore.delete(id);
     if (!hadIdentity && !hadRecord) throw new DeviceNotFoundError(id);
   }

@@ -1,3 +1,9 @@
+import {
+  DeviceAlreadyExistsError,
+  DeviceNotFoundError,
+  PreconditionFailedError,
+  StaleRegistryEntryError,
+} from '../shared/errors.js';
 import type { IdentityStatus } from './ports.js';
 
 /**
@@ -10,6 +16,12 @@ export interface DeviceRecord {
   metadata: Record<string, unknown>;
   createdAt: string;
   updatedAt: string;
+  /**
+   * Who wrote the entry: the provisioning workflow's instance id, or a random token of one synchronous
+   * registration. A writer recognises its own earlier write by it; never shown by the API. Absent on entries
+   * written before tokens existed.
+   */
+  creationToken?: string;
 }
 
 /** A record as stored, with the ETag that guards the next write. */
@@ -39,10 +51,71 @@ export interface DeviceRegistry {
   get(id: string): Promise<VersionedDeviceRecord | undefined>;
   /** Replaces the record; with `ifMatch`, only if it still has that ETag. */
   replace(record: DeviceRecord, ifMatch?: string): Promise<VersionedDeviceRecord>;
-  /** Removes the record; false when there was none. */
-  delete(id: string): Promise<boolean>;
+  /** Removes the record (with `ifMatch`, only if it still has that ETag); false when there was none. */
+  delete(id: string, ifMatch?: string): Promise<boolean>;
   query(query: DeviceQuery): Promise<DevicePage>;
 }
 
 /** Metadata field names usable in queries: plain identifiers, so they can be written into SQL safely. */
 export const QUERYABLE_FIELD = /^[A-Za-z_][A-Za-z0-9_]{0,63}$/;
+
+/** A record as the API shows it: no ETag (that is a header) and no creation token. */
+export function publicRecord(record: VersionedDeviceRecord): Omit<DeviceRecord, 'creationToken'> {
+  const { etag: _etag, creationToken: _token, ...device } = record;
+  return device;
+}
+
+/**
+ * Writes a new entry for a device whose identity the caller has just created (so no identity existed before),
+ * tagged with the caller's `token`. On a conflict the entry is the caller's own earlier write when the tokens
+ * match; an entry without a token was left by a version that deleted the identity before the entry, and is
+ * replaced (nothing of it is kept); an entry with another token belongs to another writer: StaleRegistryEntryError,
+ * and the entry is left alone.
+ */
+export async function claimRegistryEntry(
+  registry: DeviceRegistry,
+  record: DeviceRecord,
+  token: string,
+): Promise<VersionedDeviceRecord> {
+  const ours = { ...record, creationToken: token };
+  for (let attempt = 1; ; attempt++) {
+    try {
+      return await registry.create(ours);
+    } catch (error) {
+      if (!(error instanceof DeviceAlreadyExistsError)) throw error;
+    }
+    const existing = await registry.get(record.id);
+    if (existing?.creationToken === token) return existing;
+    if (existing && existing.creationToken !== undefined) throw new StaleRegistryEntryError(record.id);
+    if (existing) {
+      try {
+        return await registry.replace(ours, existing.etag);
+      } catch (error) {
+        // Changed or removed meanwhile: look again (a few times; then report the conflict).
+        if (attempt >= 3) throw error;
+        continue;
+      }
+    }
+    if (attempt >= 3) throw new DeviceAlreadyExistsError(record.id);
+  }
+}
+
+/**
+ * Removes an entry only when `token` wrote it (compared and deleted under its ETag): compensation never deletes
+ * an entry another writer owns. Returns whether it deleted.
+ */
+export async function deleteOwnRegistryEntry(
+  registry: DeviceRegistry,
+  id: string,
+  token: string,
+): Promise<boolean> {
+  const existing = await registry.get(id);
+  if (existing?.creationToken !== token) return false;
+  try {
+    return await registry.delete(id, existing.etag);
+  } catch (error) {
+    // Changed since we read it: no longer provably ours.
+    if (error instanceof DeviceNotFoundError || error instanceof PreconditionFailedError) return false;
+    throw error;
+  }
+}

@@ -16,11 +16,12 @@ import {
 import { DEVICE_ID_PATTERN, assertDeviceId } from '../shared/device-id.js';
 import {
   DeviceAlreadyExistsError,
+  InvalidTransitionError,
   UnprocessableRequestError,
   ValidationError,
   WorkflowNotFoundError,
 } from '../shared/errors.js';
-import type { WorkflowClient, WorkflowStatus } from '../shared/workflows.js';
+import { isFinished, type WorkflowClient, type WorkflowStatus } from '../shared/workflows.js';
 import {
   BULK_PROVISION,
   MAX_BULK_REQUEST_DEVICES,
@@ -37,7 +38,12 @@ import {
   resultLinesText,
   servedLines,
 } from './result-keys.js';
-import { PROVISION_DEVICE, hookFingerprint, type ProvisionDeviceInput } from './provision-device-workflow.js';
+import {
+  CANCEL_PROVISIONING_EVENT,
+  PROVISION_DEVICE,
+  hookFingerprint,
+  type ProvisionDeviceInput,
+} from './provision-device-workflow.js';
 
 const specSchema = z.strictObject({
   id: z.string().regex(DEVICE_ID_PATTERN, 'is not a valid device id').optional(),
@@ -81,7 +87,13 @@ function accepted(instanceId: string, extra: Record<string, unknown>): ApiRespon
   return {
     status: 202,
     headers: { location: statusUri, 'retry-after': '5' },
-    jsonBody: { id: instanceId, statusUri, resultsUri: `${statusUri}/results`, ...extra },
+    jsonBody: {
+      id: instanceId,
+      statusUri,
+      resultsUri: `${statusUri}/results`,
+      cancelUri: `${statusUri}/cancel`,
+      ...extra,
+    },
   };
 }
 
@@ -214,6 +226,28 @@ export function makeWorkflowHandlers(deps: WorkflowHandlerDeps) {
     getProvisioning: async (request: ApiRequest, workflows: WorkflowClient): Promise<ApiResponse> => {
       const status = await provisioningStatus(workflows, pathParam(request, 'instanceId'));
       return { status: 200, jsonBody: status };
+    },
+
+    /**
+     * POST /provisioning/{instanceId}/cancel: asks a running workflow to stop. A single device is compensated
+     * like a failure (hooks told, registry entry and identity removed); a bulk run starts no further chunk and
+     * reports the devices it did not reach as cancelled. 409 once the workflow has finished.
+     */
+    cancelProvisioning: async (request: ApiRequest, workflows: WorkflowClient): Promise<ApiResponse> => {
+      const instanceId = pathParam(request, 'instanceId');
+      const status = await provisioningStatus(workflows, instanceId);
+      if (isFinished(status.runtimeStatus)) {
+        throw new InvalidTransitionError(
+          `Provisioning workflow '${instanceId}' has already finished (${status.runtimeStatus}); nothing to cancel.`,
+        );
+      }
+      await workflows.raiseEvent(instanceId, CANCEL_PROVISIONING_EVENT, { requestedAt: now() });
+      const statusUri = `/api/provisioning/${encodeURIComponent(instanceId)}`;
+      return {
+        status: 202,
+        headers: { location: statusUri, 'retry-after': '5' },
+        jsonBody: { id: instanceId, statusUri, status: 'cancelling' },
+      };
     },
 
     /**

@@ -153,3 +153,15 @@ export class PayloadTooLargeError extends DomainError {
 export class UnsupportedMediaTypeError extends DomainError {
   readonly code = 'unsupported-media-type';
 }
+
+/**
+ * A registry entry under this device id was written by someone else (another workflow or registration) and has
+ * no identity of ours behind it (HTTP 409): it is neither adopted nor deleted. Remove it with DELETE
+ * /api/devices/{id} once it is known to be stale.
+ */
+export class StaleRegistryEntryError extends DomainError {
+  readonly code = 'stale-registry-entry';
+  constructor(readonly deviceId: string) {
+    super(`A stale registry entry exists for device '${deviceId}' (written by another registration).`);
+  }
+}

@@ -25,6 +25,7 @@ describe('composition root (src/index.ts) loaded as the Functions host loads it'
         'activateDevice',
         'cancelJob',
         'cancelJobPost',
+        'cancelProvisioning',
         'closeAlarm',
         'createJob',
         'deactivateDevice',

@@ -73,13 +73,20 @@ export class CosmosDeviceRegistry implements DeviceRegistry {
     }
   }
 
-  async delete(id: string): Promise<boolean> {
+  async delete(id: string, ifMatch?: string): Promise<boolean> {
     const key = toStorageKey(id);
     try {
-      await (await this.container()).item(key, key).delete();
+      await (
+        await this.container()
+      )
+        .item(key, key)
+        .delete(ifMatch === undefined ? {} : { accessCondition: { type: 'IfMatch', condition: ifMatch } });
       return true;
     } catch (error) {
       if (cosmosStatus(error) === 404) return false;
+      if (cosmosStatus(error) === 412) {
+        throw new PreconditionFailedError(`Device '${id}' was changed since ETag ${ifMatch ?? ''}.`);
+      }
       throw translateCosmosError(error);
     }
   }
@@ -129,6 +136,7 @@ function toStored(record: DeviceRecord): StoredRecord {
     metadata: record.metadata,
     createdAt: record.createdAt,
     updatedAt: record.updatedAt,
+    ...(record.creationToken === undefined ? {} : { creationToken: record.creationToken }),
   };
 }
 
@@ -140,6 +148,7 @@ function fromStored(stored: StoredRecord | undefined): VersionedDeviceRecord {
     metadata: stored.metadata,
     createdAt: stored.createdAt,
     updatedAt: stored.updatedAt,
+    ...(typeof stored.creationToken === 'string' ? { creationToken: stored.creationToken } : {}),
     etag: stored._etag ?? '',
   };
 }

@@ -1,0 +1,141 @@
+/**
+ * Throttling never fails a device (issue 12, item 5): a 429 from the registry (Cosmos DB, through the fault
+ * proxy, after the SDK's own retries) or from IoT Hub on the initial twin makes the workflow wait on a durable
+ * timer and call again; the device is provisioned, nothing is rolled back. The entry point is configured for
+ * IoT Hub (the wire-level fake, real azure-iothub SDK) and the orchestrations run through durable-functions'
+ * replay engine.
+ */
+import { afterAll, beforeAll, describe, expect, inject, it } from 'vitest';
+import { loadConfig } from '../../../src/config.js';
+import { createAdapters, type Adapters } from '../../../src/infra/adapters.js';
+import type { ProvisionDeviceInput } from '../../../src/provisioning/provision-device-workflow.js';
+import { EventType, type DurableEngine } from '../../../tools/local-runtime/durable-engine.js';
+import { onlyFault, startFaultProxy, type FaultProxy } from '../../../tools/fault-proxy.js';
+import { routeHostToLoopback, startFakeIotHub, type FakeIotHub } from '../../fixtures/fake-iothub.js';
+import { engineFromRegistrations, nonDeterministicEpisodes, orchestratorOf } from '../../support/durable.js';
+import { loadEntryPoint, type Registration } from '../../support/entry-point.js';
+import { testSettings } from '../../support/local-env.js';
+
+let hub: FakeIotHub;
+let restore: () => void;
+let cosmos: FaultProxy;
+let registrations: Registration[];
+let adapters: Adapters;
+
+beforeAll(async () => {
+  hub = await startFakeIotHub('throttlehub.azure-devices.net');
+  restore = routeHostToLoopback(hub.hostName, hub.port);
+  // Cosmos DB's 429 with a 10 ms hint: the SDK's own 9 retries pass quickly, then the adapter throws.
+  cosmos = await startFaultProxy({
+    target: inject('localServices').cosmosEndpoint,
+    dependency: 'cosmos',
+    weights: onlyFault('throttle'),
+    retryAfterMs: 10,
+  });
+  const settings = testSettings({
+    IdentityStore: 'iothub',
+    IotHubRegistryConnectionString: hub.connectionString,
+    IotHubHostName: hub.hostName,
+    CosmosDb__accountEndpoint: `${cosmos.origin}/`,
+    Provisioning__TwinTemplates: JSON.stringify({ default: { telemetryIntervalSeconds: 300 } }),
+    Provisioning__RegistryOpsPerMinute: '6000',
+  });
+  registrations = await loadEntryPoint(settings);
+  adapters = createAdapters(loadConfig(settings));
+  // Containers made while the proxy forwards everything, so faults only ever hit document operations.
+  await adapters.registry.get('warm-up');
+});
+afterAll(async () => {
+  restore();
+  await Promise.all([hub.close(), cosmos.close()]);
+});
+
+/**
+ * An engine whose activities meet throttling on their first run: `throttle` maps an activity name to what
+ * throttles it then (the registry behind the proxy, or IoT Hub's next request). Every other run sees no fault.
+ */
+function throttlingEngine(throttle: Record<string, 'registry' | 'hub'>): DurableEngine {
+  const runs = new Map<string, number>();
+  return engineFromRegistrations(registrations, 'virtual', (name) => {
+    const run = (runs.get(name) ?? 0) + 1;
+    runs.set(name, run);
+    cosmos.setRate(run === 1 && throttle[name] === 'registry' ? 1 : 0);
+    if (run === 1 && throttle[name] === 'hub') hub.throttleNext(1);
+  });
+}
+
+const scheduled = (engine: DurableEngine, instanceId: string, name?: string) =>
+  engine
+    .executions(instanceId)
+    .flatMap((e) => e.history)
+    .filter((e) => (name === undefined ? true : e.Name === name) && e.EventType === EventType.TaskScheduled);
+const timers = (engine: DurableEngine, instanceId: string) =>
+  engine
+    .executions(instanceId)
+    .flatMap((e) => e.history)
+    .filter((e) => e.EventType === EventType.TimerCreated);
+
+describe('provisionDevice under throttling', () => {
+  it('waits out a 429 on the registry write and on the initial twin, then provisions the device', async () => {
+    const engine = throttlingEngine({
+      provisionDeviceWriteRegistry: 'registry',
+      provisionDeviceSetInitialTwin: 'hub',
+    });
+    const start = engine.now().getTime();
+    engine.start('provisionDevice', 'thr-single', {
+      deviceId: 'thr-1',
+      metadata: { site: 'north' },
+      hooks: [],
+      requestedAt: '2026-11-23T00:00:00Z',
+    } satisfies ProvisionDeviceInput);
+    const done = await engine.whenDone('thr-single');
+    expect(done.runtimeStatus).toBe('Completed');
+    expect(done.output).toMatchObject({ deviceId: 'thr-1', outcome: 'provisioned' });
+    expect(cosmos.counts().injected.throttle).toBeGreaterThan(0);
+    // Each throttled step ran twice, with a durable wait in between; nothing was compensated.
+    expect(scheduled(engine, 'thr-single', 'provisionDeviceWriteRegistry')).toHaveLength(2);
+    expect(scheduled(engine, 'thr-single', 'provisionDeviceSetInitialTwin')).toHaveLength(2);
+    expect(timers(engine, 'thr-single')).toHaveLength(2);
+    expect(scheduled(engine, 'thr-single', 'provisionDeviceDeleteIdentity')).toHaveLength(0);
+    // Cosmos DB's hint (10 ms) is rounded up to the 1 s floor; IoT Hub gave none: 10 s.
+    expect(engine.now().getTime() - start).toBe(11_000);
+    expect(hub.devices.get('thr-1')?.status).toBe('enabled');
+    expect(hub.devices.get('thr-1')?.twin?.desired).toMatchObject({ telemetryIntervalSeconds: 300 });
+    expect(await adapters.registry.get('thr-1')).toMatchObject({
+      status: 'enabled',
+      metadata: { site: 'north' },
+    });
+    expect(
+      await nonDeterministicEpisodes(engine, 'thr-single', orchestratorOf(registrations, 'provisionDevice')),
+    ).toEqual([]);
+  });
+});
+
+describe('bulkProvision under throttling', () => {
+  it('waits when the registry answers 429 (not a failed device, no identity removed) and creates every device', async () => {
+    const engine = throttlingEngine({ bulkProvisionCreateChunk: 'registry' });
+    const specs = ['thr-bulk-0', 'thr-bulk-1', 'thr-bulk-2'].map((id) => ({ id, metadata: { run: 'b' } }));
+    await adapters.work.write('requests/thr-bulk/0.json', JSON.stringify(specs));
+    cosmos.resetCounts();
+    engine.start('bulkProvision', 'thr-bulk', {
+      total: 3,
+      chunks: 1,
+      opsPerMinute: 6000,
+      requestedAt: '2026-11-23T00:00:00Z',
+    });
+    const done = await engine.whenDone('thr-bulk');
+    expect(cosmos.counts().injected.throttle).toBeGreaterThan(0);
+    expect(done.output).toMatchObject({ total: 3, created: 3, failed: 0 });
+    expect(scheduled(engine, 'thr-bulk:chunk:0', 'bulkProvisionCreateChunk')).toHaveLength(2);
+    for (const spec of specs) {
+      expect(hub.devices.has(spec.id)).toBe(true);
+      expect((await adapters.registry.get(spec.id))?.creationToken).toBe('thr-bulk');
+    }
+    const lines = ((await adapters.results.read('thr-bulk.jsonl')) ?? '').trim().split('\n');
+    expect(lines.map((l) => (JSON.parse(l) as { outcome: string }).outcome)).toEqual([
+      'created',
+      'created',
+      'created',
+    ]);
+  });
+});
