@@ -167,7 +167,7 @@ export const openApiDocument = {
             in: 'query',
             style: 'deepObject',
             description:
-              'metadata.<field>=<value>; field names are identifiers; true/false and numbers match typed values',
+              'metadata.<field>=<value>; field names are identifiers other than __proto__, constructor and prototype (422), each at most once; true/false and numbers match typed values',
             schema: { type: 'object', additionalProperties: { type: 'string' } },
           },
         ],
@@ -249,7 +249,12 @@ export const openApiDocument = {
         requestBody: {
           content: json({ type: 'object', additionalProperties: false, properties: { keys } }),
         },
-        responses: { '200': ok('New keys', ref('Credentials')), ...errors(400, 404, 413, 415, 422, 500) },
+        description:
+          'Concurrent resets of one device are serialized on the identity: the one that wins answers 200 with the keys the identity store holds; the others answer 409 (retry for a fresh pair).',
+        responses: {
+          '200': ok('New keys', ref('Credentials')),
+          ...errors(400, 404, 409, 413, 415, 422, 500),
+        },
       },
     },
     '/devices/{id}/twin': {

@@ -9,6 +9,7 @@ import {
 import type { DeviceStateStore } from '../telemetry/ports.js';
 import type { SymmetricKeys } from './keys.js';
 import { applyMergePatch } from './merge-patch.js';
+import { reservedKeyProblems } from './metadata.js';
 import type { IdentityStatus, IdentityStore } from './ports.js';
 import type { DeviceQuery, DeviceRegistry, VersionedDeviceRecord } from './registry.js';
 import { validateDesiredPatch, type DeviceTwin, type TwinStore } from './twin.js';
@@ -40,6 +41,9 @@ export interface Credentials {
 
 /** The provisioning gestures of seed 002 §3.4 over the identity store and the registry. */
 export class ProvisioningService {
+  /** Credential resets with generated keys in flight in this instance, by device id. */
+  private readonly resets = new Map<string, Promise<Credentials>>();
+
   constructor(private readonly deps: ProvisioningDeps) {}
 
   /**
@@ -117,14 +121,26 @@ export class ProvisioningService {
     status: IdentityStatus,
     metadataPatch?: Record<string, unknown>,
   ): Promise<VersionedDeviceRecord> {
-    await this.get(id);
+    // Everything is validated before the first write: a rejected request changes nothing (issue 12, item 7).
+    const merged = (current: VersionedDeviceRecord) =>
+      metadataPatch
+        ? this.checkMetadata(applyMergePatch(current.metadata, metadataPatch) as Record<string, unknown>)
+        : current.metadata;
+    merged(await this.get(id));
+    const previous = await this.deps.identities.get(id);
     await this.deps.identities.setStatus(id, status);
     // The registry write is guarded by the ETag it read, so a concurrent metadata update is never lost.
     for (let attempt = 1; ; attempt++) {
       const current = await this.get(id);
-      const metadata = metadataPatch
-        ? this.checkMetadata(applyMergePatch(current.metadata, metadataPatch) as Record<string, unknown>)
-        : current.metadata;
+      let metadata: Record<string, unknown>;
+      try {
+        metadata = merged(current);
+      } catch (invalid) {
+        // A concurrent update made the merged metadata too large: the request is refused, so the identity's
+        // status goes back to what it was.
+        if (previous) await this.deps.identities.setStatus(id, previous.status);
+        throw invalid;
+      }
       try {
         return await this.deps.registry.replace(
           { ...current, status, metadata, updatedAt: this.now() },
@@ -136,7 +152,22 @@ export class ProvisioningService {
     }
   }
 
-  async resetCredentials(id: string, keys?: SymmetricKeys): Promise<Credentials> {
+  /**
+   * Reset credentials. Resets of one device are serialized on the identity's ETag: one that loses the race to
+   * another reset is refused (CredentialsResetConflictError, 409) instead of replacing the winner's fresh keys,
+   * so no answer carries keys that were already dead. Resets with generated keys that overlap in this instance
+   * join the one in flight and answer with its keys: every 200 of a burst carries the same, working pair.
+   */
+  resetCredentials(id: string, keys?: SymmetricKeys): Promise<Credentials> {
+    if (keys) return this.reset(id, keys);
+    const inFlight = this.resets.get(id);
+    if (inFlight) return inFlight;
+    const flight = this.reset(id).finally(() => this.resets.delete(id));
+    this.resets.set(id, flight);
+    return flight;
+  }
+
+  private async reset(id: string, keys?: SymmetricKeys): Promise<Credentials> {
     await this.get(id);
     const identity = await this.deps.identities.regenerateKeys(id, keys);
     return this.credentials(id, identity.keys);
@@ -173,6 +204,8 @@ export class ProvisioningService {
   }
 
   private checkMetadata(metadata: Record<string, unknown>): Record<string, unknown> {
+    const reserved = reservedKeyProblems(metadata, 'metadata');
+    if (reserved.length > 0) throw new UnprocessableRequestError('Reserved metadata key.', reserved);
     const bytes = Buffer.byteLength(JSON.stringify(metadata), 'utf8');
     if (bytes > this.deps.maxMetadataBytes) {
       throw new UnprocessableRequestError('Metadata too large.', [

@@ -153,3 +153,14 @@ export class PayloadTooLargeError extends DomainError {
 export class UnsupportedMediaTypeError extends DomainError {
   readonly code = 'unsupported-media-type';
 }
+
+/**
+ * Another credential reset of the same device won the race (HTTP 409): only the winner's keys are handed out, so
+ * every key set answered with 200 is one the identity store holds. Retry to get a fresh pair.
+ */
+export class CredentialsResetConflictError extends DomainError {
+  readonly code = 'credentials-reset-conflict';
+  constructor(readonly deviceId: string) {
+    super(`The credentials of device '${deviceId}' were reset concurrently by another request; retry.`);
+  }
+}
