@@ -365,7 +365,15 @@ export const openApiDocument = {
         tags: ['Workflows'],
         summary: 'Start a bulk provisioning workflow: 1-10,000 devices, created in chunks of 100',
         description:
-          "A JSON array of devices, or NDJSON with one device object per line (told apart by the body's first character). Every device is checked first: one invalid device starts nothing (422).",
+          "A JSON array of devices, or NDJSON with one device object per line (told apart by the body's first character). Every device is checked first: by default one invalid device starts nothing (422, and the problem's errors list every bad entry, up to 10 problems each); with invalid=skip the valid devices are provisioned and each invalid entry becomes an `invalid` result line (422 only when no device is valid).",
+        parameters: [
+          {
+            name: 'invalid',
+            in: 'query',
+            description: 'What to do with invalid entries: reject the whole request (default) or skip them',
+            schema: { enum: ['reject', 'skip'], default: 'reject' },
+          },
+        ],
         requestBody: {
           required: true,
           content: {
@@ -682,6 +690,12 @@ export const openApiDocument = {
             minimum: 1,
             description: 'POST /provisioning/bulk: chunks of at most 100',
           },
+          invalid: {
+            type: 'integer',
+            minimum: 1,
+            description:
+              'POST /provisioning/bulk?invalid=skip: entries skipped as invalid (reported in the results)',
+          },
         },
       },
       WorkflowStatus: {
@@ -707,11 +721,16 @@ export const openApiDocument = {
       ProvisioningResultLine: {
         type: 'object',
         additionalProperties: false,
-        required: ['deviceId', 'outcome'],
+        required: ['outcome'],
         description:
-          'provisioned (one device) or created (bulk): keys and connectionString; already-exists, invalid, failed (bulk): error; failed (one device): failedStep and reason',
+          'provisioned (one device) or created (bulk): keys and connectionString; already-exists, invalid, failed (bulk): error; failed (one device): failedStep and reason; an entry skipped by invalid=skip: index, and deviceId when it had one',
         properties: {
           deviceId: { type: 'string' },
+          index: {
+            type: 'integer',
+            minimum: 0,
+            description: 'Position of a skipped invalid entry in the request',
+          },
           outcome: { enum: ['provisioned', 'created', 'already-exists', 'invalid', 'failed'] },
           keys,
           connectionString: { type: 'string' },

@@ -34,7 +34,10 @@ export interface BulkDeviceSpec {
 }
 
 export interface BulkProvisionInput {
+  /** Entries in the request, valid or not. */
   total: number;
+  /** Entries skipped as invalid (`?invalid=skip`); their result lines wait in `bulkInvalidBlob`. */
+  invalid?: number;
   chunks: number;
   /** Identity-registry operations per minute this run may use; each device counts as one. */
   opsPerMinute: number;
@@ -53,9 +56,13 @@ type ChunkReply = { throttled: true; retryAfterMs?: number } | ({ throttled: fal
 /** Per-device line of the results blob. Keys appear only here, in the private results container. */
 export type BulkResultLine =
   | { deviceId: string; outcome: 'created'; keys: SymmetricKeys; connectionString: string }
-  | { deviceId: string; outcome: 'already-exists' | 'invalid' | 'failed'; error: string };
+  | { deviceId: string; outcome: 'already-exists' | 'invalid' | 'failed'; error: string }
+  /** An entry of the request skipped as invalid (`?invalid=skip`): its position, and its id when it had one. */
+  | { index: number; deviceId?: string; outcome: 'invalid'; error: string };
 
 export const bulkRequestBlob = (runId: string, chunk: number) => `requests/${runId}/${chunk}.json`;
+/** The `invalid` result lines of the entries a `?invalid=skip` request skipped (NDJSON). */
+export const bulkInvalidBlob = (runId: string) => `requests/${runId}/invalid.jsonl`;
 const bulkKeysBlob = (runId: string, chunk: number) => `keys/${runId}/${chunk}.json`;
 const bulkChunkResultBlob = (runId: string, chunk: number) => `results/${runId}/${chunk}.jsonl`;
 
@@ -74,7 +81,7 @@ export function* bulkProvisionOrchestrator(context: OrchestrationContext): Gener
   const runId = context.df.instanceId;
   // Chunks per minute that keep the run under the registry rate (at least one, so a run always progresses).
   const perWave = Math.max(1, Math.floor(input.opsPerMinute / MAX_BULK_DEVICES));
-  const totals: ChunkCounts = { created: 0, alreadyExists: 0, invalid: 0, failed: 0 };
+  const totals: ChunkCounts = { created: 0, alreadyExists: 0, invalid: input.invalid ?? 0, failed: 0 };
   for (let first = 0; first < input.chunks; first += perWave) {
     const waveStart = context.df.currentUtcDateTime.getTime();
     const indexes = Array.from({ length: Math.min(perWave, input.chunks - first) }, (_, i) => first + i);
@@ -106,6 +113,7 @@ export function* bulkProvisionOrchestrator(context: OrchestrationContext): Gener
   const { results } = (yield context.df.callActivityWithRetry(BulkActivity.assemble, transientRetry(), {
     runId,
     chunks: input.chunks,
+    invalid: input.invalid ?? 0,
   })) as { results: string };
   context.df.setCustomStatus({ chunksDone: input.chunks, chunks: input.chunks, ...totals, step: 'done' });
   return { total: input.total, ...totals, results };
@@ -299,7 +307,7 @@ export function makeBulkProvisioningActivities(deps: BulkProvisioningDeps) {
     [BulkActivity.salvageChunk]: async (input: { runId: string; index: number; reason: string }) =>
       countsOf(parseLines(await salvage(input.runId, input.index, input.reason))),
 
-    [BulkActivity.assemble]: async (input: { runId: string; chunks: number }) => {
+    [BulkActivity.assemble]: async (input: { runId: string; chunks: number; invalid?: number }) => {
       const name = `${input.runId}.jsonl`;
       const shown = `${deps.resultsContainer}/${name}`;
       const cleanUp = async () => {
@@ -314,6 +322,12 @@ export function makeBulkProvisioningActivities(deps: BulkProvisioningDeps) {
       const parts: string[] = [];
       for (let index = 0; index < input.chunks; index++) {
         parts.push(await salvage(input.runId, index, 'no result was recorded'));
+      }
+      if ((input.invalid ?? 0) > 0) {
+        const skipped = await deps.work.read(bulkInvalidBlob(input.runId));
+        if (skipped === undefined)
+          throw new Error(`Run '${input.runId}' lost the list of its invalid entries.`);
+        parts.push(skipped);
       }
       await deps.results.write(name, parts.join(''));
       await cleanUp();
