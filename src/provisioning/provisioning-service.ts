@@ -56,7 +56,7 @@ export class ProvisioningService {
     metadata?: Record<string, unknown>;
   }): Promise<Credentials & { record: VersionedDeviceRecord }> {
     const id = assertDeviceId(input.id ?? randomUUID());
-    const metadata = this.checkMetadata(input.metadata ?? {});
+    const metadata = this.checkMetadata(this.checkReserved(input.metadata ?? {}));
     const identity = await this.deps.identities.create(id, input.keys);
     const now = this.now();
     try {
@@ -98,6 +98,7 @@ export class ProvisioningService {
 
   /** Update: a JSON merge patch (RFC 7396) of the metadata, optionally guarded by an ETag. */
   async update(id: string, patch: Record<string, unknown>, ifMatch?: string): Promise<VersionedDeviceRecord> {
+    this.checkReserved(patch);
     // Without If-Match the caller asked for "apply to whatever is there": re-read and re-apply on a race.
     for (let attempt = 1; ; attempt++) {
       const current = await this.get(id);
@@ -122,6 +123,7 @@ export class ProvisioningService {
     metadataPatch?: Record<string, unknown>,
   ): Promise<VersionedDeviceRecord> {
     // Everything is validated before the first write: a rejected request changes nothing (issue 12, item 7).
+    this.checkReserved(metadataPatch);
     const merged = (current: VersionedDeviceRecord) =>
       metadataPatch
         ? this.checkMetadata(applyMergePatch(current.metadata, metadataPatch) as Record<string, unknown>)
@@ -203,9 +205,17 @@ export class ProvisioningService {
     };
   }
 
-  private checkMetadata(metadata: Record<string, unknown>): Record<string, unknown> {
-    const reserved = reservedKeyProblems(metadata, 'metadata');
+  /**
+   * Refuses reserved keys in what a caller sends (the HTTP schema already does; this guards other callers).
+   * Only the caller's input is checked, so a record stored before the rule existed can still be changed.
+   */
+  private checkReserved<T>(input: T): T {
+    const reserved = reservedKeyProblems(input, 'metadata');
     if (reserved.length > 0) throw new UnprocessableRequestError('Reserved metadata key.', reserved);
+    return input;
+  }
+
+  private checkMetadata(metadata: Record<string, unknown>): Record<string, unknown> {
     const bytes = Buffer.byteLength(JSON.stringify(metadata), 'utf8');
     if (bytes > this.deps.maxMetadataBytes) {
       throw new UnprocessableRequestError('Metadata too large.', [

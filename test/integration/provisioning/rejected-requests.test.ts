@@ -6,6 +6,7 @@ import { TableIdentityStore } from '../../../src/infra/tables/table-identity-sto
 import { makeProvisioningHandlers } from '../../../src/provisioning/http-handlers.js';
 import { ProvisioningService } from '../../../src/provisioning/provisioning-service.js';
 import { createSasToken } from '../../../src/provisioning/sas-token.js';
+import { UnprocessableRequestError } from '../../../src/shared/errors.js';
 import { testConfig } from '../../support/local-env.js';
 import { responseProblems } from '../../support/openapi.js';
 
@@ -16,13 +17,12 @@ import { responseProblems } from '../../support/openapi.js';
 const HOST = 'testhub.azure-devices.net';
 const config = testConfig({ IotHubHostName: HOST });
 const adapters = createAdapters(config);
-const handlers = makeProvisioningHandlers(
-  new ProvisioningService({
-    ...adapters,
-    hostName: config.provisioning.hostName,
-    maxMetadataBytes: config.provisioning.maxMetadataBytes,
-  }),
-);
+const service = new ProvisioningService({
+  ...adapters,
+  hostName: config.provisioning.hostName,
+  maxMetadataBytes: config.provisioning.maxMetadataBytes,
+});
+const handlers = makeProvisioningHandlers(service);
 const identities = (() => {
   if (!(adapters.identities instanceof TableIdentityStore))
     throw new Error('expected the table identity store');
@@ -172,6 +172,21 @@ describe('metadata keys and filters we cannot honour are refused (issue 12, item
     expect(res.body.errors).toEqual([expect.objectContaining({ path: 'metadata.__proto__' })]);
   });
 
+  it('the service itself refuses reserved keys from any caller, before any write', async () => {
+    await register('proto-service');
+    const before = await snapshot('proto-service');
+    const patch = JSON.parse('{"a":{"__proto__":{"x":1}}}') as Record<string, unknown>;
+    await expect(service.update('proto-service', patch)).rejects.toBeInstanceOf(UnprocessableRequestError);
+    await expect(service.setStatus('proto-service', 'disabled', patch)).rejects.toBeInstanceOf(
+      UnprocessableRequestError,
+    );
+    await expect(service.register({ id: 'proto-service-2', metadata: patch })).rejects.toBeInstanceOf(
+      UnprocessableRequestError,
+    );
+    expect(await snapshot('proto-service')).toEqual(before);
+    expect(await identities.get('proto-service-2')).toBeUndefined();
+  });
+
   it.each(['__proto__', 'constructor', 'prototype'])(
     'GET /api/devices?metadata.%s=x is 422, not match-all',
     async (field) => {
@@ -181,6 +196,17 @@ describe('metadata keys and filters we cannot honour are refused (issue 12, item
       expect(res.body.errors).toEqual([expect.objectContaining({ path: `metadata.${field}` })]);
     },
   );
+});
+
+describe('a filter we cannot apply is refused', () => {
+  it('a metadata filter field given twice is 422, not one of them silently', async () => {
+    const res = await call('listDevices', {
+      method: 'GET',
+      path: '/api/devices?metadata.site=a&metadata.site=b',
+    });
+    expect(res.status).toBe(422);
+    expect(res.body.errors).toEqual([expect.objectContaining({ path: 'metadata.site' })]);
+  });
 });
 
 describe('concurrent credential resets (issue 12, item 9)', () => {
