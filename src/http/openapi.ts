@@ -167,7 +167,7 @@ export const openApiDocument = {
             in: 'query',
             style: 'deepObject',
             description:
-              'metadata.<field>=<value>; field names are identifiers; true/false and numbers match typed values',
+              'metadata.<field>=<value>; field names are identifiers other than __proto__, constructor and prototype (422), each at most once; true/false and numbers match typed values',
             schema: { type: 'object', additionalProperties: { type: 'string' } },
           },
         ],
@@ -249,7 +249,12 @@ export const openApiDocument = {
         requestBody: {
           content: json({ type: 'object', additionalProperties: false, properties: { keys } }),
         },
-        responses: { '200': ok('New keys', ref('Credentials')), ...errors(400, 404, 413, 415, 422, 500) },
+        description:
+          'Concurrent resets of one device are serialized on the identity: the one that wins answers 200 with the keys the identity store holds; the others answer 409 (retry for a fresh pair).',
+        responses: {
+          '200': ok('New keys', ref('Credentials')),
+          ...errors(400, 404, 409, 413, 415, 422, 500),
+        },
       },
     },
     '/devices/{id}/twin': {
@@ -360,7 +365,15 @@ export const openApiDocument = {
         tags: ['Workflows'],
         summary: 'Start a bulk provisioning workflow: 1-10,000 devices, created in chunks of 100',
         description:
-          "A JSON array of devices, or NDJSON with one device object per line (told apart by the body's first character). Every device is checked first: one invalid device starts nothing (422).",
+          "A JSON array of devices, or NDJSON with one device object per line (told apart by the body's first character). Every device is checked first: by default one invalid device starts nothing (422, and the problem's errors list every bad entry, up to 10 problems each); with invalid=skip the valid devices are provisioned and each invalid entry becomes an `invalid` result line (422 only when no device is valid).",
+        parameters: [
+          {
+            name: 'invalid',
+            in: 'query',
+            description: 'What to do with invalid entries: reject the whole request (default) or skip them',
+            schema: { enum: ['reject', 'skip'], default: 'reject' },
+          },
+        ],
         requestBody: {
           required: true,
           content: {
@@ -793,6 +806,12 @@ export const openApiDocument = {
             minimum: 1,
             description: 'POST /provisioning/bulk: chunks of at most 100',
           },
+          invalid: {
+            type: 'integer',
+            minimum: 1,
+            description:
+              'POST /provisioning/bulk?invalid=skip: entries skipped as invalid (reported in the results)',
+          },
         },
       },
       WorkflowStatus: {
@@ -818,11 +837,16 @@ export const openApiDocument = {
       ProvisioningResultLine: {
         type: 'object',
         additionalProperties: false,
-        required: ['deviceId', 'outcome'],
+        required: ['outcome'],
         description:
-          'provisioned (one device) or created (bulk): keys and connectionString until keysExpireAt, then keys: "expired" (or "consumed" after a consume=true download, "unreadable" if the encryption key changed); already-exists, invalid, failed, cancelled (bulk): error; failed or cancelled (one device): failedStep and reason',
+          'provisioned (one device) or created (bulk): keys and connectionString until keysExpireAt, then keys: "expired" (or "consumed" after a consume=true download, "unreadable" if the encryption key changed); already-exists, invalid, failed, cancelled (bulk): error; failed or cancelled (one device): failedStep and reason; an entry skipped by invalid=skip: index, and deviceId when it had one',
         properties: {
           deviceId: { type: 'string' },
+          index: {
+            type: 'integer',
+            minimum: 0,
+            description: 'Position of a skipped invalid entry in the request',
+          },
           outcome: { enum: ['provisioned', 'created', 'already-exists', 'invalid', 'failed', 'cancelled'] },
           keys: { oneOf: [keys, { enum: ['expired', 'consumed', 'unreadable'] }] },
           connectionString: { type: 'string' },

@@ -1,6 +1,7 @@
 import type { HttpHandler, HttpRequest, HttpResponseInit, InvocationContext } from '@azure/functions';
 import {
   AlarmNotFoundError,
+  CredentialsResetConflictError,
   DeviceAlreadyExistsError,
   DeviceNotFoundError,
   DomainError,
@@ -30,6 +31,7 @@ const STATUS: [new (...args: never[]) => DomainError, number, string][] = [
   [JobNotFoundError, 404, 'Not Found'],
   [WorkflowNotFoundError, 404, 'Not Found'],
   [InvalidTransitionError, 409, 'Conflict'],
+  [CredentialsResetConflictError, 409, 'Conflict'],
   [PreconditionFailedError, 412, 'Precondition Failed'],
   [PayloadTooLargeError, 413, 'Content Too Large'],
   [UnsupportedMediaTypeError, 415, 'Unsupported Media Type'],

@@ -46,7 +46,10 @@ export interface BulkDeviceSpec {
 }
 
 export interface BulkProvisionInput {
+  /** Entries in the request, valid or not. */
   total: number;
+  /** Entries skipped as invalid (`?invalid=skip`); their result lines wait in `bulkInvalidBlob`. */
+  invalid?: number;
   chunks: number;
   /** Identity-registry operations per minute this run may use; each device counts as one. */
   opsPerMinute: number;
@@ -68,9 +71,13 @@ type ChunkReply = { throttled: true; retryAfterMs?: number } | ({ throttled: fal
 /** Per-device line of the results blob. Keys appear only here, sealed, in the private containers. */
 export type BulkResultLine =
   | { deviceId: string; outcome: 'created'; sealed: string; keysExpireAt?: string }
-  | { deviceId: string; outcome: 'already-exists' | 'invalid' | 'failed' | 'cancelled'; error: string };
+  | { deviceId: string; outcome: 'already-exists' | 'invalid' | 'failed' | 'cancelled'; error: string }
+  /** An entry of the request skipped as invalid (`?invalid=skip`): its position, and its id when it had one. */
+  | { index: number; deviceId?: string; outcome: 'invalid'; error: string };
 
 export const bulkRequestBlob = (runId: string, chunk: number) => `requests/${runId}/${chunk}.json`;
+/** The `invalid` result lines of the entries a `?invalid=skip` request skipped (NDJSON). */
+export const bulkInvalidBlob = (runId: string) => `requests/${runId}/invalid.jsonl`;
 const bulkKeysBlob = (runId: string, chunk: number) => `keys/${runId}/${chunk}.json`;
 const bulkChunkResultBlob = (runId: string, chunk: number) => `results/${runId}/${chunk}.jsonl`;
 
@@ -95,7 +102,7 @@ export function* bulkProvisionOrchestrator(context: OrchestrationContext): Gener
   const cancel = new CancelWatch(context, context.df.waitForExternalEvent(CANCEL_PROVISIONING_EVENT));
   // Chunks per minute that keep the run under the registry rate (at least one, so a run always progresses).
   const perWave = Math.max(1, Math.floor(input.opsPerMinute / MAX_BULK_DEVICES));
-  const totals: ChunkCounts = { created: 0, alreadyExists: 0, invalid: 0, failed: 0 };
+  const totals: ChunkCounts = { created: 0, alreadyExists: 0, invalid: input.invalid ?? 0, failed: 0 };
   let cancelledFrom: number | undefined;
   const lost: string[] = [];
   const stopped = () => lost.length > 0;
@@ -137,6 +144,7 @@ export function* bulkProvisionOrchestrator(context: OrchestrationContext): Gener
     chunks: input.chunks,
     ...(cancelledFrom === undefined ? {} : { cancelledFrom }),
     ...(lost.length > 0 ? { stopped: lost[0] } : {}),
+    invalid: input.invalid ?? 0,
   })) as { results: string; lost?: string[] };
   // Inputs found lost only at assembly (the chunk had been salvaged, or its blobs vanished since) fail it too.
   if (lost.length === 0) for (const reason of assembled.lost ?? []) lost.push(reason);
@@ -411,6 +419,7 @@ export function makeBulkProvisioningActivities(deps: BulkProvisioningDeps) {
       chunks: number;
       cancelledFrom?: number;
       stopped?: string;
+      invalid?: number;
     }) => {
       const name = `${input.runId}.jsonl`;
       const shown = `${deps.resultsContainer}/${name}`;
@@ -437,6 +446,12 @@ export function makeBulkProvisioningActivities(deps: BulkProvisioningDeps) {
           : salvage(input.runId, index, reason));
         for (const line of parseLines(part.text)) lines.push(line);
         if (part.lost !== undefined) lost.push(part.lost);
+      }
+      if ((input.invalid ?? 0) > 0) {
+        const skipped = await deps.work.read(bulkInvalidBlob(input.runId));
+        if (skipped === undefined)
+          throw new Error(`Run '${input.runId}' lost the list of its invalid entries.`);
+        for (const line of parseLines(skipped)) lines.push(line);
       }
       const expireAt = keysExpiry(deps.now?.() ?? new Date(), deps.keysRetentionMs);
       await deps.results.write(

@@ -8,11 +8,11 @@ import {
   type ApiResponse,
 } from '../shared/api-request.js';
 import { UnprocessableRequestError } from '../shared/errors.js';
+import { RESERVED_METADATA_KEYS, metadataSchema } from './metadata.js';
 import type { ProvisioningService } from './provisioning-service.js';
 import { QUERYABLE_FIELD, publicRecord, type VersionedDeviceRecord } from './registry.js';
 
 const keysSchema = z.strictObject({ primaryKey: z.string(), secondaryKey: z.string() });
-const metadataSchema = z.record(z.string(), z.unknown());
 const registerSchema = z.strictObject({
   id: z.string().optional(),
   keys: keysSchema.optional(),
@@ -60,7 +60,8 @@ export function makeProvisioningHandlers(
 
     listDevices: async (request: ApiRequest): Promise<ApiResponse> => {
       const plain: Record<string, string> = {};
-      const metadata: Record<string, string | number | boolean> = {};
+      // No prototype: a field named like an Object member is data, never a lookup into Object.prototype.
+      const metadata = Object.create(null) as Record<string, string | number | boolean>;
       const badFields: { path: string; message: string }[] = [];
       for (const [key, value] of queryParameters(request)) {
         if (!key.startsWith('metadata.')) {
@@ -68,7 +69,12 @@ export function makeProvisioningHandlers(
           continue;
         }
         const field = key.slice('metadata.'.length);
-        if (QUERYABLE_FIELD.test(field)) metadata[field] = typedValue(value);
+        // A filter that cannot be applied as written is refused, never dropped (dropping it matches everything).
+        if (RESERVED_METADATA_KEYS.has(field))
+          badFields.push({ path: key, message: 'is a reserved name; metadata fields cannot be named so' });
+        else if (field in metadata)
+          badFields.push({ path: key, message: 'is given twice; a field can only equal one value' });
+        else if (QUERYABLE_FIELD.test(field)) metadata[field] = typedValue(value);
         else
           badFields.push({
             path: key,

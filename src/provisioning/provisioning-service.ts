@@ -9,6 +9,7 @@ import {
 import type { DeviceStateStore } from '../telemetry/ports.js';
 import type { SymmetricKeys } from './keys.js';
 import { applyMergePatch } from './merge-patch.js';
+import { reservedKeyProblems } from './metadata.js';
 import type { IdentityStatus, IdentityStore } from './ports.js';
 import {
   claimRegistryEntry,
@@ -45,6 +46,9 @@ export interface Credentials {
 
 /** The provisioning gestures of seed 002 §3.4 over the identity store and the registry. */
 export class ProvisioningService {
+  /** Credential resets with generated keys in flight in this instance, by device id. */
+  private readonly resets = new Map<string, Promise<Credentials>>();
+
   constructor(private readonly deps: ProvisioningDeps) {}
 
   /**
@@ -57,7 +61,7 @@ export class ProvisioningService {
     metadata?: Record<string, unknown>;
   }): Promise<Credentials & { record: VersionedDeviceRecord }> {
     const id = assertDeviceId(input.id ?? randomUUID());
-    const metadata = this.checkMetadata(input.metadata ?? {});
+    const metadata = this.checkMetadata(this.checkReserved(input.metadata ?? {}));
     const identity = await this.deps.identities.create(id, input.keys);
     const now = this.now();
     try {
@@ -98,6 +102,7 @@ export class ProvisioningService {
 
   /** Update: a JSON merge patch (RFC 7396) of the metadata, optionally guarded by an ETag. */
   async update(id: string, patch: Record<string, unknown>, ifMatch?: string): Promise<VersionedDeviceRecord> {
+    this.checkReserved(patch);
     // Without If-Match the caller asked for "apply to whatever is there": re-read and re-apply on a race.
     for (let attempt = 1; ; attempt++) {
       const current = await this.get(id);
@@ -121,14 +126,27 @@ export class ProvisioningService {
     status: IdentityStatus,
     metadataPatch?: Record<string, unknown>,
   ): Promise<VersionedDeviceRecord> {
-    await this.get(id);
+    // Everything is validated before the first write: a rejected request changes nothing (issue 12, item 7).
+    this.checkReserved(metadataPatch);
+    const merged = (current: VersionedDeviceRecord) =>
+      metadataPatch
+        ? this.checkMetadata(applyMergePatch(current.metadata, metadataPatch) as Record<string, unknown>)
+        : current.metadata;
+    merged(await this.get(id));
+    const previous = await this.deps.identities.get(id);
     await this.deps.identities.setStatus(id, status);
     // The registry write is guarded by the ETag it read, so a concurrent metadata update is never lost.
     for (let attempt = 1; ; attempt++) {
       const current = await this.get(id);
-      const metadata = metadataPatch
-        ? this.checkMetadata(applyMergePatch(current.metadata, metadataPatch) as Record<string, unknown>)
-        : current.metadata;
+      let metadata: Record<string, unknown>;
+      try {
+        metadata = merged(current);
+      } catch (invalid) {
+        // A concurrent update made the merged metadata too large: the request is refused, so the identity's
+        // status goes back to what it was.
+        if (previous) await this.deps.identities.setStatus(id, previous.status);
+        throw invalid;
+      }
       try {
         return await this.deps.registry.replace(
           { ...current, status, metadata, updatedAt: this.now() },
@@ -140,7 +158,22 @@ export class ProvisioningService {
     }
   }
 
-  async resetCredentials(id: string, keys?: SymmetricKeys): Promise<Credentials> {
+  /**
+   * Reset credentials. Resets of one device are serialized on the identity's ETag: one that loses the race to
+   * another reset is refused (CredentialsResetConflictError, 409) instead of replacing the winner's fresh keys,
+   * so no answer carries keys that were already dead. Resets with generated keys that overlap in this instance
+   * join the one in flight and answer with its keys: every 200 of a burst carries the same, working pair.
+   */
+  resetCredentials(id: string, keys?: SymmetricKeys): Promise<Credentials> {
+    if (keys) return this.reset(id, keys);
+    const inFlight = this.resets.get(id);
+    if (inFlight) return inFlight;
+    const flight = this.reset(id).finally(() => this.resets.delete(id));
+    this.resets.set(id, flight);
+    return flight;
+  }
+
+  private async reset(id: string, keys?: SymmetricKeys): Promise<Credentials> {
     await this.get(id);
     const identity = await this.deps.identities.regenerateKeys(id, keys);
     return this.credentials(id, identity.keys);
@@ -179,6 +212,16 @@ export class ProvisioningService {
       keys,
       connectionString: `HostName=${this.deps.hostName};DeviceId=${id};SharedAccessKey=${keys.primaryKey}`,
     };
+  }
+
+  /**
+   * Refuses reserved keys in what a caller sends (the HTTP schema already does; this guards other callers).
+   * Only the caller's input is checked, so a record stored before the rule existed can still be changed.
+   */
+  private checkReserved<T>(input: T): T {
+    const reserved = reservedKeyProblems(input, 'metadata');
+    if (reserved.length > 0) throw new UnprocessableRequestError('Reserved metadata key.', reserved);
+    return input;
   }
 
   private checkMetadata(metadata: Record<string, unknown>): Record<string, unknown> {

@@ -23,7 +23,8 @@ export type KeysGone = 'expired' | 'consumed' | 'unreadable';
 
 /** A results line as stored: the outcome, plus `sealed` and `keysExpireAt` while its keys are kept. */
 export interface StoredResultLine {
-  deviceId: string;
+  /** Absent only on the line of a request entry skipped as invalid that had no id (it never holds keys). */
+  deviceId?: string;
   outcome: string;
   /** DeviceSecrets, encrypted (associated data: run and device). */
   sealed?: string;
@@ -47,7 +48,7 @@ export const sealSecrets = (
 ): string => cipher.encrypt(JSON.stringify(secrets), secretsPlace(runId, deviceId));
 
 const openSecrets = (cipher: SecretCipher, runId: string, line: StoredResultLine): DeviceSecrets =>
-  JSON.parse(cipher.decrypt(line.sealed ?? '', secretsPlace(runId, line.deviceId))) as DeviceSecrets;
+  JSON.parse(cipher.decrypt(line.sealed ?? '', secretsPlace(runId, line.deviceId ?? ''))) as DeviceSecrets;
 
 /** The text of a work blob of generated keys: encrypted, bound to the blob's name. */
 export const sealKeysFile = (cipher: SecretCipher, name: string, value: unknown): string =>

@@ -33,48 +33,86 @@ function sign(signedResource: string, base64Key: string, expiry: number): string
     .digest('base64');
 }
 
-/** Parses a token; undefined when it is not a well-formed IoT Hub SAS token. */
+const PREFIX = 'SharedAccessSignature ';
+const FIELDS = new Set(['sr', 'sig', 'se', 'skn']);
+/** Expiry: decimal digits without leading zeros (no hex, exponent, sign or padding), as IoT Hub writes it. */
+const EXPIRY = /^(?:0|[1-9][0-9]*)$/;
+/** An HMAC-SHA256 signature is 32 bytes. */
+const SIGNATURE_BYTES = 32;
+
+/**
+ * Parses a token; undefined when it is not a well-formed IoT Hub SAS token. Strict, as IoT Hub is: known fields
+ * once each, `se` in plain decimal, `sig` in canonical base64 of 32 bytes (re-encoding gives it back exactly, so
+ * junk appended to it, which a lenient base64 decoder ignores, is refused).
+ */
 export function parseSasToken(token: string): ParsedSasToken | undefined {
-  const prefix = 'SharedAccessSignature ';
-  if (!token.startsWith(prefix)) return undefined;
+  if (!token.startsWith(PREFIX)) return undefined;
   const fields = new Map<string, string>();
   const raw = new Map<string, string>();
-  for (const part of token.slice(prefix.length).split('&')) {
+  for (const part of token.slice(PREFIX.length).split('&')) {
     const eq = part.indexOf('=');
-    if (eq <= 0) return undefined;
+    const name = part.slice(0, eq);
+    if (eq <= 0 || !FIELDS.has(name) || fields.has(name)) return undefined;
     try {
-      raw.set(part.slice(0, eq), part.slice(eq + 1));
-      fields.set(part.slice(0, eq), decodeURIComponent(part.slice(eq + 1)));
+      raw.set(name, part.slice(eq + 1));
+      fields.set(name, decodeURIComponent(part.slice(eq + 1)));
     } catch {
       return undefined;
     }
   }
   const resourceUri = fields.get('sr');
   const signedResource = raw.get('sr');
-  const signature = fields.get('sig');
-  const expiry = Number(fields.get('se'));
-  if (!resourceUri || !signedResource || !signature || !Number.isSafeInteger(expiry)) return undefined;
+  const signature = fields.get('sig') ?? '';
+  const se = fields.get('se') ?? '';
+  const expiry = Number(se);
+  if (!resourceUri || !signedResource || !EXPIRY.test(se) || !Number.isSafeInteger(expiry)) return undefined;
+  const decoded = Buffer.from(signature, 'base64');
+  if (decoded.length !== SIGNATURE_BYTES || decoded.toString('base64') !== signature) return undefined;
   return { resourceUri, signedResource, signature, expiry, keyName: fields.get('skn') };
 }
 
 export type SasVerdict = 'valid' | 'malformed' | 'expired' | 'wrong-resource' | 'bad-signature';
 
+/** `host/path` with the host lower-cased (host names are case-insensitive; device ids are not). */
+function normalizedResource(uri: string): string {
+  const slash = uri.indexOf('/');
+  return slash < 0 ? uri.toLowerCase() : `${uri.slice(0, slash).toLowerCase()}${uri.slice(slash)}`;
+}
+
 /**
- * Verifies a parsed token for one device against its keys (either key may sign), its expiry against `nowSeconds`,
- * and its resource against the expected URI (the token may be scoped to the hub or to the device, as IoT Hub allows).
+ * Verifies a parsed token against its keys (either key may sign), its expiry against `nowSeconds`, and its
+ * resource: the token's `sr` must be exactly the expected URI (a device key signs `{host}/devices/{id}`, a hub
+ * policy key signs `{host}`); a broader or narrower scope is refused, as IoT Hub refuses it.
  */
 export function verifySasToken(
   token: ParsedSasToken,
   expected: { resourceUri: string; keys: readonly string[]; nowSeconds: number },
 ): SasVerdict {
   if (token.expiry <= expected.nowSeconds) return 'expired';
-  const scope = token.resourceUri.toLowerCase().replace(/\/+$/, '');
-  const target = expected.resourceUri.toLowerCase();
-  if (!(target === scope || target.startsWith(`${scope}/`))) return 'wrong-resource';
+  if (normalizedResource(token.resourceUri) !== normalizedResource(expected.resourceUri))
+    return 'wrong-resource';
   const given = Buffer.from(token.signature, 'base64');
   for (const key of expected.keys) {
     const wanted = Buffer.from(sign(token.signedResource, key, token.expiry), 'base64');
     if (given.length === wanted.length && timingSafeEqual(given, wanted)) return 'valid';
   }
   return 'bad-signature';
+}
+
+/**
+ * The one verifier of device credentials (the table identity store and the local device gateway both use it):
+ * an `Authorization` header checked as IoT Hub checks a device SAS token, `sr` exactly `{hostName}/devices/{id}`
+ * and no `skn` (a key name marks a hub policy token, which a device key never signs).
+ */
+export function verifyDeviceSasToken(
+  authorization: string,
+  device: { hostName: string; deviceId: string; keys: readonly string[]; nowSeconds: number },
+): SasVerdict {
+  const parsed = parseSasToken(authorization);
+  if (!parsed || parsed.keyName !== undefined) return 'malformed';
+  return verifySasToken(parsed, {
+    resourceUri: `${device.hostName}/devices/${device.deviceId}`,
+    keys: device.keys,
+    nowSeconds: device.nowSeconds,
+  });
 }

@@ -25,10 +25,13 @@ import { isFinished, type WorkflowClient, type WorkflowStatus } from '../shared/
 import {
   BULK_PROVISION,
   MAX_BULK_REQUEST_DEVICES,
+  bulkInvalidBlob,
   bulkRequestBlob,
   type BulkDeviceSpec,
   type BulkProvisionInput,
+  type BulkResultLine,
 } from './bulk-provisioning-workflow.js';
+import { metadataSchema } from './metadata.js';
 import { MAX_BULK_DEVICES, type IdentityStore, type PrivateFiles, type SecretCipher } from './ports.js';
 import {
   dropExpiredKeys,
@@ -47,8 +50,14 @@ import {
 
 const specSchema = z.strictObject({
   id: z.string().regex(DEVICE_ID_PATTERN, 'is not a valid device id').optional(),
-  metadata: z.record(z.string(), z.unknown()).optional(),
+  metadata: metadataSchema.optional(),
 });
+
+/** Problems reported per bad bulk entry at most (an entry with 5,000 unknown fields is still one line). */
+const MAX_PROBLEMS_PER_ENTRY = 10;
+
+/** What a bulk request does with invalid entries: refuse the whole request (default), or skip them. */
+const invalidModeSchema = z.enum(['reject', 'skip']).default('reject');
 
 export interface WorkflowHandlerDeps {
   identities: IdentityStore;
@@ -170,36 +179,29 @@ export function makeWorkflowHandlers(deps: WorkflowHandlerDeps) {
           },
         ]);
       }
-      const problems: { path: string; message: string }[] = [];
-      const seen = new Set<string>();
-      const specs: BulkDeviceSpec[] = [];
-      for (const [index, item] of items.entries()) {
-        const result = specSchema.safeParse(item);
-        if (!result.success) {
-          for (const issue of result.error.issues) {
-            const at = [String(index), ...issue.path.map(String)].join('.');
-            if (issue.code === 'unrecognized_keys') {
-              for (const key of issue.keys)
-                problems.push({ path: `${at}.${key}`, message: 'is not a known field' });
-            } else problems.push({ path: at, message: issue.message });
-          }
-          continue;
-        }
-        const id = result.data.id ?? randomUUID();
-        if (seen.has(id)) problems.push({ path: `${index}.id`, message: `duplicates device '${id}'` });
-        seen.add(id);
-        const metadata = result.data.metadata ?? {};
-        for (const p of checkMetadata(metadata, `${index}.metadata`)) problems.push(p);
-        specs.push({ id, metadata });
-      }
-      if (problems.length > 0) {
+      const invalidMode = parse(
+        z.strictObject({ invalid: invalidModeSchema }),
+        Object.fromEntries(queryParameters(request)),
+      ).invalid;
+      const { specs, problems, invalid } = validateBulkEntries(items, checkMetadata);
+      if (problems.length > 0 && (invalidMode === 'reject' || specs.length === 0)) {
+        // Every bad entry is listed (at most MAX_PROBLEMS_PER_ENTRY problems each), so one round fixes them all.
         throw new UnprocessableRequestError(
-          'Some devices are invalid; nothing was started.',
-          problems.slice(0, 100),
+          invalidMode === 'reject'
+            ? `${invalid.length} of ${items.length} devices are invalid; nothing was started.`
+            : 'No device is valid; nothing was started.',
+          problems,
         );
       }
       const instanceId = `bulk-${randomUUID()}`;
       const chunks = Math.ceil(specs.length / MAX_BULK_DEVICES);
+      // ?invalid=skip: the skipped entries become `invalid` result lines, published with the run's results.
+      if (invalid.length > 0) {
+        await deps.work.write(
+          bulkInvalidBlob(instanceId),
+          invalid.map((line) => JSON.stringify(line)).join('\n') + '\n',
+        );
+      }
       // The specs go to private blobs, one per chunk; the orchestration input holds only counts.
       const limit = pLimit(8);
       await Promise.all(
@@ -213,13 +215,18 @@ export function makeWorkflowHandlers(deps: WorkflowHandlerDeps) {
         ),
       );
       const input: BulkProvisionInput = {
-        total: specs.length,
+        total: items.length,
+        ...(invalid.length > 0 ? { invalid: invalid.length } : {}),
         chunks,
         opsPerMinute: deps.registryOpsPerMinute,
         requestedAt: now(),
       };
       await workflows.start(BULK_PROVISION, instanceId, input);
-      return accepted(instanceId, { total: specs.length, chunks });
+      return accepted(instanceId, {
+        total: items.length,
+        chunks,
+        ...(invalid.length > 0 ? { invalid: invalid.length } : {}),
+      });
     },
 
     /** GET /provisioning/{instanceId}: where a provisioning workflow stands (counts, step, outcome). */
@@ -273,6 +280,56 @@ export function makeWorkflowHandlers(deps: WorkflowHandlerDeps) {
       return { status: 200, headers: { 'cache-control': 'no-store' }, jsonBody: body };
     },
   };
+}
+
+type Problem = { path: string; message: string };
+type InvalidLine = Extract<BulkResultLine, { index: number }>;
+
+/**
+ * Checks every bulk entry: the valid specs (ids assigned), every problem of every bad entry (at most
+ * MAX_PROBLEMS_PER_ENTRY each), and one `invalid` result line per bad entry.
+ */
+function validateBulkEntries(
+  items: readonly unknown[],
+  checkMetadata: (metadata: Record<string, unknown>, path: string) => Problem[],
+): { specs: BulkDeviceSpec[]; problems: Problem[]; invalid: InvalidLine[] } {
+  const problems: Problem[] = [];
+  const specs: BulkDeviceSpec[] = [];
+  const invalid: InvalidLine[] = [];
+  const seen = new Set<string>();
+  for (const [index, item] of items.entries()) {
+    const found: Problem[] = [];
+    const result = specSchema.safeParse(item);
+    if (result.success) {
+      const id = result.data.id ?? randomUUID();
+      if (seen.has(id)) found.push({ path: `${index}.id`, message: `duplicates device '${id}'` });
+      seen.add(id);
+      const metadata = result.data.metadata ?? {};
+      for (const problem of checkMetadata(metadata, `${index}.metadata`)) found.push(problem);
+      if (found.length === 0) specs.push({ id, metadata });
+    } else {
+      for (const issue of result.error.issues) {
+        const at = [String(index), ...issue.path.map(String)].join('.');
+        if (issue.code === 'unrecognized_keys') {
+          for (const key of issue.keys) found.push({ path: `${at}.${key}`, message: 'is not a known field' });
+        } else found.push({ path: at, message: issue.message });
+      }
+    }
+    if (found.length === 0) continue;
+    const shown = found.slice(0, MAX_PROBLEMS_PER_ENTRY);
+    if (found.length > shown.length) {
+      shown.push({ path: String(index), message: `and ${found.length - shown.length} more problems` });
+    }
+    for (const problem of shown) problems.push(problem);
+    const givenId = (item as { id?: unknown } | null)?.id;
+    invalid.push({
+      index,
+      ...(typeof givenId === 'string' ? { deviceId: givenId } : {}),
+      outcome: 'invalid',
+      error: shown.map((p) => `${p.path}: ${p.message}`).join('; '),
+    });
+  }
+  return { specs, problems, invalid };
 }
 
 async function provisioningStatus(workflows: WorkflowClient, instanceId: string): Promise<WorkflowStatus> {

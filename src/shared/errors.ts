@@ -165,3 +165,14 @@ export class StaleRegistryEntryError extends DomainError {
     super(`A stale registry entry exists for device '${deviceId}' (written by another registration).`);
   }
 }
+
+/**
+ * Another credential reset of the same device won the race (HTTP 409): only the winner's keys are handed out, so
+ * every key set answered with 200 is one the identity store holds. Retry to get a fresh pair.
+ */
+export class CredentialsResetConflictError extends DomainError {
+  readonly code = 'credentials-reset-conflict';
+  constructor(readonly deviceId: string) {
+    super(`The credentials of device '${deviceId}' were reset concurrently by another request; retry.`);
+  }
+}

@@ -25,7 +25,7 @@ import { loadConfig } from '../../src/config.js';
 import { toProblemResponse } from '../../src/http/problem.js';
 import { createAdapters } from '../../src/infra/adapters.js';
 import { localDeviceConnections } from '../../src/infra/local/local-device-connections.js';
-import { parseSasToken, verifySasToken } from '../../src/provisioning/sas-token.js';
+import { parseSasToken, verifyDeviceSasToken } from '../../src/provisioning/sas-token.js';
 import { PayloadTooLargeError, ServiceUnavailableError, ValidationError } from '../../src/shared/errors.js';
 import { DurableEngine, type ActivityHandler } from './durable-engine.js';
 import { formatLogArgs, formatLogValue } from './log-format.js';
@@ -368,10 +368,10 @@ export async function startRuntime(options: RuntimeOptions): Promise<Runtime> {
 
   /** The device's identity when its SAS token is valid; otherwise the refusal has been sent. */
   const authenticate = async (req: IncomingMessage, res: ServerResponse, deviceId: string) => {
-    const token = parseSasToken(req.headers.authorization ?? '');
+    const authorization = req.headers.authorization ?? '';
     let identity: Awaited<ReturnType<typeof adapters.identities.get>>;
     try {
-      identity = token ? await adapters.identities.get(deviceId) : undefined;
+      identity = parseSasToken(authorization) ? await adapters.identities.get(deviceId) : undefined;
     } catch (error) {
       // The identity store is unavailable: that is no verdict on the token. A device SDK gives up on 401 but
       // retries a 503, so a storage outage must never look like bad credentials.
@@ -383,14 +383,14 @@ export async function startRuntime(options: RuntimeOptions): Promise<Runtime> {
       sendProblem(res, unavailable, req.url ?? '');
       return false;
     }
-    const verdict =
-      token && identity
-        ? verifySasToken(token, {
-            resourceUri: `${hostName}/devices/${deviceId}`,
-            keys: [identity.keys.primaryKey, identity.keys.secondaryKey],
-            nowSeconds: Math.floor(Date.now() / 1000),
-          })
-        : 'invalid';
+    const verdict = identity
+      ? verifyDeviceSasToken(authorization, {
+          hostName,
+          deviceId,
+          keys: [identity.keys.primaryKey, identity.keys.secondaryKey],
+          nowSeconds: Math.floor(Date.now() / 1000),
+        })
+      : 'invalid';
     if (!identity || verdict !== 'valid') {
       send(res, 401, { Message: 'ErrorCode:IotHubUnauthorizedAccess;Unauthorized' });
       return false;

@@ -9,7 +9,12 @@ import {
   type IdentityStore,
 } from '../../provisioning/ports.js';
 import { assertDeviceId } from '../../shared/device-id.js';
-import { DeviceNotFoundError, PreconditionFailedError, ValidationError } from '../../shared/errors.js';
+import {
+  CredentialsResetConflictError,
+  DeviceNotFoundError,
+  PreconditionFailedError,
+  ValidationError,
+} from '../../shared/errors.js';
 import { iotHubStatus, translateIotHubError } from './iothub-errors.js';
 
 interface RegistryDevice {
@@ -60,7 +65,15 @@ export class IotHubIdentityStore implements IdentityStore {
 
   regenerateKeys(deviceId: string, keys?: SymmetricKeys): Promise<DeviceIdentity> {
     const fresh = keysOrNew(keys);
-    return this.update(deviceId, (current) => ({ ...current, keys: fresh }));
+    // Serialized on the device's ETag: a reset that lost the race to another reset is refused, not re-applied
+    // on top (re-applying would hand out keys the winner's write had already replaced).
+    return this.update(
+      deviceId,
+      (current) => ({ ...current, keys: fresh }),
+      (first, current) =>
+        first.keys.primaryKey !== current.keys.primaryKey ||
+        first.keys.secondaryKey !== current.keys.secondaryKey,
+    );
   }
 
   async delete(deviceId: string): Promise<boolean> {
@@ -157,7 +170,10 @@ export class IotHubIdentityStore implements IdentityStore {
   private async update(
     deviceId: string,
     change: (current: DeviceIdentity) => DeviceIdentity,
+    /** True when the concurrent write that won makes this one wrong: CredentialsResetConflictError. */
+    lostRace?: (first: DeviceIdentity, current: DeviceIdentity) => boolean,
   ): Promise<DeviceIdentity> {
+    let first: DeviceIdentity | undefined;
     for (let attempt = 1; attempt <= MAX_CONFLICT_RETRIES; attempt++) {
       let device: RegistryDevice & { etag?: string };
       try {
@@ -165,7 +181,10 @@ export class IotHubIdentityStore implements IdentityStore {
       } catch (error) {
         throw translateIotHubError(error, deviceId);
       }
-      const next = change(fromDevice(device));
+      const current = fromDevice(device);
+      if (first && lostRace?.(first, current)) throw new CredentialsResetConflictError(deviceId);
+      first ??= current;
+      const next = change(current);
       const failed = await this.bulk(() =>
         this.registry.updateDevices([{ ...toDevice(next), eTag: device.etag ?? '' }], false),
       );

@@ -9,8 +9,9 @@ import {
   type IdentityStatus,
   type IdentityStore,
 } from '../../provisioning/ports.js';
-import { parseSasToken, verifySasToken, type SasVerdict } from '../../provisioning/sas-token.js';
+import { parseSasToken, verifyDeviceSasToken, type SasVerdict } from '../../provisioning/sas-token.js';
 import {
+  CredentialsResetConflictError,
   DeviceAlreadyExistsError,
   DeviceNotFoundError,
   DomainError,
@@ -90,7 +91,13 @@ export class TableIdentityStore implements IdentityStore {
 
   regenerateKeys(deviceId: string, keys?: SymmetricKeys): Promise<DeviceIdentity> {
     const fresh = keysOrNew(keys);
-    return this.update(deviceId, (entity) => ({ ...entity, keys: this.seal(deviceId, fresh) }));
+    // Serialized on the ETag: a reset that lost the race to another reset is refused, not re-applied on top
+    // (re-applying would hand out keys the winner's write had already replaced).
+    return this.update(
+      deviceId,
+      (entity) => ({ ...entity, keys: this.seal(deviceId, fresh) }),
+      (first, current) => first.keys !== current.keys,
+    );
   }
 
   async delete(deviceId: string): Promise<boolean> {
@@ -128,21 +135,21 @@ export class TableIdentityStore implements IdentityStore {
   }
 
   /**
-   * Checks a device's SAS token (`Authorization` of the device HTTPS API) against its current keys and status.
-   * `resourceUri` is what the token must cover, e.g. `{hostName}/devices/{deviceId}`.
+   * Checks a device's SAS token (`Authorization` of the device HTTPS API) against its current keys and status,
+   * with the one device-token verifier (`verifyDeviceSasToken`): the token must cover `{hostName}/devices/{id}`.
    */
   async authenticate(
     deviceId: string,
     token: string,
-    resourceUri: string,
+    hostName: string,
   ): Promise<SasVerdict | 'unknown-device' | 'disabled'> {
-    const parsed = parseSasToken(token);
-    if (!parsed) return 'malformed';
+    if (!parseSasToken(token)) return 'malformed';
     const identity = await this.get(deviceId);
     if (!identity) return 'unknown-device';
     if (identity.status !== 'enabled') return 'disabled';
-    return verifySasToken(parsed, {
-      resourceUri,
+    return verifyDeviceSasToken(token, {
+      hostName,
+      deviceId,
       keys: [identity.keys.primaryKey, identity.keys.secondaryKey],
       nowSeconds: Math.floor((this.options.now?.() ?? new Date()).getTime() / 1000),
     });
@@ -171,14 +178,22 @@ export class TableIdentityStore implements IdentityStore {
     );
   }
 
+  /**
+   * Read-modify-write guarded by the entity's ETag; a lost race is re-read and re-applied, unless `lostRace`
+   * says the concurrent write makes this one wrong (then CredentialsResetConflictError).
+   */
   private async update(
     deviceId: string,
     change: (entity: IdentityEntity) => IdentityEntity,
+    lostRace?: (first: IdentityEntity, current: IdentityEntity) => boolean,
   ): Promise<DeviceIdentity> {
     const client = await this.client();
+    let first: IdentityEntity | undefined;
     for (let attempt = 0; attempt <= MAX_CONFLICT_RETRIES; attempt++) {
       const current = await this.read(deviceId);
       if (!current) throw new DeviceNotFoundError(deviceId);
+      if (first && lostRace?.(first, current.value)) throw new CredentialsResetConflictError(deviceId);
+      first ??= current.value;
       const next = { ...change(current.value), updatedAt: this.now() };
       try {
         await client.updateEntity(next, 'Replace', { etag: current.etag });

@@ -3,7 +3,11 @@ import iothub from 'azure-iothub';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { IotHubIdentityStore } from '../../../src/infra/iothub/iothub-identity-store.js';
 import { IotHubTwinStore } from '../../../src/infra/iothub/iothub-twin-store.js';
-import { PreconditionFailedError, ThrottledError } from '../../../src/shared/errors.js';
+import {
+  CredentialsResetConflictError,
+  PreconditionFailedError,
+  ThrottledError,
+} from '../../../src/shared/errors.js';
 import { describeIdentityStoreContract } from '../../contract/identity-store-contract.js';
 import { describeTwinStoreContract } from '../../contract/twin-store-contract.js';
 import { routeHostToLoopback, startFakeIotHub, type FakeIotHub } from '../../fixtures/fake-iothub.js';
@@ -65,6 +69,25 @@ describe('IotHubIdentityStore on the wire', () => {
     hub.raceNextReads(10);
     await expect(store.regenerateKeys('race-1')).rejects.toBeInstanceOf(PreconditionFailedError);
     hub.raceNextReads(0);
+  });
+
+  it('refuses a credential reset that lost the race to another reset (If-Match), re-applies one over a status change (issue 12, item 9)', async () => {
+    await store.create('race-2');
+    const winner = {
+      primaryKey: Buffer.alloc(32, 7).toString('base64'),
+      secondaryKey: Buffer.alloc(32, 8).toString('base64'),
+    };
+    hub.raceNextReads(1, (device) => {
+      device.authentication = { ...device.authentication, symmetricKey: { ...winner } };
+    });
+    await expect(store.regenerateKeys('race-2')).rejects.toBeInstanceOf(CredentialsResetConflictError);
+    expect((await store.get('race-2'))?.keys).toEqual(winner);
+
+    hub.raceNextReads(1, (device) => {
+      device.status = 'disabled';
+    });
+    const reset = await store.regenerateKeys('race-2');
+    expect(await store.get('race-2')).toEqual({ deviceId: 'race-2', status: 'disabled', keys: reset.keys });
   });
 
   it('maps IoT Hub throttling (429) to ThrottledError', async () => {

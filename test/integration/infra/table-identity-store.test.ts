@@ -5,6 +5,7 @@ import { AesGcmCipher } from '../../../src/infra/crypto/aes-gcm-cipher.js';
 import { TableIdentityStore } from '../../../src/infra/tables/table-identity-store.js';
 import { TableTwinStore } from '../../../src/infra/tables/table-twin-store.js';
 import { createSasToken } from '../../../src/provisioning/sas-token.js';
+import { CredentialsResetConflictError } from '../../../src/shared/errors.js';
 import { describeIdentityStoreContract } from '../../contract/identity-store-contract.js';
 import { describeTwinStoreContract } from '../../contract/twin-store-contract.js';
 import { testSettings } from '../../support/local-env.js';
@@ -28,6 +29,43 @@ describeTwinStoreContract('TableTwinStore on Azurite', () => ({
 }));
 
 describe('TableIdentityStore specifics', () => {
+  it('refuses a credential reset that lost the race to another reset, and re-applies one over a status change (issue 12, item 9)', async () => {
+    // A second client on the same table whose first conditional write (the PUT with If-Match) waits until
+    // `beforeWrite` has run: a deterministic race through the SDK's own pipeline, on the wire to Azurite.
+    let beforeWrite: (() => Promise<unknown>) | undefined;
+    const racing = TableClient.fromConnectionString(settings.AzureWebJobsStorage ?? '', tableName, {
+      allowInsecureConnection: true,
+      additionalPolicies: [
+        {
+          position: 'perCall',
+          policy: {
+            name: 'race',
+            sendRequest: async (request, next) => {
+              const hook = beforeWrite;
+              if (request.method === 'PUT' && request.headers.get('if-match') && hook) {
+                beforeWrite = undefined;
+                await hook();
+              }
+              return next(request);
+            },
+          },
+        },
+      ],
+    });
+    const loser = new TableIdentityStore(racing, cipher, { createTableIfMissing: false });
+    const id = 'reset-race';
+    await store.create(id);
+
+    let winner: Awaited<ReturnType<typeof store.regenerateKeys>> | undefined;
+    beforeWrite = async () => (winner = await store.regenerateKeys(id));
+    await expect(loser.regenerateKeys(id)).rejects.toBeInstanceOf(CredentialsResetConflictError);
+    expect((await store.get(id))?.keys).toEqual(winner?.keys);
+
+    beforeWrite = () => store.setStatus(id, 'disabled');
+    const reset = await loser.regenerateKeys(id);
+    expect(await store.get(id)).toEqual({ deviceId: id, status: 'disabled', keys: reset.keys });
+  });
+
   it('stores keys only encrypted, bound to their device', async () => {
     const created = await store.create('enc-1');
     const raw = await table.getEntity('enc-1', 'identity');
@@ -47,26 +85,29 @@ describe('TableIdentityStore specifics', () => {
     const { keys } = await store.create(id);
     const expiry = Math.floor(now.getTime() / 1000) + 3600;
     const token = createSasToken(uri, keys.primaryKey, expiry);
-    expect(await store.authenticate(id, token, uri)).toBe('valid');
-    expect(await store.authenticate(id, createSasToken(uri, keys.secondaryKey, expiry), uri)).toBe('valid');
-    expect(await store.authenticate(id, createSasToken(host, keys.primaryKey, expiry), uri)).toBe('valid');
+    expect(await store.authenticate(id, token, host)).toBe('valid');
+    expect(await store.authenticate(id, createSasToken(uri, keys.secondaryKey, expiry), host)).toBe('valid');
+    // A hub-scoped token signed with a device key: IoT Hub refuses it, and so do we (issue 12, item 10).
+    expect(await store.authenticate(id, createSasToken(host, keys.primaryKey, expiry), host)).toBe(
+      'wrong-resource',
+    );
     expect(
-      await store.authenticate(id, createSasToken(`${host}/devices/other`, keys.primaryKey, expiry), uri),
+      await store.authenticate(id, createSasToken(`${host}/devices/other`, keys.primaryKey, expiry), host),
     ).toBe('wrong-resource');
-    expect(await store.authenticate(id, 'Bearer abc', uri)).toBe('malformed');
-    expect(await store.authenticate('nobody', token, `${host}/devices/nobody`)).toBe('unknown-device');
+    expect(await store.authenticate(id, 'Bearer abc', host)).toBe('malformed');
+    expect(await store.authenticate('nobody', token, host)).toBe('unknown-device');
 
     now = new Date((expiry + 1) * 1000);
-    expect(await store.authenticate(id, token, uri)).toBe('expired');
+    expect(await store.authenticate(id, token, host)).toBe('expired');
     now = new Date('2026-11-23T10:00:00Z');
 
     await store.setStatus(id, 'disabled');
-    expect(await store.authenticate(id, token, uri)).toBe('disabled');
+    expect(await store.authenticate(id, token, host)).toBe('disabled');
     await store.setStatus(id, 'enabled');
     await store.regenerateKeys(id);
-    expect(await store.authenticate(id, token, uri)).toBe('bad-signature');
+    expect(await store.authenticate(id, token, host)).toBe('bad-signature');
     await store.delete(id);
-    expect(await store.authenticate(id, token, uri)).toBe('unknown-device');
+    expect(await store.authenticate(id, token, host)).toBe('unknown-device');
   });
 });
 

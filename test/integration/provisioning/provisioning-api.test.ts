@@ -213,14 +213,14 @@ describe('provisioning API over HttpRequest/InvocationContext, on Azurite + the 
     const keys = created.body.keys as { primaryKey: string };
     const uri = 'testhub.azure-devices.net/devices/api-4';
     const token = createSasToken(uri, keys.primaryKey, Math.floor(Date.now() / 1000) + 600);
-    expect(await identities.authenticate('api-4', token, uri)).toBe('valid');
+    expect(await identities.authenticate('api-4', token, 'testhub.azure-devices.net')).toBe('valid');
     const off = await post('deactivateDevice', 'api-4', 'deactivate', { metadata: { reason: 'stolen' } });
     expect(off.status).toBe(200);
     expect(off.body).toMatchObject({ status: 'disabled', metadata: { reason: 'stolen' } });
-    expect(await identities.authenticate('api-4', token, uri)).toBe('disabled');
+    expect(await identities.authenticate('api-4', token, 'testhub.azure-devices.net')).toBe('disabled');
     const on = await post('activateDevice', 'api-4', 'activate');
     expect(on.body).toMatchObject({ status: 'enabled', metadata: { reason: 'stolen' } });
-    expect(await identities.authenticate('api-4', token, uri)).toBe('valid');
+    expect(await identities.authenticate('api-4', token, 'testhub.azure-devices.net')).toBe('valid');
     expect((await post('activateDevice', 'api-nobody', 'activate')).status).toBe(404);
     expect((await post('activateDevice', 'api-4', 'activate', { status: 'x' })).status).toBe(422);
   });
@@ -235,7 +235,7 @@ describe('provisioning API over HttpRequest/InvocationContext, on Azurite + the 
     const fresh = res.body.keys as { primaryKey: string };
     expect(fresh.primaryKey).not.toBe(old.primaryKey);
     expect(res.body.connectionString).toContain(`SharedAccessKey=${fresh.primaryKey}`);
-    expect(await identities.authenticate('api-5', token, uri)).toBe('bad-signature');
+    expect(await identities.authenticate('api-5', token, 'testhub.azure-devices.net')).toBe('bad-signature');
     expect(
       (
         await post('resetCredentials', 'api-5', 'reset-credentials', {

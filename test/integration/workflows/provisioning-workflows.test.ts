@@ -339,4 +339,80 @@ describe('bulkProvision workflow', () => {
     ).toMatch(message);
     expect(engine.list()).toHaveLength(before);
   });
+  it('lists every bad entry of a 10,000-device upload in one 422, starting nothing (issue 12, item 14)', async () => {
+    const before = engine.list().length;
+    const body = JSON.stringify(Array.from({ length: 10_000 }, (_, i) => ({ id: `bad id ${i}` })));
+    const error = (await handlers
+      .startBulkProvisioning(post('provisioning/bulk', body), workflows())
+      .catch((e: unknown) => e)) as { code?: string; errors?: { path: string }[] };
+    expect(error.code).toBe('unprocessable-request');
+    expect(error.errors?.map((e) => e.path)).toEqual(Array.from({ length: 10_000 }, (_, i) => `${i}.id`));
+    expect(engine.list()).toHaveLength(before);
+  });
+
+  it('with ?invalid=skip provisions the valid entries and reports each skipped one as invalid (issue 12, item 14)', async () => {
+    const body = [
+      '{"id":"skip-ok-1"}',
+      '{"id":"bad id"}',
+      '{"id":"skip-ok-2","metadata":{"site":"a"}}',
+      '{"id":"skip-proto","metadata":{"__proto__":{"x":1}}}',
+      '{"id":"skip-ok-1"}',
+      '"not an object"',
+    ].join('\n');
+    const response = (await handlers.startBulkProvisioning(
+      post('provisioning/bulk?invalid=skip', body, 'application/x-ndjson'),
+      workflows(),
+    )) as ApiResponse & { jsonBody: { id: string } };
+    expect(response.status).toBe(202);
+    expect(response.jsonBody).toMatchObject({ total: 6, chunks: 1, invalid: 4 });
+    const instanceId = response.jsonBody.id;
+    const done = await engine.whenDone(instanceId);
+    expect(done.output).toMatchObject({ total: 6, created: 2, alreadyExists: 0, invalid: 4, failed: 0 });
+    const lines = await resultsOf(instanceId);
+    expect(lines.filter((l) => l.outcome === 'created').map((l) => l.deviceId)).toEqual([
+      'skip-ok-1',
+      'skip-ok-2',
+    ]);
+    expect(lines.filter((l) => l.outcome === 'invalid')).toEqual([
+      {
+        index: 1,
+        deviceId: 'bad id',
+        outcome: 'invalid',
+        error: expect.stringMatching(/^1\.id: /) as string,
+      },
+      {
+        index: 3,
+        deviceId: 'skip-proto',
+        outcome: 'invalid',
+        error: expect.stringMatching(/^3\.metadata\.__proto__: .*reserved/) as string,
+      },
+      {
+        index: 4,
+        deviceId: 'skip-ok-1',
+        outcome: 'invalid',
+        error: expect.stringMatching(/duplicates device 'skip-ok-1'/) as string,
+      },
+      { index: 5, outcome: 'invalid', error: expect.stringMatching(/^5: /) as string },
+    ]);
+    expect(await adapters.identities.get('skip-proto')).toBeUndefined();
+    expect(await adapters.work.read(`requests/${instanceId}/invalid.jsonl`)).toBeUndefined();
+  });
+
+  it.each([
+    ['an unknown invalid= mode', 'provisioning/bulk?invalid=ignore', '[{"id":"m1"}]', /invalid/],
+    [
+      'invalid=skip with no valid device',
+      'provisioning/bulk?invalid=skip',
+      '[{"id":"bad id"}]',
+      /No device is valid/,
+    ],
+  ])('refuses %s (422) before starting anything', async (_case, path, body, message) => {
+    const before = engine.list().length;
+    const error = await handlers
+      .startBulkProvisioning(post(path, body), workflows())
+      .catch((e: unknown) => e);
+    expect(error).toMatchObject({ code: 'unprocessable-request' });
+    expect(JSON.stringify((error as { errors?: unknown }).errors) + String(error)).toMatch(message);
+    expect(engine.list()).toHaveLength(before);
+  });
 });

@@ -1,8 +1,14 @@
 // azure-iothub is CommonJS without named exports that Node's ESM loader can see: take them from the default.
 import iothub from 'azure-iothub';
+import { createHmac } from 'node:crypto';
 import { describe, expect, it } from 'vitest';
 import { generateKeys } from '../../../src/provisioning/keys.js';
-import { createSasToken, parseSasToken, verifySasToken } from '../../../src/provisioning/sas-token.js';
+import {
+  createSasToken,
+  parseSasToken,
+  verifyDeviceSasToken,
+  verifySasToken,
+} from '../../../src/provisioning/sas-token.js';
 
 const { SharedAccessSignature } = iothub;
 
@@ -51,5 +57,60 @@ describe('IoT Hub SAS tokens', () => {
     expect(check(token, expiry - 10, [secondaryKey])).toBe('bad-signature');
     expect(check('SharedAccessSignature sr=x&se=1')).toBe('malformed');
     expect(check('Basic Zm9v')).toBe('malformed');
+  });
+
+  describe('malleable forms of a valid device token are refused, as IoT Hub refuses them (issue 12, item 10)', () => {
+    const deviceId = 'dev-1';
+    const uri = `${HOST}/devices/${deviceId}`;
+    const verify = (token: string) =>
+      verifyDeviceSasToken(token, { hostName: HOST, deviceId, keys: [primaryKey], nowSeconds: expiry - 10 });
+    const token = createSasToken(uri, primaryKey, expiry);
+    const signature = decodeURIComponent(/sig=([^&]+)/.exec(token)?.[1] ?? '');
+    /** The same signing input for a different `se` text: a lenient parser reads both as the same number. */
+    const withExpiryText = (se: string) => {
+      const sig = createHmac('sha256', Buffer.from(primaryKey, 'base64'))
+        .update(`${strict(uri)}\n${se}`)
+        .digest('base64');
+      return `SharedAccessSignature sr=${strict(uri)}&sig=${encodeURIComponent(sig)}&se=${se}`;
+    };
+
+    it('accepts the canonical token, with the host in any case', () => {
+      expect(verify(token)).toBe('valid');
+      expect(verify(createSasToken(`${HOST.toUpperCase()}/devices/${deviceId}`, primaryKey, expiry))).toBe(
+        'valid',
+      );
+    });
+
+    it.each([
+      ['se in hex', withExpiryText(`0x${expiry.toString(16)}`)],
+      ['se with leading zeros', withExpiryText(`00${expiry}`)],
+      ['se with an exponent', withExpiryText('1.8e9')],
+      ['se with a sign', withExpiryText(`+${expiry}`)],
+      ['junk appended to sig', token.replace(/sig=([^&]+)/, (_, sig: string) => `sig=${sig}junk`)],
+      [
+        'sig without padding',
+        token.replace(/sig=([^&]+)/, `sig=${encodeURIComponent(signature.replace(/=+$/, ''))}`),
+      ],
+      [
+        'sig in URL-safe base64',
+        token.replace(/sig=([^&]+)/, `sig=${signature.replace(/\+/g, '-').replace(/\//g, '_')}`),
+      ],
+      ['a field given twice', `${token}&se=${expiry}`],
+      ['an unknown field', `${token}&foo=1`],
+      ['a key name (a hub policy token)', `${token}&skn=device`],
+    ])('%s: malformed', (_, malleable) => {
+      expect(verify(malleable)).toBe('malformed');
+    });
+
+    it.each([
+      ['hub-scoped sr', HOST],
+      ['hub-scoped sr with a trailing slash', `${HOST}/`],
+      ['sr with a trailing slash', `${uri}/`],
+      ['sr of the devices collection', `${HOST}/devices`],
+      ['sr below the device', `${uri}/messages/events`],
+      ['sr naming the device in another case', `${HOST}/devices/DEV-1`],
+    ])('%s signed with the device key: wrong-resource', (_, resource) => {
+      expect(verify(createSasToken(resource, primaryKey, expiry))).toBe('wrong-resource');
+    });
   });
 });
