@@ -63,6 +63,10 @@ export interface PrivateFiles {
   /** Stores or replaces `name`. */
   write(name: string, text: string): Promise<void>;
   read(name: string): Promise<string | undefined>;
+  /** The blob's text with its ETag, for a conditional `replaceIfUnchanged`. */
+  readVersioned(name: string): Promise<{ text: string; etag: string } | undefined>;
+  /** Replaces `name` only if it still has `etag`; false when another writer changed (or removed) it since. */
+  replaceIfUnchanged(name: string, text: string, etag: string): Promise<boolean>;
   /** Removes every blob whose name starts with `prefix`. */
   deletePrefix(prefix: string): Promise<void>;
   /** Names of the blobs whose name starts with `prefix`, in name order. */

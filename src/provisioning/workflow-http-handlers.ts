@@ -33,14 +33,7 @@ import {
 } from './bulk-provisioning-workflow.js';
 import { metadataSchema } from './metadata.js';
 import { MAX_BULK_DEVICES, type IdentityStore, type PrivateFiles, type SecretCipher } from './ports.js';
-import {
-  dropExpiredKeys,
-  dropKeys,
-  hasLiveKeys,
-  parseResultLines,
-  resultLinesText,
-  servedLines,
-} from './result-keys.js';
+import { dropExpiredKeys, dropKeys, hasLiveKeys, servedLines, updateResultLines } from './result-keys.js';
 import {
   CANCEL_PROVISIONING_EVENT,
   PROVISION_DEVICE,
@@ -266,17 +259,18 @@ export function makeWorkflowHandlers(deps: WorkflowHandlerDeps) {
       const instanceId = pathParam(request, 'instanceId');
       const { consume } = parse(resultsQuerySchema, Object.fromEntries(queryParameters(request)));
       await provisioningStatus(workflows, instanceId);
-      const name = `${instanceId}.jsonl`;
-      const text = await deps.results.read(name);
-      if (text === undefined) throw new WorkflowNotFoundError(instanceId);
       const at = new Date(now());
-      const expired = dropExpiredKeys(parseResultLines(text), at);
-      const body = servedLines(deps.keysCipher, instanceId, expired.lines, at);
-      const kept = consume
-        ? dropKeys(expired.lines, (line) => (hasLiveKeys(line, at) ? 'consumed' : undefined))
-        : { lines: expired.lines, changed: false };
-      // Rewritten before answering: keys handed out with consume=true are gone even if the answer is lost.
-      if (expired.changed || kept.changed) await deps.results.write(name, resultLinesText(kept.lines));
+      // Rewritten (under the blob's ETag) before answering: keys handed out with consume=true are gone even if
+      // the answer is lost, and of two concurrent consume=true downloads only the one whose rewrite won gets them.
+      const body = await updateResultLines(deps.results, `${instanceId}.jsonl`, (lines) => {
+        const expired = dropExpiredKeys(lines, at);
+        const served = servedLines(deps.keysCipher, instanceId, expired.lines, at);
+        const kept = consume
+          ? dropKeys(expired.lines, (line) => (hasLiveKeys(line, at) ? 'consumed' : undefined))
+          : { lines: expired.lines, changed: false };
+        return { lines: kept.lines, changed: expired.changed || kept.changed, value: served };
+      });
+      if (body === undefined) throw new WorkflowNotFoundError(instanceId);
       return { status: 200, headers: { 'cache-control': 'no-store' }, jsonBody: body };
     },
   };

@@ -163,6 +163,17 @@ describe('device keys at rest and their window', () => {
     expect(second).not.toHaveProperty('connectionString');
   });
 
+  it('hands the keys to exactly one of 10 concurrent consume=true downloads (the rewrite is conditional)', async () => {
+    const instanceId = await provisionOne(engine, 'keys-consume-race');
+    const answers = await Promise.all(
+      Array.from({ length: 10 }, () => download(engine, instanceId, '?consume=true')),
+    );
+    const withKeys = answers.filter(([line]) => typeof line?.keys === 'object');
+    expect(withKeys).toHaveLength(1);
+    expect(answers.filter(([line]) => line?.keys === 'consumed')).toHaveLength(9);
+    expect(await stored(instanceId)).not.toContain('sealed');
+  });
+
   it('refuses a consume value other than true or false (422)', async () => {
     const request = new HttpRequest({
       url: 'http://localhost/api/provisioning/x/results?consume=yes',
