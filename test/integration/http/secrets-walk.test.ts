@@ -1,17 +1,28 @@
 /**
  * Walks every operation of the OpenAPI document with valid requests, through the embedded local runtime over
- * real HTTP (the composition root as the Functions host loads it), and searches every answer — status line,
- * headers, body — and the log for secrets: Durable's management URLs (`code=`, the extension's system key),
- * the storage, Cosmos DB and encryption keys of the settings, and device keys outside the three operations
- * that hand keys out by design (register, reset-credentials, provisioning results). Bounded: a few dozen
- * requests and polls of at most 60 s per workflow.
+ * real HTTP (the composition root as the Functions host loads it), plus the provisioning paths that generate
+ * keys (a failure with compensation, a cancel, a bulk run with ?invalid=skip), then sweeps everything the run
+ * left (test/support/secrets-sweep.ts): every answer — status line, headers, body —, log line and webhook
+ * body, every blob of the storage account, every entity of its tables (the durable instance store, the identity
+ * store), every Cosmos document of the test database. It searches for Durable's management URLs (`code=`, the
+ * extension's system key), the storage, Cosmos DB and encryption keys of the settings, and every device key
+ * handed out or generated (collected from the answers and from the identity store): device keys may appear only
+ * in the three operations that hand keys out by design (register, reset-credentials, provisioning results),
+ * nowhere else — the identity store and the results window hold them encrypted. Bounded: a few dozen requests,
+ * polls of at most 60 s per workflow, one pass over the stores.
  */
+import { randomBytes } from 'node:crypto';
 import { fileURLToPath } from 'node:url';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { loadConfig } from '../../../src/config.js';
 import { openApiDocument } from '../../../src/http/openapi.js';
+import { createCosmosClient } from '../../../src/infra/cosmos/cosmos-client.js';
+import { toStorageKey } from '../../../src/infra/storage-keys.js';
 import { startRuntime, type Runtime } from '../../../tools/local-runtime/runtime.js';
+import { startHookServer, type HookServer } from '../../support/hook-server.js';
 import { testSettings } from '../../support/local-env.js';
 import { responseProblems } from '../../support/openapi.js';
+import { SecretsSweep, identityStoreKeys, type Needle } from '../../support/secrets-sweep.js';
 
 /** The operations whose answers may carry device keys (and nothing else may). */
 const KEY_BEARING = new Set(['registerDevice', 'resetDeviceCredentials', 'getProvisioningResults']);
@@ -27,14 +38,18 @@ interface Answer {
 }
 
 /** The secret values of the settings: account keys inside connection strings, and settings named as keys. */
-function settingSecrets(settings: Record<string, string>): string[] {
-  const out = new Set<string>();
+function settingSecrets(settings: Record<string, string>): Needle[] {
+  const out = new Map<string, string>();
   for (const [name, value] of Object.entries(settings)) {
-    for (const match of value.matchAll(/(?:AccountKey|SharedAccessKey)=([^;]+)/g)) out.add(match[1] ?? '');
-    if (/key$/i.test(name)) out.add(value);
+    for (const match of value.matchAll(/(?:AccountKey|SharedAccessKey)=([^;]+)/g)) {
+      out.set(match[1] ?? '', `the account key in ${name}`);
+    }
+    if (/key$/i.test(name)) out.set(value, name);
   }
   // Short values (the local Event Hubs stand-in's 'local') would match ordinary words.
-  return [...out].filter((s) => s.length >= 16);
+  return [...out]
+    .filter(([value]) => value.length >= 16)
+    .map(([value, name]) => ({ label: `a key from the settings (${name})`, value, kind: 'secret' }));
 }
 
 /** Every key a JSON answer carries: `primaryKey`/`secondaryKey` members, at any depth. */
@@ -51,15 +66,35 @@ function deviceKeysIn(value: unknown, into: Set<string>): void {
 
 describe('every operation of openapi.json, answered without a secret that does not belong there', () => {
   let runtime: Runtime;
+  let hooks: HookServer;
   const settings = testSettings({
     Provisioning__RegistryOpsPerMinute: '100000',
+    Provisioning__KeysEncryptionKey: randomBytes(32).toString('base64'),
     Jobs__PollIntervalSeconds: '1',
   });
+  const config = loadConfig(settings);
   const logs: string[] = [];
   const answers: Answer[] = [];
   const deviceKeys = new Set<string>();
 
+  /** The keys the identity store holds now for the devices `wanted` accepts, added to `deviceKeys`. */
+  const keysFromIdentityStore = async (wanted: (deviceId: string) => boolean) => {
+    const store = config.provisioning.identityStore;
+    if (store.kind !== 'table') throw new Error('The walk runs with the table identity store.');
+    const held = await identityStoreKeys(
+      store.connectionString,
+      store.tableName,
+      store.encryptionKey,
+      wanted,
+    );
+    for (const keys of held.values()) for (const key of keys) deviceKeys.add(key);
+    return held;
+  };
+
   beforeAll(async () => {
+    // A provisioning webhook on loopback: the walk holds some devices' calls there to act meanwhile.
+    hooks = await startHookServer();
+    settings.Provisioning__Hooks = hooks.url;
     runtime = await startRuntime({
       settings,
       port: 0,
@@ -69,6 +104,7 @@ describe('every operation of openapi.json, answered without a secret that does n
   });
   afterAll(async () => {
     await runtime.stop();
+    await hooks.stop();
   });
 
   const call = async (operationId: string, method: string, path: string, body?: unknown) => {
@@ -155,6 +191,42 @@ describe('every operation of openapi.json, answered without a secret that does n
     const bulkId = (bulk.json as { id: string }).id;
     await poll('getProvisioning', `/provisioning/${bulkId}`, finished);
     await check('getProvisioningResults', 'GET', `/provisioning/${bulkId}/results`);
+    const skipping = await check('startBulkProvisioning', 'POST', '/provisioning/bulk?invalid=skip', [
+      { id: `${dev}-b3` },
+      { id: 'not a valid id/' },
+    ]);
+    expect(skipping.status).toBe(202);
+    const skippingId = (skipping.json as { id: string }).id;
+    await poll('getProvisioning', `/provisioning/${skippingId}`, finished);
+    await check('getProvisioningResults', 'GET', `/provisioning/${skippingId}/results`);
+
+    // A failure with compensation: another writer removes the registry entry while the hook runs, activation
+    // is refused, the workflow undoes its steps. A cancel while the hook runs compensates the same way. Both
+    // generated keys that were never handed out: they are read from the identity store meanwhile.
+    const registry = createCosmosClient(config.cosmos)
+      .database(config.cosmos.databaseName)
+      .container(config.provisioning.devicesContainerName);
+    for (const path of ['failure', 'cancel'] as const) {
+      const id = `${dev}-${path}`;
+      const arrived = hooks.hold(id, POLL_LIMIT_MS);
+      const started = await check('startProvisioning', 'POST', '/provisioning/devices', { id });
+      const instanceId = (started.json as { id: string }).id;
+      await arrived;
+      expect([...(await keysFromIdentityStore((d) => d === id)).keys()]).toEqual([id]);
+      if (path === 'failure') await registry.item(toStorageKey(id), toStorageKey(id)).delete();
+      else
+        expect((await check('cancelProvisioning', 'POST', `/provisioning/${instanceId}/cancel`)).status).toBe(
+          202,
+        );
+      hooks.release(id);
+      const end = await poll('getProvisioning', `/provisioning/${instanceId}`, finished);
+      expect([path, (end.json as { runtimeStatus?: string }).runtimeStatus]).toEqual([
+        path,
+        path === 'failure' ? 'Failed' : 'Completed',
+      ]);
+      await check('getProvisioningResults', 'GET', `/provisioning/${instanceId}/results`);
+      expect((await keysFromIdentityStore((d) => d === id)).size).toBe(0);
+    }
 
     // Jobs: one run to its end, one cancelled by POST, one by the DELETE alias.
     const job = await check('createJob', 'POST', '/jobs', {
@@ -214,27 +286,39 @@ describe('every operation of openapi.json, answered without a secret that does n
     ).toEqual([]);
     expect(problems).toEqual([]);
 
-    // The search.
-    expect(deviceKeys.size).toBeGreaterThanOrEqual(8);
+    // The sweep: every key handed out (answers) or still held (identity store), every key of the settings.
+    await keysFromIdentityStore((d) => d.startsWith(dev));
+    expect(deviceKeys.size).toBeGreaterThanOrEqual(14);
     const secrets = settingSecrets(settings);
-    expect(secrets.length).toBeGreaterThanOrEqual(2);
-    const hits: string[] = [];
+    expect(secrets.length).toBeGreaterThanOrEqual(4);
+    const keyNeedles = [...deviceKeys].map((value, n): Needle => ({
+      label: `device key #${String(n + 1)}`,
+      value,
+      kind: 'secret',
+    }));
+    // Markers: things each store must hold, proving the sweep really read it.
+    const markers: Needle[] = [
+      { label: 'instance', value: singleId, kind: 'marker' },
+      { label: 'device', value: `${dev}-p`, kind: 'marker' },
+    ];
+    const sweep = new SecretsSweep([...secrets, ...keyNeedles, ...markers]);
+    const answerSweep = new SecretsSweep([...secrets, ...markers]);
     for (const a of answers) {
       const text = `${String(a.status)}\n${a.headers}\n${a.body}`;
       const where = `${a.method} ${a.path} (${a.operationId})`;
-      if (/code=|runtime\/webhooks|statusQueryGetUri|sendEventPostUri/i.test(text))
-        hits.push(`${where}: Durable URL`);
-      for (const secret of secrets) if (text.includes(secret)) hits.push(`${where}: a key from the settings`);
-      if (!KEY_BEARING.has(a.operationId)) {
-        for (const key of deviceKeys) if (text.includes(key)) hits.push(`${where}: a device key`);
-      }
+      (KEY_BEARING.has(a.operationId) ? answerSweep : sweep).search('answer', where, text);
     }
-    for (const line of logs) {
-      if (/code=/i.test(line)) hits.push(`log: ${line.slice(0, 120)}`);
-      for (const secret of [...secrets, ...deviceKeys]) {
-        if (line.includes(secret)) hits.push(`log: a secret in ${line.slice(0, 60)}`);
-      }
-    }
-    expect(hits).toEqual([]);
-  }, 240_000);
+    for (const [n, line] of logs.entries()) sweep.search('log', `log line ${String(n + 1)}`, line);
+    for (const [n, body] of hooks.bodies.entries())
+      sweep.search('hook', `webhook call ${String(n + 1)}`, body);
+    await sweep.blobs(settings.AzureWebJobsStorage ?? '');
+    await sweep.tables(settings.AzureWebJobsStorage ?? '');
+    await sweep.cosmos(config.cosmos, config.cosmos.databaseName);
+    console.info(`secrets sweep: ${JSON.stringify(sweep.counts)}, ${String(deviceKeys.size)} device keys`);
+
+    expect([...sweep.secretHits(), ...answerSweep.secretHits()]).toEqual([]);
+    const instanceStores = sweep.markerStores('instance');
+    expect([instanceStores.has('blob'), instanceStores.has('table')]).toEqual([true, true]);
+    expect(sweep.markerStores('device').has('cosmos')).toBe(true);
+  }, 300_000);
 });
