@@ -214,3 +214,18 @@ describe('other failures of a bulk run', () => {
     expect(((await assemble(input)) as { lost?: string[] }).lost).toEqual(first.lost);
   });
 });
+
+describe('provisionDevice compensation without its keys blob', () => {
+  it('does not delete an identity it cannot prove is its own: skipped and reported', async () => {
+    await adapters.identities.create('not-provably-ours');
+    const reply = await activity('provisionDeviceDeleteIdentity')({
+      deviceId: 'not-provably-ours',
+      workflowId: 'provision-without-keys-blob',
+    });
+    expect(reply).toMatchObject({
+      kind: 'refused',
+      reason: expect.stringMatching(/not provably/) as unknown,
+    });
+    expect(await adapters.identities.get('not-provably-ours')).toBeDefined();
+  });
+});
