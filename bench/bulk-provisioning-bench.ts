@@ -13,8 +13,8 @@ import {
   BULK_PROVISION_CHUNK,
   bulkProvisionChunkOrchestrator,
   bulkProvisionOrchestrator,
-  makeBulkProvisioningActivities,
 } from '../src/provisioning/bulk-provisioning-workflow.js';
+import { makeBulkProvisioningActivities } from '../src/provisioning/bulk-provisioning-activities.js';
 import type { IdentityStore } from '../src/provisioning/ports.js';
 import { makeWorkflowHandlers } from '../src/provisioning/workflow-http-handlers.js';
 import { DurableEngine, type ActivityHandler } from '../tools/local-runtime/durable-engine.js';

@@ -24,8 +24,8 @@ import {
   BULK_PROVISION_CHUNK,
   bulkProvisionChunkOrchestrator,
   bulkProvisionOrchestrator,
-  makeBulkProvisioningActivities,
 } from './provisioning/bulk-provisioning-workflow.js';
+import { makeBulkProvisioningActivities } from './provisioning/bulk-provisioning-activities.js';
 import {
   PROVISION_DEVICE,
   makeProvisionDeviceActivities,

@@ -12,7 +12,7 @@
 import { createHash } from 'node:crypto';
 import * as df from 'durable-functions';
 import type { OrchestrationContext, Task } from 'durable-functions';
-import { DeviceAlreadyExistsError } from '../shared/errors.js';
+import { DeviceAlreadyExistsError, ProvisioningInconsistencyError } from '../shared/errors.js';
 import { generateKeys, type SymmetricKeys } from './keys.js';
 import type { IdentityStore, PrivateFiles, SecretCipher } from './ports.js';
 import type { ProvisioningService } from './provisioning-service.js';
@@ -410,14 +410,20 @@ export function makeProvisionDeviceActivities(deps: ProvisionDeviceDeps) {
     [ProvisionDeviceActivity.deleteIdentity]: patient(
       async (input: { deviceId: string; workflowId: string }) => {
         const stored = await deps.work.read(keysBlob(input.workflowId));
-        const ours =
-          stored === undefined
-            ? undefined
-            : (openKeysFile(deps.cipher, keysBlob(input.workflowId), stored) as SymmetricKeys).primaryKey;
         const existing = await deps.identities.get(input.deviceId);
-        if (existing === undefined || (ours !== undefined && existing.keys.primaryKey !== ours)) {
-          return { deleted: false };
+        if (existing === undefined) return { deleted: false };
+        if (stored === undefined) {
+          // Without the keys this workflow generated, the identity is not provably its own: left alone, and
+          // reported as not compensated (a refusal, not retried).
+          throw new ProvisioningInconsistencyError(
+            `identity '${input.deviceId}' left in place: not provably this workflow's (its keys blob is gone)`,
+            input.deviceId,
+            false,
+          );
         }
+        const ours = (openKeysFile(deps.cipher, keysBlob(input.workflowId), stored) as SymmetricKeys)
+          .primaryKey;
+        if (existing.keys.primaryKey !== ours) return { deleted: false };
         return { deleted: await deps.identities.delete(input.deviceId) };
       },
     ),

@@ -32,6 +32,8 @@ export interface DeviceQuery {
   status?: IdentityStatus;
   /** Top-level metadata fields that must equal the given values. */
   metadata?: Readonly<Record<string, string | number | boolean>>;
+  /** Only the entries this writer wrote (internal: a bulk run finds its own entries; never from a client). */
+  creationToken?: string;
   /** Page size (1–1000). */
   top: number;
   continuationToken?: string;

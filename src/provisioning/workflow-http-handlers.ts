@@ -25,6 +25,7 @@ import { isFinished, type WorkflowClient, type WorkflowStatus } from '../shared/
 import {
   BULK_PROVISION,
   MAX_BULK_REQUEST_DEVICES,
+  chunkInstanceId,
   bulkInvalidBlob,
   bulkRequestBlob,
   type BulkDeviceSpec,
@@ -241,7 +242,9 @@ export function makeWorkflowHandlers(deps: WorkflowHandlerDeps) {
           `Provisioning workflow '${instanceId}' has already finished (${status.runtimeStatus}); nothing to cancel.`,
         );
       }
-      await workflows.raiseEvent(instanceId, CANCEL_PROVISIONING_EVENT, { requestedAt: now() });
+      const requestedAt = now();
+      await workflows.raiseEvent(instanceId, CANCEL_PROVISIONING_EVENT, { requestedAt });
+      if (status.name === BULK_PROVISION) await cancelRunningChunks(workflows, status, requestedAt);
       const statusUri = `/api/provisioning/${encodeURIComponent(instanceId)}`;
       return {
         status: 202,
@@ -324,6 +327,26 @@ function validateBulkEntries(
     });
   }
   return { specs, problems, invalid };
+}
+
+/**
+ * A bulk cancel also reaches the chunks running, so one waiting out throttling stops waiting (the run's own
+ * event only keeps further chunks from starting). At most MAX_BULK_REQUEST_DEVICES / 100 status look-ups.
+ */
+async function cancelRunningChunks(
+  workflows: WorkflowClient,
+  run: WorkflowStatus,
+  requestedAt: string,
+): Promise<void> {
+  const custom = run.customStatus as { chunks?: unknown } | undefined;
+  const most = Math.ceil(MAX_BULK_REQUEST_DEVICES / MAX_BULK_DEVICES);
+  const chunks = typeof custom?.chunks === 'number' ? Math.min(custom.chunks, most) : 0;
+  for (let index = 0; index < chunks; index++) {
+    const id = chunkInstanceId(run.instanceId, index);
+    const chunk = await workflows.status(id);
+    if (chunk && !isFinished(chunk.runtimeStatus))
+      await workflows.raiseEvent(id, CANCEL_PROVISIONING_EVENT, { requestedAt });
+  }
 }
 
 async function provisioningStatus(workflows: WorkflowClient, instanceId: string): Promise<WorkflowStatus> {

@@ -115,6 +115,10 @@ export function buildQuery(query: DeviceQuery): { text: string; parameters: SqlP
     conditions.push('c.status = @status');
     parameters.push({ name: '@status', value: query.status });
   }
+  if (query.creationToken !== undefined) {
+    conditions.push('c.creationToken = @creationToken');
+    parameters.push({ name: '@creationToken', value: query.creationToken });
+  }
   Object.entries(query.metadata ?? {}).forEach(([field, value], i) => {
     if (!QUERYABLE_FIELD.test(field)) {
       throw new ValidationError('Invalid metadata filter.', [
