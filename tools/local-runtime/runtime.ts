@@ -186,6 +186,7 @@ export async function startRuntime(options: RuntimeOptions): Promise<Runtime> {
           settings.AzureWebJobsStorage ?? '',
         ),
       }),
+      log,
     ),
   });
   const restored = await engine.restore();
@@ -321,7 +322,8 @@ export async function startRuntime(options: RuntimeOptions): Promise<Runtime> {
       const text = (await readBody(req)).toString('utf8');
       const instanceId = rest[2] ?? randomUUID().replaceAll('-', '');
       try {
-        engine.start(rest[1], instanceId, text ? (JSON.parse(text) as unknown) : undefined);
+        // Saved before the 202: an acknowledged start survives a crash.
+        await engine.startDurably(rest[1], instanceId, text ? (JSON.parse(text) as unknown) : undefined);
       } catch (error) {
         send(res, 409, { message: error instanceof Error ? error.message : formatLogValue(error) });
         return true;
