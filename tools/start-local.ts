@@ -131,6 +131,7 @@ if (hasFunc) {
       ...fromEnv,
     },
     port: port('http-port', args['http-port']),
+    ...(args['in-memory'] ? {} : { hubsFolder: resolve(dataDir, 'hubs') }),
     log: (message) => {
       console.log(message);
     },

@@ -29,7 +29,8 @@ import { parseSasToken, verifySasToken } from '../../src/provisioning/sas-token.
 import { PayloadTooLargeError, ServiceUnavailableError, ValidationError } from '../../src/shared/errors.js';
 import { DurableEngine, type ActivityHandler } from './durable-engine.js';
 import { formatLogArgs, formatLogValue } from './log-format.js';
-import { LocalHub, startEventHubTrigger, triggerBinding, type Registration } from './event-hubs.js';
+import { DurableLocalHub, localHub } from './durable-hubs.js';
+import { startEventHubTrigger, triggerBinding, type LocalHub, type Registration } from './event-hubs.js';
 import { TableInstanceStore } from './table-instance-store.js';
 import { startTimers } from './timers.js';
 
@@ -43,6 +44,8 @@ export interface RuntimeOptions {
   log: (message: string) => void;
   /** The `@azure/functions-core` provider module (default: the compiled one beside this file; tests pass theirs). */
   functionsCore?: string;
+  /** Keeps the in-process Event Hubs' events here (`{folder}/<hub>.jsonl`) so a crash loses none it acknowledged. */
+  hubsFolder?: string;
 }
 
 export interface Runtime {
@@ -196,7 +199,7 @@ export async function startRuntime(options: RuntimeOptions): Promise<Runtime> {
   const hubs = new Map<string, LocalHub>();
   const hub = (name: string) => {
     let found = hubs.get(name);
-    if (!found) hubs.set(name, (found = new LocalHub(name)));
+    if (!found) hubs.set(name, (found = localHub(name, options.hubsFolder, log)));
     return found;
   };
   const consumers: { stop: () => Promise<void> }[] = byType('eventHubTrigger').map((registration) =>
@@ -471,6 +474,8 @@ export async function startRuntime(options: RuntimeOptions): Promise<Runtime> {
         : {}),
       ...(req.headers['content-type'] ? { 'content-type': req.headers['content-type'] } : {}),
     });
+    // Acknowledged means on disk (with a data folder): the 204 waits for the event's fsync.
+    if (iotHub instanceof DurableLocalHub) await iotHub.synced();
     send(res, 204);
     return true;
   };
@@ -576,6 +581,7 @@ export async function startRuntime(options: RuntimeOptions): Promise<Runtime> {
         }),
       );
       await Promise.all([...consumers.map((c) => c.stop()), timers.stop()]);
+      for (const h of hubs.values()) if (h instanceof DurableLocalHub) await h.close();
     },
   };
 }
