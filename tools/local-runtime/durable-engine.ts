@@ -150,6 +150,13 @@ export interface InstanceSnapshot {
   timers: { timerId: number; fireAt: string; actionIndex?: number; retry?: Retry }[];
 }
 
+/** A start whose instance could not be saved: nothing was started (the caller answers 503, not 202). */
+export class InstanceNotSavedError extends Error {
+  constructor(instanceId: string, cause: unknown) {
+    super(`Instance '${instanceId}' could not be saved: ${String(cause)}`, { cause });
+  }
+}
+
 /** Where instances are kept between runs (Azurite Tables in the embedded runtime). */
 export interface InstanceStore {
   save(snapshot: InstanceSnapshot): Promise<void>;
@@ -251,7 +258,7 @@ export class DurableEngine {
         if (this.instances.get(instanceId) === instance && instance.status === 'Pending') {
           this.instances.delete(instanceId);
         }
-        throw error;
+        throw new InstanceNotSavedError(instanceId, error);
       }
     }
     this.wake();

@@ -27,7 +27,7 @@ import { createAdapters } from '../../src/infra/adapters.js';
 import { localDeviceConnections } from '../../src/infra/local/local-device-connections.js';
 import { parseSasToken, verifySasToken } from '../../src/provisioning/sas-token.js';
 import { PayloadTooLargeError, ServiceUnavailableError, ValidationError } from '../../src/shared/errors.js';
-import { DurableEngine, type ActivityHandler } from './durable-engine.js';
+import { DurableEngine, InstanceNotSavedError, type ActivityHandler } from './durable-engine.js';
 import { formatLogArgs, formatLogValue } from './log-format.js';
 import { DurableLocalHub, localHub } from './durable-hubs.js';
 import { startEventHubTrigger, triggerBinding, type LocalHub, type Registration } from './event-hubs.js';
@@ -328,7 +328,8 @@ export async function startRuntime(options: RuntimeOptions): Promise<Runtime> {
         // Saved before the 202: an acknowledged start survives a crash.
         await engine.startDurably(rest[1], instanceId, text ? (JSON.parse(text) as unknown) : undefined);
       } catch (error) {
-        send(res, 409, { message: error instanceof Error ? error.message : formatLogValue(error) });
+        const status = error instanceof InstanceNotSavedError ? 503 : 409;
+        send(res, status, { message: error instanceof Error ? error.message : formatLogValue(error) });
         return true;
       }
       send(res, 202, { id: instanceId });

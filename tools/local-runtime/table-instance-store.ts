@@ -62,9 +62,11 @@ export class TableInstanceStore implements InstanceStore {
       }
       const head: PartEntity = { partitionKey, rowKey: HEAD, version, parts: rows.length };
       if (rows.length + 1 <= TRANSACTION_OPERATIONS && json.length <= TRANSACTION_CHARS) {
-        const actions = [...rows, head].map(
-          (entity): TransactionAction => ['upsert', { ...entity }, 'Replace'],
-        );
+        const actions = [...rows, head].map((entity): TransactionAction => [
+          'upsert',
+          { ...entity },
+          'Replace',
+        ]);
         await table.submitTransaction(actions);
       } else {
         for (const entity of rows) await table.upsertEntity(entity, 'Replace');

@@ -64,8 +64,8 @@ async function start(): Promise<Run> {
     ],
     { env: { ...process.env, Alerts__CooldownMinutes: '0' }, stdio: 'pipe', detached: true },
   );
-  child.stdout?.on('data', (chunk: Buffer) => (text += chunk.toString()));
-  child.stderr?.on('data', (chunk: Buffer) => (text += chunk.toString()));
+  child.stdout.on('data', (chunk: Buffer) => (text += chunk.toString()));
+  child.stderr.on('data', (chunk: Buffer) => (text += chunk.toString()));
   const output = () => text;
   const api = await until(
     'the API',
@@ -153,9 +153,9 @@ describe('npm start with a data folder, stopped and started again (real processe
     const first = await start();
     await register(first, 'crash-1');
     const acknowledged: number[] = [];
-    let sending = true;
+    const control = { sending: true };
     const telemetry = (async () => {
-      for (let seq = 0; sending && seq < 5_000; seq++) {
+      for (let seq = 0; control.sending && seq < 5_000; seq++) {
         const response = await send(first, 'crash-1', { temperature: 20, seq }).catch(() => undefined);
         if (response?.status === 204) acknowledged.push(seq);
         else if (response === undefined) return;
@@ -170,7 +170,7 @@ describe('npm start with a data folder, stopped and started again (real processe
     const { statusUri } = (await json(bulk)) as { statusUri: string };
     await new Promise((resolve) => setTimeout(resolve, 300));
     await signalGroup(first, 'SIGKILL');
-    sending = false;
+    control.sending = false;
     await telemetry;
     expect(acknowledged.length).toBeGreaterThan(0);
 
