@@ -6,6 +6,7 @@
  */
 import { spawn, type ChildProcess } from 'node:child_process';
 import { once } from 'node:events';
+import { mkdirSync } from 'node:fs';
 import { createRequire } from 'node:module';
 import type { AddressInfo } from 'node:net';
 import { join } from 'node:path';
@@ -102,6 +103,7 @@ export async function startLocalServices(options: LocalServicesOptions): Promise
   const azuriteMain = require.resolve('azurite/dist/src/azurite.js');
   const durable = !options.inMemory && options.dataDir !== undefined;
   const pidFile = durable ? join(options.dataDir ?? '', 'azurite.pid') : undefined;
+  if (options.dataDir !== undefined && durable) mkdirSync(options.dataDir, { recursive: true });
   if (pidFile) await claimPidFile(pidFile, options.log);
   const args = [
     // With a data folder, Azurite saves its metadata before answering a write (see local-processes.ts).
