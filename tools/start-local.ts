@@ -38,6 +38,10 @@ if (!args['in-memory']) mkdirSync(azuriteDir, { recursive: true });
 const services = await startLocalServices({
   inMemory: args['in-memory'],
   location: azuriteDir,
+  dataDir,
+  log: (message) => {
+    console.error(message);
+  },
   blobPort: port('blob-port', args['blob-port']),
   queuePort: port('queue-port', args['queue-port']),
   tablePort: port('table-port', args['table-port']),
@@ -55,6 +59,8 @@ const stopServices = async (code: number) => {
   await services.stop();
   process.exit(code);
 };
+// Azurite gone (killed, crashed): nothing can be stored any more, so say so and stop (the message is logged).
+void services.died.then(() => stopServices(1));
 
 /** One line from GET /api/health: each dependency with its status and latency (never where it is). */
 async function healthSummary(apiBaseUrl: string): Promise<string> {
@@ -77,8 +83,8 @@ const describeServices = () =>
     `  Azurite Blob      ${services.blobEndpoint}`,
     `  Azurite Queue     ${services.queueEndpoint}`,
     `  Azurite Table     ${services.tableEndpoint}`,
-    `  Cosmos DB         ${services.cosmosEndpoint} (self-signed TLS; data in memory only, see README)`,
-    `  data folder       ${args['in-memory'] ? '(in memory)' : azuriteDir}`,
+    `  Cosmos DB         ${services.cosmosEndpoint} (self-signed TLS)`,
+    `  data folder       ${args['in-memory'] ? '(in memory)' : dataDir}`,
   ].join('\n');
 
 if (hasFunc) {
@@ -125,6 +131,7 @@ if (hasFunc) {
       ...fromEnv,
     },
     port: port('http-port', args['http-port']),
+    ...(args['in-memory'] ? {} : { hubsFolder: resolve(dataDir, 'hubs') }),
     log: (message) => {
       console.log(message);
     },

@@ -27,9 +27,10 @@ import { createAdapters } from '../../src/infra/adapters.js';
 import { localDeviceConnections } from '../../src/infra/local/local-device-connections.js';
 import { parseSasToken, verifyDeviceSasToken } from '../../src/provisioning/sas-token.js';
 import { PayloadTooLargeError, ServiceUnavailableError, ValidationError } from '../../src/shared/errors.js';
-import { DurableEngine, type ActivityHandler } from './durable-engine.js';
+import { DurableEngine, InstanceNotSavedError, type ActivityHandler } from './durable-engine.js';
 import { formatLogArgs, formatLogValue } from './log-format.js';
-import { LocalHub, startEventHubTrigger, triggerBinding, type Registration } from './event-hubs.js';
+import { DurableLocalHub, localHub } from './durable-hubs.js';
+import { startEventHubTrigger, triggerBinding, type LocalHub, type Registration } from './event-hubs.js';
 import { TableInstanceStore } from './table-instance-store.js';
 import { startTimers } from './timers.js';
 
@@ -43,6 +44,8 @@ export interface RuntimeOptions {
   log: (message: string) => void;
   /** The `@azure/functions-core` provider module (default: the compiled one beside this file; tests pass theirs). */
   functionsCore?: string;
+  /** Keeps the in-process Event Hubs' events here (`{folder}/<hub>.jsonl`) so a crash loses none it acknowledged. */
+  hubsFolder?: string;
 }
 
 export interface Runtime {
@@ -186,6 +189,7 @@ export async function startRuntime(options: RuntimeOptions): Promise<Runtime> {
           settings.AzureWebJobsStorage ?? '',
         ),
       }),
+      log,
     ),
   });
   const restored = await engine.restore();
@@ -195,7 +199,7 @@ export async function startRuntime(options: RuntimeOptions): Promise<Runtime> {
   const hubs = new Map<string, LocalHub>();
   const hub = (name: string) => {
     let found = hubs.get(name);
-    if (!found) hubs.set(name, (found = new LocalHub(name)));
+    if (!found) hubs.set(name, (found = localHub(name, options.hubsFolder, log)));
     return found;
   };
   const consumers: { stop: () => Promise<void> }[] = byType('eventHubTrigger').map((registration) =>
@@ -321,9 +325,11 @@ export async function startRuntime(options: RuntimeOptions): Promise<Runtime> {
       const text = (await readBody(req)).toString('utf8');
       const instanceId = rest[2] ?? randomUUID().replaceAll('-', '');
       try {
-        engine.start(rest[1], instanceId, text ? (JSON.parse(text) as unknown) : undefined);
+        // Saved before the 202: an acknowledged start survives a crash.
+        await engine.startDurably(rest[1], instanceId, text ? (JSON.parse(text) as unknown) : undefined);
       } catch (error) {
-        send(res, 409, { message: error instanceof Error ? error.message : formatLogValue(error) });
+        const status = error instanceof InstanceNotSavedError ? 503 : 409;
+        send(res, status, { message: error instanceof Error ? error.message : formatLogValue(error) });
         return true;
       }
       send(res, 202, { id: instanceId });
@@ -469,6 +475,8 @@ export async function startRuntime(options: RuntimeOptions): Promise<Runtime> {
         : {}),
       ...(req.headers['content-type'] ? { 'content-type': req.headers['content-type'] } : {}),
     });
+    // Acknowledged means on disk (with a data folder): the 204 waits for the event's fsync.
+    if (iotHub instanceof DurableLocalHub) await iotHub.synced();
     send(res, 204);
     return true;
   };
@@ -574,6 +582,7 @@ export async function startRuntime(options: RuntimeOptions): Promise<Runtime> {
         }),
       );
       await Promise.all([...consumers.map((c) => c.stop()), timers.stop()]);
+      for (const h of hubs.values()) if (h instanceof DurableLocalHub) await h.close();
     },
   };
 }
