@@ -93,7 +93,9 @@ export async function startLocalServices(options: LocalServicesOptions): Promise
     String(options.tablePort ?? 0),
     ...(options.inMemory ? ['--inMemoryPersistence'] : ['--location', options.location ?? '.local/azurite']),
   ];
-  const azurite = spawn(process.execPath, args, { stdio: ['ignore', 'pipe', 'pipe'] });
+  // Its own process group: a terminal's Ctrl-C (SIGINT to the foreground group) must not reach Azurite while it
+  // writes its files; the parent stops it once, as the last step of its ordered shutdown.
+  const azurite = spawn(process.execPath, args, { stdio: ['ignore', 'pipe', 'pipe'], detached: true });
   const cosmos = createHttpsServer();
 
   try {
@@ -119,13 +121,19 @@ export async function startLocalServices(options: LocalServicesOptions): Promise
         `BlobEndpoint=${blobEndpoint};QueueEndpoint=${queueEndpoint};TableEndpoint=${tableEndpoint};`,
       cosmosEndpoint: `https://127.0.0.1:${cosmosPort}/`,
       cosmosKey: LOCAL_COSMOS_KEY,
-      stop: () => stop(azurite, cosmos),
+      stop: onlyOnce(() => stop(azurite, cosmos)),
     };
   } catch (error) {
     await stop(azurite, cosmos);
     throw error;
   }
 }
+
+/** The first call's promise, whoever calls again: the services are stopped once. */
+const onlyOnce = (fn: () => Promise<void>): (() => Promise<void>) => {
+  let running: Promise<void> | undefined;
+  return () => (running ??= fn());
+};
 
 async function stop(azurite: ChildProcess, cosmos: ReturnType<typeof createHttpsServer>): Promise<void> {
   if (!cosmos.listening) cosmos.removeAllListeners('error');

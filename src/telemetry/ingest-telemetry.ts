@@ -20,6 +20,7 @@ export interface TriggerContext {
   triggerMetadata?: Record<string, unknown>;
   retryContext?: { retryCount: number; maxRetryCount: number };
   log(...args: unknown[]): void;
+  debug(...args: unknown[]): void;
   warn(...args: unknown[]): void;
   error(...args: unknown[]): void;
 }
@@ -276,7 +277,13 @@ function logSummary(context: TriggerContext, partitionId: string, summary: Inges
   if (Object.keys(summary.otherStreams).length > 0) {
     context.log('ingestTelemetry archived records of streams without state', summary.otherStreams);
   }
-  context.log(
+  // The per-batch line is routine: debug when nothing went wrong, so a busy run is not one line per batch.
+  const clean =
+    summary.deadLetters === 0 &&
+    summary.droppedStateFields === 0 &&
+    summary.stateRejectedDevices === 0 &&
+    summary.parked === 0;
+  (clean ? context.debug.bind(context) : context.log.bind(context))(
     `ingestTelemetry partition ${partitionId}: ${summary.messages} messages, ${summary.records} records, ${summary.devices} devices, ${summary.stateWrites} state writes, ${summary.archiveBlobs} archive blobs`,
   );
 }
