@@ -38,7 +38,10 @@ export interface LocalServices {
   storageConnectionString: string;
   cosmosEndpoint: string;
   cosmosKey: string;
-  stop: () => Promise<void>;
+  /**
+   * Stops the Cosmos DB server, then Azurite (once, whoever calls again); `log` hears each step as it is done.
+   */
+  stop: (log?: (step: string) => void) => Promise<void>;
 }
 
 function waitForAzurite(child: ChildProcess): Promise<Record<'Blob' | 'Queue' | 'Table', number>> {
@@ -121,7 +124,7 @@ export async function startLocalServices(options: LocalServicesOptions): Promise
         `BlobEndpoint=${blobEndpoint};QueueEndpoint=${queueEndpoint};TableEndpoint=${tableEndpoint};`,
       cosmosEndpoint: `https://127.0.0.1:${cosmosPort}/`,
       cosmosKey: LOCAL_COSMOS_KEY,
-      stop: onlyOnce(() => stop(azurite, cosmos)),
+      stop: onlyOnce((log?: (step: string) => void) => stop(azurite, cosmos, log)),
     };
   } catch (error) {
     await stop(azurite, cosmos);
@@ -130,25 +133,33 @@ export async function startLocalServices(options: LocalServicesOptions): Promise
 }
 
 /** The first call's promise, whoever calls again: the services are stopped once. */
-const onlyOnce = (fn: () => Promise<void>): (() => Promise<void>) => {
+const onlyOnce = <A extends unknown[]>(fn: (...args: A) => Promise<void>): ((...args: A) => Promise<void>) => {
   let running: Promise<void> | undefined;
-  return () => (running ??= fn());
+  // eslint-disable-next-line no-restricted-syntax -- forwards stop()'s one optional argument
+  return (...args: A) => (running ??= fn(...args));
 };
 
-async function stop(azurite: ChildProcess, cosmos: ReturnType<typeof createHttpsServer>): Promise<void> {
+async function stop(
+  azurite: ChildProcess,
+  cosmos: ReturnType<typeof createHttpsServer>,
+  log: (step: string) => void = () => undefined,
+): Promise<void> {
   if (!cosmos.listening) cosmos.removeAllListeners('error');
+  else {
+    cosmos.closeAllConnections();
+    await new Promise<void>((resolve) => {
+      cosmos.close(() => {
+        resolve();
+      });
+    });
+    log('stopped the Cosmos DB server');
+  }
   if (azurite.exitCode === null && azurite.signalCode === null) {
     const exited = once(azurite, 'exit');
-    azurite.kill('SIGTERM');
+    azurite.kill('SIGTERM'); // once: a second signal while Azurite saves its files would race its own shutdown
     await exited;
+    log('stopped Azurite');
   }
-  if (!cosmos.listening) return;
-  cosmos.closeAllConnections();
-  await new Promise<void>((resolve) => {
-    cosmos.close(() => {
-      resolve();
-    });
-  });
 }
 
 /**

@@ -20,7 +20,8 @@ export interface TriggerContext {
   triggerMetadata?: Record<string, unknown>;
   retryContext?: { retryCount: number; maxRetryCount: number };
   log(...args: unknown[]): void;
-  debug(...args: unknown[]): void;
+  /** The Functions context has it; a bare fake may leave it out (then `log` is used). */
+  debug?(...args: unknown[]): void;
   warn(...args: unknown[]): void;
   error(...args: unknown[]): void;
 }
@@ -283,7 +284,8 @@ function logSummary(context: TriggerContext, partitionId: string, summary: Inges
     summary.droppedStateFields === 0 &&
     summary.stateRejectedDevices === 0 &&
     summary.parked === 0;
-  (clean ? context.debug.bind(context) : context.log.bind(context))(
+  const write = clean && context.debug ? context.debug.bind(context) : context.log.bind(context);
+  write(
     `ingestTelemetry partition ${partitionId}: ${summary.messages} messages, ${summary.records} records, ${summary.devices} devices, ${summary.stateWrites} state writes, ${summary.archiveBlobs} archive blobs`,
   );
 }

@@ -12,15 +12,19 @@ export function describeFunctions(
   origin: string,
   routePrefix: string,
 ): string {
-  const lines = registrations
+  const shown = registrations
     .map((registration) => ({ registration, binding: triggerBinding(registration) ?? {} }))
-    .filter(({ binding }) => SHOWN.has(String(binding.type)))
-    .map(({ registration, binding }) => {
+    .filter(({ binding }) => SHOWN.has(String(binding.type)));
+  const http = shown.filter(({ binding }) => binding.type === 'httpTrigger');
+  const others = shown.filter(({ binding }) => binding.type !== 'httpTrigger');
+  return [
+    'Functions:',
+    ...http.map(({ registration, binding }) => {
       const name = registration.metadata.name;
-      if (binding.type !== 'httpTrigger') return `        ${name}: ${String(binding.type)}`;
       const route = typeof binding.route === 'string' ? binding.route : name;
       const methods = ((binding.methods as string[] | undefined) ?? ['GET', 'POST']).map((m) => m.toUpperCase());
-      return `        ${name}: [${methods.join(',')}] ${origin}/${routePrefix}/${route}`;
-    });
-  return ['Functions:', '', ...lines.flatMap((line) => [line, ''])].join('\n').trimEnd();
+      return `  ${name}: [${methods.join(',')}] ${origin}/${routePrefix}/${route}`;
+    }),
+    ...others.map(({ registration, binding }) => `  ${registration.metadata.name}: ${String(binding.type)}`),
+  ].join('\n');
 }

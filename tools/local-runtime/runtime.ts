@@ -578,7 +578,7 @@ export async function startRuntime(options: RuntimeOptions): Promise<Runtime> {
   log(
     `${registrations.length} functions loaded: ${routes.length} HTTP, ${byType('eventHubTrigger').length} Event Hub, ${timers.count} timer, ${byType('orchestrationTrigger').length} orchestrations, ${byType('activityTrigger').length} activities`,
   );
-  log(`\n${describeFunctions(registrations, origin, routePrefix)}\n`);
+  log(describeFunctions(registrations, origin, routePrefix));
   const graceMs = options.shutdownGraceMs ?? 10_000;
 
   return {
