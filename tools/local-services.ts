@@ -42,6 +42,8 @@ export interface LocalServices {
    * Stops the Cosmos DB server, then Azurite (once, whoever calls again); `log` hears each step as it is done.
    */
   stop: (log?: (step: string) => void) => Promise<void>;
+  /** A forced exit's last act, synchronous: asks Azurite to stop (once) without waiting, so it is not orphaned. */
+  abandon: () => void;
 }
 
 function waitForAzurite(child: ChildProcess): Promise<Record<'Blob' | 'Queue' | 'Table', number>> {
@@ -125,6 +127,9 @@ export async function startLocalServices(options: LocalServicesOptions): Promise
       cosmosEndpoint: `https://127.0.0.1:${cosmosPort}/`,
       cosmosKey: LOCAL_COSMOS_KEY,
       stop: onlyOnce((log?: (step: string) => void) => stop(azurite, cosmos, log)),
+      abandon: () => {
+        terminate(azurite);
+      },
     };
   } catch (error) {
     await stop(azurite, cosmos);
@@ -156,10 +161,18 @@ async function stop(
   }
   if (azurite.exitCode === null && azurite.signalCode === null) {
     const exited = once(azurite, 'exit');
-    azurite.kill('SIGTERM'); // once: a second signal while Azurite saves its files would race its own shutdown
+    terminate(azurite);
     await exited;
     log('stopped Azurite');
   }
+}
+
+const terminated = new WeakSet<ChildProcess>();
+/** SIGTERM once: a second signal while Azurite saves its files would race its own shutdown. */
+function terminate(azurite: ChildProcess): void {
+  if (terminated.has(azurite) || azurite.exitCode !== null || azurite.signalCode !== null) return;
+  terminated.add(azurite);
+  azurite.kill('SIGTERM');
 }
 
 /**

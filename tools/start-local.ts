@@ -14,7 +14,7 @@ import { SETTING_NAMES } from '../src/config.js';
 import { startFunc } from './func-start.js';
 import { makeLogger, parseLogLevel } from './local-runtime/invocation-log.js';
 import { startRuntime, type Runtime } from './local-runtime/runtime.js';
-import { localAppSettings, startLocalServices } from './local-services.js';
+import { localAppSettings, startLocalServices, type LocalServices } from './local-services.js';
 import { handleShutdownSignals } from './shutdown-signals.js';
 
 const { values: args } = parseArgs({
@@ -64,7 +64,10 @@ const shutdown = handleShutdownSignals({
   log: (line) => {
     log(line);
   },
-  exit: (code) => process.exit(code),
+  exit: (code) => {
+    if (code !== 0) services?.abandon();
+    process.exit(code);
+  },
   // The order matters: nothing new comes in, what runs finishes, durable state is saved, then the stores stop.
   steps: async (reason) => {
     await (await runtime.catch(() => undefined))?.stop();
@@ -96,7 +99,8 @@ const servicesStarting = startLocalServices({
   );
   process.exit(1);
 });
-const services = await servicesStarting;
+let services: LocalServices | undefined;
+services = await servicesStarting;
 const settings = localAppSettings(services);
 const stopServices = async (code: number) => {
   await services.stop();
