@@ -32,11 +32,13 @@ export function handleShutdownSignals(options: ShutdownOptions): { begin: (reaso
       log(`shutting down (${reason})…`);
       options.steps(reason).then(
         () => {
+          if (done) return; // forced out already
           done = true;
           log('stopped.');
           exit(0);
         },
         (error: unknown) => {
+          if (done) return;
           done = true;
           log(`shutdown failed: ${error instanceof Error ? error.message : String(error)}`);
           exit(1);
