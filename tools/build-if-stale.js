@@ -5,6 +5,8 @@
  * `--force` builds anyway.
  */
 import { execFileSync } from 'node:child_process';
+import console from 'node:console';
+import process from 'node:process';
 import { existsSync, readdirSync, statSync, utimesSync, writeFileSync } from 'node:fs';
 import { join, resolve } from 'node:path';
 import { pathToFileURL } from 'node:url';

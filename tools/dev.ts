@@ -17,6 +17,8 @@ const DEBOUNCE_MS = 300;
 
 let app: ChildProcess | undefined;
 let stopping = false;
+/** A call, not a read: TypeScript would keep a read narrowed across an await. */
+const isStopping = () => stopping;
 
 const log = (line: string) => {
   console.log(`[dev] ${line}`);
@@ -51,10 +53,10 @@ const scheduleRestart = () => {
   clearTimeout(restart);
   restart = setTimeout(() => {
     restarting = restarting.then(async () => {
-      if (stopping) return;
+      if (isStopping()) return;
       if (app) log('sources changed and built: restarting');
       await stopApp();
-      if (!stopping) startApp();
+      if (!isStopping()) startApp();
     });
   }, DEBOUNCE_MS);
 };

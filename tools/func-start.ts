@@ -41,14 +41,13 @@ const connected = (settings: Record<string, string | undefined>, setting: string
  * have no usable connection disabled. Nothing of a particular run (no port) is written.
  */
 export function funcLocalSettings(sample: Record<string, string>): Record<string, string> {
-  const values = { ...sample };
-  for (const trigger of EVENT_HUB_TRIGGERS) {
-    if (connected(sample, trigger.setting)) continue;
-    // Left out rather than kept as a placeholder that looks filled in; the trigger waits for a real one.
-    delete values[trigger.setting];
-    values[disabledKey(trigger.name)] = 'true';
-  }
-  return values;
+  const unconnected = EVENT_HUB_TRIGGERS.filter((trigger) => !connected(sample, trigger.setting));
+  // Left out rather than kept as a placeholder that looks filled in; the trigger waits for a real one.
+  const leftOut = new Set<string>(unconnected.map((trigger) => trigger.setting));
+  return {
+    ...Object.fromEntries(Object.entries(sample).filter(([name]) => !leftOut.has(name))),
+    ...Object.fromEntries(unconnected.map((trigger) => [disabledKey(trigger.name), 'true'])),
+  };
 }
 
 export interface FuncStartOptions {
@@ -70,11 +69,14 @@ export function startFunc(options: FuncStartOptions): ChildProcess {
     writeFileSync('local.settings.json', `${JSON.stringify(file, null, 2)}\n`);
     log('wrote local.settings.json from local.settings.sample.json (placeholders left out, no ports)');
   }
-  const file = (JSON.parse(readFileSync('local.settings.json', 'utf8')) as { Values?: Record<string, string> })
-    .Values ?? {};
+  const file =
+    (JSON.parse(readFileSync('local.settings.json', 'utf8')) as { Values?: Record<string, string> }).Values ??
+    {};
   // The embedded runtime's in-process Event Hubs do not exist under Core Tools: never pass their stand-ins.
   const run = Object.fromEntries(
-    Object.entries(options.runSettings).filter(([name, value]) => !(name.endsWith('Connection') && isPlaceholder(value))),
+    Object.entries(options.runSettings).filter(
+      ([name, value]) => !(name.endsWith('Connection') && isPlaceholder(value)),
+    ),
   );
   const env: Record<string, string | undefined> = { ...process.env, ...run };
   const effective = { ...file, ...env };

@@ -138,7 +138,9 @@ export async function startLocalServices(options: LocalServicesOptions): Promise
 }
 
 /** The first call's promise, whoever calls again: the services are stopped once. */
-const onlyOnce = <A extends unknown[]>(fn: (...args: A) => Promise<void>): ((...args: A) => Promise<void>) => {
+const onlyOnce = <A extends unknown[]>(
+  fn: (...args: A) => Promise<void>,
+): ((...args: A) => Promise<void>) => {
   let running: Promise<void> | undefined;
   // eslint-disable-next-line no-restricted-syntax -- forwards stop()'s one optional argument
   return (...args: A) => (running ??= fn(...args));

@@ -45,7 +45,9 @@ export function handleShutdownSignals(options: ShutdownOptions): { begin: (reaso
         },
       );
     } else if (requests === 2) {
-      log(`${reason}: still stopping and saving data; press Ctrl-C once more to force the exit (unsaved data is lost)`);
+      log(
+        `${reason}: still stopping and saving data; press Ctrl-C once more to force the exit (unsaved data is lost)`,
+      );
     } else {
       done = true;
       log(`${reason}: forced exit without saving`);

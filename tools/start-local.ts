@@ -58,6 +58,8 @@ const azuriteDir = resolve(dataDir, 'azurite');
 if (!args['in-memory']) mkdirSync(azuriteDir, { recursive: true });
 
 let runtime: Promise<Runtime | undefined> = Promise.resolve(undefined);
+/** What has started, for a forced exit (which cannot wait for a promise). */
+const started: { services?: LocalServices } = {};
 let func: ReturnType<typeof startFunc> | undefined;
 // Installed before anything starts: a Ctrl-C during start-up still stops what did start, in order.
 const shutdown = handleShutdownSignals({
@@ -65,7 +67,7 @@ const shutdown = handleShutdownSignals({
     log(line);
   },
   exit: (code) => {
-    if (code !== 0) services?.abandon();
+    if (code !== 0) started.services?.abandon();
     process.exit(code);
   },
   // The order matters: nothing new comes in, what runs finishes, durable state is saved, then the stores stop.
@@ -99,8 +101,8 @@ const servicesStarting = startLocalServices({
   );
   process.exit(1);
 });
-let services: LocalServices | undefined;
-services = await servicesStarting;
+const services = await servicesStarting;
+started.services = services;
 const settings = localAppSettings(services);
 const stopServices = async (code: number) => {
   await services.stop();
@@ -121,7 +123,6 @@ async function healthSummary(apiBaseUrl: string): Promise<string> {
     return `unknown (${error instanceof Error ? error.message : String(error)})`;
   }
 }
-
 
 /** The HTTP port: a free one when 0 is asked for, known before the app starts (PublicApiBaseUrl needs it). */
 async function httpPort(asked: number): Promise<number> {
@@ -204,15 +205,15 @@ if (hasFunc) {
     await stopServices(1);
     return undefined;
   });
-  const started = await runtime;
-  if (started) {
+  const ready = await runtime;
+  if (ready) {
     log(`
 backend is up (embedded local runtime)
   API ready in ${Math.round(performance.now())} ms
-  health            ${await healthSummary(started.apiBaseUrl)}
-  API base URL      ${started.apiBaseUrl}
-  device gateway    ${started.gatewayUrl}
-  OpenAPI           ${started.apiBaseUrl}/openapi.json
+  health            ${await healthSummary(ready.apiBaseUrl)}
+  API base URL      ${ready.apiBaseUrl}
+  device gateway    ${ready.gatewayUrl}
+  OpenAPI           ${ready.apiBaseUrl}/openapi.json
 ${describeServices()}
 Ctrl-C stops everything.`);
   }

@@ -31,8 +31,8 @@ export function startLocalProcess(
     ...(options.cwd ? { cwd: options.cwd } : {}),
   });
   let text = '';
-  child.stdout?.on('data', (chunk: Buffer) => (text += chunk.toString()));
-  child.stderr?.on('data', (chunk: Buffer) => (text += chunk.toString()));
+  child.stdout.on('data', (chunk: Buffer) => (text += chunk.toString()));
+  child.stderr.on('data', (chunk: Buffer) => (text += chunk.toString()));
   const exited = new Promise<number | string>((resolve) =>
     child.once('exit', (code, signal) => {
       resolve(code ?? signal ?? 'unknown');
@@ -65,6 +65,10 @@ export async function until<T>(
 }
 
 /** Every port is 0 (a free one). */
-export const FREE_PORTS = ['--http-port', '--blob-port', '--queue-port', '--table-port', '--cosmos-port'].flatMap(
-  (flag) => [flag, '0'],
-);
+export const FREE_PORTS = [
+  '--http-port',
+  '--blob-port',
+  '--queue-port',
+  '--table-port',
+  '--cosmos-port',
+].flatMap((flag) => [flag, '0']);

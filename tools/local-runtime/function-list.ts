@@ -1,7 +1,13 @@
 import { triggerBinding, type Registration } from './event-hubs.js';
 
 /** Trigger types the runtime lists; orchestrations and activities are the durable engine's, listed as such. */
-const SHOWN = new Set(['httpTrigger', 'eventHubTrigger', 'timerTrigger', 'orchestrationTrigger', 'activityTrigger']);
+const SHOWN = new Set([
+  'httpTrigger',
+  'eventHubTrigger',
+  'timerTrigger',
+  'orchestrationTrigger',
+  'activityTrigger',
+]);
 
 /**
  * The functions of the app as `func start` lists them on start: HTTP functions with their methods and URL
@@ -22,7 +28,9 @@ export function describeFunctions(
     ...http.map(({ registration, binding }) => {
       const name = registration.metadata.name;
       const route = typeof binding.route === 'string' ? binding.route : name;
-      const methods = ((binding.methods as string[] | undefined) ?? ['GET', 'POST']).map((m) => m.toUpperCase());
+      const methods = ((binding.methods as string[] | undefined) ?? ['GET', 'POST']).map((m) =>
+        m.toUpperCase(),
+      );
       return `  ${name}: [${methods.join(',')}] ${origin}/${routePrefix}/${route}`;
     }),
     ...others.map(({ registration, binding }) => `  ${registration.metadata.name}: ${String(binding.type)}`),

@@ -86,7 +86,11 @@ describe('npm start with Core Tools on PATH (fake func)', () => {
       'AzureWebJobs.ingestTelemetry.Disabled': 'true',
       'AzureWebJobs.notifyAnomalies.Disabled': 'true',
     });
-    expect(output).toMatch(/ingestTelemetry is disabled: set IotHubEventsConnection in local\.settings\.json/);
-    expect(output).toMatch(/notifyAnomalies is disabled: set AnomaliesEventHubConnection in local\.settings\.json/);
+    expect(output).toMatch(
+      /ingestTelemetry is disabled: set IotHubEventsConnection in local\.settings\.json/,
+    );
+    expect(output).toMatch(
+      /notifyAnomalies is disabled: set AnomaliesEventHubConnection in local\.settings\.json/,
+    );
   });
 });

@@ -91,10 +91,16 @@ describe('npm start stops in order on Ctrl-C and keeps its data (real process gr
     });
     expect(job.status).toBe(202);
     jobId = ((await job.json()) as { id: string }).id;
-    await until('the job instance', async () => ((await durableStatus(run, jobId)).ok ? true : undefined), run.output);
+    await until(
+      'the job instance',
+      async () => ((await durableStatus(run, jobId)).ok ? true : undefined),
+      run.output,
+    );
     expect((await sendTelemetry(run)).status).toBe(204);
     // The invocations were logged the way `func start` logs them, and the routes were listed on start.
-    expect(run.output()).toMatch(/Executed 'Functions\.registerDevice' \(Succeeded, Id=[\w-]+, Duration=\d+ms\)/);
+    expect(run.output()).toMatch(
+      /Executed 'Functions\.registerDevice' \(Succeeded, Id=[\w-]+, Duration=\d+ms\)/,
+    );
     expect(run.output()).toContain(`registerDevice: [POST] ${run.api}/devices`);
     expect(run.output()).toMatch(/API ready in \d+ ms/);
 
@@ -102,7 +108,10 @@ describe('npm start stops in order on Ctrl-C and keeps its data (real process gr
     expect(await run.exited).toBe(0);
     const printed = shutdownLines(run);
     const positions = STEPS.map((step) => printed.indexOf(step));
-    expect(positions.every((p) => p >= 0), printed).toBe(true);
+    expect(
+      positions.every((p) => p >= 0),
+      printed,
+    ).toBe(true);
     expect(positions).toEqual([...positions].sort((a, b) => a - b));
     expect(printed).toMatch(/in-flight invocations finished/);
     expect(halfWritten()).toEqual([]);
@@ -127,12 +136,16 @@ describe('npm start stops in order on Ctrl-C and keeps its data (real process gr
   it('a second Ctrl-C during the shutdown says it is still saving; the shutdown still completes and exits 0', async () => {
     const run = await start();
     // A device long-polling for direct methods keeps a request open: the shutdown waits for it (bounded).
-    const poll = fetch(`${run.origin}/devices/sd-1/methods/pending?waitSeconds=30`, { headers: auth() }).catch(
-      () => undefined,
-    );
+    const poll = fetch(`${run.origin}/devices/sd-1/methods/pending?waitSeconds=30`, {
+      headers: auth(),
+    }).catch(() => undefined);
     await new Promise((resolve) => setTimeout(resolve, 500));
     run.signalGroup('SIGINT');
-    await until('the shutdown', () => (run.output().includes('shutting down') ? true : undefined), run.output);
+    await until(
+      'the shutdown',
+      () => (run.output().includes('shutting down') ? true : undefined),
+      run.output,
+    );
     run.signalGroup('SIGINT');
     expect(await run.exited).toBe(0);
     await poll;
@@ -145,12 +158,16 @@ describe('npm start stops in order on Ctrl-C and keeps its data (real process gr
 
   it('a third Ctrl-C forces the exit (130)', async () => {
     const run = await start();
-    const poll = fetch(`${run.origin}/devices/sd-1/methods/pending?waitSeconds=30`, { headers: auth() }).catch(
-      () => undefined,
-    );
+    const poll = fetch(`${run.origin}/devices/sd-1/methods/pending?waitSeconds=30`, {
+      headers: auth(),
+    }).catch(() => undefined);
     await new Promise((resolve) => setTimeout(resolve, 500));
     run.signalGroup('SIGINT');
-    await until('the shutdown', () => (run.output().includes('shutting down') ? true : undefined), run.output);
+    await until(
+      'the shutdown',
+      () => (run.output().includes('shutting down') ? true : undefined),
+      run.output,
+    );
     run.signalGroup('SIGINT');
     await until('the notice', () => (run.output().includes('still stopping') ? true : undefined), run.output);
     run.signalGroup('SIGINT');

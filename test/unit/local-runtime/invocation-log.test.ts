@@ -49,11 +49,18 @@ describe('log levels', () => {
 describe('InvocationTracker', () => {
   it('logs Executing at debug and Executed (Succeeded, Duration) at info for an HTTP invocation', async () => {
     const { lines, log } = collect();
-    const wrapped = new InvocationTracker().wrap('getHealth', 'http', log, (x: number) => Promise.resolve(x + 1));
+    const wrapped = new InvocationTracker().wrap('getHealth', 'http', log, (x: number) =>
+      Promise.resolve(x + 1),
+    );
     expect(await wrapped(1)).toBe(2);
-    expect(lines[0]).toEqual({ line: expect.stringMatching(/^Executing 'Functions\.getHealth' \(Reason=/) as unknown, level: 'debug' });
+    expect(lines[0]).toEqual({
+      line: expect.stringMatching(/^Executing 'Functions\.getHealth' \(Reason=/) as unknown,
+      level: 'debug',
+    });
     expect(lines[1]).toEqual({
-      line: expect.stringMatching(/^Executed 'Functions\.getHealth' \(Succeeded, Id=[\w-]+, Duration=\d+ms\)$/) as unknown,
+      line: expect.stringMatching(
+        /^Executed 'Functions\.getHealth' \(Succeeded, Id=[\w-]+, Duration=\d+ms\)$/,
+      ) as unknown,
       level: 'info',
     });
   });
@@ -72,7 +79,12 @@ describe('InvocationTracker', () => {
   it('counts running invocations and resolves idle() when the last one ends', async () => {
     const tracker = new InvocationTracker();
     let release: () => void = () => undefined;
-    const run = tracker.wrap('slow', 'timer', () => undefined, () => new Promise<void>((r) => (release = r)));
+    const run = tracker.wrap(
+      'slow',
+      'timer',
+      () => undefined,
+      () => new Promise<void>((r) => (release = r)),
+    );
     const pending = run();
     expect(tracker.inFlight).toBe(1);
     let idle = false;

@@ -17,7 +17,16 @@ function setup() {
       return new Promise<void>((resolve) => (finish = resolve));
     },
   });
-  return { signals, lines, exits, calls, begin, finish: () => finish() };
+  return {
+    signals,
+    lines,
+    exits,
+    calls,
+    begin,
+    finish: () => {
+      finish();
+    },
+  };
 }
 
 const settle = () => new Promise((resolve) => setImmediate(resolve));
