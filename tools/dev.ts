@@ -28,7 +28,8 @@ function startApp() {
   app = spawn(process.execPath, [START, ...process.argv.slice(2)], { stdio: 'inherit' });
   const started = app;
   started.on('exit', (code, signal) => {
-    if (app === started) app = undefined;
+    if (app !== started) return; // stopped for a restart or by Ctrl-C
+    app = undefined;
     if (!stopping) log(`npm start exited (${signal ?? `code ${code ?? 0}`}); waiting for the next change`);
   });
 }
@@ -36,6 +37,7 @@ function startApp() {
 /** Stops the running app with its ordered shutdown (SIGTERM), killing it if it has not exited in time. */
 async function stopApp() {
   const running = app;
+  app = undefined;
   if (!running || running.exitCode !== null || running.signalCode !== null) return;
   const exited = new Promise((resolve) => running.once('exit', resolve));
   running.kill('SIGTERM');
