@@ -57,7 +57,12 @@ export interface LocalServices {
   cosmosKey: string;
   /** Resolves with a message if Azurite exits on its own while the services run (never otherwise). */
   died: Promise<string>;
-  stop: () => Promise<void>;
+  /**
+   * Stops the Cosmos DB server (final snapshot), then Azurite (once, whoever calls again); `log` hears each step.
+   */
+  stop: (log?: (step: string) => void) => Promise<void>;
+  /** A forced exit's last act, synchronous: asks Azurite to stop (once) without waiting, so it is not orphaned. */
+  abandon: () => void;
 }
 
 function waitForAzurite(child: ChildProcess): Promise<Record<'Blob' | 'Queue' | 'Table', number>> {
@@ -120,7 +125,9 @@ export async function startLocalServices(options: LocalServicesOptions): Promise
     String(options.tablePort ?? 0),
     ...(options.inMemory ? ['--inMemoryPersistence'] : ['--location', options.location ?? '.local/azurite']),
   ];
-  const azurite = spawn(process.execPath, args, { stdio: ['ignore', 'pipe', 'pipe'] });
+  // Its own process group: a terminal's Ctrl-C (SIGINT to the foreground group) must not reach Azurite while it
+  // writes its files; the parent stops it once, as the last step of its ordered shutdown.
+  const azurite = spawn(process.execPath, args, { stdio: ['ignore', 'pipe', 'pipe'], detached: true });
   if (pidFile && azurite.pid !== undefined) writePidFile(pidFile, azurite.pid, options.location);
   const cosmos = createLocalCosmosServer(durable ? join(options.dataDir ?? '', 'cosmos') : undefined);
   let stopping = false;
@@ -132,11 +139,11 @@ export async function startLocalServices(options: LocalServicesOptions): Promise
       resolve(message);
     });
   });
-  const stopAll = async () => {
+  const stopAll = onlyOnce(async (log?: (step: string) => void) => {
     stopping = true;
-    await stop(azurite, cosmos);
+    await stop(azurite, cosmos, log);
     if (pidFile) removePidFile(pidFile, azurite.pid);
-  };
+  });
 
   try {
     await new Promise<void>((resolve, reject) => {
@@ -166,6 +173,10 @@ export async function startLocalServices(options: LocalServicesOptions): Promise
       cosmosKey: LOCAL_COSMOS_KEY,
       died,
       stop: stopAll,
+      abandon: () => {
+        stopping = true;
+        terminate(azurite);
+      },
     };
   } catch (error) {
     await stopAll();
@@ -173,23 +184,47 @@ export async function startLocalServices(options: LocalServicesOptions): Promise
   }
 }
 
-async function stop(azurite: ChildProcess, cosmos: LocalCosmosServer): Promise<void> {
+/** The first call's promise, whoever calls again: the services are stopped once. */
+const onlyOnce = <A extends unknown[]>(
+  fn: (...args: A) => Promise<void>,
+): ((...args: A) => Promise<void>) => {
+  let running: Promise<void> | undefined;
+  // eslint-disable-next-line no-restricted-syntax -- forwards stop()'s one optional argument
+  return (...args: A) => (running ??= fn(...args));
+};
+
+async function stop(
+  azurite: ChildProcess,
+  cosmos: LocalCosmosServer,
+  log: (step: string) => void = () => undefined,
+): Promise<void> {
   const server = cosmos.server;
   if (!server.listening) server.removeAllListeners('error');
+  else {
+    server.closeAllConnections();
+    await new Promise<void>((resolve) => {
+      server.close(() => {
+        resolve();
+      });
+    });
+    // The final snapshot, once no request can change the data any more.
+    await cosmos.close();
+    log('stopped the Cosmos DB server');
+  }
   if (azurite.exitCode === null && azurite.signalCode === null) {
     const exited = once(azurite, 'exit');
-    azurite.kill('SIGTERM');
+    terminate(azurite);
     await exited;
+    log('stopped Azurite');
   }
-  if (!server.listening) return;
-  server.closeAllConnections();
-  await new Promise<void>((resolve) => {
-    server.close(() => {
-      resolve();
-    });
-  });
-  // The final snapshot, once no request can change the data any more.
-  await cosmos.close();
+}
+
+const terminated = new WeakSet<ChildProcess>();
+/** SIGTERM once: a second signal while Azurite saves its files would race its own shutdown. */
+function terminate(azurite: ChildProcess): void {
+  if (terminated.has(azurite) || azurite.exitCode !== null || azurite.signalCode !== null) return;
+  terminated.add(azurite);
+  azurite.kill('SIGTERM');
 }
 
 /**

@@ -218,6 +218,9 @@ export class DurableEngine {
   private pumping = false;
   private poke: (() => void) | undefined;
   private idleWaiters: (() => void)[] = [];
+  private flushing: Promise<void> = Promise.resolve();
+  /** Set by saveAll: the store is about to stop, nothing more is written to it. */
+  private closed = false;
   private readonly dirty = new Set<Instance>();
   private saveQueue: Promise<void> = Promise.resolve();
 
@@ -390,9 +393,27 @@ export class DurableEngine {
     return saved;
   }
 
-  private async flush(): Promise<void> {
+  /**
+   * Saves what is not saved yet and waits for a save in progress; afterwards nothing more is saved (the last
+   * step of a shutdown, before the storage goes away). Resolves with how many instances this call saved.
+   */
+  async saveAll(): Promise<number> {
+    const count = this.dirty.size;
+    await this.flush();
+    this.closed = true;
+    return count;
+  }
+
+  /** One flush at a time: a shutdown's saveAll waits for the pump's save in progress. */
+  private flush(): Promise<void> {
+    const next = this.flushing.then(() => this.flushDirty());
+    this.flushing = next;
+    return next;
+  }
+
+  private async flushDirty(): Promise<void> {
     const store = this.options.store;
-    if (!store || this.dirty.size === 0) return;
+    if (!store || this.closed || this.dirty.size === 0) return;
     const batch = [...this.dirty];
     this.dirty.clear();
     for (const instance of batch) {
@@ -503,7 +524,7 @@ export class DurableEngine {
         this.dirty.add(ready);
         continue;
       }
-      if (this.options.store && this.dirty.size > 0) {
+      if (this.options.store && !this.closed && this.dirty.size > 0) {
         // Events may arrive while saving: look again afterwards.
         await this.flush();
         continue;

@@ -6,6 +6,7 @@
  */
 import functions from '@azure/functions';
 import { createHash, randomUUID } from 'node:crypto';
+import { levelOfHost, type Logger } from './invocation-log.js';
 import { formatError, formatLogArgs } from './log-format.js';
 
 const { InvocationContext } = functions;
@@ -152,7 +153,7 @@ export interface EventHubTriggerOptions {
   hub: (name: string) => LocalHub;
   /** host.json `extensions.eventHubs.maxEventBatchSize`. */
   maxBatch: number;
-  log: (message: string) => void;
+  log: Logger;
   /** Waits between attempts (ms); tests pass one that does not wait. */
   sleep?: (ms: number) => Promise<void>;
 }
@@ -202,8 +203,8 @@ export function startEventHubTrigger(registration: Registration, options: EventH
           invocationId: randomUUID(),
           triggerMetadata: triggerMetadata(source, group, partitionId, batch),
           retryContext: { retryCount: attempt, maxRetryCount: retries },
-          logHandler: (_level, ...args) => {
-            log(`[${name}] ${formatLogArgs(args)}`);
+          logHandler: (level, ...args) => {
+            log(`[${name}] ${formatLogArgs(args)}`, levelOfHost(level));
           },
         });
         await registration.callback(deliveredBodies(batch, binding.dataType), context);

@@ -28,6 +28,8 @@ import { localDeviceConnections } from '../../src/infra/local/local-device-conne
 import { parseSasToken, verifyDeviceSasToken } from '../../src/provisioning/sas-token.js';
 import { PayloadTooLargeError, ServiceUnavailableError, ValidationError } from '../../src/shared/errors.js';
 import { DurableEngine, InstanceNotSavedError, type ActivityHandler } from './durable-engine.js';
+import { describeFunctions } from './function-list.js';
+import { InvocationTracker, levelOfHost, type Logger } from './invocation-log.js';
 import { formatLogArgs, formatLogValue } from './log-format.js';
 import { DurableLocalHub, localHub } from './durable-hubs.js';
 import { startEventHubTrigger, triggerBinding, type LocalHub, type Registration } from './event-hubs.js';
@@ -41,7 +43,10 @@ export interface RuntimeOptions {
   settings: Record<string, string>;
   /** HTTP port (0 = a free one). */
   port: number;
-  log: (message: string) => void;
+  /** Where lines go, each with its level (filter with makeLogger). */
+  log: Logger;
+  /** How long a shutdown waits for running invocations and open requests (ms; default 10 000). */
+  shutdownGraceMs?: number;
   /** The `@azure/functions-core` provider module (default: the compiled one beside this file; tests pass theirs). */
   functionsCore?: string;
   /** Keeps the in-process Event Hubs' events here (`{folder}/<hub>.jsonl`) so a crash loses none it acknowledged. */
@@ -53,6 +58,10 @@ export interface Runtime {
   origin: string;
   apiBaseUrl: string;
   gatewayUrl: string;
+  /**
+   * The runtime's part of the ordered shutdown: stop accepting requests → stop triggers → let in-flight
+   * invocations finish (bounded by shutdownGraceMs) → save durable instances. Each step is logged.
+   */
   stop(): Promise<void>;
 }
 
@@ -173,7 +182,15 @@ export async function startRuntime(options: RuntimeOptions): Promise<Runtime> {
   const routePrefix = hostJson.extensions?.http?.routePrefix ?? 'api';
   const maxBatch = hostJson.extensions?.eventHubs?.maxEventBatchSize ?? 100;
   const trigger = triggerBinding;
-  const byType = (type: string) => registrations.filter((r) => trigger(r)?.type === type);
+  // Every trigger the runtime serves is counted (a shutdown waits for it) and logged (Executing/Executed).
+  const invocations = new InvocationTracker();
+  const tracked = (r: Registration): Registration => {
+    const kind = { httpTrigger: 'http', eventHubTrigger: 'eventHub', timerTrigger: 'timer' } as const;
+    const type = String(trigger(r)?.type) as keyof typeof kind;
+    if (!(type in kind)) return r;
+    return { ...r, callback: invocations.wrap(r.metadata.name, kind[type], log, r.callback) };
+  };
+  const byType = (type: string) => registrations.filter((r) => trigger(r)?.type === type).map(tracked);
 
   const engine = new DurableEngine({
     orchestrators: new Map(byType('orchestrationTrigger').map((r) => [r.metadata.name, r.callback])),
@@ -523,8 +540,8 @@ export async function startRuntime(options: RuntimeOptions): Promise<Runtime> {
               trigger: { type: 'httpTrigger', name: 'request' },
               extraInputs: route.extraInputs as never[],
             },
-            logHandler: (_level, ...args) => {
-              log(`[${route.registration.metadata.name}] ${formatLogArgs(args)}`);
+            logHandler: (level, ...args) => {
+              log(`[${route.registration.metadata.name}] ${formatLogArgs(args)}`, levelOfHost(level));
             },
           });
           for (const input of route.extraInputs) context.extraInputs.set(input.name, durableClientData());
@@ -569,20 +586,46 @@ export async function startRuntime(options: RuntimeOptions): Promise<Runtime> {
   log(
     `${registrations.length} functions loaded: ${routes.length} HTTP, ${byType('eventHubTrigger').length} Event Hub, ${timers.count} timer, ${byType('orchestrationTrigger').length} orchestrations, ${byType('activityTrigger').length} activities`,
   );
+  log(describeFunctions(registrations, origin, routePrefix));
+  const graceMs = options.shutdownGraceMs ?? 10_000;
 
   return {
     origin,
     apiBaseUrl: `${origin}/${routePrefix}`,
     gatewayUrl: `${origin}/devices/{id}/messages/events`,
     stop: async () => {
-      server.closeAllConnections();
-      await new Promise<void>((resolve) =>
+      const closed = new Promise<void>((resolve) =>
         server.close(() => {
           resolve();
         }),
       );
-      await Promise.all([...consumers.map((c) => c.stop()), timers.stop()]);
+      server.closeIdleConnections();
+      log('  stopped accepting requests');
+      const triggersStopped = Promise.all([...consumers.map((c) => c.stop()), timers.stop()]);
+      log(`  stopping triggers: ${consumers.length} Event Hub consumers, ${timers.count} timers`);
+      const running = invocations.inFlight;
+      const finished = await within(graceMs, Promise.all([triggersStopped, invocations.idle(), closed]));
+      server.closeAllConnections();
+      log(
+        finished
+          ? `  in-flight invocations finished (${running} were running)`
+          : `  ${invocations.inFlight} invocations or requests still running after ${graceMs} ms: stopped without them`,
+      );
       for (const h of hubs.values()) if (h instanceof DurableLocalHub) await h.close();
+      log('  in-process Event Hubs closed');
+      const saved = await engine.saveAll();
+      log(`  durable instances saved (${saved} with unsaved changes)`);
     },
   };
+}
+
+/** Whether `work` settled within `ms` (it is not cancelled either way). */
+async function within(ms: number, work: Promise<unknown>): Promise<boolean> {
+  let timer: NodeJS.Timeout | undefined;
+  const timeout = new Promise<false>((resolve) => (timer = setTimeout(resolve, ms, false)));
+  try {
+    return await Promise.race([work.then(() => true), timeout]);
+  } finally {
+    clearTimeout(timer);
+  }
 }
