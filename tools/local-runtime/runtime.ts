@@ -20,7 +20,6 @@ import { createServer, type IncomingMessage, type ServerResponse } from 'node:ht
 import Module, { createRequire } from 'node:module';
 import type { AddressInfo } from 'node:net';
 import { fileURLToPath } from 'node:url';
-import { THRESHOLD_RULES, evaluateThreshold, type TelemetryPoint } from '../../src/alerts/rules.js';
 import { loadConfig } from '../../src/config.js';
 import { toProblemResponse } from '../../src/http/problem.js';
 import { createAdapters } from '../../src/infra/adapters.js';
@@ -30,6 +29,7 @@ import { PayloadTooLargeError, ServiceUnavailableError, ValidationError } from '
 import { DurableEngine, type ActivityHandler } from './durable-engine.js';
 import { formatLogArgs, formatLogValue } from './log-format.js';
 import { LocalHub, startEventHubTrigger, triggerBinding, type Registration } from './event-hubs.js';
+import { LocalRuleEvaluator } from './rule-evaluator.js';
 import { TableInstanceStore } from './table-instance-store.js';
 import { startTimers } from './timers.js';
 
@@ -205,8 +205,7 @@ export async function startRuntime(options: RuntimeOptions): Promise<Runtime> {
   // The hot path: the local rule evaluator (asa/anomalies.asaql's threshold rules) → anomalies hub.
   const iotHub = hub(settings.IotHubEventHubName ?? 'iothub-events');
   const anomalies = hub(settings.AnomaliesEventHubName ?? 'anomalies');
-  const recent = new Map<string, TelemetryPoint[]>();
-  const emitted = new Set<string>();
+  const evaluator = new LocalRuleEvaluator();
   consumers.push(
     iotHub.consume('asa', maxBatch, async (batch) => {
       for (const event of batch) {
@@ -223,18 +222,8 @@ export async function startRuntime(options: RuntimeOptions): Promise<Runtime> {
         const given = typeof record.ts === 'string' ? record.ts : record.timestamp;
         const stamp = Date.parse(typeof given === 'string' ? given : '');
         const time = Number.isFinite(stamp) ? stamp : Date.parse(event.enqueuedTime);
-        const points = [
-          ...(recent.get(deviceId) ?? []),
-          { deviceId, time, values: values as Record<string, unknown> },
-        ].filter((p) => p.time > time - 15 * 60_000);
-        recent.set(deviceId, points);
-        for (const rule of THRESHOLD_RULES) {
-          for (const output of evaluateThreshold(points, rule)) {
-            const key = `${output.deviceId}|${output.rule}|${output.windowEnd}`;
-            if (emitted.has(key)) continue;
-            emitted.add(key);
-            anomalies.publish(output, output.deviceId, {}, {});
-          }
+        for (const output of evaluator.add({ deviceId, time, values: record })) {
+          anomalies.publish(output, output.deviceId, {}, {});
         }
       }
       return Promise.resolve();
