@@ -50,7 +50,18 @@ export interface Runtime {
   origin: string;
   apiBaseUrl: string;
   gatewayUrl: string;
+  /** What the runtime keeps in memory that grows with traffic (the soak benchmark watches it stay bounded). */
+  memory(): RuntimeMemory;
   stop(): Promise<void>;
+}
+
+export interface RuntimeMemory {
+  /** Events kept by the in-process hubs (not yet checkpointed by every consumer group). */
+  hubEvents: number;
+  /** The local rule evaluator's devices, readings and emitted-anomaly keys. */
+  rules: { devices: number; points: number; emitted: number };
+  /** Direct-method requests waiting for a device. */
+  methodRequests: number;
 }
 
 const TASK_HUB = 'IotBackendHub';
@@ -101,6 +112,12 @@ const readBody = async (req: IncomingMessage, maxBytes = Number.POSITIVE_INFINIT
   }
   return Buffer.concat(chunks);
 };
+
+/** An error body as IoT Hub's device HTTPS API answers it (`Message` with the error code, `ExceptionMessage`). */
+const iotHubError = (code: string, message: string) => ({
+  Message: `ErrorCode:${code};${message}`,
+  ExceptionMessage: `Tracking ID:${randomUUID().replaceAll('-', '')}-G:0-TimeStamp:${new Date().toISOString()}`,
+});
 
 /** Whether every %-escape of the path decodes to well-formed UTF-8 (what a host needs to route it). */
 const decodablePath = (path: string): boolean => {
@@ -330,9 +347,8 @@ export async function startRuntime(options: RuntimeOptions): Promise<Runtime> {
       return true;
     }
     if (method === 'DELETE' && rest.length === 2) {
-      send(res, engine.purge(instanceId) ? 200 : 404, {
-        instancesDeleted: engine.status(instanceId) ? 0 : 1,
-      });
+      const purged = engine.purge(instanceId);
+      send(res, purged ? 200 : 404, { instancesDeleted: purged ? 1 : 0 });
       return true;
     }
     try {
@@ -442,7 +458,22 @@ export async function startRuntime(options: RuntimeOptions): Promise<Runtime> {
     }
     const deviceId = decodeURIComponent(m[1] ?? '');
     if (!(await authenticate(req, res, deviceId))) return true;
-    const body = await readBody(req, MAX_DEVICE_MESSAGE_BYTES);
+    let body: Buffer;
+    try {
+      body = await readBody(req, MAX_DEVICE_MESSAGE_BYTES);
+    } catch (error) {
+      if (!(error instanceof BodyTooLarge)) throw error;
+      // IoT Hub's answer (error code 413002): its own body shape, not problem+json; nothing is kept.
+      send(
+        res,
+        413,
+        iotHubError('MessageTooLarge', `Message size exceeds the maximum of ${error.maxBytes} bytes.`),
+        {
+          connection: 'close',
+        },
+      );
+      return true;
+    }
     const properties: Record<string, unknown> = {};
     for (const [name, value] of Object.entries(req.headers)) {
       if (name.startsWith('iothub-app-') && typeof value === 'string')
@@ -555,6 +586,11 @@ export async function startRuntime(options: RuntimeOptions): Promise<Runtime> {
     origin,
     apiBaseUrl: `${origin}/${routePrefix}`,
     gatewayUrl: `${origin}/devices/{id}/messages/events`,
+    memory: () => ({
+      hubEvents: [...hubs.values()].reduce((sum, h) => sum + h.retained(), 0),
+      rules: evaluator.size(),
+      methodRequests: localDeviceConnections.size().pending,
+    }),
     stop: async () => {
       server.closeAllConnections();
       await new Promise<void>((resolve) =>
