@@ -36,6 +36,8 @@ export interface SoakReport {
   checkpoints: SoakCheckpoint[];
   /** (RSS at the end − RSS at the first checkpoint) / RSS at the first checkpoint. */
   growthAfterWarmUp: number;
+  /** The same for the V8 heap after a GC (with --expose-gc): what the runtime really keeps, without allocator noise. */
+  heapGrowthAfterWarmUp: number;
   sent: number;
   refused: number;
   /** What the runtime still kept once the simulator stopped and ingest caught up. */
@@ -120,6 +122,7 @@ export async function runSoak(options: SoakOptions): Promise<SoakReport> {
     return {
       checkpoints,
       growthAfterWarmUp: (last.rssBytes - first.rssBytes) / first.rssBytes,
+      heapGrowthAfterWarmUp: (last.heapUsedBytes - first.heapUsedBytes) / first.heapUsedBytes,
       sent: Number(done?.[1] ?? 0),
       refused: Number(done?.[2] ?? 0),
       drained: runtime.memory(),

@@ -3,8 +3,9 @@
  * simulator sends `devices` × `per-device-rate` messages/s through the embedded runtime for `minutes`; the
  * runtime process's RSS is printed at 5, 15 and 30 minutes (the same fractions of another length) with what the
  * runtime keeps in memory, then the growth after warm-up (target: under 10 %). Fresh in-memory local services;
- * Azurite's own memory (a separate process) is not counted. Exits 1 when a run of 5 minutes or more grows 10 %
- * or more, or when messages were refused.
+ * Azurite's own memory (a separate process) is not counted. Exits 1 when a run of 30 minutes or more grows 10 %
+ * or more (a shorter warm-up than the rule evaluator's 5-minute window says nothing), or when messages were
+ * refused.
  */
 import { fileURLToPath } from 'node:url';
 import { parseArgs } from 'node:util';
@@ -43,12 +44,17 @@ try {
       console.log(line);
     },
   });
-  const growth = (report.growthAfterWarmUp * 100).toFixed(1);
+  const percent = (x: number) => `${(x * 100).toFixed(1)} %`;
+  // The rule evaluator's window (5 minutes of readings) fills during warm-up: only a warm-up of at least 5
+  // minutes (a run of 30) says something about growth.
+  const judged = minutes >= 30;
   console.log(
-    `soak: ${report.sent} messages sent, ${report.refused} refused; RSS growth after warm-up ${growth} % ` +
-      `(target < 10 %); after draining: ${report.drained.hubEvents} hub events kept`,
+    `soak: ${report.sent} messages sent, ${report.refused} refused; growth after warm-up: RSS ` +
+      `${percent(report.growthAfterWarmUp)}, heap ${percent(report.heapGrowthAfterWarmUp)} (target < 10 %` +
+      `${judged ? '' : '; indicative only, the warm-up is shorter than the 5-minute rule window'}); ` +
+      `after draining: ${report.drained.hubEvents} hub events kept`,
   );
-  if (report.refused > 0 || (minutes >= 5 && report.growthAfterWarmUp >= 0.1)) process.exitCode = 1;
+  if (report.refused > 0 || (judged && report.growthAfterWarmUp >= 0.1)) process.exitCode = 1;
 } finally {
   await services.stop();
 }
