@@ -236,7 +236,10 @@ export const LOCAL_IDENTITY_ENCRYPTION_KEY = Buffer.from('local-only identity ke
 );
 
 /** App settings that point the function app at these services. */
-export function localAppSettings(services: Omit<LocalServices, 'died'>): Record<string, string> {
+export function localAppSettings(
+  services: Partial<LocalServices> &
+    Pick<LocalServices, 'storageConnectionString' | 'cosmosEndpoint' | 'cosmosKey'>,
+): Record<string, string> {
   return {
     AzureWebJobsStorage: services.storageConnectionString,
     ArchiveStorageConnectionString: services.storageConnectionString,

@@ -108,7 +108,7 @@ export class DurableLocalHub extends LocalHub {
     super.publish(body, partitionKey, properties, system);
     if (this.recovering) return;
     const p = LocalHub.partitionOf(partitionKey);
-    const event = this.partitions[p]?.at(-1);
+    const event = this.partitions[p]?.last();
     if (event) this.append({ e: lineOf(event, p) });
   }
 
@@ -208,7 +208,7 @@ export class DurableLocalHub extends LocalHub {
       sequence.forEach((s, p) => lines.push({ c: { g, p, s } }));
     }
     this.partitions.forEach((partition, p) => {
-      for (const event of partition)
+      for (const event of partition.kept())
         if (event.sequenceNumber > (handled[p] ?? 0)) lines.push({ e: lineOf(event, p) });
     });
     return lines.map((line) => `${JSON.stringify(line)}\n`).join('');

@@ -20,7 +20,6 @@ import { createServer, type IncomingMessage, type ServerResponse } from 'node:ht
 import Module, { createRequire } from 'node:module';
 import type { AddressInfo } from 'node:net';
 import { fileURLToPath } from 'node:url';
-import { THRESHOLD_RULES, evaluateThreshold, type TelemetryPoint } from '../../src/alerts/rules.js';
 import { loadConfig } from '../../src/config.js';
 import { toProblemResponse } from '../../src/http/problem.js';
 import { createAdapters } from '../../src/infra/adapters.js';
@@ -33,6 +32,7 @@ import { InvocationTracker, levelOfHost, type Logger } from './invocation-log.js
 import { formatLogArgs, formatLogValue } from './log-format.js';
 import { DurableLocalHub, localHub } from './durable-hubs.js';
 import { startEventHubTrigger, triggerBinding, type LocalHub, type Registration } from './event-hubs.js';
+import { LocalRuleEvaluator } from './rule-evaluator.js';
 import { TableInstanceStore } from './table-instance-store.js';
 import { startTimers } from './timers.js';
 
@@ -58,11 +58,22 @@ export interface Runtime {
   origin: string;
   apiBaseUrl: string;
   gatewayUrl: string;
+  /** What the runtime keeps in memory that grows with traffic (the soak benchmark watches it stay bounded). */
+  memory(): RuntimeMemory;
   /**
    * The runtime's part of the ordered shutdown: stop accepting requests → stop triggers → let in-flight
    * invocations finish (bounded by shutdownGraceMs) → save durable instances. Each step is logged.
    */
   stop(): Promise<void>;
+}
+
+export interface RuntimeMemory {
+  /** Events kept by the in-process hubs (not yet checkpointed by every consumer group). */
+  hubEvents: number;
+  /** The local rule evaluator's devices, readings and emitted-anomaly keys. */
+  rules: { devices: number; points: number; emitted: number };
+  /** Direct-method requests waiting for a device. */
+  methodRequests: number;
 }
 
 const TASK_HUB = 'IotBackendHub';
@@ -113,6 +124,12 @@ const readBody = async (req: IncomingMessage, maxBytes = Number.POSITIVE_INFINIT
   }
   return Buffer.concat(chunks);
 };
+
+/** An error body as IoT Hub's device HTTPS API answers it (`Message` with the error code, `ExceptionMessage`). */
+const iotHubError = (code: string, message: string) => ({
+  Message: `ErrorCode:${code};${message}`,
+  ExceptionMessage: `Tracking ID:${randomUUID().replaceAll('-', '')}-G:0-TimeStamp:${new Date().toISOString()}`,
+});
 
 /** Whether every %-escape of the path decodes to well-formed UTF-8 (what a host needs to route it). */
 const decodablePath = (path: string): boolean => {
@@ -226,8 +243,7 @@ export async function startRuntime(options: RuntimeOptions): Promise<Runtime> {
   // The hot path: the local rule evaluator (asa/anomalies.asaql's threshold rules) → anomalies hub.
   const iotHub = hub(settings.IotHubEventHubName ?? 'iothub-events');
   const anomalies = hub(settings.AnomaliesEventHubName ?? 'anomalies');
-  const recent = new Map<string, TelemetryPoint[]>();
-  const emitted = new Set<string>();
+  const evaluator = new LocalRuleEvaluator();
   consumers.push(
     iotHub.consume('asa', maxBatch, async (batch) => {
       for (const event of batch) {
@@ -244,18 +260,8 @@ export async function startRuntime(options: RuntimeOptions): Promise<Runtime> {
         const given = typeof record.ts === 'string' ? record.ts : record.timestamp;
         const stamp = Date.parse(typeof given === 'string' ? given : '');
         const time = Number.isFinite(stamp) ? stamp : Date.parse(event.enqueuedTime);
-        const points = [
-          ...(recent.get(deviceId) ?? []),
-          { deviceId, time, values: values as Record<string, unknown> },
-        ].filter((p) => p.time > time - 15 * 60_000);
-        recent.set(deviceId, points);
-        for (const rule of THRESHOLD_RULES) {
-          for (const output of evaluateThreshold(points, rule)) {
-            const key = `${output.deviceId}|${output.rule}|${output.windowEnd}`;
-            if (emitted.has(key)) continue;
-            emitted.add(key);
-            anomalies.publish(output, output.deviceId, {}, {});
-          }
+        for (const output of evaluator.add({ deviceId, time, values: record })) {
+          anomalies.publish(output, output.deviceId, {}, {});
         }
       }
       return Promise.resolve();
@@ -364,9 +370,8 @@ export async function startRuntime(options: RuntimeOptions): Promise<Runtime> {
       return true;
     }
     if (method === 'DELETE' && rest.length === 2) {
-      send(res, engine.purge(instanceId) ? 200 : 404, {
-        instancesDeleted: engine.status(instanceId) ? 0 : 1,
-      });
+      const purged = engine.purge(instanceId);
+      send(res, purged ? 200 : 404, { instancesDeleted: purged ? 1 : 0 });
       return true;
     }
     try {
@@ -476,7 +481,22 @@ export async function startRuntime(options: RuntimeOptions): Promise<Runtime> {
     }
     const deviceId = decodeURIComponent(m[1] ?? '');
     if (!(await authenticate(req, res, deviceId))) return true;
-    const body = await readBody(req, MAX_DEVICE_MESSAGE_BYTES);
+    let body: Buffer;
+    try {
+      body = await readBody(req, MAX_DEVICE_MESSAGE_BYTES);
+    } catch (error) {
+      if (!(error instanceof BodyTooLarge)) throw error;
+      // IoT Hub's answer (error code 413002): its own body shape, not problem+json; nothing is kept.
+      send(
+        res,
+        413,
+        iotHubError('MessageTooLarge', `Message size exceeds the maximum of ${error.maxBytes} bytes.`),
+        {
+          connection: 'close',
+        },
+      );
+      return true;
+    }
     const properties: Record<string, unknown> = {};
     for (const [name, value] of Object.entries(req.headers)) {
       if (name.startsWith('iothub-app-') && typeof value === 'string')
@@ -593,6 +613,11 @@ export async function startRuntime(options: RuntimeOptions): Promise<Runtime> {
     origin,
     apiBaseUrl: `${origin}/${routePrefix}`,
     gatewayUrl: `${origin}/devices/{id}/messages/events`,
+    memory: () => ({
+      hubEvents: [...hubs.values()].reduce((sum, h) => sum + h.retained(), 0),
+      rules: evaluator.size(),
+      methodRequests: localDeviceConnections.size().pending,
+    }),
     stop: async () => {
       const closed = new Promise<void>((resolve) =>
         server.close(() => {

@@ -3,7 +3,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
 import { DurableLocalHub } from '../../../tools/local-runtime/durable-hubs.js';
-import type { HubEvent } from '../../../tools/local-runtime/event-hubs.js';
+import { PARTITIONS, type HubEvent } from '../../../tools/local-runtime/event-hubs.js';
 
 const folder = mkdtempSync(join(tmpdir(), 'durable-hubs-'));
 afterAll(() => {
@@ -62,5 +62,7 @@ describe('DurableLocalHub (in-process Event Hub with a data folder)', () => {
 });
 
 function partitionHolding(hub: DurableLocalHub, body: string): number {
-  return hub.partitions.findIndex((partition) => partition.some((e) => e.body.toString() === body));
+  return Array.from({ length: PARTITIONS }, (_, p) => p).findIndex((p) =>
+    hub.events(p).some((e) => e.body.toString() === body),
+  );
 }
