@@ -197,13 +197,23 @@ export function isHostedInAzure(env: Record<string, string | undefined>): boolea
 function crossSettingProblems(env: Record<string, string | undefined>): { name: string; message: string }[] {
   const has = (name: string) => (env[name] ?? '').trim() !== '';
   const problems: { name: string; message: string }[] = [];
-  if (!has('IotHubEventsConnection') && !has('IotHubEventsConnection__fullyQualifiedNamespace')) {
+  // A function disabled by the host's own setting needs no connection (local `func start` without Event Hubs).
+  const disabled = (name: string) => /^(true|1)$/i.test((env[`AzureWebJobs.${name}.Disabled`] ?? '').trim());
+  if (
+    !disabled('ingestTelemetry') &&
+    !has('IotHubEventsConnection') &&
+    !has('IotHubEventsConnection__fullyQualifiedNamespace')
+  ) {
     problems.push({
       name: 'IotHubEventsConnection',
       message: 'required (or IotHubEventsConnection__fullyQualifiedNamespace for a managed identity)',
     });
   }
-  if (!has('AnomaliesEventHubConnection') && !has('AnomaliesEventHubConnection__fullyQualifiedNamespace')) {
+  if (
+    !disabled('notifyAnomalies') &&
+    !has('AnomaliesEventHubConnection') &&
+    !has('AnomaliesEventHubConnection__fullyQualifiedNamespace')
+  ) {
     problems.push({
       name: 'AnomaliesEventHubConnection',
       message: 'required (or AnomaliesEventHubConnection__fullyQualifiedNamespace for a managed identity)',

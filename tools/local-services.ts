@@ -1,13 +1,23 @@
 /**
  * Starts the real local stand-ins for Azure storage services: Azurite (Blob, Queue, Table) as a child
  * process, and @vercel/cosmosdb-server (the Cosmos DB REST API) in this process. Used by the test setup,
- * the benchmark and `npm start`.
+ * the benchmark and `npm start`. With a data folder both keep their data there, and a write they answer is on
+ * disk first (see ADR 0007, "Durability").
  */
-import { createHttpsServer } from '@vercel/cosmosdb-server';
 import { spawn, type ChildProcess } from 'node:child_process';
 import { once } from 'node:events';
+import { mkdirSync } from 'node:fs';
 import { createRequire } from 'node:module';
 import type { AddressInfo } from 'node:net';
+import { join } from 'node:path';
+import { createLocalCosmosServer, type LocalCosmosServer } from './local-cosmos.js';
+import {
+  azuriteDurableBootstrap,
+  claimPidFile,
+  describePortHolder,
+  removePidFile,
+  writePidFile,
+} from './local-processes.js';
 
 /** Azurite's documented development account (public, emulator-only). */
 const DEV_ACCOUNT = 'devstoreaccount1';
@@ -23,6 +33,13 @@ export interface LocalServicesOptions {
   inMemory: boolean;
   /** Folder for Azurite's data when not in memory. */
   location?: string;
+  /**
+   * The data folder (not in memory): Cosmos data go to `{dataDir}/cosmos`, and `{dataDir}/azurite.pid` names
+   * the Azurite child, so that a start after a crash stops the one the crashed run left behind.
+   */
+  dataDir?: string;
+  /** Told when the Azurite child exits while the services run (default: nothing; `died` resolves too). */
+  log?: (message: string) => void;
   /** Ports; 0 (the default) picks free ones. */
   blobPort?: number;
   queuePort?: number;
@@ -38,7 +55,14 @@ export interface LocalServices {
   storageConnectionString: string;
   cosmosEndpoint: string;
   cosmosKey: string;
-  stop: () => Promise<void>;
+  /** Resolves with a message if Azurite exits on its own while the services run (never otherwise). */
+  died: Promise<string>;
+  /**
+   * Stops the Cosmos DB server (final snapshot), then Azurite (once, whoever calls again); `log` hears each step.
+   */
+  stop: (log?: (step: string) => void) => Promise<void>;
+  /** A forced exit's last act, synchronous: asks Azurite to stop (once) without waiting, so it is not orphaned. */
+  abandon: () => void;
 }
 
 function waitForAzurite(child: ChildProcess): Promise<Record<'Blob' | 'Queue' | 'Table', number>> {
@@ -64,8 +88,10 @@ function waitForAzurite(child: ChildProcess): Promise<Record<'Blob' | 'Queue' | 
         child.stdout?.off('data', onData);
         resolve(ports as Record<'Blob' | 'Queue' | 'Table', number>);
       }
-      if (/EADDRINUSE|address already in use/i.test(output)) {
-        fail(new Error(`Azurite could not start: a port is already in use.\n${output}`));
+      const inUse = /(?:EADDRINUSE|address already in use)[^\n]*?:(\d+)/i.exec(output);
+      if (inUse) {
+        const holder = describePortHolder(Number(inUse[1]));
+        fail(new Error(`Azurite could not start: a port is already in use${holder}.\n${output}`));
       }
     };
     child.stdout?.on('data', onData);
@@ -80,7 +106,13 @@ function waitForAzurite(child: ChildProcess): Promise<Record<'Blob' | 'Queue' | 
 export async function startLocalServices(options: LocalServicesOptions): Promise<LocalServices> {
   const require = createRequire(import.meta.url);
   const azuriteMain = require.resolve('azurite/dist/src/azurite.js');
+  const durable = !options.inMemory && options.dataDir !== undefined;
+  const pidFile = durable ? join(options.dataDir ?? '', 'azurite.pid') : undefined;
+  if (options.dataDir !== undefined && durable) mkdirSync(options.dataDir, { recursive: true });
+  if (pidFile) await claimPidFile(pidFile, options.log);
   const args = [
+    // With a data folder, Azurite saves its metadata before answering a write (see local-processes.ts).
+    ...(durable ? ['-e', azuriteDurableBootstrap] : []),
     azuriteMain,
     '--silent',
     '--disableTelemetry',
@@ -93,20 +125,40 @@ export async function startLocalServices(options: LocalServicesOptions): Promise
     String(options.tablePort ?? 0),
     ...(options.inMemory ? ['--inMemoryPersistence'] : ['--location', options.location ?? '.local/azurite']),
   ];
-  const azurite = spawn(process.execPath, args, { stdio: ['ignore', 'pipe', 'pipe'] });
-  const cosmos = createHttpsServer();
+  // Its own process group: a terminal's Ctrl-C (SIGINT to the foreground group) must not reach Azurite while it
+  // writes its files; the parent stops it once, as the last step of its ordered shutdown.
+  const azurite = spawn(process.execPath, args, { stdio: ['ignore', 'pipe', 'pipe'], detached: true });
+  if (pidFile && azurite.pid !== undefined) writePidFile(pidFile, azurite.pid, options.location);
+  const cosmos = createLocalCosmosServer(durable ? join(options.dataDir ?? '', 'cosmos') : undefined);
+  let stopping = false;
+  const died = new Promise<string>((resolve) => {
+    azurite.once('exit', (code, signal) => {
+      if (stopping) return;
+      const message = `Azurite (pid ${azurite.pid ?? '?'}) exited unexpectedly (${signal ?? `code ${code}`}): storage is gone, stopping.`;
+      options.log?.(message);
+      resolve(message);
+    });
+  });
+  const stopAll = onlyOnce(async (log?: (step: string) => void) => {
+    stopping = true;
+    await stop(azurite, cosmos, log);
+    if (pidFile) removePidFile(pidFile, azurite.pid);
+  });
 
   try {
     await new Promise<void>((resolve, reject) => {
-      cosmos.once('listening', resolve);
-      cosmos.once('error', (error: NodeJS.ErrnoException) => {
-        const why = error.code === 'EADDRINUSE' ? 'the port is already in use' : String(error);
+      cosmos.server.once('listening', resolve);
+      cosmos.server.once('error', (error: NodeJS.ErrnoException) => {
+        const why =
+          error.code === 'EADDRINUSE'
+            ? `the port is already in use${describePortHolder(options.cosmosPort ?? 0)}`
+            : String(error);
         reject(new Error(`Cosmos DB server could not listen on port ${options.cosmosPort ?? 0}: ${why}`));
       });
-      cosmos.listen(options.cosmosPort ?? 0, '127.0.0.1');
+      cosmos.server.listen(options.cosmosPort ?? 0, '127.0.0.1');
     });
     const ports = await waitForAzurite(azurite);
-    const cosmosPort = (cosmos.address() as AddressInfo).port;
+    const cosmosPort = (cosmos.server.address() as AddressInfo).port;
     const blobEndpoint = `http://127.0.0.1:${ports.Blob}/${DEV_ACCOUNT}`;
     const queueEndpoint = `http://127.0.0.1:${ports.Queue}/${DEV_ACCOUNT}`;
     const tableEndpoint = `http://127.0.0.1:${ports.Table}/${DEV_ACCOUNT}`;
@@ -119,28 +171,60 @@ export async function startLocalServices(options: LocalServicesOptions): Promise
         `BlobEndpoint=${blobEndpoint};QueueEndpoint=${queueEndpoint};TableEndpoint=${tableEndpoint};`,
       cosmosEndpoint: `https://127.0.0.1:${cosmosPort}/`,
       cosmosKey: LOCAL_COSMOS_KEY,
-      stop: () => stop(azurite, cosmos),
+      died,
+      stop: stopAll,
+      abandon: () => {
+        stopping = true;
+        terminate(azurite);
+      },
     };
   } catch (error) {
-    await stop(azurite, cosmos);
+    await stopAll();
     throw error;
   }
 }
 
-async function stop(azurite: ChildProcess, cosmos: ReturnType<typeof createHttpsServer>): Promise<void> {
-  if (!cosmos.listening) cosmos.removeAllListeners('error');
+/** The first call's promise, whoever calls again: the services are stopped once. */
+const onlyOnce = <A extends unknown[]>(
+  fn: (...args: A) => Promise<void>,
+): ((...args: A) => Promise<void>) => {
+  let running: Promise<void> | undefined;
+  // eslint-disable-next-line no-restricted-syntax -- forwards stop()'s one optional argument
+  return (...args: A) => (running ??= fn(...args));
+};
+
+async function stop(
+  azurite: ChildProcess,
+  cosmos: LocalCosmosServer,
+  log: (step: string) => void = () => undefined,
+): Promise<void> {
+  const server = cosmos.server;
+  if (!server.listening) server.removeAllListeners('error');
+  else {
+    server.closeAllConnections();
+    await new Promise<void>((resolve) => {
+      server.close(() => {
+        resolve();
+      });
+    });
+    // The final snapshot, once no request can change the data any more.
+    await cosmos.close();
+    log('stopped the Cosmos DB server');
+  }
   if (azurite.exitCode === null && azurite.signalCode === null) {
     const exited = once(azurite, 'exit');
-    azurite.kill('SIGTERM');
+    terminate(azurite);
     await exited;
+    log('stopped Azurite');
   }
-  if (!cosmos.listening) return;
-  cosmos.closeAllConnections();
-  await new Promise<void>((resolve) => {
-    cosmos.close(() => {
-      resolve();
-    });
-  });
+}
+
+const terminated = new WeakSet<ChildProcess>();
+/** SIGTERM once: a second signal while Azurite saves its files would race its own shutdown. */
+function terminate(azurite: ChildProcess): void {
+  if (terminated.has(azurite) || azurite.exitCode !== null || azurite.signalCode !== null) return;
+  terminated.add(azurite);
+  azurite.kill('SIGTERM');
 }
 
 /**
@@ -152,7 +236,10 @@ export const LOCAL_IDENTITY_ENCRYPTION_KEY = Buffer.from('local-only identity ke
 );
 
 /** App settings that point the function app at these services. */
-export function localAppSettings(services: LocalServices): Record<string, string> {
+export function localAppSettings(
+  services: Partial<LocalServices> &
+    Pick<LocalServices, 'storageConnectionString' | 'cosmosEndpoint' | 'cosmosKey'>,
+): Record<string, string> {
   return {
     AzureWebJobsStorage: services.storageConnectionString,
     ArchiveStorageConnectionString: services.storageConnectionString,

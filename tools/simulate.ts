@@ -1,10 +1,13 @@
 /**
- * `npm run simulate -- --devices 50 --rate 5 [--anomalies] [--api http://localhost:7071/api] [--duration 60]`:
- * provisions simulated devices through the provisioning API (or takes `--device-ids a,b,c` and resets their
- * credentials to learn keys), then sends telemetry through the device gateway with IoT Hub SAS tokens:
+ * `npm run simulate -- --devices 50 --rate 5 [--anomalies] [--api http://localhost:7071/api] [--duration 60]`
+ * (`--rate` is the total messages per second across all devices, `--duration` seconds): provisions simulated
+ * devices through the provisioning API (or takes `--device-ids a,b,c` and resets their credentials to learn
+ * keys), then sends telemetry through the device gateway with IoT Hub SAS tokens:
  * temperature, humidity and pressure as noisy random walks, some differential records (one field), and with
  * `--anomalies` occasional bursts above the 40 °C threshold rule. Each device also answers direct methods
- * (`reboot`, `blink`, `setInterval`) delivered by the local runtime, so device-method jobs succeed.
+ * (`reboot`, `blink`, `setInterval`) delivered by the local runtime, so device-method jobs succeed. A device the
+ * backend has lost (404 on reset, 401/404 from the gateway after a restart) is registered again, with a line
+ * saying so; an unreachable API is one line and exit code 1, never a stack trace.
  */
 import { parseArgs } from 'node:util';
 import { createSasToken } from '../src/provisioning/sas-token.js';
@@ -45,15 +48,81 @@ interface SimDevice {
   sent: number;
 }
 
+/** An API answer that is not 2xx: the simulator explains it in one line, never with a stack trace. */
+class ApiError extends Error {
+  constructor(
+    readonly status: number,
+    what: string,
+    detail: string,
+  ) {
+    super(`${what}: HTTP ${status}${detail ? ` ${detail}` : ''}`);
+  }
+}
+
 async function call(method: string, path: string, body?: unknown): Promise<Record<string, unknown>> {
-  const response = await fetch(`${api}${path}`, {
-    method,
-    headers: { 'content-type': 'application/json' },
-    ...(body === undefined ? {} : { body: JSON.stringify(body) }),
-  });
+  let response: Response;
+  try {
+    response = await fetch(`${api}${path}`, {
+      method,
+      headers: { 'content-type': 'application/json' },
+      ...(body === undefined ? {} : { body: JSON.stringify(body) }),
+    });
+  } catch (error) {
+    const cause = (error as { cause?: { code?: string } }).cause?.code ?? String(error);
+    throw new Error(
+      `cannot reach the API at ${api} (${cause}): is \`npm start\` running? (--api to point elsewhere)`,
+    );
+  }
   const text = await response.text();
-  if (!response.ok) throw new Error(`${method} ${path}: HTTP ${response.status} ${text.slice(0, 300)}`);
+  if (!response.ok) {
+    let detail = text.slice(0, 200);
+    try {
+      const problem = JSON.parse(text) as { detail?: unknown };
+      if (typeof problem.detail === 'string') detail = problem.detail;
+    } catch {
+      // not JSON: keep the text
+    }
+    throw new ApiError(response.status, `${method} ${path}`, detail);
+  }
   return JSON.parse(text) as Record<string, unknown>;
+}
+
+const statusOf = (error: unknown) => (error instanceof ApiError ? error.status : undefined);
+const deviceRoute = (id: string) => `/devices/${encodeURIComponent(id)}`;
+
+/**
+ * Keys for a device, whatever state the backend is in: a new device is registered; one that exists (409) gets
+ * new credentials; one that the registry does not know (404 on reset, e.g. after a restart lost the registry, or
+ * deleted by hand) is registered again, which adopts its identity.
+ */
+async function keyFor(id: string, prefer: 'register' | 'reset'): Promise<string> {
+  const register = () =>
+    call('POST', '/devices', { id, metadata: { model: 'simulator', site: `site-${devices.length % 3}` } });
+  const reset = () => call('POST', `${deviceRoute(id)}/reset-credentials`, {});
+  let reply: Record<string, unknown>;
+  try {
+    reply = prefer === 'reset' ? await reset() : await register();
+  } catch (error) {
+    const status = statusOf(error);
+    if (prefer === 'register' && status === 409) {
+      console.log(`simulate: ${id} is already registered (409): resetting its credentials to learn its keys`);
+      reply = await reset().catch(async (again: unknown) => {
+        if (statusOf(again) !== 404) throw again;
+        // An identity without a registry entry on a backend that cannot adopt it: remove it, then register.
+        console.log(
+          `simulate: ${id} has an identity but no registry entry: deleting and registering it again`,
+        );
+        await call('DELETE', deviceRoute(id)).catch(() => ({}));
+        return register();
+      });
+    } else if (prefer === 'reset' && status === 404) {
+      console.log(`simulate: ${id} is not registered (404): registering it`);
+      reply = await register();
+    } else {
+      throw error;
+    }
+  }
+  return (reply.keys as { primaryKey: string }).primaryKey;
 }
 
 const ids =
@@ -63,19 +132,34 @@ const ids =
     .filter(Boolean) ??
   Array.from({ length: deviceCount }, (_, i) => `${args.prefix}-${String(i + 1).padStart(3, '0')}`);
 const devices: SimDevice[] = [];
-for (const id of ids) {
-  // Given devices get new credentials (the API shows keys only at registration and reset).
-  const reply = args['device-ids']
-    ? await call('POST', `/devices/${encodeURIComponent(id)}/reset-credentials`, {})
-    : await call('POST', '/devices', {
-        id,
-        metadata: { model: 'simulator', site: `site-${devices.length % 3}` },
-      }).catch(async (error: unknown) => {
-        if (!String(error).includes('HTTP 409')) throw error;
-        return call('POST', `/devices/${encodeURIComponent(id)}/reset-credentials`, {});
-      });
-  const key = (reply.keys as { primaryKey: string }).primaryKey;
-  devices.push({ id, key, temperature: 20 + Math.random() * 5, humidity: 45, pressure: 1013, sent: 0 });
+try {
+  for (const id of ids) {
+    // Given devices get new credentials (the API shows keys only at registration and reset).
+    const key = await keyFor(id, args['device-ids'] ? 'reset' : 'register');
+    devices.push({ id, key, temperature: 20 + Math.random() * 5, humidity: 45, pressure: 1013, sent: 0 });
+  }
+} catch (error) {
+  console.error(`simulate: ${error instanceof Error ? error.message : String(error)}`);
+  process.exit(1);
+}
+
+/** A device the gateway refuses (401/404: identity gone or keys changed, e.g. after a restart) re-registers. */
+const recovering = new Set<string>();
+function recover(device: SimDevice, status: number) {
+  if (recovering.has(device.id)) return;
+  recovering.add(device.id);
+  console.log(`simulate: gateway refused ${device.id} (HTTP ${status}): registering it again`);
+  keyFor(device.id, 'register')
+    .then((key) => {
+      device.key = key;
+    })
+    .catch((error: unknown) => {
+      console.error(`simulate: ${device.id}: ${error instanceof Error ? error.message : String(error)}`);
+    })
+    .finally(() => {
+      // At most one attempt per device every 10 s.
+      setTimeout(() => recovering.delete(device.id), 10_000).unref();
+    });
 }
 console.log(
   `simulate: ${devices.length} devices ready; sending ${rate} messages/s to ${gateway} (Ctrl-C stops)`,
@@ -125,15 +209,8 @@ const noise = (scale: number) => (Math.random() - 0.5) * 2 * scale;
 let total = 0;
 let refused = 0;
 const started = Date.now();
-const timer = setInterval(() => {
-  if (Date.now() - started > durationMs) {
-    clearInterval(timer);
-    running = false;
-    console.log(`simulate: done, ${total} messages sent, ${refused} refused`);
-    // Open long polls end within their wait; do not keep the process for them.
-    setTimeout(() => process.exit(0), 500).unref();
-    return;
-  }
+/** One message of the next device in turn (three with a burst above the threshold). */
+function sendOne() {
   const device = devices[total % devices.length] as SimDevice;
   device.temperature += noise(0.3);
   device.humidity = Math.min(100, Math.max(0, device.humidity + noise(1)));
@@ -163,13 +240,33 @@ const timer = setInterval(() => {
       body: JSON.stringify(body),
     })
       .then((r) => {
-        if (!r.ok) refused++;
+        if (r.ok) return;
+        refused++;
+        if (r.status === 401 || r.status === 404) recover(device, r.status);
       })
       .catch(() => refused++);
   }
   if (total % Math.max(1, Math.round(rate * 10)) === 0)
     console.log(`simulate: ${total} sent, ${refused} refused`);
-}, 1000 / rate);
+}
+
+// Paced by the clock, not by the timer's count: a late tick (a busy machine) sends what is due, so `--rate` holds
+// as a total rate; at most one second's worth per tick, so a stall does not end in a flood.
+const timer = setInterval(
+  () => {
+    if (Date.now() - started > durationMs) {
+      clearInterval(timer);
+      running = false;
+      console.log(`simulate: done, ${total} messages sent, ${refused} refused`);
+      // Open long polls end within their wait; do not keep the process for them.
+      setTimeout(() => process.exit(0), 500).unref();
+      return;
+    }
+    const due = Math.floor(((Date.now() - started) / 1000) * rate) + 1;
+    for (let n = 0; total < due && n < Math.max(1, rate); n++) sendOne();
+  },
+  Math.max(10, 1000 / rate),
+);
 process.on('SIGINT', () => {
   clearInterval(timer);
   console.log(`simulate: stopped, ${total} messages sent, ${refused} refused`);

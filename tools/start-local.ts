@@ -1,15 +1,21 @@
 /**
  * `npm start`: starts the embedded services (Azurite with data under .local/, the local Cosmos DB server), then
  * runs `func start` against them when Azure Functions Core Tools are on PATH, or else the embedded local runtime
- * (tools/local-runtime/runtime.ts), and prints where everything is.
+ * (tools/local-runtime/runtime.ts), and prints where everything is. Ctrl-C (SIGINT, SIGTERM, SIGHUP) runs one
+ * ordered shutdown (tools/shutdown-signals.ts).
  */
-import { spawn, spawnSync } from 'node:child_process';
-import { existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
+import { spawnSync } from 'node:child_process';
+import { existsSync, mkdirSync, readFileSync } from 'node:fs';
+import { createServer, type AddressInfo } from 'node:net';
 import { resolve } from 'node:path';
+import { performance } from 'node:perf_hooks';
 import { parseArgs } from 'node:util';
 import { SETTING_NAMES } from '../src/config.js';
-import { startRuntime } from './local-runtime/runtime.js';
-import { localAppSettings, startLocalServices } from './local-services.js';
+import { startFunc } from './func-start.js';
+import { makeLogger, parseLogLevel } from './local-runtime/invocation-log.js';
+import { startRuntime, type Runtime } from './local-runtime/runtime.js';
+import { localAppSettings, startLocalServices, type LocalServices } from './local-services.js';
+import { handleShutdownSignals } from './shutdown-signals.js';
 
 const { values: args } = parseArgs({
   options: {
@@ -21,8 +27,24 @@ const { values: args } = parseArgs({
     'data-dir': { type: 'string', default: process.env.LOCAL_DATA_DIR ?? '.local' },
     'http-port': { type: 'string', default: process.env.LOCAL_HTTP_PORT ?? '7071' },
     embedded: { type: 'boolean', default: false },
+    'log-level': { type: 'string', default: process.env.LOG_LEVEL ?? 'info' },
+    'shutdown-grace-seconds': {
+      type: 'string',
+      default: process.env.LOCAL_SHUTDOWN_GRACE_SECONDS ?? '10',
+    },
   },
 });
+
+let log: ReturnType<typeof makeLogger>;
+try {
+  log = makeLogger(parseLogLevel(args['log-level']), (line, level) => {
+    if (level === 'error' || level === 'warn') console.error(line);
+    else console.log(line);
+  });
+} catch (error) {
+  console.error(`npm start: --log-level: ${error instanceof Error ? error.message : String(error)}`);
+  process.exit(1);
+}
 
 const port = (name: string, value: string | undefined): number => {
   const n = Number(value);
@@ -35,9 +57,43 @@ const dataDir = resolve(args['data-dir']);
 const azuriteDir = resolve(dataDir, 'azurite');
 if (!args['in-memory']) mkdirSync(azuriteDir, { recursive: true });
 
-const services = await startLocalServices({
+let runtime: Promise<Runtime | undefined> = Promise.resolve(undefined);
+/** What has started, for a forced exit (which cannot wait for a promise). */
+const started: { services?: LocalServices } = {};
+let func: ReturnType<typeof startFunc> | undefined;
+// Installed before anything starts: a Ctrl-C during start-up still stops what did start, in order.
+const shutdown = handleShutdownSignals({
+  log: (line) => {
+    log(line);
+  },
+  exit: (code) => {
+    if (code !== 0) started.services?.abandon();
+    process.exit(code);
+  },
+  // The order matters: nothing new comes in, what runs finishes, durable state is saved, then the stores stop.
+  steps: async (reason) => {
+    await (await runtime.catch(() => undefined))?.stop();
+    if (func && func.exitCode === null && func.signalCode === null) {
+      // A terminal's Ctrl-C reached func too (same process group); any other signal is forwarded.
+      if (reason !== 'SIGINT') func.kill('SIGTERM');
+      await new Promise((resolve) => func?.once('exit', resolve));
+      log('  func start exited');
+    }
+    await (
+      await servicesStarting.catch(() => undefined)
+    )?.stop((step) => {
+      log(`  ${step}`);
+    });
+  },
+});
+
+const servicesStarting = startLocalServices({
   inMemory: args['in-memory'],
   location: azuriteDir,
+  dataDir,
+  log: (message) => {
+    console.error(message);
+  },
   blobPort: port('blob-port', args['blob-port']),
   queuePort: port('queue-port', args['queue-port']),
   tablePort: port('table-port', args['table-port']),
@@ -49,12 +105,15 @@ const services = await startLocalServices({
   );
   process.exit(1);
 });
-
+const services = await servicesStarting;
+started.services = services;
 const settings = localAppSettings(services);
 const stopServices = async (code: number) => {
   await services.stop();
   process.exit(code);
 };
+// Azurite gone (killed, crashed): nothing can be stored any more, so say so and stop (the message is logged).
+void services.died.then(() => stopServices(1));
 
 /** One line from GET /api/health: each dependency with its status and latency (never where it is). */
 async function healthSummary(apiBaseUrl: string): Promise<string> {
@@ -71,49 +130,68 @@ async function healthSummary(apiBaseUrl: string): Promise<string> {
   }
 }
 
+/** The HTTP port: a free one when 0 is asked for, known before the app starts (PublicApiBaseUrl needs it). */
+async function httpPort(asked: number): Promise<number> {
+  if (asked !== 0) return asked;
+  const probe = createServer();
+  await new Promise<void>((resolve) => probe.listen(0, '127.0.0.1', resolve));
+  const { port } = probe.address() as AddressInfo;
+  await new Promise((resolve) => probe.close(resolve));
+  return port;
+}
+const apiPort = await httpPort(port('http-port', args['http-port']));
+const hostJson = JSON.parse(readFileSync(new URL('../../host.json', import.meta.url), 'utf8')) as {
+  extensions?: { http?: { routePrefix?: string } };
+};
+/** The sample's PublicApiBaseUrl: a value equal to it was copied, not chosen. */
+const SAMPLE_PUBLIC_API_BASE_URL = 'http://localhost:7071/api';
+const fromFile = (path: string) =>
+  existsSync(path)
+    ? ((JSON.parse(readFileSync(path, 'utf8')) as { Values?: Record<string, string> }).Values ?? {})
+    : {};
+const chosenBaseUrl = [process.env.PublicApiBaseUrl, fromFile('local.settings.json').PublicApiBaseUrl].find(
+  (value) => value !== undefined && value !== '' && value !== SAMPLE_PUBLIC_API_BASE_URL,
+);
+// Links in alerts follow the port of this run unless a base URL was set explicitly.
+const publicApiBaseUrl =
+  chosenBaseUrl ?? `http://localhost:${apiPort}/${hostJson.extensions?.http?.routePrefix ?? 'api'}`;
+
 const hasFunc = !args.embedded && spawnSync('func', ['--version'], { stdio: 'ignore' }).status === 0;
 const describeServices = () =>
   [
     `  Azurite Blob      ${services.blobEndpoint}`,
     `  Azurite Queue     ${services.queueEndpoint}`,
     `  Azurite Table     ${services.tableEndpoint}`,
-    `  Cosmos DB         ${services.cosmosEndpoint} (self-signed TLS; data in memory only, see README)`,
-    `  data folder       ${args['in-memory'] ? '(in memory)' : azuriteDir}`,
+    `  Cosmos DB         ${services.cosmosEndpoint} (self-signed TLS)`,
+    `  data folder       ${args['in-memory'] ? '(in memory)' : dataDir}`,
   ].join('\n');
 
 if (hasFunc) {
-  // local.settings.json is what `func start` reads; create it from the sample, pointed at these services.
-  if (!existsSync('local.settings.json')) {
-    const sample = JSON.parse(readFileSync('local.settings.sample.json', 'utf8')) as {
-      Values: Record<string, string>;
-    };
-    writeFileSync(
-      'local.settings.json',
-      JSON.stringify({ ...sample, Values: { ...sample.Values, ...settings } }, null, 2),
-    );
-    console.log('wrote local.settings.json from local.settings.sample.json');
-  }
-  console.log(
-    `embedded services are up\n${describeServices()}\n  API base URL      http://localhost:7071/api (func start)`,
+  log(
+    `embedded services are up\n${describeServices()}\n  API base URL      http://localhost:${apiPort}/api (func start)`,
   );
-  process.on('SIGINT', () => void stopServices(0));
-  process.on('SIGTERM', () => void stopServices(0));
-  const func = spawn('func', ['start'], { stdio: 'inherit', env: { ...process.env, ...settings } });
-  func.on('exit', (code) => void stopServices(code ?? 0));
+  func = startFunc({
+    httpPort: apiPort,
+    runSettings: { ...settings, ...(chosenBaseUrl ? {} : { PublicApiBaseUrl: publicApiBaseUrl }) },
+    log: (line) => {
+      log(line);
+    },
+  });
+  func.on('exit', (code) => {
+    log(`func start exited with code ${code ?? 'none'}`);
+    shutdown.begin('func exited');
+  });
 } else {
-  console.log('Azure Functions Core Tools (func) not found: running the embedded local runtime instead.');
-  const fromFile = (path: string) =>
-    existsSync(path)
-      ? ((JSON.parse(readFileSync(path, 'utf8')) as { Values?: Record<string, string> }).Values ?? {})
-      : {};
+  log('Azure Functions Core Tools (func) not found: running the embedded local runtime instead.');
   // Setting names given in the environment win, so a run can be configured without editing files.
   const fromEnv = Object.fromEntries(
     SETTING_NAMES.flatMap((name) => (process.env[name] === undefined ? [] : [[name, process.env[name]]])),
   );
-  const runtime = await startRuntime({
+  runtime = startRuntime({
     settings: {
       ...fromFile('local.settings.sample.json'),
       ...fromFile('local.settings.json'),
+      PublicApiBaseUrl: publicApiBaseUrl,
       // The embedded Event Hubs are in-process: these only name them.
       IotHubEventsConnection: 'Endpoint=sb://localhost/;SharedAccessKeyName=local;SharedAccessKey=local',
       IotHubEventHubName: 'iothub-events',
@@ -124,27 +202,26 @@ if (hasFunc) {
       ...settings,
       ...fromEnv,
     },
-    port: port('http-port', args['http-port']),
-    log: (message) => {
-      console.log(message);
-    },
-  }).catch((error: unknown) => {
+    port: apiPort,
+    ...(args['in-memory'] ? {} : { hubsFolder: resolve(dataDir, 'hubs') }),
+    log,
+    shutdownGraceMs: Number(args['shutdown-grace-seconds']) * 1000 || 10_000,
+  }).catch(async (error: unknown) => {
     console.error(`npm start: ${error instanceof Error ? error.message : String(error)}`);
     console.error('Choose another HTTP port with --http-port (or LOCAL_HTTP_PORT).');
-    return stopServices(1);
+    await stopServices(1);
+    return undefined;
   });
-  console.log(`
+  const ready = await runtime;
+  if (ready) {
+    log(`
 backend is up (embedded local runtime)
-  health            ${await healthSummary(runtime.apiBaseUrl)}
-  API base URL      ${runtime.apiBaseUrl}
-  device gateway    ${runtime.gatewayUrl}
-  OpenAPI           ${runtime.apiBaseUrl}/openapi.json
+  API ready in ${Math.round(performance.now())} ms
+  health            ${await healthSummary(ready.apiBaseUrl)}
+  API base URL      ${ready.apiBaseUrl}
+  device gateway    ${ready.gatewayUrl}
+  OpenAPI           ${ready.apiBaseUrl}/openapi.json
 ${describeServices()}
 Ctrl-C stops everything.`);
-  const stop = async () => {
-    await runtime.stop();
-    await stopServices(0);
-  };
-  process.on('SIGINT', () => void stop());
-  process.on('SIGTERM', () => void stop());
+  }
 }

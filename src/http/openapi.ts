@@ -134,6 +134,8 @@ export const openApiDocument = {
         operationId: 'registerDevice',
         tags: ['Devices'],
         summary: 'Register a device: identity (with keys) and registry entry',
+        description:
+          '409 when a registry entry uses the id. An identity without a registry entry (e.g. after data was lost) is adopted: the entry is written and the keys re-issued (or set to the given ones).',
         requestBody: {
           required: true,
           content: json({

@@ -8,6 +8,7 @@ import type { AppConfig, ProvisioningConfig } from '../config.js';
 import type { HealthProbe } from '../health/health.js';
 import type { IdentityStore } from '../provisioning/ports.js';
 import type { OrphanLog } from '../provisioning/provisioning-service.js';
+import type { OrphanRecords } from '../provisioning/reconcile.js';
 import type { DeviceRegistry } from '../provisioning/registry.js';
 import type { TwinStore } from '../provisioning/twin.js';
 import type { DeadLetterStore, DeviceStateStore, RawArchive } from '../telemetry/ports.js';
@@ -48,7 +49,8 @@ export interface Adapters {
   identities: IdentityStore;
   twins: TwinStore;
   registry: DeviceRegistry;
-  orphans: OrphanLog;
+  /** Orphaned identities: recorded by registration, listed and resolved by reconciliation. */
+  orphans: OrphanLog & OrphanRecords;
   alarms: AlarmStore;
   notifier: AlertNotifier;
   /** Private blobs of running provisioning workflows (requests, generated keys, chunk results). */

@@ -7,6 +7,8 @@ export interface DirectMethodCall {
   payload?: unknown;
   /** How long IoT Hub waits for each device's answer, seconds (IoT Hub: 5–300). */
   responseTimeoutInSeconds: number;
+  /** How long IoT Hub waits for a disconnected device to connect, seconds (IoT Hub: 0–300, default 0). */
+  connectTimeoutInSeconds?: number;
 }
 
 /** Scalar values usable in twin tag filters. */

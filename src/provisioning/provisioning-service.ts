@@ -1,6 +1,7 @@
 import { randomUUID } from 'node:crypto';
 import { assertDeviceId } from '../shared/device-id.js';
 import {
+  DeviceAlreadyExistsError,
   DeviceNotFoundError,
   PreconditionFailedError,
   ProvisioningInconsistencyError,
@@ -10,9 +11,10 @@ import type { DeviceStateStore } from '../telemetry/ports.js';
 import type { SymmetricKeys } from './keys.js';
 import { applyMergePatch } from './merge-patch.js';
 import { reservedKeyProblems } from './metadata.js';
-import type { IdentityStatus, IdentityStore } from './ports.js';
+import type { DeviceIdentity, IdentityStatus, IdentityStore } from './ports.js';
 import {
   claimRegistryEntry,
+  deleteOwnRegistryEntry,
   type DeviceQuery,
   type DeviceRegistry,
   type VersionedDeviceRecord,
@@ -54,6 +56,7 @@ export class ProvisioningService {
   /**
    * Register: identity first (it enforces uniqueness and holds the keys), registry second. If the registry
    * write fails, the identity is deleted again; if that fails too, it is recorded as an orphan (ADR 0005).
+   * An identity that exists without a registry entry is adopted (see `adopt`).
    */
   async register(input: {
     id?: string;
@@ -62,7 +65,13 @@ export class ProvisioningService {
   }): Promise<Credentials & { record: VersionedDeviceRecord }> {
     const id = assertDeviceId(input.id ?? randomUUID());
     const metadata = this.checkMetadata(this.checkReserved(input.metadata ?? {}));
-    const identity = await this.deps.identities.create(id, input.keys);
+    let identity: DeviceIdentity;
+    try {
+      identity = await this.deps.identities.create(id, input.keys);
+    } catch (error) {
+      if (!(error instanceof DeviceAlreadyExistsError)) throw error;
+      return this.adopt(id, metadata, input.keys);
+    }
     const now = this.now();
     try {
       // The identity was just created here, so the registry entry is ours only if this call wrote it.
@@ -87,6 +96,41 @@ export class ProvisioningService {
         );
       }
       throw registryError;
+    }
+  }
+
+  /**
+   * Self-healing (issue 13, ADR 0005): an identity without a registry entry (a failed compensation, data deleted
+   * by hand, a lost local registry) is adopted by the next registration of its id. The registry entry is written
+   * first: it is the check that no entry uses the id, and it claims the id, so of two concurrent registrations
+   * one wins and the other gets 409. Then the keys are re-issued (the given ones, or fresh) and the identity is
+   * enabled: whoever held the old keys loses access, and the caller gets credentials it can use, shown this once.
+   */
+  private async adopt(
+    id: string,
+    metadata: Record<string, unknown>,
+    keys?: SymmetricKeys,
+  ): Promise<Credentials & { record: VersionedDeviceRecord }> {
+    const now = this.now();
+    // A plain create (409 when any entry exists, whoever wrote it), tagged as ours so that undoing it can only
+    // ever remove this entry.
+    const token = `register-${randomUUID()}`;
+    const record = await this.deps.registry.create({
+      id,
+      status: 'enabled',
+      metadata,
+      createdAt: now,
+      updatedAt: now,
+      creationToken: token,
+    });
+    try {
+      const identity = await this.deps.identities.regenerateKeys(id, keys);
+      if (identity.status !== 'enabled') await this.deps.identities.setStatus(id, 'enabled');
+      return { ...this.credentials(id, identity.keys), record };
+    } catch (error) {
+      // E.g. the identity was deleted meanwhile: give the id back rather than leave an entry without identity.
+      await deleteOwnRegistryEntry(this.deps.registry, id, token).catch(() => false);
+      throw error;
     }
   }
 

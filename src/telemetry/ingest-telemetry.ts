@@ -20,6 +20,8 @@ export interface TriggerContext {
   triggerMetadata?: Record<string, unknown>;
   retryContext?: { retryCount: number; maxRetryCount: number };
   log(...args: unknown[]): void;
+  /** The Functions context has it; a bare fake may leave it out (then `log` is used). */
+  debug?(...args: unknown[]): void;
   warn(...args: unknown[]): void;
   error(...args: unknown[]): void;
 }
@@ -276,7 +278,14 @@ function logSummary(context: TriggerContext, partitionId: string, summary: Inges
   if (Object.keys(summary.otherStreams).length > 0) {
     context.log('ingestTelemetry archived records of streams without state', summary.otherStreams);
   }
-  context.log(
+  // The per-batch line is routine: debug when nothing went wrong, so a busy run is not one line per batch.
+  const clean =
+    summary.deadLetters === 0 &&
+    summary.droppedStateFields === 0 &&
+    summary.stateRejectedDevices === 0 &&
+    summary.parked === 0;
+  const write = clean && context.debug ? context.debug.bind(context) : context.log.bind(context);
+  write(
     `ingestTelemetry partition ${partitionId}: ${summary.messages} messages, ${summary.records} records, ${summary.devices} devices, ${summary.stateWrites} state writes, ${summary.archiveBlobs} archive blobs`,
   );
 }

@@ -3,14 +3,14 @@ import { startLocalServices, type LocalServices } from '../../tools/local-servic
 
 declare module 'vitest' {
   export interface ProvidedContext {
-    localServices: Omit<LocalServices, 'stop'>;
+    localServices: Omit<LocalServices, 'stop' | 'died' | 'abandon'>;
   }
 }
 
 /** Starts Azurite (in memory) and the local Cosmos DB server once for the whole test run. */
 export default async function setup(project: TestProject): Promise<() => Promise<void>> {
   const services = await startLocalServices({ inMemory: true });
-  const { stop, ...endpoints } = services;
+  const { stop, died: _died, abandon: _abandon, ...endpoints } = services;
   project.provide('localServices', endpoints);
-  return stop;
+  return () => stop();
 }

@@ -17,7 +17,7 @@ export function testSettings(overrides: Record<string, string> = {}): Record<str
   }
   const suffix = randomUUID().slice(0, 8);
   return {
-    ...localAppSettings({ ...services, stop: () => Promise.resolve() }),
+    ...localAppSettings({ ...services, stop: () => Promise.resolve(), abandon: () => undefined }),
     IotHubEventsConnection: 'Endpoint=sb://localhost/;SharedAccessKeyName=local;SharedAccessKey=local',
     IotHubEventHubName: 'iothub-events',
     IngestConsumerGroup: 'ingest',

@@ -410,3 +410,24 @@ describe('hosted in Azure: no silent fallback to the local stand-ins', () => {
     ).not.toThrow();
   });
 });
+
+describe('loadConfig with an Event Hub trigger disabled by the host setting (func start without Event Hubs)', () => {
+  it('needs no connection for a trigger disabled with AzureWebJobs.<name>.Disabled', () => {
+    const env = {
+      ...without('AnomaliesEventHubConnection', without('IotHubEventsConnection')),
+      'AzureWebJobs.ingestTelemetry.Disabled': 'true',
+      'AzureWebJobs.notifyAnomalies.Disabled': '1',
+    };
+    expect(() => loadConfig(env)).not.toThrow();
+  });
+
+  it('still needs the connection of a trigger that is not disabled', () => {
+    const error = configError({
+      ...without('AnomaliesEventHubConnection', without('IotHubEventsConnection')),
+      'AzureWebJobs.ingestTelemetry.Disabled': 'true',
+      'AzureWebJobs.notifyAnomalies.Disabled': 'false',
+    });
+    expect(error.message).toMatch(/AnomaliesEventHubConnection/);
+    expect(error.message).not.toMatch(/IotHubEventsConnection:/);
+  });
+});

@@ -150,6 +150,13 @@ export interface InstanceSnapshot {
   timers: { timerId: number; fireAt: string; actionIndex?: number; retry?: Retry }[];
 }
 
+/** A start whose instance could not be saved: nothing was started (the caller answers 503, not 202). */
+export class InstanceNotSavedError extends Error {
+  constructor(instanceId: string, cause: unknown) {
+    super(`Instance '${instanceId}' could not be saved: ${String(cause)}`, { cause });
+  }
+}
+
 /** Where instances are kept between runs (Azurite Tables in the embedded runtime). */
 export interface InstanceStore {
   save(snapshot: InstanceSnapshot): Promise<void>;
@@ -211,7 +218,11 @@ export class DurableEngine {
   private pumping = false;
   private poke: (() => void) | undefined;
   private idleWaiters: (() => void)[] = [];
+  private flushing: Promise<void> = Promise.resolve();
+  /** Set by saveAll: the store is about to stop, nothing more is written to it. */
+  private closed = false;
   private readonly dirty = new Set<Instance>();
+  private saveQueue: Promise<void> = Promise.resolve();
 
   constructor(private readonly options: DurableEngineOptions) {
     this.virtualNow = (options.startTime ?? new Date()).getTime();
@@ -232,6 +243,27 @@ export class DurableEngine {
   /** Starts an orchestration; fails when an instance with this id is still running. */
   start(name: string, instanceId: string, input?: unknown): void {
     this.create(name, instanceId, input, undefined);
+    this.wake();
+  }
+
+  /**
+   * Starts an orchestration and resolves once the store holds it, so that a 202 answered afterwards survives a
+   * crash (as the Durable Task extension writes the instance before its start call returns). When the save
+   * fails the instance is forgotten and the error thrown: nothing was acknowledged.
+   */
+  async startDurably(name: string, instanceId: string, input?: unknown): Promise<void> {
+    const instance = this.create(name, instanceId, input, undefined);
+    if (this.options.store) {
+      this.dirty.delete(instance);
+      try {
+        await this.saveNow(instance);
+      } catch (error) {
+        if (this.instances.get(instanceId) === instance && instance.status === 'Pending') {
+          this.instances.delete(instanceId);
+        }
+        throw new InstanceNotSavedError(instanceId, error);
+      }
+    }
     this.wake();
   }
 
@@ -351,14 +383,42 @@ export class DurableEngine {
     return snapshots.length;
   }
 
-  private async flush(): Promise<void> {
+  /** Saves one instance after every save already queued: saves of one instance reach the store in order. */
+  private saveNow(instance: Instance): Promise<void> {
     const store = this.options.store;
-    if (!store || this.dirty.size === 0) return;
+    if (!store) return Promise.resolve();
+    // The snapshot is taken when its turn comes, so it is never older than one saved before it.
+    const saved = this.saveQueue.then(() => store.save(this.snapshot(instance)));
+    this.saveQueue = saved.catch(() => undefined);
+    return saved;
+  }
+
+  /**
+   * Saves what is not saved yet and waits for a save in progress; afterwards nothing more is saved (the last
+   * step of a shutdown, before the storage goes away). Resolves with how many instances this call saved.
+   */
+  async saveAll(): Promise<number> {
+    const count = this.dirty.size;
+    await this.flush();
+    this.closed = true;
+    return count;
+  }
+
+  /** One flush at a time: a shutdown's saveAll waits for the pump's save in progress. */
+  private flush(): Promise<void> {
+    const next = this.flushing.then(() => this.flushDirty());
+    this.flushing = next;
+    return next;
+  }
+
+  private async flushDirty(): Promise<void> {
+    const store = this.options.store;
+    if (!store || this.closed || this.dirty.size === 0) return;
     const batch = [...this.dirty];
     this.dirty.clear();
     for (const instance of batch) {
       try {
-        await store.save(this.snapshot(instance));
+        await this.saveNow(instance);
       } catch (error) {
         // Saved again on its next change; retrying at once would spin while the store is down.
         this.options.log?.(`durable store: saving ${instance.instanceId} failed: ${String(error)}`);
@@ -464,7 +524,7 @@ export class DurableEngine {
         this.dirty.add(ready);
         continue;
       }
-      if (this.options.store && this.dirty.size > 0) {
+      if (this.options.store && !this.closed && this.dirty.size > 0) {
         // Events may arrive while saving: look again afterwards.
         await this.flush();
         continue;

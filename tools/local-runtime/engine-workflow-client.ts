@@ -4,10 +4,7 @@ import type { DurableEngine } from './durable-engine.js';
 /** WorkflowClient over the local durable engine. */
 export function engineWorkflowClient(engine: DurableEngine): WorkflowClient {
   return {
-    start: (orchestration, instanceId, input) => {
-      engine.start(orchestration, instanceId, input);
-      return Promise.resolve();
-    },
+    start: (orchestration, instanceId, input) => engine.startDurably(orchestration, instanceId, input),
     status: (instanceId) => {
       const s = engine.status(instanceId);
       return Promise.resolve(

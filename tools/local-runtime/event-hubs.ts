@@ -6,6 +6,7 @@
  */
 import functions from '@azure/functions';
 import { createHash, randomUUID } from 'node:crypto';
+import { levelOfHost, type Logger } from './invocation-log.js';
 import { formatError, formatLogArgs } from './log-format.js';
 
 const { InvocationContext } = functions;
@@ -39,9 +40,85 @@ export interface HubEvent {
   offset: string;
 }
 
+/**
+ * Events a partition keeps at most, whether or not they were read: the local stand-in for an Event Hub's
+ * retention (1 to 7 days in Azure). A consumer group further behind than this skips to the oldest kept event,
+ * as a reader past the retention period does in Azure.
+ */
+export const MAX_RETAINED_PER_PARTITION = 50_000;
+
+/** Where one consumer group reads a partition: the sequence number of the next event it reads. */
+interface Reader {
+  position: number;
+}
+
+/**
+ * One partition: events in sequence-number order, trimmed once every consumer group reading it has checkpointed
+ * them (and at MAX_RETAINED_PER_PARTITION), so a long run keeps only what someone still has to read.
+ */
+export class Partition {
+  private events: (HubEvent | undefined)[] = [];
+  /** Index in `events` of the oldest kept event (dropped ones are cleared, the array compacted now and then). */
+  private head = 0;
+  /** Sequence number of the oldest kept event. */
+  first = 1;
+  /** Sequence number the next event gets. */
+  next = 1;
+  readonly readers = new Set<Reader>();
+
+  get size(): number {
+    return this.next - this.first;
+  }
+
+  append(event: HubEvent) {
+    this.events.push(event);
+    this.next++;
+    if (this.size > MAX_RETAINED_PER_PARTITION) this.drop(this.size - MAX_RETAINED_PER_PARTITION);
+  }
+
+  /** Up to `max` kept events from sequence number `from` on. */
+  read(from: number, max: number): HubEvent[] {
+    const start = this.head + Math.max(0, from - this.first);
+    return this.events.slice(start, start + Math.max(0, Math.min(max, this.next - from))) as HubEvent[];
+  }
+
+  /** The newest kept event. */
+  last(): HubEvent | undefined {
+    return this.next > this.first ? this.events[this.events.length - 1] : undefined;
+  }
+
+  /** Every kept event, oldest first. */
+  *kept(): Generator<HubEvent> {
+    for (let i = this.head; i < this.events.length; i++) {
+      const event = this.events[i];
+      if (event) yield event;
+    }
+  }
+
+  /** Drops what every reader has checkpointed (nothing when nobody reads: retention alone applies then). */
+  trim() {
+    if (this.readers.size === 0) return;
+    let checkpointed = this.next;
+    for (const reader of this.readers) checkpointed = Math.min(checkpointed, reader.position);
+    this.drop(checkpointed - this.first);
+  }
+
+  private drop(count: number) {
+    if (count <= 0) return;
+    this.events.fill(undefined, this.head, this.head + count);
+    this.head += count;
+    this.first += count;
+    // Compact once the dropped prefix outweighs what is kept: amortised O(1) per event.
+    if (this.head > 1024 && this.head * 2 > this.events.length) {
+      this.events = this.events.slice(this.head);
+      this.head = 0;
+    }
+  }
+}
+
 /** An in-process Event Hub: partitions, sequence numbers, and consumers that read at their own pace. */
 export class LocalHub {
-  readonly partitions: HubEvent[][] = Array.from({ length: PARTITIONS }, () => []);
+  protected readonly partitions: Partition[] = Array.from({ length: PARTITIONS }, () => new Partition());
   private readonly wakers = new Set<() => void>();
 
   constructor(readonly name: string) {}
@@ -51,6 +128,16 @@ export class LocalHub {
     return createHash('sha256').update(partitionKey).digest().readUInt32BE(0) % PARTITIONS;
   }
 
+  /** The events a partition keeps, oldest first. */
+  events(partition: number): HubEvent[] {
+    return [...(this.partitions[partition]?.kept() ?? [])];
+  }
+
+  /** Events kept in memory across all partitions (published and not yet checkpointed by every reader). */
+  retained(): number {
+    return this.partitions.reduce((sum, partition) => sum + partition.size, 0);
+  }
+
   /** Adds an event; an Event Hub carries bytes, so a string is UTF-8 encoded and anything else JSON-serialized. */
   publish(
     body: unknown,
@@ -58,10 +145,10 @@ export class LocalHub {
     properties: Record<string, unknown>,
     system: Record<string, unknown>,
   ) {
-    const partition = this.partitions[LocalHub.partitionOf(partitionKey)] as HubEvent[];
-    const sequenceNumber = partition.length + 1;
+    const partition = this.partitions[LocalHub.partitionOf(partitionKey)] as Partition;
+    const sequenceNumber = partition.next;
     const enqueuedTime = new Date().toISOString();
-    partition.push({
+    partition.append({
       body: Buffer.isBuffer(body)
         ? body
         : Buffer.from(typeof body === 'string' ? body : JSON.stringify(body)),
@@ -82,7 +169,8 @@ export class LocalHub {
   /**
    * Calls `handle` with each new batch of each partition, in order, until stopped (at-least-once). Each
    * partition has its own loop, as each partition has its own owner in Azure: a batch that fails and waits
-   * for its retries holds back only the events behind it in its own partition.
+   * for its retries holds back only the events behind it in its own partition. A consumer group starts at the
+   * oldest kept event (the trigger's default, `initialOffsetOptions: fromStart`).
    */
   consume(
     consumerGroup: string,
@@ -91,7 +179,8 @@ export class LocalHub {
   ) {
     let stopped = false;
     const loops = this.partitions.map((partition, p) => {
-      let position = 0;
+      const reader: Reader = { position: partition.first };
+      partition.readers.add(reader);
       let wake: () => void = () => undefined;
       const waker = () => {
         wake();
@@ -99,16 +188,18 @@ export class LocalHub {
       this.wakers.add(waker);
       const done = (async () => {
         while (!stopped) {
-          if (position >= partition.length) {
+          reader.position = Math.max(reader.position, partition.first); // past retention: skip ahead
+          if (reader.position >= partition.next) {
             await new Promise<void>((resolve) => (wake = resolve));
             continue;
           }
-          const batch = partition.slice(position, position + maxBatch);
+          const batch = partition.read(reader.position, maxBatch);
           await handle(batch, String(p));
-          position += batch.length; // the checkpoint
+          reader.position += batch.length; // the checkpoint
+          partition.trim();
         }
       })();
-      return { waker, done };
+      return { waker, done, reader, partition };
     });
     return {
       consumerGroup,
@@ -119,6 +210,7 @@ export class LocalHub {
           loop.waker();
         }
         await Promise.all(loops.map((loop) => loop.done));
+        for (const loop of loops) loop.partition.readers.delete(loop.reader);
       },
     };
   }
@@ -152,7 +244,7 @@ export interface EventHubTriggerOptions {
   hub: (name: string) => LocalHub;
   /** host.json `extensions.eventHubs.maxEventBatchSize`. */
   maxBatch: number;
-  log: (message: string) => void;
+  log: Logger;
   /** Waits between attempts (ms); tests pass one that does not wait. */
   sleep?: (ms: number) => Promise<void>;
 }
@@ -202,8 +294,8 @@ export function startEventHubTrigger(registration: Registration, options: EventH
           invocationId: randomUUID(),
           triggerMetadata: triggerMetadata(source, group, partitionId, batch),
           retryContext: { retryCount: attempt, maxRetryCount: retries },
-          logHandler: (_level, ...args) => {
-            log(`[${name}] ${formatLogArgs(args)}`);
+          logHandler: (level, ...args) => {
+            log(`[${name}] ${formatLogArgs(args)}`, levelOfHost(level));
           },
         });
         await registration.callback(deliveredBodies(batch, binding.dataType), context);

@@ -20,16 +20,19 @@ import { createServer, type IncomingMessage, type ServerResponse } from 'node:ht
 import Module, { createRequire } from 'node:module';
 import type { AddressInfo } from 'node:net';
 import { fileURLToPath } from 'node:url';
-import { THRESHOLD_RULES, evaluateThreshold, type TelemetryPoint } from '../../src/alerts/rules.js';
 import { loadConfig } from '../../src/config.js';
 import { toProblemResponse } from '../../src/http/problem.js';
 import { createAdapters } from '../../src/infra/adapters.js';
 import { localDeviceConnections } from '../../src/infra/local/local-device-connections.js';
 import { parseSasToken, verifyDeviceSasToken } from '../../src/provisioning/sas-token.js';
 import { PayloadTooLargeError, ServiceUnavailableError, ValidationError } from '../../src/shared/errors.js';
-import { DurableEngine, type ActivityHandler } from './durable-engine.js';
+import { DurableEngine, InstanceNotSavedError, type ActivityHandler } from './durable-engine.js';
+import { describeFunctions } from './function-list.js';
+import { InvocationTracker, levelOfHost, type Logger } from './invocation-log.js';
 import { formatLogArgs, formatLogValue } from './log-format.js';
-import { LocalHub, startEventHubTrigger, triggerBinding, type Registration } from './event-hubs.js';
+import { DurableLocalHub, localHub } from './durable-hubs.js';
+import { startEventHubTrigger, triggerBinding, type LocalHub, type Registration } from './event-hubs.js';
+import { LocalRuleEvaluator } from './rule-evaluator.js';
 import { TableInstanceStore } from './table-instance-store.js';
 import { startTimers } from './timers.js';
 
@@ -40,9 +43,14 @@ export interface RuntimeOptions {
   settings: Record<string, string>;
   /** HTTP port (0 = a free one). */
   port: number;
-  log: (message: string) => void;
+  /** Where lines go, each with its level (filter with makeLogger). */
+  log: Logger;
+  /** How long a shutdown waits for running invocations and open requests (ms; default 10 000). */
+  shutdownGraceMs?: number;
   /** The `@azure/functions-core` provider module (default: the compiled one beside this file; tests pass theirs). */
   functionsCore?: string;
+  /** Keeps the in-process Event Hubs' events here (`{folder}/<hub>.jsonl`) so a crash loses none it acknowledged. */
+  hubsFolder?: string;
 }
 
 export interface Runtime {
@@ -50,7 +58,22 @@ export interface Runtime {
   origin: string;
   apiBaseUrl: string;
   gatewayUrl: string;
+  /** What the runtime keeps in memory that grows with traffic (the soak benchmark watches it stay bounded). */
+  memory(): RuntimeMemory;
+  /**
+   * The runtime's part of the ordered shutdown: stop accepting requests → stop triggers → let in-flight
+   * invocations finish (bounded by shutdownGraceMs) → save durable instances. Each step is logged.
+   */
   stop(): Promise<void>;
+}
+
+export interface RuntimeMemory {
+  /** Events kept by the in-process hubs (not yet checkpointed by every consumer group). */
+  hubEvents: number;
+  /** The local rule evaluator's devices, readings and emitted-anomaly keys. */
+  rules: { devices: number; points: number; emitted: number };
+  /** Direct-method requests waiting for a device. */
+  methodRequests: number;
 }
 
 const TASK_HUB = 'IotBackendHub';
@@ -101,6 +124,12 @@ const readBody = async (req: IncomingMessage, maxBytes = Number.POSITIVE_INFINIT
   }
   return Buffer.concat(chunks);
 };
+
+/** An error body as IoT Hub's device HTTPS API answers it (`Message` with the error code, `ExceptionMessage`). */
+const iotHubError = (code: string, message: string) => ({
+  Message: `ErrorCode:${code};${message}`,
+  ExceptionMessage: `Tracking ID:${randomUUID().replaceAll('-', '')}-G:0-TimeStamp:${new Date().toISOString()}`,
+});
 
 /** Whether every %-escape of the path decodes to well-formed UTF-8 (what a host needs to route it). */
 const decodablePath = (path: string): boolean => {
@@ -170,7 +199,15 @@ export async function startRuntime(options: RuntimeOptions): Promise<Runtime> {
   const routePrefix = hostJson.extensions?.http?.routePrefix ?? 'api';
   const maxBatch = hostJson.extensions?.eventHubs?.maxEventBatchSize ?? 100;
   const trigger = triggerBinding;
-  const byType = (type: string) => registrations.filter((r) => trigger(r)?.type === type);
+  // Every trigger the runtime serves is counted (a shutdown waits for it) and logged (Executing/Executed).
+  const invocations = new InvocationTracker();
+  const tracked = (r: Registration): Registration => {
+    const kind = { httpTrigger: 'http', eventHubTrigger: 'eventHub', timerTrigger: 'timer' } as const;
+    const type = String(trigger(r)?.type) as keyof typeof kind;
+    if (!(type in kind)) return r;
+    return { ...r, callback: invocations.wrap(r.metadata.name, kind[type], log, r.callback) };
+  };
+  const byType = (type: string) => registrations.filter((r) => trigger(r)?.type === type).map(tracked);
 
   const engine = new DurableEngine({
     orchestrators: new Map(byType('orchestrationTrigger').map((r) => [r.metadata.name, r.callback])),
@@ -186,6 +223,7 @@ export async function startRuntime(options: RuntimeOptions): Promise<Runtime> {
           settings.AzureWebJobsStorage ?? '',
         ),
       }),
+      log,
     ),
   });
   const restored = await engine.restore();
@@ -195,7 +233,7 @@ export async function startRuntime(options: RuntimeOptions): Promise<Runtime> {
   const hubs = new Map<string, LocalHub>();
   const hub = (name: string) => {
     let found = hubs.get(name);
-    if (!found) hubs.set(name, (found = new LocalHub(name)));
+    if (!found) hubs.set(name, (found = localHub(name, options.hubsFolder, log)));
     return found;
   };
   const consumers: { stop: () => Promise<void> }[] = byType('eventHubTrigger').map((registration) =>
@@ -205,8 +243,7 @@ export async function startRuntime(options: RuntimeOptions): Promise<Runtime> {
   // The hot path: the local rule evaluator (asa/anomalies.asaql's threshold rules) → anomalies hub.
   const iotHub = hub(settings.IotHubEventHubName ?? 'iothub-events');
   const anomalies = hub(settings.AnomaliesEventHubName ?? 'anomalies');
-  const recent = new Map<string, TelemetryPoint[]>();
-  const emitted = new Set<string>();
+  const evaluator = new LocalRuleEvaluator();
   consumers.push(
     iotHub.consume('asa', maxBatch, async (batch) => {
       for (const event of batch) {
@@ -223,18 +260,8 @@ export async function startRuntime(options: RuntimeOptions): Promise<Runtime> {
         const given = typeof record.ts === 'string' ? record.ts : record.timestamp;
         const stamp = Date.parse(typeof given === 'string' ? given : '');
         const time = Number.isFinite(stamp) ? stamp : Date.parse(event.enqueuedTime);
-        const points = [
-          ...(recent.get(deviceId) ?? []),
-          { deviceId, time, values: values as Record<string, unknown> },
-        ].filter((p) => p.time > time - 15 * 60_000);
-        recent.set(deviceId, points);
-        for (const rule of THRESHOLD_RULES) {
-          for (const output of evaluateThreshold(points, rule)) {
-            const key = `${output.deviceId}|${output.rule}|${output.windowEnd}`;
-            if (emitted.has(key)) continue;
-            emitted.add(key);
-            anomalies.publish(output, output.deviceId, {}, {});
-          }
+        for (const output of evaluator.add({ deviceId, time, values: record })) {
+          anomalies.publish(output, output.deviceId, {}, {});
         }
       }
       return Promise.resolve();
@@ -321,9 +348,11 @@ export async function startRuntime(options: RuntimeOptions): Promise<Runtime> {
       const text = (await readBody(req)).toString('utf8');
       const instanceId = rest[2] ?? randomUUID().replaceAll('-', '');
       try {
-        engine.start(rest[1], instanceId, text ? (JSON.parse(text) as unknown) : undefined);
+        // Saved before the 202: an acknowledged start survives a crash.
+        await engine.startDurably(rest[1], instanceId, text ? (JSON.parse(text) as unknown) : undefined);
       } catch (error) {
-        send(res, 409, { message: error instanceof Error ? error.message : formatLogValue(error) });
+        const status = error instanceof InstanceNotSavedError ? 503 : 409;
+        send(res, status, { message: error instanceof Error ? error.message : formatLogValue(error) });
         return true;
       }
       send(res, 202, { id: instanceId });
@@ -341,9 +370,8 @@ export async function startRuntime(options: RuntimeOptions): Promise<Runtime> {
       return true;
     }
     if (method === 'DELETE' && rest.length === 2) {
-      send(res, engine.purge(instanceId) ? 200 : 404, {
-        instancesDeleted: engine.status(instanceId) ? 0 : 1,
-      });
+      const purged = engine.purge(instanceId);
+      send(res, purged ? 200 : 404, { instancesDeleted: purged ? 1 : 0 });
       return true;
     }
     try {
@@ -453,7 +481,22 @@ export async function startRuntime(options: RuntimeOptions): Promise<Runtime> {
     }
     const deviceId = decodeURIComponent(m[1] ?? '');
     if (!(await authenticate(req, res, deviceId))) return true;
-    const body = await readBody(req, MAX_DEVICE_MESSAGE_BYTES);
+    let body: Buffer;
+    try {
+      body = await readBody(req, MAX_DEVICE_MESSAGE_BYTES);
+    } catch (error) {
+      if (!(error instanceof BodyTooLarge)) throw error;
+      // IoT Hub's answer (error code 413002): its own body shape, not problem+json; nothing is kept.
+      send(
+        res,
+        413,
+        iotHubError('MessageTooLarge', `Message size exceeds the maximum of ${error.maxBytes} bytes.`),
+        {
+          connection: 'close',
+        },
+      );
+      return true;
+    }
     const properties: Record<string, unknown> = {};
     for (const [name, value] of Object.entries(req.headers)) {
       if (name.startsWith('iothub-app-') && typeof value === 'string')
@@ -469,6 +512,8 @@ export async function startRuntime(options: RuntimeOptions): Promise<Runtime> {
         : {}),
       ...(req.headers['content-type'] ? { 'content-type': req.headers['content-type'] } : {}),
     });
+    // Acknowledged means on disk (with a data folder): the 204 waits for the event's fsync.
+    if (iotHub instanceof DurableLocalHub) await iotHub.synced();
     send(res, 204);
     return true;
   };
@@ -515,8 +560,8 @@ export async function startRuntime(options: RuntimeOptions): Promise<Runtime> {
               trigger: { type: 'httpTrigger', name: 'request' },
               extraInputs: route.extraInputs as never[],
             },
-            logHandler: (_level, ...args) => {
-              log(`[${route.registration.metadata.name}] ${formatLogArgs(args)}`);
+            logHandler: (level, ...args) => {
+              log(`[${route.registration.metadata.name}] ${formatLogArgs(args)}`, levelOfHost(level));
             },
           });
           for (const input of route.extraInputs) context.extraInputs.set(input.name, durableClientData());
@@ -561,19 +606,51 @@ export async function startRuntime(options: RuntimeOptions): Promise<Runtime> {
   log(
     `${registrations.length} functions loaded: ${routes.length} HTTP, ${byType('eventHubTrigger').length} Event Hub, ${timers.count} timer, ${byType('orchestrationTrigger').length} orchestrations, ${byType('activityTrigger').length} activities`,
   );
+  log(describeFunctions(registrations, origin, routePrefix));
+  const graceMs = options.shutdownGraceMs ?? 10_000;
 
   return {
     origin,
     apiBaseUrl: `${origin}/${routePrefix}`,
     gatewayUrl: `${origin}/devices/{id}/messages/events`,
+    memory: () => ({
+      hubEvents: [...hubs.values()].reduce((sum, h) => sum + h.retained(), 0),
+      rules: evaluator.size(),
+      methodRequests: localDeviceConnections.size().pending,
+    }),
     stop: async () => {
-      server.closeAllConnections();
-      await new Promise<void>((resolve) =>
+      const closed = new Promise<void>((resolve) =>
         server.close(() => {
           resolve();
         }),
       );
-      await Promise.all([...consumers.map((c) => c.stop()), timers.stop()]);
+      server.closeIdleConnections();
+      log('  stopped accepting requests');
+      const triggersStopped = Promise.all([...consumers.map((c) => c.stop()), timers.stop()]);
+      log(`  stopping triggers: ${consumers.length} Event Hub consumers, ${timers.count} timers`);
+      const running = invocations.inFlight;
+      const finished = await within(graceMs, Promise.all([triggersStopped, invocations.idle(), closed]));
+      server.closeAllConnections();
+      log(
+        finished
+          ? `  in-flight invocations finished (${running} were running)`
+          : `  ${invocations.inFlight} invocations or requests still running after ${graceMs} ms: stopped without them`,
+      );
+      for (const h of hubs.values()) if (h instanceof DurableLocalHub) await h.close();
+      log('  in-process Event Hubs closed');
+      const saved = await engine.saveAll();
+      log(`  durable instances saved (${saved} with unsaved changes)`);
     },
   };
+}
+
+/** Whether `work` settled within `ms` (it is not cancelled either way). */
+async function within(ms: number, work: Promise<unknown>): Promise<boolean> {
+  let timer: NodeJS.Timeout | undefined;
+  const timeout = new Promise<false>((resolve) => (timer = setTimeout(resolve, ms, false)));
+  try {
+    return await Promise.race([work.then(() => true), timeout]);
+  } finally {
+    clearTimeout(timer);
+  }
 }

@@ -7,6 +7,7 @@
 import functions from '@azure/functions';
 import { CronExpressionParser } from 'cron-parser';
 import { randomUUID } from 'node:crypto';
+import { levelOfHost, type Logger } from './invocation-log.js';
 import { formatLogArgs } from './log-format.js';
 
 const { InvocationContext } = functions;
@@ -20,7 +21,7 @@ export interface TimerRegistration {
 export interface TimerOptions {
   /** App settings, for `%Setting%` in a schedule. */
   settings: Record<string, string>;
-  log: (message: string) => void;
+  log: Logger;
 }
 
 export interface Timers {
@@ -63,8 +64,8 @@ export function startTimers(registrations: readonly TimerRegistration[], options
       const context = new InvocationContext({
         functionName: name,
         invocationId: randomUUID(),
-        logHandler: (_level, ...args) => {
-          options.log(`[${name}] ${formatLogArgs(args)}`);
+        logHandler: (level, ...args) => {
+          options.log(`[${name}] ${formatLogArgs(args)}`, levelOfHost(level));
         },
       });
       const timer = {

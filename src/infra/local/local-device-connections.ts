@@ -13,15 +13,20 @@ const CONNECTED_FOR_MS = 30_000;
 
 interface Pending {
   deviceId: string;
+  request: MethodRequest;
+  /** Whether a poll has taken the request (until then it waits in the device's queue). */
+  delivered: boolean;
   resolve: (result: MethodResult) => void;
-  timer: NodeJS.Timeout;
+  timers: NodeJS.Timeout[];
 }
 
 /**
  * Devices connected to the embedded local runtime and the direct methods delivered to them (the local
  * stand-in for IoT Hub's cloud-to-device method channel). A device long-polls for requests and posts each
- * answer; a device that has not polled recently is not online (404, as IoT Hub answers), and an answer that
- * does not come within the method's response timeout is a 504 (IoT Hub's GatewayTimeout).
+ * answer. As IoT Hub answers: a device that is not connected (has not polled recently) is a 404 at once, or
+ * after `connectTimeoutInSeconds` if it does not poll by then; an answer that does not come within
+ * `responseTimeoutInSeconds` is a 504 (GatewayTimeout). Either way the request leaves the queue: nothing waits
+ * for a device forever.
  */
 export class LocalDeviceConnections implements DeviceMethodInvoker {
   private readonly lastPoll = new Map<string, number>();
@@ -32,7 +37,7 @@ export class LocalDeviceConnections implements DeviceMethodInvoker {
   /** The device's next method request, or undefined when none came within `waitMs` (long poll). */
   nextRequest(deviceId: string, waitMs: number): Promise<MethodRequest | undefined> {
     this.lastPoll.set(deviceId, Date.now());
-    const queued = this.queued.get(deviceId)?.shift();
+    const queued = this.takeQueued(deviceId);
     if (queued) return Promise.resolve(queued);
     this.pollers.get(deviceId)?.(undefined);
     return new Promise((resolve) => {
@@ -44,6 +49,7 @@ export class LocalDeviceConnections implements DeviceMethodInvoker {
       const done = (request: MethodRequest | undefined) => {
         clearTimeout(timer);
         this.pollers.delete(deviceId);
+        if (request) this.markDelivered(request.requestId);
         resolve(request);
       };
       this.pollers.set(deviceId, done);
@@ -54,29 +60,74 @@ export class LocalDeviceConnections implements DeviceMethodInvoker {
   respond(deviceId: string, requestId: string, result: MethodResult): boolean {
     const pending = this.pending.get(requestId);
     if (pending?.deviceId !== deviceId) return false;
-    this.pending.delete(requestId);
-    clearTimeout(pending.timer);
-    pending.resolve(result);
+    this.finish(pending, result);
     return true;
   }
 
+  /** Requests waiting for a device's poll or answer, and devices with requests queued (for tests and benches). */
+  size(): { pending: number; queuedDevices: number } {
+    return { pending: this.pending.size, queuedDevices: this.queued.size };
+  }
+
   invoke(deviceId: string, method: DirectMethodCall): Promise<MethodResult> {
+    const connectMs = Math.max(0, method.connectTimeoutInSeconds ?? 0) * 1000;
     const online =
       this.pollers.has(deviceId) || Date.now() - (this.lastPoll.get(deviceId) ?? 0) < CONNECTED_FOR_MS;
-    if (!online) return Promise.resolve({ status: 404, payload: { message: 'device not online' } });
+    if (!online && connectMs === 0) return Promise.resolve(notOnline());
     const request: MethodRequest = { requestId: randomUUID(), name: method.name, payload: method.payload };
     return new Promise((resolve) => {
-      const timer = setTimeout(() => {
-        this.pending.delete(request.requestId);
-        resolve({ status: 504, payload: { message: 'the device did not answer in time' } });
-      }, method.responseTimeoutInSeconds * 1000);
-      this.pending.set(request.requestId, { deviceId, resolve, timer });
+      const pending: Pending = { deviceId, request, delivered: false, resolve, timers: [] };
+      this.pending.set(request.requestId, pending);
+      pending.timers.push(
+        setTimeout(() => {
+          this.finish(pending, { status: 504, payload: { message: 'the device did not answer in time' } });
+        }, method.responseTimeoutInSeconds * 1000),
+      );
+      if (!online) {
+        // Not connected: IoT Hub waits connectTimeoutInSeconds for the device, then answers 404.
+        pending.timers.push(
+          setTimeout(() => {
+            if (!pending.delivered) this.finish(pending, notOnline());
+          }, connectMs),
+        );
+      }
       const poller = this.pollers.get(deviceId);
       if (poller) poller(request);
       else this.queued.set(deviceId, [...(this.queued.get(deviceId) ?? []), request]);
     });
   }
+
+  /** The oldest queued request still pending (expired ones have left the queue already). */
+  private takeQueued(deviceId: string): MethodRequest | undefined {
+    const queue = this.queued.get(deviceId);
+    const request = queue?.shift();
+    if (queue?.length === 0) this.queued.delete(deviceId);
+    if (request) this.markDelivered(request.requestId);
+    return request;
+  }
+
+  private markDelivered(requestId: string) {
+    const pending = this.pending.get(requestId);
+    if (pending) pending.delivered = true;
+  }
+
+  /** Ends a request once: its answer, a timeout or a 404; it leaves the queue if no poll took it. */
+  private finish(pending: Pending, result: MethodResult) {
+    if (this.pending.get(pending.request.requestId) !== pending) return;
+    this.pending.delete(pending.request.requestId);
+    for (const timer of pending.timers) clearTimeout(timer);
+    const queue = this.queued.get(pending.deviceId);
+    if (queue) {
+      const rest = queue.filter((r) => r !== pending.request);
+      if (rest.length === 0) this.queued.delete(pending.deviceId);
+      else this.queued.set(pending.deviceId, rest);
+    }
+    pending.resolve(result);
+  }
 }
+
+/** IoT Hub's answer for a device that is not connected (DeviceNotOnline, 404103). */
+const notOnline = (): MethodResult => ({ status: 404, payload: { message: 'device not online' } });
 
 /** One per process: the runtime's device gateway and the local job runner meet here. */
 export const localDeviceConnections = new LocalDeviceConnections();

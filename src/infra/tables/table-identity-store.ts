@@ -1,4 +1,4 @@
-import type { TableClient } from '@azure/data-tables';
+import { odata, type TableClient } from '@azure/data-tables';
 import pLimit from 'p-limit';
 import { keysOrNew, type SymmetricKeys } from '../../provisioning/keys.js';
 import {
@@ -9,6 +9,7 @@ import {
   type IdentityStatus,
   type IdentityStore,
 } from '../../provisioning/ports.js';
+import type { IdentityListing } from '../../provisioning/reconcile.js';
 import { parseSasToken, verifyDeviceSasToken, type SasVerdict } from '../../provisioning/sas-token.js';
 import {
   CredentialsResetConflictError,
@@ -42,7 +43,7 @@ interface IdentityEntity {
  * ids, enabled/disabled status, keys encrypted at rest, and IoT Hub-style SAS token verification so that a
  * disabled or deleted device is refused at once.
  */
-export class TableIdentityStore implements IdentityStore {
+export class TableIdentityStore implements IdentityStore, IdentityListing {
   private readonly bulkLimit = pLimit(10);
   private readonly client: () => Promise<TableClient>;
 
@@ -235,6 +236,18 @@ export class TableIdentityStore implements IdentityStore {
       status: entity.status,
       keys: this.open(entity.deviceId, entity.keys),
     };
+  }
+
+  /** Every identity's device id (for reconciliation; keys are not read). */
+  async *ids(): AsyncIterable<string> {
+    try {
+      const entities = (await this.client()).listEntities<Pick<IdentityEntity, 'deviceId'>>({
+        queryOptions: { filter: odata`RowKey eq ${ROW}`, select: ['deviceId'] },
+      });
+      for await (const entity of entities) yield entity.deviceId;
+    } catch (error) {
+      throw translate(error);
+    }
   }
 
   private seal(deviceId: string, keys: SymmetricKeys): string {

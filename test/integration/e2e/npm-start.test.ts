@@ -61,8 +61,8 @@ const send = (deviceId: string, body: unknown, properties: Record<string, string
   });
 
 beforeAll(async () => {
-  // npm start runs the build first; do the same here.
-  execFileSync('npx', ['tsc', '-p', 'tsconfig.build.json'], { stdio: 'ignore' });
+  // npm start runs the build first (when a source is newer than dist/); do the same here.
+  execFileSync(process.execPath, ['tools/build-if-stale.js'], { stdio: 'ignore' });
   slack = await startFakeSlack();
   child = spawn(
     process.execPath,
@@ -165,6 +165,8 @@ describe('npm start on a machine without Core Tools (embedded local runtime), ov
       Promise.resolve(slack.requests.find((r) => JSON.stringify(r.body).includes('e2e-1'))),
     );
     expect(JSON.stringify(message.body)).toContain('temperature-high');
+    // The link follows this run's HTTP port (PublicApiBaseUrl is not set explicitly).
+    expect(JSON.stringify(message.body)).toContain(`${api}/devices/e2e-1/state`);
   });
 
   it('runs a bulk provisioning workflow to completion through its status route, without the system key', async () => {

@@ -299,6 +299,24 @@ describe('provisioning API over HttpRequest/InvocationContext, on Azurite + the 
     expect((await twin('GET', undefined, {}, 'api-nobody')).status).toBe(404);
   });
 
+  it('re-registers a ghost device (identity without registry entry): 201 with new keys, the old ones refused (issue 13)', async () => {
+    const first = await register({ id: 'ghost-1' });
+    expect(first.status).toBe(201);
+    const oldKey = (first.body.keys as { primaryKey: string }).primaryKey;
+    // What a lost local registry (or a hand-deleted document) leaves behind.
+    expect(await adapters.registry.delete('ghost-1')).toBe(true);
+    expect((await get('ghost-1')).status).toBe(404);
+    const again = await register({ id: 'ghost-1', metadata: { site: 'lab' } });
+    expect(again.status).toBe(201);
+    expect(again.body).toMatchObject({ id: 'ghost-1', status: 'enabled', metadata: { site: 'lab' } });
+    const newKey = (again.body.keys as { primaryKey: string }).primaryKey;
+    expect(newKey).not.toBe(oldKey);
+    expect((await identities.get('ghost-1'))?.keys.primaryKey).toBe(newKey);
+    expect((await get('ghost-1')).status).toBe(200);
+    // Once adopted, the id is taken again.
+    expect((await register({ id: 'ghost-1' })).status).toBe(409);
+  });
+
   it('never lets key material reach the registry documents, the logs or read responses', async () => {
     expect(issuedKeys.size).toBeGreaterThan(10);
     const cosmos = new CosmosClient({

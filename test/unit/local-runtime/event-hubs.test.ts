@@ -2,6 +2,7 @@ import type { InvocationContext } from '@azure/functions';
 import { afterEach, describe, expect, it } from 'vitest';
 import {
   LocalHub,
+  MAX_RETAINED_PER_PARTITION,
   PARTITIONS,
   startEventHubTrigger,
   type Registration,
@@ -208,4 +209,51 @@ describe('local Event Hub trigger: bodies as the host delivers them for the regi
       expect(seen).toEqual([[{ after: 1 }]]);
     },
   );
+});
+
+describe('local Event Hub: bounded memory (issue 13, item 5)', () => {
+  it('keeps an event until every consumer group has checkpointed it, then trims it', async () => {
+    const hub = new LocalHub('events');
+    const keys = keysByPartition();
+    const fast: number[] = [];
+    const slowGate = deferred();
+    let slowSeen = 0;
+    const groups = [
+      hub.consume('fast', 10, async (batch) => {
+        fast.push(batch.length);
+        return Promise.resolve();
+      }),
+      hub.consume('slow', 10, async (batch) => {
+        await slowGate.promise;
+        slowSeen += batch.length;
+      }),
+    ];
+    running.push(...groups);
+    for (let i = 0; i < 100; i++) hub.publish(Buffer.from(`{"i":${i}}`), keys[i % PARTITIONS] ?? 'k', {}, {});
+    await until(() => fast.reduce((a, b) => a + b, 0) === 100);
+    // 'fast' is done; 'slow' has checkpointed nothing: everything is still kept for it.
+    expect(hub.retained()).toBe(100);
+    slowGate.resolve();
+    await until(() => slowSeen === 100 && hub.retained() === 0);
+    expect(hub.retained()).toBe(0);
+    // Later events are numbered on, and a trimmed partition still delivers them.
+    hub.publish(Buffer.from('{"late":1}'), keys[0] ?? 'k', {}, {});
+    await until(() => slowSeen === 101 && hub.retained() === 0);
+  });
+
+  it('keeps at most MAX_RETAINED_PER_PARTITION events when nobody reads (retention)', async () => {
+    const hub = new LocalHub('events');
+    for (let i = 0; i < MAX_RETAINED_PER_PARTITION + 10; i++)
+      hub.publish(Buffer.from('{}'), 'one-key', {}, {});
+    expect(hub.retained()).toBe(MAX_RETAINED_PER_PARTITION);
+    const first: number[] = [];
+    running.push(
+      hub.consume('late', 10, async (batch) => {
+        if (first.length === 0) first.push(batch[0]?.sequenceNumber ?? -1);
+        return Promise.resolve();
+      }),
+    );
+    await until(() => first.length === 1);
+    expect(first).toEqual([11]); // the ten oldest were past retention
+  });
 });

@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { generateKeys } from '../../../src/provisioning/keys.js';
+import { generateKeys, type SymmetricKeys } from '../../../src/provisioning/keys.js';
 import type { DeviceIdentity, IdentityStore } from '../../../src/provisioning/ports.js';
 import { ProvisioningService, type OrphanLog } from '../../../src/provisioning/provisioning-service.js';
 import type {
@@ -7,7 +7,11 @@ import type {
   DeviceRegistry,
   VersionedDeviceRecord,
 } from '../../../src/provisioning/registry.js';
-import { ProvisioningInconsistencyError } from '../../../src/shared/errors.js';
+import {
+  DeviceAlreadyExistsError,
+  DeviceNotFoundError,
+  ProvisioningInconsistencyError,
+} from '../../../src/shared/errors.js';
 import type { TwinStore } from '../../../src/provisioning/twin.js';
 import type { DeviceStateStore } from '../../../src/telemetry/ports.js';
 
@@ -76,5 +80,81 @@ describe('ProvisioningService.register consistency (ADR 0005)', () => {
       .catch((e: unknown) => e);
     expect(error).toMatchObject({ deviceId: 'd3', recorded: false });
     expect((error as Error).message).toContain('reconcile by hand');
+  });
+});
+
+describe('ProvisioningService.register adopts an identity without a registry entry (issue 13, item 3)', () => {
+  /** An identity store and a registry in memory, as far as register needs them. */
+  function stores() {
+    const identities = new Map<string, DeviceIdentity>();
+    const records = new Map<string, VersionedDeviceRecord>();
+    const identityStore = {
+      create: (deviceId: string) => {
+        if (identities.has(deviceId)) return Promise.reject(new DeviceAlreadyExistsError(deviceId));
+        const identity: DeviceIdentity = { deviceId, status: 'enabled', keys: generateKeys() };
+        identities.set(deviceId, identity);
+        return Promise.resolve(identity);
+      },
+      regenerateKeys: (deviceId: string, keys?: SymmetricKeys) => {
+        const current = identities.get(deviceId);
+        if (!current) return Promise.reject(new DeviceNotFoundError(deviceId));
+        const next = { ...current, keys: keys ?? generateKeys() };
+        identities.set(deviceId, next);
+        return Promise.resolve(next);
+      },
+      setStatus: (deviceId: string, status: 'enabled' | 'disabled') => {
+        const current = identities.get(deviceId);
+        if (!current) return Promise.reject(new DeviceNotFoundError(deviceId));
+        identities.set(deviceId, { ...current, status });
+        return Promise.resolve({ ...current, status });
+      },
+      delete: (deviceId: string) => Promise.resolve(identities.delete(deviceId)),
+    } as unknown as IdentityStore;
+    const registry = {
+      create: (record: DeviceRecord) => {
+        if (records.has(record.id)) return Promise.reject(new DeviceAlreadyExistsError(record.id));
+        const stored = { ...record, etag: '"1"' };
+        records.set(record.id, stored);
+        return Promise.resolve(stored);
+      },
+      get: (id: string) => Promise.resolve(records.get(id)),
+      delete: (id: string) => Promise.resolve(records.delete(id)),
+    } as unknown as DeviceRegistry;
+    const provisioning = new ProvisioningService({
+      identities: identityStore,
+      twins: {} as TwinStore,
+      registry,
+      stateStore: {} as DeviceStateStore,
+      orphans: { record: () => Promise.resolve() },
+      hostName: 'h',
+      maxMetadataBytes: 1000,
+    });
+    return { identities, records, provisioning };
+  }
+
+  it('re-registers a ghost device: registry entry written, keys re-issued, identity enabled again', async () => {
+    const { identities, records, provisioning } = stores();
+    const ghost: DeviceIdentity = { deviceId: 'ghost', status: 'disabled', keys: generateKeys() };
+    identities.set('ghost', ghost);
+    const credentials = await provisioning.register({ id: 'ghost', metadata: { site: 'lab' } });
+    expect(records.get('ghost')?.metadata).toEqual({ site: 'lab' });
+    expect(credentials.keys.primaryKey).not.toBe(ghost.keys.primaryKey);
+    expect(identities.get('ghost')).toMatchObject({ status: 'enabled', keys: credentials.keys });
+    expect(credentials.connectionString).toContain(credentials.keys.primaryKey);
+  });
+
+  it('keeps the keys given in the request when adopting', async () => {
+    const { identities, provisioning } = stores();
+    identities.set('ghost', { deviceId: 'ghost', status: 'enabled', keys: generateKeys() });
+    const keys = generateKeys();
+    expect((await provisioning.register({ id: 'ghost', keys })).keys).toEqual(keys);
+    expect(identities.get('ghost')?.keys).toEqual(keys);
+  });
+
+  it('still answers 409 when a registry entry uses the id, and leaves the identity and its keys alone', async () => {
+    const { identities, provisioning } = stores();
+    const first = await provisioning.register({ id: 'taken' });
+    await expect(provisioning.register({ id: 'taken' })).rejects.toBeInstanceOf(DeviceAlreadyExistsError);
+    expect(identities.get('taken')?.keys).toEqual(first.keys);
   });
 });

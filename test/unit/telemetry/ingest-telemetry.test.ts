@@ -169,3 +169,34 @@ describe('ingestTelemetry failure policy', () => {
     expect(summary.otherStreams.constructor).toBe(1);
   });
 });
+
+describe('ingestTelemetry log lines', () => {
+  const run = async (fail?: (deviceId: string) => Error | undefined) => {
+    const lines: { level: string; text: string }[] = [];
+    const ingest = makeIngestTelemetry({
+      stateStore: new MemoryState(fail),
+      archive: new MemoryLines(),
+      deadLetters: new MemoryLines(),
+      options: { ...DEFAULT_INGEST_OPTIONS, stateWriteConcurrency: 4, maxRetryCount: 0 },
+    });
+    const { bodies, triggerMetadata } = iotHubBatch(FOUR_MESSAGES);
+    await ingest(
+      bodies,
+      new InvocationContext({
+        triggerMetadata,
+        retryContext: { retryCount: 0, maxRetryCount: 0 },
+        logHandler: (level, ...args) => lines.push({ level, text: args.map(String).join(' ') }),
+      }),
+    );
+    return lines.filter((l) => l.text.includes('ingestTelemetry partition'));
+  };
+
+  it('writes the per-batch line at debug when nothing went wrong', async () => {
+    expect(await run()).toEqual([{ level: 'debug', text: expect.stringContaining('4 messages') as unknown }]);
+  });
+
+  it('writes it at information when the batch dead-lettered something', async () => {
+    const lines = await run((id) => (id === 'huge' ? new StateRejectedError('413') : undefined));
+    expect(lines.map((l) => l.level)).toEqual(['information']);
+  });
+});

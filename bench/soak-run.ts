@@ -1,0 +1,145 @@
+/**
+ * The soak benchmark's run (bench/soak.ts is its command line; a test runs a short one): the embedded local
+ * runtime in this process, the device simulator as a child process at `devices` × `perDeviceRate` messages/s
+ * for `minutes`, and this process's RSS sampled at 5, 15 and 30 minutes of a 30-minute run (the same fractions,
+ * 1/6, 1/2 and the end, of any other length). Growth after warm-up compares the end with the first checkpoint.
+ */
+import { spawn } from 'node:child_process';
+import { existsSync, readFileSync } from 'node:fs';
+import { startRuntime, type RuntimeMemory } from '../tools/local-runtime/runtime.js';
+import { localAppSettings, type LocalServices } from '../tools/local-services.js';
+
+export interface SoakOptions {
+  services: Omit<LocalServices, 'stop' | 'died' | 'abandon'>;
+  minutes: number;
+  devices: number;
+  /** Messages per second per device (the simulator's --rate is the total: devices × this). */
+  perDeviceRate: number;
+  /** The compiled simulator (dist/tools/simulate.js). */
+  simulator: string;
+  /** The runtime's `@azure/functions-core` provider (default: the compiled one beside the runtime). */
+  functionsCore?: string;
+  /** App settings added last (e.g. a database of its own). */
+  settings?: Record<string, string>;
+  log: (line: string) => void;
+}
+
+export interface SoakCheckpoint {
+  /** Minutes into the run. */
+  minute: number;
+  rssBytes: number;
+  heapUsedBytes: number;
+  runtime: RuntimeMemory;
+}
+
+export interface SoakReport {
+  checkpoints: SoakCheckpoint[];
+  /** (RSS at the end − RSS at the first checkpoint) / RSS at the first checkpoint. */
+  growthAfterWarmUp: number;
+  /** The same for the V8 heap after a GC (with --expose-gc): what the runtime really keeps, without allocator noise. */
+  heapGrowthAfterWarmUp: number;
+  sent: number;
+  refused: number;
+  /** What the runtime still kept once the simulator stopped and ingest caught up. */
+  drained: RuntimeMemory;
+}
+
+const sampleSettings = (): Record<string, string> =>
+  existsSync('local.settings.sample.json')
+    ? ((JSON.parse(readFileSync('local.settings.sample.json', 'utf8')) as { Values?: Record<string, string> })
+        .Values ?? {})
+    : {};
+
+const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
+
+/** Runs the soak and returns its checkpoints (the caller prints them). */
+export async function runSoak(options: SoakOptions): Promise<SoakReport> {
+  const runtime = await startRuntime({
+    port: 0,
+    settings: {
+      ...sampleSettings(),
+      ...localAppSettings({ ...options.services, stop: () => Promise.resolve() }),
+      // As npm start runs the embedded runtime.
+      IotHubEventsConnection: 'Endpoint=sb://localhost/;SharedAccessKeyName=local;SharedAccessKey=local',
+      IotHubEventHubName: 'iothub-events',
+      IngestConsumerGroup: 'ingest',
+      Provisioning__RegistryOpsPerMinute: '100000',
+      ...options.settings,
+    },
+    log: () => undefined, // per-batch lines at 100 msg/s would drown the report
+    ...(options.functionsCore ? { functionsCore: options.functionsCore } : {}),
+  });
+  const durationMs = options.minutes * 60_000;
+  const simulator = spawn(
+    process.execPath,
+    [
+      options.simulator,
+      '--api',
+      runtime.apiBaseUrl,
+      '--devices',
+      String(options.devices),
+      '--rate',
+      String(options.devices * options.perDeviceRate),
+      '--duration',
+      String(durationMs / 1000),
+      '--prefix',
+      `soak-${Date.now()}`,
+    ],
+    { stdio: ['ignore', 'pipe', 'pipe'] },
+  );
+  let output = '';
+  simulator.stdout.on('data', (chunk: Buffer) => (output = (output + chunk.toString()).slice(-4000)));
+  simulator.stderr.on('data', (chunk: Buffer) => (output = (output + chunk.toString()).slice(-4000)));
+  const exited = new Promise<number | null>((resolve) => simulator.once('exit', resolve));
+  try {
+    // Checkpoints count from the first message, not from the simulator's device registrations.
+    const ready = Date.now() + 120_000;
+    while (!output.includes('devices ready') && Date.now() < ready) await sleep(200);
+    if (!output.includes('devices ready')) throw new Error(`the simulator did not start:\n${output}`);
+    const started = Date.now();
+    const checkpoints: SoakCheckpoint[] = [];
+    for (const fraction of [5 / 30, 15 / 30, 1]) {
+      await sleep(Math.max(0, started + fraction * durationMs - Date.now()));
+      (globalThis as { gc?: () => void }).gc?.(); // with --expose-gc: measure what is kept, not garbage
+      const usage = process.memoryUsage();
+      const checkpoint = {
+        minute: Math.round(fraction * options.minutes * 100) / 100,
+        rssBytes: usage.rss,
+        heapUsedBytes: usage.heapUsed,
+        runtime: runtime.memory(),
+      };
+      checkpoints.push(checkpoint);
+      options.log(formatCheckpoint(checkpoint));
+    }
+    const code = await exited;
+    if (code !== 0) throw new Error(`the simulator exited with ${code}:\n${output}`);
+    const done = /(\d+) messages sent, (\d+) refused/.exec(output.slice(output.lastIndexOf('done')));
+    // Ingest catches up; the hubs are empty once every consumer group has checkpointed (bounded wait).
+    const drainUntil = Date.now() + 60_000;
+    while (runtime.memory().hubEvents > 0 && Date.now() < drainUntil) await sleep(200);
+    const first = checkpoints[0] as SoakCheckpoint;
+    const last = checkpoints[checkpoints.length - 1] as SoakCheckpoint;
+    return {
+      checkpoints,
+      growthAfterWarmUp: (last.rssBytes - first.rssBytes) / first.rssBytes,
+      heapGrowthAfterWarmUp: (last.heapUsedBytes - first.heapUsedBytes) / first.heapUsedBytes,
+      sent: Number(done?.[1] ?? 0),
+      refused: Number(done?.[2] ?? 0),
+      drained: runtime.memory(),
+    };
+  } finally {
+    if (simulator.exitCode === null) simulator.kill('SIGINT');
+    await runtime.stop();
+  }
+}
+
+const mb = (bytes: number) => `${(bytes / 1024 / 1024).toFixed(1)} MB`;
+
+export function formatCheckpoint(c: SoakCheckpoint): string {
+  const r = c.runtime;
+  return (
+    `soak: minute ${c.minute}: RSS ${mb(c.rssBytes)}, heap ${mb(c.heapUsedBytes)}; kept: ${r.hubEvents} hub events, ` +
+    `${r.rules.devices} rule devices / ${r.rules.points} readings / ${r.rules.emitted} anomaly keys, ` +
+    `${r.methodRequests} method requests`
+  );
+}

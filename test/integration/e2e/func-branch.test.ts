@@ -1,0 +1,96 @@
+/**
+ * The `func start` branch of `npm start`, with a fake `func` on PATH that records its arguments, its
+ * environment and the local.settings.json it sees, then exits. Run in a scratch folder (holding only the
+ * sample settings), as a fresh clone would.
+ */
+import { chmodSync, copyFileSync, mkdirSync, mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join, resolve } from 'node:path';
+import { beforeAll, describe, expect, it } from 'vitest';
+import { FREE_PORTS, buildIfStale, startLocalProcess } from '../../support/start-local-process.js';
+
+interface Record {
+  argv: string[];
+  env: { [name: string]: string | undefined };
+  localSettings: { Values: { [name: string]: string } };
+}
+
+const FAKE_FUNC = `#!/usr/bin/env node
+const { readFileSync, writeFileSync } = require('node:fs');
+if (process.argv[2] === '--version') { console.log('4.0.0-fake'); process.exit(0); }
+writeFileSync(process.env.FAKE_FUNC_RECORD, JSON.stringify({
+  argv: process.argv.slice(2),
+  env: process.env,
+  localSettings: JSON.parse(readFileSync('local.settings.json', 'utf8')),
+}));
+console.log('fake func: recorded');
+`;
+
+let record: Record;
+let output = '';
+let code: number | string;
+let workDir = '';
+
+beforeAll(async () => {
+  buildIfStale();
+  workDir = mkdtempSync(join(tmpdir(), 'npm-start-func-'));
+  const bin = join(workDir, 'bin');
+  writeFileSync(join(workDir, 'package.json'), '{"type":"commonjs"}');
+  mkdirSync(bin);
+  writeFileSync(join(bin, 'func'), FAKE_FUNC);
+  chmodSync(join(bin, 'func'), 0o755);
+  copyFileSync('local.settings.sample.json', join(workDir, 'local.settings.sample.json'));
+  const run = startLocalProcess(['--in-memory', ...FREE_PORTS], {
+    cwd: workDir,
+    script: resolve('dist/tools/start-local.js'),
+    env: {
+      PATH: `${bin}:${process.env.PATH ?? ''}`,
+      FAKE_FUNC_RECORD: join(workDir, 'record.json'),
+    },
+  });
+  code = await run.exited;
+  output = run.output();
+  record = JSON.parse(readFileSync(join(workDir, 'record.json'), 'utf8')) as Record;
+}, 300_000);
+
+describe('npm start with Core Tools on PATH (fake func)', () => {
+  it('runs `func start --port N` on the chosen HTTP port, and stops the services when func exits', () => {
+    expect(record.argv.slice(0, 2)).toEqual(['start', '--port']);
+    const port = Number(record.argv[2]);
+    expect(port).toBeGreaterThan(0);
+    expect(output).toContain(`API base URL      http://localhost:${port}/api (func start)`);
+    expect(output).toContain('stopped Azurite');
+    expect(code).toBe(0);
+  });
+
+  it('passes PublicApiBaseUrl for that port, and this run’s emulator endpoints as environment variables', () => {
+    const port = record.argv[2] ?? '';
+    expect(record.env.PublicApiBaseUrl).toBe(`http://localhost:${port}/api`);
+    const blob = /Azurite Blob\s+(\S+)/.exec(output)?.[1] ?? 'missing';
+    expect(record.env.AzureWebJobsStorage).toContain(blob);
+    expect(record.env.CosmosDb__accountEndpoint).toMatch(/^https:\/\/127\.0\.0\.1:\d+\/$/);
+  });
+
+  it('writes a local.settings.json with no placeholder connection, no sb://localhost and no port of this run', () => {
+    const text = JSON.stringify(record.localSettings);
+    expect(record.localSettings.Values).not.toHaveProperty('IotHubEventsConnection');
+    expect(record.localSettings.Values).not.toHaveProperty('AnomaliesEventHubConnection');
+    expect(text).not.toContain('sb://localhost');
+    for (const m of output.matchAll(/(?:Azurite \w+|Cosmos DB)\s+https?:\/\/127\.0\.0\.1:(\d+)/g))
+      expect(text).not.toContain(`127.0.0.1:${m[1] ?? ''}`);
+    expect(record.env.AnomaliesEventHubConnection).toBeUndefined();
+  });
+
+  it('disables the Event Hub triggers and names the setting to fill in for each', () => {
+    expect(record.localSettings.Values).toMatchObject({
+      'AzureWebJobs.ingestTelemetry.Disabled': 'true',
+      'AzureWebJobs.notifyAnomalies.Disabled': 'true',
+    });
+    expect(output).toMatch(
+      /ingestTelemetry is disabled: set IotHubEventsConnection in local\.settings\.json/,
+    );
+    expect(output).toMatch(
+      /notifyAnomalies is disabled: set AnomaliesEventHubConnection in local\.settings\.json/,
+    );
+  });
+});

@@ -1,0 +1,178 @@
+/**
+ * End to end, over HTTP only: `npm start` with a data folder, stopped the way a terminal stops it (SIGINT to
+ * its whole process group), then started again. The shutdown is one ordered sequence whatever signal arrives
+ * and however often; Azurite, in its own process group, is stopped once and leaves no half-written file.
+ */
+import { mkdtempSync, readdirSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { beforeAll, describe, expect, it } from 'vitest';
+import { createSasToken } from '../../../src/provisioning/sas-token.js';
+import {
+  FREE_PORTS,
+  buildIfStale,
+  startLocalProcess,
+  until,
+  type StartedProcess,
+} from '../../support/start-local-process.js';
+
+const dataDir = mkdtempSync(join(tmpdir(), 'npm-start-shutdown-'));
+const args = ['--embedded', '--data-dir', dataDir, ...FREE_PORTS, '--shutdown-grace-seconds', '5'];
+
+interface Run extends StartedProcess {
+  api: string;
+  origin: string;
+}
+
+async function start(): Promise<Run> {
+  const run = startLocalProcess(args);
+  await until(
+    'the API',
+    () => (run.output().includes('Ctrl-C stops everything') ? true : undefined),
+    run.output,
+    120_000,
+  );
+  const api = /API base URL\s+(\S+)/.exec(run.output())?.[1] ?? '';
+  return { ...run, api, origin: new URL(api).origin };
+}
+
+const post = (url: string, body: unknown, headers: Record<string, string> = {}) =>
+  fetch(url, {
+    method: 'POST',
+    headers: { 'content-type': 'application/json', ...headers },
+    body: JSON.stringify(body),
+  });
+let key = '';
+const auth = () => ({
+  authorization: createSasToken('localhost/devices/sd-1', key, Math.floor(Date.now() / 1000) + 600),
+});
+const sendTelemetry = (run: Run) =>
+  post(`${run.origin}/devices/sd-1/messages/events`, { temperature: 20 }, auth());
+const durableStatus = (run: Run, id: string) =>
+  fetch(`${run.origin}/runtime/webhooks/durabletask/instances/${id}`);
+/** What the shutdown printed after it began. */
+const shutdownLines = (run: Run) => run.output().slice(run.output().indexOf('shutting down'));
+const halfWritten = () => readdirSync(join(dataDir, 'azurite')).filter((name) => name.endsWith('~'));
+
+/** Each step's line, in this order. */
+const STEPS = [
+  'shutting down (SIGINT)',
+  'stopped accepting requests',
+  'stopping triggers',
+  'durable instances saved',
+  'stopped the Cosmos DB server',
+  'stopped Azurite',
+  'stopped.',
+];
+
+let jobId = '';
+
+beforeAll(() => {
+  buildIfStale();
+}, 300_000);
+
+describe('npm start stops in order on Ctrl-C and keeps its data (real process group)', () => {
+  it('SIGINT to the process group: prints each step in order, exits 0, leaves no half-written Azurite file', async () => {
+    const run = await start();
+    const created = await post(`${run.api}/devices`, { id: 'sd-1' });
+    expect(created.status).toBe(201);
+    key = ((await created.json()) as { keys: { primaryKey: string } }).keys.primaryKey;
+    const twin = await fetch(`${run.api}/devices/sd-1/twin`, {
+      method: 'PATCH',
+      headers: { 'content-type': 'application/json' },
+      body: JSON.stringify({ desired: { mode: 'eco' } }),
+    });
+    expect(twin.status).toBe(200);
+    const job = await post(`${run.api}/jobs`, {
+      type: 'twinUpdate',
+      target: { deviceIds: ['sd-1'] },
+      twinPatch: { telemetryIntervalSeconds: 30 },
+      repeat: 'PT1M',
+    });
+    expect(job.status).toBe(202);
+    jobId = ((await job.json()) as { id: string }).id;
+    await until(
+      'the job instance',
+      async () => ((await durableStatus(run, jobId)).ok ? true : undefined),
+      run.output,
+    );
+    expect((await sendTelemetry(run)).status).toBe(204);
+    // The invocations were logged the way `func start` logs them, and the routes were listed on start.
+    expect(run.output()).toMatch(
+      /Executed 'Functions\.registerDevice' \(Succeeded, Id=[\w-]+, Duration=\d+ms\)/,
+    );
+    expect(run.output()).toContain(`registerDevice: [POST] ${run.api}/devices`);
+    expect(run.output()).toMatch(/API ready in \d+ ms/);
+
+    run.signalGroup('SIGINT');
+    expect(await run.exited).toBe(0);
+    const printed = shutdownLines(run);
+    const positions = STEPS.map((step) => printed.indexOf(step));
+    expect(
+      positions.every((p) => p >= 0),
+      printed,
+    ).toBe(true);
+    expect(positions).toEqual([...positions].sort((a, b) => a - b));
+    expect(printed).toMatch(/in-flight invocations finished/);
+    expect(halfWritten()).toEqual([]);
+  }, 240_000);
+
+  it('after a restart the identity, the twin and the durable instance are there; SIGTERM stops it the same way', async () => {
+    const run = await start();
+    expect(run.output()).toMatch(/durable: \d+ instances restored/);
+    expect((await sendTelemetry(run)).status).toBe(204); // the identity (Azurite) authenticates the device
+    const twin = (await (await fetch(`${run.api}/devices/sd-1/twin`)).json()) as { desired: unknown };
+    expect(twin.desired).toMatchObject({ mode: 'eco' });
+    const status = (await (await durableStatus(run, jobId)).json()) as { runtimeStatus: string };
+    expect(['Pending', 'Running']).toContain(status.runtimeStatus);
+
+    run.signalGroup('SIGTERM');
+    expect(await run.exited).toBe(0);
+    expect(shutdownLines(run)).toContain('shutting down (SIGTERM)');
+    expect(shutdownLines(run)).toContain('stopped Azurite');
+    expect(halfWritten()).toEqual([]);
+  }, 240_000);
+
+  it('a second Ctrl-C during the shutdown says it is still saving; the shutdown still completes and exits 0', async () => {
+    const run = await start();
+    // A device long-polling for direct methods keeps a request open: the shutdown waits for it (bounded).
+    const poll = fetch(`${run.origin}/devices/sd-1/methods/pending?waitSeconds=30`, {
+      headers: auth(),
+    }).catch(() => undefined);
+    await new Promise((resolve) => setTimeout(resolve, 500));
+    run.signalGroup('SIGINT');
+    await until(
+      'the shutdown',
+      () => (run.output().includes('shutting down') ? true : undefined),
+      run.output,
+    );
+    run.signalGroup('SIGINT');
+    expect(await run.exited).toBe(0);
+    await poll;
+    const printed = shutdownLines(run);
+    expect(printed).toContain('still stopping and saving data');
+    expect(printed).toMatch(/still running after 5000 ms/);
+    expect(printed).toContain('stopped Azurite');
+    expect(halfWritten()).toEqual([]);
+  }, 240_000);
+
+  it('a third Ctrl-C forces the exit (130)', async () => {
+    const run = await start();
+    const poll = fetch(`${run.origin}/devices/sd-1/methods/pending?waitSeconds=30`, {
+      headers: auth(),
+    }).catch(() => undefined);
+    await new Promise((resolve) => setTimeout(resolve, 500));
+    run.signalGroup('SIGINT');
+    await until(
+      'the shutdown',
+      () => (run.output().includes('shutting down') ? true : undefined),
+      run.output,
+    );
+    run.signalGroup('SIGINT');
+    await until('the notice', () => (run.output().includes('still stopping') ? true : undefined), run.output);
+    run.signalGroup('SIGINT');
+    expect(await run.exited).toBe(130);
+    await poll;
+    expect(run.output()).toContain('forced exit');
+  }, 240_000);
+});

@@ -1,0 +1,51 @@
+/**
+ * The soak benchmark's short run (issue 13, item 5): 50 simulated devices × 2 messages/s for half a minute
+ * through the embedded runtime. What is asserted is what must hold at any length: every message accepted, RSS
+ * sampled at the three checkpoints, and nothing kept once ingest caught up (the in-process hubs used to keep
+ * every event forever). The growth figure itself is printed, not asserted (half a minute is all warm-up).
+ */
+import { rmSync } from 'node:fs';
+import { join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { afterAll, describe, expect, inject, it } from 'vitest';
+import { formatCheckpoint, runSoak } from '../../../bench/soak-run.js';
+import { testSettings } from '../../support/local-env.js';
+import { transpileToTemp } from '../../support/transpile.js';
+
+const root = transpileToTemp(['tools/simulate.ts', 'src/provisioning/sas-token.ts']);
+afterAll(() => {
+  rmSync(root, { recursive: true, force: true });
+});
+
+describe('soak (short run)', () => {
+  it(
+    '50 devices × 2 msg/s for 30 s: all accepted, three RSS samples, nothing kept afterwards',
+    { timeout: 180_000 },
+    async () => {
+      const settings = testSettings();
+      const report = await runSoak({
+        services: inject('localServices'),
+        minutes: 0.5,
+        devices: 50,
+        perDeviceRate: 2,
+        simulator: join(root, 'dist/tools/simulate.js'),
+        functionsCore: fileURLToPath(new URL('../../support/functions-core.cjs', import.meta.url)),
+        settings: {
+          CosmosDbDatabaseName: settings.CosmosDbDatabaseName ?? '',
+          RawArchiveContainerName: settings.RawArchiveContainerName ?? '',
+          DeadLetterContainerName: settings.DeadLetterContainerName ?? '',
+        },
+        log: () => undefined,
+      });
+      console.log(report.checkpoints.map(formatCheckpoint).join('\n'));
+      console.log(`growth after warm-up ${(report.growthAfterWarmUp * 100).toFixed(1)} %`);
+      expect(report.checkpoints.map((c) => c.minute)).toEqual([0.08, 0.25, 0.5]);
+      for (const c of report.checkpoints) expect(c.rssBytes).toBeGreaterThan(0);
+      expect(report.sent).toBeGreaterThan(0);
+      expect(report.refused).toBe(0);
+      expect(report.drained.hubEvents).toBe(0);
+      expect(report.drained.rules.devices).toBeLessThanOrEqual(50);
+      expect(report.drained.methodRequests).toBe(0);
+    },
+  );
+});
