@@ -9,6 +9,8 @@ import { afterAll, beforeAll, describe, expect, inject, it } from 'vitest';
 import { loadConfig } from '../../../src/config.js';
 import { createAdapters, type Adapters } from '../../../src/infra/adapters.js';
 import type { ProvisionDeviceInput } from '../../../src/provisioning/provision-device-workflow.js';
+import { parseResultLines, servedLines } from '../../../src/provisioning/result-keys.js';
+import { toStorageKey } from '../../../src/infra/storage-keys.js';
 import { EventType, type DurableEngine } from '../../../tools/local-runtime/durable-engine.js';
 import { onlyFault, startFaultProxy, type FaultProxy } from '../../../tools/fault-proxy.js';
 import { routeHostToLoopback, startFakeIotHub, type FakeIotHub } from '../../fixtures/fake-iothub.js';
@@ -21,6 +23,8 @@ let restore: () => void;
 let cosmos: FaultProxy;
 let registrations: Registration[];
 let adapters: Adapters;
+/** When set, only Cosmos DB requests on this partition key (one device's registry entry) can be throttled. */
+let onlyPartition: string | undefined;
 
 beforeAll(async () => {
   hub = await startFakeIotHub('throttlehub.azure-devices.net');
@@ -31,6 +35,9 @@ beforeAll(async () => {
     dependency: 'cosmos',
     weights: onlyFault('throttle'),
     retryAfterMs: 10,
+    faultable: (req) =>
+      onlyPartition === undefined ||
+      req.headers['x-ms-documentdb-partitionkey'] === JSON.stringify([onlyPartition]),
   });
   const settings = testSettings({
     IdentityStore: 'iothub',
@@ -137,5 +144,63 @@ describe('bulkProvision under throttling', () => {
       'created',
       'created',
     ]);
+  });
+});
+
+describe('salvage of a bulk chunk under throttling', () => {
+  it('removes the one identity whose registry write stays throttled; the rest of the chunk is created and reported', async () => {
+    const ids = ['thr-salv-0', 'thr-salv-1', 'thr-salv-2', 'thr-salv-3'];
+    const throttled = 'thr-salv-2';
+    // The chunk meets a throttled registry on every run until it gives up (20 waits) and is salvaged; the
+    // salvage meets throttling on one device's entry only.
+    const engine = engineFromRegistrations(registrations, 'virtual', (name) => {
+      onlyPartition = name === 'bulkProvisionSalvageChunk' ? toStorageKey(throttled) : undefined;
+      cosmos.setRate(name === 'bulkProvisionCreateChunk' || name === 'bulkProvisionSalvageChunk' ? 1 : 0);
+    });
+    const specs = ids.map((id) => ({ id, metadata: { run: 's' } }));
+    await adapters.work.write('requests/thr-salv/0.json', JSON.stringify(specs));
+    cosmos.resetCounts();
+    engine.start('bulkProvision', 'thr-salv', {
+      total: ids.length,
+      chunks: 1,
+      opsPerMinute: 6000,
+      requestedAt: '2026-11-23T00:00:00Z',
+    });
+    let done;
+    try {
+      done = await engine.whenDone('thr-salv');
+    } finally {
+      onlyPartition = undefined;
+      cosmos.setRate(0);
+    }
+    expect(scheduled(engine, 'thr-salv:chunk:0', 'bulkProvisionCreateChunk')).toHaveLength(21);
+    expect(scheduled(engine, 'thr-salv:chunk:0', 'bulkProvisionSalvageChunk')).toHaveLength(1);
+    expect(cosmos.counts().injected.throttle).toBeGreaterThan(0);
+    expect(done.runtimeStatus).toBe('Completed');
+    expect(done.output).toMatchObject({ total: 4, created: 3, failed: 1 });
+
+    const text = (await adapters.results.read('thr-salv.jsonl')) ?? '';
+    const lines = servedLines(adapters.keysCipher, 'thr-salv', parseResultLines(text), new Date()) as {
+      deviceId: string;
+      outcome: string;
+      keys?: unknown;
+      error?: string;
+    }[];
+    expect(lines.map((l) => [l.deviceId, l.outcome]).sort()).toEqual(
+      ids.map((id) => [id, id === throttled ? 'failed' : 'created']),
+    );
+    // No identity without either its keys reported or its removal.
+    for (const line of lines) {
+      const identity = await adapters.identities.get(line.deviceId);
+      if (line.outcome === 'created') {
+        expect(identity?.keys).toEqual(line.keys);
+        expect((await adapters.registry.get(line.deviceId))?.creationToken).toBe('thr-salv');
+      } else {
+        expect(line.error).toMatch(/registry stayed unavailable; identity removed/);
+        expect(identity).toBeUndefined();
+        expect(hub.devices.has(line.deviceId)).toBe(false);
+        expect(await adapters.registry.get(line.deviceId)).toBeUndefined();
+      }
+    }
   });
 });
