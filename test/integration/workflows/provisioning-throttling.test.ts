@@ -5,10 +5,14 @@
  * IoT Hub (the wire-level fake, real azure-iothub SDK) and the orchestrations run through durable-functions'
  * replay engine.
  */
+import { HttpRequest } from '@azure/functions';
 import { afterAll, beforeAll, describe, expect, inject, it } from 'vitest';
 import { loadConfig } from '../../../src/config.js';
 import { createAdapters, type Adapters } from '../../../src/infra/adapters.js';
 import type { ProvisionDeviceInput } from '../../../src/provisioning/provision-device-workflow.js';
+import { makeWorkflowHandlers } from '../../../src/provisioning/workflow-http-handlers.js';
+import type { ApiResponse } from '../../../src/shared/api-request.js';
+import { engineWorkflowClient } from '../../../tools/local-runtime/engine-workflow-client.js';
 import { parseResultLines, servedLines } from '../../../src/provisioning/result-keys.js';
 import { toStorageKey } from '../../../src/infra/storage-keys.js';
 import { EventType, type DurableEngine } from '../../../tools/local-runtime/durable-engine.js';
@@ -201,6 +205,77 @@ describe('salvage of a bulk chunk under throttling', () => {
         expect(hub.devices.has(line.deviceId)).toBe(false);
         expect(await adapters.registry.get(line.deviceId)).toBeUndefined();
       }
+    }
+  });
+});
+
+describe('cancelling a bulk run while a chunk waits out throttling', () => {
+  it('the cancel reaches the chunk: it stops waiting and reports its devices cancelled', async () => {
+    const handlers = makeWorkflowHandlers({
+      identities: adapters.identities,
+      work: adapters.work,
+      results: adapters.results,
+      keysCipher: adapters.keysCipher,
+      hooks: [],
+      registryOpsPerMinute: 6000,
+      maxMetadataBytes: 8192,
+    });
+    // IoT Hub throttles the chunk's bulk create; the manual clock never ends the wait: only the cancel can.
+    let runs = 0;
+    const engine = engineFromRegistrations(registrations, 'manual', (name) => {
+      cosmos.setRate(0);
+      if (name === 'bulkProvisionCreateChunk' && ++runs === 1) hub.throttleNext(1);
+      return undefined;
+    });
+    const ids = ['thr-cancel-0', 'thr-cancel-1', 'thr-cancel-2'];
+    const client = engineWorkflowClient(engine);
+    const started = (await handlers.startBulkProvisioning(
+      new HttpRequest({
+        url: 'http://localhost/api/provisioning/bulk',
+        method: 'POST',
+        headers: { 'content-type': 'application/json' },
+        body: { string: JSON.stringify(ids.map((id) => ({ id }))) },
+      }),
+      client,
+    )) as ApiResponse & { jsonBody: { id: string } };
+    const runId = started.jsonBody.id;
+    const chunk = `${runId}:chunk:0`;
+    await engine.idle();
+    expect(engine.status(chunk)).toMatchObject({
+      runtimeStatus: 'Running',
+      customStatus: { throttledWaits: 1 },
+    });
+    expect(timers(engine, chunk)).toHaveLength(1);
+
+    const cancelled = await handlers.cancelProvisioning(
+      new HttpRequest({
+        url: `http://localhost/api/provisioning/${runId}/cancel`,
+        method: 'POST',
+        params: { instanceId: runId },
+      }),
+      client,
+    );
+    expect(cancelled.status).toBe(202);
+    // No clock advance: the chunk ends because the forwarded cancel ended its wait.
+    await engine.idle();
+    expect(engine.status(chunk)?.runtimeStatus).toBe('Completed');
+    const done = await engine.whenDone(runId);
+    expect(scheduled(engine, chunk, 'bulkProvisionCreateChunk')).toHaveLength(1);
+    expect(scheduled(engine, chunk, 'bulkProvisionSalvageChunk')).toHaveLength(1);
+    expect(done.runtimeStatus).toBe('Completed');
+    expect(done.output).toMatchObject({ status: 'cancelled', total: 3, created: 0, failed: 0, cancelled: 3 });
+    expect(done.output).not.toHaveProperty('cancelNote');
+
+    const lines = ((await adapters.results.read(`${runId}.jsonl`)) ?? '')
+      .trim()
+      .split('\n')
+      .map((l) => JSON.parse(l) as { deviceId: string; outcome: string; error?: string });
+    expect(lines.map((l) => [l.deviceId, l.outcome, l.error])).toEqual(
+      ids.map((id) => [id, 'cancelled', 'cancelled by request']),
+    );
+    for (const id of ids) {
+      expect(hub.devices.has(id)).toBe(false);
+      expect(await adapters.registry.get(id)).toBeUndefined();
     }
   });
 });
