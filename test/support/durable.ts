@@ -53,7 +53,7 @@ export async function nonDeterministicEpisodes(
 export function engineFromRegistrations(
   registrations: readonly Registration[],
   clock: 'virtual' | 'manual' = 'virtual',
-  beforeActivity?: (name: string, input: unknown) => Promise<void> | undefined,
+  beforeActivity?: (name: string, input: unknown) => Promise<void> | void,
 ): DurableEngine {
   const activities = byTrigger(registrations, 'activityTrigger') as ReadonlyMap<string, ActivityHandler>;
   return new DurableEngine({
@@ -64,7 +64,9 @@ export function engineFromRegistrations(
             name,
             (input, context) => {
               const held = beforeActivity(name, input);
-              return held ? held.then(() => handler(input, context)) : handler(input, context);
+              return held instanceof Promise
+                ? held.then(() => handler(input, context))
+                : handler(input, context);
             },
           ]),
         )

@@ -225,7 +225,6 @@ describe('cancelling a bulk run while a chunk waits out throttling', () => {
     const engine = engineFromRegistrations(registrations, 'manual', (name) => {
       cosmos.setRate(0);
       if (name === 'bulkProvisionCreateChunk' && ++runs === 1) hub.throttleNext(1);
-      return undefined;
     });
     const ids = ['thr-cancel-0', 'thr-cancel-1', 'thr-cancel-2'];
     const client = engineWorkflowClient(engine);
