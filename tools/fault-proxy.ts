@@ -45,6 +45,8 @@ export interface FaultProxyOptions {
   afterUpstreamShare?: number;
   /** Port to listen on; 0 (default) picks a free one. */
   port?: number;
+  /** Which requests may get a fault (e.g. one Cosmos DB partition key); default every request. */
+  faultable?: (request: IncomingMessage) => boolean;
 }
 
 export interface FaultCounts {
@@ -276,7 +278,7 @@ export async function startFaultProxy(options: FaultProxyOptions): Promise<Fault
 
   const handle = (req: IncomingMessage, res: ServerResponse) => {
     counts.requests++;
-    const fault = pickFault();
+    const fault = (options.faultable?.(req) ?? true) ? pickFault() : undefined;
     if (fault) counts.injected[fault]++;
     const afterUpstream = (fault === 'timeout' || fault === 'reset') && random() < afterShare;
     if (afterUpstream) counts.lostAnswers++;

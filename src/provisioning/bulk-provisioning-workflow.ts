@@ -154,8 +154,10 @@ export function* bulkProvisionOrchestrator(context: OrchestrationContext): Gener
     );
   }
   const { results } = assembled;
-  if (cancelledFrom !== undefined) {
-    const reached = totals.created + totals.alreadyExists + totals.invalid + totals.failed;
+  // Devices no count covers were reported `cancelled`: by the chunks the cancel kept from starting, or by a
+  // running chunk the forwarded cancel stopped in a throttle wait.
+  const reached = totals.created + totals.alreadyExists + totals.invalid + totals.failed;
+  if (cancelledFrom !== undefined || (cancel.requested() && reached < input.total)) {
     const summary = { total: input.total, ...totals, cancelled: input.total - reached };
     context.df.setCustomStatus({ chunksDone, chunks: input.chunks, ...summary, step: 'cancelled' });
     return { status: 'cancelled', ...summary, results };

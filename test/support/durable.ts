@@ -47,12 +47,13 @@ export async function nonDeterministicEpisodes(
 
 /**
  * A durable engine running exactly the orchestrators and activities the entry point registered; `beforeActivity`
- * (tests that inject an event while an activity runs) is called as each activity starts.
+ * (tests that inject an event while an activity runs) is called as each activity starts; when it returns a
+ * promise, the activity runs once that settles (a test holds an activity while it acts).
  */
 export function engineFromRegistrations(
   registrations: readonly Registration[],
   clock: 'virtual' | 'manual' = 'virtual',
-  beforeActivity?: (name: string, input: unknown) => void,
+  beforeActivity?: (name: string, input: unknown) => Promise<void> | void,
 ): DurableEngine {
   const activities = byTrigger(registrations, 'activityTrigger') as ReadonlyMap<string, ActivityHandler>;
   return new DurableEngine({
@@ -62,8 +63,10 @@ export function engineFromRegistrations(
           [...activities].map(([name, handler]): [string, ActivityHandler] => [
             name,
             (input, context) => {
-              beforeActivity(name, input);
-              return handler(input, context);
+              const held = beforeActivity(name, input);
+              return held instanceof Promise
+                ? held.then(() => handler(input, context))
+                : handler(input, context);
             },
           ]),
         )

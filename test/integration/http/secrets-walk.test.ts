@@ -19,7 +19,7 @@ import { openApiDocument } from '../../../src/http/openapi.js';
 import { createCosmosClient } from '../../../src/infra/cosmos/cosmos-client.js';
 import { toStorageKey } from '../../../src/infra/storage-keys.js';
 import { startRuntime, type Runtime } from '../../../tools/local-runtime/runtime.js';
-import { startHookServer, type HookServer } from '../../support/hook-server.js';
+import { startHookServer, type HookServer } from '../../fixtures/hook-server.js';
 import { testSettings } from '../../support/local-env.js';
 import { responseProblems } from '../../support/openapi.js';
 import { SecretsSweep, identityStoreKeys, type Needle } from '../../support/secrets-sweep.js';
@@ -94,7 +94,7 @@ describe('every operation of openapi.json, answered without a secret that does n
   beforeAll(async () => {
     // A provisioning webhook on loopback: the walk holds some devices' calls there to act meanwhile.
     hooks = await startHookServer();
-    settings.Provisioning__Hooks = hooks.url;
+    settings.Provisioning__Hooks = hooks.url('/hook');
     runtime = await startRuntime({
       settings,
       port: 0,
@@ -104,7 +104,7 @@ describe('every operation of openapi.json, answered without a secret that does n
   });
   afterAll(async () => {
     await runtime.stop();
-    await hooks.stop();
+    await hooks.close();
   });
 
   const call = async (operationId: string, method: string, path: string, body?: unknown) => {
@@ -309,8 +309,8 @@ describe('every operation of openapi.json, answered without a secret that does n
       (KEY_BEARING.has(a.operationId) ? answerSweep : sweep).search('answer', where, text);
     }
     for (const [n, line] of logs.entries()) sweep.search('log', `log line ${String(n + 1)}`, line);
-    for (const [n, body] of hooks.bodies.entries())
-      sweep.search('hook', `webhook call ${String(n + 1)}`, body);
+    for (const [n, call] of hooks.calls.entries())
+      sweep.search('hook', `webhook call ${String(n + 1)}`, call.raw);
     await sweep.blobs(settings.AzureWebJobsStorage ?? '');
     await sweep.tables(settings.AzureWebJobsStorage ?? '');
     await sweep.cosmos(config.cosmos, config.cosmos.databaseName);

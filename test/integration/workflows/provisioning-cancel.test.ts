@@ -186,4 +186,44 @@ describe('cancelling bulkProvision', () => {
     expect(lines.filter((l) => l.outcome === 'cancelled')).toHaveLength(150);
     await expect(cancel(engine, instanceId)).rejects.toMatchObject({ code: 'invalid-transition' });
   });
+  it('a cancel accepted after every chunk has started changes nothing, and output and status say so', async () => {
+    const held: { arrived?: () => void; release?: () => void } = {};
+    const arrived = new Promise<void>((resolve) => (held.arrived = resolve));
+    const gate = new Promise<void>((resolve) => (held.release = resolve));
+    // The only chunk's activity is held while the cancel is accepted: every chunk has started by then.
+    const engine = engineFromRegistrations(registrations, 'manual', (name) => {
+      if (name !== 'bulkProvisionCreateChunk') return undefined;
+      held.arrived?.();
+      return gate;
+    });
+    const body = Array.from({ length: 30 }, (_, i) => JSON.stringify({ id: `late-cancel-${i}` })).join('\n');
+    const started = (await handlers.startBulkProvisioning(
+      new HttpRequest({
+        url: 'http://localhost/api/provisioning/bulk',
+        method: 'POST',
+        headers: { 'content-type': 'application/x-ndjson' },
+        body: { string: body },
+      }),
+      engineWorkflowClient(engine),
+    )) as Accepted;
+    const instanceId = started.jsonBody.id;
+    await arrived;
+    expect(engine.status(`${instanceId}:chunk:0`)?.runtimeStatus).toBe('Running');
+    expect((await cancel(engine, instanceId)).status).toBe(202);
+    held.release?.();
+
+    const done = await engine.whenDone(instanceId);
+    expect(done.runtimeStatus).toBe('Completed');
+    const late = {
+      cancelRequested: true,
+      cancelNote: expect.stringMatching(/after every chunk had started; no device was cancelled/) as unknown,
+    };
+    expect(done.output).toMatchObject({ total: 30, created: 30, failed: 0, ...late });
+    expect(done.output).not.toHaveProperty('status');
+    expect(done.customStatus).toMatchObject({ step: 'done', chunksDone: 1, chunks: 1, created: 30, ...late });
+    // The chunk, running its activity when the forwarded cancel came, finished normally.
+    expect(engine.status(`${instanceId}:chunk:0`)?.output).toMatchObject({ created: 30 });
+    expect(await adapters.identities.get('late-cancel-29')).toBeDefined();
+    expect(await adapters.registry.get('late-cancel-29')).toBeDefined();
+  });
 });

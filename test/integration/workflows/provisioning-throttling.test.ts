@@ -5,10 +5,16 @@
  * IoT Hub (the wire-level fake, real azure-iothub SDK) and the orchestrations run through durable-functions'
  * replay engine.
  */
+import { HttpRequest } from '@azure/functions';
 import { afterAll, beforeAll, describe, expect, inject, it } from 'vitest';
 import { loadConfig } from '../../../src/config.js';
 import { createAdapters, type Adapters } from '../../../src/infra/adapters.js';
 import type { ProvisionDeviceInput } from '../../../src/provisioning/provision-device-workflow.js';
+import { makeWorkflowHandlers } from '../../../src/provisioning/workflow-http-handlers.js';
+import type { ApiResponse } from '../../../src/shared/api-request.js';
+import { engineWorkflowClient } from '../../../tools/local-runtime/engine-workflow-client.js';
+import { parseResultLines, servedLines } from '../../../src/provisioning/result-keys.js';
+import { toStorageKey } from '../../../src/infra/storage-keys.js';
 import { EventType, type DurableEngine } from '../../../tools/local-runtime/durable-engine.js';
 import { onlyFault, startFaultProxy, type FaultProxy } from '../../../tools/fault-proxy.js';
 import { routeHostToLoopback, startFakeIotHub, type FakeIotHub } from '../../fixtures/fake-iothub.js';
@@ -21,6 +27,8 @@ let restore: () => void;
 let cosmos: FaultProxy;
 let registrations: Registration[];
 let adapters: Adapters;
+/** When set, only Cosmos DB requests on this partition key (one device's registry entry) can be throttled. */
+let onlyPartition: string | undefined;
 
 beforeAll(async () => {
   hub = await startFakeIotHub('throttlehub.azure-devices.net');
@@ -31,6 +39,9 @@ beforeAll(async () => {
     dependency: 'cosmos',
     weights: onlyFault('throttle'),
     retryAfterMs: 10,
+    faultable: (req) =>
+      onlyPartition === undefined ||
+      req.headers['x-ms-documentdb-partitionkey'] === JSON.stringify([onlyPartition]),
   });
   const settings = testSettings({
     IdentityStore: 'iothub',
@@ -137,5 +148,133 @@ describe('bulkProvision under throttling', () => {
       'created',
       'created',
     ]);
+  });
+});
+
+describe('salvage of a bulk chunk under throttling', () => {
+  it('removes the one identity whose registry write stays throttled; the rest of the chunk is created and reported', async () => {
+    const ids = ['thr-salv-0', 'thr-salv-1', 'thr-salv-2', 'thr-salv-3'];
+    const throttled = 'thr-salv-2';
+    // The chunk meets a throttled registry on every run until it gives up (20 waits) and is salvaged; the
+    // salvage meets throttling on one device's entry only.
+    const engine = engineFromRegistrations(registrations, 'virtual', (name) => {
+      onlyPartition = name === 'bulkProvisionSalvageChunk' ? toStorageKey(throttled) : undefined;
+      cosmos.setRate(name === 'bulkProvisionCreateChunk' || name === 'bulkProvisionSalvageChunk' ? 1 : 0);
+    });
+    const specs = ids.map((id) => ({ id, metadata: { run: 's' } }));
+    await adapters.work.write('requests/thr-salv/0.json', JSON.stringify(specs));
+    cosmos.resetCounts();
+    engine.start('bulkProvision', 'thr-salv', {
+      total: ids.length,
+      chunks: 1,
+      opsPerMinute: 6000,
+      requestedAt: '2026-11-23T00:00:00Z',
+    });
+    let done;
+    try {
+      done = await engine.whenDone('thr-salv');
+    } finally {
+      onlyPartition = undefined;
+      cosmos.setRate(0);
+    }
+    expect(scheduled(engine, 'thr-salv:chunk:0', 'bulkProvisionCreateChunk')).toHaveLength(21);
+    expect(scheduled(engine, 'thr-salv:chunk:0', 'bulkProvisionSalvageChunk')).toHaveLength(1);
+    expect(cosmos.counts().injected.throttle).toBeGreaterThan(0);
+    expect(done.runtimeStatus).toBe('Completed');
+    expect(done.output).toMatchObject({ total: 4, created: 3, failed: 1 });
+
+    const text = (await adapters.results.read('thr-salv.jsonl')) ?? '';
+    const lines = servedLines(adapters.keysCipher, 'thr-salv', parseResultLines(text), new Date()) as {
+      deviceId: string;
+      outcome: string;
+      keys?: unknown;
+      error?: string;
+    }[];
+    expect(lines.map((l) => [l.deviceId, l.outcome]).sort()).toEqual(
+      ids.map((id) => [id, id === throttled ? 'failed' : 'created']),
+    );
+    // No identity without either its keys reported or its removal.
+    for (const line of lines) {
+      const identity = await adapters.identities.get(line.deviceId);
+      if (line.outcome === 'created') {
+        expect(identity?.keys).toEqual(line.keys);
+        expect((await adapters.registry.get(line.deviceId))?.creationToken).toBe('thr-salv');
+      } else {
+        expect(line.error).toMatch(/registry stayed unavailable; identity removed/);
+        expect(identity).toBeUndefined();
+        expect(hub.devices.has(line.deviceId)).toBe(false);
+        expect(await adapters.registry.get(line.deviceId)).toBeUndefined();
+      }
+    }
+  });
+});
+
+describe('cancelling a bulk run while a chunk waits out throttling', () => {
+  it('the cancel reaches the chunk: it stops waiting and reports its devices cancelled', async () => {
+    const handlers = makeWorkflowHandlers({
+      identities: adapters.identities,
+      work: adapters.work,
+      results: adapters.results,
+      keysCipher: adapters.keysCipher,
+      hooks: [],
+      registryOpsPerMinute: 6000,
+      maxMetadataBytes: 8192,
+    });
+    // IoT Hub throttles the chunk's bulk create; the manual clock never ends the wait: only the cancel can.
+    let runs = 0;
+    const engine = engineFromRegistrations(registrations, 'manual', (name) => {
+      cosmos.setRate(0);
+      if (name === 'bulkProvisionCreateChunk' && ++runs === 1) hub.throttleNext(1);
+    });
+    const ids = ['thr-cancel-0', 'thr-cancel-1', 'thr-cancel-2'];
+    const client = engineWorkflowClient(engine);
+    const started = (await handlers.startBulkProvisioning(
+      new HttpRequest({
+        url: 'http://localhost/api/provisioning/bulk',
+        method: 'POST',
+        headers: { 'content-type': 'application/json' },
+        body: { string: JSON.stringify(ids.map((id) => ({ id }))) },
+      }),
+      client,
+    )) as ApiResponse & { jsonBody: { id: string } };
+    const runId = started.jsonBody.id;
+    const chunk = `${runId}:chunk:0`;
+    await engine.idle();
+    expect(engine.status(chunk)).toMatchObject({
+      runtimeStatus: 'Running',
+      customStatus: { throttledWaits: 1 },
+    });
+    expect(timers(engine, chunk)).toHaveLength(1);
+
+    const cancelled = await handlers.cancelProvisioning(
+      new HttpRequest({
+        url: `http://localhost/api/provisioning/${runId}/cancel`,
+        method: 'POST',
+        params: { instanceId: runId },
+      }),
+      client,
+    );
+    expect(cancelled.status).toBe(202);
+    // No clock advance: the chunk ends because the forwarded cancel ended its wait.
+    await engine.idle();
+    expect(engine.status(chunk)?.runtimeStatus).toBe('Completed');
+    const done = await engine.whenDone(runId);
+    expect(scheduled(engine, chunk, 'bulkProvisionCreateChunk')).toHaveLength(1);
+    expect(scheduled(engine, chunk, 'bulkProvisionSalvageChunk')).toHaveLength(1);
+    expect(done.runtimeStatus).toBe('Completed');
+    expect(done.output).toMatchObject({ status: 'cancelled', total: 3, created: 0, failed: 0, cancelled: 3 });
+    expect(done.output).not.toHaveProperty('cancelNote');
+
+    const lines = ((await adapters.results.read(`${runId}.jsonl`)) ?? '')
+      .trim()
+      .split('\n')
+      .map((l) => JSON.parse(l) as { deviceId: string; outcome: string; error?: string });
+    expect(lines.map((l) => [l.deviceId, l.outcome, l.error])).toEqual(
+      ids.map((id) => [id, 'cancelled', 'cancelled by request']),
+    );
+    for (const id of ids) {
+      expect(hub.devices.has(id)).toBe(false);
+      expect(await adapters.registry.get(id)).toBeUndefined();
+    }
   });
 });
