@@ -1,9 +1,11 @@
 /**
- * The Azurite child process of a local run: made to save before it answers a write, named in a pid file so that
- * a start after a crash can stop the one left behind, and, when a port is taken, the process holding it named.
+ * The Azurite child process of a local run: made to save before it answers a write, named in a pid file (with the
+ * run that owns it) so that a start after a crash can stop the one left behind while a start next to a running
+ * run is refused, and, when a port is taken, the process holding it named.
  */
 import { spawnSync } from 'node:child_process';
 import { existsSync, readdirSync, readFileSync, readlinkSync, rmSync, writeFileSync } from 'node:fs';
+import { dirname } from 'node:path';
 
 /**
  * Runs Azurite (`node -e <this> azurite.js …`) with its LokiJS metadata saved before each write is answered.
@@ -37,13 +39,16 @@ require(process.argv[1]);
 `;
 
 interface PidRecord {
+  /** The Azurite child. */
   pid: number;
+  /** The local run (process) that started it and owns the data folder. */
+  owner?: number;
   location?: string;
 }
 
-/** Records the Azurite child of this run. */
+/** Records the Azurite child of this run, and this process as the data folder's owner. */
 export function writePidFile(file: string, pid: number, location: string | undefined): void {
-  writeFileSync(file, JSON.stringify({ pid, location } satisfies PidRecord));
+  writeFileSync(file, JSON.stringify({ pid, owner: process.pid, location } satisfies PidRecord));
 }
 
 /** Removes the pid file if it still names this run's child. */
@@ -56,8 +61,10 @@ export function removePidFile(file: string, pid: number | undefined): void {
 }
 
 /**
- * Before a start: if the pid file names an Azurite that still runs (its run was killed, e.g. kill -9, and the
- * child lived on), stops it (SIGTERM, then SIGKILL after 10 s) and says so; a stale file is just removed.
+ * Before a start: if the pid file's owner (another local run) still runs, the data folder is in use and the start
+ * is refused (its Azurite is left alone). Otherwise, if the file names an Azurite that still runs (its run was
+ * killed, e.g. kill -9, and the child lived on), stops it (SIGTERM, then SIGKILL after 10 s) and says so; a stale
+ * file is just removed.
  */
 export async function claimPidFile(file: string, log?: (message: string) => void): Promise<void> {
   if (!existsSync(file)) return;
@@ -67,6 +74,9 @@ export async function claimPidFile(file: string, log?: (message: string) => void
   } catch {
     record = undefined;
   }
+  const owner = record?.owner;
+  if (owner !== undefined && owner !== process.pid && isAlive(owner))
+    throw new Error(`data folder ${dirname(file)} is in use by pid ${owner} (another npm start?)`);
   const pid = record?.pid;
   if (pid !== undefined && isAlive(pid) && /azurite/i.test(commandOf(pid))) {
     log?.(`stopping Azurite (pid ${pid}) left running by a previous run of this data folder`);
