@@ -8,13 +8,35 @@ import { existsSync, readdirSync, readFileSync, readlinkSync, rmSync, writeFileS
 import { dirname } from 'node:path';
 
 /**
- * Runs Azurite (`node -e <this> azurite.js …`) with its LokiJS metadata saved before each write is answered.
+ * Makes Azurite stop when the run that started it is gone, however it went (kill -9 included): Azurite runs in
+ * a process group of its own (a terminal's Ctrl-C must not reach it), so nothing else would stop it. Its stdin is
+ * a pipe from the parent; when that closes (the parent exited) it stops itself the way the parent would have
+ * (SIGTERM: Azurite closes its servers and saves), and exits anyway 10 s later. Unreferenced: a normal stop is
+ * not held up by the pipe.
+ */
+const exitWithParent = `
+let parentGone = false;
+const onParentGone = () => {
+  if (parentGone) return;
+  parentGone = true;
+  setTimeout(() => process.exit(1), 10000).unref();
+  process.kill(process.pid, 'SIGTERM');
+};
+process.stdin.on('end', onParentGone);
+process.stdin.on('close', onParentGone);
+process.stdin.on('error', onParentGone);
+process.stdin.resume();
+if (typeof process.stdin.unref === 'function') process.stdin.unref();
+`;
+
+/**
+ * With a data folder, Azurite's LokiJS metadata is saved before each write is answered.
  * Azurite saves LokiJS every 5 s (`autosaveInterval: 5000`, not configurable), so a kill -9 lost writes it had
  * answered 201; here the end of every non-GET answer waits until each database with unsaved changes (or a
  * save in flight) has been written (LokiJS writes `<file>~` and renames it; one save serves every answer
  * waiting for it). A failed save drops the connection instead of acknowledging.
  */
-export const azuriteDurableBootstrap = `
+const saveBeforeAnswer = `
 const { createRequire } = require('node:module');
 const http = require('node:http');
 const Loki = createRequire(process.argv[1])('lokijs');
@@ -35,8 +57,14 @@ http.ServerResponse.prototype.end = function (...args) {
   Promise.all(pending.map(saved)).then(() => end.apply(this, args), (error) => this.destroy(error));
   return this;
 };
-require(process.argv[1]);
 `;
+
+/**
+ * Azurite's bootstrap (`node -e <this> azurite.js …`): it exits with its parent, and with a data folder
+ * (`durable`) it saves its metadata before answering a write.
+ */
+export const azuriteBootstrap = (durable: boolean) =>
+  exitWithParent + (durable ? saveBeforeAnswer : '') + 'require(process.argv[1]);\n';
 
 interface PidRecord {
   /** The Azurite child. */

@@ -3,7 +3,7 @@
  * its whole process group), then started again. The shutdown is one ordered sequence whatever signal arrives
  * and however often; Azurite, in its own process group, is stopped once and leaves no half-written file.
  */
-import { mkdtempSync, readdirSync } from 'node:fs';
+import { mkdtempSync, readdirSync, readFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { beforeAll, describe, expect, it } from 'vitest';
@@ -175,4 +175,50 @@ describe('npm start stops in order on Ctrl-C and keeps its data (real process gr
     await poll;
     expect(run.output()).toContain('forced exit');
   }, 240_000);
+});
+
+/** The pids of a process's children whose command line names Azurite (Linux /proc). */
+function azuriteChildren(parent: number): number[] {
+  const found: number[] = [];
+  for (const entry of readdirSync('/proc').filter((name) => /^\d+$/.test(name))) {
+    try {
+      const stat = readFileSync(`/proc/${entry}/stat`, 'utf8');
+      const ppid = Number(stat.slice(stat.lastIndexOf(')') + 2).split(' ')[1]);
+      if (ppid === parent && /azurite/i.test(readFileSync(`/proc/${entry}/cmdline`, 'utf8')))
+        found.push(Number(entry));
+    } catch {
+      // gone meanwhile
+    }
+  }
+  return found;
+}
+
+const alive = (pid: number) => {
+  try {
+    process.kill(pid, 0);
+    return true;
+  } catch {
+    return false;
+  }
+};
+
+describe.runIf(process.platform === 'linux')('a kill -9 of npm start alone (not its group)', () => {
+  it('--in-memory (no pid file): its Azurite, in a process group of its own, exits when its parent is gone', async () => {
+    const run = startLocalProcess(['--embedded', '--in-memory', ...FREE_PORTS]);
+    await until(
+      'the API',
+      () => (run.output().includes('Ctrl-C stops everything') ? true : undefined),
+      run.output,
+      120_000,
+    );
+    const [azurite] = azuriteChildren(run.child.pid ?? -1);
+    expect(azurite).toBeTypeOf('number');
+    run.child.kill('SIGKILL'); // the runtime alone: the terminal's group signal never reaches Azurite
+    await run.exited;
+    const pid = azurite ?? -1;
+    for (let i = 0; i < 200 && alive(pid); i++) await new Promise((resolve) => setTimeout(resolve, 100));
+    const left = alive(pid);
+    if (left) process.kill(pid, 'SIGKILL'); // clean up what the old code leaves behind
+    expect(left).toBe(false);
+  }, 180_000);
 });
