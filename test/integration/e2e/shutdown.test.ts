@@ -4,6 +4,7 @@
  * and however often; Azurite, in its own process group, is stopped once and leaves no half-written file.
  */
 import { mkdtempSync, readdirSync, readFileSync } from 'node:fs';
+import { connect, type Socket } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { beforeAll, describe, expect, it } from 'vitest';
@@ -52,6 +53,23 @@ const durableStatus = (run: Run, id: string) =>
   fetch(`${run.origin}/runtime/webhooks/durabletask/instances/${id}`);
 /** What the shutdown printed after it began. */
 const shutdownLines = (run: Run) => run.output().slice(run.output().indexOf('shutting down'));
+/**
+ * A request that stays open: telemetry whose body never finishes arriving (headers and part of the body sent).
+ * The shutdown waits for it, within its grace period.
+ */
+async function openRequest(run: Run): Promise<Socket> {
+  const { hostname, port } = new URL(run.origin);
+  const socket = connect(Number(port), hostname === 'localhost' ? '127.0.0.1' : hostname);
+  socket.on('error', () => undefined); // destroyed by the shutdown
+  await new Promise((resolve) => socket.once('connect', resolve));
+  socket.write(
+    'POST /devices/sd-1/messages/events HTTP/1.1\r\nHost: localhost\r\n' +
+      `Authorization: ${auth().authorization}\r\ncontent-type: application/json\r\ncontent-length: 100\r\n\r\n{"temp`,
+  );
+  await new Promise((resolve) => setTimeout(resolve, 500));
+  return socket;
+}
+
 const halfWritten = () => readdirSync(join(dataDir, 'azurite')).filter((name) => name.endsWith('~'));
 
 /** Each step's line, in this order. */
@@ -133,13 +151,26 @@ describe('npm start stops in order on Ctrl-C and keeps its data (real process gr
     expect(halfWritten()).toEqual([]);
   }, 240_000);
 
-  it('a second Ctrl-C during the shutdown says it is still saving; the shutdown still completes and exits 0', async () => {
+  it('a device long-polling for direct methods is answered 204 at once on Ctrl-C; the shutdown does not wait for it', async () => {
     const run = await start();
-    // A device long-polling for direct methods keeps a request open: the shutdown waits for it (bounded).
     const poll = fetch(`${run.origin}/devices/sd-1/methods/pending?waitSeconds=30`, {
       headers: auth(),
-    }).catch(() => undefined);
+    }).then(
+      (response) => response.status,
+      (error: unknown) => `failed: ${String(error)}`,
+    );
     await new Promise((resolve) => setTimeout(resolve, 500));
+    run.signalGroup('SIGINT');
+    expect(await poll).toBe(204);
+    expect(await run.exited).toBe(0);
+    expect(shutdownLines(run)).toContain('in-flight invocations finished');
+    expect(shutdownLines(run)).not.toContain('still running');
+  }, 240_000);
+
+  it('a second Ctrl-C during the shutdown says it is still saving; the shutdown still completes and exits 0', async () => {
+    const run = await start();
+    // A request still open: the shutdown waits for it (bounded).
+    const socket = await openRequest(run);
     run.signalGroup('SIGINT');
     await until(
       'the shutdown',
@@ -148,20 +179,17 @@ describe('npm start stops in order on Ctrl-C and keeps its data (real process gr
     );
     run.signalGroup('SIGINT');
     expect(await run.exited).toBe(0);
-    await poll;
+    socket.destroy();
     const printed = shutdownLines(run);
     expect(printed).toContain('still stopping and saving data');
-    expect(printed).toMatch(/still running after 5000 ms/);
+    expect(printed).toMatch(/0 invocations and 1 open HTTP requests still running after 5000 ms/);
     expect(printed).toContain('stopped Azurite');
     expect(halfWritten()).toEqual([]);
   }, 240_000);
 
   it('a third Ctrl-C forces the exit (130)', async () => {
     const run = await start();
-    const poll = fetch(`${run.origin}/devices/sd-1/methods/pending?waitSeconds=30`, {
-      headers: auth(),
-    }).catch(() => undefined);
-    await new Promise((resolve) => setTimeout(resolve, 500));
+    const socket = await openRequest(run);
     run.signalGroup('SIGINT');
     await until(
       'the shutdown',
@@ -172,7 +200,7 @@ describe('npm start stops in order on Ctrl-C and keeps its data (real process gr
     await until('the notice', () => (run.output().includes('still stopping') ? true : undefined), run.output);
     run.signalGroup('SIGINT');
     expect(await run.exited).toBe(130);
-    await poll;
+    socket.destroy();
     expect(run.output()).toContain('forced exit');
   }, 240_000);
 });
