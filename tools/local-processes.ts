@@ -1,18 +1,42 @@
 /**
- * The Azurite child process of a local run: made to save before it answers a write, named in a pid file so that
- * a start after a crash can stop the one left behind, and, when a port is taken, the process holding it named.
+ * The Azurite child process of a local run: made to save before it answers a write, named in a pid file (with the
+ * run that owns it) so that a start after a crash can stop the one left behind while a start next to a running
+ * run is refused, and, when a port is taken, the process holding it named.
  */
 import { spawnSync } from 'node:child_process';
 import { existsSync, readdirSync, readFileSync, readlinkSync, rmSync, writeFileSync } from 'node:fs';
+import { dirname } from 'node:path';
 
 /**
- * Runs Azurite (`node -e <this> azurite.js …`) with its LokiJS metadata saved before each write is answered.
+ * Makes Azurite stop when the run that started it is gone, however it went (kill -9 included): Azurite runs in
+ * a process group of its own (a terminal's Ctrl-C must not reach it), so nothing else would stop it. Its stdin is
+ * a pipe from the parent; when that closes (the parent exited) it stops itself the way the parent would have
+ * (SIGTERM: Azurite closes its servers and saves), and exits anyway 10 s later. Unreferenced: a normal stop is
+ * not held up by the pipe.
+ */
+const exitWithParent = `
+let parentGone = false;
+const onParentGone = () => {
+  if (parentGone) return;
+  parentGone = true;
+  setTimeout(() => process.exit(1), 10000).unref();
+  process.kill(process.pid, 'SIGTERM');
+};
+process.stdin.on('end', onParentGone);
+process.stdin.on('close', onParentGone);
+process.stdin.on('error', onParentGone);
+process.stdin.resume();
+if (typeof process.stdin.unref === 'function') process.stdin.unref();
+`;
+
+/**
+ * With a data folder, Azurite's LokiJS metadata is saved before each write is answered.
  * Azurite saves LokiJS every 5 s (`autosaveInterval: 5000`, not configurable), so a kill -9 lost writes it had
  * answered 201; here the end of every non-GET answer waits until each database with unsaved changes (or a
  * save in flight) has been written (LokiJS writes `<file>~` and renames it; one save serves every answer
  * waiting for it). A failed save drops the connection instead of acknowledging.
  */
-export const azuriteDurableBootstrap = `
+const saveBeforeAnswer = `
 const { createRequire } = require('node:module');
 const http = require('node:http');
 const Loki = createRequire(process.argv[1])('lokijs');
@@ -33,17 +57,26 @@ http.ServerResponse.prototype.end = function (...args) {
   Promise.all(pending.map(saved)).then(() => end.apply(this, args), (error) => this.destroy(error));
   return this;
 };
-require(process.argv[1]);
 `;
 
+/**
+ * Azurite's bootstrap (`node -e <this> azurite.js …`): it exits with its parent, and with a data folder
+ * (`durable`) it saves its metadata before answering a write.
+ */
+export const azuriteBootstrap = (durable: boolean) =>
+  exitWithParent + (durable ? saveBeforeAnswer : '') + 'require(process.argv[1]);\n';
+
 interface PidRecord {
+  /** The Azurite child. */
   pid: number;
+  /** The local run (process) that started it and owns the data folder. */
+  owner?: number;
   location?: string;
 }
 
-/** Records the Azurite child of this run. */
+/** Records the Azurite child of this run, and this process as the data folder's owner. */
 export function writePidFile(file: string, pid: number, location: string | undefined): void {
-  writeFileSync(file, JSON.stringify({ pid, location } satisfies PidRecord));
+  writeFileSync(file, JSON.stringify({ pid, owner: process.pid, location } satisfies PidRecord));
 }
 
 /** Removes the pid file if it still names this run's child. */
@@ -56,8 +89,10 @@ export function removePidFile(file: string, pid: number | undefined): void {
 }
 
 /**
- * Before a start: if the pid file names an Azurite that still runs (its run was killed, e.g. kill -9, and the
- * child lived on), stops it (SIGTERM, then SIGKILL after 10 s) and says so; a stale file is just removed.
+ * Before a start: if the pid file's owner (another local run) still runs, the data folder is in use and the start
+ * is refused (its Azurite is left alone). Otherwise, if the file names an Azurite that still runs (its run was
+ * killed, e.g. kill -9, and the child lived on), stops it (SIGTERM, then SIGKILL after 10 s) and says so; a stale
+ * file is just removed.
  */
 export async function claimPidFile(file: string, log?: (message: string) => void): Promise<void> {
   if (!existsSync(file)) return;
@@ -67,6 +102,9 @@ export async function claimPidFile(file: string, log?: (message: string) => void
   } catch {
     record = undefined;
   }
+  const owner = record?.owner;
+  if (owner !== undefined && owner !== process.pid && isAlive(owner))
+    throw new Error(`data folder ${dirname(file)} is in use by pid ${owner} (another npm start?)`);
   const pid = record?.pid;
   if (pid !== undefined && isAlive(pid) && /azurite/i.test(commandOf(pid))) {
     log?.(`stopping Azurite (pid ${pid}) left running by a previous run of this data folder`);

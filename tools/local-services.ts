@@ -12,7 +12,7 @@ import type { AddressInfo } from 'node:net';
 import { join } from 'node:path';
 import { createLocalCosmosServer, type LocalCosmosServer } from './local-cosmos.js';
 import {
-  azuriteDurableBootstrap,
+  azuriteBootstrap,
   claimPidFile,
   describePortHolder,
   removePidFile,
@@ -111,8 +111,10 @@ export async function startLocalServices(options: LocalServicesOptions): Promise
   if (options.dataDir !== undefined && durable) mkdirSync(options.dataDir, { recursive: true });
   if (pidFile) await claimPidFile(pidFile, options.log);
   const args = [
-    // With a data folder, Azurite saves its metadata before answering a write (see local-processes.ts).
-    ...(durable ? ['-e', azuriteDurableBootstrap] : []),
+    // Azurite exits with this process; with a data folder it saves its metadata before answering a write (see
+    // local-processes.ts).
+    '-e',
+    azuriteBootstrap(durable),
     azuriteMain,
     '--silent',
     '--disableTelemetry',
@@ -126,8 +128,9 @@ export async function startLocalServices(options: LocalServicesOptions): Promise
     ...(options.inMemory ? ['--inMemoryPersistence'] : ['--location', options.location ?? '.local/azurite']),
   ];
   // Its own process group: a terminal's Ctrl-C (SIGINT to the foreground group) must not reach Azurite while it
-  // writes its files; the parent stops it once, as the last step of its ordered shutdown.
-  const azurite = spawn(process.execPath, args, { stdio: ['ignore', 'pipe', 'pipe'], detached: true });
+  // writes its files; the parent stops it once, as the last step of its ordered shutdown. Its stdin is a pipe
+  // that closes when this process is gone (even after a kill -9), and then Azurite stops itself.
+  const azurite = spawn(process.execPath, args, { stdio: ['pipe', 'pipe', 'pipe'], detached: true });
   if (pidFile && azurite.pid !== undefined) writePidFile(pidFile, azurite.pid, options.location);
   const cosmos = createLocalCosmosServer(durable ? join(options.dataDir ?? '', 'cosmos') : undefined);
   let stopping = false;

@@ -12,18 +12,36 @@
 import { parseArgs } from 'node:util';
 import { createSasToken } from '../src/provisioning/sas-token.js';
 
-const { values: args } = parseArgs({
-  options: {
-    devices: { type: 'string', default: '10' },
-    rate: { type: 'string', default: '2' },
-    anomalies: { type: 'boolean', default: false },
-    api: { type: 'string', default: process.env.API_BASE_URL ?? 'http://localhost:7071/api' },
-    'device-ids': { type: 'string' },
-    'host-name': { type: 'string', default: 'localhost' },
-    duration: { type: 'string' },
-    prefix: { type: 'string', default: 'sim' },
-  },
-});
+const USAGE =
+  'usage: npm run simulate -- [--devices 10] [--rate 2 (messages/s in total)] [--anomalies] ' +
+  '[--api http://localhost:7071/api] [--device-ids a,b,c] [--host-name localhost] [--duration seconds] [--prefix sim]';
+
+const parse = () =>
+  parseArgs({
+    options: {
+      devices: { type: 'string', default: '10' },
+      rate: { type: 'string', default: '2' },
+      anomalies: { type: 'boolean', default: false },
+      api: { type: 'string', default: process.env.API_BASE_URL ?? 'http://localhost:7071/api' },
+      'device-ids': { type: 'string' },
+      'host-name': { type: 'string', default: 'localhost' },
+      duration: { type: 'string' },
+      prefix: { type: 'string', default: 'sim' },
+      help: { type: 'boolean', short: 'h', default: false },
+    },
+  });
+let args: ReturnType<typeof parse>['values'];
+try {
+  args = parse().values;
+} catch (error) {
+  // An unknown option or a missing value: what is wrong and the usage, not a stack trace.
+  console.error(`simulate: ${error instanceof Error ? error.message : String(error)}\n${USAGE}`);
+  process.exit(2);
+}
+if (args.help) {
+  console.log(USAGE);
+  process.exit(0);
+}
 
 const positive = (name: string, text: string | undefined): number => {
   const n = Number(text);

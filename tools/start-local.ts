@@ -99,10 +99,12 @@ const servicesStarting = startLocalServices({
   tablePort: port('table-port', args['table-port']),
   cosmosPort: port('cosmos-port', args['cosmos-port']),
 }).catch((error: unknown) => {
-  console.error(`npm start: ${error instanceof Error ? error.message : String(error)}`);
-  console.error(
-    'Choose other ports with --blob-port, --queue-port, --table-port, --cosmos-port (or LOCAL_*_PORT).',
-  );
+  const message = error instanceof Error ? error.message : String(error);
+  console.error(`npm start: ${message}`);
+  if (/\bport\b/i.test(message))
+    console.error(
+      'Choose other ports with --blob-port, --queue-port, --table-port, --cosmos-port (or LOCAL_*_PORT).',
+    );
   process.exit(1);
 });
 const services = await servicesStarting;

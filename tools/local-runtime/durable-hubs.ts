@@ -2,8 +2,11 @@
  * An in-process Event Hub whose events survive a crash, for runs with a data folder: every published event is
  * appended to `{folder}/<hub>.jsonl` and the gateway answers 204 only once it is fsynced (one fsync serves all
  * events waiting at that moment); each consumer group's checkpoints go to the same file (without waiting). On
- * start the events some consumer group had not checkpointed are published again (at-least-once, as Event Hubs
- * redelivers after the last checkpoint), and the file is rewritten with just those.
+ * start the events some consumer group had not checkpointed are published again with their original sequence
+ * numbers and enqueued times (at-least-once, as Event Hubs redelivers after the last checkpoint; each group resumes
+ * after its own checkpoint), new events continue each partition's numbering where the previous run stopped (so a
+ * batch never reuses an earlier run's sequence numbers: archive blob names and state's watermark depend on them),
+ * and the file is rewritten with just those events, the checkpoints and each partition's next sequence number.
  */
 import {
   closeSync,
@@ -23,8 +26,17 @@ import { LocalHub, PARTITIONS, type HubEvent } from './event-hubs.js';
 const COMPACT_AFTER_BYTES = 64 * 1024 * 1024;
 
 interface Line {
-  /** An event: partition, sequence number, body (base64), properties, system properties. */
-  e?: { p: number; s: number; b: string; pr: Record<string, unknown>; sy: Record<string, unknown> };
+  /** An event: partition, sequence number, body (base64), properties, system properties, enqueued time. */
+  e?: {
+    p: number;
+    s: number;
+    b: string;
+    pr: Record<string, unknown>;
+    sy: Record<string, unknown>;
+    t?: string;
+  };
+  /** A partition's next sequence number (written by a rewrite, which may keep none of its events). */
+  n?: { p: number; s: number };
   /** A checkpoint: consumer group, partition, last sequence number handled. */
   c?: { g: string; p: number; s: number };
   /** A consumer group that reads this hub. */
@@ -63,6 +75,10 @@ export class DurableLocalHub extends LocalHub {
   recover(): number {
     const lines = existsSync(this.file) ? readFileSync(this.file, 'utf8').split('\n') : [];
     const events: NonNullable<Line['e']>[] = [];
+    const next = Array.from({ length: PARTITIONS }, () => 1);
+    const atLeast = (p: number, s: number) => {
+      if (s > (next[p] ?? 1)) next[p] = s;
+    };
     for (const text of lines) {
       let line: Line;
       try {
@@ -71,20 +87,25 @@ export class DurableLocalHub extends LocalHub {
         continue; // the last line of a write cut short by a crash (never acknowledged)
       }
       if (line.g !== undefined && !this.checkpoints.has(line.g)) this.checkpoints.set(line.g, zeros());
-      if (line.c) (this.checkpoints.get(line.c.g) ?? [])[line.c.p] = line.c.s;
-      if (line.e) events.push(line.e);
+      if (line.c) {
+        (this.checkpoints.get(line.c.g) ?? [])[line.c.p] = line.c.s;
+        atLeast(line.c.p, line.c.s + 1);
+      }
+      if (line.n) atLeast(line.n.p, line.n.s);
+      if (line.e) {
+        events.push(line.e);
+        atLeast(line.e.p, line.e.s + 1);
+      }
     }
     const handled = this.handledEverywhere();
+    const recovered = events.filter((e) => e.s > (handled[e.p] ?? 0));
+    this.partitions.forEach((partition, p) => {
+      partition.startAt(recovered.find((e) => e.p === p)?.s ?? next[p] ?? 1);
+    });
     this.recovering = true;
-    let count = 0;
-    for (const e of events) {
-      if (e.s <= (handled[e.p] ?? 0)) continue;
-      this.publish(Buffer.from(e.b, 'base64'), keyOfPartition[e.p] ?? '', e.pr, e.sy);
-      count++;
-    }
+    for (const e of recovered)
+      this.publish(Buffer.from(e.b, 'base64'), keyOfPartition[e.p] ?? '', e.pr, e.sy, e.t);
     this.recovering = false;
-    // The groups start again from the first recovered event (the new sequence numbers start at 1).
-    for (const group of this.checkpoints.keys()) this.checkpoints.set(group, zeros());
     const text = this.compacted();
     const temp = `${this.file}.tmp`;
     const fd = openSync(temp, 'w');
@@ -96,7 +117,7 @@ export class DurableLocalHub extends LocalHub {
     }
     renameSync(temp, this.file);
     this.bytes = text.length;
-    return count;
+    return recovered.length;
   }
 
   override publish(
@@ -104,8 +125,9 @@ export class DurableLocalHub extends LocalHub {
     partitionKey: string,
     properties: Record<string, unknown>,
     system: Record<string, unknown>,
+    enqueuedTime?: string,
   ): void {
-    super.publish(body, partitionKey, properties, system);
+    super.publish(body, partitionKey, properties, system, enqueuedTime);
     if (this.recovering) return;
     const p = LocalHub.partitionOf(partitionKey);
     const event = this.partitions[p]?.last();
@@ -128,6 +150,12 @@ export class DurableLocalHub extends LocalHub {
       (this.checkpoints.get(consumerGroup) ?? [])[p] = last;
       this.append({ c: { g: consumerGroup, p, s: last } });
     });
+  }
+
+  /** A group resumes after its own checkpoint (an event it handled before a restart is not delivered again). */
+  protected override startPosition(consumerGroup: string, partition: number): number {
+    const checkpoint = this.checkpoints.get(consumerGroup)?.[partition] ?? 0;
+    return Math.max(super.startPosition(consumerGroup, partition), checkpoint + 1);
   }
 
   /** Resolves once every event published so far is on disk (the gateway's 204 waits for it). */
@@ -208,6 +236,7 @@ export class DurableLocalHub extends LocalHub {
       sequence.forEach((s, p) => lines.push({ c: { g, p, s } }));
     }
     this.partitions.forEach((partition, p) => {
+      lines.push({ n: { p, s: partition.next } });
       for (const event of partition.kept())
         if (event.sequenceNumber > (handled[p] ?? 0)) lines.push({ e: lineOf(event, p) });
     });
@@ -229,7 +258,14 @@ function lineOf(event: HubEvent, p: number): NonNullable<Line['e']> {
   const system = Object.fromEntries(
     Object.entries(event.systemProperties).filter(([key]) => !key.startsWith('x-opt-')),
   );
-  return { p, s: event.sequenceNumber, b: event.body.toString('base64'), pr: event.properties, sy: system };
+  return {
+    p,
+    s: event.sequenceNumber,
+    b: event.body.toString('base64'),
+    pr: event.properties,
+    sy: system,
+    t: event.enqueuedTime,
+  };
 }
 
 /** An in-process hub; with a folder, one whose acknowledged events survive a crash (recovered here). */

@@ -70,6 +70,12 @@ export class Partition {
     return this.next - this.first;
   }
 
+  /** Numbers an empty partition's events from `sequenceNumber` on (a durable hub continuing a previous run). */
+  startAt(sequenceNumber: number) {
+    if (this.next !== this.first) throw new Error('a partition holding events cannot be renumbered');
+    this.first = this.next = sequenceNumber;
+  }
+
   append(event: HubEvent) {
     this.events.push(event);
     this.next++;
@@ -138,16 +144,19 @@ export class LocalHub {
     return this.partitions.reduce((sum, partition) => sum + partition.size, 0);
   }
 
-  /** Adds an event; an Event Hub carries bytes, so a string is UTF-8 encoded and anything else JSON-serialized. */
+  /**
+   * Adds an event; an Event Hub carries bytes, so a string is UTF-8 encoded and anything else JSON-serialized.
+   * `enqueuedTime` is given only for an event delivered again after a restart (it keeps its original time).
+   */
   publish(
     body: unknown,
     partitionKey: string,
     properties: Record<string, unknown>,
     system: Record<string, unknown>,
+    enqueuedTime = new Date().toISOString(),
   ) {
     const partition = this.partitions[LocalHub.partitionOf(partitionKey)] as Partition;
     const sequenceNumber = partition.next;
-    const enqueuedTime = new Date().toISOString();
     partition.append({
       body: Buffer.isBuffer(body)
         ? body
@@ -166,6 +175,11 @@ export class LocalHub {
     for (const wake of this.wakers) wake();
   }
 
+  /** Where a consumer group starts reading a partition: the oldest kept event (a durable hub: after its checkpoint). */
+  protected startPosition(_consumerGroup: string, partition: number): number {
+    return this.partitions[partition]?.first ?? 1;
+  }
+
   /**
    * Calls `handle` with each new batch of each partition, in order, until stopped (at-least-once). Each
    * partition has its own loop, as each partition has its own owner in Azure: a batch that fails and waits
@@ -179,7 +193,7 @@ export class LocalHub {
   ) {
     let stopped = false;
     const loops = this.partitions.map((partition, p) => {
-      const reader: Reader = { position: partition.first };
+      const reader: Reader = { position: this.startPosition(consumerGroup, p) };
       partition.readers.add(reader);
       let wake: () => void = () => undefined;
       const waker = () => {

@@ -447,7 +447,8 @@ export async function startRuntime(options: RuntimeOptions): Promise<Runtime> {
     if (!(await authenticate(req, res, deviceId))) return true;
     if (m[2] === 'pending' && req.method === 'GET') {
       const wait = Math.min(60, Math.max(0, Number(url.searchParams.get('waitSeconds') ?? '20') || 0));
-      const request = await localDeviceConnections.nextRequest(deviceId, wait * 1000);
+      // Stopping answers every open long-poll 204 at once: the shutdown does not wait for devices.
+      const request = await localDeviceConnections.nextRequest(deviceId, wait * 1000, stopping.signal);
       if (request) send(res, 200, request);
       else send(res, 204);
       return true;
@@ -518,7 +519,13 @@ export async function startRuntime(options: RuntimeOptions): Promise<Runtime> {
     return true;
   };
 
+  /** Aborted when the runtime stops (ends the devices' long-polls). */
+  const stopping = new AbortController();
+  /** HTTP requests not yet answered (a shutdown reports those it stopped without). */
+  let openRequests = 0;
   const server = createServer((req, res) => {
+    openRequests++;
+    res.once('close', () => openRequests--);
     void (async () => {
       const url = new URL(req.url ?? '/', origin || 'http://localhost');
       const path = url.pathname;
@@ -625,16 +632,18 @@ export async function startRuntime(options: RuntimeOptions): Promise<Runtime> {
         }),
       );
       server.closeIdleConnections();
+      stopping.abort();
       log('  stopped accepting requests');
       const triggersStopped = Promise.all([...consumers.map((c) => c.stop()), timers.stop()]);
       log(`  stopping triggers: ${consumers.length} Event Hub consumers, ${timers.count} timers`);
       const running = invocations.inFlight;
       const finished = await within(graceMs, Promise.all([triggersStopped, invocations.idle(), closed]));
+      const [left, open] = [invocations.inFlight, openRequests];
       server.closeAllConnections();
       log(
         finished
           ? `  in-flight invocations finished (${running} were running)`
-          : `  ${invocations.inFlight} invocations or requests still running after ${graceMs} ms: stopped without them`,
+          : `  ${left} invocations and ${open} open HTTP requests still running after ${graceMs} ms: stopped without them`,
       );
       for (const h of hubs.values()) if (h instanceof DurableLocalHub) await h.close();
       log('  in-process Event Hubs closed');

@@ -34,25 +34,34 @@ export class LocalDeviceConnections implements DeviceMethodInvoker {
   private readonly pollers = new Map<string, (request: MethodRequest | undefined) => void>();
   private readonly pending = new Map<string, Pending>();
 
-  /** The device's next method request, or undefined when none came within `waitMs` (long poll). */
-  nextRequest(deviceId: string, waitMs: number): Promise<MethodRequest | undefined> {
+  /**
+   * The device's next method request, or undefined when none came within `waitMs` (long poll) or `signal`
+   * ended the wait (the runtime stopping); a request that comes afterwards waits for the next poll.
+   */
+  nextRequest(deviceId: string, waitMs: number, signal?: AbortSignal): Promise<MethodRequest | undefined> {
     this.lastPoll.set(deviceId, Date.now());
     const queued = this.takeQueued(deviceId);
     if (queued) return Promise.resolve(queued);
     this.pollers.get(deviceId)?.(undefined);
+    if (signal?.aborted) return Promise.resolve(undefined);
     return new Promise((resolve) => {
-      const timer = setTimeout(() => {
+      const giveUp = () => {
+        clearTimeout(timer);
+        signal?.removeEventListener('abort', giveUp);
         if (this.pollers.get(deviceId) === done) this.pollers.delete(deviceId);
         this.lastPoll.set(deviceId, Date.now());
         resolve(undefined);
-      }, waitMs);
+      };
+      const timer = setTimeout(giveUp, waitMs);
       const done = (request: MethodRequest | undefined) => {
         clearTimeout(timer);
+        signal?.removeEventListener('abort', giveUp);
         this.pollers.delete(deviceId);
         if (request) this.markDelivered(request.requestId);
         resolve(request);
       };
       this.pollers.set(deviceId, done);
+      signal?.addEventListener('abort', giveUp, { once: true });
     });
   }
 

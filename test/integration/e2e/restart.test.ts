@@ -149,6 +149,37 @@ afterAll(() => {
 });
 
 describe('npm start with a data folder, stopped and started again (real processes, HTTP only)', () => {
+  it('two restarts within the hour: every message of every run is archived and counted (sequence numbers go on)', async () => {
+    let seq = 0;
+    let run = await start();
+    await register(run, 'seq-1');
+    for (let restart = 0; ; restart++) {
+      for (let i = 0; i < 5; i++)
+        expect((await send(run, 'seq-1', { temperature: 20, seq: seq++ })).status).toBe(204);
+      const sent = seq;
+      const current = run;
+      const seen = async () => {
+        const state = await json(await fetch(`${current.api}/devices/seq-1/state`));
+        const counted = (state.counts as { messages?: number } | undefined)?.messages ?? 0;
+        return { counted, archived: (await archivedSeqs(current, 'seq-1')).size };
+      };
+      const done = await until(
+        `state and archive holding ${sent} messages`,
+        async () => {
+          const now = await seen();
+          return now.counted >= sent && now.archived >= sent ? now : undefined;
+        },
+        15_000,
+        current.output,
+      ).catch(seen);
+      expect(done).toEqual({ counted: sent, archived: sent });
+      if (restart === 2) break;
+      await signalGroup(run, 'SIGINT');
+      run = await start();
+    }
+    await signalGroup(run, 'SIGINT');
+  }, 300_000);
+
   it('after a SIGKILL of the process group during telemetry and a bulk run: starts again, every message answered 204 is archived, the bulk run answered 202 completes', async () => {
     const first = await start();
     await register(first, 'crash-1');

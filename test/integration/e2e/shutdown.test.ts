@@ -3,7 +3,8 @@
  * its whole process group), then started again. The shutdown is one ordered sequence whatever signal arrives
  * and however often; Azurite, in its own process group, is stopped once and leaves no half-written file.
  */
-import { mkdtempSync, readdirSync } from 'node:fs';
+import { mkdtempSync, readdirSync, readFileSync } from 'node:fs';
+import { connect, type Socket } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { beforeAll, describe, expect, it } from 'vitest';
@@ -52,6 +53,23 @@ const durableStatus = (run: Run, id: string) =>
   fetch(`${run.origin}/runtime/webhooks/durabletask/instances/${id}`);
 /** What the shutdown printed after it began. */
 const shutdownLines = (run: Run) => run.output().slice(run.output().indexOf('shutting down'));
+/**
+ * A request that stays open: telemetry whose body never finishes arriving (headers and part of the body sent).
+ * The shutdown waits for it, within its grace period.
+ */
+async function openRequest(run: Run): Promise<Socket> {
+  const { hostname, port } = new URL(run.origin);
+  const socket = connect(Number(port), hostname === 'localhost' ? '127.0.0.1' : hostname);
+  socket.on('error', () => undefined); // destroyed by the shutdown
+  await new Promise((resolve) => socket.once('connect', resolve));
+  socket.write(
+    'POST /devices/sd-1/messages/events HTTP/1.1\r\nHost: localhost\r\n' +
+      `Authorization: ${auth().authorization}\r\ncontent-type: application/json\r\ncontent-length: 100\r\n\r\n{"temp`,
+  );
+  await new Promise((resolve) => setTimeout(resolve, 500));
+  return socket;
+}
+
 const halfWritten = () => readdirSync(join(dataDir, 'azurite')).filter((name) => name.endsWith('~'));
 
 /** Each step's line, in this order. */
@@ -133,13 +151,26 @@ describe('npm start stops in order on Ctrl-C and keeps its data (real process gr
     expect(halfWritten()).toEqual([]);
   }, 240_000);
 
-  it('a second Ctrl-C during the shutdown says it is still saving; the shutdown still completes and exits 0', async () => {
+  it('a device long-polling for direct methods is answered 204 at once on Ctrl-C; the shutdown does not wait for it', async () => {
     const run = await start();
-    // A device long-polling for direct methods keeps a request open: the shutdown waits for it (bounded).
     const poll = fetch(`${run.origin}/devices/sd-1/methods/pending?waitSeconds=30`, {
       headers: auth(),
-    }).catch(() => undefined);
+    }).then(
+      (response) => response.status,
+      (error: unknown) => `failed: ${String(error)}`,
+    );
     await new Promise((resolve) => setTimeout(resolve, 500));
+    run.signalGroup('SIGINT');
+    expect(await poll).toBe(204);
+    expect(await run.exited).toBe(0);
+    expect(shutdownLines(run)).toContain('in-flight invocations finished');
+    expect(shutdownLines(run)).not.toContain('still running');
+  }, 240_000);
+
+  it('a second Ctrl-C during the shutdown says it is still saving; the shutdown still completes and exits 0', async () => {
+    const run = await start();
+    // A request still open: the shutdown waits for it (bounded).
+    const socket = await openRequest(run);
     run.signalGroup('SIGINT');
     await until(
       'the shutdown',
@@ -148,20 +179,17 @@ describe('npm start stops in order on Ctrl-C and keeps its data (real process gr
     );
     run.signalGroup('SIGINT');
     expect(await run.exited).toBe(0);
-    await poll;
+    socket.destroy();
     const printed = shutdownLines(run);
     expect(printed).toContain('still stopping and saving data');
-    expect(printed).toMatch(/still running after 5000 ms/);
+    expect(printed).toMatch(/0 invocations and 1 open HTTP requests still running after 5000 ms/);
     expect(printed).toContain('stopped Azurite');
     expect(halfWritten()).toEqual([]);
   }, 240_000);
 
   it('a third Ctrl-C forces the exit (130)', async () => {
     const run = await start();
-    const poll = fetch(`${run.origin}/devices/sd-1/methods/pending?waitSeconds=30`, {
-      headers: auth(),
-    }).catch(() => undefined);
-    await new Promise((resolve) => setTimeout(resolve, 500));
+    const socket = await openRequest(run);
     run.signalGroup('SIGINT');
     await until(
       'the shutdown',
@@ -172,7 +200,53 @@ describe('npm start stops in order on Ctrl-C and keeps its data (real process gr
     await until('the notice', () => (run.output().includes('still stopping') ? true : undefined), run.output);
     run.signalGroup('SIGINT');
     expect(await run.exited).toBe(130);
-    await poll;
+    socket.destroy();
     expect(run.output()).toContain('forced exit');
   }, 240_000);
+});
+
+/** The pids of a process's children whose command line names Azurite (Linux /proc). */
+function azuriteChildren(parent: number): number[] {
+  const found: number[] = [];
+  for (const entry of readdirSync('/proc').filter((name) => /^\d+$/.test(name))) {
+    try {
+      const stat = readFileSync(`/proc/${entry}/stat`, 'utf8');
+      const ppid = Number(stat.slice(stat.lastIndexOf(')') + 2).split(' ')[1]);
+      if (ppid === parent && /azurite/i.test(readFileSync(`/proc/${entry}/cmdline`, 'utf8')))
+        found.push(Number(entry));
+    } catch {
+      // gone meanwhile
+    }
+  }
+  return found;
+}
+
+const alive = (pid: number) => {
+  try {
+    process.kill(pid, 0);
+    return true;
+  } catch {
+    return false;
+  }
+};
+
+describe.runIf(process.platform === 'linux')('a kill -9 of npm start alone (not its group)', () => {
+  it('--in-memory (no pid file): its Azurite, in a process group of its own, exits when its parent is gone', async () => {
+    const run = startLocalProcess(['--embedded', '--in-memory', ...FREE_PORTS]);
+    await until(
+      'the API',
+      () => (run.output().includes('Ctrl-C stops everything') ? true : undefined),
+      run.output,
+      120_000,
+    );
+    const [azurite] = azuriteChildren(run.child.pid ?? -1);
+    expect(azurite).toBeTypeOf('number');
+    run.child.kill('SIGKILL'); // the runtime alone: the terminal's group signal never reaches Azurite
+    await run.exited;
+    const pid = azurite ?? -1;
+    for (let i = 0; i < 200 && alive(pid); i++) await new Promise((resolve) => setTimeout(resolve, 100));
+    const left = alive(pid);
+    if (left) process.kill(pid, 'SIGKILL'); // clean up what the old code leaves behind
+    expect(left).toBe(false);
+  }, 180_000);
 });

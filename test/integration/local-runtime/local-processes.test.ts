@@ -4,7 +4,7 @@
  */
 import { spawn } from 'node:child_process';
 import { once } from 'node:events';
-import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { createServer } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -31,6 +31,31 @@ describe('the Azurite child process of a local run', () => {
     await claimPidFile(pidFile, (line) => lines.push(line));
     expect(await exited).toEqual([null, 'SIGTERM']);
     expect(lines).toEqual([expect.stringContaining(`pid ${orphan.pid}`) as unknown]);
+  });
+
+  it('refuses to start over a data folder a running local run owns, and leaves its Azurite alone', async () => {
+    const azurite = spawn(process.execPath, ['-e', 'setInterval(() => {}, 1000)', 'azurite.js'], {
+      stdio: 'ignore',
+    });
+    const owner = spawn(process.execPath, ['-e', 'setInterval(() => {}, 1000)'], { stdio: 'ignore' });
+    await Promise.all([once(azurite, 'spawn'), once(owner, 'spawn')]);
+    const dataDir = join(folder, 'in-use');
+    mkdirSync(dataDir);
+    const pidFile = join(dataDir, 'azurite.pid');
+    writeFileSync(pidFile, JSON.stringify({ pid: azurite.pid, owner: owner.pid }));
+    await expect(claimPidFile(pidFile)).rejects.toThrow(
+      `data folder ${dataDir} is in use by pid ${owner.pid}`,
+    );
+    expect(azurite.exitCode).toBeNull();
+    expect(azurite.signalCode).toBeNull();
+    expect(JSON.parse(readFileSync(pidFile, 'utf8'))).toEqual({ pid: azurite.pid, owner: owner.pid });
+    // Once the owner is gone (killed, its Azurite left behind), the next start takes over.
+    const ownerExited = once(owner, 'exit');
+    owner.kill('SIGKILL');
+    await ownerExited;
+    const azuriteExited = once(azurite, 'exit');
+    await claimPidFile(pidFile);
+    expect(await azuriteExited).toEqual([null, 'SIGTERM']);
   });
 
   it('leaves alone a process that is not Azurite (a reused pid) and removes the stale file', async () => {

@@ -85,4 +85,17 @@ describe('simulator after the backend lost devices', () => {
     expect(run.stderr.trim().split('\n')).toHaveLength(1);
     expect(run.stderr).toContain('cannot reach the API at http://127.0.0.1:9/api');
   });
+
+  it('--help prints the usage; an unknown option is one line and the usage, exit code 2, no stack trace', async () => {
+    const help = await simulate(['--help']);
+    expect(help.code).toBe(0);
+    expect(help.stdout).toMatch(/^usage: npm run simulate -- /);
+    const wrong = await simulate(['--bogus']);
+    expect(wrong.code).toBe(2);
+    expect(wrong.stderr).not.toMatch(/\n\s+at /);
+    expect(wrong.stderr.trim().split('\n')).toEqual([
+      expect.stringContaining("simulate: Unknown option '--bogus'") as unknown,
+      expect.stringMatching(/^usage: npm run simulate -- /) as unknown,
+    ]);
+  });
 });

@@ -1,4 +1,4 @@
-import { mkdirSync, mkdtempSync, utimesSync, writeFileSync } from 'node:fs';
+import { mkdirSync, mkdtempSync, readFileSync, utimesSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
@@ -39,5 +39,13 @@ describe('build-if-stale', () => {
     at('dist/.build-stamp', 2000);
     at('src/deep/a.ts', 3000);
     expect(stale(root)).toBe(true);
+  });
+
+  it('npm start, dev, simulate, reconcile and soak build only when stale', () => {
+    const { scripts } = JSON.parse(readFileSync('package.json', 'utf8')) as {
+      scripts: Record<string, string>;
+    };
+    for (const name of ['start', 'dev', 'simulate', 'reconcile', 'soak'])
+      expect(scripts[name], name).toMatch(/^node tools\/build-if-stale\.js && /);
   });
 });
