@@ -1,10 +1,15 @@
 /**
  * The soak benchmark's run (bench/soak.ts is its command line; a test runs a short one): the embedded local
  * runtime in this process, the device simulator as a child process at `devices` × `perDeviceRate` messages/s
- * for `minutes`, and this process's RSS sampled at 5, 15 and 30 minutes of a 30-minute run (the same fractions,
- * 1/6, 1/2 and the end, of any other length). Growth after warm-up compares the end with the first checkpoint.
+ * for `minutes` (with the simulator's occasional anomaly bursts: alarms open and repeat at a steady rate), and
+ * this process's RSS sampled at checkpoints (soakCheckpoints): after a warm-up of 5 minutes (the rule evaluator's
+ * window fills) and then every 5 minutes; shorter runs at 1/6, 1/2 and the end. Growth after warm-up compares
+ * the end with the first checkpoint. Each checkpoint also gives the Cosmos DB documents' count and size per
+ * container, so a document that grows shows.
  */
+import { CosmosClient } from '@azure/cosmos';
 import { spawn } from 'node:child_process';
+import { Agent } from 'node:https';
 import { existsSync, readFileSync } from 'node:fs';
 import { startRuntime, type RuntimeMemory } from '../tools/local-runtime/runtime.js';
 import { localAppSettings, type LocalServices } from '../tools/local-services.js';
@@ -30,6 +35,8 @@ export interface SoakCheckpoint {
   rssBytes: number;
   heapUsedBytes: number;
   runtime: RuntimeMemory;
+  /** Per Cosmos DB container: documents, their total and largest JSON size (bytes). */
+  documents: Record<string, { count: number; bytes: number; largest: number }>;
 }
 
 export interface SoakReport {
@@ -42,6 +49,39 @@ export interface SoakReport {
   refused: number;
   /** What the runtime still kept once the simulator stopped and ingest caught up. */
   drained: RuntimeMemory;
+  /** Whether the warm-up covered the rule evaluator's window (5 minutes), so that the growth says something. */
+  judged: boolean;
+}
+
+/** The warm-up: the rule evaluator's window (5 minutes of readings) fills during it. */
+export const WARM_UP_MINUTES = 5;
+
+/** Checkpoints (minutes): the warm-up, then every 5 minutes and the end; a run under 10 minutes at 1/6, 1/2, 1. */
+export function soakCheckpoints(minutes: number): number[] {
+  if (minutes < 2 * WARM_UP_MINUTES) return [minutes / 6, minutes / 2, minutes];
+  const marks: number[] = [];
+  for (let m = WARM_UP_MINUTES; m < minutes; m += 5) marks.push(m);
+  return [...marks, minutes];
+}
+
+/** Count and JSON size of every document per container of the database (a soak has a few thousand at most). */
+async function documentSizes(client: CosmosClient, database: string): Promise<SoakCheckpoint['documents']> {
+  const out: SoakCheckpoint['documents'] = {};
+  const { resources: containers } = await client.database(database).containers.readAll().fetchAll();
+  for (const { id } of containers) {
+    const sizes = { count: 0, bytes: 0, largest: 0 };
+    const pages = client.database(database).container(id).items.readAll().getAsyncIterator();
+    for await (const page of pages) {
+      for (const doc of page.resources) {
+        const size = Buffer.byteLength(JSON.stringify(doc));
+        sizes.count++;
+        sizes.bytes += size;
+        sizes.largest = Math.max(sizes.largest, size);
+      }
+    }
+    out[id] = sizes;
+  }
+  return out;
 }
 
 const sampleSettings = (): Record<string, string> =>
@@ -70,6 +110,14 @@ export async function runSoak(options: SoakOptions): Promise<SoakReport> {
     ...(options.functionsCore ? { functionsCore: options.functionsCore } : {}),
   });
   const durationMs = options.minutes * 60_000;
+  const appSettings = { ...sampleSettings(), ...options.settings };
+  const cosmos = new CosmosClient({
+    endpoint: options.services.cosmosEndpoint,
+    key: options.services.cosmosKey,
+    agent: new Agent({ rejectUnauthorized: false, keepAlive: true }),
+    connectionPolicy: { enableEndpointDiscovery: false },
+  });
+  const database = appSettings.CosmosDbDatabaseName ?? 'iot';
   const simulator = spawn(
     process.execPath,
     [
@@ -84,6 +132,7 @@ export async function runSoak(options: SoakOptions): Promise<SoakReport> {
       String(durationMs / 1000),
       '--prefix',
       `soak-${Date.now()}`,
+      '--anomalies',
     ],
     { stdio: ['ignore', 'pipe', 'pipe'] },
   );
@@ -98,15 +147,16 @@ export async function runSoak(options: SoakOptions): Promise<SoakReport> {
     if (!output.includes('devices ready')) throw new Error(`the simulator did not start:\n${output}`);
     const started = Date.now();
     const checkpoints: SoakCheckpoint[] = [];
-    for (const fraction of [5 / 30, 15 / 30, 1]) {
-      await sleep(Math.max(0, started + fraction * durationMs - Date.now()));
+    for (const minute of soakCheckpoints(options.minutes)) {
+      await sleep(Math.max(0, started + minute * 60_000 - Date.now()));
       (globalThis as { gc?: () => void }).gc?.(); // with --expose-gc: measure what is kept, not garbage
       const usage = process.memoryUsage();
       const checkpoint = {
-        minute: Math.round(fraction * options.minutes * 100) / 100,
+        minute: Math.round(minute * 100) / 100,
         rssBytes: usage.rss,
         heapUsedBytes: usage.heapUsed,
         runtime: runtime.memory(),
+        documents: await documentSizes(cosmos, database),
       };
       checkpoints.push(checkpoint);
       options.log(formatCheckpoint(checkpoint));
@@ -126,13 +176,16 @@ export async function runSoak(options: SoakOptions): Promise<SoakReport> {
       sent: Number(done?.[1] ?? 0),
       refused: Number(done?.[2] ?? 0),
       drained: runtime.memory(),
+      judged: first.minute >= WARM_UP_MINUTES,
     };
   } finally {
     if (simulator.exitCode === null) simulator.kill('SIGINT');
+    cosmos.dispose();
     await runtime.stop();
   }
 }
 
+const kb = (bytes: number) => `${(bytes / 1024).toFixed(1)} KB`;
 const mb = (bytes: number) => `${(bytes / 1024 / 1024).toFixed(1)} MB`;
 
 export function formatCheckpoint(c: SoakCheckpoint): string {
@@ -140,6 +193,9 @@ export function formatCheckpoint(c: SoakCheckpoint): string {
   return (
     `soak: minute ${c.minute}: RSS ${mb(c.rssBytes)}, heap ${mb(c.heapUsedBytes)}; kept: ${r.hubEvents} hub events, ` +
     `${r.rules.devices} rule devices / ${r.rules.points} readings / ${r.rules.emitted} anomaly keys, ` +
-    `${r.methodRequests} method requests`
+    `${r.methodRequests} method requests; documents: ` +
+    Object.entries(c.documents)
+      .map(([id, d]) => `${id} ${d.count} (${kb(d.bytes)}, largest ${kb(d.largest)})`)
+      .join(', ')
   );
 }

@@ -149,7 +149,9 @@ async function handle(
   if (typeof body._etag === 'string') res.setHeader('etag', body._etag);
   res.setHeader('content-type', 'application/json');
   res.setHeader('content-location', `https://${req.headers.host ?? ''}${req.url ?? ''}`);
-  res.setHeader('connection', 'close');
+  // Keep-alive (lib/index.js's `keepAlive` option): answering `close` made every request a new TLS handshake,
+  // whose native allocations, at simulator rates, grew the process's RSS by hundreds of MB (the soak).
+  res.setHeader('connection', 'keep-alive');
   res.setHeader('x-ms-activity-id', randomUUID());
   res.setHeader('x-ms-request-charge', '1');
   if (req.headers['x-ms-documentdb-populatequerymetrics']) {

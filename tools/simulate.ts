@@ -3,7 +3,8 @@
  * (`--rate` is the total messages per second across all devices, `--duration` seconds): provisions simulated
  * devices through the provisioning API (or takes `--device-ids a,b,c` and resets their credentials to learn
  * keys), then sends telemetry through the device gateway with IoT Hub SAS tokens:
- * temperature, humidity and pressure as noisy random walks, some differential records (one field), and with
+ * temperature, humidity and pressure as mean-reverting random walks (tools/simulated-readings.ts: they stay in a
+ * band however long the run), some differential records (one field), and with
  * `--anomalies` occasional bursts above the 40 °C threshold rule. Each device also answers direct methods
  * (`reboot`, `blink`, `setInterval`) delivered by the local runtime, so device-method jobs succeed. A device the
  * backend has lost (404 on reset, 401/404 from the gateway after a restart) is registered again, with a line
@@ -11,6 +12,7 @@
  */
 import { parseArgs } from 'node:util';
 import { createSasToken } from '../src/provisioning/sas-token.js';
+import { initialReadings, nextReadings, type Readings } from './simulated-readings.js';
 
 const USAGE =
   'usage: npm run simulate -- [--devices 10] [--rate 2 (messages/s in total)] [--anomalies] ' +
@@ -60,9 +62,7 @@ const gateway = new URL(api).origin;
 interface SimDevice {
   id: string;
   key: string;
-  temperature: number;
-  humidity: number;
-  pressure: number;
+  readings: Readings;
   sent: number;
 }
 
@@ -154,7 +154,7 @@ try {
   for (const id of ids) {
     // Given devices get new credentials (the API shows keys only at registration and reset).
     const key = await keyFor(id, args['device-ids'] ? 'reset' : 'register');
-    devices.push({ id, key, temperature: 20 + Math.random() * 5, humidity: 45, pressure: 1013, sent: 0 });
+    devices.push({ id, key, readings: initialReadings(), sent: 0 });
   }
 } catch (error) {
   console.error(`simulate: ${error instanceof Error ? error.message : String(error)}`);
@@ -223,24 +223,22 @@ async function answerMethods(device: SimDevice): Promise<void> {
 }
 for (const device of devices) void answerMethods(device);
 
-const noise = (scale: number) => (Math.random() - 0.5) * 2 * scale;
 let total = 0;
 let refused = 0;
 const started = Date.now();
 /** One message of the next device in turn (three with a burst above the threshold). */
 function sendOne() {
   const device = devices[total % devices.length] as SimDevice;
-  device.temperature += noise(0.3);
-  device.humidity = Math.min(100, Math.max(0, device.humidity + noise(1)));
-  device.pressure += noise(0.5);
+  device.readings = nextReadings(device.readings);
+  const r = device.readings;
   const burst = args.anomalies && Math.random() < 0.02;
   const body =
     device.sent % 10 === 9
-      ? { humidity: Math.round(device.humidity * 10) / 10, ts: new Date().toISOString() } // differential record
+      ? { humidity: Math.round(r.humidity * 10) / 10, ts: new Date().toISOString() } // differential record
       : {
-          temperature: Math.round((burst ? 45 + Math.random() * 5 : device.temperature) * 100) / 100,
-          humidity: Math.round(device.humidity * 10) / 10,
-          pressure: Math.round(device.pressure * 10) / 10,
+          temperature: Math.round((burst ? 45 + Math.random() * 5 : r.temperature) * 100) / 100,
+          humidity: Math.round(r.humidity * 10) / 10,
+          pressure: Math.round(r.pressure * 10) / 10,
           ts: new Date().toISOString(),
         };
   const messages = burst ? 3 : 1; // the threshold rule needs 3 readings above 40 °C within 5 minutes

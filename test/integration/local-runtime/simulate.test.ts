@@ -36,7 +36,11 @@ function simulate(args: string[]): Promise<{ code: number | null; stdout: string
 }
 
 beforeAll(async () => {
-  root = transpileToTemp(['tools/simulate.ts', 'src/provisioning/sas-token.ts']);
+  root = transpileToTemp([
+    'tools/simulate.ts',
+    'tools/simulated-readings.ts',
+    'src/provisioning/sas-token.ts',
+  ]);
   runtime = await startRuntime({
     settings,
     port: 0,

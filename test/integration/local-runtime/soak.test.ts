@@ -8,11 +8,15 @@ import { rmSync } from 'node:fs';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { afterAll, describe, expect, inject, it } from 'vitest';
-import { formatCheckpoint, runSoak } from '../../../bench/soak-run.js';
+import { formatCheckpoint, runSoak, soakCheckpoints } from '../../../bench/soak-run.js';
 import { testSettings } from '../../support/local-env.js';
 import { transpileToTemp } from '../../support/transpile.js';
 
-const root = transpileToTemp(['tools/simulate.ts', 'src/provisioning/sas-token.ts']);
+const root = transpileToTemp([
+  'tools/simulate.ts',
+  'tools/simulated-readings.ts',
+  'src/provisioning/sas-token.ts',
+]);
 afterAll(() => {
   rmSync(root, { recursive: true, force: true });
 });
@@ -46,6 +50,16 @@ describe('soak (short run)', () => {
       expect(report.drained.hubEvents).toBe(0);
       expect(report.drained.rules.devices).toBeLessThanOrEqual(50);
       expect(report.drained.methodRequests).toBe(0);
+      expect(report.judged).toBe(false);
+      // Document sizes are sampled: the devices' registry entries at least.
+      expect(report.checkpoints[0]?.documents.devices?.count).toBe(50);
     },
   );
+
+  it('samples after the 5-minute warm-up and every 5 minutes; shorter runs at 1/6, 1/2 and the end', () => {
+    expect(soakCheckpoints(15)).toEqual([5, 10, 15]);
+    expect(soakCheckpoints(30)).toEqual([5, 10, 15, 20, 25, 30]);
+    expect(soakCheckpoints(12)).toEqual([5, 10, 12]);
+    expect(soakCheckpoints(0.5)).toEqual([0.5 / 6, 0.25, 0.5]);
+  });
 });

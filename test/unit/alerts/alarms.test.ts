@@ -3,6 +3,7 @@ import {
   claimedAlarm,
   isNotificationDue,
   openAlarm,
+  REMEMBERED_WINDOWS,
   repeatAlarm,
   settledAlarm,
   type Alarm,
@@ -68,5 +69,24 @@ describe('alarm notifications (the outbox)', () => {
       nextAttemptAt: at(5),
     });
     expect(deferred.deliveryAttempts).toBe(1);
+  });
+});
+
+describe('alarm document size', () => {
+  it('stays bounded however many times the alarm repeats (a device that stays above the threshold)', () => {
+    let alarm = openAlarm('a', anomaly(0), at(0));
+    for (let i = 1; i <= 5_000; i++) {
+      const next = repeatAlarm(
+        alarm,
+        { ...anomaly(0), windowEnd: new Date(Date.parse(at(0)) + i * 500).toISOString() },
+        at(1),
+      );
+      if (!next) throw new Error('a new window end must count');
+      alarm = next;
+    }
+    expect(alarm.count).toBe(5_001);
+    expect(alarm.windowEnds).toHaveLength(REMEMBERED_WINDOWS);
+    // What the store writes on every repeat: far below Cosmos DB's 2 MB item limit, and the same at any count.
+    expect(Buffer.byteLength(JSON.stringify(alarm))).toBeLessThan(16 * 1024);
   });
 });
