@@ -184,9 +184,12 @@ export async function startFaultProxy(options: FaultProxyOptions): Promise<Fault
   let counts = emptyCounts();
   let origin = '';
   const timers = new Set<NodeJS.Timeout>();
+  // Upstream sockets are not reused: since the local Cosmos DB server answers keep-alive, a reused upstream socket
+  // made the Cosmos SDK's account read through the proxy fail (a null error; not root-caused). A test tool pays
+  // one connection per request instead.
   const agent = secure
-    ? new https.Agent({ keepAlive: true, rejectUnauthorized: false })
-    : new http.Agent({ keepAlive: true });
+    ? new https.Agent({ keepAlive: false, rejectUnauthorized: false })
+    : new http.Agent({ keepAlive: false });
 
   const later = (ms: number, run: () => void) => {
     const timer = setTimeout(() => {
