@@ -6,22 +6,14 @@
  * snapshot first. `snapshot.json` is written atomically (temp file, fsync, rename) on start, when the journal
  * passes 16 MB and on close; on start the snapshot is loaded and the journal replayed before the port opens.
  */
-import {
-  closeSync,
-  existsSync,
-  fsyncSync,
-  mkdirSync,
-  openSync,
-  readFileSync,
-  renameSync,
-  writeFileSync,
-} from 'node:fs';
+import { closeSync, existsSync, mkdirSync, openSync, readFileSync } from 'node:fs';
 import { open, rename, type FileHandle } from 'node:fs/promises';
 import { createServer, type Server } from 'node:https';
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import { createRequire } from 'node:module';
 import { randomUUID } from 'node:crypto';
 import { join } from 'node:path';
+import { fsyncFolder, writeAtomicallySync } from './atomic-file.js';
 
 type Json = Record<string, unknown>;
 interface Item {
@@ -339,29 +331,5 @@ function restoreSnapshot(account: Account, snapshot: Snapshot): void {
       const documents = account.database(id).collection(String(collection.resource.id)).documents;
       for (const doc of collection.documents) createKeeping(documents, doc);
     }
-  }
-}
-
-function writeAtomicallySync(file: string, text: string): void {
-  const temp = `${file}.tmp`;
-  const fd = openSync(temp, 'w');
-  try {
-    writeFileSync(fd, text);
-    fsyncSync(fd);
-  } finally {
-    closeSync(fd);
-  }
-  renameSync(temp, file);
-  fsyncFolder(join(file, '..'));
-}
-
-function fsyncFolder(folder: string): void {
-  // The rename is durable once the folder's entry is (POSIX); Windows cannot open a folder: skip there.
-  if (process.platform === 'win32') return;
-  const fd = openSync(folder, 'r');
-  try {
-    fsyncSync(fd);
-  } finally {
-    closeSync(fd);
   }
 }

@@ -8,18 +8,10 @@
  * batch never reuses an earlier run's sequence numbers: archive blob names and state's watermark depend on them),
  * and the file is rewritten with just those events, the checkpoints and each partition's next sequence number.
  */
-import {
-  closeSync,
-  existsSync,
-  fsyncSync,
-  mkdirSync,
-  openSync,
-  readFileSync,
-  renameSync,
-  writeSync,
-} from 'node:fs';
+import { existsSync, mkdirSync, readFileSync } from 'node:fs';
 import { open, rename, type FileHandle } from 'node:fs/promises';
 import { join } from 'node:path';
+import { writeAtomicallySync } from '../atomic-file.js';
 import { LocalHub, PARTITIONS, type HubEvent } from './event-hubs.js';
 
 /** File size after which the next write rewrites it with only the events not yet checkpointed everywhere. */
@@ -107,15 +99,7 @@ export class DurableLocalHub extends LocalHub {
       this.publish(Buffer.from(e.b, 'base64'), keyOfPartition[e.p] ?? '', e.pr, e.sy, e.t);
     this.recovering = false;
     const text = this.compacted();
-    const temp = `${this.file}.tmp`;
-    const fd = openSync(temp, 'w');
-    try {
-      writeSync(fd, text);
-      fsyncSync(fd);
-    } finally {
-      closeSync(fd);
-    }
-    renameSync(temp, this.file);
+    writeAtomicallySync(this.file, text);
     this.bytes = text.length;
     return recovered.length;
   }

@@ -1,0 +1,32 @@
+/**
+ * Whole-file writes that a crash cannot tear: the text goes to a temp file, is fsynced, renamed over the target,
+ * and the folder entry is fsynced too. A reader after any crash sees the old file or the new one, never a mix.
+ * Used by the local run's own stores (the local Cosmos DB snapshot, the durable hubs' files).
+ */
+import { closeSync, fsyncSync, openSync, renameSync, writeFileSync } from 'node:fs';
+import { dirname } from 'node:path';
+
+export function writeAtomicallySync(file: string, text: string): void {
+  const temp = `${file}.tmp`;
+  const fd = openSync(temp, 'w');
+  try {
+    writeFileSync(fd, text);
+    fsyncSync(fd);
+  } finally {
+    closeSync(fd);
+  }
+  renameSync(temp, file);
+  fsyncFolder(dirname(file));
+}
+
+/** Makes a rename (or a new file) in `folder` durable: the entry is, once the folder is fsynced (POSIX). */
+export function fsyncFolder(folder: string): void {
+  // Windows cannot open a folder: skip there.
+  if (process.platform === 'win32') return;
+  const fd = openSync(folder, 'r');
+  try {
+    fsyncSync(fd);
+  } finally {
+    closeSync(fd);
+  }
+}
