@@ -80,6 +80,27 @@ const instanceIdParam = {
   description: 'Provisioning workflow id, as returned by the starter (any other id is 404)',
   schema: { type: 'string', pattern: '^(provision|bulk)-[0-9a-f-]{36}$' },
 };
+/** The answers of both job cancel routes (POST /jobs/{id}/cancel and its alias DELETE /jobs/{id}). */
+const jobCancelResponses = {
+  '202': ok(
+    'Cancelling',
+    {
+      type: 'object',
+      additionalProperties: false,
+      required: ['id', 'status', 'statusUri'],
+      properties: {
+        id: { type: 'string' },
+        status: { const: 'cancelling' },
+        statusUri: { type: 'string', description: 'GET: where the job stands (also the Location header)' },
+      },
+    },
+    { Location: { description: '/api/jobs/{id}', schema: { type: 'string' } } },
+  ),
+  ...errors(400, 500, 503),
+  '404': problem('Unknown job'),
+  '409': problem('The job already ended; there is nothing to cancel'),
+};
+
 const jobIdParam = {
   name: 'id',
   in: 'path',
@@ -517,26 +538,7 @@ export const openApiDocument = {
         tags: ['Jobs'],
         summary: 'Cancel the job (alias of POST /jobs/{id}/cancel, kept for earlier clients)',
         responses: {
-          '202': ok(
-            'Cancelling',
-            {
-              type: 'object',
-              additionalProperties: false,
-              required: ['id', 'status', 'statusUri'],
-              properties: {
-                id: { type: 'string' },
-                status: { const: 'cancelling' },
-                statusUri: {
-                  type: 'string',
-                  description: 'GET: where the job stands (also the Location header)',
-                },
-              },
-            },
-            { Location: { description: '/api/jobs/{id}', schema: { type: 'string' } } },
-          ),
-          ...errors(400, 500, 503),
-          '404': problem('Unknown job'),
-          '409': problem('The job already ended; there is nothing to cancel'),
+          ...jobCancelResponses,
         },
       },
     },
@@ -549,26 +551,7 @@ export const openApiDocument = {
         description:
           'The cancelUri of the 202 answer to POST /jobs. A repeating job schedules no further run.',
         responses: {
-          '202': ok(
-            'Cancelling',
-            {
-              type: 'object',
-              additionalProperties: false,
-              required: ['id', 'status', 'statusUri'],
-              properties: {
-                id: { type: 'string' },
-                status: { const: 'cancelling' },
-                statusUri: {
-                  type: 'string',
-                  description: 'GET: where the job stands (also the Location header)',
-                },
-              },
-            },
-            { Location: { description: '/api/jobs/{id}', schema: { type: 'string' } } },
-          ),
-          ...errors(400, 500, 503),
-          '404': problem('Unknown job'),
-          '409': problem('The job already ended; there is nothing to cancel'),
+          ...jobCancelResponses,
         },
       },
     },
