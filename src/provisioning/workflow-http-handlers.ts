@@ -4,12 +4,11 @@ import { z } from 'zod';
 import {
   DEFAULT_MAX_BULK_BODY_BYTES,
   assertJsonDepth,
-  checkMediaType,
   parseRequest as parse,
   pathParam,
   queryParameters,
+  readDeclaredText,
   readJson,
-  readText,
   type ApiRequest,
   type ApiResponse,
 } from '../shared/api-request.js';
@@ -161,9 +160,8 @@ export function makeWorkflowHandlers(deps: WorkflowHandlerDeps) {
 
     /** POST /provisioning/bulk: up to 10,000 devices (JSON array or NDJSON). */
     startBulkProvisioning: async (request: ApiRequest, workflows: WorkflowClient): Promise<ApiResponse> => {
-      checkMediaType(request, NDJSON_TYPES);
       const items = parseBulkBody(
-        await readText(request, deps.maxBulkBodyBytes ?? DEFAULT_MAX_BULK_BODY_BYTES),
+        await readDeclaredText(request, deps.maxBulkBodyBytes ?? DEFAULT_MAX_BULK_BODY_BYTES, NDJSON_TYPES),
       );
       if (items.length === 0 || items.length > MAX_BULK_REQUEST_DEVICES) {
         throw new UnprocessableRequestError('Wrong number of devices.', [

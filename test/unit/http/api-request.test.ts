@@ -16,9 +16,11 @@ import {
   ValidationError,
 } from '../../../src/shared/errors.js';
 
+const JSON_TYPE = { 'content-type': 'application/json' };
+
 function request(
   body: string | ReadableStream<Uint8Array> | undefined,
-  headers: Record<string, string> = {},
+  headers: Record<string, string> = JSON_TYPE,
   params: Record<string, string> = {},
 ): ApiRequest {
   const lower = Object.fromEntries(Object.entries(headers).map(([k, v]) => [k.toLowerCase(), v]));
@@ -51,9 +53,10 @@ const nested = (depth: number) => '['.repeat(depth) + ']'.repeat(depth);
 describe('reading request bodies (src/shared/api-request.ts)', () => {
   it('refuses a declared Content-Length above the limit before reading anything (413)', async () => {
     const { stream, pulled } = endless(1024);
-    const error = await readJson(request(stream, { 'content-length': String(2 * 1024 * 1024) }), false).catch(
-      (e: unknown) => e,
-    );
+    const error = await readJson(
+      request(stream, { ...JSON_TYPE, 'content-length': String(2 * 1024 * 1024) }),
+      false,
+    ).catch((e: unknown) => e);
     expect(error).toBeInstanceOf(PayloadTooLargeError);
     expect(pulled()).toBeLessThanOrEqual(64 * 1024); // at most what the stream pre-buffers on its own
     expect(toProblemResponse(error).status).toBe(413);
@@ -141,6 +144,7 @@ describe('If-Match (RFC 9110 §13.1.1)', () => {
     expect(parsed('"a"')).toEqual({ tags: ['"a"'] });
     expect(parsed('"a", "b,c" ,"d"')).toEqual({ tags: ['"a"', '"b,c"', '"d"'] });
     expect(parsed('"a",,  ,"b"')).toEqual({ tags: ['"a"', '"b"'] });
+    expect(parsed(' "a", ')).toEqual({ tags: ['"a"'] });
     expect(parsed('""')).toEqual({ tags: ['""'] });
     expect(parsed('W/"a", "b"')).toEqual({ tags: ['"b"'] });
     expect(parsed('W/"a"')).toEqual({ tags: [] });

@@ -24,8 +24,22 @@ function unreachable<T>(name: string): T {
 }
 
 const provisioning = makeProvisioningHandlers(unreachable<ProvisioningService>('service'));
-const jobs = makeJobHandlers(unreachable<JobHandlerDeps>('jobDeps'));
-const workflows = makeWorkflowHandlers(unreachable<WorkflowHandlerDeps>('workflowDeps'));
+const jobDeps: JobHandlerDeps = {
+  jobs: unreachable('jobs'),
+  deviceResults: unreachable('deviceResults'),
+  pollIntervalMs: 1000,
+};
+const jobs = makeJobHandlers(jobDeps);
+const workflowDeps: WorkflowHandlerDeps = {
+  identities: unreachable('identities'),
+  work: unreachable('work'),
+  results: unreachable('results'),
+  keysCipher: unreachable('keysCipher'),
+  hooks: [],
+  registryOpsPerMinute: 100,
+  maxMetadataBytes: 8192,
+};
+const workflows = makeWorkflowHandlers(workflowDeps);
 const client = unreachable<WorkflowClient>('workflows');
 
 /** Every route that reads a JSON body, with a body it would accept. */
