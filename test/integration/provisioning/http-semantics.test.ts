@@ -47,7 +47,8 @@ async function call(
   const lower = Object.fromEntries(
     Object.entries((response.headers ?? {}) as Record<string, string>).map(([k, v]) => [k.toLowerCase(), v]),
   );
-  const raw = response.jsonBody ?? (typeof response.body === 'string' ? JSON.parse(response.body) : {});
+  const raw: unknown =
+    response.jsonBody ?? (typeof response.body === 'string' ? (JSON.parse(response.body) as unknown) : {});
   return { status: response.status ?? 200, body: raw as Record<string, unknown>, headers: lower };
 }
 

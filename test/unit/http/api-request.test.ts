@@ -108,7 +108,7 @@ describe('reading request bodies (src/shared/api-request.ts)', () => {
       expect(error).toBeInstanceOf(UnsupportedMediaTypeError);
       const problem = toProblemResponse(error);
       expect(problem.status).toBe(415);
-      expect(String(problem.body)).toContain('application/json');
+      expect(problem.body as string).toContain('application/json');
     }
   });
 

@@ -12,7 +12,8 @@ import { UnsupportedMediaTypeError } from '../../../src/shared/errors.js';
 import type { WorkflowClient } from '../../../src/shared/workflows.js';
 
 /** A dependency no request in this file may reach: the media type is refused before any of them is used. */
-function unreachable<T>(name: string): T {
+// eslint-disable-next-line @typescript-eslint/no-unnecessary-type-parameters -- the port the proxy stands for
+function unreachable<T extends object>(name: string): T {
   return new Proxy(
     {},
     {
@@ -82,7 +83,7 @@ describe('JSON routes refuse bodies that are not declared JSON (415)', () => {
     expect(error).toBeInstanceOf(UnsupportedMediaTypeError);
     const problem = toProblemResponse(error);
     expect(problem.status).toBe(415);
-    expect((JSON.parse(String(problem.body)) as { detail: string }).detail).toMatch(
+    expect((JSON.parse(problem.body as string) as { detail: string }).detail).toMatch(
       /Content-Type: application\/json/,
     );
   });
