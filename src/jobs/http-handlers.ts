@@ -100,6 +100,30 @@ export function makeJobHandlers(deps: JobHandlerDeps) {
       };
     },
 
+    ...jobListHandlers(deps, find),
+
+    /** POST /jobs/{id}/cancel (and its alias DELETE /jobs/{id}): cancels the orchestration and the running IoT Hub job (202: it happens next). */
+    cancelJob: async (request: ApiRequest, workflows: WorkflowClient): Promise<ApiResponse> => {
+      const record = await find(pathParam(request, 'id'));
+      const status = await workflows.status(record.id);
+      if (!status || isFinished(status.runtimeStatus)) {
+        throw new InvalidTransitionError(
+          `Job '${record.id}' is ${record.status}; there is nothing to cancel.`,
+        );
+      }
+      await workflows.raiseEvent(record.id, CANCEL_EVENT, { requestedAt: now() });
+      return {
+        status: 202,
+        headers: { location: statusUri(record.id) },
+        jsonBody: { id: record.id, status: 'cancelling', statusUri: statusUri(record.id) },
+      };
+    },
+  };
+}
+
+/** The paged reads: jobs, and one run's per-device outcomes. */
+function jobListHandlers(deps: JobHandlerDeps, find: (id: string) => Promise<JobRecord>) {
+  return {
     /** GET /jobs: newest first, paged. */
     listJobs: async (request: ApiRequest): Promise<ApiResponse> => {
       const query = parse(listSchema, Object.fromEntries(queryParameters(request)));
@@ -123,23 +147,6 @@ export function makeJobHandlers(deps: JobHandlerDeps) {
         ...(query.continuationToken ? { continuationToken: query.continuationToken } : {}),
       });
       return { status: 200, jsonBody: { run, ...(counts ? { deviceResults: counts } : {}), ...page } };
-    },
-
-    /** POST /jobs/{id}/cancel (and its alias DELETE /jobs/{id}): cancels the orchestration and the running IoT Hub job (202: it happens next). */
-    cancelJob: async (request: ApiRequest, workflows: WorkflowClient): Promise<ApiResponse> => {
-      const record = await find(pathParam(request, 'id'));
-      const status = await workflows.status(record.id);
-      if (!status || isFinished(status.runtimeStatus)) {
-        throw new InvalidTransitionError(
-          `Job '${record.id}' is ${record.status}; there is nothing to cancel.`,
-        );
-      }
-      await workflows.raiseEvent(record.id, CANCEL_EVENT, { requestedAt: now() });
-      return {
-        status: 202,
-        headers: { location: statusUri(record.id) },
-        jsonBody: { id: record.id, status: 'cancelling', statusUri: statusUri(record.id) },
-      };
     },
   };
 }

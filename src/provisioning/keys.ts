@@ -21,8 +21,8 @@ export function generateKeys(): SymmetricKeys {
   };
 }
 
-/** Checks caller-supplied keys against IoT Hub's rules; throws ValidationError naming the bad key (never its value). */
-export function validateKeys(keys: SymmetricKeys): SymmetricKeys {
+/** Where caller-supplied keys break IoT Hub's rules, naming the bad key (never its value); empty when they don't. */
+export function keyProblems(keys: SymmetricKeys): { path: string; message: string }[] {
   const errors: { path: string; message: string }[] = [];
   for (const name of ['primaryKey', 'secondaryKey'] as const) {
     const key = keys[name];
@@ -37,6 +37,12 @@ export function validateKeys(keys: SymmetricKeys): SymmetricKeys {
   if (keys.primaryKey === keys.secondaryKey) {
     errors.push({ path: 'keys.secondaryKey', message: 'must differ from primaryKey' });
   }
+  return errors;
+}
+
+/** Checks caller-supplied keys against IoT Hub's rules; throws ValidationError naming the bad key (never its value). */
+export function validateKeys(keys: SymmetricKeys): SymmetricKeys {
+  const errors = keyProblems(keys);
   if (errors.length > 0) throw new ValidationError('Invalid device keys.', errors);
   return keys;
 }

@@ -4,12 +4,11 @@ import { z } from 'zod';
 import {
   DEFAULT_MAX_BULK_BODY_BYTES,
   assertJsonDepth,
-  checkMediaType,
   parseRequest as parse,
   pathParam,
   queryParameters,
+  readDeclaredText,
   readJson,
-  readText,
   type ApiRequest,
   type ApiResponse,
 } from '../shared/api-request.js';
@@ -159,69 +158,7 @@ export function makeWorkflowHandlers(deps: WorkflowHandlerDeps) {
       return accepted(instanceId, { deviceId });
     },
 
-    /** POST /provisioning/bulk: up to 10,000 devices (JSON array or NDJSON). */
-    startBulkProvisioning: async (request: ApiRequest, workflows: WorkflowClient): Promise<ApiResponse> => {
-      checkMediaType(request, NDJSON_TYPES);
-      const items = parseBulkBody(
-        await readText(request, deps.maxBulkBodyBytes ?? DEFAULT_MAX_BULK_BODY_BYTES),
-      );
-      if (items.length === 0 || items.length > MAX_BULK_REQUEST_DEVICES) {
-        throw new UnprocessableRequestError('Wrong number of devices.', [
-          {
-            path: '(body)',
-            message: `has ${items.length} devices; 1 to ${MAX_BULK_REQUEST_DEVICES} allowed`,
-          },
-        ]);
-      }
-      const invalidMode = parse(
-        z.strictObject({ invalid: invalidModeSchema }),
-        Object.fromEntries(queryParameters(request)),
-      ).invalid;
-      const { specs, problems, invalid } = validateBulkEntries(items, checkMetadata);
-      if (problems.length > 0 && (invalidMode === 'reject' || specs.length === 0)) {
-        // Every bad entry is listed (at most MAX_PROBLEMS_PER_ENTRY problems each), so one round fixes them all.
-        throw new UnprocessableRequestError(
-          invalidMode === 'reject'
-            ? `${invalid.length} of ${items.length} devices are invalid; nothing was started.`
-            : 'No device is valid; nothing was started.',
-          problems,
-        );
-      }
-      const instanceId = `bulk-${randomUUID()}`;
-      const chunks = Math.ceil(specs.length / MAX_BULK_DEVICES);
-      // ?invalid=skip: the skipped entries become `invalid` result lines, published with the run's results.
-      if (invalid.length > 0) {
-        await deps.work.write(
-          bulkInvalidBlob(instanceId),
-          invalid.map((line) => JSON.stringify(line)).join('\n') + '\n',
-        );
-      }
-      // The specs go to private blobs, one per chunk; the orchestration input holds only counts.
-      const limit = pLimit(8);
-      await Promise.all(
-        Array.from({ length: chunks }, (_, index) =>
-          limit(() =>
-            deps.work.write(
-              bulkRequestBlob(instanceId, index),
-              JSON.stringify(specs.slice(index * MAX_BULK_DEVICES, (index + 1) * MAX_BULK_DEVICES)),
-            ),
-          ),
-        ),
-      );
-      const input: BulkProvisionInput = {
-        total: items.length,
-        ...(invalid.length > 0 ? { invalid: invalid.length } : {}),
-        chunks,
-        opsPerMinute: deps.registryOpsPerMinute,
-        requestedAt: now(),
-      };
-      await workflows.start(BULK_PROVISION, instanceId, input);
-      return accepted(instanceId, {
-        total: items.length,
-        chunks,
-        ...(invalid.length > 0 ? { invalid: invalid.length } : {}),
-      });
-    },
+    startBulkProvisioning: bulkStarter(deps, checkMetadata, now),
 
     /** GET /provisioning/{instanceId}: where a provisioning workflow stands (counts, step, outcome). */
     getProvisioning: async (request: ApiRequest, workflows: WorkflowClient): Promise<ApiResponse> => {
@@ -253,34 +190,107 @@ export function makeWorkflowHandlers(deps: WorkflowHandlerDeps) {
       };
     },
 
-    /**
-     * GET /provisioning/{instanceId}/results[?consume=true]: the run's per-device outcomes (a JSON array), with
-     * the keys while their window lasts (the same secrets POST /devices returns; guarded by the function key).
-     * Expired keys are removed from the blob here too; `consume=true` removes the keys it hands out.
-     */
-    getProvisioningResults: async (request: ApiRequest, workflows: WorkflowClient): Promise<ApiResponse> => {
-      const instanceId = pathParam(request, 'instanceId');
-      const { consume } = parse(resultsQuerySchema, Object.fromEntries(queryParameters(request)));
-      await provisioningStatus(workflows, instanceId);
-      const at = new Date(now());
-      // Rewritten (under the blob's ETag) before answering: keys handed out with consume=true are gone even if
-      // the answer is lost, and of two concurrent consume=true downloads only the one whose rewrite won gets them.
-      const body = await updateResultLines(deps.results, `${instanceId}.jsonl`, (lines) => {
-        const expired = dropExpiredKeys(lines, at);
-        const served = servedLines(deps.keysCipher, instanceId, expired.lines, at);
-        const kept = consume
-          ? dropKeys(expired.lines, (line) => (hasLiveKeys(line, at) ? 'consumed' : undefined))
-          : { lines: expired.lines, changed: false };
-        return { lines: kept.lines, changed: expired.changed || kept.changed, value: served };
-      });
-      if (body === undefined) throw new WorkflowNotFoundError(instanceId);
-      return { status: 200, headers: { 'cache-control': 'no-store' }, jsonBody: body };
-    },
+    getProvisioningResults: resultsReader(deps, now),
   };
 }
 
 type Problem = { path: string; message: string };
 type InvalidLine = Extract<BulkResultLine, { index: number }>;
+
+/** POST /provisioning/bulk: up to 10,000 devices (JSON array or NDJSON). */
+function bulkStarter(
+  deps: WorkflowHandlerDeps,
+  checkMetadata: (metadata: Record<string, unknown>, path: string) => Problem[],
+  now: () => string,
+) {
+  return async (request: ApiRequest, workflows: WorkflowClient): Promise<ApiResponse> => {
+    const items = parseBulkBody(
+      await readDeclaredText(request, deps.maxBulkBodyBytes ?? DEFAULT_MAX_BULK_BODY_BYTES, NDJSON_TYPES),
+    );
+    if (items.length === 0 || items.length > MAX_BULK_REQUEST_DEVICES) {
+      throw new UnprocessableRequestError('Wrong number of devices.', [
+        {
+          path: '(body)',
+          message: `has ${items.length} devices; 1 to ${MAX_BULK_REQUEST_DEVICES} allowed`,
+        },
+      ]);
+    }
+    const invalidMode = parse(
+      z.strictObject({ invalid: invalidModeSchema }),
+      Object.fromEntries(queryParameters(request)),
+    ).invalid;
+    const { specs, problems, invalid } = validateBulkEntries(items, checkMetadata);
+    if (problems.length > 0 && (invalidMode === 'reject' || specs.length === 0)) {
+      // Every bad entry is listed (at most MAX_PROBLEMS_PER_ENTRY problems each), so one round fixes them all.
+      throw new UnprocessableRequestError(
+        invalidMode === 'reject'
+          ? `${invalid.length} of ${items.length} devices are invalid; nothing was started.`
+          : 'No device is valid; nothing was started.',
+        problems,
+      );
+    }
+    const instanceId = `bulk-${randomUUID()}`;
+    const chunks = Math.ceil(specs.length / MAX_BULK_DEVICES);
+    // ?invalid=skip: the skipped entries become `invalid` result lines, published with the run's results.
+    if (invalid.length > 0) {
+      await deps.work.write(
+        bulkInvalidBlob(instanceId),
+        invalid.map((line) => JSON.stringify(line)).join('\n') + '\n',
+      );
+    }
+    // The specs go to private blobs, one per chunk; the orchestration input holds only counts.
+    const limit = pLimit(8);
+    await Promise.all(
+      Array.from({ length: chunks }, (_, index) =>
+        limit(() =>
+          deps.work.write(
+            bulkRequestBlob(instanceId, index),
+            JSON.stringify(specs.slice(index * MAX_BULK_DEVICES, (index + 1) * MAX_BULK_DEVICES)),
+          ),
+        ),
+      ),
+    );
+    const input: BulkProvisionInput = {
+      total: items.length,
+      ...(invalid.length > 0 ? { invalid: invalid.length } : {}),
+      chunks,
+      opsPerMinute: deps.registryOpsPerMinute,
+      requestedAt: now(),
+    };
+    await workflows.start(BULK_PROVISION, instanceId, input);
+    return accepted(instanceId, {
+      total: items.length,
+      chunks,
+      ...(invalid.length > 0 ? { invalid: invalid.length } : {}),
+    });
+  };
+}
+
+/**
+ * GET /provisioning/{instanceId}/results[?consume=true]: the run's per-device outcomes (a JSON array), with
+ * the keys while their window lasts (the same secrets POST /devices returns; guarded by the function key).
+ * Expired keys are removed from the blob here too; `consume=true` removes the keys it hands out.
+ */
+function resultsReader(deps: WorkflowHandlerDeps, now: () => string) {
+  return async (request: ApiRequest, workflows: WorkflowClient): Promise<ApiResponse> => {
+    const instanceId = pathParam(request, 'instanceId');
+    const { consume } = parse(resultsQuerySchema, Object.fromEntries(queryParameters(request)));
+    await provisioningStatus(workflows, instanceId);
+    const at = new Date(now());
+    // Rewritten (under the blob's ETag) before answering: keys handed out with consume=true are gone even if
+    // the answer is lost, and of two concurrent consume=true downloads only the one whose rewrite won gets them.
+    const body = await updateResultLines(deps.results, `${instanceId}.jsonl`, (lines) => {
+      const expired = dropExpiredKeys(lines, at);
+      const served = servedLines(deps.keysCipher, instanceId, expired.lines, at);
+      const kept = consume
+        ? dropKeys(expired.lines, (line) => (hasLiveKeys(line, at) ? 'consumed' : undefined))
+        : { lines: expired.lines, changed: false };
+      return { lines: kept.lines, changed: expired.changed || kept.changed, value: served };
+    });
+    if (body === undefined) throw new WorkflowNotFoundError(instanceId);
+    return { status: 200, headers: { 'cache-control': 'no-store' }, jsonBody: body };
+  };
+}
 
 /**
  * Checks every bulk entry: the valid specs (ids assigned), every problem of every bad entry (at most

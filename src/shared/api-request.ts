@@ -1,6 +1,7 @@
 import type { z } from 'zod';
 import {
   PayloadTooLargeError,
+  PreconditionFailedError,
   UnprocessableRequestError,
   UnsupportedMediaTypeError,
   ValidationError,
@@ -10,9 +11,10 @@ import {
  * The one module that reads request bodies and parameters. Limits, the same for every route:
  * - a body larger than the route's limit (`Http__MaxBodyBytes`, bulk provisioning `Http__MaxBulkBodyBytes`) is
  *   413, refused from `Content-Length` before anything is read, and never read past the limit otherwise;
- * - a declared Content-Type that is not JSON is 415; an absent one, and the defaults of the two commonest
- *   clients, `application/x-www-form-urlencoded` (`curl -d`) and `text/plain` (`fetch` with a string body),
- *   are read as JSON too;
+ * - a body must be declared JSON (`application/json`, `application/*+json`, UTF-8): anything else is 415,
+ *   `application/x-www-form-urlencoded` (`curl -d`) and `text/plain` (`fetch` with a string body) included, and
+ *   so is a body without a Content-Type (the Functions worker labels such a body `text/plain;charset=UTF-8`, so
+ *   in Azure "absent" cannot be told apart from `text/plain`); a request without a body needs no type;
  * - JSON nested deeper than MAX_JSON_DEPTH is 400 before it is parsed (deep nesting overflows the stack of
  *   every recursive walk after it: JSON.stringify, the SDKs' serializers).
  */
@@ -46,31 +48,50 @@ export interface ApiResponse {
 export interface BodyOptions {
   /** Largest body accepted, bytes; more is 413 (default DEFAULT_MAX_BODY_BYTES). */
   maxBytes?: number;
-  /** Media types accepted besides JSON (`application/json`, `application/*+json`) and curl's default. */
+  /** Media types accepted besides JSON (`application/json`, `application/*+json`). */
   mediaTypes?: readonly string[];
 }
 
 const JSON_MEDIA_TYPE = /^application\/(?:[a-z0-9.!#$&^_-]+\+)?json$/;
-/**
- * What `curl -d` (the README's walk-through posts JSON that way) and `fetch` with a string body declare when no
- * type is given. Accepting them opens no CSRF hole: every route but health and openapi.json needs a function key.
- */
-const CLIENT_DEFAULTS = ['application/x-www-form-urlencoded', 'text/plain'];
 
-/** 415 unless the declared Content-Type (if any) is JSON, curl's default, or one of `extra`; UTF-8 only. */
+/** What every 415 of a JSON route tells the caller to send. */
+const SEND_JSON = 'Send Content-Type: application/json (or application/*+json), charset utf-8 or none';
+
+/**
+ * 415 unless the declared Content-Type (if any) is JSON or one of `extra`, in UTF-8. A request that declares no
+ * type passes here; readJson refuses it once it turns out to have a body.
+ */
 export function checkMediaType(request: ApiRequest, extra: readonly string[] = []): void {
   const header = request.headers.get('content-type');
   if (header === null || header.trim() === '') return;
   const [type = '', ...parameters] = header.split(';').map((part) => part.trim().toLowerCase());
-  if (!JSON_MEDIA_TYPE.test(type) && !CLIENT_DEFAULTS.includes(type) && !extra.includes(type)) {
-    throw new UnsupportedMediaTypeError(
-      `This route reads JSON: send Content-Type application/json${extra.length > 0 ? ` or ${extra.join(', ')}` : ''}.`,
-    );
+  const also = extra.length > 0 ? ` (or ${extra.join(', ')})` : '';
+  if (!JSON_MEDIA_TYPE.test(type) && !extra.includes(type)) {
+    throw new UnsupportedMediaTypeError(`This route reads JSON, not ${type || 'that'}. ${SEND_JSON}${also}.`);
   }
   const charset = parameters.find((p) => p.startsWith('charset='))?.slice('charset='.length);
   if (charset !== undefined && !['utf-8', 'utf8', '"utf-8"'].includes(charset)) {
-    throw new UnsupportedMediaTypeError('Bodies are read as UTF-8: send charset=utf-8 or no charset.');
+    throw new UnsupportedMediaTypeError(`Bodies are read as UTF-8, not ${charset}. ${SEND_JSON}${also}.`);
   }
+}
+
+/** 415 for a body sent without a Content-Type (see the top of this module). */
+function checkDeclared(request: ApiRequest, text: string, extra: readonly string[] = []): void {
+  if (text.trim() === '' || (request.headers.get('content-type') ?? '').trim() !== '') return;
+  const also = extra.length > 0 ? ` (or ${extra.join(', ')})` : '';
+  throw new UnsupportedMediaTypeError(`The body has no Content-Type. ${SEND_JSON}${also}.`);
+}
+
+/** Reads a body of a route that takes JSON or one of `extra` media types: 415 and 413 as in readJson. */
+export async function readDeclaredText(
+  request: ApiRequest,
+  maxBytes: number = DEFAULT_MAX_BODY_BYTES,
+  extra: readonly string[] = [],
+): Promise<string> {
+  checkMediaType(request, extra);
+  const text = await readText(request, maxBytes);
+  checkDeclared(request, text, extra);
+  return text;
 }
 
 /** The body as UTF-8 text, refused (413) above `maxBytes` without reading more than that. */
@@ -140,8 +161,12 @@ export async function readJson(
   emptyAllowed: boolean,
   options: BodyOptions = {},
 ): Promise<unknown> {
-  checkMediaType(request, options.mediaTypes);
-  return parseJson(await readText(request, options.maxBytes ?? DEFAULT_MAX_BODY_BYTES), emptyAllowed);
+  const text = await readDeclaredText(
+    request,
+    options.maxBytes ?? DEFAULT_MAX_BODY_BYTES,
+    options.mediaTypes,
+  );
+  return parseJson(text, emptyAllowed);
 }
 
 /**
@@ -180,3 +205,75 @@ export function parseRequest<T>(schema: z.ZodType<T>, value: unknown): T {
  */
 export const queryParameters = (request: ApiRequest): [string, string][] =>
   [...request.query].filter(([key]) => key !== 'code');
+
+/**
+ * A parsed If-Match (RFC 9110 §13.1.1): `*` (any current representation) or the strong entity tags it lists.
+ * Weak tags (`W/"…"`) are well-formed but never match (If-Match compares strongly), so they are left out.
+ */
+export type IfMatch = '*' | { readonly tags: readonly string[] };
+
+/** One list element of If-Match: optional whitespace, an entity-tag or nothing, whitespace, then `,` or the end. */
+const IF_MATCH_ELEMENT = /[ \t]*(?:(W\/)?("[\x21\x23-\x7e\x80-\xff]*"))?[ \t]*(,|$)/y;
+
+/**
+ * The request's If-Match, undefined when absent. An empty value, or anything that is neither `*` nor a list of
+ * quoted entity tags, is 400: a precondition we cannot read is refused, never dropped.
+ */
+export function ifMatch(request: ApiRequest): IfMatch | undefined {
+  const value = request.headers.get('if-match');
+  if (value === null) return undefined;
+  if (value.trim() === '*') return '*';
+  const tags: string[] = [];
+  let seen = 0;
+  IF_MATCH_ELEMENT.lastIndex = 0;
+  // Every element but the last consumes its comma, so this ends within value.length + 1 rounds.
+  for (;;) {
+    const match = IF_MATCH_ELEMENT.exec(value);
+    if (!match) return malformedIfMatch();
+    const [, weak, tag, separator] = match;
+    if (tag !== undefined) seen++;
+    if (tag !== undefined && weak === undefined) tags.push(tag);
+    if (separator === '') return seen > 0 ? { tags } : malformedIfMatch();
+  }
+}
+
+function malformedIfMatch(): never {
+  throw new ValidationError(
+    'Malformed If-Match: send * or a comma-separated list of quoted entity tags, such as the ETag of a response.',
+    [{ path: 'If-Match', message: 'must be * or a list of entity tags ("…")' }],
+  );
+}
+
+/** A store version that is a strong entity tag already (Cosmos DB's) and never starts like an encoded one. */
+const STRONG_TAG = /^"(?!~)[\x21\x23-\x7e]*"$/;
+
+/**
+ * The ETag header for a store's version token. A strong quoted tag (Cosmos DB) is sent as it is; any other token
+ * (IoT Hub twins: unquoted; Table storage: weak `W/"datetime'…'"`) would be a malformed or never-matching
+ * If-Match when echoed, so it is sent as a strong tag that fromEntityTag turns back into the token.
+ */
+export const toEntityTag = (version: string): string =>
+  STRONG_TAG.test(version) ? version : `"~${Buffer.from(version, 'utf8').toString('base64url')}"`;
+
+/** The store's version token for an entity tag of a request (inverse of toEntityTag). */
+export const fromEntityTag = (tag: string): string =>
+  tag.startsWith('"~') ? Buffer.from(tag.slice(2, -1), 'base64url').toString('utf8') : tag;
+
+/**
+ * What a store with single-version conditional writes takes for the request's If-Match: undefined for none and
+ * for `*` (any current entity: a missing one is 404 like the request without the condition, RFC 9110 §13.2.1),
+ * else the one version listed, or the current version when the list names it (read with `currentVersion`,
+ * which throws for a missing entity), and 412 when no listed tag can match.
+ */
+export async function ifMatchVersion(
+  request: ApiRequest,
+  currentVersion: () => Promise<string>,
+): Promise<string | undefined> {
+  const condition = ifMatch(request);
+  if (condition === undefined || condition === '*') return undefined;
+  const versions = condition.tags.map(fromEntityTag);
+  if (versions.length === 1) return versions[0];
+  const current = await currentVersion();
+  if (versions.includes(current)) return current;
+  throw new PreconditionFailedError('None of the entity tags in If-Match is the current one.');
+}

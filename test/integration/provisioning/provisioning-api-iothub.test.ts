@@ -47,6 +47,7 @@ async function register(handlers: ReturnType<typeof makeProvisioningHandlers>, b
     new HttpRequest({
       method: 'POST',
       url: 'http://localhost/api/devices',
+      headers: { 'content-type': 'application/json' },
       body: { string: JSON.stringify(body) },
     }),
     new InvocationContext({ logHandler: () => undefined }),

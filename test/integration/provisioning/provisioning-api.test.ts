@@ -48,7 +48,7 @@ async function call(
       method: init.method,
       url: `http://localhost:7071${init.path}`,
       params: init.params ?? {},
-      headers: init.headers ?? {},
+      headers: { 'content-type': 'application/json', ...init.headers },
       ...(init.body === undefined ? {} : { body: { string: init.body } }),
     }),
     new InvocationContext({
@@ -242,7 +242,7 @@ describe('provisioning API over HttpRequest/InvocationContext, on Azurite + the 
           keys: { primaryKey: 'x', secondaryKey: 'y' },
         })
       ).status,
-    ).toBe(400);
+    ).toBe(422);
     expect((await post('resetCredentials', 'api-nobody', 'reset-credentials')).status).toBe(404);
   });
 

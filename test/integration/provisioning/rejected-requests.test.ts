@@ -47,6 +47,7 @@ async function call(
       method: init.method,
       url: `http://localhost:7071${init.path}`,
       params: init.id === undefined ? {} : { id: init.id },
+      headers: { 'content-type': 'application/json' },
       ...(init.body === undefined ? {} : { body: { string: init.body } }),
     }),
     new InvocationContext({ functionName: name }),
@@ -147,7 +148,7 @@ describe('a rejected request changes nothing (issue 12, item 7)', () => {
       id,
       body: '{"keys":{"primaryKey":"x","secondaryKey":"y"}}',
     });
-    expect(reset.status).toBe(400);
+    expect(reset.status).toBe(422);
     for (const [, body] of BAD_METADATA) {
       const res = await call('updateDeviceTwin', {
         method: 'PATCH',

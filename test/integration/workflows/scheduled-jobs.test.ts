@@ -57,6 +57,7 @@ const request = (method: string, path: string, body?: unknown, params: Record<st
     url: `http://localhost/api/${path}`,
     method,
     params,
+    headers: { 'content-type': 'application/json' },
     ...(body === undefined ? {} : { body: { string: JSON.stringify(body) } }),
   });
 
