@@ -133,18 +133,22 @@ const activities = {
  */
 const BINARY_EVENTS = { dataType: 'binary' } as const;
 
+/** Retries of a failed event batch, up to `maxRetryCount` times, 2 s to 2 min apart. */
+const batchRetry = (maxRetryCount: number) =>
+  ({
+    strategy: 'exponentialBackoff',
+    maxRetryCount,
+    minimumInterval: { seconds: 2 },
+    maximumInterval: { minutes: 2 },
+  }) as const;
+
 app.eventHub('ingestTelemetry', {
   ...BINARY_EVENTS,
   connection: 'IotHubEventsConnection',
   eventHubName: '%IotHubEventHubName%',
   consumerGroup: '%IngestConsumerGroup%',
   cardinality: 'many',
-  retry: {
-    strategy: 'exponentialBackoff',
-    maxRetryCount: config.ingest.maxRetryCount,
-    minimumInterval: { seconds: 2 },
-    maximumInterval: { minutes: 2 },
-  },
+  retry: batchRetry(config.ingest.maxRetryCount),
   handler: makeIngestTelemetry({ stateStore, archive, deadLetters, options: config.ingest }),
 });
 
@@ -155,12 +159,7 @@ app.eventHub('notifyAnomalies', {
   eventHubName: '%AnomaliesEventHubName%',
   consumerGroup: '%AnomaliesConsumerGroup%',
   cardinality: 'many',
-  retry: {
-    strategy: 'exponentialBackoff',
-    maxRetryCount: config.alerts.maxRetryCount,
-    minimumInterval: { seconds: 2 },
-    maximumInterval: { minutes: 2 },
-  },
+  retry: batchRetry(config.alerts.maxRetryCount),
   handler: makeNotifyAnomalies({
     alarms,
     notifier,

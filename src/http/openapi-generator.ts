@@ -59,6 +59,20 @@ export interface ApiRoute {
   problemNotes?: Readonly<Record<number, string>>;
 }
 
+/**
+ * The common part of the operations on one resource: `under('/jobs/{id}', 'Jobs', jobId)('getJob', 'get')` is
+ * GET /jobs/{id}, tagged Jobs, with the path parameter; a third argument appends to the path.
+ */
+export const under =
+  (base: string, tag: string, pathParameter: ParameterSpec) =>
+  (operationId: string, method: HttpMethod, path = '') => ({
+    operationId,
+    method,
+    path: `${base}${path}`,
+    tags: [tag] as const,
+    pathParameters: [pathParameter],
+  });
+
 /** What a problem status means, unless the route says otherwise. */
 const PROBLEM_DESCRIPTIONS: Readonly<Record<number, string>> = {
   400: 'Malformed JSON, JSON nested deeper than 32 levels, an invalid id or continuation token',

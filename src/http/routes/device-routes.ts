@@ -12,7 +12,7 @@ import {
   twinPatchSchema,
 } from '../../provisioning/http-handlers.js';
 import { METADATA_DESCRIPTION, metadataSchema } from '../../provisioning/metadata.js';
-import type { ApiRoute, HeaderSpec, ParameterSpec } from '../openapi-generator.js';
+import { under, type ApiRoute, type HeaderSpec, type ParameterSpec } from '../openapi-generator.js';
 import {
   alarmPageSchema,
   alarmSchema,
@@ -36,13 +36,7 @@ const ifMatch: ParameterSpec = { name: 'If-Match', in: 'header', schema: z.strin
 const etag: Record<string, HeaderSpec> = {
   ETag: { description: 'Version of the registry entry, for If-Match', schema: z.string() },
 };
-const device = (id: string, method: ApiRoute['method'], path = '') => ({
-  operationId: id,
-  method,
-  path: `/devices/{id}${path}`,
-  tags: ['Devices'] as const,
-  pathParameters: [deviceIdParameter],
-});
+const device = under('/devices/{id}', 'Devices', deviceIdParameter);
 
 export const DEVICE_ROUTES: readonly ApiRoute[] = [
   {

@@ -15,7 +15,13 @@ import {
   resultsQuerySchema,
   specSchema,
 } from '../../provisioning/workflow-http-handlers.js';
-import type { ApiRoute, HeaderSpec, ParameterSpec, ResponseSpec } from '../openapi-generator.js';
+import {
+  under,
+  type ApiRoute,
+  type HeaderSpec,
+  type ParameterSpec,
+  type ResponseSpec,
+} from '../openapi-generator.js';
 import {
   cancellingSchema,
   jobAcceptedSchema,
@@ -48,20 +54,8 @@ const workflowStatusHeaders: Record<string, HeaderSpec> = {
   'Retry-After': { description: 'Seconds to wait before polling', schema: z.number().int() },
 };
 const UNKNOWN_WORKFLOW = 'Unknown provisioning workflow';
-const workflow = (operationId: string, method: ApiRoute['method'], path = '') => ({
-  operationId,
-  method,
-  path: `/provisioning/{instanceId}${path}`,
-  tags: ['Workflows'] as const,
-  pathParameters: [instanceIdParameter],
-});
-const job = (operationId: string, method: ApiRoute['method'], path = '') => ({
-  operationId,
-  method,
-  path: `/jobs/{id}${path}`,
-  tags: ['Jobs'] as const,
-  pathParameters: [jobIdParameter],
-});
+const workflow = under('/provisioning/{instanceId}', 'Workflows', instanceIdParameter);
+const job = under('/jobs/{id}', 'Jobs', jobIdParameter);
 /** Both job cancel routes (POST /jobs/{id}/cancel and its alias DELETE /jobs/{id}) answer alike. */
 const jobCancelAnswers = {
   responses: {
