@@ -53,3 +53,16 @@ export function responseProblems(
   const validate = ajv.getSchema(ref) ?? ajv.compile({ $ref: ref });
   return validate(body) ? [] : (validate.errors ?? []).map((e) => `${e.instancePath} ${e.message ?? ''}`);
 }
+
+/** Checks a request body against what the document declares for that operation; returns the problems. */
+export function requestProblems(
+  operationId: string,
+  body: unknown,
+  mediaType = 'application/json',
+): string[] {
+  const op = operations().get(operationId);
+  if (!op) return [`no operation ${operationId}`];
+  const ref = `${DOC_ID}#/${pointer('paths', op.path, op.method, 'requestBody', 'content', mediaType, 'schema')}`;
+  const validate = ajv.getSchema(ref) ?? ajv.compile({ $ref: ref });
+  return validate(body) ? [] : (validate.errors ?? []).map((e) => `${e.instancePath} ${e.message ?? ''}`);
+}
