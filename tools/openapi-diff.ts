@@ -6,6 +6,7 @@
  *   node dist/tools/openapi-diff.js before.json after.json   (or: --current after.json to dump the generated one)
  */
 import { readFileSync, writeFileSync } from 'node:fs';
+import { pathToFileURL } from 'node:url';
 import { isDeepStrictEqual } from 'node:util';
 
 type Json = null | boolean | number | string | Json[] | { [key: string]: Json };
@@ -99,11 +100,12 @@ export function openApiDifferences(before: JsonObject, after: JsonObject): strin
   return out;
 }
 
-const [, , first, second] = process.argv;
-if (first === '--current' && second !== undefined) {
+const [, script, first, second] = process.argv;
+const isMain = script !== undefined && import.meta.url === pathToFileURL(script).href;
+if (isMain && first === '--current' && second !== undefined) {
   const { openApiDocument } = await import('../src/http/openapi.js');
   writeFileSync(second, `${JSON.stringify(openApiDocument, null, 2)}\n`);
-} else if (first !== undefined && second !== undefined) {
+} else if (isMain && first !== undefined && second !== undefined) {
   const read = (file: string) => JSON.parse(readFileSync(file, 'utf8')) as JsonObject;
   const found = openApiDifferences(read(first), read(second));
   for (const line of found) console.log(line);
