@@ -12,9 +12,6 @@ import { problemSchema } from './schemas/device-schemas.js';
 /** Every HTTP operation of the API, in the document's order. */
 export const API_ROUTES: readonly ApiRoute[] = [...DEVICE_ROUTES, ...WORKFLOW_ROUTES];
 
-/** The operation ids of API_ROUTES: src/index.ts gives each exactly one handler. */
-export type OperationId = (typeof API_ROUTES)[number]['operationId'];
-
 export const openApiDocument = buildOpenApiDocument(
   {
     openapi: '3.1.0',
