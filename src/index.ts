@@ -2,17 +2,19 @@
  * Composition root: the only module that calls `app.*`. It validates configuration, builds the adapters
  * (one SDK client per service), and registers every function with its handler factory.
  */
-import { app } from '@azure/functions';
+import { app, type FunctionInput, type HttpHandler } from '@azure/functions';
 import * as df from 'durable-functions';
 import { makeAlarmHandlers } from './alerts/http-handlers.js';
 import { makeNotifyAnomalies } from './alerts/notify-anomalies.js';
 import { makeRedeliverAlerts } from './alerts/redeliver-alerts.js';
 import { loadConfig } from './config.js';
 import { makeGetHealth } from './health/health.js';
-import { getOpenApiDocument } from './http/openapi.js';
+import { API_ROUTES, getOpenApiDocument } from './http/openapi.js';
 import { withProblemDetails } from './http/problem.js';
 import { createAdapters } from './infra/adapters.js';
 import { withWorkflowClient } from './infra/durable/durable-workflow-client.js';
+import type { ApiRequest, ApiResponse } from './shared/api-request.js';
+import type { WorkflowClient } from './shared/workflows.js';
 import { makeJobHandlers } from './jobs/http-handlers.js';
 import {
   SCHEDULED_JOB,
@@ -131,88 +133,23 @@ const activities = {
  */
 const BINARY_EVENTS = { dataType: 'binary' } as const;
 
+/** Retries of a failed event batch, up to `maxRetryCount` times, 2 s to 2 min apart. */
+const batchRetry = (maxRetryCount: number) =>
+  ({
+    strategy: 'exponentialBackoff',
+    maxRetryCount,
+    minimumInterval: { seconds: 2 },
+    maximumInterval: { minutes: 2 },
+  }) as const;
+
 app.eventHub('ingestTelemetry', {
   ...BINARY_EVENTS,
   connection: 'IotHubEventsConnection',
   eventHubName: '%IotHubEventHubName%',
   consumerGroup: '%IngestConsumerGroup%',
   cardinality: 'many',
-  retry: {
-    strategy: 'exponentialBackoff',
-    maxRetryCount: config.ingest.maxRetryCount,
-    minimumInterval: { seconds: 2 },
-    maximumInterval: { minutes: 2 },
-  },
+  retry: batchRetry(config.ingest.maxRetryCount),
   handler: makeIngestTelemetry({ stateStore, archive, deadLetters, options: config.ingest }),
-});
-
-app.http('getDeviceState', {
-  route: 'devices/{id}/state',
-  methods: ['GET'],
-  authLevel: 'function',
-  handler: withProblemDetails(makeGetDeviceState({ stateStore })),
-});
-
-// Provisioning API (seed 002 §3.4). Function keys guard every route in Azure.
-app.http('registerDevice', {
-  route: 'devices',
-  methods: ['POST'],
-  authLevel: 'function',
-  handler: withProblemDetails(provisioning.registerDevice),
-});
-app.http('listDevices', {
-  route: 'devices',
-  methods: ['GET'],
-  authLevel: 'function',
-  handler: withProblemDetails(provisioning.listDevices),
-});
-app.http('getDevice', {
-  route: 'devices/{id}',
-  methods: ['GET'],
-  authLevel: 'function',
-  handler: withProblemDetails(provisioning.getDevice),
-});
-app.http('updateDevice', {
-  route: 'devices/{id}',
-  methods: ['PATCH'],
-  authLevel: 'function',
-  handler: withProblemDetails(provisioning.updateDevice),
-});
-app.http('unregisterDevice', {
-  route: 'devices/{id}',
-  methods: ['DELETE'],
-  authLevel: 'function',
-  handler: withProblemDetails(provisioning.unregisterDevice),
-});
-app.http('activateDevice', {
-  route: 'devices/{id}/activate',
-  methods: ['POST'],
-  authLevel: 'function',
-  handler: withProblemDetails(provisioning.activateDevice),
-});
-app.http('deactivateDevice', {
-  route: 'devices/{id}/deactivate',
-  methods: ['POST'],
-  authLevel: 'function',
-  handler: withProblemDetails(provisioning.deactivateDevice),
-});
-app.http('resetDeviceCredentials', {
-  route: 'devices/{id}/reset-credentials',
-  methods: ['POST'],
-  authLevel: 'function',
-  handler: withProblemDetails(provisioning.resetCredentials),
-});
-app.http('getDeviceTwin', {
-  route: 'devices/{id}/twin',
-  methods: ['GET'],
-  authLevel: 'function',
-  handler: withProblemDetails(provisioning.getDeviceTwin),
-});
-app.http('updateDeviceTwin', {
-  route: 'devices/{id}/twin',
-  methods: ['PATCH'],
-  authLevel: 'function',
-  handler: withProblemDetails(provisioning.updateDeviceTwin),
 });
 
 // Hot path: anomalies from Stream Analytics → alarms → Slack (or the log).
@@ -222,12 +159,7 @@ app.eventHub('notifyAnomalies', {
   eventHubName: '%AnomaliesEventHubName%',
   consumerGroup: '%AnomaliesConsumerGroup%',
   cardinality: 'many',
-  retry: {
-    strategy: 'exponentialBackoff',
-    maxRetryCount: config.alerts.maxRetryCount,
-    minimumInterval: { seconds: 2 },
-    maximumInterval: { minutes: 2 },
-  },
+  retry: batchRetry(config.alerts.maxRetryCount),
   handler: makeNotifyAnomalies({
     alarms,
     notifier,
@@ -246,39 +178,6 @@ app.timer('redeliverAlerts', {
     outbox: config.alerts.outbox,
   }),
 });
-app.http('listAlarms', {
-  route: 'alarms',
-  methods: ['GET'],
-  authLevel: 'function',
-  handler: withProblemDetails(alarmHandlers.listAlarms),
-});
-app.http('acknowledgeAlarm', {
-  route: 'alarms/{id}/acknowledge',
-  methods: ['POST'],
-  authLevel: 'function',
-  handler: withProblemDetails(alarmHandlers.acknowledgeAlarm),
-});
-app.http('closeAlarm', {
-  route: 'alarms/{id}/close',
-  methods: ['POST'],
-  authLevel: 'function',
-  handler: withProblemDetails(alarmHandlers.closeAlarm),
-});
-
-// Anonymous, cheap and cached: for load balancers, availability tests and the local start-up banner.
-app.http('getHealth', {
-  route: 'health',
-  methods: ['GET'],
-  authLevel: 'anonymous',
-  handler: withProblemDetails(makeGetHealth({ probes: health })),
-});
-
-app.http('openApiDocument', {
-  route: 'openapi.json',
-  methods: ['GET'],
-  authLevel: 'anonymous',
-  handler: withProblemDetails(getOpenApiDocument),
-});
 
 // Durable workflows: provisioning (single and bulk) and scheduled twin/method jobs.
 df.app.orchestration(PROVISION_DEVICE, provisionDeviceOrchestrator);
@@ -287,84 +186,72 @@ df.app.orchestration(BULK_PROVISION_CHUNK, bulkProvisionChunkOrchestrator);
 df.app.orchestration(SCHEDULED_JOB, scheduledJobOrchestrator);
 for (const [name, handler] of Object.entries(activities)) df.app.activity(name, { handler });
 
-app.http('startProvisioning', {
-  route: 'provisioning/devices',
-  methods: ['POST'],
-  authLevel: 'function',
-  extraInputs: [df.input.durableClient()],
-  handler: withProblemDetails(withWorkflowClient(workflowHandlers.startProvisioning)),
-});
-app.http('startBulkProvisioning', {
-  route: 'provisioning/bulk',
-  methods: ['POST'],
-  authLevel: 'function',
-  extraInputs: [df.input.durableClient()],
-  handler: withProblemDetails(withWorkflowClient(workflowHandlers.startBulkProvisioning)),
-});
-app.http('getProvisioning', {
-  route: 'provisioning/{instanceId}',
-  methods: ['GET'],
-  authLevel: 'function',
-  extraInputs: [df.input.durableClient()],
-  handler: withProblemDetails(withWorkflowClient(workflowHandlers.getProvisioning)),
-});
-app.http('cancelProvisioning', {
-  route: 'provisioning/{instanceId}/cancel',
-  methods: ['POST'],
-  authLevel: 'function',
-  extraInputs: [df.input.durableClient()],
-  handler: withProblemDetails(withWorkflowClient(workflowHandlers.cancelProvisioning)),
-});
-app.http('getProvisioningResults', {
-  route: 'provisioning/{instanceId}/results',
-  methods: ['GET'],
-  authLevel: 'function',
-  extraInputs: [df.input.durableClient()],
-  handler: withProblemDetails(withWorkflowClient(workflowHandlers.getProvisioningResults)),
-});
 // Device keys in provisioning results are kept for Provisioning__KeysRetentionHours, then removed.
 app.timer('purgeExpiredDeviceKeys', {
   schedule: PURGE_EXPIRED_KEYS_SCHEDULE,
   handler: makePurgeExpiredDeviceKeys({ results }),
 });
-app.http('createJob', {
-  route: 'jobs',
-  methods: ['POST'],
-  authLevel: 'function',
+
+/** A registered HTTP handler: problem details on errors, and the durable client input when it needs one. */
+interface HttpRegistration {
+  handler: HttpHandler;
+  extraInputs?: FunctionInput[];
+}
+const plain = (handler: (request: ApiRequest) => Promise<ApiResponse>): HttpRegistration => ({
+  handler: withProblemDetails(handler),
+});
+const withWorkflows = (
+  handler: (request: ApiRequest, workflows: WorkflowClient) => Promise<ApiResponse>,
+): HttpRegistration => ({
   extraInputs: [df.input.durableClient()],
-  handler: withProblemDetails(withWorkflowClient(jobHandlers.createJob)),
+  handler: withProblemDetails(withWorkflowClient(handler)),
 });
-app.http('listJobs', {
-  route: 'jobs',
-  methods: ['GET'],
-  authLevel: 'function',
-  handler: withProblemDetails(jobHandlers.listJobs),
-});
-app.http('getJob', {
-  route: 'jobs/{id}',
-  methods: ['GET'],
-  authLevel: 'function',
-  extraInputs: [df.input.durableClient()],
-  handler: withProblemDetails(withWorkflowClient(jobHandlers.getJob)),
-});
-app.http('cancelJobPost', {
-  route: 'jobs/{id}/cancel',
-  methods: ['POST'],
-  authLevel: 'function',
-  extraInputs: [df.input.durableClient()],
-  handler: withProblemDetails(withWorkflowClient(jobHandlers.cancelJob)),
-});
-// The earlier cancel route, kept as an alias of POST jobs/{id}/cancel.
-app.http('cancelJob', {
-  route: 'jobs/{id}',
-  methods: ['DELETE'],
-  authLevel: 'function',
-  extraInputs: [df.input.durableClient()],
-  handler: withProblemDetails(withWorkflowClient(jobHandlers.cancelJob)),
-});
-app.http('listJobDevices', {
-  route: 'jobs/{id}/devices',
-  methods: ['GET'],
-  authLevel: 'function',
-  handler: withProblemDetails(jobHandlers.listJobDevices),
-});
+
+/**
+ * The handler of every operation of the route table (src/http/routes/), which gives each its route, method
+ * and auth level (function keys guard every route in Azure but health and openapi.json: anonymous, cheap and
+ * cached, for load balancers, availability tests and the local start-up banner).
+ */
+const httpHandlers: Record<string, HttpRegistration> = {
+  // Provisioning API (seed 002 §3.4) and last-known values.
+  registerDevice: plain(provisioning.registerDevice),
+  listDevices: plain(provisioning.listDevices),
+  getDevice: plain(provisioning.getDevice),
+  updateDevice: plain(provisioning.updateDevice),
+  unregisterDevice: plain(provisioning.unregisterDevice),
+  activateDevice: plain(provisioning.activateDevice),
+  deactivateDevice: plain(provisioning.deactivateDevice),
+  resetDeviceCredentials: plain(provisioning.resetCredentials),
+  getDeviceTwin: plain(provisioning.getDeviceTwin),
+  updateDeviceTwin: plain(provisioning.updateDeviceTwin),
+  getDeviceState: plain(makeGetDeviceState({ stateStore })),
+  listAlarms: plain(alarmHandlers.listAlarms),
+  acknowledgeAlarm: plain(alarmHandlers.acknowledgeAlarm),
+  closeAlarm: plain(alarmHandlers.closeAlarm),
+  getHealth: plain(makeGetHealth({ probes: health })),
+  openApiDocument: plain(getOpenApiDocument),
+  startProvisioning: withWorkflows(workflowHandlers.startProvisioning),
+  startBulkProvisioning: withWorkflows(workflowHandlers.startBulkProvisioning),
+  getProvisioning: withWorkflows(workflowHandlers.getProvisioning),
+  cancelProvisioning: withWorkflows(workflowHandlers.cancelProvisioning),
+  getProvisioningResults: withWorkflows(workflowHandlers.getProvisioningResults),
+  createJob: withWorkflows(jobHandlers.createJob),
+  listJobs: plain(jobHandlers.listJobs),
+  getJob: withWorkflows(jobHandlers.getJob),
+  cancelJobPost: withWorkflows(jobHandlers.cancelJob),
+  // The earlier cancel route (DELETE jobs/{id}), kept as an alias of POST jobs/{id}/cancel.
+  cancelJob: withWorkflows(jobHandlers.cancelJob),
+  listJobDevices: plain(jobHandlers.listJobDevices),
+};
+const unrouted = Object.keys(httpHandlers).filter((name) => !API_ROUTES.some((r) => r.operationId === name));
+if (unrouted.length > 0) throw new Error(`HTTP handlers without a route-table entry: ${unrouted.join(', ')}`);
+for (const route of API_ROUTES) {
+  const registration = httpHandlers[route.operationId];
+  if (!registration) throw new Error(`The route table's ${route.operationId} has no handler.`);
+  app.http(route.operationId, {
+    route: route.path.slice(1),
+    methods: [route.method.toUpperCase() as Uppercase<typeof route.method>],
+    authLevel: route.anonymous ? 'anonymous' : 'function',
+    ...registration,
+  });
+}

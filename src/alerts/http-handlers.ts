@@ -18,10 +18,15 @@ const alarmId = (request: ApiRequest): string => {
   return id;
 };
 
-const listSchema = z.strictObject({
+export const listSchema = z.strictObject({
   deviceId: z.string().min(1).max(128).optional(),
   status: z.enum(['open', 'acknowledged', 'closed']).optional(),
-  notification: z.enum(['pending', 'notifying', 'sent', 'logged', 'undeliverable']).optional(),
+  notification: z
+    .enum(['pending', 'notifying', 'sent', 'logged', 'undeliverable'])
+    .optional()
+    .describe(
+      'Notification state; `pending` lists the alerts not yet delivered (the outbox redeliverAlerts works through)',
+    ),
   top: z.coerce.number().int().min(1).max(1000).default(100),
   continuationToken: z.string().min(1).optional(),
 });

@@ -14,12 +14,12 @@ import { checkJobRequest, jobRequestSchema } from './job-spec.js';
 import type { JobDeviceResultStore, JobRecord, JobStore } from './ports.js';
 import { CANCEL_EVENT, SCHEDULED_JOB, type ScheduledJobInput } from './scheduled-job-workflow.js';
 
-const listSchema = z.strictObject({
+export const listSchema = z.strictObject({
   top: z.coerce.number().int().min(1).max(100).default(50),
   continuationToken: z.string().min(1).optional(),
 });
 
-const devicesSchema = z.strictObject({
+export const devicesSchema = z.strictObject({
   top: z.coerce.number().int().min(1).max(1000).default(100),
   status: z.enum(['succeeded', 'failed']).optional(),
   run: z.coerce.number().int().min(1).optional(),
@@ -27,7 +27,7 @@ const devicesSchema = z.strictObject({
 });
 
 /** Server-generated ids: safe as Cosmos ids, IoT Hub job ids and orchestration instance ids. */
-const JOB_ID = /^job-[0-9a-f-]{36}$/;
+export const JOB_ID = /^job-[0-9a-f-]{36}$/;
 
 /** The job's status route of this API (also the Location of 202 answers). */
 const statusUri = (id: string) => `/api/jobs/${id}`;

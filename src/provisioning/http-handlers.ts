@@ -11,21 +11,26 @@ import {
 } from '../shared/api-request.js';
 import { UnprocessableRequestError } from '../shared/errors.js';
 import { keyProblems, type SymmetricKeys } from './keys.js';
-import { RESERVED_METADATA_KEYS, metadataSchema } from './metadata.js';
+import { METADATA_DESCRIPTION, RESERVED_METADATA_KEYS, metadataSchema } from './metadata.js';
 import type { ProvisioningService } from './provisioning-service.js';
 import { QUERYABLE_FIELD, publicRecord, type VersionedDeviceRecord } from './registry.js';
 
-const keysSchema = z.strictObject({ primaryKey: z.string(), secondaryKey: z.string() });
-const registerSchema = z.strictObject({
+const keysSchema = z.strictObject({
+  primaryKey: z.string().describe('base64 of 16-64 bytes'),
+  secondaryKey: z.string().describe('base64 of 16-64 bytes'),
+});
+export const registerSchema = z.strictObject({
   id: z.string().optional(),
   keys: keysSchema.optional(),
-  metadata: metadataSchema.optional(),
+  metadata: metadataSchema.optional().describe(METADATA_DESCRIPTION),
 });
-const statusChangeSchema = z.strictObject({ metadata: metadataSchema.optional() });
-const updateSchema = z.strictObject({ metadata: metadataSchema });
-const resetSchema = z.strictObject({ keys: keysSchema.optional() });
-const twinPatchSchema = z.strictObject({ desired: metadataSchema });
-const listSchema = z.strictObject({
+export const statusChangeSchema = z
+  .strictObject({ metadata: metadataSchema.optional().describe(METADATA_DESCRIPTION) })
+  .meta({ id: 'StatusChange' });
+export const updateSchema = z.strictObject({ metadata: metadataSchema.describe(METADATA_DESCRIPTION) });
+export const resetSchema = z.strictObject({ keys: keysSchema.optional() });
+export const twinPatchSchema = z.strictObject({ desired: metadataSchema });
+export const listSchema = z.strictObject({
   status: z.enum(['enabled', 'disabled']).optional(),
   top: z.coerce.number().int().min(1).max(1000).default(100),
   continuationToken: z.string().min(1).optional(),

@@ -36,7 +36,11 @@ export const metadataSchema = z
       context.addIssue({ code: 'custom', path, message: RESERVED_MESSAGE });
     }
   })
-  .pipe(z.record(z.string(), z.unknown()));
+  .pipe(z.record(z.string(), z.unknown()))
+  .meta({ type: 'object', additionalProperties: true });
+
+/** What the API documents about metadata. */
+export const METADATA_DESCRIPTION = 'Descriptive metadata, never secrets';
 
 /** The refusals of `reservedKeyPaths` as API problems, paths prefixed with `prefix`. */
 export function reservedKeyProblems(value: unknown, prefix: string): { path: string; message: string }[] {

@@ -31,7 +31,7 @@ import {
   type BulkProvisionInput,
   type BulkResultLine,
 } from './bulk-provisioning-workflow.js';
-import { metadataSchema } from './metadata.js';
+import { METADATA_DESCRIPTION, metadataSchema } from './metadata.js';
 import { MAX_BULK_DEVICES, type IdentityStore, type PrivateFiles, type SecretCipher } from './ports.js';
 import { dropExpiredKeys, dropKeys, hasLiveKeys, servedLines, updateResultLines } from './result-keys.js';
 import {
@@ -41,16 +41,25 @@ import {
   type ProvisionDeviceInput,
 } from './provision-device-workflow.js';
 
-const specSchema = z.strictObject({
-  id: z.string().regex(DEVICE_ID_PATTERN, 'is not a valid device id').optional(),
-  metadata: metadataSchema.optional(),
-});
+export const specSchema = z
+  .strictObject({
+    id: z
+      .string()
+      .regex(DEVICE_ID_PATTERN, 'is not a valid device id')
+      .optional()
+      .describe('Device id; a UUID is generated when absent'),
+    metadata: metadataSchema.optional().describe(METADATA_DESCRIPTION),
+  })
+  .meta({ id: 'ProvisioningRequest' });
 
 /** Problems reported per bad bulk entry at most (an entry with 5,000 unknown fields is still one line). */
 const MAX_PROBLEMS_PER_ENTRY = 10;
 
 /** What a bulk request does with invalid entries: refuse the whole request (default), or skip them. */
-const invalidModeSchema = z.enum(['reject', 'skip']).default('reject');
+export const invalidModeSchema = z
+  .enum(['reject', 'skip'])
+  .default('reject')
+  .describe('What to do with invalid entries: reject the whole request (default) or skip them');
 
 export interface WorkflowHandlerDeps {
   identities: IdentityStore;
@@ -69,10 +78,12 @@ export interface WorkflowHandlerDeps {
 }
 
 /** `?consume=true`: remove the keys from the results once they are handed out. */
-const resultsQuerySchema = z.strictObject({
+export const resultsQuerySchema = z.strictObject({
   consume: z
     .enum(['true', 'false'], { message: 'must be true or false' })
     .optional()
+    .meta({ default: 'false' })
+    .describe('true: remove the keys from the stored results once this answer hands them out')
     .transform((v) => v === 'true'),
 });
 

@@ -140,7 +140,11 @@ describe('composition root (src/index.ts) loaded as the Functions host loads it'
       expect(op, metadata.name).toBeDefined();
       expect(op?.path).toBe(`/${String(trigger.route)}`);
       expect((trigger.methods as string[]).map((m) => m.toLowerCase())).toEqual([op?.method]);
+      // Anonymous exactly where the document waives the function key.
+      expect(trigger.authLevel, metadata.name).toBe(op?.anonymous ? 'anonymous' : 'function');
     }
+    // And the other way round: the document describes nothing that is not registered.
+    expect([...documented.keys()].sort()).toEqual(http.map((r) => r.metadata.name).sort());
   });
 
   it('routes GET devices/{id}/state', () => {

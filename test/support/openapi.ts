@@ -19,13 +19,17 @@ export async function validateDocument(): Promise<{ valid: boolean; errors: unkn
 }
 
 /** Every (method, path) the document describes, keyed by operationId. */
-export function operations(): Map<string, { method: string; path: string; statuses: string[] }> {
-  const out = new Map<string, { method: string; path: string; statuses: string[] }>();
+export function operations(): Map<
+  string,
+  { method: string; path: string; statuses: string[]; anonymous: boolean }
+> {
+  const out = new Map<string, { method: string; path: string; statuses: string[]; anonymous: boolean }>();
   for (const [path, item] of Object.entries(openApiDocument.paths)) {
-    for (const [method, value] of Object.entries(item as Record<string, unknown>)) {
-      const op = value as { operationId?: string; responses?: Record<string, unknown> };
+    for (const [method, value] of Object.entries(item)) {
+      const op = value as { operationId?: string; responses?: Record<string, unknown>; security?: unknown[] };
       if (typeof op.operationId !== 'string') continue;
-      out.set(op.operationId, { method, path, statuses: Object.keys(op.responses ?? {}) });
+      const anonymous = Array.isArray(op.security) && op.security.length === 0;
+      out.set(op.operationId, { method, path, statuses: Object.keys(op.responses ?? {}), anonymous });
     }
   }
   return out;
@@ -46,6 +50,19 @@ export function responseProblems(
   if (contentType !== undefined && status >= 400 && contentType !== type)
     return [`content-type ${contentType}`];
   const ref = `${DOC_ID}#/${pointer('paths', op.path, op.method, 'responses', String(status), 'content', type, 'schema')}`;
+  const validate = ajv.getSchema(ref) ?? ajv.compile({ $ref: ref });
+  return validate(body) ? [] : (validate.errors ?? []).map((e) => `${e.instancePath} ${e.message ?? ''}`);
+}
+
+/** Checks a request body against what the document declares for that operation; returns the problems. */
+export function requestProblems(
+  operationId: string,
+  body: unknown,
+  mediaType = 'application/json',
+): string[] {
+  const op = operations().get(operationId);
+  if (!op) return [`no operation ${operationId}`];
+  const ref = `${DOC_ID}#/${pointer('paths', op.path, op.method, 'requestBody', 'content', mediaType, 'schema')}`;
   const validate = ajv.getSchema(ref) ?? ajv.compile({ $ref: ref });
   return validate(body) ? [] : (validate.errors ?? []).map((e) => `${e.instancePath} ${e.message ?? ''}`);
 }

@@ -119,7 +119,7 @@ interface Case {
 function documentOperations() {
   const out: { method: string; path: string; query: string[]; hasBody: boolean }[] = [];
   for (const [path, item] of Object.entries(openApiDocument.paths)) {
-    for (const [method, value] of Object.entries(item as Record<string, unknown>)) {
+    for (const [method, value] of Object.entries(item)) {
       if (method === 'parameters') continue;
       const op = value as { parameters?: { name: string; in: string }[]; requestBody?: unknown };
       out.push({
