@@ -12,6 +12,9 @@ export const BACKOFF = { minTimeout: 10, factor: 2, maxTimeout: 1000, randomize:
 
 let maxAttemptsSetting = DEFAULT_MAX_ATTEMPTS;
 
+/** Races that already outlasted their own update's attempts: an enclosing update does not retry them again. */
+const exhausted = new WeakSet<ConcurrentUpdateError>();
+
 /** Sets the process-wide attempt limit of every optimistic update (Concurrency__MaxAttempts), once at start-up. */
 export function setMaxAttempts(attempts: number): void {
   if (!Number.isInteger(attempts) || attempts < 1) throw new RangeError('maxAttempts must be an integer ≥ 1');
@@ -29,8 +32,9 @@ export interface OptimisticOptions {
  * The one optimistic-concurrency loop: runs `attempt` (read afresh → change → write conditionally on the ETag it
  * read) until it does not lose a race. `attempt` throws ConcurrentUpdateError when its conditional write finds
  * the entity changed; that alone is retried, after a jittered exponential backoff (BACKOFF), at most
- * `maxAttempts` attempts in all. Any other error ends it at once. When every attempt lost: ConcurrentUpdateError
- * saying that `what` kept changing (HTTP 503 with Retry-After).
+ * `maxAttempts` attempts in all. Any other error ends it at once, and so does the final ConcurrentUpdateError of
+ * an update nested in `attempt` (retries never multiply). When every attempt lost: ConcurrentUpdateError saying
+ * that `what` kept changing (HTTP 503 with Retry-After).
  */
 export async function optimisticUpdate<T>(
   what: string,
@@ -42,16 +46,16 @@ export async function optimisticUpdate<T>(
     return await pRetry(attempt, {
       ...BACKOFF,
       retries: maxAttempts - 1,
-      shouldRetry: ({ error }) => error instanceof ConcurrentUpdateError,
+      shouldRetry: ({ error }) => error instanceof ConcurrentUpdateError && !exhausted.has(error),
       ...(options.signal ? { signal: options.signal } : {}),
     });
   } catch (error) {
-    if (error instanceof ConcurrentUpdateError) {
-      throw new ConcurrentUpdateError(
-        `${what} kept changing under concurrent updates (${maxAttempts} attempts); retry.`,
-      );
-    }
-    throw error;
+    if (!(error instanceof ConcurrentUpdateError) || exhausted.has(error)) throw error;
+    const final = new ConcurrentUpdateError(
+      `${what} kept changing under concurrent updates (${maxAttempts} attempts); retry.`,
+    );
+    exhausted.add(final);
+    throw final;
   }
 }
 

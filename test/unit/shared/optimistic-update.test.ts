@@ -67,6 +67,23 @@ describe('optimisticUpdate', () => {
     expect(attempt).toHaveBeenCalledTimes(1);
   });
 
+  it('does not retry a nested update that already gave up: retries never multiply', async () => {
+    const inner = racing(Number.POSITIVE_INFINITY);
+    let outer = 0;
+    const error = await optimisticUpdate(
+      'outer',
+      () => {
+        outer++;
+        return optimisticUpdate('inner', inner.attempt, { maxAttempts: 3 });
+      },
+      { maxAttempts: 5 },
+    ).catch((e: unknown) => e);
+    expect(error).toBeInstanceOf(ConcurrentUpdateError);
+    expect((error as Error).message).toMatch(/^inner kept changing/);
+    expect(outer).toBe(1);
+    expect(inner.calls).toHaveLength(3);
+  });
+
   it('ends with the signal’s reason once it aborts, without another attempt', async () => {
     const controller = new AbortController();
     const reason = new Error('deadline');
