@@ -2,6 +2,7 @@ import { CronExpressionParser } from 'cron-parser';
 import { z } from 'zod';
 import { DEFAULT_MAX_BODY_BYTES, DEFAULT_MAX_BULK_BODY_BYTES } from './shared/api-request.js';
 import { ConfigError } from './shared/errors.js';
+import { DEFAULT_MAX_ATTEMPTS } from './shared/optimistic-update.js';
 import {
   DEFAULT_INGEST_OPTIONS,
   DEFAULT_STATE_CACHE,
@@ -161,6 +162,8 @@ const schema = z.object({
 
   Http__MaxBodyBytes: positiveInt(DEFAULT_MAX_BODY_BYTES),
   Http__MaxBulkBodyBytes: positiveInt(DEFAULT_MAX_BULK_BODY_BYTES),
+
+  Concurrency__MaxAttempts: z.coerce.number().int().min(1).max(100).default(DEFAULT_MAX_ATTEMPTS),
 });
 
 /** A Functions timer schedule: NCRONTAB with seconds (six fields). */
@@ -360,6 +363,8 @@ export interface AppConfig {
   alerts: AlertsConfig;
   workflows: WorkflowsConfig;
   http: HttpConfig;
+  /** Optimistic concurrency: attempts of one read → change → conditional write before 503 (src/shared/optimistic-update.ts). */
+  concurrency: { maxAttempts: number };
 }
 
 /** Limits of the HTTP API's request bodies (src/shared/api-request.ts reads every body). */
@@ -530,5 +535,6 @@ export function loadConfig(env: Record<string, string | undefined> = process.env
       maxJobDeviceResults: s.Jobs__MaxDeviceResults,
     },
     http: { maxBodyBytes: s.Http__MaxBodyBytes, maxBulkBodyBytes: s.Http__MaxBulkBodyBytes },
+    concurrency: { maxAttempts: s.Concurrency__MaxAttempts },
   };
 }

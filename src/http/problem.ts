@@ -1,6 +1,7 @@
 import type { HttpHandler, HttpRequest, HttpResponseInit, InvocationContext } from '@azure/functions';
 import {
   AlarmNotFoundError,
+  ConcurrentUpdateError,
   CredentialsResetConflictError,
   DeviceAlreadyExistsError,
   DeviceNotFoundError,
@@ -38,6 +39,9 @@ const STATUS: [new (...args: never[]) => DomainError, number, string][] = [
   [UnprocessableRequestError, 422, 'Unprocessable Content'],
   [TooManyJobsError, 429, 'Too Many Requests'],
   [ProvisioningInconsistencyError, 500, 'Internal Server Error'],
+  // We lost an ETag race more often than Concurrency__MaxAttempts allows: the caller sent no precondition (so
+  // not 412) and the same request is expected to succeed when repeated (so not 409): 503 with Retry-After.
+  [ConcurrentUpdateError, 503, 'Service Unavailable'],
   // Our dependency is throttled or down, not the caller over its quota: 503 with a hint when to come back.
   [ServiceUnavailableError, 503, 'Service Unavailable'],
 ];

@@ -14,6 +14,7 @@ import type { TwinStore } from '../provisioning/twin.js';
 import type { DeadLetterStore, DeviceStateStore, RawArchive } from '../telemetry/ports.js';
 import type { JobDeviceResultStore, JobNotifier, JobRunner, JobStore } from '../jobs/ports.js';
 import type { PrivateFiles, SecretCipher } from '../provisioning/ports.js';
+import { setMaxAttempts } from '../shared/optimistic-update.js';
 import type { ProvisioningHooks } from '../provisioning/provision-device-workflow.js';
 import { BlobPrivateFiles } from './blob/blob-private-files.js';
 import { BlobJobDeviceResults } from './blob/blob-job-device-results.js';
@@ -70,6 +71,7 @@ export interface Adapters {
 }
 
 export function createAdapters(config: AppConfig): Adapters {
+  setMaxAttempts(config.concurrency.maxAttempts); // the one limit of every optimistic update (ETag retry loop)
   const create = config.createResourcesIfMissing;
   const cosmos = createCosmosClient(config.cosmos);
   const blobs = createBlobService(config.storage);

@@ -5,7 +5,7 @@ import { request as httpsRequest } from 'node:https';
 import { connect as connectTcp, type Socket } from 'node:net';
 import { connect as connectTls } from 'node:tls';
 import type { HealthProbe } from '../health/health.js';
-import { tableStatus } from './tables/table-errors.js';
+import { isNotFound } from './storage/errors.js';
 
 /** A row no identity has: the table probe reads it and expects "not found" (the table may not exist yet either). */
 const PROBE_PARTITION = 'health-probe-never-a-device';
@@ -44,7 +44,7 @@ export const identityStoreProbe = (target: IdentityStoreTarget): HealthProbe => 
           try {
             await target.table.getEntity(PROBE_PARTITION, 'identity', { abortSignal });
           } catch (error) {
-            if (tableStatus(error) !== 404) throw error;
+            if (!isNotFound(error)) throw error;
           }
         }
       : (signal) => httpsAnswers(target.hostName, signal),

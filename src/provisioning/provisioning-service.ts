@@ -3,10 +3,10 @@ import { assertDeviceId } from '../shared/device-id.js';
 import {
   DeviceAlreadyExistsError,
   DeviceNotFoundError,
-  PreconditionFailedError,
   ProvisioningInconsistencyError,
   UnprocessableRequestError,
 } from '../shared/errors.js';
+import { clientPrecondition, optimisticUpdate } from '../shared/optimistic-update.js';
 import type { DeviceStateStore } from '../telemetry/ports.js';
 import type { SymmetricKeys } from './keys.js';
 import { applyMergePatch } from './merge-patch.js';
@@ -144,24 +144,28 @@ export class ProvisioningService {
     return this.deps.registry.query(query);
   }
 
-  /** Update: a JSON merge patch (RFC 7396) of the metadata, optionally guarded by an ETag. */
+  /**
+   * Update: a JSON merge patch (RFC 7396) of the metadata. With the client's `ifMatch` (an ETag, not `*`) the patch
+   * is applied only to that version (else PreconditionFailedError, 412); without it, or with `*` (any current
+   * entry), to whatever is there: a race lost to another writer is re-read and re-applied (optimisticUpdate).
+   */
   async update(id: string, patch: Record<string, unknown>, ifMatch?: string): Promise<VersionedDeviceRecord> {
     this.checkReserved(patch);
-    // Without If-Match the caller asked for "apply to whatever is there": re-read and re-apply on a race.
-    for (let attempt = 1; ; attempt++) {
+    const clientEtag = ifMatch === '*' ? undefined : ifMatch;
+    const write = async () => {
       const current = await this.get(id);
       const metadata = this.checkMetadata(
         applyMergePatch(current.metadata, patch) as Record<string, unknown>,
       );
-      try {
-        return await this.deps.registry.replace(
-          { ...current, metadata, updatedAt: this.now() },
-          ifMatch ?? current.etag,
-        );
-      } catch (error) {
-        if (ifMatch !== undefined || !(error instanceof PreconditionFailedError) || attempt >= 5) throw error;
-      }
-    }
+      return this.deps.registry.replace(
+        { ...current, metadata, updatedAt: this.now() },
+        clientEtag ?? current.etag,
+      );
+    };
+    if (clientEtag === undefined) return optimisticUpdate(`Device '${id}'`, write);
+    return write().catch((error: unknown) => {
+      throw clientPrecondition(error, clientEtag, `Device '${id}'`);
+    });
   }
 
   /** Activate / Deactivate: the identity store first, so a deactivated device is refused at once. */
@@ -180,7 +184,7 @@ export class ProvisioningService {
     const previous = await this.deps.identities.get(id);
     await this.deps.identities.setStatus(id, status);
     // The registry write is guarded by the ETag it read, so a concurrent metadata update is never lost.
-    for (let attempt = 1; ; attempt++) {
+    return optimisticUpdate(`Device '${id}'`, async () => {
       const current = await this.get(id);
       let metadata: Record<string, unknown>;
       try {
@@ -191,15 +195,11 @@ export class ProvisioningService {
         if (previous) await this.deps.identities.setStatus(id, previous.status);
         throw invalid;
       }
-      try {
-        return await this.deps.registry.replace(
-          { ...current, status, metadata, updatedAt: this.now() },
-          current.etag,
-        );
-      } catch (error) {
-        if (!(error instanceof PreconditionFailedError) || attempt >= 5) throw error;
-      }
-    }
+      return this.deps.registry.replace(
+        { ...current, status, metadata, updatedAt: this.now() },
+        current.etag,
+      );
+    });
   }
 
   /**

@@ -1,9 +1,10 @@
 import {
+  ConcurrentUpdateError,
   DeviceAlreadyExistsError,
   DeviceNotFoundError,
-  PreconditionFailedError,
   StaleRegistryEntryError,
 } from '../shared/errors.js';
+import { optimisticUpdate } from '../shared/optimistic-update.js';
 import type { IdentityStatus } from './ports.js';
 
 /**
@@ -45,8 +46,8 @@ export interface DevicePage {
 }
 
 /**
- * The device registry. Errors: DeviceAlreadyExistsError, DeviceNotFoundError, PreconditionFailedError (ETag),
- * ThrottledError.
+ * The device registry. Errors: DeviceAlreadyExistsError, DeviceNotFoundError, ConcurrentUpdateError (the
+ * `ifMatch` given no longer holds), ThrottledError / ServiceUnavailableError.
  */
 export interface DeviceRegistry {
   create(record: DeviceRecord): Promise<VersionedDeviceRecord>;
@@ -80,7 +81,7 @@ export async function claimRegistryEntry(
   token: string,
 ): Promise<VersionedDeviceRecord> {
   const ours = { ...record, creationToken: token };
-  for (let attempt = 1; ; attempt++) {
+  return optimisticUpdate(`The registry entry of '${record.id}'`, async () => {
     try {
       return await registry.create(ours);
     } catch (error) {
@@ -89,17 +90,18 @@ export async function claimRegistryEntry(
     const existing = await registry.get(record.id);
     if (existing?.creationToken === token) return existing;
     if (existing && existing.creationToken !== undefined) throw new StaleRegistryEntryError(record.id);
-    if (existing) {
-      try {
-        return await registry.replace(ours, existing.etag);
-      } catch (error) {
-        // Changed or removed meanwhile: look again (a few times; then report the conflict).
-        if (attempt >= 3) throw error;
-        continue;
+    // Removed since the create failed: create again. (A replace that loses to a change is retried the same way.)
+    if (!existing)
+      throw new ConcurrentUpdateError(`The registry entry of '${record.id}' changed concurrently.`);
+    try {
+      return await registry.replace(ours, existing.etag);
+    } catch (error) {
+      if (error instanceof DeviceNotFoundError) {
+        throw new ConcurrentUpdateError(`The registry entry of '${record.id}' was removed concurrently.`);
       }
+      throw error;
     }
-    if (attempt >= 3) throw new DeviceAlreadyExistsError(record.id);
-  }
+  });
 }
 
 /**
@@ -117,7 +119,7 @@ export async function deleteOwnRegistryEntry(
     return await registry.delete(id, existing.etag);
   } catch (error) {
     // Changed since we read it: no longer provably ours.
-    if (error instanceof DeviceNotFoundError || error instanceof PreconditionFailedError) return false;
+    if (error instanceof DeviceNotFoundError || error instanceof ConcurrentUpdateError) return false;
     throw error;
   }
 }

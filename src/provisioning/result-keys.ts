@@ -9,7 +9,8 @@
  * `keys: "consumed"`; the read path and the hourly `purgeExpiredDeviceKeys` timer rewrite such blobs without the
  * key material, and a storage lifecycle rule deletes key-bearing blobs as a backstop (infra/modules/storage-archive.bicep).
  */
-import { ServiceUnavailableError } from '../shared/errors.js';
+import { ConcurrentUpdateError } from '../shared/errors.js';
+import { optimisticUpdate } from '../shared/optimistic-update.js';
 import type { SymmetricKeys } from './keys.js';
 import type { PrivateFiles, SecretCipher } from './ports.js';
 
@@ -126,28 +127,26 @@ export function servedLines(
   });
 }
 
-/** How often a results rewrite re-reads after losing a race to another rewrite before giving up (503). */
-const MAX_REWRITE_ATTEMPTS = 10;
-
 /**
  * Read-modify-write of a results blob under its ETag: two rewrites (a consume, the expiry timer, the read path)
  * never undo each other, so keys once dropped never come back and only one `consume=true` gets them. `update`
  * sees the current lines and says what to store; its `value` is returned once the store took it (or nothing had
- * to change). Undefined when the blob does not exist.
+ * to change). Undefined when the blob does not exist. A rewrite that keeps losing races ends in
+ * ConcurrentUpdateError (503 with Retry-After; see optimisticUpdate).
  */
 export async function updateResultLines<T>(
   files: PrivateFiles,
   name: string,
   update: (lines: StoredResultLine[]) => { lines: StoredResultLine[]; changed: boolean; value: T },
 ): Promise<T | undefined> {
-  for (let attempt = 0; attempt < MAX_REWRITE_ATTEMPTS; attempt++) {
+  return optimisticUpdate(`The results blob ${name}`, async () => {
     const stored = await files.readVersioned(name);
     if (stored === undefined) return undefined;
     const result = update(parseResultLines(stored.text));
     if (!result.changed) return result.value;
     if (await files.replaceIfUnchanged(name, resultLinesText(result.lines), stored.etag)) return result.value;
-  }
-  throw new ServiceUnavailableError(`The results blob ${name} is being rewritten concurrently; retry.`, 1);
+    throw new ConcurrentUpdateError(`The results blob ${name} is being rewritten concurrently; retry.`);
+  });
 }
 
 /** NCRONTAB schedule of `purgeExpiredDeviceKeys`: hourly, at minute 7 (away from the top of the hour). */

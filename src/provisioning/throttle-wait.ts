@@ -7,7 +7,7 @@
  * Anything else (an unexpected error) is left to the activity's retry policy.
  */
 import type { OrchestrationContext, RetryOptions, Task } from 'durable-functions';
-import { DomainError, PreconditionFailedError, ServiceUnavailableError } from '../shared/errors.js';
+import { DomainError, ServiceUnavailableError } from '../shared/errors.js';
 
 /** What a patient activity answers: its value, a throttling (wait and call again), or a final refusal. */
 export type PatientReply<T> =
@@ -36,11 +36,10 @@ export function patient<I, O>(handler: (input: I) => Promise<O>): (input: I) => 
     try {
       return { kind: 'done', value: await handler(input) };
     } catch (error) {
+      // Throttling, outages and ETag races that outlasted their retries (ConcurrentUpdateError) are worth a wait;
+      // every other domain error is the service's verdict.
       if (error instanceof ServiceUnavailableError) return throttledReply(error);
-      // A lost ETag race is worth retrying; every other domain error is the service's verdict.
-      if (error instanceof DomainError && !(error instanceof PreconditionFailedError)) {
-        return { kind: 'refused', reason: error.message };
-      }
+      if (error instanceof DomainError) return { kind: 'refused', reason: error.message };
       throw error;
     }
   };

@@ -9,7 +9,10 @@ export interface DeviceTwin {
   reported: Record<string, unknown>;
 }
 
-/** Twin access: IoT Hub's device twins, or the local twin store. Errors: DeviceNotFoundError, PreconditionFailedError. */
+/**
+ * Twin access: IoT Hub's device twins, or the local twin store. Errors: DeviceNotFoundError, PreconditionFailedError
+ * (the client's `ifMatch` is stale), ConcurrentUpdateError (a patch without `ifMatch` kept losing races).
+ */
 export interface TwinStore {
   get(deviceId: string): Promise<DeviceTwin | undefined>;
   /** Merges `patch` into the desired properties (`null` removes a property), only at `ifMatch` when given. */

@@ -76,7 +76,10 @@ export class InvalidTransitionError extends DomainError {
   readonly code = 'invalid-transition';
 }
 
-/** A precondition such as an ETag no longer holds (HTTP 412). */
+/**
+ * The client's own precondition failed: the `If-Match` it sent no longer matches the stored entity (HTTP 412).
+ * Raised only for an ETag the client sent; a race lost on an ETag we read ourselves is ConcurrentUpdateError.
+ */
 export class PreconditionFailedError extends DomainError {
   readonly code = 'precondition-failed';
 }
@@ -110,6 +113,19 @@ export class ServiceUnavailableError extends DomainError {
 /** A backing service asks us to slow down (HTTP 429); `retryAfterSeconds` when it said so. */
 export class ThrottledError extends ServiceUnavailableError {
   override readonly code = 'throttled';
+}
+
+/**
+ * We lost an optimistic-concurrency race: a conditional write found the entity changed since we read it. Within a
+ * write it is the signal to re-read and re-apply (src/shared/optimistic-update.ts); one that outlasts the retry
+ * limit (Concurrency__MaxAttempts) is HTTP 503 with `Retry-After` (the client sent no precondition, so never 412,
+ * and the same request is expected to succeed when repeated, so a retryable status rather than 409).
+ */
+export class ConcurrentUpdateError extends ServiceUnavailableError {
+  override readonly code = 'concurrent-update';
+  constructor(message: string, retryAfterSeconds = 1) {
+    super(message, retryAfterSeconds);
+  }
 }
 
 /** A setting is missing or malformed; raised once at start-up. */

@@ -104,6 +104,7 @@ describe('loadConfig', () => {
         maxJobDeviceResults: 10_000,
       },
       http: { maxBodyBytes: 1024 * 1024, maxBulkBodyBytes: 16 * 1024 * 1024 },
+      concurrency: { maxAttempts: 10 },
     });
   });
 
@@ -293,10 +294,16 @@ describe('loadConfig', () => {
     ['Ingest__MaxRetryCount', '101'],
     ['Ingest__EarliestTimestamp', 'last year'],
     ['CosmosDbAllowSelfSignedTls', 'yes'],
+    ['Concurrency__MaxAttempts', '0'],
+    ['Concurrency__MaxAttempts', 'many'],
   ])('refuses %s=%s, naming the setting', (name, value) => {
     const error = configError({ ...MINIMAL, [name]: value });
     expect(error.problems).toHaveLength(1);
     expect(error.problems[0]).toMatch(new RegExp(`^${name}: `));
+  });
+
+  it('reads the optimistic-concurrency attempt limit (Concurrency__MaxAttempts)', () => {
+    expect(loadConfig({ ...MINIMAL, Concurrency__MaxAttempts: '3' }).concurrency).toEqual({ maxAttempts: 3 });
   });
 
   it('reads the boolean settings', () => {

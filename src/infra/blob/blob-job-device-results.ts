@@ -1,7 +1,8 @@
 import type { BlobServiceClient, ContainerClient } from '@azure/storage-blob';
 import type { DeviceJobResult, JobDeviceResultStore } from '../../jobs/ports.js';
 import { ValidationError } from '../../shared/errors.js';
-import { blobStatus, lazyBlobContainer } from './blob-service.js';
+import { isNotFound } from '../storage/errors.js';
+import { blobCall, lazyBlobContainer } from './blob-service.js';
 
 /** Batch numbers are zero-padded in blob names so that listing order is batch order. */
 const BATCH_DIGITS = 6;
@@ -25,46 +26,53 @@ export class BlobJobDeviceResults implements JobDeviceResultStore {
     this.container = lazyBlobContainer(service, containerName, createIfMissing);
   }
 
-  async save(jobId: string, run: number, batch: number, results: readonly DeviceJobResult[]): Promise<void> {
-    if (results.length === 0) return;
-    const lines: string[] = [];
-    for (const result of results) lines.push(JSON.stringify(result));
-    const body = Buffer.from(lines.join('\n') + '\n', 'utf8');
-    await (await this.container()).getBlockBlobClient(blobName(jobId, run, batch)).uploadData(body, {
-      // One Put Blob: a reader sees the whole batch or none of it.
-      maxSingleShotSize: 256 * 1024 * 1024,
-      blobHTTPHeaders: { blobContentType: 'application/x-ndjson; charset=utf-8' },
+  save(jobId: string, run: number, batch: number, results: readonly DeviceJobResult[]): Promise<void> {
+    return blobCall(async () => {
+      if (results.length === 0) return;
+      const lines: string[] = [];
+      for (const result of results) lines.push(JSON.stringify(result));
+      const body = Buffer.from(lines.join('\n') + '\n', 'utf8');
+      await (await this.container()).getBlockBlobClient(blobName(jobId, run, batch)).uploadData(body, {
+        // One Put Blob: a reader sees the whole batch or none of it.
+        maxSingleShotSize: 256 * 1024 * 1024,
+        blobHTTPHeaders: { blobContentType: 'application/x-ndjson; charset=utf-8' },
+      });
     });
   }
 
-  async forget(jobId: string, run: number): Promise<void> {
-    const container = await this.container();
-    for await (const blob of container.listBlobsFlat({ prefix: `${jobId}/r${String(run)}/` })) {
-      await container.deleteBlob(blob.name).catch((error: unknown) => {
-        if (blobStatus(error) !== 404) throw error;
-      });
-    }
+  forget(jobId: string, run: number): Promise<void> {
+    return blobCall(async () => {
+      const container = await this.container();
+      for await (const blob of container.listBlobsFlat({ prefix: `${jobId}/r${String(run)}/` })) {
+        await container.deleteBlob(blob.name).catch((error: unknown) => {
+          if (!isNotFound(error)) throw error;
+        });
+      }
+    });
   }
 
-  async page(
+  page(
     jobId: string,
     run: number,
     query: { top: number; status?: DeviceJobResult['status']; continuationToken?: string },
   ): Promise<{ items: DeviceJobResult[]; continuationToken?: string }> {
-    const from = query.continuationToken === undefined ? { b: 0, l: 0 } : parseToken(query.continuationToken);
-    const container = await this.container();
-    const items: DeviceJobResult[] = [];
-    for await (const blob of container.listBlobsFlat({ prefix: `${jobId}/r${String(run)}/` })) {
-      const batch = Number(BATCH_NAME.exec(blob.name)?.[1] ?? -1);
-      if (batch < from.b) continue;
-      const lines = await readLines(container, blob.name);
-      for (let line = batch === from.b ? from.l : 0; line < lines.length; line++) {
-        if (items.length === query.top) return { items, continuationToken: token(batch, line) };
-        const result = JSON.parse(lines[line] ?? '') as DeviceJobResult;
-        if (query.status === undefined || result.status === query.status) items.push(result);
+    return blobCall(async () => {
+      const from =
+        query.continuationToken === undefined ? { b: 0, l: 0 } : parseToken(query.continuationToken);
+      const container = await this.container();
+      const items: DeviceJobResult[] = [];
+      for await (const blob of container.listBlobsFlat({ prefix: `${jobId}/r${String(run)}/` })) {
+        const batch = Number(BATCH_NAME.exec(blob.name)?.[1] ?? -1);
+        if (batch < from.b) continue;
+        const lines = await readLines(container, blob.name);
+        for (let line = batch === from.b ? from.l : 0; line < lines.length; line++) {
+          if (items.length === query.top) return { items, continuationToken: token(batch, line) };
+          const result = JSON.parse(lines[line] ?? '') as DeviceJobResult;
+          if (query.status === undefined || result.status === query.status) items.push(result);
+        }
       }
-    }
-    return { items };
+      return { items };
+    });
   }
 }
 
@@ -77,7 +85,7 @@ async function readLines(container: ContainerClient, name: string): Promise<stri
     return text.split('\n').filter((line) => line.length > 0);
   } catch (error) {
     // Listed, then gone: nothing to read.
-    if (blobStatus(error) === 404) return [];
+    if (isNotFound(error)) return [];
     throw error;
   }
 }

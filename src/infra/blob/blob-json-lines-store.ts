@@ -1,6 +1,7 @@
 import type { BlobServiceClient, ContainerClient } from '@azure/storage-blob';
 import type { JsonLinesStore } from '../../telemetry/ports.js';
-import { blobStatus, lazyBlobContainer } from './blob-service.js';
+import { isConflict, isPreconditionFailed, translateBlobError } from '../storage/errors.js';
+import { lazyBlobContainer } from './blob-service.js';
 
 /**
  * Write-once JSON-lines blobs in one container: the raw archive and the dead letters. Each blob is uploaded in
@@ -25,9 +26,8 @@ export class BlobJsonLinesStore implements JsonLinesStore {
       });
       return 'created';
     } catch (error) {
-      const status = blobStatus(error);
-      if (status === 409 || status === 412) return 'exists';
-      throw error;
+      if (isConflict(error) || isPreconditionFailed(error)) return 'exists';
+      throw translateBlobError(error);
     }
   }
 }

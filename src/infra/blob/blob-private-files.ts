@@ -1,6 +1,7 @@
 import type { BlobServiceClient, ContainerClient } from '@azure/storage-blob';
 import type { PrivateFiles } from '../../provisioning/ports.js';
-import { blobStatus, lazyBlobContainer } from './blob-service.js';
+import { isConflict, isNotFound, isPreconditionFailed } from '../storage/errors.js';
+import { blobCall, lazyBlobContainer } from './blob-service.js';
 
 /** The whole body of a download, as UTF-8 text. */
 async function streamText(stream: NodeJS.ReadableStream | undefined): Promise<string | undefined> {
@@ -18,69 +19,79 @@ export class BlobPrivateFiles implements PrivateFiles {
     this.container = lazyBlobContainer(service, containerName, createIfMissing);
   }
 
-  async writeOnce(name: string, text: string): Promise<string> {
-    try {
-      await this.upload(name, text, { ifNoneMatch: '*' });
-      return text;
-    } catch (error) {
-      const status = blobStatus(error);
-      if (status !== 409 && status !== 412) throw error;
-      const stored = await this.read(name);
-      if (stored === undefined) throw error;
-      return stored;
-    }
+  writeOnce(name: string, text: string): Promise<string> {
+    return blobCall(async () => {
+      try {
+        await this.upload(name, text, { ifNoneMatch: '*' });
+        return text;
+      } catch (error) {
+        if (!isConflict(error) && !isPreconditionFailed(error)) throw error;
+        const stored = await this.read(name);
+        if (stored === undefined) throw error;
+        return stored;
+      }
+    });
   }
 
-  async write(name: string, text: string): Promise<void> {
-    await this.upload(name, text);
+  write(name: string, text: string): Promise<void> {
+    return blobCall(() => this.upload(name, text));
   }
 
-  async read(name: string): Promise<string | undefined> {
-    try {
-      const buffer = await (await this.container()).getBlockBlobClient(name).downloadToBuffer();
-      return buffer.toString('utf8');
-    } catch (error) {
-      if (blobStatus(error) === 404) return undefined;
-      throw error;
-    }
+  read(name: string): Promise<string | undefined> {
+    return blobCall(async () => {
+      try {
+        const buffer = await (await this.container()).getBlockBlobClient(name).downloadToBuffer();
+        return buffer.toString('utf8');
+      } catch (error) {
+        if (isNotFound(error)) return undefined;
+        throw error;
+      }
+    });
   }
 
-  async readVersioned(name: string): Promise<{ text: string; etag: string } | undefined> {
-    try {
-      const blob = (await this.container()).getBlockBlobClient(name);
-      const response = await blob.download();
-      const text = (await streamText(response.readableStreamBody)) ?? '';
-      return { text, etag: response.etag ?? '' };
-    } catch (error) {
-      if (blobStatus(error) === 404) return undefined;
-      throw error;
-    }
+  readVersioned(name: string): Promise<{ text: string; etag: string } | undefined> {
+    return blobCall(async () => {
+      try {
+        const blob = (await this.container()).getBlockBlobClient(name);
+        const response = await blob.download();
+        const text = (await streamText(response.readableStreamBody)) ?? '';
+        return { text, etag: response.etag ?? '' };
+      } catch (error) {
+        if (isNotFound(error)) return undefined;
+        throw error;
+      }
+    });
   }
 
-  async replaceIfUnchanged(name: string, text: string, etag: string): Promise<boolean> {
-    try {
-      await this.upload(name, text, { ifMatch: etag });
-      return true;
-    } catch (error) {
-      const status = blobStatus(error);
-      if (status === 412 || status === 404) return false;
-      throw error;
-    }
+  replaceIfUnchanged(name: string, text: string, etag: string): Promise<boolean> {
+    return blobCall(async () => {
+      try {
+        await this.upload(name, text, { ifMatch: etag });
+        return true;
+      } catch (error) {
+        if (isPreconditionFailed(error) || isNotFound(error)) return false;
+        throw error;
+      }
+    });
   }
 
-  async deletePrefix(prefix: string): Promise<void> {
-    const container = await this.container();
-    for await (const blob of container.listBlobsFlat({ prefix })) {
-      await container.deleteBlob(blob.name).catch((error: unknown) => {
-        if (blobStatus(error) !== 404) throw error;
-      });
-    }
+  deletePrefix(prefix: string): Promise<void> {
+    return blobCall(async () => {
+      const container = await this.container();
+      for await (const blob of container.listBlobsFlat({ prefix })) {
+        await container.deleteBlob(blob.name).catch((error: unknown) => {
+          if (!isNotFound(error)) throw error;
+        });
+      }
+    });
   }
 
-  async list(prefix: string): Promise<string[]> {
-    const names: string[] = [];
-    for await (const blob of (await this.container()).listBlobsFlat({ prefix })) names.push(blob.name);
-    return names;
+  list(prefix: string): Promise<string[]> {
+    return blobCall(async () => {
+      const names: string[] = [];
+      for await (const blob of (await this.container()).listBlobsFlat({ prefix })) names.push(blob.name);
+      return names;
+    });
   }
 
   private async upload(

@@ -2,6 +2,7 @@ import { DefaultAzureCredential } from '@azure/identity';
 import { BlobServiceClient, type ContainerClient } from '@azure/storage-blob';
 import type { StorageConfig } from '../../config.js';
 import { onFirstUse } from '../lazy.js';
+import { translateBlobError } from '../storage/errors.js';
 
 /** One BlobServiceClient per process: a connection string, or a service URI with a managed identity. */
 export function createBlobService(config: StorageConfig): BlobServiceClient {
@@ -10,13 +11,10 @@ export function createBlobService(config: StorageConfig): BlobServiceClient {
     : new BlobServiceClient(config.blobServiceUri, new DefaultAzureCredential());
 }
 
-/** The HTTP status behind a storage SDK error (RestError keeps it as `statusCode`). */
-export const blobStatus = (error: unknown): number | undefined =>
-  typeof error === 'object' && error !== null && 'statusCode' in error
-    ? (error as { statusCode?: number }).statusCode
-    : undefined;
-
-/** A container handle, the container created (private) on first use when `createIfMissing` is set. */
+/**
+ * A container handle, the container created (private) on first use when `createIfMissing` is set; failing to
+ * create it is translated like any other Blob storage call.
+ */
 export function lazyBlobContainer(
   service: BlobServiceClient,
   containerName: string,
@@ -24,7 +22,20 @@ export function lazyBlobContainer(
 ): () => Promise<ContainerClient> {
   return onFirstUse(async () => {
     const client = service.getContainerClient(containerName);
-    if (createIfMissing) await client.createIfNotExists();
+    try {
+      if (createIfMissing) await client.createIfNotExists();
+    } catch (error) {
+      throw translateBlobError(error);
+    }
     return client;
   });
+}
+
+/** Runs Blob storage calls; what they throw is translated (throttling, outages: see translateBlobError). */
+export async function blobCall<T>(operation: () => Promise<T>): Promise<T> {
+  try {
+    return await operation();
+  } catch (error) {
+    throw translateBlobError(error);
+  }
 }

@@ -16,12 +16,20 @@ import type { Anomaly } from '../../alerts/anomaly-records.js';
 import {
   AlarmNotFoundError,
   AlarmRejectedError,
+  ConcurrentUpdateError,
   InvalidTransitionError,
-  PreconditionFailedError,
 } from '../../shared/errors.js';
 import { errorText } from '../../shared/error-text.js';
+import { optimisticUpdate } from '../../shared/optimistic-update.js';
 import { toStorageKey } from '../storage-keys.js';
-import { cosmosStatus, translateCosmosError } from './cosmos-client.js';
+import {
+  isConflict,
+  isNotFound,
+  isPreconditionFailed,
+  isRefused,
+  refusalReason,
+  translateCosmosError,
+} from './errors.js';
 import { fetchPage } from './cosmos-paging.js';
 
 /**
@@ -38,8 +46,6 @@ interface Slot {
   alarmId: string;
   _etag?: string;
 }
-
-const MAX_ATTEMPTS = 10;
 /** Most pages read for one due list: bounds the loop whatever the service answers. */
 const DUE_MAX_PAGES = 100;
 /** Alarms that people can see: created and pointed at by their slot (see `unlinked`). */
@@ -65,7 +71,9 @@ export class CosmosAlarmStore implements AlarmStore {
     const pair = `${toStorageKey(anomaly.deviceId)}|${toStorageKey(anomaly.rule)}`;
     const slotId = `slot|${pair}`;
     const now = options.now ?? this.iso();
-    for (let attempt = 1; attempt <= MAX_ATTEMPTS; attempt++) {
+    const lost = () =>
+      new ConcurrentUpdateError(`Alarm for ${anomaly.deviceId}/${anomaly.rule} changed concurrently.`);
+    return optimisticUpdate(`Alarm for ${anomaly.deviceId}/${anomaly.rule}`, async () => {
       const slot = await this.read<Slot>(slotId);
       const current = slot ? await this.read<StoredAlarm>(slot.alarmId) : undefined;
       if (current && current.status !== 'closed') {
@@ -74,7 +82,7 @@ export class CosmosAlarmStore implements AlarmStore {
         if (!next) return { alarm: await this.link(current), outcome: 'duplicate' };
         if (await this.replace({ ...next, type: 'alarm' }, current._etag))
           return { alarm: next, outcome: 'repeated' };
-        continue;
+        throw lost();
       }
       // A replay of an anomaly that a since-closed alarm already counted must not reopen anything.
       if (current?.windowEnds.includes(anomaly.windowEnd))
@@ -85,21 +93,19 @@ export class CosmosAlarmStore implements AlarmStore {
       if (!created) {
         // The opening anomaly itself, replayed.
         const existing = await this.read<StoredAlarm>(alarm.id);
-        if (!existing) continue;
+        if (!existing) throw lost();
         // The earlier attempt may have stopped (crash, lost answer) before pointing the slot at its alarm: point
         // it now, or the next anomaly of this pair would open a second alarm.
-        if (existing.status !== 'closed' && slot?.alarmId !== existing.id) {
-          const repaired = slot
-            ? await this.replace(slotDoc(slotId, existing.id), slot._etag)
-            : await this.create(slotDoc(slotId, existing.id));
-          if (!repaired) continue;
-        }
+        if (
+          existing.status !== 'closed' &&
+          slot?.alarmId !== existing.id &&
+          !(await this.point(slotId, slot, existing.id))
+        )
+          throw lost();
         return { alarm: await this.link(existing), outcome: 'duplicate' };
       }
-      const pointed = slot
-        ? await this.replace(slotDoc(slotId, alarm.id), slot._etag)
-        : await this.create(slotDoc(slotId, alarm.id));
-      if (pointed) return { alarm: await this.link(created), outcome: 'opened' };
+      if (await this.point(slotId, slot, alarm.id))
+        return { alarm: await this.link(created), outcome: 'opened' };
       // Another writer opened an alarm for this pair meanwhile: withdraw ours and fold into theirs. Ours is
       // unlinked, so a withdrawal that fails leaves a document nobody lists, claims or sends.
       try {
@@ -107,10 +113,15 @@ export class CosmosAlarmStore implements AlarmStore {
       } catch {
         // Inert (see `unlinked`); the anomaly still folds into the other writer's alarm below.
       }
-    }
-    throw new PreconditionFailedError(
-      `Alarm for ${anomaly.deviceId}/${anomaly.rule} kept changing concurrently.`,
-    );
+      throw lost();
+    });
+  }
+
+  /** Points the (device, rule) slot at `alarmId`, under the slot's ETag; false when another writer got there first. */
+  private point(slotId: string, slot: Slot | undefined, alarmId: string): Promise<boolean> {
+    return slot
+      ? this.replace(slotDoc(slotId, alarmId), slot._etag)
+      : this.create(slotDoc(slotId, alarmId)).then((created) => created !== undefined);
   }
 
   async get(id: string): Promise<Alarm | undefined> {
@@ -229,33 +240,36 @@ export class CosmosAlarmStore implements AlarmStore {
     options?: { missing: 'undefined'; signal?: AbortSignal },
   ): Promise<Alarm | undefined> {
     const signal = options?.signal;
-    for (let attempt = 1; attempt <= MAX_ATTEMPTS; attempt++) {
-      const current = await this.read<StoredAlarm>(id, signal);
-      if (current?.type !== 'alarm' || current.unlinked) {
-        if (options?.missing === 'undefined') return undefined;
-        throw new AlarmNotFoundError(id);
-      }
-      const next = change(strip(current));
-      if (!next) return undefined;
-      if (await this.replace({ ...next, type: 'alarm' }, current._etag, signal)) return next;
-    }
-    throw new PreconditionFailedError(`Alarm '${id}' kept changing concurrently.`);
+    return optimisticUpdate(
+      `Alarm '${id}'`,
+      async () => {
+        const current = await this.read<StoredAlarm>(id, signal);
+        if (current?.type !== 'alarm' || current.unlinked) {
+          if (options?.missing === 'undefined') return undefined;
+          throw new AlarmNotFoundError(id);
+        }
+        const next = change(strip(current));
+        if (!next) return undefined;
+        if (await this.replace({ ...next, type: 'alarm' }, current._etag, signal)) return next;
+        throw new ConcurrentUpdateError(`Alarm '${id}' changed concurrently.`);
+      },
+      signal ? { signal } : {},
+    );
   }
 
   /**
    * Clears `unlinked` once the alarm's slot points at it (the caller reached it through the slot, or has just
    * pointed the slot at it); the alarm as stored.
    */
-  private async link(stored: StoredAlarm): Promise<Alarm> {
-    let current: StoredAlarm | undefined = stored;
-    for (let attempt = 1; attempt <= MAX_ATTEMPTS; attempt++) {
+  private link(stored: StoredAlarm): Promise<Alarm> {
+    return optimisticUpdate(`Alarm '${stored.id}'`, async (attempt) => {
+      const current = attempt === 1 ? stored : await this.read<StoredAlarm>(stored.id);
       if (!current) throw new AlarmNotFoundError(stored.id);
       if (!current.unlinked) return strip(current);
       const linked = strip(current);
       if (await this.replace({ ...linked, type: 'alarm' }, current._etag)) return linked;
-      current = await this.read<StoredAlarm>(stored.id);
-    }
-    throw new PreconditionFailedError(`Alarm '${stored.id}' kept changing concurrently.`);
+      throw new ConcurrentUpdateError(`Alarm '${stored.id}' changed concurrently.`);
+    });
   }
 
   private read<T extends { id: string }>(id: string, signal?: AbortSignal): Promise<T | undefined> {
@@ -264,7 +278,7 @@ export class CosmosAlarmStore implements AlarmStore {
         const { resource } = await c.item(id, id).read<T>(signal ? { abortSignal: signal } : {});
         return resource;
       } catch (error) {
-        if (cosmosStatus(error) === 404) return undefined;
+        if (isNotFound(error)) return undefined;
         throw error;
       }
     }, signal);
@@ -277,7 +291,7 @@ export class CosmosAlarmStore implements AlarmStore {
         const { resource } = await c.items.create(doc);
         return { ...doc, _etag: resource?._etag };
       } catch (error) {
-        if (cosmosStatus(error) === 409) return undefined;
+        if (isConflict(error)) return undefined;
         throw error;
       }
     });
@@ -297,8 +311,7 @@ export class CosmosAlarmStore implements AlarmStore {
         });
         return true;
       } catch (error) {
-        const status = cosmosStatus(error);
-        if (status === 412 || status === 404) return false;
+        if (isNotFound(error) || isPreconditionFailed(error)) return false;
         throw error;
       }
     }, signal);
@@ -309,7 +322,7 @@ export class CosmosAlarmStore implements AlarmStore {
       try {
         await c.item(id, id).delete();
       } catch (error) {
-        if (cosmosStatus(error) !== 404) throw error;
+        if (!isNotFound(error)) throw error;
       }
     });
   }
@@ -342,10 +355,9 @@ export class CosmosAlarmStore implements AlarmStore {
  * well-formed UTF-16), fails the same way every time: AlarmRejectedError, never retried.
  */
 function translate(error: unknown): unknown {
-  const status = cosmosStatus(error);
-  if (status === 400 || status === 413 || status === 414 || error instanceof URIError)
+  if (isRefused(error))
     return new AlarmRejectedError(
-      `Cosmos DB cannot take this alarm (${status ?? 'URIError'}): ${errorText(error)}`,
+      `Cosmos DB cannot take this alarm (${refusalReason(error)}): ${errorText(error)}`,
     );
   return translateCosmosError(error);
 }

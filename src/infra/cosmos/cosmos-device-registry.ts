@@ -7,14 +7,9 @@ import {
   type DeviceRegistry,
   type VersionedDeviceRecord,
 } from '../../provisioning/registry.js';
-import {
-  DeviceAlreadyExistsError,
-  DeviceNotFoundError,
-  PreconditionFailedError,
-  ValidationError,
-} from '../../shared/errors.js';
+import { DeviceAlreadyExistsError, DeviceNotFoundError, ValidationError } from '../../shared/errors.js';
 import { toStorageKey } from '../storage-keys.js';
-import { cosmosStatus, translateCosmosError } from './cosmos-client.js';
+import { isConflict, isNotFound, translateCosmosError } from './errors.js';
 import { fetchPage } from './cosmos-paging.js';
 
 interface StoredRecord extends DeviceRecord {
@@ -25,7 +20,8 @@ interface StoredRecord extends DeviceRecord {
 
 /**
  * DeviceRegistry on a Cosmos DB container (`devices`, partition key `/id`). Throttling and outages surface as
- * ThrottledError / ServiceUnavailableError (HTTP 503 with Retry-After).
+ * ThrottledError / ServiceUnavailableError (HTTP 503 with Retry-After); a write whose `ifMatch` no longer holds
+ * as ConcurrentUpdateError (the caller decides whether that ETag was a client's: see clientPrecondition).
  */
 export class CosmosDeviceRegistry implements DeviceRegistry {
   constructor(private readonly container: () => Promise<Container>) {}
@@ -35,7 +31,7 @@ export class CosmosDeviceRegistry implements DeviceRegistry {
       const { resource } = await (await this.container()).items.create<StoredRecord>(toStored(record));
       return fromStored(resource);
     } catch (error) {
-      if (cosmosStatus(error) === 409) throw new DeviceAlreadyExistsError(record.id);
+      if (isConflict(error)) throw new DeviceAlreadyExistsError(record.id);
       throw translateCosmosError(error);
     }
   }
@@ -46,7 +42,7 @@ export class CosmosDeviceRegistry implements DeviceRegistry {
       const { resource } = await (await this.container()).item(key, key).read<StoredRecord>();
       return resource ? fromStored(resource) : undefined;
     } catch (error) {
-      if (cosmosStatus(error) === 404) return undefined;
+      if (isNotFound(error)) return undefined;
       throw translateCosmosError(error);
     }
   }
@@ -65,11 +61,8 @@ export class CosmosDeviceRegistry implements DeviceRegistry {
       if (!resource) throw new DeviceNotFoundError(record.id);
       return fromStored(resource);
     } catch (error) {
-      if (cosmosStatus(error) === 404) throw new DeviceNotFoundError(record.id);
-      if (cosmosStatus(error) === 412) {
-        throw new PreconditionFailedError(`Device '${record.id}' was changed since ETag ${ifMatch ?? ''}.`);
-      }
-      throw translateCosmosError(error);
+      if (isNotFound(error)) throw new DeviceNotFoundError(record.id);
+      throw translateCosmosError(error, `Device '${record.id}'`);
     }
   }
 
@@ -83,11 +76,8 @@ export class CosmosDeviceRegistry implements DeviceRegistry {
         .delete(ifMatch === undefined ? {} : { accessCondition: { type: 'IfMatch', condition: ifMatch } });
       return true;
     } catch (error) {
-      if (cosmosStatus(error) === 404) return false;
-      if (cosmosStatus(error) === 412) {
-        throw new PreconditionFailedError(`Device '${id}' was changed since ETag ${ifMatch ?? ''}.`);
-      }
-      throw translateCosmosError(error);
+      if (isNotFound(error)) return false;
+      throw translateCosmosError(error, `Device '${id}'`);
     }
   }
 

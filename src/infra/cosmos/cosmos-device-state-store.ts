@@ -1,12 +1,20 @@
 import type { Container } from '@azure/cosmos';
 import { LRUCache } from 'lru-cache';
 import { errorText } from '../../shared/error-text.js';
-import { PreconditionFailedError, StateRejectedError } from '../../shared/errors.js';
+import { ConcurrentUpdateError, StateRejectedError } from '../../shared/errors.js';
+import { optimisticUpdate } from '../../shared/optimistic-update.js';
 import { DEFAULT_STATE_CACHE } from '../../telemetry/ingest-options.js';
 import type { DeviceState } from '../../telemetry/last-known-values.js';
 import type { DeviceStateStore, WriteOutcome } from '../../telemetry/ports.js';
 import { toStorageKey } from '../storage-keys.js';
-import { cosmosStatus, translateCosmosError } from './cosmos-client.js';
+import {
+  isConflict,
+  isNotFound,
+  isPreconditionFailed,
+  isRefused,
+  refusalReason,
+  translateCosmosError,
+} from './errors.js';
 
 type StoredState = DeviceState & { id: string };
 /** What Cosmos DB adds to every document; never part of the domain state. */
@@ -17,9 +25,6 @@ interface SystemProperties {
   _attachments?: string;
   _ts?: number;
 }
-
-/** How often a write re-reads and re-merges after losing an optimistic-concurrency race. */
-const MAX_CONFLICT_RETRIES = 20;
 
 interface Versioned {
   state: DeviceState;
@@ -79,10 +84,10 @@ export class CosmosDeviceStateStore implements DeviceStateStore {
   ): Promise<WriteOutcome> {
     const container = await this.resolveContainer();
     const id = toStorageKey(deviceId);
-    let current: Versioned | undefined = this.cache?.get(deviceId);
-    let fromCache = current !== undefined;
-    for (let attempt = 0; attempt <= MAX_CONFLICT_RETRIES; attempt++) {
-      if (!fromCache) current = await this.read(deviceId);
+    const what = `Device state for '${deviceId}'`;
+    return optimisticUpdate(what, async (attempt) => {
+      // The first attempt merges into the cached state; one that lost a race reads the document again.
+      const current = (attempt === 1 ? this.cache?.get(deviceId) : undefined) ?? (await this.read(deviceId));
       const next = update(current?.state);
       if (next === undefined) return 'unchanged';
       const doc = { ...next, id };
@@ -99,18 +104,14 @@ export class CosmosDeviceStateStore implements DeviceStateStore {
         this.cache?.set(deviceId, { state: next, etag });
         return 'replaced';
       } catch (error) {
-        const status = cosmosStatus(error);
-        if (status === 409 || status === 412 || (status === 404 && current !== undefined)) {
+        // Created, changed or deleted by another writer since it was read: read again and merge again.
+        if (isConflict(error) || isPreconditionFailed(error) || (isNotFound(error) && current)) {
           this.cache?.delete(deviceId);
-          fromCache = false;
-          continue;
+          throw new ConcurrentUpdateError(`${what} changed concurrently.`);
         }
         throw translate(error);
       }
-    }
-    throw new PreconditionFailedError(
-      `Device state for '${deviceId}' kept changing under ${MAX_CONFLICT_RETRIES} concurrent writes.`,
-    );
+    });
   }
 
   async delete(deviceId: string): Promise<boolean> {
@@ -121,7 +122,7 @@ export class CosmosDeviceStateStore implements DeviceStateStore {
       await container.item(id, id).delete();
       return true;
     } catch (error) {
-      if (cosmosStatus(error) === 404) return false;
+      if (isNotFound(error)) return false;
       throw translate(error);
     }
   }
@@ -143,7 +144,7 @@ export class CosmosDeviceStateStore implements DeviceStateStore {
       } = resource as StoredState & SystemProperties;
       return { state, etag };
     } catch (error) {
-      if (cosmosStatus(error) === 404) return undefined;
+      if (isNotFound(error)) return undefined;
       throw translate(error);
     }
   }
@@ -158,11 +159,12 @@ export class CosmosDeviceStateStore implements DeviceStateStore {
   }
 }
 
-/** 413 (the 2 MB item limit) and 400 refuse this state for good; throttling and outages as every adapter. */
+/** A refused state (413: the 2 MB item limit; 400) is rejected for good; throttling and outages as every adapter. */
 function translate(error: unknown): unknown {
-  const status = cosmosStatus(error);
-  if (status === 413 || status === 400) {
-    return new StateRejectedError(`Cosmos DB refused the device state (${status}): ${errorText(error)}`);
+  if (isRefused(error)) {
+    return new StateRejectedError(
+      `Cosmos DB refused the device state (${refusalReason(error)}): ${errorText(error)}`,
+    );
   }
   return translateCosmosError(error);
 }

@@ -1,16 +1,16 @@
 import type { Container } from '@azure/cosmos';
 import type { JobRecord, JobStore } from '../../jobs/ports.js';
-import { JobNotFoundError, PreconditionFailedError } from '../../shared/errors.js';
-import { cosmosStatus, translateCosmosError } from './cosmos-client.js';
+import { JobNotFoundError } from '../../shared/errors.js';
+import { optimisticUpdate } from '../../shared/optimistic-update.js';
+import { isNotFound, translateCosmosError } from './errors.js';
 import { fetchPage } from './cosmos-paging.js';
 
 type StoredJob = JobRecord & { _etag?: string };
 
-const MAX_ATTEMPTS = 5;
-
 /**
  * JobStore in a Cosmos DB container partitioned by `/id` (job ids are server-generated and URL-safe).
- * Throttling and outages surface as ThrottledError / ServiceUnavailableError (HTTP 503 with Retry-After).
+ * Throttling, outages and updates that kept losing races surface as ThrottledError / ServiceUnavailableError /
+ * ConcurrentUpdateError (HTTP 503 with Retry-After).
  */
 export class CosmosJobStore implements JobStore {
   constructor(private readonly container: () => Promise<Container>) {}
@@ -31,26 +31,20 @@ export class CosmosJobStore implements JobStore {
     return { ...page, items: page.items.map(strip) };
   }
 
-  async update(id: string, change: (record: JobRecord) => JobRecord): Promise<JobRecord> {
-    for (let attempt = 1; attempt <= MAX_ATTEMPTS; attempt++) {
+  /** Read, change, replace under the ETag read; a race lost to another writer is re-read and re-applied. */
+  update(id: string, change: (record: JobRecord) => JobRecord): Promise<JobRecord> {
+    return optimisticUpdate(`Job '${id}'`, async () => {
       const current = await this.read(id);
       if (!current) throw new JobNotFoundError(id);
       const next = change(strip(current));
       const etag = current._etag;
-      const replaced = await this.call(async (c) => {
-        try {
-          await c
-            .item(id, id)
-            .replace(next, etag ? { accessCondition: { type: 'IfMatch', condition: etag } } : {});
-          return true;
-        } catch (error) {
-          if (cosmosStatus(error) === 412) return false;
-          throw error;
-        }
-      });
-      if (replaced) return next;
-    }
-    throw new PreconditionFailedError(`Job '${id}' kept changing concurrently.`);
+      await this.call(
+        (c) =>
+          c.item(id, id).replace(next, etag ? { accessCondition: { type: 'IfMatch', condition: etag } } : {}),
+        `Job '${id}'`,
+      );
+      return next;
+    });
   }
 
   private read(id: string): Promise<StoredJob | undefined> {
@@ -59,18 +53,18 @@ export class CosmosJobStore implements JobStore {
         const { resource } = await c.item(id, id).read<StoredJob>();
         return resource;
       } catch (error) {
-        if (cosmosStatus(error) === 404) return undefined;
+        if (isNotFound(error)) return undefined;
         throw error;
       }
     });
   }
 
-  /** Runs one Cosmos DB operation; 429/503/timeouts become domain errors. */
-  private async call<T>(operation: (container: Container) => Promise<T>): Promise<T> {
+  /** Runs one Cosmos DB operation; 429/503/timeouts and a lost race (412 on `what`) become domain errors. */
+  private async call<T>(operation: (container: Container) => Promise<T>, what?: string): Promise<T> {
     try {
       return await operation(await this.container());
     } catch (error) {
-      throw translateCosmosError(error);
+      throw translateCosmosError(error, what);
     }
   }
 }

@@ -2,7 +2,7 @@ import type { Container } from '@azure/cosmos';
 import { randomUUID } from 'node:crypto';
 import type { OrphanLog } from '../../provisioning/provisioning-service.js';
 import type { OrphanRecord, OrphanRecords } from '../../provisioning/reconcile.js';
-import { cosmosStatus, translateCosmosError } from './cosmos-client.js';
+import { isNotFound, translateCosmosError } from './errors.js';
 
 /**
  * Orphaned identities, one document each, in a `reconciliation` container (partition key `/id`). Throttling and
@@ -39,7 +39,7 @@ export class CosmosOrphanLog implements OrphanLog, OrphanRecords {
     try {
       await (await this.container()).item(id, id).delete();
     } catch (error) {
-      if (cosmosStatus(error) !== 404) throw translateCosmosError(error); // already removed: done
+      if (!isNotFound(error)) throw translateCosmosError(error); // already removed: done
     }
   }
 }

@@ -1,6 +1,6 @@
 import type { Container, SqlQuerySpec } from '@azure/cosmos';
 import { ValidationError } from '../../shared/errors.js';
-import { cosmosStatus, translateCosmosError } from './cosmos-client.js';
+import { isTokenRefusal, translateCosmosError } from './errors.js';
 
 /** What a continuation token this API handed out looks like: printable ASCII (it travels as an HTTP header). */
 const TOKEN_SHAPE = /^[\x20-\x7e]{1,16384}$/;
@@ -17,9 +17,8 @@ const invalidToken = () =>
  * One page of a Cosmos DB query, for every paged list of the API. Throttling and outages are translated as in
  * every adapter (translateCosmosError: 503 with Retry-After), whether or not a token was given. Otherwise a
  * continuation token that Cosmos DB did not issue is the caller's mistake (400), whether the service refuses it
- * (400) or the SDK does before sending: it parses ORDER BY tokens itself and throws errors with no HTTP status,
- * SyntaxError, TypeError or, in @azure/cosmos 4.9, a plain Error ("Failed to parse continuation token", "Unable
- * to resume ORDER BY query…"). Any other failure (a credential that cannot get a token, say) is passed on.
+ * or the SDK does before sending (isTokenRefusal). Any other failure (a credential that cannot get a token,
+ * say) is passed on.
  */
 // The caller names the document type, as the SDK's own `items.query<T>` does.
 // eslint-disable-next-line @typescript-eslint/no-unnecessary-type-parameters
@@ -50,17 +49,7 @@ export async function fetchPage<T>(
   } catch (error) {
     const translated = translateCosmosError(error);
     if (translated !== error) throw translated;
-    if (token && (cosmosStatus(error) === 400 || isTokenRefusal(error))) throw invalidToken();
+    if (token && isTokenRefusal(error)) throw invalidToken();
     throw error;
   }
-}
-
-/**
- * The SDK refusing a continuation token before sending it: JSON.parse of the token (SyntaxError, TypeError) or
- * its own words for a token it cannot resume from. Anything else without a status (a credential that cannot
- * get a token, a bug) is not the caller's token and is passed on.
- */
-function isTokenRefusal(error: unknown): boolean {
-  if (error instanceof SyntaxError || error instanceof TypeError) return true;
-  return error instanceof Error && /continuation token|unable to resume/i.test(error.message);
 }

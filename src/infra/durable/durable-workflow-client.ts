@@ -2,13 +2,18 @@ import type { HttpRequest, HttpResponseInit, InvocationContext } from '@azure/fu
 import * as df from 'durable-functions';
 import type { ApiRequest, ApiResponse } from '../../shared/api-request.js';
 import type { WorkflowClient, WorkflowRuntimeStatus } from '../../shared/workflows.js';
+import { isUnknownInstance, translateDurableError } from './errors.js';
 
 /** WorkflowClient over the Durable Functions client binding of this invocation (`df.input.durableClient()`). */
 export function durableWorkflowClient(context: InvocationContext): WorkflowClient {
   const client = df.getClient(context);
   return {
     start: async (orchestration, instanceId, input) => {
-      await client.startNew(orchestration, { instanceId, input });
+      try {
+        await client.startNew(orchestration, { instanceId, input });
+      } catch (error) {
+        throw translateDurableError(error);
+      }
     },
     status: async (instanceId) => {
       try {
@@ -23,12 +28,17 @@ export function durableWorkflowClient(context: InvocationContext): WorkflowClien
           lastUpdatedTime: new Date(s.lastUpdatedTime).toISOString(),
         };
       } catch (error) {
-        // The v3 client throws on the extension's 404 for an unknown instance.
-        if (error instanceof Error && error.message.includes('HTTP 404')) return undefined;
-        throw error;
+        if (isUnknownInstance(error)) return undefined;
+        throw translateDurableError(error);
       }
     },
-    raiseEvent: (instanceId, eventName, data) => client.raiseEvent(instanceId, eventName, data),
+    raiseEvent: async (instanceId, eventName, data) => {
+      try {
+        await client.raiseEvent(instanceId, eventName, data);
+      } catch (error) {
+        throw translateDurableError(error);
+      }
+    },
   };
 }
 

@@ -9,13 +9,16 @@ import {
   type IdentityStore,
 } from '../../provisioning/ports.js';
 import { assertDeviceId } from '../../shared/device-id.js';
+import { CredentialsResetConflictError, ValidationError } from '../../shared/errors.js';
+import { optimisticUpdate } from '../../shared/optimistic-update.js';
 import {
-  CredentialsResetConflictError,
-  DeviceNotFoundError,
-  PreconditionFailedError,
-  ValidationError,
-} from '../../shared/errors.js';
-import { iotHubStatus, translateIotHubError } from './iothub-errors.js';
+  bulkDeviceFailure,
+  bulkRefusalBody,
+  isNotFound,
+  translateBulkDeviceError,
+  translateIotHubError,
+  type BulkDeviceError,
+} from './errors.js';
 
 interface RegistryDevice {
   deviceId: string;
@@ -25,7 +28,7 @@ interface RegistryDevice {
 
 interface BulkResult {
   isSuccessful?: boolean;
-  errors?: { deviceId?: string; errorCode?: { name?: string } | string; errorStatus?: string }[];
+  errors?: BulkDeviceError[];
 }
 
 /**
@@ -45,7 +48,7 @@ export class IotHubIdentityStore implements IdentityStore {
       const { responseBody } = await this.registry.create(toDevice(identity));
       return fromDevice(responseBody);
     } catch (error) {
-      throw translateIotHubError(error, deviceId);
+      throw translateIotHubError(error, { deviceId });
     }
   }
 
@@ -54,8 +57,8 @@ export class IotHubIdentityStore implements IdentityStore {
       const { responseBody } = await this.registry.get(deviceId);
       return fromDevice(responseBody);
     } catch (error) {
-      if (iotHubStatus(error) === 404) return undefined;
-      throw translateIotHubError(error, deviceId);
+      if (isNotFound(error)) return undefined;
+      throw translateIotHubError(error, { deviceId });
     }
   }
 
@@ -81,8 +84,8 @@ export class IotHubIdentityStore implements IdentityStore {
       await this.registry.delete(deviceId);
       return true;
     } catch (error) {
-      if (iotHubStatus(error) === 404) return false;
-      throw translateIotHubError(error, deviceId);
+      if (isNotFound(error)) return false;
+      throw translateIotHubError(error, { deviceId });
     }
   }
 
@@ -129,35 +132,25 @@ export class IotHubIdentityStore implements IdentityStore {
     return deviceIds.map((deviceId) => failed.get(deviceId) ?? { deviceId, ok: true });
   }
 
-  private async bulk(call: () => Promise<{ responseBody: unknown }>): Promise<Map<string, BulkOutcome>> {
+  /** A bulk registry call's per-device errors, by device id (IoT Hub answers them in the body, also with 400). */
+  private async bulkErrors(
+    call: () => Promise<{ responseBody: unknown }>,
+  ): Promise<Map<string, BulkDeviceError>> {
     let result: BulkResult;
     try {
       result = (await call()).responseBody as BulkResult;
     } catch (error) {
-      // IoT Hub answers a bulk request with per-device errors in the body, also when the status is 400.
-      const body = (error as { responseBody?: unknown }).responseBody;
-      const text = Buffer.isBuffer(body)
-        ? body.toString('utf8')
-        : typeof body === 'string'
-          ? body
-          : undefined;
-      if (iotHubStatus(error) !== 400 || text === undefined) throw translateIotHubError(error, '(bulk)');
+      const text = bulkRefusalBody(error);
+      if (text === undefined) throw translateIotHubError(error, { deviceId: '(bulk)' });
       result = JSON.parse(text) as BulkResult;
     }
+    return new Map((result.errors ?? []).map((e) => [e.deviceId ?? '', e]));
+  }
+
+  private async bulk(call: () => Promise<{ responseBody: unknown }>): Promise<Map<string, BulkOutcome>> {
     const failed = new Map<string, BulkOutcome>();
-    for (const e of result.errors ?? []) {
-      const deviceId = e.deviceId ?? '';
-      const code = typeof e.errorCode === 'string' ? e.errorCode : (e.errorCode?.name ?? '');
-      failed.set(deviceId, {
-        deviceId,
-        ok: false,
-        error: /AlreadyExists/i.test(code)
-          ? 'already-exists'
-          : /NotFound/i.test(code)
-            ? 'not-found'
-            : 'failed',
-        message: `${code}: ${e.errorStatus ?? ''}`,
-      });
+    for (const [deviceId, e] of await this.bulkErrors(call)) {
+      failed.set(deviceId, { deviceId, ok: false, ...bulkDeviceFailure(e) });
     }
     return failed;
   }
@@ -174,34 +167,27 @@ export class IotHubIdentityStore implements IdentityStore {
     lostRace?: (first: DeviceIdentity, current: DeviceIdentity) => boolean,
   ): Promise<DeviceIdentity> {
     let first: DeviceIdentity | undefined;
-    for (let attempt = 1; attempt <= MAX_CONFLICT_RETRIES; attempt++) {
+    return optimisticUpdate(`Device '${deviceId}'`, async () => {
       let device: RegistryDevice & { etag?: string };
       try {
         device = (await this.registry.get(deviceId)).responseBody;
       } catch (error) {
-        throw translateIotHubError(error, deviceId);
+        throw translateIotHubError(error, { deviceId });
       }
       const current = fromDevice(device);
       if (first && lostRace?.(first, current)) throw new CredentialsResetConflictError(deviceId);
       first ??= current;
       const next = change(current);
-      const failed = await this.bulk(() =>
+      const failed = await this.bulkErrors(() =>
         this.registry.updateDevices([{ ...toDevice(next), eTag: device.etag ?? '' }], false),
       );
       const failure = failed.get(deviceId);
-      if (!failure) return next;
-      if (failure.ok) return next;
-      if (failure.error === 'not-found') throw new DeviceNotFoundError(deviceId);
-      if (!/precondition/i.test(failure.message))
-        throw new Error(`IoT Hub refused the update: ${failure.message}`);
-    }
-    throw new PreconditionFailedError(
-      `Device '${deviceId}' kept changing in IoT Hub under concurrent updates.`,
-    );
+      // A lost race (PreconditionFailed) is ConcurrentUpdateError: optimisticUpdate reads and applies again.
+      if (failure) throw translateBulkDeviceError(failure, { deviceId });
+      return next;
+    });
   }
 }
-
-const MAX_CONFLICT_RETRIES = 5;
 
 function assertBulkSize(n: number): void {
   if (n > MAX_BULK_DEVICES) {

@@ -11,8 +11,8 @@ import {
   type JobRunner,
 } from '../../jobs/ports.js';
 import { buildQueryCondition } from '../../jobs/query-condition.js';
-import { ThrottledError, TooManyJobsError, UnprocessableRequestError } from '../../shared/errors.js';
-import { iotHubErrorCode, iotHubRetryAfterSeconds, iotHubStatus } from './iothub-errors.js';
+import { UnprocessableRequestError } from '../../shared/errors.js';
+import { isConflict, isNotFound, translateJobError } from './errors.js';
 
 /** The parts of IoT Hub's JobResponse (REST api-version 2021-04-12) this adapter reads. */
 interface SdkJob {
@@ -20,11 +20,6 @@ interface SdkJob {
   failureReason?: string;
   deviceJobStatistics?: Partial<DeviceJobStatistics>;
 }
-
-// 429004 ThrottlingMaxActiveJobCountExceeded (IoT Hub error codes); JobQuotaExceeded is the name the .NET
-// service SDK gives the same condition.
-const TOO_MANY_JOBS_CODES = new Set(['ThrottlingMaxActiveJobCountExceeded', 'JobQuotaExceeded']);
-const TOO_MANY_JOBS_TEXT = /active jobs?|quota/i;
 
 const STATUSES: ReadonlyMap<string, HubJobStatus> = new Map([
   ['queued', 'queued'],
@@ -75,7 +70,7 @@ export class IotHubJobRunner implements JobRunner {
         const token = query.continuationToken;
         page = (await (token ? query.next(token) : query.next())).result;
       } catch (error) {
-        throw translateError(error);
+        throw translateJobError(error);
       }
       for (const item of Array.isArray(page) ? (page as SdkDeviceJob[]) : []) {
         if (typeof item.deviceId !== 'string') continue;
@@ -92,12 +87,12 @@ export class IotHubJobRunner implements JobRunner {
       const response = await this.schedule(request, condition);
       return toHubJob(request.hubJobId, response.jobStatus as SdkJob | undefined);
     } catch (error) {
-      if (iotHubStatus(error) === 409) {
+      if (isConflict(error)) {
         // The job id exists: an earlier attempt of this start got through (activities run at least once).
         const existing = await this.get(request.hubJobId);
         if (existing) return existing;
       }
-      throw translateStartError(error);
+      throw translateJobError(error);
     }
   }
 
@@ -106,8 +101,8 @@ export class IotHubJobRunner implements JobRunner {
       const response = await this.client.getJob(wireId(hubJobId));
       return toHubJob(hubJobId, response.jobStatus as SdkJob | undefined);
     } catch (error) {
-      if (iotHubStatus(error) === 404) return undefined;
-      throw translateError(error);
+      if (isNotFound(error)) return undefined;
+      throw translateJobError(error);
     }
   }
 
@@ -115,11 +110,11 @@ export class IotHubJobRunner implements JobRunner {
     try {
       await this.client.cancelJob(wireId(hubJobId));
     } catch (error) {
-      if (iotHubStatus(error) === 404) return;
+      if (isNotFound(error)) return;
       // IoT Hub does not document its answer to cancelling a finished job: a terminal job is fine as it is.
       const job = await this.get(hubJobId).catch(() => undefined);
       if (job && TERMINAL_JOB_STATUSES.has(job.status)) return;
-      throw translateError(error);
+      throw translateJobError(error);
     }
   }
 
@@ -203,31 +198,4 @@ function toHubJob(hubJobId: string, job: SdkJob | undefined): HubJob {
   };
   if (job?.failureReason) result.failureReason = job.failureReason;
   return result;
-}
-
-/** Job creation answers 429 both when throttled and when too many jobs are active (S1: 1 at a time). */
-function translateStartError(error: unknown): unknown {
-  if (iotHubStatus(error) === 429) {
-    const code = iotHubErrorCode(error);
-    // The message is read only when IoT Hub sent no error code: a throttling text may mention quotas too.
-    const tooMany =
-      code !== undefined
-        ? TOO_MANY_JOBS_CODES.has(code)
-        : TOO_MANY_JOBS_TEXT.test(error instanceof Error ? error.message : '');
-    if (tooMany) return new TooManyJobsError('IoT Hub is already running as many jobs as this hub allows.');
-  }
-  return translateError(error);
-}
-
-function translateError(error: unknown): unknown {
-  switch (iotHubStatus(error)) {
-    case 400:
-      return new UnprocessableRequestError('IoT Hub refused the job.', [
-        { path: '(job)', message: error instanceof Error ? error.message : 'invalid request' },
-      ]);
-    case 429:
-      return new ThrottledError('IoT Hub is throttling requests.', iotHubRetryAfterSeconds(error));
-    default:
-      return error;
-  }
 }

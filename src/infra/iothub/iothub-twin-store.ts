@@ -1,6 +1,7 @@
 import type { Registry } from 'azure-iothub';
 import { withoutSystemProperties, type DeviceTwin, type TwinStore } from '../../provisioning/twin.js';
-import { iotHubStatus, translateIotHubError } from './iothub-errors.js';
+import { clientPrecondition } from '../../shared/optimistic-update.js';
+import { isNotFound, translateIotHubError } from './errors.js';
 
 interface SdkTwin {
   deviceId?: string;
@@ -17,8 +18,8 @@ export class IotHubTwinStore implements TwinStore {
       const { responseBody } = await this.registry.getTwin(deviceId);
       return toTwin(deviceId, responseBody);
     } catch (error) {
-      if (iotHubStatus(error) === 404) return undefined;
-      throw translateIotHubError(error, deviceId, `The twin of '${deviceId}'`);
+      if (isNotFound(error)) return undefined;
+      throw translateIotHubError(error, { deviceId, what: `The twin of '${deviceId}'` });
     }
   }
 
@@ -35,7 +36,9 @@ export class IotHubTwinStore implements TwinStore {
       );
       return toTwin(deviceId, responseBody);
     } catch (error) {
-      throw translateIotHubError(error, deviceId, `The twin of '${deviceId}'`);
+      // IoT Hub merges the patch itself (If-Match: * without the client's ETag): a 412 is the client's stale ETag.
+      const what = `The twin of '${deviceId}'`;
+      throw clientPrecondition(translateIotHubError(error, { deviceId, what }), ifMatch, what);
     }
   }
 }

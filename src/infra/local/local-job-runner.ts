@@ -1,4 +1,4 @@
-import { odata, RestError, type TableClient, type TransactionAction } from '@azure/data-tables';
+import { odata, type TableClient, type TransactionAction } from '@azure/data-tables';
 import pLimit from 'p-limit';
 import {
   PAYLOAD_EXCERPT_CHARS,
@@ -18,14 +18,25 @@ import {
 import { buildQueryCondition } from '../../jobs/query-condition.js';
 import type { DeviceRegistry, VersionedDeviceRecord } from '../../provisioning/registry.js';
 import type { TwinStore } from '../../provisioning/twin.js';
-import { DomainError, ThrottledError, UnprocessableRequestError } from '../../shared/errors.js';
+import {
+  ConcurrentUpdateError,
+  DomainError,
+  ServiceUnavailableError,
+  UnprocessableRequestError,
+} from '../../shared/errors.js';
+import { optimisticUpdate } from '../../shared/optimistic-update.js';
 import { toStorageKey } from '../storage-keys.js';
+import {
+  isConflict,
+  isNotFound,
+  isPreconditionFailed,
+  translateTableError as translate,
+} from '../storage/errors.js';
 import { lazyTable } from '../tables/lazy-table.js';
 
 const PARTITION = 'job';
 /** Registry page size while resolving a status target (the registry allows 1–1000). */
 const PAGE_SIZE = 1000;
-const MAX_CONFLICT_RETRIES = 10;
 /** Azure Tables takes at most 100 entities of one partition per transaction. */
 const TRANSACTION_SIZE = 100;
 
@@ -45,8 +56,6 @@ interface JobEntity {
   endedAt?: string;
   maxExecutionTimeInSeconds: number;
 }
-
-const statusOf = (error: unknown) => (error instanceof RestError ? error.statusCode : undefined);
 
 /** What the local job runner needs: the local twins, the registry, device connections and its record table. */
 export interface LocalJobRunnerDeps {
@@ -101,7 +110,7 @@ export class LocalJobRunner implements JobRunner {
     try {
       deviceIds = await this.resolve(request.target);
     } catch (error) {
-      if (error instanceof ThrottledError) {
+      if (error instanceof ServiceUnavailableError) {
         // Give the id back so the caller's retry can run the job.
         await (await this.table()).deleteEntity(PARTITION, claimed.entity.rowKey).catch(() => undefined);
         throw error;
@@ -135,7 +144,7 @@ export class LocalJobRunner implements JobRunner {
 
   async cancel(hubJobId: string): Promise<void> {
     const client = await this.table();
-    for (let attempt = 0; attempt <= MAX_CONFLICT_RETRIES; attempt++) {
+    await optimisticUpdate(`Job '${hubJobId}'`, async () => {
       const current = await this.read(hubJobId);
       if (!current || TERMINAL_JOB_STATUSES.has(current.value.status)) return;
       try {
@@ -144,11 +153,10 @@ export class LocalJobRunner implements JobRunner {
           'Replace',
           { etag: current.etag },
         );
-        return;
       } catch (error) {
-        if (statusOf(error) !== 412) throw error;
+        throw translate(error, `Job '${hubJobId}'`);
       }
-    }
+    });
   }
 
   async deviceResults(hubJobId: string, max: number): Promise<DeviceJobResult[]> {
@@ -263,18 +271,18 @@ export class LocalJobRunner implements JobRunner {
       startedAt: this.now().toISOString(),
       maxExecutionTimeInSeconds: request.maxExecutionTimeInSeconds,
     };
-    for (let attempt = 0; attempt <= MAX_CONFLICT_RETRIES; attempt++) {
+    return optimisticUpdate(`Job '${request.hubJobId}'`, async () => {
       try {
         const { etag } = await client.createEntity(entity);
         return { entity, etag: etag ?? '*' };
       } catch (error) {
-        if (statusOf(error) !== 409) throw translate(error);
+        if (!isConflict(error)) throw translate(error);
       }
       const existing = await this.read(request.hubJobId);
-      // Gone again: a throttled attempt gave the id back in between.
       if (existing) return { existing: existing.value };
-    }
-    throw new ThrottledError(`Job '${request.hubJobId}' is being started concurrently; retry.`);
+      // Gone again: a throttled attempt gave the id back in between.
+      throw new ConcurrentUpdateError(`Job '${request.hubJobId}' is being started concurrently; retry.`);
+    });
   }
 
   private async finish(
@@ -293,7 +301,7 @@ export class LocalJobRunner implements JobRunner {
       await client.updateEntity(done, 'Replace', { etag: claimed.etag });
       return toHubJob(done, this.now());
     } catch (error) {
-      if (statusOf(error) !== 412) throw error;
+      if (!isPreconditionFailed(error)) throw translate(error);
     }
     // Cancelled while it ran: it stays cancelled, with what it did.
     const cancelled: JobEntity = { ...done, status: 'cancelled' };
@@ -306,7 +314,7 @@ export class LocalJobRunner implements JobRunner {
       const entity = await (await this.table()).getEntity<JobEntity>(PARTITION, toStorageKey(hubJobId));
       return { value: ownFields(entity), etag: entity.etag };
     } catch (error) {
-      if (statusOf(error) === 404) return undefined;
+      if (isNotFound(error)) return undefined;
       throw translate(error);
     }
   }
@@ -380,10 +388,3 @@ function failed(deviceId: string, error: unknown): DeviceJobResult {
 
 const incomplete = (path: string, message: string) =>
   new UnprocessableRequestError('The job request is incomplete.', [{ path, message }]);
-
-function translate(error: unknown): unknown {
-  if (statusOf(error) === 429 || statusOf(error) === 503) {
-    return new ThrottledError('Table storage is throttling requests.');
-  }
-  return error;
-}

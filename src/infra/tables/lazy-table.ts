@@ -1,6 +1,6 @@
 import type { TableClient } from '@azure/data-tables';
 import { onFirstUse } from '../lazy.js';
-import { translateTableError } from './table-errors.js';
+import { translateTableError } from '../storage/errors.js';
 
 /**
  * A table handle whose table is created on first use when `create` is set (local runs). Failing to create it

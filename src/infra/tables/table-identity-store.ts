@@ -16,16 +16,15 @@ import {
   DeviceAlreadyExistsError,
   DeviceNotFoundError,
   DomainError,
-  PreconditionFailedError,
   ValidationError,
 } from '../../shared/errors.js';
+import { optimisticUpdate } from '../../shared/optimistic-update.js';
 import type { AesGcmCipher } from '../crypto/aes-gcm-cipher.js';
 import { toStorageKey } from '../storage-keys.js';
 import { lazyTable } from './lazy-table.js';
-import { tableStatus as statusOf, translateTableError as translate } from './table-errors.js';
+import { isConflict, isNotFound, translateTableError as translate } from '../storage/errors.js';
 
 const ROW = 'identity';
-const MAX_CONFLICT_RETRIES = 10;
 
 interface IdentityEntity {
   partitionKey: string;
@@ -75,7 +74,7 @@ export class TableIdentityStore implements IdentityStore, IdentityListing {
         updatedAt: now,
       });
     } catch (error) {
-      if (statusOf(error) === 409) throw new DeviceAlreadyExistsError(deviceId);
+      if (isConflict(error)) throw new DeviceAlreadyExistsError(deviceId);
       throw translate(error);
     }
     return identity;
@@ -107,11 +106,11 @@ export class TableIdentityStore implements IdentityStore, IdentityListing {
       await client.deleteEntity(toStorageKey(deviceId), ROW);
       // The twin lives and dies with the identity, as in IoT Hub.
       await client.deleteEntity(toStorageKey(deviceId), 'twin').catch((error: unknown) => {
-        if (statusOf(error) !== 404) throw error;
+        if (!isNotFound(error)) throw error;
       });
       return true;
     } catch (error) {
-      if (statusOf(error) === 404) return false;
+      if (isNotFound(error)) return false;
       throw translate(error);
     }
   }
@@ -190,7 +189,7 @@ export class TableIdentityStore implements IdentityStore, IdentityListing {
   ): Promise<DeviceIdentity> {
     const client = await this.client();
     let first: IdentityEntity | undefined;
-    for (let attempt = 0; attempt <= MAX_CONFLICT_RETRIES; attempt++) {
+    return optimisticUpdate(`Identity '${deviceId}'`, async () => {
       const current = await this.read(deviceId);
       if (!current) throw new DeviceNotFoundError(deviceId);
       if (first && lostRace?.(first, current.value)) throw new CredentialsResetConflictError(deviceId);
@@ -200,12 +199,10 @@ export class TableIdentityStore implements IdentityStore, IdentityListing {
         await client.updateEntity(next, 'Replace', { etag: current.etag });
         return this.toIdentity(next);
       } catch (error) {
-        if (statusOf(error) === 412) continue;
-        if (statusOf(error) === 404) throw new DeviceNotFoundError(deviceId);
-        throw translate(error);
+        if (isNotFound(error)) throw new DeviceNotFoundError(deviceId);
+        throw translate(error, `Identity '${deviceId}'`);
       }
-    }
-    throw new PreconditionFailedError(`Identity '${deviceId}' kept changing under concurrent updates.`);
+    });
   }
 
   private async read(deviceId: string): Promise<{ value: IdentityEntity; etag: string } | undefined> {
@@ -225,7 +222,7 @@ export class TableIdentityStore implements IdentityStore, IdentityListing {
         etag,
       };
     } catch (error) {
-      if (statusOf(error) === 404) return undefined;
+      if (isNotFound(error)) return undefined;
       throw translate(error);
     }
   }

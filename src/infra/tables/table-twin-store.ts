@@ -2,13 +2,15 @@ import type { TableClient } from '@azure/data-tables';
 import { applyMergePatch } from '../../provisioning/merge-patch.js';
 import { TWIN_LIMITS, type DeviceTwin, type TwinStore } from '../../provisioning/twin.js';
 import {
+  ConcurrentUpdateError,
   DeviceNotFoundError,
   PreconditionFailedError,
   UnprocessableRequestError,
 } from '../../shared/errors.js';
+import { clientPrecondition, optimisticUpdate } from '../../shared/optimistic-update.js';
 import { toStorageKey } from '../storage-keys.js';
 import { lazyTable } from './lazy-table.js';
-import { tableStatus as statusOf, translateTableError } from './table-errors.js';
+import { isConflict, isNotFound, translateTableError } from '../storage/errors.js';
 
 const TWIN_ROW = 'twin';
 const IDENTITY_ROW = 'identity';
@@ -41,6 +43,11 @@ export class TableTwinStore implements TwinStore {
       : { deviceId, etag: '"0"', desired: {}, reported: {} };
   }
 
+  /**
+   * Read → merge → conditional write on the twin row's ETag. With the client's `ifMatch` (not `*`) one attempt,
+   * and a stale ETag is PreconditionFailedError (412); without it a race lost to another patch is re-read and
+   * re-merged (optimisticUpdate), so concurrent patches of different keys all land.
+   */
   async patchDesired(
     deviceId: string,
     patch: Record<string, unknown>,
@@ -49,41 +56,45 @@ export class TableTwinStore implements TwinStore {
     const key = toStorageKey(deviceId);
     const client = await this.table();
     if (!(await exists(client, key, IDENTITY_ROW))) throw new DeviceNotFoundError(deviceId);
-    const current = await read(client, key);
-    const currentEtag = current?.etag ?? '"0"';
-    if (ifMatch !== undefined && ifMatch !== '*' && ifMatch !== currentEtag) {
-      throw new PreconditionFailedError(`The twin of '${deviceId}' was changed since ETag ${ifMatch}.`);
-    }
-    const desired = applyMergePatch(current ? JSON.parse(current.entity.desired) : {}, patch) as Record<
-      string,
-      unknown
-    >;
-    const text = JSON.stringify(desired);
-    if (Buffer.byteLength(text, 'utf8') > TWIN_LIMITS.desiredBytes) {
-      throw new UnprocessableRequestError('The desired properties would exceed 32 KB.', [
-        { path: 'desired', message: `at most ${TWIN_LIMITS.desiredBytes} bytes after the patch` },
-      ]);
-    }
-    const entity: TwinEntity = {
-      partitionKey: key,
-      rowKey: TWIN_ROW,
-      desired: text,
-      reported: current?.entity.reported ?? '{}',
-    };
-    try {
-      const result = current
-        ? await client.updateEntity(entity, 'Replace', { etag: current.etag })
-        : await client.createEntity(entity);
-      return toTwin(deviceId, entity, result.etag ?? '');
-    } catch (error) {
-      if (statusOf(error) === 412 || statusOf(error) === 409) {
-        throw new PreconditionFailedError(
-          `The twin of '${deviceId}' changed concurrently; read it and retry.`,
-        );
+    const what = `The twin of '${deviceId}'`;
+    const clientEtag = ifMatch === '*' ? undefined : ifMatch;
+    const attempt = async (): Promise<DeviceTwin> => {
+      const current = await read(client, key);
+      if (clientEtag !== undefined && clientEtag !== (current?.etag ?? '"0"')) {
+        throw new PreconditionFailedError(`${what} was changed since ETag ${clientEtag}.`);
       }
-      throw translateTableError(error);
-    }
+      const entity = patched(key, current?.entity, patch);
+      try {
+        const result = current
+          ? await client.updateEntity(entity, 'Replace', { etag: current.etag })
+          : await client.createEntity(entity);
+        return toTwin(deviceId, entity, result.etag ?? '');
+      } catch (error) {
+        // A first patch that lost the create to another one (409) is a lost race like a stale ETag (412).
+        if (isConflict(error)) throw new ConcurrentUpdateError(`${what} was created concurrently.`);
+        throw translateTableError(error, what);
+      }
+    };
+    if (clientEtag === undefined) return optimisticUpdate(what, attempt);
+    return attempt().catch((error: unknown) => {
+      throw clientPrecondition(error, clientEtag, what);
+    });
   }
+}
+
+/** The twin row after merging `patch` into its desired properties; 422 when they would exceed IoT Hub's 32 KB. */
+function patched(key: string, current: TwinEntity | undefined, patch: Record<string, unknown>): TwinEntity {
+  const desired = applyMergePatch(current ? JSON.parse(current.desired) : {}, patch) as Record<
+    string,
+    unknown
+  >;
+  const text = JSON.stringify(desired);
+  if (Buffer.byteLength(text, 'utf8') > TWIN_LIMITS.desiredBytes) {
+    throw new UnprocessableRequestError('The desired properties would exceed 32 KB.', [
+      { path: 'desired', message: `at most ${TWIN_LIMITS.desiredBytes} bytes after the patch` },
+    ]);
+  }
+  return { partitionKey: key, rowKey: TWIN_ROW, desired: text, reported: current?.reported ?? '{}' };
 }
 
 async function exists(client: TableClient, key: string, row: string): Promise<boolean> {
@@ -91,7 +102,7 @@ async function exists(client: TableClient, key: string, row: string): Promise<bo
     await client.getEntity(key, row, { queryOptions: { select: ['PartitionKey'] } });
     return true;
   } catch (error) {
-    if (statusOf(error) === 404) return false;
+    if (isNotFound(error)) return false;
     throw translateTableError(error);
   }
 }
@@ -104,7 +115,7 @@ async function read(
     const entity = await client.getEntity<TwinEntity>(key, TWIN_ROW);
     return { entity, etag: entity.etag };
   } catch (error) {
-    if (statusOf(error) === 404) return undefined;
+    if (isNotFound(error)) return undefined;
     throw translateTableError(error);
   }
 }

@@ -3,6 +3,8 @@ import { randomUUID } from 'node:crypto';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { Anomaly } from '../../../src/alerts/anomaly-records.js';
 import { makeAlarmHandlers } from '../../../src/alerts/http-handlers.js';
+import { makeJobHandlers } from '../../../src/jobs/http-handlers.js';
+import type { WorkflowClient } from '../../../src/shared/workflows.js';
 import { withProblemDetails } from '../../../src/http/problem.js';
 import { createCosmosClient, lazyContainer } from '../../../src/infra/cosmos/cosmos-client.js';
 import { CosmosAlarmStore } from '../../../src/infra/cosmos/cosmos-alarm-store.js';
@@ -332,6 +334,63 @@ describe('Cosmos DB throttling and outages (a fault proxy in front of the local 
     expect(
       responseProblems('listAlarms', 503, JSON.parse(res.body as string), headers['content-type']),
     ).toEqual([]);
+  });
+
+  it('answers 503 with Retry-After on every alarm route and every job route when Cosmos DB throttles (issue 14)', async () => {
+    const { proxy, alarms, jobs } = throttling;
+    const { alarm } = await alarms.record(anomaly('t5', 0));
+    const alarmHandlers = makeAlarmHandlers(alarms);
+    const jobHandlers = makeJobHandlers({
+      jobs,
+      deviceResults: {
+        page: () => Promise.resolve({ items: [] }),
+        save: () => Promise.resolve(),
+        forget: () => Promise.resolve(),
+      },
+      pollIntervalMs: 1000,
+    });
+    const workflows: WorkflowClient = {
+      start: () => Promise.resolve(),
+      status: () => Promise.resolve(undefined),
+      raiseEvent: () => Promise.resolve(),
+    };
+    const jobId = `job-${randomUUID()}`;
+    const routes: [string, string, string, (request: HttpRequest) => Promise<HttpResponseInit>][] = [
+      ['listAlarms', 'GET', '/api/alarms', alarmHandlers.listAlarms],
+      ['acknowledgeAlarm', 'POST', `/api/alarms/${alarm.id}/acknowledge`, alarmHandlers.acknowledgeAlarm],
+      ['closeAlarm', 'POST', `/api/alarms/${alarm.id}/close`, alarmHandlers.closeAlarm],
+      ['listJobs', 'GET', '/api/jobs', jobHandlers.listJobs],
+      ['getJob', 'GET', `/api/jobs/${jobId}`, (r) => jobHandlers.getJob(r, workflows)],
+      ['listJobDevices', 'GET', `/api/jobs/${jobId}/devices`, jobHandlers.listJobDevices],
+      ['cancelJob', 'POST', `/api/jobs/${jobId}/cancel`, (r) => jobHandlers.cancelJob(r, workflows)],
+      ['createJob', 'POST', '/api/jobs', (r) => jobHandlers.createJob(r, workflows)],
+    ];
+    const job = { type: 'twinUpdate', target: { deviceIds: ['d1'] }, twinPatch: { a: 1 } };
+    proxy.setRate(1);
+    const answers: [string, number | undefined, string | undefined, unknown][] = [];
+    try {
+      for (const [name, method, path, handler] of routes) {
+        const id = path.split('/')[3];
+        const res = await withProblemDetails(handler)(
+          new HttpRequest({
+            method,
+            url: `http://localhost${path}`,
+            params: id ? { id } : {},
+            headers: { 'content-type': 'application/json' },
+            ...(name === 'createJob' ? { body: { string: JSON.stringify(job) } } : {}),
+          }),
+          new InvocationContext(),
+        );
+        const headers = (res.headers ?? {}) as Record<string, string>;
+        answers.push([name, res.status, headers['retry-after'], JSON.parse(res.body as string)]);
+      }
+    } finally {
+      proxy.setRate(0);
+    }
+    expect(answers.map(([name, status, retryAfter]) => [name, status, retryAfter])).toEqual(
+      routes.map(([name]) => [name, 503, '1']),
+    );
+    for (const [, , , body] of answers) expect(body).toMatchObject({ type: 'urn:problem-type:throttled' });
   });
 
   it('a settlement ends at its deadline, even while the SDK waits to retry a 429, and sends nothing after it (review 2 finding 3)', async () => {

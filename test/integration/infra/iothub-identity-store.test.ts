@@ -5,7 +5,7 @@ import { IotHubIdentityStore } from '../../../src/infra/iothub/iothub-identity-s
 import { IotHubTwinStore } from '../../../src/infra/iothub/iothub-twin-store.js';
 import {
   CredentialsResetConflictError,
-  PreconditionFailedError,
+  ConcurrentUpdateError,
   ThrottledError,
 } from '../../../src/shared/errors.js';
 import { describeIdentityStoreContract } from '../../contract/identity-store-contract.js';
@@ -67,7 +67,8 @@ describe('IotHubIdentityStore on the wire', () => {
     const bulkWrites = hub.requests.slice(before).filter((r) => r.method === 'POST' && r.path === '/devices');
     expect(bulkWrites).toHaveLength(2); // the first lost the race and was retried
     hub.raceNextReads(10);
-    await expect(store.regenerateKeys('race-1')).rejects.toBeInstanceOf(PreconditionFailedError);
+    // Every attempt lost (Concurrency__MaxAttempts, 10): our race, not the caller's precondition (503, never 412).
+    await expect(store.regenerateKeys('race-1')).rejects.toBeInstanceOf(ConcurrentUpdateError);
     hub.raceNextReads(0);
   });
 

@@ -2,6 +2,7 @@ import { describe, expect, it } from 'vitest';
 import { toProblemResponse } from '../../../src/http/problem.js';
 import {
   DeviceNotFoundError,
+  ConcurrentUpdateError,
   PreconditionFailedError,
   ServiceUnavailableError,
   ThrottledError,
@@ -72,6 +73,17 @@ describe('toProblemResponse', () => {
     expect(response.status).toBe(503);
     expect(response.headers).toMatchObject({ 'retry-after': '5' });
     expect(bodyOf(response)).toMatchObject({ type: 'urn:problem-type:service-unavailable', status: 503 });
+  });
+
+  it('maps a race we kept losing to 503 with retry-after 1, never 412 (issue 14)', () => {
+    const response = toProblemResponse(new ConcurrentUpdateError("Device 'd1' kept changing"));
+    expect(response.status).toBe(503);
+    expect(response.headers).toMatchObject({ 'retry-after': '1' });
+    expect(bodyOf(response)).toMatchObject({
+      type: 'urn:problem-type:concurrent-update',
+      title: 'Service Unavailable',
+      status: 503,
+    });
   });
 
   it('maps an unknown error to 500 without revealing its message', () => {
