@@ -83,7 +83,7 @@ const PROBLEM_DESCRIPTIONS: Readonly<Record<number, string>> = {
   415: 'A body whose Content-Type is not JSON (send application/json; absent, text/plain and x-www-form-urlencoded are refused)',
   422: 'The body or query breaks the schema',
   429: 'Too many active jobs on IoT Hub',
-  503: 'A backing service is throttled or unavailable; retry after Retry-After seconds',
+  503: 'A backing service is throttled or unavailable, or an update kept losing concurrent races; retry after Retry-After seconds',
   500: 'Internal error (no internals disclosed)',
 };
 
