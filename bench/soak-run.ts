@@ -92,6 +92,59 @@ const sampleSettings = (): Record<string, string> =>
 
 const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
 
+/** The device simulator as a child process; its last 4,000 characters of output are kept. */
+function startSimulator(options: SoakOptions, apiBaseUrl: string, durationMs: number) {
+  const simulator = spawn(
+    process.execPath,
+    [
+      options.simulator,
+      '--api',
+      apiBaseUrl,
+      '--devices',
+      String(options.devices),
+      '--rate',
+      String(options.devices * options.perDeviceRate),
+      '--duration',
+      String(durationMs / 1000),
+      '--prefix',
+      `soak-${Date.now()}`,
+      '--anomalies',
+    ],
+    { stdio: ['ignore', 'pipe', 'pipe'] },
+  );
+  let output = '';
+  simulator.stdout.on('data', (chunk: Buffer) => (output = (output + chunk.toString()).slice(-4000)));
+  simulator.stderr.on('data', (chunk: Buffer) => (output = (output + chunk.toString()).slice(-4000)));
+  const exited = new Promise<number | null>((resolve) => simulator.once('exit', resolve));
+  return { process: simulator, output: () => output, exited };
+}
+
+/** The process's memory and the database's documents at each checkpoint, counted from `started`. */
+async function takeCheckpoints(
+  options: SoakOptions,
+  runtime: { memory(): RuntimeMemory },
+  cosmos: CosmosClient,
+  database: string,
+  started: number,
+): Promise<SoakCheckpoint[]> {
+  const checkpoints: SoakCheckpoint[] = [];
+  for (const minute of soakCheckpoints(options.minutes)) {
+    await sleep(Math.max(0, started + minute * 60_000 - Date.now()));
+    (globalThis as { gc?: () => void }).gc?.(); // with --expose-gc: measure what is kept, not garbage
+    const usage = process.memoryUsage();
+    const checkpoint = {
+      minute: Math.round(minute * 100) / 100,
+      rssBytes: usage.rss,
+      heapUsedBytes: usage.heapUsed,
+      runtime: runtime.memory(),
+      documents: await documentSizes(cosmos, database),
+    };
+    checkpoints.push(checkpoint);
+    options.log(formatCheckpoint(checkpoint));
+  }
+  return checkpoints;
+}
+
 /** Runs the soak and returns its checkpoints (the caller prints them). */
 export async function runSoak(options: SoakOptions): Promise<SoakReport> {
   const runtime = await startRuntime({
@@ -118,50 +171,16 @@ export async function runSoak(options: SoakOptions): Promise<SoakReport> {
     connectionPolicy: { enableEndpointDiscovery: false },
   });
   const database = appSettings.CosmosDbDatabaseName ?? 'iot';
-  const simulator = spawn(
-    process.execPath,
-    [
-      options.simulator,
-      '--api',
-      runtime.apiBaseUrl,
-      '--devices',
-      String(options.devices),
-      '--rate',
-      String(options.devices * options.perDeviceRate),
-      '--duration',
-      String(durationMs / 1000),
-      '--prefix',
-      `soak-${Date.now()}`,
-      '--anomalies',
-    ],
-    { stdio: ['ignore', 'pipe', 'pipe'] },
-  );
-  let output = '';
-  simulator.stdout.on('data', (chunk: Buffer) => (output = (output + chunk.toString()).slice(-4000)));
-  simulator.stderr.on('data', (chunk: Buffer) => (output = (output + chunk.toString()).slice(-4000)));
-  const exited = new Promise<number | null>((resolve) => simulator.once('exit', resolve));
+  const simulator = startSimulator(options, runtime.apiBaseUrl, durationMs);
   try {
     // Checkpoints count from the first message, not from the simulator's device registrations.
     const ready = Date.now() + 120_000;
-    while (!output.includes('devices ready') && Date.now() < ready) await sleep(200);
-    if (!output.includes('devices ready')) throw new Error(`the simulator did not start:\n${output}`);
-    const started = Date.now();
-    const checkpoints: SoakCheckpoint[] = [];
-    for (const minute of soakCheckpoints(options.minutes)) {
-      await sleep(Math.max(0, started + minute * 60_000 - Date.now()));
-      (globalThis as { gc?: () => void }).gc?.(); // with --expose-gc: measure what is kept, not garbage
-      const usage = process.memoryUsage();
-      const checkpoint = {
-        minute: Math.round(minute * 100) / 100,
-        rssBytes: usage.rss,
-        heapUsedBytes: usage.heapUsed,
-        runtime: runtime.memory(),
-        documents: await documentSizes(cosmos, database),
-      };
-      checkpoints.push(checkpoint);
-      options.log(formatCheckpoint(checkpoint));
-    }
-    const code = await exited;
+    while (!simulator.output().includes('devices ready') && Date.now() < ready) await sleep(200);
+    if (!simulator.output().includes('devices ready'))
+      throw new Error(`the simulator did not start:\n${simulator.output()}`);
+    const checkpoints = await takeCheckpoints(options, runtime, cosmos, database, Date.now());
+    const code = await simulator.exited;
+    const output = simulator.output();
     if (code !== 0) throw new Error(`the simulator exited with ${code}:\n${output}`);
     const done = /(\d+) messages sent, (\d+) refused/.exec(output.slice(output.lastIndexOf('done')));
     // Ingest catches up; the hubs are empty once every consumer group has checkpointed (bounded wait).
@@ -179,7 +198,7 @@ export async function runSoak(options: SoakOptions): Promise<SoakReport> {
       judged: first.minute >= WARM_UP_MINUTES,
     };
   } finally {
-    if (simulator.exitCode === null) simulator.kill('SIGINT');
+    if (simulator.process.exitCode === null) simulator.process.kill('SIGINT');
     cosmos.dispose();
     await runtime.stop();
   }

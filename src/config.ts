@@ -193,34 +193,28 @@ export function isHostedInAzure(env: Record<string, string | undefined>): boolea
   return platform && env.AZURE_FUNCTIONS_ENVIRONMENT !== 'Development';
 }
 
-/**
- * Rules across settings. They run on the raw settings even when a single setting is invalid, so that start-up
- * names every problem at once.
- */
-function crossSettingProblems(env: Record<string, string | undefined>): { name: string; message: string }[] {
-  const has = (name: string) => (env[name] ?? '').trim() !== '';
-  const problems: { name: string; message: string }[] = [];
+type Env = Record<string, string | undefined>;
+type SettingProblem = { name: string; message: string };
+
+const hasSetting = (env: Env, name: string) => (env[name] ?? '').trim() !== '';
+
+/** The Event Hubs and archive connections each need a connection string or a managed-identity endpoint. */
+function connectionProblems(env: Env): SettingProblem[] {
+  const has = (name: string) => hasSetting(env, name);
+  const problems: SettingProblem[] = [];
   // A function disabled by the host's own setting needs no connection (local `func start` without Event Hubs).
   const disabled = (name: string) => /^(true|1)$/i.test((env[`AzureWebJobs.${name}.Disabled`] ?? '').trim());
-  if (
-    !disabled('ingestTelemetry') &&
-    !has('IotHubEventsConnection') &&
-    !has('IotHubEventsConnection__fullyQualifiedNamespace')
-  ) {
-    problems.push({
-      name: 'IotHubEventsConnection',
-      message: 'required (or IotHubEventsConnection__fullyQualifiedNamespace for a managed identity)',
-    });
-  }
-  if (
-    !disabled('notifyAnomalies') &&
-    !has('AnomaliesEventHubConnection') &&
-    !has('AnomaliesEventHubConnection__fullyQualifiedNamespace')
-  ) {
-    problems.push({
-      name: 'AnomaliesEventHubConnection',
-      message: 'required (or AnomaliesEventHubConnection__fullyQualifiedNamespace for a managed identity)',
-    });
+  const eventHubs = [
+    ['ingestTelemetry', 'IotHubEventsConnection'],
+    ['notifyAnomalies', 'AnomaliesEventHubConnection'],
+  ] as const;
+  for (const [fn, name] of eventHubs) {
+    if (!disabled(fn) && !has(name) && !has(`${name}__fullyQualifiedNamespace`)) {
+      problems.push({
+        name,
+        message: `required (or ${name}__fullyQualifiedNamespace for a managed identity)`,
+      });
+    }
   }
   if (!has('ArchiveStorageConnectionString') && !has('ArchiveStorage__blobServiceUri')) {
     problems.push({
@@ -228,9 +222,15 @@ function crossSettingProblems(env: Record<string, string | undefined>): { name: 
       message: 'required (or ArchiveStorage__blobServiceUri for a managed identity)',
     });
   }
+  return problems;
+}
+
+/** The identity store has to be chosen in Azure, and each kind needs its own connection (and key). */
+function identityStoreProblems(env: Env, hosted: boolean): SettingProblem[] {
+  const has = (name: string) => hasSetting(env, name);
+  const problems: SettingProblem[] = [];
   // Hosted in Azure, a missing IdentityStore must not quietly become the local stand-ins (Azure Tables, the
   // local job runner, the in-process method channel): it has to be chosen, and never with the sample's key.
-  const hosted = isHostedInAzure(env);
   if (hosted && !has('IdentityStore')) {
     problems.push({
       name: 'IdentityStore',
@@ -265,31 +265,53 @@ function crossSettingProblems(env: Record<string, string | undefined>): { name: 
       message: 'required when IdentityStore is iothub (or IotHubRegistry__hostName for a managed identity)',
     });
   }
-  for (const problem of keysEncryptionKeyProblems(env, hosted)) problems.push(problem);
+  return problems;
+}
+
+/** A sender starts no message that could outlive its lease, less the part kept for settling. */
+function alertLeaseProblems(env: Env): SettingProblem[] {
   const seconds = (name: string, fallback: number) => {
     const n = Number(env[name] ?? fallback);
     return Number.isFinite(n) ? n : fallback;
   };
   const lease = seconds('Alerts__NotifyLeaseSeconds', 120);
   const delivery = seconds('Alerts__DeliveryTimeoutSeconds', 10) + seconds('Alerts__MaxQueueWaitSeconds', 5);
-  // A sender starts no message that could outlive its lease, less the part kept for settling.
-  if (lease - settleReserveMs(lease * 1000) / 1000 <= delivery) {
-    problems.push({
+  if (lease - settleReserveMs(lease * 1000) / 1000 > delivery) return [];
+  return [
+    {
       name: 'Alerts__NotifyLeaseSeconds',
       message: `must be longer than one delivery can take (Alerts__DeliveryTimeoutSeconds + Alerts__MaxQueueWaitSeconds = ${delivery} s) plus min(10 s, a tenth of itself) to settle, or no message fits in a claim`,
-    });
-  }
+    },
+  ];
+}
+
+/** A self-signed certificate is accepted from a loopback emulator only. */
+function selfSignedTlsProblems(env: Env): SettingProblem[] {
   const selfSigned = env.CosmosDbAllowSelfSignedTls === 'true' || env.CosmosDbAllowSelfSignedTls === '1';
-  if (selfSigned && URL.canParse(env.CosmosDb__accountEndpoint ?? '')) {
-    const host = new URL(env.CosmosDb__accountEndpoint ?? '').hostname;
-    if (!loopbackHosts.has(host)) {
-      problems.push({
-        name: 'CosmosDbAllowSelfSignedTls',
-        message: 'may only be true when CosmosDb__accountEndpoint is a loopback address (local emulator)',
-      });
-    }
-  }
-  return problems;
+  if (!selfSigned || !URL.canParse(env.CosmosDb__accountEndpoint ?? '')) return [];
+  const host = new URL(env.CosmosDb__accountEndpoint ?? '').hostname;
+  if (loopbackHosts.has(host)) return [];
+  return [
+    {
+      name: 'CosmosDbAllowSelfSignedTls',
+      message: 'may only be true when CosmosDb__accountEndpoint is a loopback address (local emulator)',
+    },
+  ];
+}
+
+/**
+ * Rules across settings. They run on the raw settings even when a single setting is invalid, so that start-up
+ * names every problem at once.
+ */
+function crossSettingProblems(env: Env): SettingProblem[] {
+  const hosted = isHostedInAzure(env);
+  return [
+    ...connectionProblems(env),
+    ...identityStoreProblems(env, hosted),
+    ...keysEncryptionKeyProblems(env, hosted),
+    ...alertLeaseProblems(env),
+    ...selfSignedTlsProblems(env),
+  ];
 }
 
 /**
@@ -437,9 +459,11 @@ export interface ProvisioningConfig {
   maxMetadataBytes: number;
 }
 
-/** Validates the app settings once at start-up; throws ConfigError naming every bad setting. */
-export function loadConfig(env: Record<string, string | undefined> = process.env): AppConfig {
-  const parsed = schema.safeParse(env);
+/** The settings as the schema returns them, validated. */
+type Settings = z.output<typeof schema>;
+
+/** Every bad setting, each with an example value where one helps. */
+function problemLines(env: Env, parsed: ReturnType<typeof schema.safeParse>): string[] {
   const problems = [
     ...(parsed.success
       ? []
@@ -449,14 +473,81 @@ export function loadConfig(env: Record<string, string | undefined> = process.env
         })),
     ...crossSettingProblems(env),
   ];
-  if (!parsed.success || problems.length > 0) {
-    throw new ConfigError(
-      problems.map(({ name, message }) => {
-        const example = EXAMPLES[name];
-        return `${name}: ${message}${example ? ` (example: ${name}=${example})` : ''}`;
-      }),
-    );
-  }
+  return problems.map(({ name, message }) => {
+    const example = EXAMPLES[name];
+    return `${name}: ${message}${example ? ` (example: ${name}=${example})` : ''}`;
+  });
+}
+
+const ingestConfig = (s: Settings): AppConfig['ingest'] => ({
+  timestampFields: s.Ingest__TimestampFields,
+  maxFutureSkewMs: s.Ingest__MaxFutureSkewSeconds * 1000,
+  earliestTimestampMs: Date.parse(s.Ingest__EarliestTimestamp),
+  maxRecordBytes: s.Ingest__MaxRecordBytes,
+  maxDepth: s.Ingest__MaxDepth,
+  maxFields: s.Ingest__MaxFields,
+  stateWriteConcurrency: s.Ingest__StateWriteConcurrency,
+  stateCacheSize: s.Ingest__StateCacheSize,
+  stateCacheTtlMs: s.Ingest__StateCacheTtlSeconds * 1000,
+  stateCacheMaxBytes: s.Ingest__StateCacheMaxBytes,
+  maxStateFieldsPerSection: s.Ingest__MaxStateFieldsPerSection,
+  maxRetryCount: s.Ingest__MaxRetryCount,
+});
+
+const provisioningConfig = (s: Settings): ProvisioningConfig => ({
+  hostName: s.IotHubHostName,
+  identityStore:
+    s.IdentityStore === 'table'
+      ? {
+          kind: 'table',
+          connectionString: s.IdentityStorageConnectionString ?? '',
+          tableName: s.IdentityTableName,
+          encryptionKey: s.IdentityStore__EncryptionKey ?? '',
+        }
+      : s.IotHubRegistryConnectionString
+        ? { kind: 'iothub', connectionString: s.IotHubRegistryConnectionString }
+        : { kind: 'iothub', hostName: s.IotHubRegistry__hostName ?? '' },
+  devicesContainerName: s.CosmosDbDevicesContainerName,
+  reconciliationContainerName: s.CosmosDbReconciliationContainerName,
+  maxMetadataBytes: s.Provisioning__MaxMetadataBytes,
+});
+
+const alertsConfig = (s: Settings): AlertsConfig => ({
+  alarmsContainerName: s.CosmosDbAlarmsContainerName,
+  slackWebhookUrl: s.SlackWebhookUrl,
+  publicApiBaseUrl: s.PublicApiBaseUrl.replace(/\/+$/, ''),
+  cooldownMs: s.Alerts__CooldownMinutes * 60_000,
+  maxRetryCount: s.Alerts__MaxRetryCount,
+  deliveryTimeoutMs: s.Alerts__DeliveryTimeoutSeconds * 1000,
+  maxRetryAfterMs: s.Alerts__MaxRetryAfterSeconds * 1000,
+  maxQueueWaitMs: s.Alerts__MaxQueueWaitSeconds * 1000,
+  redeliverySchedule: s.Alerts__RedeliverySchedule,
+  outbox: {
+    leaseMs: s.Alerts__NotifyLeaseSeconds * 1000,
+    horizonMs: s.Alerts__RedeliveryHorizonHours * 3_600_000,
+    backoffBaseMs: s.Alerts__RedeliveryBackoffSeconds * 1000,
+  },
+});
+
+const workflowsConfig = (s: Settings, env: Env): WorkflowsConfig => ({
+  hooks: s.Provisioning__Hooks,
+  twinTemplates: s.Provisioning__TwinTemplates ?? {},
+  registryOpsPerMinute: s.Provisioning__RegistryOpsPerMinute,
+  workContainer: s.ProvisioningWorkContainerName,
+  resultsContainer: s.ProvisioningResultsContainerName,
+  keysEncryptionKey: keysEncryptionKeyOf(env),
+  keysRetentionMs: s.Provisioning__KeysRetentionHours * 3_600_000,
+  jobsContainerName: s.CosmosDbJobsContainerName,
+  jobPollIntervalMs: s.Jobs__PollIntervalSeconds * 1000,
+  jobDeviceResultsContainer: s.JobDeviceResultsContainerName,
+  maxJobDeviceResults: s.Jobs__MaxDeviceResults,
+});
+
+/** Validates the app settings once at start-up; throws ConfigError naming every bad setting. */
+export function loadConfig(env: Env = process.env): AppConfig {
+  const parsed = schema.safeParse(env);
+  const problems = problemLines(env, parsed);
+  if (!parsed.success || problems.length > 0) throw new ConfigError(problems);
   const s = parsed.data;
   return {
     cosmos: {
@@ -473,67 +564,11 @@ export function loadConfig(env: Record<string, string | undefined> = process.env
       rawArchiveContainer: s.RawArchiveContainerName,
       deadLetterContainer: s.DeadLetterContainerName,
     },
-    ingest: {
-      timestampFields: s.Ingest__TimestampFields,
-      maxFutureSkewMs: s.Ingest__MaxFutureSkewSeconds * 1000,
-      earliestTimestampMs: Date.parse(s.Ingest__EarliestTimestamp),
-      maxRecordBytes: s.Ingest__MaxRecordBytes,
-      maxDepth: s.Ingest__MaxDepth,
-      maxFields: s.Ingest__MaxFields,
-      stateWriteConcurrency: s.Ingest__StateWriteConcurrency,
-      stateCacheSize: s.Ingest__StateCacheSize,
-      stateCacheTtlMs: s.Ingest__StateCacheTtlSeconds * 1000,
-      stateCacheMaxBytes: s.Ingest__StateCacheMaxBytes,
-      maxStateFieldsPerSection: s.Ingest__MaxStateFieldsPerSection,
-      maxRetryCount: s.Ingest__MaxRetryCount,
-    },
+    ingest: ingestConfig(s),
     createResourcesIfMissing: s.CreateResourcesIfMissing,
-    provisioning: {
-      hostName: s.IotHubHostName,
-      identityStore:
-        s.IdentityStore === 'table'
-          ? {
-              kind: 'table',
-              connectionString: s.IdentityStorageConnectionString ?? '',
-              tableName: s.IdentityTableName,
-              encryptionKey: s.IdentityStore__EncryptionKey ?? '',
-            }
-          : s.IotHubRegistryConnectionString
-            ? { kind: 'iothub', connectionString: s.IotHubRegistryConnectionString }
-            : { kind: 'iothub', hostName: s.IotHubRegistry__hostName ?? '' },
-      devicesContainerName: s.CosmosDbDevicesContainerName,
-      reconciliationContainerName: s.CosmosDbReconciliationContainerName,
-      maxMetadataBytes: s.Provisioning__MaxMetadataBytes,
-    },
-    alerts: {
-      alarmsContainerName: s.CosmosDbAlarmsContainerName,
-      slackWebhookUrl: s.SlackWebhookUrl,
-      publicApiBaseUrl: s.PublicApiBaseUrl.replace(/\/+$/, ''),
-      cooldownMs: s.Alerts__CooldownMinutes * 60_000,
-      maxRetryCount: s.Alerts__MaxRetryCount,
-      deliveryTimeoutMs: s.Alerts__DeliveryTimeoutSeconds * 1000,
-      maxRetryAfterMs: s.Alerts__MaxRetryAfterSeconds * 1000,
-      maxQueueWaitMs: s.Alerts__MaxQueueWaitSeconds * 1000,
-      redeliverySchedule: s.Alerts__RedeliverySchedule,
-      outbox: {
-        leaseMs: s.Alerts__NotifyLeaseSeconds * 1000,
-        horizonMs: s.Alerts__RedeliveryHorizonHours * 3_600_000,
-        backoffBaseMs: s.Alerts__RedeliveryBackoffSeconds * 1000,
-      },
-    },
-    workflows: {
-      hooks: s.Provisioning__Hooks,
-      twinTemplates: s.Provisioning__TwinTemplates ?? {},
-      registryOpsPerMinute: s.Provisioning__RegistryOpsPerMinute,
-      workContainer: s.ProvisioningWorkContainerName,
-      resultsContainer: s.ProvisioningResultsContainerName,
-      keysEncryptionKey: keysEncryptionKeyOf(env),
-      keysRetentionMs: s.Provisioning__KeysRetentionHours * 3_600_000,
-      jobsContainerName: s.CosmosDbJobsContainerName,
-      jobPollIntervalMs: s.Jobs__PollIntervalSeconds * 1000,
-      jobDeviceResultsContainer: s.JobDeviceResultsContainerName,
-      maxJobDeviceResults: s.Jobs__MaxDeviceResults,
-    },
+    provisioning: provisioningConfig(s),
+    alerts: alertsConfig(s),
+    workflows: workflowsConfig(s, env),
     http: { maxBodyBytes: s.Http__MaxBodyBytes, maxBulkBodyBytes: s.Http__MaxBulkBodyBytes },
     concurrency: { maxAttempts: s.Concurrency__MaxAttempts },
   };

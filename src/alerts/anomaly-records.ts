@@ -82,6 +82,42 @@ export function normalizeAnomaly(record: Record<string, unknown>, fallbackTime: 
   return anomaly;
 }
 
+/** The seed queries' record shapes: the field naming the device, the field that marks the shape, and the rest. */
+interface SeedShape {
+  device: string;
+  marker: string;
+  rule: string;
+  kind: Anomaly['kind'];
+  metric: string;
+  value: string;
+  score?: string;
+  time: string;
+}
+
+const SEED_SHAPES: readonly SeedShape[] = [
+  // Seed 004 (ChangePoint on temperature): { datetime, device, temp, AnomalyScore }.
+  {
+    device: 'device',
+    marker: 'AnomalyScore',
+    rule: 'changepoint',
+    kind: 'changepoint',
+    metric: 'temp',
+    value: 'temp',
+    score: 'AnomalyScore',
+    time: 'datetime',
+  },
+  // Seed 000 (threshold over a sliding window): { UTCDateTime, Device_Id, Count }.
+  {
+    device: 'Device_Id',
+    marker: 'Count',
+    rule: 'threshold-count',
+    kind: 'threshold',
+    metric: 'count',
+    value: 'Count',
+    time: 'UTCDateTime',
+  },
+];
+
 function mapRecord(record: Record<string, unknown>, fallbackTime: string): Anomaly {
   // Our schema.
   if (text(record.deviceId) && text(record.rule) && text(record.kind)) {
@@ -98,50 +134,25 @@ function mapRecord(record: Record<string, unknown>, fallbackTime: string): Anoma
       raw: record,
     };
   }
-  // Seed 004 (ChangePoint on temperature): { datetime, device, temp, AnomalyScore }.
-  if (text(record.device) && 'AnomalyScore' in record) {
-    return {
-      deviceId: String(record.device),
-      rule: 'changepoint',
-      kind: 'changepoint',
-      metric: 'temp',
-      value: num(record.temp),
-      score: num(record.AnomalyScore),
-      threshold: undefined,
-      windowEnd: isoTime(record.datetime) ?? fallbackTime,
-      raw: record,
-    };
-  }
-  // Seed 000 (threshold over a sliding window): { UTCDateTime, Device_Id, Count }.
-  if (text(record.Device_Id) && 'Count' in record) {
-    return {
-      deviceId: String(record.Device_Id),
-      rule: 'threshold-count',
-      kind: 'threshold',
-      metric: 'count',
-      value: num(record.Count),
-      score: undefined,
-      threshold: undefined,
-      windowEnd: isoTime(record.UTCDateTime) ?? fallbackTime,
-      raw: record,
-    };
-  }
-  // Anything else: a generic alert that keeps the record, never a crash.
-  const deviceId =
-    text(record.deviceId) ??
-    text(record.device) ??
-    text(record.Device_Id) ??
-    text(record.ConnectionDeviceId) ??
-    'unknown';
+  // A seed query's shape, or anything else: a generic alert that keeps the record, never a crash.
+  const seed = SEED_SHAPES.find((shape) => text(record[shape.device]) && shape.marker in record);
+  const deviceId = seed
+    ? String(record[seed.device])
+    : (text(record.deviceId) ??
+      text(record.device) ??
+      text(record.Device_Id) ??
+      text(record.ConnectionDeviceId) ??
+      'unknown');
+  const time = seed ? isoTime(record[seed.time]) : (isoTime(record.windowEnd) ?? isoTime(record.time));
   return {
     deviceId,
-    rule: text(record.rule) ?? 'unknown',
-    kind: 'unknown',
-    metric: text(record.metric) ?? 'unknown',
-    value: num(record.value),
-    score: undefined,
+    rule: seed?.rule ?? text(record.rule) ?? 'unknown',
+    kind: seed?.kind ?? 'unknown',
+    metric: seed?.metric ?? text(record.metric) ?? 'unknown',
+    value: num(record[seed?.value ?? 'value']),
+    score: seed?.score === undefined ? undefined : num(record[seed.score]),
     threshold: undefined,
-    windowEnd: isoTime(record.windowEnd) ?? isoTime(record.time) ?? fallbackTime,
+    windowEnd: time ?? fallbackTime,
     raw: record,
   };
 }

@@ -1,4 +1,4 @@
-import pLimit from 'p-limit';
+import pLimit, { type LimitFunction } from 'p-limit';
 import { deadLetterBlob } from '../telemetry/archive-layout.js';
 import type { TriggerContext } from '../telemetry/ingest-telemetry.js';
 import {
@@ -11,10 +11,10 @@ import type { DeadLetter } from '../telemetry/records.js';
 import { isNotificationDue, type AlarmStore } from './alarms.js';
 import { parseAnomalyBody, type Anomaly } from './anomaly-records.js';
 import type { AlertNotifier, NotifyLimits } from './notifier.js';
-import { deliverNotifications, type DeliverySummary, type OutboxPolicy } from './outbox.js';
+import { deliverNotifications, outboxFor, type DeliverySummary, type OutboxPolicy } from './outbox.js';
 import { errorText } from '../shared/error-text.js';
 import { AlarmRejectedError } from '../shared/errors.js';
-import { parkLastAttempt } from '../telemetry/parking.js';
+import { attemptOf, parkLastAttempt } from '../telemetry/parking.js';
 
 export interface NotifyAnomaliesDeps {
   alarms: AlarmStore;
@@ -99,6 +99,93 @@ const parkedAnomaly = (r: Received, partitionId: string, error: unknown): DeadLe
   recordIndex: r.index,
 });
 
+/** An anomaly that could not be recorded, with why. */
+interface Unrecorded {
+  received: Received;
+  error: unknown;
+}
+
+/**
+ * Records anomalies: those of one device in order, devices in parallel (through `limit`); a failure stops only
+ * its device. Returns the alarms whose notification is due, the anomalies that failed (to retry) and those
+ * refused for good.
+ */
+async function recordAnomalies(
+  deps: NotifyAnomaliesDeps,
+  limit: LimitFunction,
+  received: readonly Received[],
+  summary: NotifySummary,
+): Promise<{ due: string[]; failed: Unrecorded[]; rejected: Unrecorded[] }> {
+  const byDevice = new Map<string, Received[]>();
+  for (const r of received) {
+    const list = byDevice.get(r.anomaly.deviceId);
+    if (list) list.push(r);
+    else byDevice.set(r.anomaly.deviceId, [r]);
+  }
+  const due = new Set<string>();
+  const failed: Unrecorded[] = [];
+  const rejected: Unrecorded[] = [];
+  const recordDevice = async (list: readonly Received[]) => {
+    for (const [k, r] of list.entries()) {
+      const at = new Date(nowMs(deps)).toISOString();
+      try {
+        const { alarm, outcome } = await deps.alarms.record(r.anomaly, {
+          cooldownMs: deps.cooldownMs,
+          now: at,
+        });
+        summary[outcome === 'opened' ? 'opened' : outcome === 'repeated' ? 'repeated' : 'duplicates']++;
+        // A replayed anomaly whose alarm is still pending (an earlier attempt died) is delivered now.
+        if (isNotificationDue(alarm, at)) due.add(alarm.id);
+      } catch (error) {
+        // Refused for good (AlarmRejectedError): costs only this anomaly, which is dead-lettered now.
+        if (error instanceof AlarmRejectedError) {
+          rejected.push({ received: r, error });
+          continue;
+        }
+        // The device's later anomalies wait too: its alarms see them in order.
+        for (const rest of list.slice(k)) failed.push({ received: rest, error });
+        return;
+      }
+    }
+  };
+  // Every device's chain has ended when this returns: nothing keeps writing after the invocation.
+  await Promise.allSettled([...byDevice.values()].map((list) => limit(() => recordDevice(list))));
+  return { due: [...due], failed, rejected };
+}
+
+const nowMs = (deps: NotifyAnomaliesDeps) => (deps.now?.() ?? new Date()).getTime();
+
+/** Delivery never fails the invocation: whatever is not delivered stays pending in the outbox. */
+async function deliverDue(
+  deps: NotifyAnomaliesDeps,
+  due: string[],
+  summary: NotifySummary,
+  context: TriggerContext,
+): Promise<void> {
+  let delivered: DeliverySummary | undefined;
+  try {
+    const outbox = outboxFor(deps, () => nowMs(deps), context);
+    delivered = await deliverNotifications(due, outbox, TRIGGER_DELIVERY);
+  } catch (error) {
+    context.warn(`notifyAnomalies left ${due.length} notification(s) to the redelivery`, errorText(error));
+  }
+  summary.alerted = delivered?.delivered ?? 0;
+  summary.undeliverable = delivered?.undeliverable ?? 0;
+  summary.pending = delivered ? delivered.pending + delivered.unsettled + delivered.claimErrors : due.length;
+}
+
+const emptySummary = (anomalies: number, deadLetters: number): NotifySummary => ({
+  anomalies,
+  opened: 0,
+  repeated: 0,
+  duplicates: 0,
+  alerted: 0,
+  pending: 0,
+  undeliverable: 0,
+  deadLetters,
+  parked: 0,
+});
+
 /**
  * Event Hub trigger handler for the ASA `anomalies` hub. Records first: every anomaly creates or updates its
  * alarm, and an alarm people should hear about (new, or repeating after the cooldown) gets a pending
@@ -109,72 +196,17 @@ const parkedAnomaly = (r: Received, partitionId: string, error: unknown): DeadLe
  */
 export function makeNotifyAnomalies(deps: NotifyAnomaliesDeps) {
   const limit = pLimit(8);
-  const now = () => (deps.now?.() ?? new Date()).getTime();
-
-  /** Records anomalies: those of one device in order, devices in parallel; a failure stops only its device. */
-  const record = async (received: readonly Received[], summary: NotifySummary) => {
-    const byDevice = new Map<string, Received[]>();
-    for (const r of received) {
-      const list = byDevice.get(r.anomaly.deviceId);
-      if (list) list.push(r);
-      else byDevice.set(r.anomaly.deviceId, [r]);
-    }
-    const due = new Set<string>();
-    const failed: { received: Received; error: unknown }[] = [];
-    const rejected: { received: Received; error: unknown }[] = [];
-    // Every device's chain has ended when this returns: nothing keeps writing after the invocation.
-    await Promise.allSettled(
-      [...byDevice.values()].map((list) =>
-        limit(async () => {
-          for (const [k, r] of list.entries()) {
-            const at = new Date(now()).toISOString();
-            try {
-              const { alarm, outcome } = await deps.alarms.record(r.anomaly, {
-                cooldownMs: deps.cooldownMs,
-                now: at,
-              });
-              summary[outcome === 'opened' ? 'opened' : outcome === 'repeated' ? 'repeated' : 'duplicates']++;
-              // A replayed anomaly whose alarm is still pending (an earlier attempt died) is delivered now.
-              if (isNotificationDue(alarm, at)) due.add(alarm.id);
-            } catch (error) {
-              // Refused for good (AlarmRejectedError): costs only this anomaly, which is dead-lettered now.
-              if (error instanceof AlarmRejectedError) {
-                rejected.push({ received: r, error });
-                continue;
-              }
-              // The device's later anomalies wait too: its alarms see them in order.
-              for (const rest of list.slice(k)) failed.push({ received: rest, error });
-              return;
-            }
-          }
-        }),
-      ),
-    );
-    return { due: [...due], failed, rejected };
-  };
 
   return async function notifyAnomalies(messages: unknown, context: TriggerContext): Promise<NotifySummary> {
     const bodies: unknown[] = Array.isArray(messages) ? messages : [messages];
     const { partitionId, messages: metas } = readIotHubBatchMetadata(context.triggerMetadata, bodies.length);
-    const { received, dead } = parseBatch(bodies, metas, partitionId, now());
-    const summary: NotifySummary = {
-      anomalies: received.length,
-      opened: 0,
-      repeated: 0,
-      duplicates: 0,
-      alerted: 0,
-      pending: 0,
-      undeliverable: 0,
-      deadLetters: dead.length,
-      parked: 0,
-    };
-    const retryCount = context.retryContext?.retryCount ?? 0;
-    const maxRetryCount = context.retryContext?.maxRetryCount ?? deps.maxRetryCount;
-    const lastAttempt = maxRetryCount >= 0 && retryCount >= maxRetryCount;
+    const { received, dead } = parseBatch(bodies, metas, partitionId, nowMs(deps));
+    const summary = emptySummary(received.length, dead.length);
+    const { retryCount, lastAttempt } = attemptOf(context, deps.maxRetryCount);
 
     const [unwritten, recorded] = await Promise.all([
       writeDeadLetters(deps.deadLetters, dead, partitionId),
-      record(received, summary),
+      recordAnomalies(deps, limit, received, summary),
     ]);
     // Anomalies refused for good are dead letters on every attempt: a retry could not change their fate.
     const refused = recorded.rejected.map((f) => parkedAnomaly(f.received, partitionId, f.error));
@@ -195,43 +227,24 @@ export function makeNotifyAnomalies(deps: NotifyAnomaliesDeps) {
       ...recorded.failed.map((f) => parkedAnomaly(f.received, partitionId, f.error)),
     ];
     if (parked.length > 0) {
-      await park(deps.deadLetters, parked, partitionId, context, retryCount + 1);
+      const what = `${parked.length} anomalies or dead letters`;
+      const log = {
+        function: 'notifyAnomalies',
+        what,
+        attempts: retryCount + 1,
+        partitionId,
+        folder: 'anomalies/',
+      };
+      await parkLastAttempt(deps.deadLetters, parked, log, context);
       summary.parked = parked.length;
     }
 
-    await deliver(recorded.due, summary, context);
+    await deliverDue(deps, recorded.due, summary, context);
     context.log(
       `notifyAnomalies: ${summary.anomalies} anomalies, ${summary.opened} alarms opened, ${summary.repeated} repeated, ${summary.duplicates} replays, ${summary.alerted} alerted, ${summary.pending} pending, ${summary.undeliverable} undeliverable, ${summary.deadLetters} dead letters, ${summary.parked} parked`,
     );
     return summary;
   };
-
-  /** Delivery never fails the invocation: whatever is not delivered stays pending in the outbox. */
-  async function deliver(due: string[], summary: NotifySummary, context: TriggerContext): Promise<void> {
-    let delivered: DeliverySummary | undefined;
-    try {
-      delivered = await deliverNotifications(
-        due,
-        {
-          alarms: deps.alarms,
-          notifier: deps.notifier,
-          policy: deps.outbox,
-          now,
-          log: (m) => {
-            context.warn(m);
-          },
-        },
-        TRIGGER_DELIVERY,
-      );
-    } catch (error) {
-      context.warn(`notifyAnomalies left ${due.length} notification(s) to the redelivery`, errorText(error));
-    }
-    summary.alerted = delivered?.delivered ?? 0;
-    summary.undeliverable = delivered?.undeliverable ?? 0;
-    summary.pending = delivered
-      ? delivered.pending + delivered.unsettled + delivered.claimErrors
-      : due.length;
-  }
 }
 
 /** Anomaly dead letters live under `anomalies/` in the dead-letter container, named as ingest's. */
@@ -254,18 +267,4 @@ async function writeDeadLetters(
   } catch (error) {
     return { error };
   }
-}
-
-/** Writes the last attempt's failures to dead letters; if even that fails, the loss is logged and thrown. */
-async function park(
-  store: JsonLinesStore,
-  parked: readonly DeadLetter[],
-  partitionId: string,
-  context: TriggerContext,
-  attempts: number,
-): Promise<void> {
-  const blob = anomalyBlob(parked, partitionId, '.storage-failure');
-  if (!blob) return;
-  const what = `${parked.length} anomalies or dead letters`;
-  await parkLastAttempt(store, blob, { function: 'notifyAnomalies', what, attempts, partitionId }, context);
 }

@@ -163,6 +163,53 @@ async function claimAll(
   return claims;
 }
 
+/** The outbox's dependencies for one handler invocation: the handler's store, notifier and policy; warnings to its log. */
+export const outboxFor = (
+  deps: { alarms: AlarmStore; notifier: AlertNotifier; outbox: OutboxPolicy },
+  now: () => number,
+  context: { warn(...args: unknown[]): void },
+): OutboxDeps => ({
+  alarms: deps.alarms,
+  notifier: deps.notifier,
+  policy: deps.outbox,
+  now,
+  log: (m) => {
+    context.warn(m);
+  },
+});
+
+/** Settles one claim (within its lease) and counts the outcome; a failed or lost settlement counts as unsettled. */
+async function settleClaim(
+  deps: OutboxDeps,
+  summary: DeliverySummary,
+  { alarm, lease, until }: Claim,
+  settlement: NotificationSettlement,
+): Promise<void> {
+  let settled: boolean;
+  try {
+    settled = await settleWithRetry(
+      deps.alarms,
+      { id: alarm.id, lease, deadline: until },
+      settlement,
+      deps.now,
+    );
+  } catch (error) {
+    deps.log(
+      `alerts: could not settle alarm ${alarm.id} (${settlement.state}); it is delivered again after its lease: ${errorText(error)}`,
+    );
+    summary.unsettled++;
+    return;
+  }
+  if (!settled) {
+    deps.log(
+      `alerts: the claim on alarm ${alarm.id} was no longer ours when settling (${settlement.state}): it expired, or a lost answer hid an earlier settlement`,
+    );
+    summary.unsettled++;
+  } else if (settlement.state === 'pending') summary.pending++;
+  else if (settlement.state === 'undeliverable') summary.undeliverable++;
+  else summary.delivered++;
+}
+
 /**
  * Delivers the notifications of these alarms that are due (at most MAX_PER_DELIVERY): claims each, gives up
  * those pending past the horizon, sends the rest as one message (a digest when several) within the time the
@@ -203,49 +250,22 @@ export async function deliverNotifications(
       : [];
   const settledAt = deps.now();
   const limit = pLimit(8);
-  const settle = async ({ alarm, lease, until }: Claim, settlement: NotificationSettlement) => {
-    let settled: boolean;
-    try {
-      settled = await settleWithRetry(
-        deps.alarms,
-        { id: alarm.id, lease, deadline: until },
-        settlement,
-        deps.now,
-      );
-    } catch (error) {
-      deps.log(
-        `alerts: could not settle alarm ${alarm.id} (${settlement.state}); it is delivered again after its lease: ${errorText(error)}`,
-      );
-      summary.unsettled++;
-      return;
-    }
-    if (!settled) {
-      deps.log(
-        `alerts: the claim on alarm ${alarm.id} was no longer ours when settling (${settlement.state}): it expired, or a lost answer hid an earlier settlement`,
-      );
-      summary.unsettled++;
-    } else if (settlement.state === 'pending') summary.pending++;
-    else if (settlement.state === 'undeliverable') summary.undeliverable++;
-    else summary.delivered++;
-  };
+  const settle = (c: Claim, settlement: NotificationSettlement) =>
+    limit(() => settleClaim(deps, summary, c, settlement));
   const horizonHours = deps.policy.horizonMs / 3_600_000;
   await Promise.all([
     ...expired.map((c) => {
       deps.log(`alerts: alarm ${c.alarm.id} stayed undelivered for ${horizonHours} h: given up`);
-      return limit(() =>
-        settle(c, { state: 'undeliverable', reason: `not delivered within ${horizonHours} h` }),
-      );
+      return settle(c, { state: 'undeliverable', reason: `not delivered within ${horizonHours} h` });
     }),
     ...live.map((c, i) =>
-      limit(() =>
-        settle(
-          c,
-          settlementOf(
-            deliveries[i] ?? { outcome: 'retry', reason: 'no outcome', attempted: false },
-            c.alarm,
-            settledAt,
-            deps.policy,
-          ),
+      settle(
+        c,
+        settlementOf(
+          deliveries[i] ?? { outcome: 'retry', reason: 'no outcome', attempted: false },
+          c.alarm,
+          settledAt,
+          deps.policy,
         ),
       ),
     ),

@@ -1,6 +1,6 @@
 import type { AlarmStore } from './alarms.js';
 import type { AlertNotifier } from './notifier.js';
-import { deliverNotifications, type DeliverySummary, type OutboxPolicy } from './outbox.js';
+import { deliverNotifications, outboxFor, type DeliverySummary, type OutboxPolicy } from './outbox.js';
 
 export interface RedeliverAlertsDeps {
   alarms: AlarmStore;
@@ -30,15 +30,7 @@ export function makeRedeliverAlerts(deps: RedeliverAlertsDeps) {
     const due = await deps.alarms.listDueNotifications(new Date(now()).toISOString(), deps.batchSize ?? 500);
     const summary = await deliverNotifications(
       due.map((a) => a.id),
-      {
-        alarms: deps.alarms,
-        notifier: deps.notifier,
-        policy: deps.outbox,
-        now,
-        log: (m) => {
-          context.warn(m);
-        },
-      },
+      outboxFor(deps, now, context),
     );
     if (due.length > 0) {
       context.log(

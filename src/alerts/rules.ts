@@ -87,22 +87,35 @@ export function evaluateThreshold(points: readonly TelemetryPoint[], rule: Thres
   return out.sort((a, b) => a.windowEnd.localeCompare(b.windowEnd) || a.deviceId.localeCompare(b.deviceId));
 }
 
+/** The numeric readings of `metric` in a device's points, in their order (other readings are skipped). */
+const metricSeries = (list: readonly TelemetryPoint[], metric: string): { time: number; value: number }[] =>
+  list.flatMap((p) => {
+    const value = numeric(p.values[metric]);
+    return value === undefined ? [] : [{ time: p.time, value }];
+  });
+
+function median(xs: readonly number[]): number {
+  const s = [...xs].sort((a, b) => a - b);
+  const m = Math.floor(s.length / 2);
+  return s.length % 2 ? (s[m] ?? 0) : ((s[m - 1] ?? 0) + (s[m] ?? 0)) / 2;
+}
+
+/** Mean and sample variance. */
+function stats(xs: readonly number[]): { mean: number; variance: number } {
+  const mean = xs.reduce((a, b) => a + b, 0) / xs.length;
+  const variance = xs.reduce((a, b) => a + (b - mean) ** 2, 0) / Math.max(1, xs.length - 1);
+  return { mean, variance };
+}
+
 /** The approximation of AnomalyDetection_SpikeAndDip described in the module comment. */
 export function evaluateSpikes(
   points: readonly TelemetryPoint[],
   options: { metric: string; history: number; zThreshold: number; rule: string },
 ): RuleOutput[] {
   const out: RuleOutput[] = [];
-  const median = (xs: number[]) => {
-    const s = [...xs].sort((a, b) => a - b);
-    const m = Math.floor(s.length / 2);
-    return s.length % 2 ? (s[m] ?? 0) : ((s[m - 1] ?? 0) + (s[m] ?? 0)) / 2;
-  };
   for (const [deviceId, list] of byDevice(points)) {
     const seen: number[] = [];
-    for (const p of list) {
-      const value = numeric(p.values[options.metric]);
-      if (value === undefined) continue;
+    for (const { time, value } of metricSeries(list, options.metric)) {
       if (seen.length >= Math.min(options.history, 8)) {
         const window = seen.slice(-options.history);
         const med = median(window);
@@ -117,7 +130,7 @@ export function evaluateSpikes(
             value,
             score: Math.abs(z),
             threshold: null,
-            windowEnd: new Date(p.time).toISOString(),
+            windowEnd: new Date(time).toISOString(),
           });
         }
       }
@@ -133,16 +146,9 @@ export function evaluateChangePoints(
   options: { metric: string; window: number; tThreshold: number; rule: string },
 ): RuleOutput[] {
   const out: RuleOutput[] = [];
-  const stats = (xs: number[]) => {
-    const mean = xs.reduce((a, b) => a + b, 0) / xs.length;
-    const variance = xs.reduce((a, b) => a + (b - mean) ** 2, 0) / Math.max(1, xs.length - 1);
-    return { mean, variance };
-  };
   const k = options.window;
   for (const [deviceId, list] of byDevice(points)) {
-    const series = list
-      .map((p) => ({ time: p.time, value: numeric(p.values[options.metric]) }))
-      .filter((p): p is { time: number; value: number } => p.value !== undefined);
+    const series = metricSeries(list, options.metric);
     let quietUntil = -1;
     for (let end = 2 * k; end <= series.length; end++) {
       if (end - k <= quietUntil) continue;

@@ -88,19 +88,27 @@ const SLOW_POLL_MS = 300_000;
 /** How long past `maxExecutionTimeInSeconds` a job may stay non-terminal before the run gives up on it. */
 const DEADLINE_MARGIN_MS = 600_000;
 
-/** The orchestrator. Deterministic: time from `currentUtcDateTime`, ids from the input, no I/O. */
-export function* scheduledJobOrchestrator(context: OrchestrationContext): Generator<Task, unknown, unknown> {
-  const input = context.df.getInput<ScheduledJobInput>();
-  const { jobId, request, run } = input;
+/** What the steps of one orchestrator execution share: time, the cancel watch, the record activity. */
+interface JobExecution {
+  context: OrchestrationContext;
+  input: ScheduledJobInput;
+  now: () => Date;
+  /** The cancel event's task: one for the whole execution (a race only notices completions while it waits). */
+  cancelTask: Task;
+  /** Read through a function: a wait may set it, which the compiler's narrowing would not see. */
+  isCancelled: () => boolean;
+  markCancelled: () => void;
+  /** Waits until `until` (at once when past); true when this wait is where the cancel was noticed. */
+  sleep: (until: Date) => Generator<Task, boolean, unknown>;
+  record: (status: JobStatus, runInfo?: JobRun, nextRunAt?: string) => Task;
+}
+
+function jobExecution(context: OrchestrationContext, input: ScheduledJobInput): JobExecution {
   const now = () => context.df.currentUtcDateTime;
   // One task for the whole execution: a cancel that arrives while an activity runs completes it, and every
   // later wait sees that (a race only notices completions that happen while it waits).
   const cancelTask = context.df.waitForExternalEvent(CANCEL_EVENT);
   const cancelled = { value: false };
-  // Read through a function: a wait may set it, which the compiler's narrowing would not see.
-  const isCancelled = () => cancelled.value;
-
-  /** Waits until `until` (at once when past); true when this wait is where the cancel was noticed. */
   const sleep = function* (until: Date): Generator<Task, boolean, unknown> {
     if (!cancelled.value && cancelTask.isCompleted) {
       cancelled.value = true;
@@ -120,34 +128,145 @@ export function* scheduledJobOrchestrator(context: OrchestrationContext): Genera
   };
   const record = (status: JobStatus, runInfo?: JobRun, nextRunAt?: string) =>
     context.df.callActivityWithRetry(JobActivity.record, activityRetry(), {
-      jobId,
+      jobId: input.jobId,
       status,
       run: runInfo,
       nextRunAt,
     });
+  return {
+    context,
+    input,
+    now,
+    cancelTask,
+    isCancelled: () => cancelled.value,
+    markCancelled: () => {
+      cancelled.value = true;
+    },
+    sleep,
+    record,
+  };
+}
 
-  // 1. Wait for the start time (first occurrence) or the next occurrence.
-  const notBefore = input.notBefore ?? (run === 1 ? request.startAt : undefined);
-  if (notBefore !== undefined) {
-    context.df.setCustomStatus({ run, step: 'scheduled', startAt: notBefore });
-    yield record('scheduled', undefined, notBefore);
-    if (yield* sleep(new Date(notBefore))) {
-      yield record('cancelled');
-      return { jobId, status: 'cancelled', runs: run - 1 };
+/** Which batch of how many a step works on (for the custom status). */
+interface BatchPosition {
+  batch: number;
+  batches: number;
+}
+
+/** Starts one IoT Hub job, waiting for a slot while IoT Hub has too many; undefined when cancelled first. */
+function* startHubJob(
+  x: JobExecution,
+  runInfo: JobRun,
+  hubJobId: string,
+  target: HubJobTarget,
+  at: BatchPosition,
+): Generator<Task, HubJob | undefined, unknown> {
+  const { context, input } = x;
+  const { request, run } = input;
+  while (!x.isCancelled()) {
+    context.df.setCustomStatus({ run, step: 'starting', ...at });
+    const reply = (yield context.df.callActivityWithRetry(JobActivity.startHubJob, activityRetry(), {
+      hubJobId,
+      type: request.type,
+      target,
+      ...(request.twinPatch ? { twinPatch: request.twinPatch } : {}),
+      ...(request.method ? { method: request.method } : {}),
+      maxExecutionTimeInSeconds: request.maxExecutionTimeInSeconds,
+    })) as StartReply;
+    if (reply.started) return reply.job;
+    // IoT Hub runs a limited number of jobs at once (1 on S1): wait for a slot on a durable timer.
+    context.df.setCustomStatus({ run, step: 'waiting-for-job-slot', ...at });
+    yield x.record('waiting', runInfo);
+    yield* x.sleep(new Date(x.now().getTime() + TOO_MANY_JOBS_WAIT_MS));
+  }
+  return undefined;
+}
+
+/**
+ * Polls a started IoT Hub job on durable timers until it ends; cancels it (once) when the run is cancelled or
+ * the job is overdue. Returns the ended job and, when it was overdue, why the run failed.
+ */
+function* pollHubJob(
+  x: JobExecution,
+  started: HubJob,
+  hubJobId: string,
+  at: BatchPosition,
+): Generator<Task, { job: HubJob; overdueReason?: string }, unknown> {
+  const { context, input } = x;
+  const { request, run } = input;
+  let job = started;
+  let overdueReason: string | undefined;
+  const deadline = x.now().getTime() + request.maxExecutionTimeInSeconds * 1000 + DEADLINE_MARGIN_MS;
+  let cancelSent = false;
+  let pollFailures = 0;
+  for (let poll = 1; !TERMINAL_JOB_STATUSES.has(job.status); poll++) {
+    context.df.setCustomStatus({
+      run,
+      step: x.isCancelled() ? 'cancelling' : 'running',
+      ...at,
+      hubJobStatus: job.status,
+      progress: job.statistics,
+    });
+    const interval = poll > FAST_POLLS ? Math.max(input.pollIntervalMs, SLOW_POLL_MS) : input.pollIntervalMs;
+    yield* x.sleep(new Date(x.now().getTime() + interval));
+    const overdue = x.now().getTime() > deadline;
+    if ((x.isCancelled() || overdue) && !cancelSent) {
+      cancelSent = true;
+      if (overdue) overdueReason = `IoT Hub job ${hubJobId} did not end within maxExecutionTimeInSeconds`;
+      yield context.df.callActivityWithRetry(JobActivity.cancelHubJob, activityRetry(), { hubJobId });
+    }
+    try {
+      const polled = (yield context.df.callActivityWithRetry(JobActivity.getHubJob, activityRetry(), {
+        hubJobId,
+      })) as HubJob | null;
+      pollFailures = 0;
+      job = polled ?? { ...job, status: 'failed', failureReason: 'IoT Hub no longer knows the job' };
+    } catch (error) {
+      if (++pollFailures >= MAX_POLL_FAILURES) throw error;
     }
   }
-  const scheduledAt = notBefore ?? now().toISOString();
-  const runInfo: JobRun = {
-    run,
-    startedAt: now().toISOString(),
-    status: 'running',
-    hubJobIds: [],
-    statistics: { ...EMPTY_STATISTICS },
-  };
-  let failureReason: string | undefined;
+  return overdueReason === undefined ? { job } : { job, overdueReason };
+}
 
+/** Keeps which device of an ended IoT Hub job failed and why (bounded per run), for GET /jobs/{id}/devices. */
+function* keepDeviceResults(
+  x: JobExecution,
+  runInfo: JobRun,
+  batch: number,
+  hubJobId: string,
+  job: HubJob,
+): Generator<Task, void, unknown> {
+  const { jobId, run } = x.input;
+  const before = runInfo.deviceResults ?? { kept: 0, dropped: 0 };
+  let kept = 0;
   try {
-    yield record('running', runInfo);
+    const saved = (yield x.context.df.callActivityWithRetry(JobActivity.saveDeviceResults, activityRetry(), {
+      jobId,
+      run,
+      batch,
+      hubJobId,
+      keptBefore: before.kept,
+    })) as { kept: number };
+    kept = saved.kept;
+  } catch {
+    // The outcomes could not be kept even after retries: the run's counts stand; these count as dropped.
+  }
+  runInfo.deviceResults = {
+    kept: before.kept + kept,
+    dropped: before.dropped + Math.max(0, job.statistics.deviceCount - kept),
+  };
+}
+
+/**
+ * Resolves the target into batches and runs one IoT Hub job per batch, one at a time, adding each job's
+ * statistics to `runInfo`. Returns why the run failed, if it did.
+ */
+function* runBatches(x: JobExecution, runInfo: JobRun): Generator<Task, string | undefined, unknown> {
+  const { context, input } = x;
+  const { jobId, request, run } = input;
+  let failureReason: string | undefined;
+  try {
+    yield x.record('running', runInfo);
 
     // 2. The devices, as IoT Hub job targets (one job per batch that fits a query condition).
     const batches = (yield context.df.callActivityWithRetry(JobActivity.resolveTarget, activityRetry(), {
@@ -156,101 +275,36 @@ export function* scheduledJobOrchestrator(context: OrchestrationContext): Genera
 
     // 3. Start and monitor each IoT Hub job, one at a time.
     for (const [index, target] of batches.entries()) {
-      if (cancelled.value || (yield* sleep(now()))) break;
+      if (x.isCancelled() || (yield* x.sleep(x.now()))) break;
       const hubJobId = `${jobId}-r${run}-b${index}`;
-      let job: HubJob | undefined;
-      while (!job && !isCancelled()) {
-        context.df.setCustomStatus({ run, step: 'starting', batch: index + 1, batches: batches.length });
-        const reply = (yield context.df.callActivityWithRetry(JobActivity.startHubJob, activityRetry(), {
-          hubJobId,
-          type: request.type,
-          target,
-          ...(request.twinPatch ? { twinPatch: request.twinPatch } : {}),
-          ...(request.method ? { method: request.method } : {}),
-          maxExecutionTimeInSeconds: request.maxExecutionTimeInSeconds,
-        })) as StartReply;
-        if (reply.started) {
-          job = reply.job;
-          break;
-        }
-        // IoT Hub runs a limited number of jobs at once (1 on S1): wait for a slot on a durable timer.
-        context.df.setCustomStatus({
-          run,
-          step: 'waiting-for-job-slot',
-          batch: index + 1,
-          batches: batches.length,
-        });
-        yield record('waiting', runInfo);
-        yield* sleep(new Date(now().getTime() + TOO_MANY_JOBS_WAIT_MS));
-      }
-      if (!job) break;
+      const at: BatchPosition = { batch: index + 1, batches: batches.length };
+      const started = yield* startHubJob(x, runInfo, hubJobId, target, at);
+      if (!started) break;
       runInfo.hubJobIds.push(hubJobId);
-      const deadline = now().getTime() + request.maxExecutionTimeInSeconds * 1000 + DEADLINE_MARGIN_MS;
-      let cancelSent = false;
-      let pollFailures = 0;
-      for (let poll = 1; !TERMINAL_JOB_STATUSES.has(job.status); poll++) {
-        context.df.setCustomStatus({
-          run,
-          step: isCancelled() ? 'cancelling' : 'running',
-          batch: index + 1,
-          batches: batches.length,
-          hubJobStatus: job.status,
-          progress: job.statistics,
-        });
-        const interval =
-          poll > FAST_POLLS ? Math.max(input.pollIntervalMs, SLOW_POLL_MS) : input.pollIntervalMs;
-        yield* sleep(new Date(now().getTime() + interval));
-        const overdue = now().getTime() > deadline;
-        if ((isCancelled() || overdue) && !cancelSent) {
-          cancelSent = true;
-          if (overdue) failureReason = `IoT Hub job ${hubJobId} did not end within maxExecutionTimeInSeconds`;
-          yield context.df.callActivityWithRetry(JobActivity.cancelHubJob, activityRetry(), { hubJobId });
-        }
-        try {
-          const polled = (yield context.df.callActivityWithRetry(JobActivity.getHubJob, activityRetry(), {
-            hubJobId,
-          })) as HubJob | null;
-          pollFailures = 0;
-          job = polled ?? { ...job, status: 'failed', failureReason: 'IoT Hub no longer knows the job' };
-        } catch (error) {
-          if (++pollFailures >= MAX_POLL_FAILURES) throw error;
-        }
-      }
-      // Which device failed and why (bounded per run): kept for GET /jobs/{id}/devices.
-      const before = runInfo.deviceResults ?? { kept: 0, dropped: 0 };
-      let kept = 0;
-      try {
-        const saved = (yield context.df.callActivityWithRetry(
-          JobActivity.saveDeviceResults,
-          activityRetry(),
-          { jobId, run, batch: index, hubJobId, keptBefore: before.kept },
-        )) as { kept: number };
-        kept = saved.kept;
-      } catch {
-        // The outcomes could not be kept even after retries: the run's counts stand; these count as dropped.
-      }
-      runInfo.deviceResults = {
-        kept: before.kept + kept,
-        dropped: before.dropped + Math.max(0, job.statistics.deviceCount - kept),
-      };
+      const { job, overdueReason } = yield* pollHubJob(x, started, hubJobId, at);
+      failureReason ??= overdueReason;
+      yield* keepDeviceResults(x, runInfo, index, hubJobId, job);
       runInfo.statistics = addStatistics(runInfo.statistics, job.statistics);
       if (job.status === 'failed') failureReason ??= job.failureReason ?? `IoT Hub job ${hubJobId} failed`;
-      if (job.status === 'cancelled') cancelled.value = true;
+      if (job.status === 'cancelled') x.markCancelled();
       if (failureReason !== undefined) break;
     }
   } catch (error) {
     failureReason = failureMessage(error);
   }
+  return failureReason;
+}
 
-  // 4. Record the outcome of this run; a cancel that arrived meanwhile stops the repeat.
-  runInfo.endedAt = now().toISOString();
-  runInfo.status = cancelled.value ? 'cancelled' : failureReason !== undefined ? 'failed' : 'completed';
-  if (failureReason !== undefined) runInfo.failureReason = failureReason;
-  if (!cancelled.value) yield* sleep(now());
-  const repeat = request.repeat !== undefined && !cancelled.value ? parseRepeat(request.repeat) : undefined;
-  const next = repeat ? nextRun(repeat, now(), new Date(scheduledAt)) : undefined;
+/** Records the run's outcome (and the next occurrence) and posts the notice; a failure only shows in the status. */
+function* recordOutcome(
+  x: JobExecution,
+  runInfo: JobRun,
+  next: Date | undefined,
+): Generator<Task, void, unknown> {
+  const { context, input } = x;
+  const { jobId, request, run } = input;
   try {
-    yield record(next ? 'scheduled' : runInfo.status, runInfo, next?.toISOString());
+    yield x.record(next ? 'scheduled' : runInfo.status, runInfo, next?.toISOString());
     if (request.notify) {
       yield context.df.callActivityWithRetry(JobActivity.notify, activityRetry(), { jobId, run: runInfo });
     }
@@ -269,13 +323,50 @@ export function* scheduledJobOrchestrator(context: OrchestrationContext): Genera
     lastRun: runInfo,
     nextRunAt: next,
   });
+}
+
+/** The orchestrator. Deterministic: time from `currentUtcDateTime`, ids from the input, no I/O. */
+export function* scheduledJobOrchestrator(context: OrchestrationContext): Generator<Task, unknown, unknown> {
+  const input = context.df.getInput<ScheduledJobInput>();
+  const { jobId, request, run } = input;
+  const x = jobExecution(context, input);
+
+  // 1. Wait for the start time (first occurrence) or the next occurrence.
+  const notBefore = input.notBefore ?? (run === 1 ? request.startAt : undefined);
+  if (notBefore !== undefined) {
+    context.df.setCustomStatus({ run, step: 'scheduled', startAt: notBefore });
+    yield x.record('scheduled', undefined, notBefore);
+    if (yield* x.sleep(new Date(notBefore))) {
+      yield x.record('cancelled');
+      return { jobId, status: 'cancelled', runs: run - 1 };
+    }
+  }
+  const scheduledAt = notBefore ?? x.now().toISOString();
+  const runInfo: JobRun = {
+    run,
+    startedAt: x.now().toISOString(),
+    status: 'running',
+    hubJobIds: [],
+    statistics: { ...EMPTY_STATISTICS },
+  };
+  // 2 and 3.
+  const failureReason = yield* runBatches(x, runInfo);
+
+  // 4. Record the outcome of this run; a cancel that arrived meanwhile stops the repeat.
+  runInfo.endedAt = x.now().toISOString();
+  runInfo.status = x.isCancelled() ? 'cancelled' : failureReason !== undefined ? 'failed' : 'completed';
+  if (failureReason !== undefined) runInfo.failureReason = failureReason;
+  if (!x.isCancelled()) yield* x.sleep(x.now());
+  const repeat = request.repeat !== undefined && !x.isCancelled() ? parseRepeat(request.repeat) : undefined;
+  const next = repeat ? nextRun(repeat, x.now(), new Date(scheduledAt)) : undefined;
+  yield* recordOutcome(x, runInfo, next);
 
   // 5. Repeat: a fresh history for the next occurrence, so an eternal job's history stays small. A cancel that
   // arrived while the outcome was recorded or notified is checked last: the API already answered "cancelling",
   // so it wins over the next occurrence (continue-as-new would consume it).
-  if (next && cancelTask.isCompleted) {
+  if (next && x.cancelTask.isCompleted) {
     try {
-      yield record('cancelled');
+      yield x.record('cancelled');
     } catch (error) {
       context.df.setCustomStatus({ run, step: 'record-failed', reason: failureMessage(error) });
     }
@@ -307,37 +398,44 @@ export interface ScheduledJobDeps {
 /** Runs kept on a job record. */
 const KEPT_RUNS = 20;
 
+/**
+ * The devices of a job target, as IoT Hub job targets: one per batch that fits a query condition. Metadata lives
+ * in the registry, not in IoT Hub, so a metadata filter is resolved to device ids here, at run time.
+ */
+async function resolveTarget(
+  registry: DeviceRegistry,
+  target: JobRequest['target'],
+): Promise<HubJobTarget[]> {
+  if ('deviceIds' in target) return splitDeviceIds(target.deviceIds, {}).map((deviceIds) => ({ deviceIds }));
+  const { status, metadata, tags } = target.where;
+  const rest: HubJobTarget = { ...(status ? { status } : {}), ...(tags ? { tags } : {}) };
+  if (!metadata) return [rest];
+  const ids: string[] = [];
+  let continuationToken: string | undefined;
+  do {
+    const page = await registry.query({
+      metadata,
+      ...(status ? { status } : {}),
+      top: 1000,
+      ...(continuationToken ? { continuationToken } : {}),
+    });
+    for (const d of page.items) ids.push(d.id);
+    continuationToken = page.continuationToken;
+    if (ids.length > MAX_JOB_DEVICE_IDS) {
+      throw new UnprocessableRequestError(
+        `The metadata filter matches more than ${MAX_JOB_DEVICE_IDS} devices; narrow it or use twin tags.`,
+        [{ path: 'target.where.metadata', message: 'matches too many devices' }],
+      );
+    }
+  } while (continuationToken);
+  return splitDeviceIds(ids, rest).map((deviceIds) => ({ ...rest, deviceIds }));
+}
+
 /** Activity handlers of scheduled jobs; each is idempotent. */
 export function makeScheduledJobActivities(deps: ScheduledJobDeps) {
   return {
-    [JobActivity.resolveTarget]: async (input: { target: JobRequest['target'] }): Promise<HubJobTarget[]> => {
-      const target = input.target;
-      if ('deviceIds' in target)
-        return splitDeviceIds(target.deviceIds, {}).map((deviceIds) => ({ deviceIds }));
-      const { status, metadata, tags } = target.where;
-      const rest: HubJobTarget = { ...(status ? { status } : {}), ...(tags ? { tags } : {}) };
-      if (!metadata) return [rest];
-      // Metadata lives in the registry, not in IoT Hub: resolve it to device ids here, at run time.
-      const ids: string[] = [];
-      let continuationToken: string | undefined;
-      do {
-        const page = await deps.registry.query({
-          metadata,
-          ...(status ? { status } : {}),
-          top: 1000,
-          ...(continuationToken ? { continuationToken } : {}),
-        });
-        for (const d of page.items) ids.push(d.id);
-        continuationToken = page.continuationToken;
-        if (ids.length > MAX_JOB_DEVICE_IDS) {
-          throw new UnprocessableRequestError(
-            `The metadata filter matches more than ${MAX_JOB_DEVICE_IDS} devices; narrow it or use twin tags.`,
-            [{ path: 'target.where.metadata', message: 'matches too many devices' }],
-          );
-        }
-      } while (continuationToken);
-      return splitDeviceIds(ids, rest).map((deviceIds) => ({ ...rest, deviceIds }));
-    },
+    [JobActivity.resolveTarget]: (input: { target: JobRequest['target'] }) =>
+      resolveTarget(deps.registry, input.target),
 
     [JobActivity.startHubJob]: async (input: Parameters<JobRunner['start']>[0]): Promise<StartReply> => {
       try {

@@ -23,8 +23,14 @@ import {
   type ChunkOutcome,
   type ChunkReply,
 } from './bulk-provisioning-workflow.js';
-import { generateKeys, type SymmetricKeys } from './keys.js';
-import { MAX_BULK_DEVICES, type IdentityStore, type PrivateFiles, type SecretCipher } from './ports.js';
+import { deviceConnectionString, generateKeys, type SymmetricKeys } from './keys.js';
+import {
+  MAX_BULK_DEVICES,
+  type BulkOutcome,
+  type IdentityStore,
+  type PrivateFiles,
+  type SecretCipher,
+} from './ports.js';
 import { claimRegistryEntry, deleteOwnRegistryEntry, type DeviceRegistry } from './registry.js';
 import {
   keysExpiry,
@@ -66,232 +72,262 @@ const linesText = (lines: readonly BulkResultLine[]): string =>
 /** The keys of a chunk: absent when no keys blob exists, `problem` when it does not decrypt. */
 type ChunkKeys = { keys: Record<string, SymmetricKeys>; problem?: string };
 
-/** Activity handlers of bulk provisioning. */
-export function makeBulkProvisioningActivities(deps: BulkProvisioningDeps) {
-  const connectionString = (id: string, keys: SymmetricKeys) =>
-    `HostName=${deps.hostName};DeviceId=${id};SharedAccessKey=${keys.primaryKey}`;
-  const throttledReply = (error: ServiceUnavailableError): ChunkReply => ({
-    throttled: true,
-    ...(error.retryAfterSeconds !== undefined ? { retryAfterMs: error.retryAfterSeconds * 1000 } : {}),
-  });
-  /** The keys this run generated for the devices of a chunk, if any were and they can be read. */
-  const readKeys = async (runId: string, index: number): Promise<ChunkKeys> => {
-    const name = bulkKeysBlob(runId, index);
-    const text = await deps.work.read(name);
-    if (text === undefined) return { keys: {} };
-    try {
-      return { keys: openKeysFile(deps.cipher, name, text) as Record<string, SymmetricKeys> };
-    } catch (error) {
-      return { keys: {}, problem: `its keys blob could not be read (${failureMessage(error)})` };
-    }
-  };
-  /** The identity exists and carries the keys this run generated for it. */
-  const isOurs = async (deviceId: string, keys: SymmetricKeys) =>
-    (await deps.identities.get(deviceId))?.keys.primaryKey === keys.primaryKey;
-  const createdLine = (runId: string, id: string, keys: SymmetricKeys, note?: string): BulkResultLine => ({
-    deviceId: id,
-    outcome: 'created',
-    sealed: sealSecrets(deps.cipher, runId, id, { keys, connectionString: connectionString(id, keys) }),
-    ...(note === undefined ? {} : { note }),
-  });
+/** The keys this run generated for the devices of a chunk, if any were and they can be read. */
+async function readKeys(deps: BulkProvisioningDeps, runId: string, index: number): Promise<ChunkKeys> {
+  const name = bulkKeysBlob(runId, index);
+  const text = await deps.work.read(name);
+  if (text === undefined) return { keys: {} };
+  try {
+    return { keys: openKeysFile(deps.cipher, name, text) as Record<string, SymmetricKeys> };
+  } catch (error) {
+    return { keys: {}, problem: `its keys blob could not be read (${failureMessage(error)})` };
+  }
+}
 
-  /**
-   * Registry entry (tagged with the run's id) for an identity this run created; the result line with its keys.
-   * Throttling and outages propagate (the chunk waits and runs again) unless `salvaging`: then the identity is
-   * removed (or, if even that fails, reported with its keys), never the whole chunk given up. Any other failure
-   * removes the identity.
-   */
-  const completeDevice = async (
-    runId: string,
-    spec: BulkDeviceSpec,
-    keys: SymmetricKeys,
-    salvaging = false,
-  ): Promise<BulkResultLine> => {
-    const now = (deps.now?.() ?? new Date()).toISOString();
-    try {
-      await claimRegistryEntry(
-        deps.registry,
-        { id: spec.id, status: 'enabled', metadata: spec.metadata, createdAt: now, updatedAt: now },
-        runId,
-      );
-    } catch (error) {
-      if (error instanceof ServiceUnavailableError && !salvaging) throw error;
-      // Same rule as single registration: no identity without a registry entry (a stale entry of another
-      // writer is left alone).
-      const why =
-        error instanceof StaleRegistryEntryError
-          ? 'a stale registry entry exists'
-          : error instanceof ServiceUnavailableError
-            ? 'the registry stayed unavailable'
-            : 'registry write failed';
-      if (
-        !(await deps.identities.delete(spec.id).then(
-          () => true,
-          () => false,
-        ))
-      )
-        return createdLine(runId, spec.id, keys, `${why}; the identity has no registry entry`);
-      return { deviceId: spec.id, outcome: 'failed', error: `${why}; identity removed` };
-    }
-    return createdLine(runId, spec.id, keys);
-  };
+/**
+ * The keys of a chunk's devices, fixed (write-once) before any identity exists so a re-run can tell its own
+ * identities apart: the ones an earlier attempt wrote when there are some.
+ */
+async function fixKeys(
+  deps: BulkProvisioningDeps,
+  runId: string,
+  index: number,
+  specs: readonly BulkDeviceSpec[],
+): Promise<Record<string, SymmetricKeys>> {
+  const name = bulkKeysBlob(runId, index);
+  const fresh = Object.fromEntries(specs.map((s) => [s.id, generateKeys()]));
+  const stored = await deps.work.writeOnce(name, sealKeysFile(deps.cipher, name, fresh));
+  return openKeysFile(deps.cipher, name, stored) as Record<string, SymmetricKeys>;
+}
 
-  /**
-   * A chunk whose request blob is gone: the run fails. Identities it created that carry the keys of its keys
-   * blob are removed, its own registry entry first. When the keys blob is gone too, the assembly removes the
-   * run's identities by their registry entries; the reason names what cannot be found that way. Idempotent.
-   */
-  const lostChunk = async (runId: string, index: number): Promise<string> => {
-    const { keys, problem } = await readKeys(runId, index);
-    let removed = 0;
-    for (const [deviceId, ourKeys] of Object.entries(keys)) {
-      if (!(await isOurs(deviceId, ourKeys))) continue;
-      await deleteOwnRegistryEntry(deps.registry, deviceId, runId);
-      await deps.identities.delete(deviceId);
+/** The identity exists and carries the keys this run generated for it. */
+const isOurs = async (deps: BulkProvisioningDeps, deviceId: string, keys: SymmetricKeys) =>
+  (await deps.identities.get(deviceId))?.keys.primaryKey === keys.primaryKey;
+
+const createdLine = (
+  deps: BulkProvisioningDeps,
+  runId: string,
+  id: string,
+  keys: SymmetricKeys,
+  note?: string,
+): BulkResultLine => ({
+  deviceId: id,
+  outcome: 'created',
+  sealed: sealSecrets(deps.cipher, runId, id, {
+    keys,
+    connectionString: deviceConnectionString(deps.hostName, id, keys),
+  }),
+  ...(note === undefined ? {} : { note }),
+});
+
+const throttledReply = (error: ServiceUnavailableError): ChunkReply => ({
+  throttled: true,
+  ...(error.retryAfterSeconds !== undefined ? { retryAfterMs: error.retryAfterSeconds * 1000 } : {}),
+});
+
+/**
+ * Registry entry (tagged with the run's id) for an identity this run created; the result line with its keys.
+ * Throttling and outages propagate (the chunk waits and runs again) unless `salvaging`: then the identity is
+ * removed (or, if even that fails, reported with its keys), never the whole chunk given up. Any other failure
+ * removes the identity.
+ */
+async function completeDevice(
+  deps: BulkProvisioningDeps,
+  runId: string,
+  spec: BulkDeviceSpec,
+  keys: SymmetricKeys,
+  salvaging = false,
+): Promise<BulkResultLine> {
+  const now = (deps.now?.() ?? new Date()).toISOString();
+  try {
+    await claimRegistryEntry(
+      deps.registry,
+      { id: spec.id, status: 'enabled', metadata: spec.metadata, createdAt: now, updatedAt: now },
+      runId,
+    );
+  } catch (error) {
+    if (error instanceof ServiceUnavailableError && !salvaging) throw error;
+    // Same rule as single registration: no identity without a registry entry (a stale entry of another
+    // writer is left alone).
+    const why =
+      error instanceof StaleRegistryEntryError
+        ? 'a stale registry entry exists'
+        : error instanceof ServiceUnavailableError
+          ? 'the registry stayed unavailable'
+          : 'registry write failed';
+    if (
+      !(await deps.identities.delete(spec.id).then(
+        () => true,
+        () => false,
+      ))
+    )
+      return createdLine(deps, runId, spec.id, keys, `${why}; the identity has no registry entry`);
+    return { deviceId: spec.id, outcome: 'failed', error: `${why}; identity removed` };
+  }
+  return createdLine(deps, runId, spec.id, keys);
+}
+
+/**
+ * A chunk whose request blob is gone: the run fails. Identities it created that carry the keys of its keys
+ * blob are removed, its own registry entry first. When the keys blob is gone too, the assembly removes the
+ * run's identities by their registry entries; the reason names what cannot be found that way. Idempotent.
+ */
+async function lostChunk(deps: BulkProvisioningDeps, runId: string, index: number): Promise<string> {
+  const { keys, problem } = await readKeys(deps, runId, index);
+  let removed = 0;
+  for (const [deviceId, ourKeys] of Object.entries(keys)) {
+    if (!(await isOurs(deps, deviceId, ourKeys))) continue;
+    await deleteOwnRegistryEntry(deps.registry, deviceId, runId);
+    await deps.identities.delete(deviceId);
+    removed++;
+  }
+  const first = index * MAX_BULK_DEVICES + 1;
+  const unknown =
+    Object.keys(keys).length > 0
+      ? ''
+      : `; ${problem ?? 'its keys blob is gone too'}: an identity it created before writing its registry ` +
+        `entry cannot be told apart (the request's valid entries ${first}–${first + MAX_BULK_DEVICES - 1})`;
+  return (
+    `chunk ${index} has no request blob (the run's work files were lost)` +
+    (removed > 0 ? `; the ${removed} identities it had created were removed` : '') +
+    unknown
+  );
+}
+
+/**
+ * The result lines of a chunk that could not finish normally: devices whose identity carries this run's keys
+ * are completed and reported with them; every other device is reported failed (or cancelled) with the reason.
+ */
+async function salvage(
+  deps: BulkProvisioningDeps,
+  runId: string,
+  index: number,
+  reason: string,
+  outcome: 'failed' | 'cancelled' = 'failed',
+): Promise<{ text: string; lost?: string }> {
+  const done = await deps.work.read(bulkChunkResultBlob(runId, index));
+  if (done !== undefined) return { text: done };
+  const specsText = await deps.work.read(bulkRequestBlob(runId, index));
+  // A missing request is a lost input, never an empty chunk.
+  if (specsText === undefined) return { text: '', lost: await lostChunk(deps, runId, index) };
+  const specs = JSON.parse(specsText) as BulkDeviceSpec[];
+  const { keys, problem } = await readKeys(deps, runId, index);
+  const why =
+    (outcome === 'cancelled' ? reason : `chunk ${index} failed: ${reason}`) + (problem ? `; ${problem}` : '');
+  const limit = pLimit(4);
+  const lines = await Promise.all(
+    specs.map((spec) =>
+      limit(async (): Promise<BulkResultLine> => {
+        const ourKeys = keys[spec.id];
+        if (ourKeys && (await isOurs(deps, spec.id, ourKeys)))
+          return completeDevice(deps, runId, spec, ourKeys, true);
+        return { deviceId: spec.id, outcome: outcome, error: why };
+      }),
+    ),
+  );
+  return { text: await deps.work.writeOnce(bulkChunkResultBlob(runId, index), linesText(lines)) };
+}
+
+/**
+ * Removes every identity of the run (found by its registry entry) that no result line reports with its keys,
+ * entry first. Returns how many. Paged; bounded by the run's size.
+ */
+async function removeUnreported(
+  deps: BulkProvisioningDeps,
+  runId: string,
+  reported: ReadonlySet<string>,
+): Promise<number> {
+  let removed = 0;
+  let continuationToken: string | undefined;
+  do {
+    const page = await deps.registry.query({
+      creationToken: runId,
+      top: 1000,
+      ...(continuationToken === undefined ? {} : { continuationToken }),
+    });
+    for (const entry of page.items) {
+      if (reported.has(entry.id)) continue;
+      if (!(await deleteOwnRegistryEntry(deps.registry, entry.id, runId))) continue;
+      await deps.identities.delete(entry.id);
       removed++;
     }
-    const first = index * MAX_BULK_DEVICES + 1;
-    const unknown =
-      Object.keys(keys).length > 0
-        ? ''
-        : `; ${problem ?? 'its keys blob is gone too'}: an identity it created before writing its registry ` +
-          `entry cannot be told apart (the request's valid entries ${first}–${first + MAX_BULK_DEVICES - 1})`;
-    return (
-      `chunk ${index} has no request blob (the run's work files were lost)` +
-      (removed > 0 ? `; the ${removed} identities it had created were removed` : '') +
-      unknown
-    );
-  };
+    continuationToken = page.continuationToken;
+  } while (continuationToken !== undefined);
+  return removed;
+}
 
-  /**
-   * The result lines of a chunk that could not finish normally: devices whose identity carries this run's keys
-   * are completed and reported with them; every other device is reported failed (or cancelled) with the reason.
-   */
-  const salvage = async (
-    runId: string,
-    index: number,
-    reason: string,
-    outcome: 'failed' | 'cancelled' = 'failed',
-  ): Promise<{ text: string; lost?: string }> => {
-    const done = await deps.work.read(bulkChunkResultBlob(runId, index));
-    if (done !== undefined) return { text: done };
-    const specsText = await deps.work.read(bulkRequestBlob(runId, index));
-    // A missing request is a lost input, never an empty chunk.
-    if (specsText === undefined) return { text: '', lost: await lostChunk(runId, index) };
-    const specs = JSON.parse(specsText) as BulkDeviceSpec[];
-    const { keys, problem } = await readKeys(runId, index);
-    const why =
-      (outcome === 'cancelled' ? reason : `chunk ${index} failed: ${reason}`) +
-      (problem ? `; ${problem}` : '');
-    const limit = pLimit(4);
-    const lines = await Promise.all(
-      specs.map((spec) =>
-        limit(async (): Promise<BulkResultLine> => {
-          const ourKeys = keys[spec.id];
-          if (ourKeys && (await isOurs(spec.id, ourKeys))) return completeDevice(runId, spec, ourKeys, true);
-          return { deviceId: spec.id, outcome: outcome, error: why };
-        }),
-      ),
-    );
-    return { text: await deps.work.writeOnce(bulkChunkResultBlob(runId, index), linesText(lines)) };
-  };
-
-  /**
-   * Removes every identity of the run (found by its registry entry) that no result line reports with its keys,
-   * entry first. Returns how many. Paged; bounded by the run's size.
-   */
-  const removeUnreported = async (runId: string, reported: ReadonlySet<string>): Promise<number> => {
-    let removed = 0;
-    let continuationToken: string | undefined;
-    do {
-      const page = await deps.registry.query({
-        creationToken: runId,
-        top: 1000,
-        ...(continuationToken === undefined ? {} : { continuationToken }),
-      });
-      for (const entry of page.items) {
-        if (reported.has(entry.id)) continue;
-        if (!(await deleteOwnRegistryEntry(deps.registry, entry.id, runId))) continue;
-        await deps.identities.delete(entry.id);
-        removed++;
-      }
-      continuationToken = page.continuationToken;
-    } while (continuationToken !== undefined);
-    return removed;
-  };
-
+/**
+ * The result line of one device of a chunk after the bulk identity create: completed (registry entry, keys) when
+ * the identity is ours — created now, or by an earlier attempt of this chunk with the keys generated here.
+ */
+async function deviceLine(
+  deps: BulkProvisioningDeps,
+  runId: string,
+  spec: BulkDeviceSpec,
+  outcome: BulkOutcome | undefined,
+  keys: SymmetricKeys,
+): Promise<BulkResultLine> {
+  let ours = outcome?.ok === true;
+  if (outcome && !outcome.ok && outcome.error === 'already-exists') ours = await isOurs(deps, spec.id, keys);
+  if (ours) return completeDevice(deps, runId, spec, keys);
+  const error = outcome && !outcome.ok ? outcome : undefined;
   return {
-    [BulkActivity.provisionChunk]: async (input: { runId: string; index: number }): Promise<ChunkReply> => {
-      const { runId, index } = input;
-      const done = await deps.work.read(bulkChunkResultBlob(runId, index));
-      if (done !== undefined) return { throttled: false, ...countsOf(parseLines(done)) };
+    deviceId: spec.id,
+    outcome: error?.error === 'already-exists' || error?.error === 'invalid' ? error.error : 'failed',
+    error: error?.message ?? 'no outcome from the identity store',
+  };
+}
 
-      const specsText = await deps.work.read(bulkRequestBlob(runId, index));
-      if (specsText === undefined) {
-        // Not retried: a missing blob does not come back.
-        return { throttled: false, ...countsOf([]), lost: await lostChunk(runId, index) };
-      }
-      const specs = JSON.parse(specsText) as BulkDeviceSpec[];
-      // Keys are fixed (write-once) before any identity exists, so a re-run can tell its own identities apart.
-      const keysName = bulkKeysBlob(runId, index);
-      const keys = openKeysFile(
-        deps.cipher,
-        keysName,
-        await deps.work.writeOnce(
-          keysName,
-          sealKeysFile(deps.cipher, keysName, Object.fromEntries(specs.map((s) => [s.id, generateKeys()]))),
-        ),
-      ) as Record<string, SymmetricKeys>;
-      const keysOf = (id: string) => keys[id] as SymmetricKeys;
+/** Creates the identities and registry entries of one chunk; a throttled chunk answers `throttled` (it waits). */
+async function provisionChunk(
+  deps: BulkProvisioningDeps,
+  input: { runId: string; index: number },
+): Promise<ChunkReply> {
+  const { runId, index } = input;
+  const done = await deps.work.read(bulkChunkResultBlob(runId, index));
+  if (done !== undefined) return { throttled: false, ...countsOf(parseLines(done)) };
 
-      let outcomes;
-      try {
-        outcomes = await deps.identities.createMany(
-          specs.map((s) => ({ deviceId: s.id, keys: keysOf(s.id) })),
-        );
-      } catch (error) {
-        if (error instanceof ServiceUnavailableError) return throttledReply(error);
-        throw error;
-      }
+  const specsText = await deps.work.read(bulkRequestBlob(runId, index));
+  if (specsText === undefined) {
+    // Not retried: a missing blob does not come back.
+    return { throttled: false, ...countsOf([]), lost: await lostChunk(deps, runId, index) };
+  }
+  const specs = JSON.parse(specsText) as BulkDeviceSpec[];
+  const keys = await fixKeys(deps, runId, index, specs);
+  const keysOf = (id: string) => keys[id] as SymmetricKeys;
 
-      const limit = pLimit(8);
-      // Settled, not raced: every device's work has ended before this activity answers.
-      const settled = await Promise.allSettled(
-        specs.map((spec, i) =>
-          limit(async (): Promise<BulkResultLine> => {
-            const outcome = outcomes[i];
-            let ours = outcome?.ok === true;
-            if (outcome && !outcome.ok && outcome.error === 'already-exists') {
-              // Ours from an earlier attempt of this chunk when the stored keys are the ones generated here.
-              ours = await isOurs(spec.id, keysOf(spec.id));
-            }
-            if (!ours) {
-              const error = outcome && !outcome.ok ? outcome : undefined;
-              return {
-                deviceId: spec.id,
-                outcome:
-                  error?.error === 'already-exists' || error?.error === 'invalid' ? error.error : 'failed',
-                error: error?.message ?? 'no outcome from the identity store',
-              };
-            }
-            return completeDevice(runId, spec, keysOf(spec.id));
-          }),
-        ),
-      );
-      const lines: BulkResultLine[] = [];
-      for (const result of settled) {
-        if (result.status === 'fulfilled') {
-          lines.push(result.value);
-          continue;
-        }
-        // A throttled look-up or registry write: nothing recorded yet, so the whole chunk can run again after a
-        // durable wait (identities and entries already made are recognised as ours by their keys and token).
-        if (result.reason instanceof ServiceUnavailableError) return throttledReply(result.reason);
-        throw result.reason;
-      }
-      const stored = await deps.work.writeOnce(bulkChunkResultBlob(runId, index), linesText(lines));
-      return { throttled: false, ...countsOf(parseLines(stored)) };
-    },
+  let outcomes;
+  try {
+    outcomes = await deps.identities.createMany(specs.map((s) => ({ deviceId: s.id, keys: keysOf(s.id) })));
+  } catch (error) {
+    if (error instanceof ServiceUnavailableError) return throttledReply(error);
+    throw error;
+  }
+
+  const limit = pLimit(8);
+  // Settled, not raced: every device's work has ended before this activity answers.
+  const settled = await Promise.allSettled(
+    specs.map((spec, i) => limit(() => deviceLine(deps, runId, spec, outcomes[i], keysOf(spec.id)))),
+  );
+  const lines: BulkResultLine[] = [];
+  for (const result of settled) {
+    if (result.status === 'fulfilled') {
+      lines.push(result.value);
+      continue;
+    }
+    // A throttled look-up or registry write: nothing recorded yet, so the whole chunk can run again after a
+    // durable wait (identities and entries already made are recognised as ours by their keys and token).
+    if (result.reason instanceof ServiceUnavailableError) return throttledReply(result.reason);
+    throw result.reason;
+  }
+  const stored = await deps.work.writeOnce(bulkChunkResultBlob(runId, index), linesText(lines));
+  return { throttled: false, ...countsOf(parseLines(stored)) };
+}
+
+/** Activity handlers of bulk provisioning. */
+export function makeBulkProvisioningActivities(deps: BulkProvisioningDeps) {
+  return {
+    [BulkActivity.provisionChunk]: (input: { runId: string; index: number }) => provisionChunk(deps, input),
 
     [BulkActivity.salvageChunk]: async (input: {
       runId: string;
@@ -299,20 +335,13 @@ export function makeBulkProvisioningActivities(deps: BulkProvisioningDeps) {
       reason: string;
       outcome?: 'failed' | 'cancelled';
     }): Promise<ChunkOutcome> => {
-      const { text, lost } = await salvage(input.runId, input.index, input.reason, input.outcome);
+      const { text, lost } = await salvage(deps, input.runId, input.index, input.reason, input.outcome);
       return { ...countsOf(parseLines(text)), ...(lost !== undefined ? { lost } : {}) };
     },
 
-    [BulkActivity.assemble]: makeAssemble(deps, salvage, removeUnreported),
+    [BulkActivity.assemble]: makeAssemble(deps),
   };
 }
-
-type Salvage = (
-  runId: string,
-  index: number,
-  reason: string,
-  outcome?: 'failed' | 'cancelled',
-) => Promise<{ text: string; lost?: string }>;
 
 /**
  * The assembly: one results blob for the run, written whatever was lost (a result per device it can still name,
@@ -320,11 +349,7 @@ type Salvage = (
  * returned as `lost`, and kept in `{runId}.failure.json` beside the results (written first), so a retried
  * assembly that finds the results already written reports it again.
  */
-function makeAssemble(
-  deps: BulkProvisioningDeps,
-  salvage: Salvage,
-  removeUnreported: (runId: string, reported: ReadonlySet<string>) => Promise<number>,
-) {
+function makeAssemble(deps: BulkProvisioningDeps) {
   return async (input: {
     runId: string;
     chunks: number;
@@ -356,8 +381,8 @@ function makeAssemble(
       const cancelled = input.cancelledFrom !== undefined && index >= input.cancelledFrom;
       try {
         const part = await (cancelled
-          ? salvage(input.runId, index, 'cancelled by request', 'cancelled')
-          : salvage(input.runId, index, reason));
+          ? salvage(deps, input.runId, index, 'cancelled by request', 'cancelled')
+          : salvage(deps, input.runId, index, reason));
         for (const line of parseLines(part.text)) lines.push(line);
         if (part.lost !== undefined) lost.push(part.lost);
       } catch (error) {
@@ -371,7 +396,7 @@ function makeAssemble(
       else for (const line of parseLines(skipped)) lines.push(line);
     }
     const reported = new Set(lines.flatMap((line) => (line.outcome === 'created' ? [line.deviceId] : [])));
-    const removed = await removeUnreported(input.runId, reported);
+    const removed = await removeUnreported(deps, input.runId, reported);
     if (removed > 0)
       lost.push(
         `${removed} identities of the run that no result reports were removed (found by their registry entries)`,

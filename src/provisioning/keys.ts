@@ -50,3 +50,7 @@ export function validateKeys(keys: SymmetricKeys): SymmetricKeys {
 /** The given keys, validated, or a fresh pair: what creating an identity or resetting its keys takes. */
 export const keysOrNew = (keys?: SymmetricKeys): SymmetricKeys =>
   keys ? validateKeys(keys) : generateKeys();
+
+/** A device's connection string (primary key), as IoT Hub shows it: what a provisioned device is handed once. */
+export const deviceConnectionString = (hostName: string, deviceId: string, keys: SymmetricKeys): string =>
+  `HostName=${hostName};DeviceId=${deviceId};SharedAccessKey=${keys.primaryKey}`;

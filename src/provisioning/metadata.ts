@@ -49,3 +49,16 @@ export function reservedKeyProblems(value: unknown, prefix: string): { path: str
     message: RESERVED_MESSAGE,
   }));
 }
+
+/**
+ * The refusal when `metadata` is over `maxBytes` (bytes of its JSON, UTF-8; `Provisioning__MaxMetadataBytes`),
+ * none when it fits: the one size rule of registration, updates, and the provisioning starters.
+ */
+export function metadataSizeProblems(
+  metadata: Record<string, unknown>,
+  maxBytes: number,
+  path = 'metadata',
+): { path: string; message: string }[] {
+  const bytes = Buffer.byteLength(JSON.stringify(metadata), 'utf8');
+  return bytes > maxBytes ? [{ path, message: `is ${bytes} bytes; at most ${maxBytes}` }] : [];
+}

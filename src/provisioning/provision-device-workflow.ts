@@ -13,7 +13,7 @@ import { createHash } from 'node:crypto';
 import * as df from 'durable-functions';
 import type { OrchestrationContext, Task } from 'durable-functions';
 import { DeviceAlreadyExistsError, ProvisioningInconsistencyError } from '../shared/errors.js';
-import { generateKeys, type SymmetricKeys } from './keys.js';
+import { deviceConnectionString, generateKeys, type SymmetricKeys } from './keys.js';
 import type { IdentityStore, PrivateFiles, SecretCipher } from './ports.js';
 import type { ProvisioningService } from './provisioning-service.js';
 import { claimRegistryEntry, deleteOwnRegistryEntry, type DeviceRegistry } from './registry.js';
@@ -322,24 +322,8 @@ const keysBlob = (workflowId: string) => `keys/${workflowId}.json`;
 export function makeProvisionDeviceActivities(deps: ProvisionDeviceDeps) {
   return {
     // Store steps are `patient`: throttling becomes a durable wait, a domain error a final refusal.
-    [ProvisionDeviceActivity.createIdentity]: patient(
-      async (input: { workflowId: string; deviceId: string }) => {
-        // The keys are fixed before the identity exists, so a second run recognises its own identity.
-        const name = keysBlob(input.workflowId);
-        const keys = openKeysFile(
-          deps.cipher,
-          name,
-          await deps.work.writeOnce(name, sealKeysFile(deps.cipher, name, generateKeys())),
-        ) as SymmetricKeys;
-        try {
-          await deps.identities.create(input.deviceId, keys, 'disabled');
-        } catch (error) {
-          if (!(error instanceof DeviceAlreadyExistsError)) throw error;
-          const existing = await deps.identities.get(input.deviceId);
-          if (existing?.keys.primaryKey !== keys.primaryKey) throw error;
-        }
-        return { deviceId: input.deviceId, status: 'disabled' };
-      },
+    [ProvisionDeviceActivity.createIdentity]: patient((input: { workflowId: string; deviceId: string }) =>
+      createOwnIdentity(deps, input.workflowId, input.deviceId),
     ),
 
     [ProvisionDeviceActivity.writeRegistry]: patient(
@@ -365,19 +349,8 @@ export function makeProvisionDeviceActivities(deps: ProvisionDeviceDeps) {
       },
     ),
 
-    [ProvisionDeviceActivity.setInitialTwin]: patient(
-      async (input: { deviceId: string; model?: unknown }) => {
-        const model = typeof input.model === 'string' ? input.model : undefined;
-        const template =
-          (model !== undefined ? deps.twinTemplates[model] : undefined) ?? deps.twinTemplates.default;
-        if (!template || Object.keys(template).length === 0) return { applied: false };
-        validateDesiredPatch(template);
-        await deps.twins.patchDesired(input.deviceId, template);
-        return {
-          applied: true,
-          template: model !== undefined && deps.twinTemplates[model] ? model : 'default',
-        };
-      },
+    [ProvisionDeviceActivity.setInitialTwin]: patient((input: { deviceId: string; model?: unknown }) =>
+      setInitialTwin(deps, input.deviceId, input.model),
     ),
 
     [ProvisionDeviceActivity.callHook]: async (input: {
@@ -408,78 +381,129 @@ export function makeProvisionDeviceActivities(deps: ProvisionDeviceDeps) {
     ),
 
     [ProvisionDeviceActivity.deleteIdentity]: patient(
-      async (input: { deviceId: string; workflowId: string }) => {
-        const stored = await deps.work.read(keysBlob(input.workflowId));
-        const existing = await deps.identities.get(input.deviceId);
-        if (existing === undefined) return { deleted: false };
-        if (stored === undefined) {
-          // Without the keys this workflow generated, the identity is not provably its own: left alone, and
-          // reported as not compensated (a refusal, not retried).
-          throw new ProvisioningInconsistencyError(
-            `identity '${input.deviceId}' left in place: not provably this workflow's (its keys blob is gone)`,
-            input.deviceId,
-            false,
-          );
-        }
-        const ours = (openKeysFile(deps.cipher, keysBlob(input.workflowId), stored) as SymmetricKeys)
-          .primaryKey;
-        if (existing.keys.primaryKey !== ours) return { deleted: false };
-        return { deleted: await deps.identities.delete(input.deviceId) };
-      },
+      async (input: { deviceId: string; workflowId: string }) => ({
+        deleted: await deleteOwnIdentity(deps, input.workflowId, input.deviceId),
+      }),
     ),
 
-    [ProvisionDeviceActivity.publishOutcome]: patient(
-      async (input: {
-        workflowId: string;
-        deviceId: string;
-        ok: boolean;
-        cancelled?: boolean;
-        failedStep?: string;
-        reason?: string;
-      }) => {
-        const name = `${input.workflowId}.jsonl`;
-        const shown = resultsBlobName(deps.resultsContainer, input.workflowId);
-        const stored = await deps.work.read(keysBlob(input.workflowId));
-        if (input.ok && stored === undefined) {
-          // An earlier run published and cleaned up already.
-          if ((await deps.results.read(name)) !== undefined) return { results: shown };
-          throw new Error(
-            `The keys of workflow '${input.workflowId}' are missing; the outcome cannot be published.`,
-          );
-        }
-        const line: StoredResultLine = input.ok
-          ? (() => {
-              const keys = openKeysFile(
-                deps.cipher,
-                keysBlob(input.workflowId),
-                stored ?? '{}',
-              ) as SymmetricKeys;
-              const connectionString = `HostName=${deps.hostName};DeviceId=${input.deviceId};SharedAccessKey=${keys.primaryKey}`;
-              return {
-                deviceId: input.deviceId,
-                outcome: 'provisioned',
-                sealed: sealSecrets(deps.cipher, input.workflowId, input.deviceId, {
-                  keys,
-                  connectionString,
-                }),
-                keysExpireAt: keysExpiry(deps.now?.() ?? new Date(), deps.keysRetentionMs),
-              };
-            })()
-          : {
-              deviceId: input.deviceId,
-              outcome: input.cancelled === true ? 'cancelled' : 'failed',
-              failedStep: input.failedStep,
-              reason: input.reason,
-            };
-        await deps.results.write(name, JSON.stringify(line) + '\n');
-        await deps.work.deletePrefix(keysBlob(input.workflowId));
-        return { results: shown };
-      },
-    ),
+    [ProvisionDeviceActivity.publishOutcome]: patient((input: OutcomeInput) => publishOutcome(deps, input)),
 
     [ProvisionDeviceActivity.discardKeys]: async (input: { workflowId: string }) => {
       await deps.work.deletePrefix(keysBlob(input.workflowId));
       return { discarded: true };
     },
+  };
+}
+
+/** The keys this workflow generated (its work blob), opened; `stored` is the blob's text. */
+const openOwnKeys = (deps: ProvisionDeviceDeps, workflowId: string, stored: string) =>
+  openKeysFile(deps.cipher, keysBlob(workflowId), stored) as SymmetricKeys;
+
+/**
+ * Creates the device's identity, disabled, with keys fixed (write-once work blob) before the identity exists,
+ * so a second run recognises its own identity by them.
+ */
+async function createOwnIdentity(deps: ProvisionDeviceDeps, workflowId: string, deviceId: string) {
+  const name = keysBlob(workflowId);
+  const keys = openOwnKeys(
+    deps,
+    workflowId,
+    await deps.work.writeOnce(name, sealKeysFile(deps.cipher, name, generateKeys())),
+  );
+  try {
+    await deps.identities.create(deviceId, keys, 'disabled');
+  } catch (error) {
+    if (!(error instanceof DeviceAlreadyExistsError)) throw error;
+    const existing = await deps.identities.get(deviceId);
+    if (existing?.keys.primaryKey !== keys.primaryKey) throw error;
+  }
+  return { deviceId, status: 'disabled' };
+}
+
+/** Applies the twin template of the device's model (or the default one), when there is a non-empty one. */
+async function setInitialTwin(deps: ProvisionDeviceDeps, deviceId: string, modelInput: unknown) {
+  const model = typeof modelInput === 'string' ? modelInput : undefined;
+  const template =
+    (model !== undefined ? deps.twinTemplates[model] : undefined) ?? deps.twinTemplates.default;
+  if (!template || Object.keys(template).length === 0) return { applied: false };
+  validateDesiredPatch(template);
+  await deps.twins.patchDesired(deviceId, template);
+  return { applied: true, template: model !== undefined && deps.twinTemplates[model] ? model : 'default' };
+}
+
+/** Removes the device's identity only when it carries the keys this workflow generated; true when removed. */
+async function deleteOwnIdentity(deps: ProvisionDeviceDeps, workflowId: string, deviceId: string) {
+  const stored = await deps.work.read(keysBlob(workflowId));
+  const existing = await deps.identities.get(deviceId);
+  if (existing === undefined) return false;
+  if (stored === undefined) {
+    // Without the keys this workflow generated, the identity is not provably its own: left alone, and
+    // reported as not compensated (a refusal, not retried).
+    throw new ProvisioningInconsistencyError(
+      `identity '${deviceId}' left in place: not provably this workflow's (its keys blob is gone)`,
+      deviceId,
+      false,
+    );
+  }
+  if (existing.keys.primaryKey !== openOwnKeys(deps, workflowId, stored).primaryKey) return false;
+  return deps.identities.delete(deviceId);
+}
+
+/** What the orchestrator publishes: success (the keys go out sealed), or failure/cancel with the reason. */
+interface OutcomeInput {
+  workflowId: string;
+  deviceId: string;
+  ok: boolean;
+  cancelled?: boolean;
+  failedStep?: string;
+  reason?: string;
+}
+
+/**
+ * Writes the outcome line to the private results blob (keys and connection string sealed, for a bounded time),
+ * then removes the work blob of keys. Idempotent: a run that published and cleaned up already answers the same.
+ */
+async function publishOutcome(deps: ProvisionDeviceDeps, input: OutcomeInput) {
+  const name = `${input.workflowId}.jsonl`;
+  const shown = resultsBlobName(deps.resultsContainer, input.workflowId);
+  const stored = await deps.work.read(keysBlob(input.workflowId));
+  if (input.ok && stored === undefined) {
+    // An earlier run published and cleaned up already.
+    if ((await deps.results.read(name)) !== undefined) return { results: shown };
+    throw new Error(
+      `The keys of workflow '${input.workflowId}' are missing; the outcome cannot be published.`,
+    );
+  }
+  const line: StoredResultLine = input.ok
+    ? provisionedLine(
+        deps,
+        input.workflowId,
+        input.deviceId,
+        openOwnKeys(deps, input.workflowId, stored ?? '{}'),
+      )
+    : {
+        deviceId: input.deviceId,
+        outcome: input.cancelled === true ? 'cancelled' : 'failed',
+        failedStep: input.failedStep,
+        reason: input.reason,
+      };
+  await deps.results.write(name, JSON.stringify(line) + '\n');
+  await deps.work.deletePrefix(keysBlob(input.workflowId));
+  return { results: shown };
+}
+
+/** The result line of a provisioned device: its keys and connection string sealed, served until they expire. */
+function provisionedLine(
+  deps: ProvisionDeviceDeps,
+  workflowId: string,
+  deviceId: string,
+  keys: SymmetricKeys,
+): StoredResultLine {
+  const connectionString = deviceConnectionString(deps.hostName, deviceId, keys);
+  return {
+    deviceId,
+    outcome: 'provisioned',
+    sealed: sealSecrets(deps.cipher, workflowId, deviceId, { keys, connectionString }),
+    keysExpireAt: keysExpiry(deps.now?.() ?? new Date(), deps.keysRetentionMs),
   };
 }

@@ -8,9 +8,9 @@ import {
 } from '../shared/errors.js';
 import { clientPrecondition, optimisticUpdate } from '../shared/optimistic-update.js';
 import type { DeviceStateStore } from '../telemetry/ports.js';
-import type { SymmetricKeys } from './keys.js';
+import { deviceConnectionString, type SymmetricKeys } from './keys.js';
 import { applyMergePatch } from './merge-patch.js';
-import { reservedKeyProblems } from './metadata.js';
+import { metadataSizeProblems, reservedKeyProblems } from './metadata.js';
 import type { DeviceIdentity, IdentityStatus, IdentityStore } from './ports.js';
 import {
   claimRegistryEntry,
@@ -254,7 +254,7 @@ export class ProvisioningService {
     return {
       id,
       keys,
-      connectionString: `HostName=${this.deps.hostName};DeviceId=${id};SharedAccessKey=${keys.primaryKey}`,
+      connectionString: deviceConnectionString(this.deps.hostName, id, keys),
     };
   }
 
@@ -269,12 +269,8 @@ export class ProvisioningService {
   }
 
   private checkMetadata(metadata: Record<string, unknown>): Record<string, unknown> {
-    const bytes = Buffer.byteLength(JSON.stringify(metadata), 'utf8');
-    if (bytes > this.deps.maxMetadataBytes) {
-      throw new UnprocessableRequestError('Metadata too large.', [
-        { path: 'metadata', message: `is ${bytes} bytes; at most ${this.deps.maxMetadataBytes}` },
-      ]);
-    }
+    const tooLarge = metadataSizeProblems(metadata, this.deps.maxMetadataBytes);
+    if (tooLarge.length > 0) throw new UnprocessableRequestError('Metadata too large.', tooLarge);
     return metadata;
   }
 

@@ -31,7 +31,7 @@ import {
   type BulkProvisionInput,
   type BulkResultLine,
 } from './bulk-provisioning-workflow.js';
-import { METADATA_DESCRIPTION, metadataSchema } from './metadata.js';
+import { METADATA_DESCRIPTION, metadataSchema, metadataSizeProblems } from './metadata.js';
 import { MAX_BULK_DEVICES, type IdentityStore, type PrivateFiles, type SecretCipher } from './ports.js';
 import { dropExpiredKeys, dropKeys, hasLiveKeys, servedLines, updateResultLines } from './result-keys.js';
 import {
@@ -140,13 +140,8 @@ function parseBulkBody(text: string): unknown[] {
 /** HTTP starters and status of the provisioning workflows. */
 export function makeWorkflowHandlers(deps: WorkflowHandlerDeps) {
   const now = () => (deps.now?.() ?? new Date()).toISOString();
-  const checkMetadata = (metadata: Record<string, unknown>, path: string) => {
-    const bytes = Buffer.byteLength(JSON.stringify(metadata), 'utf8');
-    if (bytes > deps.maxMetadataBytes) {
-      return [{ path, message: `is ${bytes} bytes; at most ${deps.maxMetadataBytes}` }];
-    }
-    return [];
-  };
+  const checkMetadata = (metadata: Record<string, unknown>, path: string) =>
+    metadataSizeProblems(metadata, deps.maxMetadataBytes, path);
 
   return {
     /** POST /provisioning/devices: starts the provisioning workflow of one device. */

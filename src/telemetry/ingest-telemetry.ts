@@ -1,11 +1,11 @@
-import pLimit from 'p-limit';
+import pLimit, { type LimitFunction } from 'p-limit';
 import { archiveBlobs, deadLetterBlob } from './archive-layout.js';
 import { readIotHubBatchMetadata, UNKNOWN_MESSAGE, type IotHubMessageMeta } from './iothub-batch.js';
 import type { IngestOptions } from './ingest-options.js';
 import { mergeState, projectBatch } from './last-known-values.js';
 import type { DeadLetterStore, DeviceStateStore, JsonLinesStore, RawArchive } from './ports.js';
 import { errorText } from '../shared/error-text.js';
-import { parkLastAttempt } from './parking.js';
+import { attemptOf, parkLastAttempt } from './parking.js';
 import { StateRejectedError } from '../shared/errors.js';
 import {
   isStateStream,
@@ -116,6 +116,77 @@ function recordDeadLetter(r: TelemetryRecord, reason: DeadLetterReason, detail: 
   };
 }
 
+/** Merges each device's delta; reports the devices refused for good and those that failed transiently. */
+async function writeState(
+  deps: IngestTelemetryDeps,
+  limit: LimitFunction,
+  records: readonly TelemetryRecord[],
+  summary: IngestSummary,
+) {
+  const deltas = [...projectBatch(records).values()];
+  summary.devices = deltas.length;
+  const limits = {
+    maxStateFieldsPerSection: deps.options.maxStateFieldsPerSection,
+    onFieldDropped: () => {
+      summary.droppedStateFields++;
+    },
+  };
+  const outcomes = await Promise.allSettled(
+    deltas.map((delta) =>
+      limit(() => deps.stateStore.update(delta.deviceId, (current) => mergeState(current, delta, limits))),
+    ),
+  );
+  const rejected = new Map<string, string>();
+  const failed = new Map<string, unknown>();
+  outcomes.forEach((o, i) => {
+    const deviceId = deltas[i]?.deviceId;
+    if (o.status === 'fulfilled' || deviceId === undefined) return;
+    if (o.reason instanceof StateRejectedError) rejected.set(deviceId, errorText(o.reason));
+    else failed.set(deviceId, o.reason);
+  });
+  summary.stateWrites = outcomes.filter((o) => o.status === 'fulfilled' && o.value !== 'unchanged').length;
+  return { rejected, failed };
+}
+
+/** What storage kept failing to take, as `storage-failure` dead letters: unwritten ones, unarchived records, state. */
+function storageFailures(
+  raw: RawOutcome,
+  archived: readonly TelemetryRecord[],
+  stateFailed: ReadonlyMap<string, unknown>,
+): DeadLetter[] {
+  const parked: DeadLetter[] = [...raw.unwritten];
+  const archiveError = `archive write failed: ${errorText(raw.error)}`;
+  for (const r of raw.unarchived) parked.push(recordDeadLetter(r, 'storage-failure', archiveError));
+  for (const r of archived) {
+    const error = stateFailed.get(r.deviceId);
+    if (error !== undefined)
+      parked.push(recordDeadLetter(r, 'storage-failure', `state write failed: ${errorText(error)}`));
+  }
+  return parked;
+}
+
+/**
+ * Dead-letters (`.state-rejected`) the records of the devices whose state the store refused for good; the letters,
+ * the blob's name, and whether the write failed.
+ */
+async function writeRejected(
+  deadLetters: JsonLinesStore,
+  archived: readonly TelemetryRecord[],
+  rejected: ReadonlyMap<string, string>,
+  partitionId: string,
+): Promise<{ letters: DeadLetter[]; blob: string; failed?: { error: unknown } }> {
+  const letters = archived
+    .filter((r) => rejected.has(r.deviceId))
+    .map((r) => recordDeadLetter(r, 'state-rejected', rejected.get(r.deviceId) ?? ''));
+  const blob = deadLetterBlob(letters, partitionId, '.state-rejected');
+  try {
+    if (blob) await deadLetters.put(blob.name, blob.lines);
+    return { letters, blob: blob?.name ?? '' };
+  } catch (error) {
+    return { letters, blob: blob?.name ?? '', failed: { error } };
+  }
+}
+
 /**
  * Event Hub trigger handler for IoT Hub telemetry: archives raw records, dead-letters what it cannot process,
  * then merges last-known values with one write per distinct device. At-least-once safe (docs/adr/0003).
@@ -125,44 +196,15 @@ function recordDeadLetter(r: TelemetryRecord, reason: DeadLetterReason, detail: 
  * records not archived, and the records of devices whose state write failed. Everything else is applied.
  */
 export function makeIngestTelemetry(deps: IngestTelemetryDeps) {
-  const { stateStore, archive, deadLetters, options } = deps;
+  const { archive, deadLetters, options } = deps;
   const limit = pLimit(options.stateWriteConcurrency);
-
-  /** Merges each device's delta; reports the devices refused for good and those that failed transiently. */
-  async function writeState(records: readonly TelemetryRecord[], summary: IngestSummary) {
-    const deltas = [...projectBatch(records).values()];
-    summary.devices = deltas.length;
-    const limits = {
-      maxStateFieldsPerSection: options.maxStateFieldsPerSection,
-      onFieldDropped: () => {
-        summary.droppedStateFields++;
-      },
-    };
-    const outcomes = await Promise.allSettled(
-      deltas.map((delta) =>
-        limit(() => stateStore.update(delta.deviceId, (current) => mergeState(current, delta, limits))),
-      ),
-    );
-    const rejected = new Map<string, string>();
-    const failed = new Map<string, unknown>();
-    outcomes.forEach((o, i) => {
-      const deviceId = deltas[i]?.deviceId;
-      if (o.status === 'fulfilled' || deviceId === undefined) return;
-      if (o.reason instanceof StateRejectedError) rejected.set(deviceId, errorText(o.reason));
-      else failed.set(deviceId, o.reason);
-    });
-    summary.stateWrites = outcomes.filter((o) => o.status === 'fulfilled' && o.value !== 'unchanged').length;
-    return { rejected, failed };
-  }
 
   return async function ingestTelemetry(messages: unknown, context: TriggerContext): Promise<IngestSummary> {
     const bodies: unknown[] = Array.isArray(messages) ? messages : [messages];
     const { partitionId, messages: metas } = readIotHubBatchMetadata(context.triggerMetadata, bodies.length);
     const { records, dead } = parseBatch(bodies, metas, partitionId, options);
     const summary = newSummary(bodies.length, records, dead.length);
-    const retryCount = context.retryContext?.retryCount ?? 0;
-    const maxRetryCount = context.retryContext?.maxRetryCount ?? options.maxRetryCount;
-    const lastAttempt = maxRetryCount >= 0 && retryCount >= maxRetryCount;
+    const { retryCount, lastAttempt } = attemptOf(context, options.maxRetryCount);
     const retry = (error: unknown): never => {
       context.warn(`ingestTelemetry attempt ${retryCount + 1} failed; the host will retry`, errorText(error));
       throw error;
@@ -173,58 +215,31 @@ export function makeIngestTelemetry(deps: IngestTelemetryDeps) {
     if (raw.error !== undefined && !lastAttempt) retry(raw.error);
     summary.archiveBlobs = raw.blobs;
     const archived = raw.unarchived.size === 0 ? records : records.filter((r) => !raw.unarchived.has(r));
-    const state = await writeState(archived, summary);
+    const state = await writeState(deps, limit, archived, summary);
     if (state.failed.size > 0 && !lastAttempt) retry(state.failed.values().next().value);
 
     // The checkpoint moves on after the last attempt: park exactly what failed, so nothing is lost silently.
-    const parked: DeadLetter[] = [...raw.unwritten];
-    const archiveError = `archive write failed: ${errorText(raw.error)}`;
-    for (const r of raw.unarchived) parked.push(recordDeadLetter(r, 'storage-failure', archiveError));
-    for (const r of archived) {
-      const error = state.failed.get(r.deviceId);
-      if (error !== undefined)
-        parked.push(recordDeadLetter(r, 'storage-failure', `state write failed: ${errorText(error)}`));
-    }
+    const parked = storageFailures(raw, archived, state.failed);
     if (state.rejected.size > 0) {
-      const letters = archived
-        .filter((r) => state.rejected.has(r.deviceId))
-        .map((r) => recordDeadLetter(r, 'state-rejected', state.rejected.get(r.deviceId) ?? ''));
-      const blob = deadLetterBlob(letters, partitionId, '.state-rejected');
-      try {
-        if (blob) await deadLetters.put(blob.name, blob.lines);
-      } catch (error) {
-        if (!lastAttempt) retry(error);
-        for (const l of letters) parked.push(l);
+      const written = await writeRejected(deadLetters, archived, state.rejected, partitionId);
+      if (written.failed) {
+        if (!lastAttempt) retry(written.failed.error);
+        for (const l of written.letters) parked.push(l);
       }
       summary.stateRejectedDevices = state.rejected.size;
       context.error(
-        `ingestTelemetry: state refused for ${state.rejected.size} device(s); records parked in ${blob?.name ?? ''}`,
+        `ingestTelemetry: state refused for ${state.rejected.size} device(s); records parked in ${written.blob}`,
       );
     }
-    if (parked.length > 0) await park(parked, partitionId, retryCount, context, summary);
+    if (parked.length > 0) {
+      const what = `${parked.length} record(s)`;
+      const log = { function: 'ingestTelemetry', what, attempts: retryCount + 1, partitionId };
+      await parkLastAttempt(deadLetters, parked, log, context);
+      summary.parked = parked.length;
+    }
     logSummary(context, partitionId, summary);
     return summary;
   };
-
-  /** Writes the last attempt's failures to dead letters; if even that fails, the loss is logged and thrown. */
-  async function park(
-    parked: readonly DeadLetter[],
-    partitionId: string,
-    retryCount: number,
-    context: TriggerContext,
-    summary: IngestSummary,
-  ): Promise<void> {
-    const blob = deadLetterBlob(parked, partitionId, '.storage-failure');
-    if (!blob) return;
-    const what = `${parked.length} record(s)`;
-    await parkLastAttempt(
-      deadLetters,
-      blob,
-      { function: 'ingestTelemetry', what, attempts: retryCount + 1, partitionId },
-      context,
-    );
-    summary.parked = parked.length;
-  }
 }
 
 /** Every message of a batch as records and dead letters. */

@@ -168,6 +168,53 @@ function decodeBody(body: unknown, maxBytes: number): Decoded | { reason: DeadLe
   }
 }
 
+/** Why a message cannot be processed, as its dead letter will say. */
+type Refusal = { reason: DeadLetterReason; detail: string };
+
+/** The envelope facts every record needs, all from IoT Hub's trigger metadata (never from the payload). */
+interface Envelope {
+  deviceId: string;
+  sequenceNumber: number;
+  enqueuedTimeMs: number;
+}
+
+function envelopeOf(meta: IotHubMessageMeta): Envelope | Refusal {
+  const { deviceId, sequenceNumber, enqueuedTimeMs } = meta;
+  if (deviceId === undefined)
+    return { reason: 'no-identity', detail: 'no iothub-connection-device-id system property' };
+  if (sequenceNumber === undefined)
+    return { reason: 'no-sequence-number', detail: 'no sequence number in trigger metadata' };
+  if (enqueuedTimeMs === undefined)
+    return { reason: 'no-enqueued-time', detail: 'no enqueued time in trigger metadata' };
+  return { deviceId, sequenceNumber, enqueuedTimeMs };
+}
+
+/**
+ * The body as a JSON object or array within the size, depth and breadth limits. Bodies delivered already parsed
+ * have no byte size: it is estimated while bounding nesting and breadth.
+ */
+function boundedValue(body: unknown, options: IngestOptions): (Decoded & { isArray: boolean }) | Refusal {
+  const decoded = decodeBody(body, options.maxRecordBytes);
+  if ('reason' in decoded) return decoded;
+  const { value } = decoded;
+  const isArray = Array.isArray(value);
+  if (!isArray && !isPlainObject(value))
+    return { reason: 'not-an-object', detail: `body is ${value === null ? 'null' : typeof value}` };
+  const shape = measure(value, {
+    maxDepth: options.maxDepth + (isArray ? 1 : 0),
+    maxFields: options.maxFields,
+    maxBytes: typeof body === 'object' && !(body instanceof Uint8Array) ? options.maxRecordBytes : undefined,
+  });
+  if (shape === undefined) return { ...decoded, isArray };
+  const detail =
+    shape === 'too-deep'
+      ? `nesting deeper than ${options.maxDepth}`
+      : shape === 'too-many-fields'
+        ? `more than ${options.maxFields} fields`
+        : `about ${options.maxRecordBytes}+ bytes once serialized`;
+  return { reason: shape, detail };
+}
+
 /**
  * Turns one IoT Hub message into records, or dead letters when it cannot be processed. Never throws for bad
  * input. The device id comes only from IoT Hub's authenticated system property, never from the payload.
@@ -178,60 +225,13 @@ export function parseMessage(
   partitionId: string,
   options: IngestOptions,
 ): ParsedMessage {
-  const { deviceId, sequenceNumber } = meta;
-  if (deviceId === undefined) {
-    return deadMessage(
-      'no-identity',
-      'no iothub-connection-device-id system property',
-      meta,
-      partitionId,
-      body,
-    );
-  }
-  if (sequenceNumber === undefined) {
-    return deadMessage(
-      'no-sequence-number',
-      'no sequence number in trigger metadata',
-      meta,
-      partitionId,
-      body,
-    );
-  }
-  const enqueuedTimeMs = meta.enqueuedTimeMs;
-  if (enqueuedTimeMs === undefined) {
-    return deadMessage('no-enqueued-time', 'no enqueued time in trigger metadata', meta, partitionId, body);
-  }
-
-  const decoded = decodeBody(body, options.maxRecordBytes);
+  const envelope = envelopeOf(meta);
+  if ('reason' in envelope) return deadMessage(envelope.reason, envelope.detail, meta, partitionId, body);
+  const decoded = boundedValue(body, options);
   if ('reason' in decoded) return deadMessage(decoded.reason, decoded.detail, meta, partitionId, body);
-  const { value, source, elementSources } = decoded;
-  const isArray = Array.isArray(value);
-  if (!isArray && !isPlainObject(value)) {
-    return deadMessage(
-      'not-an-object',
-      `body is ${value === null ? 'null' : typeof value}`,
-      meta,
-      partitionId,
-      body,
-    );
-  }
-  // Bodies delivered already parsed have no byte size: estimate it while bounding nesting and breadth.
-  const shape = measure(value, {
-    maxDepth: options.maxDepth + (isArray ? 1 : 0),
-    maxFields: options.maxFields,
-    maxBytes: typeof body === 'object' && !(body instanceof Uint8Array) ? options.maxRecordBytes : undefined,
-  });
-  if (shape !== undefined) {
-    const detail =
-      shape === 'too-deep'
-        ? `nesting deeper than ${options.maxDepth}`
-        : shape === 'too-many-fields'
-          ? `more than ${options.maxFields} fields`
-          : `about ${options.maxRecordBytes}+ bytes once serialized`;
-    return deadMessage(shape, detail, meta, partitionId, body);
-  }
+  const { value, source, elementSources, isArray } = decoded;
 
-  const items: unknown[] = isArray ? value : [value];
+  const items: unknown[] = isArray ? (value as unknown[]) : [value];
   const propertyStream = streamFromProperties(meta.properties);
   const result: ParsedMessage = { records: [], deadLetters: [] };
   const bad: NonNullable<DeadLetter['badElements']> = { count: 0, first: [] };
@@ -242,16 +242,16 @@ export function parseMessage(
       if (++bad.count <= BAD_ELEMENTS_SHOWN) bad.first.push({ index: recordIndex, value: item });
       continue;
     }
-    const { timestampMs, timeSource, field } = chooseTimestamp(item, enqueuedTimeMs, options);
+    const { timestampMs, timeSource, field } = chooseTimestamp(item, envelope.enqueuedTimeMs, options);
     const version = item._version;
     result.records.push({
-      deviceId,
+      deviceId: envelope.deviceId,
       moduleId: meta.moduleId,
       partitionId,
-      sequenceNumber,
+      sequenceNumber: envelope.sequenceNumber,
       recordIndex,
       offset: meta.offset,
-      enqueuedTimeMs,
+      enqueuedTimeMs: envelope.enqueuedTimeMs,
       stream: propertyStream ?? normalizeStreamName(item._subject) ?? DEFAULT_STREAM,
       version: typeof version === 'string' || typeof version === 'number' ? String(version) : undefined,
       timestampMs,
