@@ -40,15 +40,15 @@ export default tseslint.config(
     },
   },
   {
-    // Functions that fit on a screen (docs/adr/0009): blank lines and comments do not count, IIFEs do. Tests are
-    // exempt: a describe block's length is its number of cases (ADR 0009 says why).
+    // Functions that fit on a screen (docs/adr/0010): blank lines and comments do not count, IIFEs do. Tests are
+    // exempt: a describe block's length is its number of cases (ADR 0010 says why).
     files: ['src/**/*.ts', 'tools/**/*.ts', 'tools/**/*.cts', 'bench/**/*.ts'],
     rules: {
       'max-lines-per-function': ['error', { max: 80, skipBlankLines: true, skipComments: true, IIFEs: true }],
     },
   },
   {
-    // Files under 500 lines of code (docs/adr/0009); benchmarks are one file per benchmark and not held to it.
+    // Files under 500 lines of code (docs/adr/0010); benchmarks are one file per benchmark and not held to it.
     files: ['src/**/*.ts', 'tools/**/*.ts', 'tools/**/*.cts'],
     rules: {
       'max-lines': ['error', { max: 500, skipBlankLines: true, skipComments: true }],
