@@ -1,6 +1,7 @@
 // azure-iot-common is CommonJS with typings; Node's ESM loader sees its exports through the default export.
 import common from 'azure-iot-common';
 import { timingSafeEqual } from 'node:crypto';
+import type { DeviceIdentity } from './ports.js';
 
 const { SharedAccessSignature } = common;
 
@@ -147,4 +148,30 @@ export function verifyDeviceSasToken(
     keys: device.keys,
     nowSeconds: device.nowSeconds,
   });
+}
+
+/** A device's answer to a SAS token: the token's verdict, or why no token could be valid for it. */
+export type DeviceAuthentication = SasVerdict | 'unknown-device' | 'disabled';
+
+/**
+ * Authenticates a device as IoT Hub's device API does, for both the table identity store and the local device
+ * gateway: a malformed token is refused without a lookup; then the device must exist, the token must verify
+ * against one of its current keys (`verifyDeviceSasToken`), and only an authenticated device learns that it
+ * is disabled. A failing `lookup` (store unavailable) rejects: that is no verdict on the token.
+ */
+export async function authenticateDevice(
+  authorization: string,
+  device: { hostName: string; deviceId: string; nowSeconds: number },
+  lookup: (deviceId: string) => Promise<Pick<DeviceIdentity, 'keys' | 'status'> | undefined>,
+): Promise<DeviceAuthentication> {
+  const parsed = parseSasToken(authorization);
+  if (!parsed || parsed.keyName !== undefined) return 'malformed';
+  const identity = await lookup(device.deviceId);
+  if (!identity) return 'unknown-device';
+  const verdict = verifyDeviceSasToken(authorization, {
+    ...device,
+    keys: [identity.keys.primaryKey, identity.keys.secondaryKey],
+  });
+  if (verdict !== 'valid') return verdict;
+  return identity.status === 'enabled' ? 'valid' : 'disabled';
 }

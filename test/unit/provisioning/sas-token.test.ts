@@ -5,6 +5,7 @@ import { createHmac } from 'node:crypto';
 import { describe, expect, it } from 'vitest';
 import { generateKeys } from '../../../src/provisioning/keys.js';
 import {
+  authenticateDevice,
   createSasToken,
   parseSasToken,
   verifyDeviceSasToken,
@@ -151,5 +152,39 @@ describe('SAS tokens through azure-iot-common (issue 14, item 4)', () => {
     expect(verify(sdkToken, expiry - 1, 'other')).toBe('wrong-resource');
     expect(verify(`${sdkToken}&skn=`)).toBe('malformed');
     expect(verify(sdkToken.replace('SharedAccessSignature ', 'SharedAccessSignature  '))).toBe('malformed');
+  });
+});
+
+describe('authenticateDevice: the one device authenticator (table identity store and local gateway)', () => {
+  const { primaryKey, secondaryKey } = generateKeys();
+  const expiry = 1_900_000_000;
+  const device = { hostName: HOST, deviceId: 'dev-1', nowSeconds: expiry - 1 };
+  const token = createSasToken(`${HOST}/devices/dev-1`, secondaryKey, expiry);
+  const identity = (status: 'enabled' | 'disabled') => ({ status, keys: { primaryKey, secondaryKey } });
+
+  it('answers valid, unknown-device, and disabled only for a device whose token verifies', async () => {
+    expect(await authenticateDevice(token, device, () => Promise.resolve(identity('enabled')))).toBe('valid');
+    expect(await authenticateDevice(token, device, () => Promise.resolve(undefined))).toBe('unknown-device');
+    expect(await authenticateDevice(token, device, () => Promise.resolve(identity('disabled')))).toBe(
+      'disabled',
+    );
+    const forged = createSasToken(`${HOST}/devices/dev-1`, generateKeys().primaryKey, expiry);
+    expect(await authenticateDevice(forged, device, () => Promise.resolve(identity('disabled')))).toBe(
+      'bad-signature',
+    );
+  });
+
+  it('looks nothing up for a malformed token, and rejects when the lookup fails', async () => {
+    let lookups = 0;
+    const counted = () => {
+      lookups++;
+      return Promise.resolve(identity('enabled'));
+    };
+    expect(await authenticateDevice('Bearer x', device, counted)).toBe('malformed');
+    expect(await authenticateDevice(`${token}&skn=device`, device, counted)).toBe('malformed');
+    expect(lookups).toBe(0);
+    await expect(authenticateDevice(token, device, () => Promise.reject(new Error('down')))).rejects.toThrow(
+      'down',
+    );
   });
 });
