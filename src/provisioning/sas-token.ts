@@ -89,9 +89,9 @@ export function parseSasToken(token: string): ParsedSasToken | undefined {
   if (!token.startsWith(PREFIX) || !knownFieldsOnce(token)) return undefined;
   const sas = parseWithSdk(token);
   if (!sas) return undefined;
-  const signedResource = String(sas.sr);
+  const signedResource = sas.sr;
   const resourceUri = decoded(signedResource);
-  const sig = decoded(String(sas.sig)) ?? '';
+  const sig = decoded(sas.sig) ?? '';
   const se = decoded(String(sas.se)) ?? '';
   const skn = (sas as { skn?: string }).skn;
   const keyName = skn === undefined ? undefined : decoded(skn);

@@ -83,9 +83,7 @@ describe('IoT Hub SAS tokens', () => {
 
     it('accepts the canonical token, with the host in any case', () => {
       expect(verify(token)).toBe('valid');
-      expect(verify(createSasToken(`${HOST.toUpperCase()}/devices/${deviceId}`, key, expiry))).toBe(
-        'valid',
-      );
+      expect(verify(createSasToken(`${HOST.toUpperCase()}/devices/${deviceId}`, key, expiry))).toBe('valid');
     });
 
     it.each([
