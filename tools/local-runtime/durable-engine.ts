@@ -7,9 +7,8 @@
  * Time is either real (timers wait) or virtual: a virtual clock jumps to the next timer as soon as nothing
  * else can run, so an orchestration that sleeps for hours finishes in milliseconds with the same history.
  */
-import functions from '@azure/functions';
 import pLimit from 'p-limit';
-import { ActionType, invokeOrchestrator, type Action } from './durable-actions.js';
+import { ActionType, applyAction, invokeOrchestrator, runActivity, type Action } from './durable-actions.js';
 import {
   EventType,
   TERMINAL,
@@ -18,7 +17,10 @@ import {
   failure,
   historyEvent,
   instanceFromSnapshot,
+  markFinished,
   newInstance,
+  startNextExecution,
+  subOrchestrationOutcome,
   statusOf,
   type ActivityHandler,
   type AfterProcessing,
@@ -34,7 +36,6 @@ import {
 } from './durable-history.js';
 import { InstanceNotSavedError, InstanceSaver, type InstanceStore } from './durable-store.js';
 import { TimerQueue, retryDelay, type PendingTimer } from './durable-timers.js';
-import { formatLogArgs } from './log-format.js';
 
 // The engine's parts are modules of their own; what its users name is re-exported here.
 export { EventType, InstanceNotSavedError };
@@ -49,9 +50,6 @@ export type {
   RuntimeStatus,
 } from './durable-history.js';
 export type { InstanceStore } from './durable-store.js';
-
-// @azure/functions is CommonJS: take the class from the default export (plain Node sees no named exports).
-const { InvocationContext } = functions;
 
 export interface DurableEngineOptions {
   orchestrators: ReadonlyMap<string, OrchestratorHandler>;
@@ -375,53 +373,19 @@ export class DurableEngine {
 
   /** Applies one new action; returns a message when the engine cannot honour it. */
   private apply(instance: Instance, action: Action, index: number): string | undefined {
-    switch (action.actionType) {
-      case ActionType.CallActivity:
-      case ActionType.CallActivityWithRetry: {
-        const name = action.functionName ?? '';
-        if (!this.options.activities.has(name)) return `No activity named '${name}'.`;
-        const retry = action.retryOptions
-          ? { name, input: action.input, options: action.retryOptions, attempt: 1 }
-          : undefined;
-        this.scheduleActivity(instance, instance.nextId++, {
-          name,
-          input: action.input,
-          ...(retry ? { retry } : {}),
-        });
-        return undefined;
-      }
-      case ActionType.CallSubOrchestrator: {
-        const taskId = instance.nextId++;
-        const name = action.functionName ?? '';
-        const childId = action.instanceId ?? `${instance.instanceId}:${taskId}`;
-        instance.history.push(
-          this.event(EventType.SubOrchestrationInstanceCreated, taskId, {
-            Name: name,
-            InstanceId: childId,
-            Input: encode(action.input),
-          }),
-        );
-        try {
-          this.create(name, childId, action.input, { instanceId: instance.instanceId, taskId });
-        } catch (error) {
-          return error instanceof Error ? error.message : String(error);
-        }
-        return undefined;
-      }
-      case ActionType.CreateTimer: {
-        const timerId = instance.nextId++;
-        const fireAt = new Date(action.fireAt ?? 0);
-        instance.history.push(this.event(EventType.TimerCreated, timerId, { FireAt: fireAt }));
-        this.timers.add({ instance, generation: instance.generation, timerId, fireAt, actionIndex: index });
-        return undefined;
-      }
-      case ActionType.WaitForExternalEvent:
-      case ActionType.ContinueAsNew:
-        // Events are matched by name; continue-as-new is applied once the episode is done.
-        return undefined;
-      default:
-        return `Action type ${action.actionType} is not supported by the local durable engine.`;
-    }
+    return applyAction(instance, action, index, {
+      hasActivity: (name) => this.options.activities.has(name),
+      scheduleActivity: (taskId, activity) => {
+        this.scheduleActivity(instance, taskId, activity);
+      },
+      startChild: (name, childId, input, taskId) => {
+        this.create(name, childId, input, { instanceId: instance.instanceId, taskId });
+      },
+      addTimer: (timer) => {
+        this.timers.add(timer);
+      },
+      event: (type, eventId, fields) => this.event(type, eventId, fields),
+    });
   }
 
   /** Records TaskScheduled and starts the activity. */
@@ -438,36 +402,15 @@ export class DurableEngine {
     this.saver.changed(instance);
     const generation = instance.generation;
     const handler = this.options.activities.get(name) as ActivityHandler;
-    const run = async () => {
-      const context = new InvocationContext({
-        functionName: name,
-        invocationId: `${instance.instanceId}:${taskId}`,
-        logHandler: (_level, ...args) => {
-          this.options.log?.(formatLogArgs(args));
-        },
-      });
-      return await handler(decode(input), context);
-    };
+    const invocationId = `${instance.instanceId}:${taskId}`;
     this.running++;
-    this.limit(run).then(
+    this.limit(() => runActivity(handler, name, invocationId, input, this.options.log)).then(
       (output) => {
-        this.settle(
-          instance,
-          generation,
-          {
-            event: this.event(EventType.TaskCompleted, -1, {
-              TaskScheduledId: taskId,
-              Result: encode(output),
-            }),
-          },
-          taskId,
-        );
+        const fields = { TaskScheduledId: taskId, Result: encode(output) };
+        this.settle(instance, generation, { event: this.event(EventType.TaskCompleted, -1, fields) }, taskId);
       },
       (error: unknown) => {
-        const event = this.event(EventType.TaskFailed, -1, {
-          TaskScheduledId: taskId,
-          ...failure(error),
-        });
+        const event = this.event(EventType.TaskFailed, -1, { TaskScheduledId: taskId, ...failure(error) });
         // The orchestrator answers a failed attempt by tracking a back-off timer under the next sequence number.
         const after: AfterProcessing | undefined = retry ? { kind: 'retry-timer', retry } : undefined;
         this.settle(instance, generation, { event, ...(after ? { after } : {}) }, taskId);
@@ -497,53 +440,18 @@ export class DurableEngine {
   }
 
   private continueAsNew(instance: Instance, input: unknown): void {
-    instance.running.clear();
-    instance.executions.push({
-      input: instance.input,
-      history: instance.history,
-      episodes: instance.episodes,
-    });
-    instance.generation++;
-    instance.input = input;
-    instance.history = [];
-    instance.episodes = [];
-    instance.seenActions = 0;
-    instance.nextId = 0;
-    instance.needsFirstEpisode = true;
-    // Events raised but not yet processed carry over to the new execution, as in Durable Task.
-    instance.inbox = instance.inbox.filter((i) => i.event.EventType === EventType.EventRaised);
+    startNextExecution(instance, input, this.now());
     this.timers.dropAll(instance);
-    instance.lastUpdatedTime = this.now();
   }
 
   private finish(instance: Instance, status: RuntimeStatus, output: unknown): void {
     this.saver.changed(instance);
-    instance.running.clear();
-    instance.status = status;
-    instance.output = output;
-    instance.generation++;
-    instance.inbox = [];
-    instance.lastUpdatedTime = this.now();
+    const now = this.now();
+    markFinished(instance, status, output, now);
     this.timers.dropAll(instance);
     const parent = instance.parent && this.instances.get(instance.parent.instanceId);
     if (parent && instance.parent && !TERMINAL.has(parent.status)) {
-      const taskId = instance.parent.taskId;
-      this.deliver(parent, {
-        event:
-          status === 'Completed'
-            ? this.event(EventType.SubOrchestrationInstanceCompleted, -1, {
-                TaskScheduledId: taskId,
-                Result: encode(output),
-              })
-            : this.event(EventType.SubOrchestrationInstanceFailed, -1, {
-                TaskScheduledId: taskId,
-                ...failure(
-                  new Error(
-                    `Sub-orchestration '${instance.instanceId}' ${status.toLowerCase()}: ${String(output)}`,
-                  ),
-                ),
-              }),
-      });
+      this.deliver(parent, { event: subOrchestrationOutcome(instance, instance.parent.taskId, now) });
     }
     const waiters = instance.waiters;
     instance.waiters = [];

@@ -230,3 +230,40 @@ export function statusOf(i: Instance): InstanceStatus {
     lastUpdatedTime: i.lastUpdatedTime,
   };
 }
+
+/** Continue-as-new: the instance starts its next execution with `input`; raised events carry over. */
+export function startNextExecution(instance: Instance, input: unknown, now: Date): void {
+  instance.running.clear();
+  instance.executions.push({ input: instance.input, history: instance.history, episodes: instance.episodes });
+  instance.generation++;
+  instance.input = input;
+  instance.history = [];
+  instance.episodes = [];
+  instance.seenActions = 0;
+  instance.nextId = 0;
+  instance.needsFirstEpisode = true;
+  // Events raised but not yet processed carry over to the new execution, as in Durable Task.
+  instance.inbox = instance.inbox.filter((i) => i.event.EventType === EventType.EventRaised);
+  instance.lastUpdatedTime = now;
+}
+
+/** Ends the instance's execution with a terminal status; its pending work is abandoned. */
+export function markFinished(instance: Instance, status: RuntimeStatus, output: unknown, now: Date): void {
+  instance.running.clear();
+  instance.status = status;
+  instance.output = output;
+  instance.generation++;
+  instance.inbox = [];
+  instance.lastUpdatedTime = now;
+}
+
+/** What a finished sub-orchestration tells its parent's task `taskId`. */
+export function subOrchestrationOutcome(child: Instance, taskId: number, now: Date): HistoryEvent {
+  if (child.status === 'Completed') {
+    const fields = { TaskScheduledId: taskId, Result: encode(child.output) };
+    return historyEvent(EventType.SubOrchestrationInstanceCompleted, -1, fields, now);
+  }
+  const message = `Sub-orchestration '${child.instanceId}' ${child.status.toLowerCase()}: ${String(child.output)}`;
+  const fields = { TaskScheduledId: taskId, ...failure(new Error(message)) };
+  return historyEvent(EventType.SubOrchestrationInstanceFailed, -1, fields, now);
+}
