@@ -4,6 +4,7 @@
  * Used by the local run's own stores (the local Cosmos DB snapshot, the durable hubs' files).
  */
 import { closeSync, fsyncSync, openSync, renameSync, writeFileSync } from 'node:fs';
+import { open, rename } from 'node:fs/promises';
 import { dirname } from 'node:path';
 
 export function writeAtomicallySync(file: string, text: string): void {
@@ -16,6 +17,20 @@ export function writeAtomicallySync(file: string, text: string): void {
     closeSync(fd);
   }
   renameSync(temp, file);
+  fsyncFolder(dirname(file));
+}
+
+/** The same as writeAtomicallySync without blocking the event loop on the file writes. */
+export async function writeAtomically(file: string, text: string): Promise<void> {
+  const temp = `${file}.tmp`;
+  const handle = await open(temp, 'w');
+  try {
+    await handle.writeFile(text);
+    await handle.datasync();
+  } finally {
+    await handle.close();
+  }
+  await rename(temp, file);
   fsyncFolder(dirname(file));
 }
 

@@ -194,22 +194,13 @@ export function newInstance(
 
 /** An instance as a store kept it (its timers and running activities are the engine's to restart). */
 export function instanceFromSnapshot(snap: InstanceSnapshot): Instance {
+  const { createdTime, lastUpdatedTime, history, inbox, running: _running, timers: _timers, ...kept } = snap;
   return {
-    instanceId: snap.instanceId,
-    name: snap.name,
-    input: snap.input,
-    ...(snap.parent ? { parent: snap.parent } : {}),
-    status: snap.status,
-    output: snap.output,
-    customStatus: snap.customStatus,
-    createdTime: new Date(snap.createdTime),
-    lastUpdatedTime: new Date(snap.lastUpdatedTime),
-    generation: snap.generation,
-    history: snap.history.map(reviveEvent),
-    inbox: snap.inbox.map((i) => ({ ...i, event: reviveEvent(i.event) })),
-    needsFirstEpisode: snap.needsFirstEpisode,
-    seenActions: snap.seenActions,
-    nextId: snap.nextId,
+    ...kept,
+    createdTime: new Date(createdTime),
+    lastUpdatedTime: new Date(lastUpdatedTime),
+    history: history.map(reviveEvent),
+    inbox: inbox.map((i) => ({ ...i, event: reviveEvent(i.event) })),
     episodes: [],
     executions: [],
     waiters: [],

@@ -9,9 +9,9 @@
  * and the file is rewritten with just those events, the checkpoints and each partition's next sequence number.
  */
 import { existsSync, mkdirSync, readFileSync } from 'node:fs';
-import { open, rename, type FileHandle } from 'node:fs/promises';
+import { open, type FileHandle } from 'node:fs/promises';
 import { join } from 'node:path';
-import { writeAtomicallySync } from '../atomic-file.js';
+import { writeAtomically, writeAtomicallySync } from '../atomic-file.js';
 import { LocalHub, PARTITIONS, type HubEvent } from './event-hubs.js';
 
 /** File size after which the next write rewrites it with only the events not yet checkpointed everywhere. */
@@ -198,17 +198,10 @@ export class DurableLocalHub extends LocalHub {
   /** The file anew: the consumer groups, their checkpoints, and the events not yet handled by every group. */
   private async rewrite(): Promise<void> {
     const text = this.compacted();
-    const temp = `${this.file}.tmp`;
-    const file = await open(temp, 'w');
-    try {
-      await file.writeFile(text);
-      await file.datasync();
-    } finally {
-      await file.close();
-    }
+    // Appends and rewrites take turns (drain): the append handle reopens on the next append.
     await this.handle?.close();
     this.handle = undefined;
-    await rename(temp, this.file);
+    await writeAtomically(this.file, text);
     this.bytes = text.length;
   }
 

@@ -21,23 +21,12 @@ export class InstanceNotSavedError extends Error {
 
 /** The snapshot of an instance with its current execution's timers. */
 export function snapshotOf(i: Instance, timers: TimerQueue): InstanceSnapshot {
+  const { createdTime, lastUpdatedTime, running, episodes: _e, executions: _x, waiters: _w, ...kept } = i;
   return {
-    instanceId: i.instanceId,
-    name: i.name,
-    input: i.input,
-    ...(i.parent ? { parent: i.parent } : {}),
-    status: i.status,
-    output: i.output,
-    customStatus: i.customStatus,
-    createdTime: i.createdTime.toISOString(),
-    lastUpdatedTime: i.lastUpdatedTime.toISOString(),
-    generation: i.generation,
-    history: i.history,
-    inbox: i.inbox,
-    needsFirstEpisode: i.needsFirstEpisode,
-    seenActions: i.seenActions,
-    nextId: i.nextId,
-    running: [...i.running.entries()],
+    ...kept,
+    createdTime: createdTime.toISOString(),
+    lastUpdatedTime: lastUpdatedTime.toISOString(),
+    running: [...running.entries()],
     timers: timers.snapshotOf(i),
   };
 }
