@@ -1,9 +1,10 @@
 /**
  * Whole-file writes that a crash cannot tear: the text goes to a temp file, is fsynced, renamed over the target,
  * and the folder entry is fsynced too. A reader after any crash sees the old file or the new one, never a mix.
- * Used by the local run's own stores (the local Cosmos DB snapshot, the durable hubs' files).
+ * Used by the local run's own stores (the local Cosmos DB snapshot, the durable hubs' files), which also read
+ * their append-only journals back with readJsonLines.
  */
-import { closeSync, fsyncSync, openSync, renameSync, writeFileSync } from 'node:fs';
+import { closeSync, existsSync, fsyncSync, openSync, readFileSync, renameSync, writeFileSync } from 'node:fs';
 import { open, rename } from 'node:fs/promises';
 import { dirname } from 'node:path';
 
@@ -44,4 +45,19 @@ export function fsyncFolder(folder: string): void {
   } finally {
     closeSync(fd);
   }
+}
+
+/**
+ * The JSON values of a JSON-lines file (none when it does not exist). A line that does not parse is skipped: it
+ * can only be the last line of a write cut short by a crash, which was never acknowledged.
+ */
+export function readJsonLines<T>(file: string): T[] {
+  const lines = existsSync(file) ? readFileSync(file, 'utf8').split('\n') : [];
+  return lines.flatMap((line) => {
+    try {
+      return [JSON.parse(line) as T];
+    } catch {
+      return [];
+    }
+  });
 }

@@ -13,7 +13,7 @@ import type { IncomingMessage, ServerResponse } from 'node:http';
 import { createRequire } from 'node:module';
 import { randomUUID } from 'node:crypto';
 import { join } from 'node:path';
-import { writeAtomically, writeAtomicallySync } from './atomic-file.js';
+import { readJsonLines, writeAtomically, writeAtomicallySync } from './atomic-file.js';
 
 type Json = Record<string, unknown>;
 interface Item {
@@ -190,14 +190,7 @@ class CosmosFiles {
       : { lastSeq: 0, databases: [] };
     restoreSnapshot(account, snapshot);
     this.seq = snapshot.lastSeq;
-    const lines = existsSync(this.journalFile) ? readFileSync(this.journalFile, 'utf8').split('\n') : [];
-    for (const line of lines) {
-      let entry: Entry;
-      try {
-        entry = JSON.parse(line) as Entry;
-      } catch {
-        continue; // the last line of a write cut short by a crash (never acknowledged)
-      }
+    for (const entry of readJsonLines<Entry>(this.journalFile)) {
       if (entry.seq <= snapshot.lastSeq) continue;
       applyEntry(account, entry);
       this.seq = Math.max(this.seq, entry.seq);
