@@ -40,7 +40,9 @@ import { PURGE_EXPIRED_KEYS_SCHEDULE, makePurgeExpiredDeviceKeys } from './provi
 import { makeGetDeviceState } from './telemetry/get-device-state.js';
 import { makeIngestTelemetry } from './telemetry/ingest-telemetry.js';
 
-const config = loadConfig();
+/** The validated configuration and the adapters of this process (the embedded local runtime reuses both). */
+export const config = loadConfig();
+export const adapters = createAdapters(config);
 const {
   stateStore,
   archive,
@@ -60,7 +62,7 @@ const {
   jobDeviceResults,
   jobNotifier,
   health,
-} = createAdapters(config);
+} = adapters;
 const alarmHandlers = makeAlarmHandlers(alarms);
 const service = new ProvisioningService({
   identities,

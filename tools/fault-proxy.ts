@@ -168,195 +168,207 @@ const emptyCounts = (): FaultCounts => ({
   lostAnswers: 0,
 });
 
+/** What one running proxy keeps: its settings, upstream, fault draw, counters and pending timers. */
+interface ProxyState {
+  options: FaultProxyOptions;
+  target: URL;
+  secure: boolean;
+  agent: http.Agent;
+  random: () => number;
+  rate: number;
+  counts: FaultCounts;
+  /** The proxy's own origin (the Cosmos account document is rewritten to it). */
+  origin: string;
+  timers: Set<NodeJS.Timeout>;
+}
+
+/** Runs `run` after `ms`, unless the proxy closes first. */
+function later(state: ProxyState, ms: number, run: () => void) {
+  const timer = setTimeout(() => {
+    state.timers.delete(timer);
+    run();
+  }, ms);
+  state.timers.add(timer);
+}
+
+/** The fault for the next request, drawn at the current rate by the kinds' weights; undefined forwards it. */
+function pickFault(state: ProxyState): FaultKind | undefined {
+  const weights = FAULT_KINDS.map((k) => Math.max(0, state.options.weights?.[k] ?? 1));
+  const totalWeight = weights.reduce((a, b) => a + b, 0);
+  if (state.rate <= 0 || totalWeight <= 0 || state.random() >= state.rate) return undefined;
+  let x = state.random() * totalWeight;
+  for (const [i, kind] of FAULT_KINDS.entries()) {
+    x -= weights[i] ?? 0;
+    if (x < 0) return kind;
+  }
+  return FAULT_KINDS[FAULT_KINDS.length - 1];
+}
+
+/**
+ * The Cosmos SDK reads the account document (`GET /`) and then talks to its writable/readable locations:
+ * point those at the proxy, or the SDK would go around it.
+ */
+function rewriteAccount(state: ProxyState, req: IncomingMessage, body: Buffer): string | Buffer {
+  const { target } = state;
+  if (state.options.dependency !== 'cosmos' || req.method !== 'GET' || (req.url ?? '/') !== '/') return body;
+  return body
+    .toString('utf8')
+    .replaceAll(`${target.protocol}//${target.host}`, state.origin)
+    .replaceAll(`${target.protocol}//localhost:${target.port}`, state.origin);
+}
+
+/** Forwards the request; `deliver` gets the upstream's answer (status, headers, body) or the error. */
+function forward(state: ProxyState, req: IncomingMessage, deliver: (answer: Answer | Error) => void) {
+  state.counts.forwarded++;
+  const { target } = state;
+  const headers = { ...req.headers, host: target.host };
+  const upstream = (state.secure ? https : http).request(
+    {
+      protocol: target.protocol,
+      hostname: target.hostname,
+      port: target.port,
+      method: req.method,
+      path: req.url,
+      headers,
+      agent: state.agent,
+    },
+    (response) => {
+      const chunks: Buffer[] = [];
+      response.on('data', (c: Buffer) => chunks.push(c));
+      response.on('end', () => {
+        const answerHeaders: Record<string, string> = {};
+        for (const [name, value] of Object.entries(response.headers)) {
+          if (value === undefined || name === 'transfer-encoding' || name === 'connection') continue;
+          answerHeaders[name] = Array.isArray(value) ? value.join(', ') : value;
+        }
+        const body = rewriteAccount(state, req, Buffer.concat(chunks));
+        deliver({ status: response.statusCode ?? 502, headers: answerHeaders, body });
+      });
+      response.on('error', deliver);
+    },
+  );
+  upstream.on('error', deliver);
+  req.pipe(upstream);
+}
+
+function reply(res: ServerResponse, answer: Answer) {
+  if (res.destroyed) return;
+  const body = typeof answer.body === 'string' ? Buffer.from(answer.body, 'utf8') : answer.body;
+  // A HEAD answer keeps the upstream's Content-Length (the size of the body it did not send).
+  const headers =
+    res.req.method === 'HEAD' ? answer.headers : { ...answer.headers, 'content-length': String(body.length) };
+  res.writeHead(answer.status, headers);
+  res.end(body);
+}
+
+function drop(res: ServerResponse) {
+  const socket = res.socket;
+  if (!socket || socket.destroyed) return;
+  try {
+    socket.resetAndDestroy(); // a TCP RST, as a real reset
+  } catch {
+    socket.destroy(); // TLS sockets cannot send an RST from here: a plain close
+  }
+}
+
+/** The upstream's answer as is, or a dropped connection where the upstream failed. */
+const relay = (res: ServerResponse) => (answer: Answer | Error) => {
+  if (answer instanceof Error) drop(res);
+  else reply(res, answer);
+};
+
+/** Serves one request: forwarded, or failed the way the drawn fault fails. */
+function handle(state: ProxyState, req: IncomingMessage, res: ServerResponse) {
+  const { options, counts } = state;
+  counts.requests++;
+  const fault = (options.faultable?.(req) ?? true) ? pickFault(state) : undefined;
+  if (fault) counts.injected[fault]++;
+  const afterUpstream =
+    (fault === 'timeout' || fault === 'reset') && state.random() < (options.afterUpstreamShare ?? 0.5);
+  if (afterUpstream) counts.lostAnswers++;
+  if (fault === undefined) {
+    forward(state, req, relay(res));
+  } else if (fault === 'slow') {
+    forward(state, req, (answer) => {
+      later(state, options.slowMs ?? 1000, () => {
+        relay(res)(answer);
+      });
+    });
+  } else if (fault === 'throttle' || fault === 'unavailable') {
+    req.resume();
+    req.on('end', () => {
+      reply(res, faultAnswer(options.dependency, fault, options.retryAfterMs ?? 200));
+    });
+  } else {
+    const hold = fault === 'timeout' ? (options.holdMs ?? 2000) : 0;
+    const dropLater = () => {
+      later(state, hold, () => {
+        drop(res);
+      });
+    };
+    if (afterUpstream) forward(state, req, dropLater);
+    else {
+      req.resume();
+      dropLater();
+    }
+  }
+}
+
 /** Starts a fault proxy in front of `options.target`. */
 export async function startFaultProxy(options: FaultProxyOptions): Promise<FaultProxy> {
   const target = new URL(options.target);
   if (!LOOPBACK.has(target.hostname)) throw new Error(`fault proxy: ${target.hostname} is not loopback`);
   const secure = target.protocol === 'https:';
-  const random = seededRandom(options.seed ?? 1);
-  const holdMs = options.holdMs ?? 2000;
-  const slowMs = options.slowMs ?? 1000;
-  const retryAfterMs = options.retryAfterMs ?? 200;
-  const afterShare = options.afterUpstreamShare ?? 0.5;
-  const weights = FAULT_KINDS.map((k) => Math.max(0, options.weights?.[k] ?? 1));
-  const totalWeight = weights.reduce((a, b) => a + b, 0);
-  let rate = clampRate(options.rate ?? 0);
-  let counts = emptyCounts();
-  let origin = '';
-  const timers = new Set<NodeJS.Timeout>();
-  // Upstream sockets are not reused: since the local Cosmos DB server answers keep-alive, a reused upstream socket
-  // made the Cosmos SDK's account read through the proxy fail (a null error; not root-caused). A test tool pays
-  // one connection per request instead.
-  const agent = secure
-    ? new https.Agent({ keepAlive: false, rejectUnauthorized: false })
-    : new http.Agent({ keepAlive: false });
-
-  const later = (ms: number, run: () => void) => {
-    const timer = setTimeout(() => {
-      timers.delete(timer);
-      run();
-    }, ms);
-    timers.add(timer);
+  const state: ProxyState = {
+    options,
+    target,
+    secure,
+    // Upstream sockets are not reused: since the local Cosmos DB server answers keep-alive, a reused upstream
+    // socket made the Cosmos SDK's account read through the proxy fail (a null error; not root-caused). A test
+    // tool pays one connection per request instead.
+    agent: secure
+      ? new https.Agent({ keepAlive: false, rejectUnauthorized: false })
+      : new http.Agent({ keepAlive: false }),
+    random: seededRandom(options.seed ?? 1),
+    rate: clampRate(options.rate ?? 0),
+    counts: emptyCounts(),
+    origin: '',
+    timers: new Set(),
   };
-
-  const pickFault = (): FaultKind | undefined => {
-    if (rate <= 0 || totalWeight <= 0 || random() >= rate) return undefined;
-    let x = random() * totalWeight;
-    for (const [i, kind] of FAULT_KINDS.entries()) {
-      x -= weights[i] ?? 0;
-      if (x < 0) return kind;
-    }
-    return FAULT_KINDS[FAULT_KINDS.length - 1];
+  const serve = (req: IncomingMessage, res: ServerResponse) => {
+    handle(state, req, res);
   };
-
-  /** Forwards the request; `deliver` gets the upstream's answer (status, headers, body) or the error. */
-  const forward = (req: IncomingMessage, deliver: (answer: Answer | Error) => void) => {
-    counts.forwarded++;
-    const headers = { ...req.headers, host: target.host };
-    const upstream = (secure ? https : http).request(
-      {
-        protocol: target.protocol,
-        hostname: target.hostname,
-        port: target.port,
-        method: req.method,
-        path: req.url,
-        headers,
-        agent,
-      },
-      (response) => {
-        const chunks: Buffer[] = [];
-        response.on('data', (c: Buffer) => chunks.push(c));
-        response.on('end', () => {
-          const answerHeaders: Record<string, string> = {};
-          for (const [name, value] of Object.entries(response.headers)) {
-            if (value === undefined || name === 'transfer-encoding' || name === 'connection') continue;
-            answerHeaders[name] = Array.isArray(value) ? value.join(', ') : value;
-          }
-          deliver({
-            status: response.statusCode ?? 502,
-            headers: answerHeaders,
-            body: rewriteAccount(req, Buffer.concat(chunks)),
-          });
-        });
-        response.on('error', deliver);
-      },
-    );
-    upstream.on('error', deliver);
-    req.pipe(upstream);
-  };
-
-  /**
-   * The Cosmos SDK reads the account document (`GET /`) and then talks to its writable/readable locations:
-   * point those at the proxy, or the SDK would go around it.
-   */
-  const rewriteAccount = (req: IncomingMessage, body: Buffer): string | Buffer => {
-    if (options.dependency !== 'cosmos' || req.method !== 'GET' || (req.url ?? '/') !== '/') return body;
-    return body
-      .toString('utf8')
-      .replaceAll(`${target.protocol}//${target.host}`, origin)
-      .replaceAll(`${target.protocol}//localhost:${target.port}`, origin);
-  };
-
-  const reply = (res: ServerResponse, answer: Answer) => {
-    if (res.destroyed) return;
-    const body = typeof answer.body === 'string' ? Buffer.from(answer.body, 'utf8') : answer.body;
-    // A HEAD answer keeps the upstream's Content-Length (the size of the body it did not send).
-    const headers =
-      res.req.method === 'HEAD'
-        ? answer.headers
-        : { ...answer.headers, 'content-length': String(body.length) };
-    res.writeHead(answer.status, headers);
-    res.end(body);
-  };
-
-  const drop = (res: ServerResponse) => {
-    const socket = res.socket;
-    if (!socket || socket.destroyed) return;
-    try {
-      socket.resetAndDestroy(); // a TCP RST, as a real reset
-    } catch {
-      socket.destroy(); // TLS sockets cannot send an RST from here: a plain close
-    }
-  };
-
-  const handle = (req: IncomingMessage, res: ServerResponse) => {
-    counts.requests++;
-    const fault = (options.faultable?.(req) ?? true) ? pickFault() : undefined;
-    if (fault) counts.injected[fault]++;
-    const afterUpstream = (fault === 'timeout' || fault === 'reset') && random() < afterShare;
-    if (afterUpstream) counts.lostAnswers++;
-    switch (fault) {
-      case undefined:
-        forward(req, (answer) => {
-          if (answer instanceof Error) drop(res);
-          else reply(res, answer);
-        });
-        return;
-      case 'slow':
-        forward(req, (answer) => {
-          later(slowMs, () => {
-            if (answer instanceof Error) drop(res);
-            else reply(res, answer);
-          });
-        });
-        return;
-      case 'throttle':
-      case 'unavailable':
-        req.resume();
-        req.on('end', () => {
-          reply(res, faultAnswer(options.dependency, fault, retryAfterMs));
-        });
-        return;
-      case 'timeout':
-      case 'reset': {
-        const hold = fault === 'timeout' ? holdMs : 0;
-        if (afterUpstream) {
-          forward(req, () => {
-            later(hold, () => {
-              drop(res);
-            });
-          });
-        } else {
-          req.resume();
-          later(hold, () => {
-            drop(res);
-          });
-        }
-      }
-    }
-  };
-
-  const server = secure ? https.createServer(certificate(), handle) : http.createServer(handle);
+  const server = secure ? https.createServer(certificate(), serve) : http.createServer(serve);
   await new Promise<void>((resolve, reject) => {
     server.once('error', reject);
     server.listen(options.port ?? 0, '127.0.0.1', resolve);
   });
   const { port } = server.address() as AddressInfo;
-  origin = `${secure ? 'https' : 'http'}://127.0.0.1:${port}`;
+  state.origin = `${secure ? 'https' : 'http'}://127.0.0.1:${port}`;
 
   return {
-    origin,
+    origin: state.origin,
     dependency: options.dependency,
     setRate: (next) => {
-      rate = clampRate(next);
+      state.rate = clampRate(next);
     },
     get rate() {
-      return rate;
+      return state.rate;
     },
-    counts: () => structuredClone(counts),
+    counts: () => structuredClone(state.counts),
     resetCounts: () => {
-      counts = emptyCounts();
+      state.counts = emptyCounts();
     },
     close: async () => {
-      for (const timer of timers) clearTimeout(timer);
-      timers.clear();
+      for (const timer of state.timers) clearTimeout(timer);
+      state.timers.clear();
       server.closeAllConnections();
       await new Promise<void>((resolve) => {
         server.close(() => {
           resolve();
         });
       });
-      agent.destroy();
+      state.agent.destroy();
     },
   };
 }

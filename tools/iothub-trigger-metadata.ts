@@ -1,5 +1,30 @@
-// What the Functions host hands an Event Hub trigger reading the IoT Hub built-in endpoint; shared by the
-// tests and the benchmark.
+// The one builder of what the Functions host hands an Event Hub trigger (`cardinality: 'many'`): used by the
+// embedded runtime's hubs (tools/local-runtime/event-hubs.ts), the tests and the benchmarks.
+
+/** One event as the trigger metadata describes it. */
+export interface TriggerEvent {
+  sequenceNumber: number;
+  offset: string;
+  enqueuedTime: string;
+  properties: Record<string, unknown>;
+  systemProperties: Record<string, unknown>;
+}
+
+/** The trigger metadata of one batch, with the first letter of every key lower-cased (v4 library casing). */
+export function eventHubTriggerMetadata(
+  partitionContext: { eventHubName: string; consumerGroup: string; partitionId: string },
+  batch: readonly TriggerEvent[],
+) {
+  return {
+    partitionContext,
+    sequenceNumberArray: batch.map((e) => e.sequenceNumber),
+    offsetArray: batch.map((e) => e.offset),
+    enqueuedTimeUtcArray: batch.map((e) => e.enqueuedTime),
+    partitionKeyArray: batch.map(() => null),
+    propertiesArray: batch.map((e) => e.properties),
+    systemPropertiesArray: batch.map((e) => e.systemProperties),
+  };
+}
 
 /** One device message as a test or benchmark describes it. */
 export interface TestMessage {
@@ -13,35 +38,40 @@ export interface TestMessage {
 
 const BASE = Date.UTC(2026, 10, 23, 10, 0, 0);
 
+/** A test message as the IoT Hub built-in endpoint delivers it (the system properties IoT Hub stamps). */
+function iotHubEvent(m: TestMessage): TriggerEvent {
+  const enqueuedTime = m.enqueuedTime ?? new Date(BASE + m.sequenceNumber * 1000).toISOString();
+  const offset = String(m.sequenceNumber * 1024);
+  return {
+    sequenceNumber: m.sequenceNumber,
+    offset,
+    enqueuedTime,
+    properties: m.properties ?? {},
+    systemProperties: {
+      ...(m.deviceId === undefined ? {} : { 'iothub-connection-device-id': m.deviceId }),
+      'iothub-connection-auth-method': '{"scope":"device","type":"sas","issuer":"iothub"}',
+      'iothub-enqueuedtime': enqueuedTime,
+      'iothub-message-source': 'Telemetry',
+      'x-opt-sequence-number': m.sequenceNumber,
+      'x-opt-offset': offset,
+      'x-opt-enqueued-time': enqueuedTime,
+    },
+  };
+}
+
 /**
  * Builds the arguments the v4 library hands an Event Hub trigger with `cardinality: 'many'` for the IoT Hub
- * built-in endpoint: bodies plus trigger metadata, with the first letter of every key lower-cased.
+ * built-in endpoint: bodies plus trigger metadata.
  */
 export function iotHubBatch(
   messages: readonly TestMessage[],
   partitionId = '0',
 ): { bodies: unknown[]; triggerMetadata: Record<string, unknown> } {
-  const enqueued = messages.map(
-    (m) => m.enqueuedTime ?? new Date(BASE + m.sequenceNumber * 1000).toISOString(),
-  );
   return {
     bodies: messages.map((m) => m.body),
-    triggerMetadata: {
-      partitionContext: { eventHubName: 'iothub-events', consumerGroup: 'ingest', partitionId },
-      sequenceNumberArray: messages.map((m) => m.sequenceNumber),
-      offsetArray: messages.map((m) => String(m.sequenceNumber * 1024)),
-      enqueuedTimeUtcArray: enqueued,
-      partitionKeyArray: messages.map(() => null),
-      propertiesArray: messages.map((m) => m.properties ?? {}),
-      systemPropertiesArray: messages.map((m, i) => ({
-        ...(m.deviceId === undefined ? {} : { 'iothub-connection-device-id': m.deviceId }),
-        'iothub-connection-auth-method': '{"scope":"device","type":"sas","issuer":"iothub"}',
-        'iothub-enqueuedtime': enqueued[i],
-        'iothub-message-source': 'Telemetry',
-        'x-opt-sequence-number': m.sequenceNumber,
-        'x-opt-offset': String(m.sequenceNumber * 1024),
-        'x-opt-enqueued-time': enqueued[i],
-      })),
-    },
+    triggerMetadata: eventHubTriggerMetadata(
+      { eventHubName: 'iothub-events', consumerGroup: 'ingest', partitionId },
+      messages.map(iotHubEvent),
+    ),
   };
 }

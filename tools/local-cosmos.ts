@@ -7,13 +7,13 @@
  * passes 16 MB and on close; on start the snapshot is loaded and the journal replayed before the port opens.
  */
 import { closeSync, existsSync, mkdirSync, openSync, readFileSync } from 'node:fs';
-import { open, rename, type FileHandle } from 'node:fs/promises';
+import { open, type FileHandle } from 'node:fs/promises';
 import { createServer, type Server } from 'node:https';
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import { createRequire } from 'node:module';
 import { randomUUID } from 'node:crypto';
 import { join } from 'node:path';
-import { fsyncFolder, writeAtomicallySync } from './atomic-file.js';
+import { readJsonLines, writeAtomically, writeAtomicallySync } from './atomic-file.js';
 
 type Json = Record<string, unknown>;
 interface Item {
@@ -190,14 +190,7 @@ class CosmosFiles {
       : { lastSeq: 0, databases: [] };
     restoreSnapshot(account, snapshot);
     this.seq = snapshot.lastSeq;
-    const lines = existsSync(this.journalFile) ? readFileSync(this.journalFile, 'utf8').split('\n') : [];
-    for (const line of lines) {
-      let entry: Entry;
-      try {
-        entry = JSON.parse(line) as Entry;
-      } catch {
-        continue; // the last line of a write cut short by a crash (never acknowledged)
-      }
+    for (const entry of readJsonLines<Entry>(this.journalFile)) {
       if (entry.seq <= snapshot.lastSeq) continue;
       applyEntry(account, entry);
       this.seq = Math.max(this.seq, entry.seq);
@@ -252,17 +245,7 @@ class CosmosFiles {
   /** The whole account as the new snapshot, then an empty journal (its entries are all in the snapshot). */
   private async compact(): Promise<void> {
     if (!this.account) return;
-    const text = JSON.stringify(takeSnapshot(this.account, this.seq));
-    const temp = `${this.snapshotFile}.tmp`;
-    const file = await open(temp, 'w');
-    try {
-      await file.writeFile(text);
-      await file.datasync();
-    } finally {
-      await file.close();
-    }
-    await rename(temp, this.snapshotFile);
-    fsyncFolder(this.folder);
+    await writeAtomically(this.snapshotFile, JSON.stringify(takeSnapshot(this.account, this.seq)));
     this.journal ??= await open(this.journalFile, 'a');
     await this.journal.truncate(0);
     await this.journal.datasync();

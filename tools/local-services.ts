@@ -28,6 +28,31 @@ export const AZURITE_DEV_KEY =
 export const LOCAL_COSMOS_KEY =
   'C2y6yDjf5/R+ob0N8A7Cgv30VRDJIWEHLM+4QDU5DE2nQ9nDuVTqobD4b8mGGyPMbIZnqyMsEcaGQy67XIw/Jw==';
 
+/** The local services' endpoints, connection string and key on loopback ports (Azurite's development account). */
+export function localEndpoints(ports: {
+  blob: number | string;
+  queue: number | string;
+  table: number | string;
+  cosmos: number | string;
+}) {
+  const endpoint = (port: number | string) => `http://127.0.0.1:${port}/${DEV_ACCOUNT}`;
+  const [blobEndpoint, queueEndpoint, tableEndpoint] = [
+    endpoint(ports.blob),
+    endpoint(ports.queue),
+    endpoint(ports.table),
+  ];
+  return {
+    blobEndpoint,
+    queueEndpoint,
+    tableEndpoint,
+    storageConnectionString:
+      `DefaultEndpointsProtocol=http;AccountName=${DEV_ACCOUNT};AccountKey=${AZURITE_DEV_KEY};` +
+      `BlobEndpoint=${blobEndpoint};QueueEndpoint=${queueEndpoint};TableEndpoint=${tableEndpoint};`,
+    cosmosEndpoint: `https://127.0.0.1:${ports.cosmos}/`,
+    cosmosKey: LOCAL_COSMOS_KEY,
+  };
+}
+
 export interface LocalServicesOptions {
   /** Keep Azurite data in memory only (tests, throwaway runs). */
   inMemory: boolean;
@@ -162,18 +187,8 @@ export async function startLocalServices(options: LocalServicesOptions): Promise
     });
     const ports = await waitForAzurite(azurite);
     const cosmosPort = (cosmos.server.address() as AddressInfo).port;
-    const blobEndpoint = `http://127.0.0.1:${ports.Blob}/${DEV_ACCOUNT}`;
-    const queueEndpoint = `http://127.0.0.1:${ports.Queue}/${DEV_ACCOUNT}`;
-    const tableEndpoint = `http://127.0.0.1:${ports.Table}/${DEV_ACCOUNT}`;
     return {
-      blobEndpoint,
-      queueEndpoint,
-      tableEndpoint,
-      storageConnectionString:
-        `DefaultEndpointsProtocol=http;AccountName=${DEV_ACCOUNT};AccountKey=${AZURITE_DEV_KEY};` +
-        `BlobEndpoint=${blobEndpoint};QueueEndpoint=${queueEndpoint};TableEndpoint=${tableEndpoint};`,
-      cosmosEndpoint: `https://127.0.0.1:${cosmosPort}/`,
-      cosmosKey: LOCAL_COSMOS_KEY,
+      ...localEndpoints({ blob: ports.Blob, queue: ports.Queue, table: ports.Table, cosmos: cosmosPort }),
       died,
       stop: stopAll,
       abandon: () => {

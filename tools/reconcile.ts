@@ -12,7 +12,7 @@ import { loadConfig, SETTING_NAMES } from '../src/config.js';
 import { createAdapters } from '../src/infra/adapters.js';
 import { TableIdentityStore } from '../src/infra/tables/table-identity-store.js';
 import { reconcile, type ReconcileReport } from '../src/provisioning/reconcile.js';
-import { AZURITE_DEV_KEY, LOCAL_COSMOS_KEY, localAppSettings } from './local-services.js';
+import { localAppSettings, localEndpoints } from './local-services.js';
 
 const { values: args } = parseArgs({
   options: {
@@ -31,25 +31,16 @@ const fromFile = (path: string) =>
 const fromEnv = Object.fromEntries(
   SETTING_NAMES.flatMap((name) => (process.env[name] === undefined ? [] : [[name, process.env[name]]])),
 );
-const account = 'devstoreaccount1';
-const endpoint = (port: string) => `http://127.0.0.1:${port}/${account}`;
-const [blobEndpoint, queueEndpoint, tableEndpoint] = [
-  endpoint(args['blob-port']),
-  endpoint(args['queue-port']),
-  endpoint(args['table-port']),
-];
 const settings = {
   ...fromFile('local.settings.sample.json'),
   ...fromFile('local.settings.json'),
   ...localAppSettings({
-    blobEndpoint,
-    queueEndpoint,
-    tableEndpoint,
-    storageConnectionString:
-      `DefaultEndpointsProtocol=http;AccountName=${account};AccountKey=${AZURITE_DEV_KEY};` +
-      `BlobEndpoint=${blobEndpoint};QueueEndpoint=${queueEndpoint};TableEndpoint=${tableEndpoint};`,
-    cosmosEndpoint: `https://127.0.0.1:${args['cosmos-port']}/`,
-    cosmosKey: LOCAL_COSMOS_KEY,
+    ...localEndpoints({
+      blob: args['blob-port'],
+      queue: args['queue-port'],
+      table: args['table-port'],
+      cosmos: args['cosmos-port'],
+    }),
     stop: () => Promise.resolve(),
   }),
   ...fromEnv,

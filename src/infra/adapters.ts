@@ -141,18 +141,23 @@ export function createAdapters(config: AppConfig): Adapters {
   };
 }
 
+/** Azurite on loopback (or the development-storage shortcut): the only storage reached over plain HTTP. */
+const LOCAL_STORAGE = /https?:\/\/127\.0\.0\.1|UseDevelopmentStorage=true/;
+
+/** A Table storage client; plain HTTP is allowed for Azurite only (real Table storage is always HTTPS). */
+export function storageTableClient(connectionString: string, tableName: string): TableClient {
+  return TableClient.fromConnectionString(connectionString, tableName, {
+    allowInsecureConnection: LOCAL_STORAGE.test(connectionString),
+  });
+}
+
 function createIdentityStores(
   config: ProvisioningConfig,
   create: boolean,
 ): { identities: IdentityStore; twins: TwinStore; identityStore: IdentityStoreTarget } {
   const store = config.identityStore;
   if (store.kind === 'table') {
-    const table = TableClient.fromConnectionString(store.connectionString, store.tableName, {
-      // Azurite speaks plain HTTP on loopback; real Table storage is always HTTPS.
-      allowInsecureConnection: /https?:\/\/127\.0\.0\.1|UseDevelopmentStorage=true/.test(
-        store.connectionString,
-      ),
-    });
+    const table = storageTableClient(store.connectionString, store.tableName);
     return {
       identities: new TableIdentityStore(table, new AesGcmCipher(store.encryptionKey), {
         createTableIfMissing: create,
@@ -184,11 +189,7 @@ function createJobRunner(
 ): JobRunner {
   const store = config.identityStore;
   if (store.kind === 'table') {
-    const table = TableClient.fromConnectionString(store.connectionString, 'localjobs', {
-      allowInsecureConnection: /https?:\/\/127\.0\.0\.1|UseDevelopmentStorage=true/.test(
-        store.connectionString,
-      ),
-    });
+    const table = storageTableClient(store.connectionString, 'localjobs');
     return new LocalJobRunner(
       { ...local, methods: localDeviceConnections, jobs: table },
       { createTableIfMissing: create },

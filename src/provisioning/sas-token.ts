@@ -1,4 +1,9 @@
-import { createHmac, timingSafeEqual } from 'node:crypto';
+// azure-iot-common is CommonJS with typings; Node's ESM loader sees its exports through the default export.
+import common from 'azure-iot-common';
+import { timingSafeEqual } from 'node:crypto';
+import type { DeviceIdentity } from './ports.js';
+
+const { SharedAccessSignature } = common;
 
 /**
  * IoT Hub shared access signatures: `SharedAccessSignature sr={URL-encoded resource URI}&sig={signature}&se={expiry}`
@@ -20,17 +25,18 @@ export interface ParsedSasToken {
 const encode = (text: string) =>
   encodeURIComponent(text).replace(/[!'()*]/g, (c) => `%${c.charCodeAt(0).toString(16)}`);
 
-/** Signs a resource URI with a device key until `expiry` (epoch seconds): what a device SDK does. */
+/**
+ * Signs a resource URI with a device key until `expiry` (epoch seconds): what a device SDK does, by the SDK's own
+ * `SharedAccessSignature.create` (which signs `sr` as given, so the URI is encoded first, as the device SDK does).
+ */
 export function createSasToken(resourceUri: string, base64Key: string, expiry: number): string {
-  const signedResource = encode(resourceUri);
-  const signature = sign(signedResource, base64Key, expiry);
-  return `SharedAccessSignature sr=${signedResource}&sig=${encode(signature)}&se=${expiry}`;
+  return SharedAccessSignature.create(encode(resourceUri), '', base64Key, expiry).toString();
 }
 
-function sign(signedResource: string, base64Key: string, expiry: number): string {
-  return createHmac('sha256', Buffer.from(base64Key, 'base64'))
-    .update(`${signedResource}\n${expiry}`)
-    .digest('base64');
+/** The signature bytes `base64Key` gives `signedResource` until `expiry` (the SDK's HMAC-SHA256). */
+function signature(signedResource: string, base64Key: string, expiry: number): Buffer {
+  const sig = SharedAccessSignature.create(signedResource, '', base64Key, expiry).sig;
+  return Buffer.from(decodeURIComponent(sig), 'base64');
 }
 
 const PREFIX = 'SharedAccessSignature ';
@@ -41,34 +47,60 @@ const EXPIRY = /^(?:0|[1-9][0-9]*)$/;
 const SIGNATURE_BYTES = 32;
 
 /**
- * Parses a token; undefined when it is not a well-formed IoT Hub SAS token. Strict, as IoT Hub is: known fields
- * once each, `se` in plain decimal, `sig` in canonical base64 of 32 bytes (re-encoding gives it back exactly, so
- * junk appended to it, which a lenient base64 decoder ignores, is refused).
+ * Whether every field of the token is a known one with a value, given once (the SDK's parser keeps the last of
+ * twins and drops empty ones).
  */
-export function parseSasToken(token: string): ParsedSasToken | undefined {
-  if (!token.startsWith(PREFIX)) return undefined;
-  const fields = new Map<string, string>();
-  const raw = new Map<string, string>();
+function knownFieldsOnce(token: string): boolean {
+  const seen = new Set<string>();
   for (const part of token.slice(PREFIX.length).split('&')) {
     const eq = part.indexOf('=');
     const name = part.slice(0, eq);
-    if (eq <= 0 || !FIELDS.has(name) || fields.has(name)) return undefined;
-    try {
-      raw.set(name, part.slice(eq + 1));
-      fields.set(name, decodeURIComponent(part.slice(eq + 1)));
-    } catch {
-      return undefined;
-    }
+    if (eq <= 0 || eq === part.length - 1 || !FIELDS.has(name) || seen.has(name)) return false;
+    seen.add(name);
   }
-  const resourceUri = fields.get('sr');
-  const signedResource = raw.get('sr');
-  const signature = fields.get('sig') ?? '';
-  const se = fields.get('se') ?? '';
+  return true;
+}
+
+/** `SharedAccessSignature.parse`, or undefined where it throws (missing field, not a SAS token). */
+function parseWithSdk(token: string): InstanceType<typeof SharedAccessSignature> | undefined {
+  try {
+    return SharedAccessSignature.parse(token, ['sr', 'sig', 'se']);
+  } catch {
+    return undefined;
+  }
+}
+
+/** decodeURIComponent, or undefined for a malformed escape. */
+function decoded(text: string): string | undefined {
+  try {
+    return decodeURIComponent(text);
+  } catch {
+    return undefined;
+  }
+}
+
+/**
+ * Parses a token (fields by the SDK's `SharedAccessSignature.parse`); undefined when it is not a well-formed IoT
+ * Hub SAS token. Strict, as IoT Hub is: known fields once each, `se` in plain decimal, `sig` in canonical base64
+ * of 32 bytes (re-encoding gives it back exactly, so junk appended to it, which a lenient base64 decoder
+ * ignores, is refused).
+ */
+export function parseSasToken(token: string): ParsedSasToken | undefined {
+  if (!token.startsWith(PREFIX) || !knownFieldsOnce(token)) return undefined;
+  const sas = parseWithSdk(token);
+  if (!sas) return undefined;
+  const signedResource = sas.sr;
+  const resourceUri = decoded(signedResource);
+  const sig = decoded(sas.sig) ?? '';
+  const se = decoded(String(sas.se)) ?? '';
+  const skn = (sas as { skn?: string }).skn;
+  const keyName = skn === undefined ? undefined : decoded(skn);
   const expiry = Number(se);
-  if (!resourceUri || !signedResource || !EXPIRY.test(se) || !Number.isSafeInteger(expiry)) return undefined;
-  const decoded = Buffer.from(signature, 'base64');
-  if (decoded.length !== SIGNATURE_BYTES || decoded.toString('base64') !== signature) return undefined;
-  return { resourceUri, signedResource, signature, expiry, keyName: fields.get('skn') };
+  if (!resourceUri || !EXPIRY.test(se) || !Number.isSafeInteger(expiry)) return undefined;
+  if (skn !== undefined && keyName === undefined) return undefined;
+  const bytes = Buffer.from(sig, 'base64');
+  if (bytes.length !== SIGNATURE_BYTES || bytes.toString('base64') !== sig) return undefined;
+  return { resourceUri, signedResource, signature: sig, expiry, keyName };
 }
 
 export type SasVerdict = 'valid' | 'malformed' | 'expired' | 'wrong-resource' | 'bad-signature';
@@ -93,7 +125,8 @@ export function verifySasToken(
     return 'wrong-resource';
   const given = Buffer.from(token.signature, 'base64');
   for (const key of expected.keys) {
-    const wanted = Buffer.from(sign(token.signedResource, key, token.expiry), 'base64');
+    if (!key) continue; // the SDK refuses to sign with an empty key; no token is valid for one
+    const wanted = signature(token.signedResource, key, token.expiry);
     if (given.length === wanted.length && timingSafeEqual(given, wanted)) return 'valid';
   }
   return 'bad-signature';
@@ -115,4 +148,30 @@ export function verifyDeviceSasToken(
     keys: device.keys,
     nowSeconds: device.nowSeconds,
   });
+}
+
+/** A device's answer to a SAS token: the token's verdict, or why no token could be valid for it. */
+export type DeviceAuthentication = SasVerdict | 'unknown-device' | 'disabled';
+
+/**
+ * Authenticates a device as IoT Hub's device API does, for both the table identity store and the local device
+ * gateway: a malformed token is refused without a lookup; then the device must exist, the token must verify
+ * against one of its current keys (`verifyDeviceSasToken`), and only an authenticated device learns that it
+ * is disabled. A failing `lookup` (store unavailable) rejects: that is no verdict on the token.
+ */
+export async function authenticateDevice(
+  authorization: string,
+  device: { hostName: string; deviceId: string; nowSeconds: number },
+  lookup: (deviceId: string) => Promise<Pick<DeviceIdentity, 'keys' | 'status'> | undefined>,
+): Promise<DeviceAuthentication> {
+  const parsed = parseSasToken(authorization);
+  if (!parsed || parsed.keyName !== undefined) return 'malformed';
+  const identity = await lookup(device.deviceId);
+  if (!identity) return 'unknown-device';
+  const verdict = verifyDeviceSasToken(authorization, {
+    ...device,
+    keys: [identity.keys.primaryKey, identity.keys.secondaryKey],
+  });
+  if (verdict !== 'valid') return verdict;
+  return identity.status === 'enabled' ? 'valid' : 'disabled';
 }

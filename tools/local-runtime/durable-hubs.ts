@@ -8,10 +8,10 @@
  * batch never reuses an earlier run's sequence numbers: archive blob names and state's watermark depend on them),
  * and the file is rewritten with just those events, the checkpoints and each partition's next sequence number.
  */
-import { existsSync, mkdirSync, readFileSync } from 'node:fs';
-import { open, rename, type FileHandle } from 'node:fs/promises';
+import { mkdirSync } from 'node:fs';
+import { open, type FileHandle } from 'node:fs/promises';
 import { join } from 'node:path';
-import { writeAtomicallySync } from '../atomic-file.js';
+import { readJsonLines, writeAtomically, writeAtomicallySync } from '../atomic-file.js';
 import { LocalHub, PARTITIONS, type HubEvent } from './event-hubs.js';
 
 /** File size after which the next write rewrites it with only the events not yet checkpointed everywhere. */
@@ -65,19 +65,12 @@ export class DurableLocalHub extends LocalHub {
 
   /** Publishes again what the previous run acknowledged and not every consumer group handled; returns how many. */
   recover(): number {
-    const lines = existsSync(this.file) ? readFileSync(this.file, 'utf8').split('\n') : [];
     const events: NonNullable<Line['e']>[] = [];
     const next = Array.from({ length: PARTITIONS }, () => 1);
     const atLeast = (p: number, s: number) => {
       if (s > (next[p] ?? 1)) next[p] = s;
     };
-    for (const text of lines) {
-      let line: Line;
-      try {
-        line = JSON.parse(text) as Line;
-      } catch {
-        continue; // the last line of a write cut short by a crash (never acknowledged)
-      }
+    for (const line of readJsonLines<Line>(this.file)) {
       if (line.g !== undefined && !this.checkpoints.has(line.g)) this.checkpoints.set(line.g, zeros());
       if (line.c) {
         (this.checkpoints.get(line.c.g) ?? [])[line.c.p] = line.c.s;
@@ -198,17 +191,10 @@ export class DurableLocalHub extends LocalHub {
   /** The file anew: the consumer groups, their checkpoints, and the events not yet handled by every group. */
   private async rewrite(): Promise<void> {
     const text = this.compacted();
-    const temp = `${this.file}.tmp`;
-    const file = await open(temp, 'w');
-    try {
-      await file.writeFile(text);
-      await file.datasync();
-    } finally {
-      await file.close();
-    }
+    // Appends and rewrites take turns (drain): the append handle reopens on the next append.
     await this.handle?.close();
     this.handle = undefined;
-    await rename(temp, this.file);
+    await writeAtomically(this.file, text);
     this.bytes = text.length;
   }
 

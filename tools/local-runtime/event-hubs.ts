@@ -6,6 +6,7 @@
  */
 import functions from '@azure/functions';
 import { createHash, randomUUID } from 'node:crypto';
+import { eventHubTriggerMetadata } from '../iothub-trigger-metadata.js';
 import { levelOfHost, type Logger } from './invocation-log.js';
 import { formatError, formatLogArgs } from './log-format.js';
 
@@ -237,15 +238,7 @@ export function triggerMetadata(
   partitionId: string,
   batch: readonly HubEvent[],
 ) {
-  return {
-    partitionContext: { eventHubName: hub.name, consumerGroup, partitionId },
-    sequenceNumberArray: batch.map((e) => e.sequenceNumber),
-    offsetArray: batch.map((e) => e.offset),
-    enqueuedTimeUtcArray: batch.map((e) => e.enqueuedTime),
-    partitionKeyArray: batch.map(() => null),
-    propertiesArray: batch.map((e) => e.properties),
-    systemPropertiesArray: batch.map((e) => e.systemProperties),
-  };
+  return eventHubTriggerMetadata({ eventHubName: hub.name, consumerGroup, partitionId }, batch);
 }
 
 /** `%Name%` in binding metadata resolved from the app settings, as the host does. */

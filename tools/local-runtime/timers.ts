@@ -43,90 +43,101 @@ const scheduleOf = (
   return binding.schedule.replace(/%([^%]+)%/g, (_m, name: string) => settings[name] ?? '');
 };
 
+/** What every scheduled function shares: pending timeouts, running invocations, and whether it is stopped. */
+interface Scheduling {
+  handles: Set<NodeJS.Timeout>;
+  running: Set<Promise<void>>;
+  stopped: () => boolean;
+}
+
+/** The timer argument the host gives a timer-triggered function. */
+const timerInfo = (isPastDue: boolean, last: Date | undefined, next: Date) => ({
+  isPastDue,
+  schedule: { adjustForDST: false },
+  scheduleStatus: {
+    last: (last ?? new Date(0)).toISOString(),
+    next: next.toISOString(),
+    lastUpdated: new Date().toISOString(),
+  },
+});
+
+/** Runs one function on its schedule, one invocation at a time (a tick during a run is missed, then past due). */
+function schedule(registration: TimerRegistration, cron: string, options: TimerOptions, shared: Scheduling) {
+  const { name } = registration.metadata;
+  let last: Date | undefined;
+  let busy = false;
+  let missed = false;
+  const nextAfter = (date: Date) =>
+    CronExpressionParser.parse(cron, { currentDate: date, tz: 'UTC' }).next().toDate();
+
+  const invoke = async (next: Date) => {
+    busy = true;
+    const context = new InvocationContext({
+      functionName: name,
+      invocationId: randomUUID(),
+      logHandler: (level, ...args) => {
+        options.log(`[${name}] ${formatLogArgs(args)}`, levelOfHost(level));
+      },
+    });
+    const timer = timerInfo(missed, last, next);
+    missed = false;
+    last = new Date();
+    try {
+      await registration.callback(timer, context);
+    } catch (error) {
+      options.log(`[${name}] failed: ${error instanceof Error ? error.message : 'error'}`);
+    } finally {
+      busy = false;
+    }
+  };
+
+  const arm = (after: Date) => {
+    if (shared.stopped()) return;
+    const at = nextAfter(after);
+    const wait = () => {
+      const remaining = at.getTime() - Date.now();
+      const handle = setTimeout(
+        () => {
+          shared.handles.delete(handle);
+          if (shared.stopped()) return;
+          if (at.getTime() > Date.now()) {
+            wait();
+            return;
+          }
+          if (busy) missed = true;
+          else {
+            const run = invoke(nextAfter(at)).finally(() => shared.running.delete(run));
+            shared.running.add(run);
+          }
+          arm(at);
+        },
+        Math.min(Math.max(0, remaining), MAX_TIMEOUT_MS),
+      );
+      shared.handles.add(handle);
+    };
+    wait();
+  };
+  arm(new Date());
+}
+
 /** Starts every registration whose trigger is a timer; the others are ignored. */
 export function startTimers(registrations: readonly TimerRegistration[], options: TimerOptions): Timers {
   let stopped = false;
-  const handles = new Set<NodeJS.Timeout>();
-  const running = new Set<Promise<void>>();
+  const shared: Scheduling = { handles: new Set(), running: new Set(), stopped: () => stopped };
   let count = 0;
-
   for (const registration of registrations) {
-    const schedule = scheduleOf(registration, options.settings);
-    if (schedule === undefined) continue;
-    const { name } = registration.metadata;
+    const cron = scheduleOf(registration, options.settings);
+    if (cron === undefined) continue;
     count++;
-    let last: Date | undefined;
-    let busy = false;
-    let missed = false;
-
-    const invoke = async (next: Date) => {
-      busy = true;
-      const context = new InvocationContext({
-        functionName: name,
-        invocationId: randomUUID(),
-        logHandler: (level, ...args) => {
-          options.log(`[${name}] ${formatLogArgs(args)}`, levelOfHost(level));
-        },
-      });
-      const timer = {
-        isPastDue: missed,
-        schedule: { adjustForDST: false },
-        scheduleStatus: {
-          last: (last ?? new Date(0)).toISOString(),
-          next: next.toISOString(),
-          lastUpdated: new Date().toISOString(),
-        },
-      };
-      missed = false;
-      last = new Date();
-      try {
-        await registration.callback(timer, context);
-      } catch (error) {
-        options.log(`[${name}] failed: ${error instanceof Error ? error.message : 'error'}`);
-      } finally {
-        busy = false;
-      }
-    };
-
-    const arm = (after: Date) => {
-      if (stopped) return;
-      const at = CronExpressionParser.parse(schedule, { currentDate: after, tz: 'UTC' }).next().toDate();
-      const wait = () => {
-        const remaining = at.getTime() - Date.now();
-        const handle = setTimeout(
-          () => {
-            handles.delete(handle);
-            if (stopped) return;
-            if (at.getTime() > Date.now()) {
-              wait();
-              return;
-            }
-            const after = CronExpressionParser.parse(schedule, { currentDate: at, tz: 'UTC' })
-              .next()
-              .toDate();
-            if (busy) missed = true;
-            else {
-              const run = invoke(after).finally(() => running.delete(run));
-              running.add(run);
-            }
-            arm(at);
-          },
-          Math.min(Math.max(0, remaining), MAX_TIMEOUT_MS),
-        );
-        handles.add(handle);
-      };
-      wait();
-    };
-    arm(new Date());
+    schedule(registration, cron, options, shared);
   }
-
   return {
     count,
     stop: async () => {
       stopped = true;
-      for (const handle of handles) clearTimeout(handle);
-      handles.clear();
-      await Promise.all([...running]);
+      for (const handle of shared.handles) clearTimeout(handle);
+      shared.handles.clear();
+      await Promise.all([...shared.running]);
     },
   };
 }

@@ -10,7 +10,7 @@ import {
   type IdentityStore,
 } from '../../provisioning/ports.js';
 import type { IdentityListing } from '../../provisioning/reconcile.js';
-import { parseSasToken, verifyDeviceSasToken, type SasVerdict } from '../../provisioning/sas-token.js';
+import { authenticateDevice, type DeviceAuthentication } from '../../provisioning/sas-token.js';
 import {
   CredentialsResetConflictError,
   DeviceAlreadyExistsError,
@@ -136,23 +136,11 @@ export class TableIdentityStore implements IdentityStore, IdentityListing {
 
   /**
    * Checks a device's SAS token (`Authorization` of the device HTTPS API) against its current keys and status,
-   * with the one device-token verifier (`verifyDeviceSasToken`): the token must cover `{hostName}/devices/{id}`.
+   * with the one device authenticator (`authenticateDevice`): the token must cover `{hostName}/devices/{id}`.
    */
-  async authenticate(
-    deviceId: string,
-    token: string,
-    hostName: string,
-  ): Promise<SasVerdict | 'unknown-device' | 'disabled'> {
-    if (!parseSasToken(token)) return 'malformed';
-    const identity = await this.get(deviceId);
-    if (!identity) return 'unknown-device';
-    if (identity.status !== 'enabled') return 'disabled';
-    return verifyDeviceSasToken(token, {
-      hostName,
-      deviceId,
-      keys: [identity.keys.primaryKey, identity.keys.secondaryKey],
-      nowSeconds: Math.floor((this.options.now?.() ?? new Date()).getTime() / 1000),
-    });
+  authenticate(deviceId: string, token: string, hostName: string): Promise<DeviceAuthentication> {
+    const nowSeconds = Math.floor((this.options.now?.() ?? new Date()).getTime() / 1000);
+    return authenticateDevice(token, { hostName, deviceId, nowSeconds }, (id) => this.get(id));
   }
 
   private async bulk(

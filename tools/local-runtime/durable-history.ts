@@ -1,0 +1,260 @@
+/**
+ * The durable engine's history: Durable Task history events as durable-functions reads them, the in-memory
+ * instance they belong to, and how both travel to and from JSON (the store).
+ */
+import type functions from '@azure/functions';
+
+/** The handler `df.app.orchestration` registers: the library's orchestrator listener. */
+export type OrchestratorHandler = (trigger: unknown, context: unknown) => Promise<unknown>;
+/** The handler `df.app.activity` registers. */
+export type ActivityHandler = (
+  input: unknown,
+  context: InstanceType<typeof functions.InvocationContext>,
+) => unknown;
+
+export type RuntimeStatus = 'Pending' | 'Running' | 'Completed' | 'Failed' | 'Terminated';
+
+export const TERMINAL: ReadonlySet<RuntimeStatus> = new Set(['Completed', 'Failed', 'Terminated']);
+
+/** History event as the Durable Task protocol names its fields (durable-functions reads these names). */
+export interface HistoryEvent {
+  EventType: number;
+  EventId: number;
+  IsPlayed: boolean;
+  Timestamp: Date;
+  [field: string]: unknown;
+}
+
+/** Durable Task history event types (the subset this engine writes). */
+export const EventType = {
+  ExecutionStarted: 0,
+  ExecutionTerminated: 3,
+  TaskScheduled: 4,
+  TaskCompleted: 5,
+  TaskFailed: 6,
+  SubOrchestrationInstanceCreated: 7,
+  SubOrchestrationInstanceCompleted: 8,
+  SubOrchestrationInstanceFailed: 9,
+  TimerCreated: 10,
+  TimerFired: 11,
+  OrchestratorStarted: 12,
+  OrchestratorCompleted: 13,
+  EventRaised: 15,
+} as const;
+
+/** A history event stamped `at` (EventId -1 for events that answer a scheduled task by TaskScheduledId). */
+export function historyEvent(
+  type: number,
+  eventId: number,
+  fields: Record<string, unknown>,
+  at: Date,
+): HistoryEvent {
+  return { EventType: type, EventId: eventId, IsPlayed: false, Timestamp: at, ...fields };
+}
+
+// durable-functions JSON-encodes string inputs before handing them over; objects travel as they are.
+export const decode = (value: unknown): unknown =>
+  typeof value === 'string' ? (JSON.parse(value) as unknown) : value;
+export const encode = (value: unknown): string => JSON.stringify(value ?? null);
+
+/**
+ * The failure fields of TaskFailed / SubOrchestrationInstanceFailed as the Functions host gives them to Node
+ * orchestrators: `Reason` and `Details` only (the orchestrator sees `Error("<Reason> \n <Details>")`), no
+ * structured FailureDetails.
+ */
+export function failure(error: unknown): Record<string, unknown> {
+  const e = error instanceof Error ? error : new Error(String(error));
+  return { Reason: e.message, Details: e.stack ?? '' };
+}
+
+/** History events come back from JSON with ISO strings where the orchestrator expects Dates. */
+export function reviveEvent(event: HistoryEvent): HistoryEvent {
+  const revived: HistoryEvent = { ...event, Timestamp: new Date(event.Timestamp) };
+  if (typeof event.FireAt === 'string') revived.FireAt = new Date(event.FireAt);
+  return revived;
+}
+
+/** One orchestrator run over a history prefix and what it answered: what a determinism check replays. */
+export interface Episode {
+  historyLength: number;
+  actions: string;
+}
+
+/** One execution of an instance (continue-as-new starts the next one). */
+export interface Execution {
+  input: unknown;
+  history: HistoryEvent[];
+  episodes: Episode[];
+}
+
+export interface InstanceStatus {
+  name: string;
+  instanceId: string;
+  runtimeStatus: RuntimeStatus;
+  input: unknown;
+  output: unknown;
+  customStatus: unknown;
+  createdTime: Date;
+  lastUpdatedTime: Date;
+}
+
+export interface RetryOptions {
+  firstRetryIntervalInMilliseconds: number;
+  maxNumberOfAttempts: number;
+  backoffCoefficient?: number;
+  maxRetryIntervalInMilliseconds?: number;
+}
+
+export interface Retry {
+  name: string;
+  input: unknown;
+  options: RetryOptions;
+  attempt: number;
+}
+
+/** Protocol bookkeeping the orchestrator does while processing an event: a retry's back-off timer or next attempt. */
+export type AfterProcessing = { kind: 'retry-timer' | 'retry-attempt'; retry: Retry };
+
+export interface Inbound {
+  event: HistoryEvent;
+  after?: AfterProcessing;
+}
+
+/** An activity started and not yet settled (re-run after a restart: activities are at-least-once). */
+export interface RunningActivity {
+  name: string;
+  input: unknown;
+  retry?: Retry;
+}
+
+/** What survives a restart of the engine: everything about an instance except its waiters. */
+export interface InstanceSnapshot {
+  instanceId: string;
+  name: string;
+  input: unknown;
+  parent?: { instanceId: string; taskId: number };
+  status: RuntimeStatus;
+  output: unknown;
+  customStatus: unknown;
+  createdTime: string;
+  lastUpdatedTime: string;
+  generation: number;
+  history: HistoryEvent[];
+  inbox: Inbound[];
+  needsFirstEpisode: boolean;
+  seenActions: number;
+  nextId: number;
+  running: [number, RunningActivity][];
+  timers: { timerId: number; fireAt: string; actionIndex?: number; retry?: Retry }[];
+}
+
+/** An instance in memory: its snapshot with live dates, replies for determinism checks, and its waiters. */
+export interface Instance extends Omit<
+  InstanceSnapshot,
+  'createdTime' | 'lastUpdatedTime' | 'running' | 'timers'
+> {
+  createdTime: Date;
+  lastUpdatedTime: Date;
+  episodes: Episode[];
+  executions: Execution[];
+  waiters: (() => void)[];
+  running: Map<number, RunningActivity>;
+}
+
+/** A new instance, Pending, that has not run its first episode. */
+export function newInstance(
+  name: string,
+  instanceId: string,
+  input: unknown,
+  parent: Instance['parent'],
+  now: Date,
+): Instance {
+  return {
+    instanceId,
+    name,
+    input,
+    ...(parent ? { parent } : {}),
+    status: 'Pending',
+    output: undefined,
+    customStatus: undefined,
+    createdTime: now,
+    lastUpdatedTime: now,
+    generation: 0,
+    history: [],
+    inbox: [],
+    needsFirstEpisode: true,
+    seenActions: 0,
+    nextId: 0,
+    episodes: [],
+    executions: [],
+    waiters: [],
+    running: new Map(),
+  };
+}
+
+/** An instance as a store kept it (its timers and running activities are the engine's to restart). */
+export function instanceFromSnapshot(snap: InstanceSnapshot): Instance {
+  const { createdTime, lastUpdatedTime, history, inbox, running: _running, timers: _timers, ...kept } = snap;
+  return {
+    ...kept,
+    createdTime: new Date(createdTime),
+    lastUpdatedTime: new Date(lastUpdatedTime),
+    history: history.map(reviveEvent),
+    inbox: inbox.map((i) => ({ ...i, event: reviveEvent(i.event) })),
+    episodes: [],
+    executions: [],
+    waiters: [],
+    running: new Map(),
+  };
+}
+
+/** The public status of an instance. */
+export function statusOf(i: Instance): InstanceStatus {
+  return {
+    name: i.name,
+    instanceId: i.instanceId,
+    runtimeStatus: i.status,
+    input: i.input,
+    output: i.output,
+    customStatus: i.customStatus,
+    createdTime: i.createdTime,
+    lastUpdatedTime: i.lastUpdatedTime,
+  };
+}
+
+/** Continue-as-new: the instance starts its next execution with `input`; raised events carry over. */
+export function startNextExecution(instance: Instance, input: unknown, now: Date): void {
+  instance.running.clear();
+  instance.executions.push({ input: instance.input, history: instance.history, episodes: instance.episodes });
+  instance.generation++;
+  instance.input = input;
+  instance.history = [];
+  instance.episodes = [];
+  instance.seenActions = 0;
+  instance.nextId = 0;
+  instance.needsFirstEpisode = true;
+  // Events raised but not yet processed carry over to the new execution, as in Durable Task.
+  instance.inbox = instance.inbox.filter((i) => i.event.EventType === EventType.EventRaised);
+  instance.lastUpdatedTime = now;
+}
+
+/** Ends the instance's execution with a terminal status; its pending work is abandoned. */
+export function markFinished(instance: Instance, status: RuntimeStatus, output: unknown, now: Date): void {
+  instance.running.clear();
+  instance.status = status;
+  instance.output = output;
+  instance.generation++;
+  instance.inbox = [];
+  instance.lastUpdatedTime = now;
+}
+
+/** What a finished sub-orchestration tells its parent's task `taskId`. */
+export function subOrchestrationOutcome(child: Instance, taskId: number, now: Date): HistoryEvent {
+  if (child.status === 'Completed') {
+    const fields = { TaskScheduledId: taskId, Result: encode(child.output) };
+    return historyEvent(EventType.SubOrchestrationInstanceCompleted, -1, fields, now);
+  }
+  const message = `Sub-orchestration '${child.instanceId}' ${child.status.toLowerCase()}: ${String(child.output)}`;
+  const fields = { TaskScheduledId: taskId, ...failure(new Error(message)) };
+  return historyEvent(EventType.SubOrchestrationInstanceFailed, -1, fields, now);
+}

@@ -1,0 +1,31 @@
+/** The host.json settings the embedded runtime honours, read from the one host.json of the repository. */
+import { existsSync, readFileSync } from 'node:fs';
+
+export interface HostJsonSettings {
+  /** `extensions.http.routePrefix` (default `api`). */
+  routePrefix: string;
+  /** `extensions.eventHubs.maxEventBatchSize` (default 100). */
+  maxEventBatchSize: number;
+  /** `extensions.durableTask.hubName`: the durable task hub (default `TestHubName`, the extension's). */
+  taskHub: string;
+}
+
+/** Reads host.json at the repository root: two levels up from the sources, three from dist/. */
+export function readHostJson(): HostJsonSettings {
+  const url = [
+    new URL('../../host.json', import.meta.url),
+    new URL('../../../host.json', import.meta.url),
+  ].find((candidate) => existsSync(candidate));
+  const hostJson = JSON.parse(readFileSync(url ?? 'host.json', 'utf8')) as {
+    extensions?: {
+      http?: { routePrefix?: string };
+      eventHubs?: { maxEventBatchSize?: number };
+      durableTask?: { hubName?: string };
+    };
+  };
+  return {
+    routePrefix: hostJson.extensions?.http?.routePrefix ?? 'api',
+    maxEventBatchSize: hostJson.extensions?.eventHubs?.maxEventBatchSize ?? 100,
+    taskHub: hostJson.extensions?.durableTask?.hubName ?? 'TestHubName',
+  };
+}
