@@ -255,9 +255,19 @@ const STRONG_TAG = /^"(?!~)[\x21\x23-\x7e]*"$/;
 export const toEntityTag = (version: string): string =>
   STRONG_TAG.test(version) ? version : `"~${Buffer.from(version, 'utf8').toString('base64url')}"`;
 
-/** The store's version token for an entity tag of a request (inverse of toEntityTag). */
-export const fromEntityTag = (tag: string): string =>
-  tag.startsWith('"~') ? Buffer.from(tag.slice(2, -1), 'base64url').toString('utf8') : tag;
+/** What a store may be handed as a version: printable ASCII (it goes into a header), never empty. */
+const VERSION_TOKEN = /^[\x20-\x7e]+$/;
+
+/**
+ * The store's version token for an entity tag of a request (inverse of toEntityTag); undefined for a tag no
+ * version of ours can have (an encoded tag that is not exactly what toEntityTag gives for a printable token), so
+ * a client's bytes never reach a store as a condition it might ignore or choke on.
+ */
+export function fromEntityTag(tag: string): string | undefined {
+  if (!tag.startsWith('"~')) return tag;
+  const version = Buffer.from(tag.slice(2, -1), 'base64url').toString('utf8');
+  return VERSION_TOKEN.test(version) && toEntityTag(version) === tag ? version : undefined;
+}
 
 /**
  * What a store with single-version conditional writes takes for the request's If-Match: undefined for none and
@@ -271,8 +281,10 @@ export async function ifMatchVersion(
 ): Promise<string | undefined> {
   const condition = ifMatch(request);
   if (condition === undefined || condition === '*') return undefined;
-  const versions = condition.tags.map(fromEntityTag);
-  if (versions.length === 1) return versions[0];
+  const versions = condition.tags.map(fromEntityTag).filter((v): v is string => v !== undefined);
+  if (versions.length === 0)
+    throw new PreconditionFailedError('None of the entity tags in If-Match is one this API issues.');
+  if (versions.length === 1 && condition.tags.length === 1) return versions[0];
   const current = await currentVersion();
   if (versions.includes(current)) return current;
   throw new PreconditionFailedError('None of the entity tags in If-Match is the current one.');

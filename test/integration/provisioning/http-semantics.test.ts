@@ -90,6 +90,17 @@ describe('If-Match on PATCH /api/devices/{id} (RFC 9110 §13.1.1)', () => {
     expect(await metadataOf('im-weak')).toEqual({ a: 1 });
   });
 
+  it.each(['"~"', '"~!!"', '"~Cg"', '"~4pyT"', '"~ABC"'])(
+    'an encoded-looking tag no version of ours can have (%s) is 412 and changes nothing (review of issue 14)',
+    async (value) => {
+      const id = `im-enc-${Buffer.from(value).toString('hex')}`;
+      await register(id, { a: 1 });
+      expect((await patch(id, { metadata: { a: 2 } }, { 'if-match': value })).status).toBe(412);
+      expect((await patch(id, { metadata: { a: 2 } }, { 'if-match': `${value}, "nope"` })).status).toBe(412);
+      expect(await metadataOf(id)).toEqual({ a: 1 });
+    },
+  );
+
   it('a list matches when any of its tags is current; a list of stale tags is 412', async () => {
     const created = await register('im-list', { a: 1 });
     const first = created.headers.etag ?? '';

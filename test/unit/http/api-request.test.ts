@@ -190,4 +190,11 @@ describe('If-Match (RFC 9110 §13.1.1)', () => {
       expect(fromEntityTag(tag)).toBe(version);
     }
   });
+
+  it.each(['"~"', '"~!!"', '"~Cg"', '"~4pyT"', '"~QUJD="'])(
+    'an encoded tag that toEntityTag cannot have given (%s) names no version (review of issue 14)',
+    (tag) => {
+      expect(fromEntityTag(tag)).toBeUndefined();
+    },
+  );
 });
