@@ -1,7 +1,7 @@
 /**
  * Compares two OpenAPI documents by path, method, status and schema, after resolving `$ref`s and dropping what
  * is representation only (key and `required` order, `type` beside `enum`/`const`, `additionalProperties: true`,
- * `oneOf` vs `anyOf` of disjoint branches, `allOf: [X, {required}]` vs X with those required). Prints each
+ * `oneOf` vs `anyOf` of branches of distinct types, `allOf: [X, {required}]` vs X with those required). Prints each
  * remaining difference as a JSON pointer with both values; exits 1 when there is one.
  *   node dist/tools/openapi-diff.js before.json after.json   (or: --current after.json to dump the generated one)
  */
@@ -26,8 +26,11 @@ function normalize(value: Json, root: JsonObject): Json {
     return normalize({ ...(isObject(target) ? target : {}), ...siblings }, root);
   }
   const out: JsonObject = {};
-  for (const key of Object.keys(value).sort())
-    out[key === 'anyOf' ? 'oneOf' : key] = normalize(value[key] ?? null, root);
+  for (const key of Object.keys(value).sort()) out[key] = normalize(value[key] ?? null, root);
+  if (out.oneOf === undefined && disjointTypes(out.anyOf)) {
+    out.oneOf = out.anyOf;
+    delete out.anyOf;
+  }
   if ((out.enum !== undefined || out.const !== undefined) && typeof out.type === 'string') delete out.type;
   if (out.additionalProperties === true) delete out.additionalProperties;
   const allOf = out.allOf;
@@ -59,9 +62,9 @@ function normalize(value: Json, root: JsonObject): Json {
  */
 function mergeTypeBranches(schema: JsonObject): void {
   const branches = schema.oneOf;
-  if (!Array.isArray(branches) || !branches.every((b) => isObject(b) && typeof b.type === 'string')) return;
-  const merged: JsonObject = { type: branches.map((b) => (b as JsonObject).type ?? null) };
-  for (const branch of branches as JsonObject[]) {
+  if (!Array.isArray(branches) || !disjointTypes(branches)) return;
+  const merged: JsonObject = { type: branches.map((b) => (b).type ?? null) };
+  for (const branch of branches) {
     for (const [key, value] of Object.entries(branch)) {
       if (key === 'type') continue;
       if (key in merged) return; // a keyword two branches state: not a plain merge
@@ -70,6 +73,16 @@ function mergeTypeBranches(schema: JsonObject): void {
   }
   delete schema.oneOf;
   Object.assign(schema, merged);
+}
+
+/**
+ * Branches that each assert one `type`, no two the same: at most one can match a value, so `anyOf` and `oneOf` of
+ * them mean the same, and they can be written as one schema. Branches of one type overlap and are kept as they are.
+ */
+function disjointTypes(branches: Json | undefined): branches is JsonObject[] {
+  if (!Array.isArray(branches) || !branches.every((b) => isObject(b) && typeof b.type === 'string'))
+    return false;
+  return new Set(branches.map((b) => (b as JsonObject).type)).size === branches.length;
 }
 
 /** Every leaf difference between `a` and `b`, as pointer: before → after. */

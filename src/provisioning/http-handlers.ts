@@ -165,7 +165,7 @@ const BARE_PATCH_DEPRECATION = {
  * metadata. A body with a top-level `metadata` key is always the first form, so it never becomes
  * `metadata.metadata`. `{}` is read as an empty merge patch, deprecated in neither form.
  */
-function updateBody(body: unknown): { patch: Record<string, unknown>; bare: boolean } {
+export function updateBody(body: unknown): { patch: Record<string, unknown>; bare: boolean } {
   if (typeof body === 'object' && body !== null && Object.hasOwn(body, 'metadata')) {
     return { patch: parse(updateSchema, body).metadata, bare: false };
   }

@@ -45,6 +45,8 @@ const etag: Record<string, HeaderSpec> = {
 };
 const deprecatedBareMetadata = metadataSchema.meta({
   deprecated: true,
+  // A body with a top-level `metadata` key is always the {metadata} form (src/provisioning/http-handlers.ts).
+  not: { required: ['metadata'] },
   description: `${METADATA_DESCRIPTION}. Deprecated: bare metadata, accepted until the Sunset date; send {"metadata": {...}}`,
 });
 const updateBody = z.union([updateSchema, deprecatedBareMetadata]);

@@ -116,10 +116,15 @@ export function translateBulkDeviceError(e: BulkDeviceError, subject: IotHubSubj
               ? 429
               : undefined;
   const message = `${name}: ${e.errorStatus ?? ''}`;
-  return (
-    (status === undefined ? undefined : fromStatus(status, message, subject)) ??
-    new ServiceUnavailableError(`IoT Hub refused the update (${message}).`)
-  );
+  const known = status === undefined ? undefined : fromStatus(status, message, subject);
+  if (known) return known;
+  // A 4xx this code does not know (403002 quota exceeded, 401…) is a refusal that waiting will not cure: never a
+  // 503 that workflows would wait out; only 5xx, throttling and codes without a status are IoT Hub's trouble.
+  if (status !== undefined && status >= 400 && status < 500)
+    return new UnprocessableRequestError(`IoT Hub refused the update (${message}).`, [
+      { path: subject.deviceId, message },
+    ]);
+  return new ServiceUnavailableError(`IoT Hub refused the update (${message}).`);
 }
 
 /** A bulk request's answer body when IoT Hub refused it as a whole with 400 (the per-device errors are in it). */
@@ -139,9 +144,10 @@ const TOO_MANY_JOBS_TEXT = /active jobs?|quota/i;
  * (S1: 1 at a time) → TooManyJobsError for the latter; 400 → UnprocessableRequestError about the job; the rest
  * as translateIotHubError, except that 404 and 409 are not about a device (the caller handles them first).
  */
-export function translateJobError(error: unknown): unknown {
+export function translateJobError(error: unknown, operation: 'start' | 'read' = 'read'): unknown {
   const status = iotHubStatus(error);
-  if (status === 429) {
+  // Only creating a job can meet the active-jobs limit; a 429 on a read is throttling (503 + Retry-After).
+  if (status === 429 && operation === 'start') {
     const code = iotHubErrorCode(error);
     // The message is read only when IoT Hub sent no error code: a throttling text may mention quotas too.
     const tooMany =

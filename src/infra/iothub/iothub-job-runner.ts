@@ -92,7 +92,7 @@ export class IotHubJobRunner implements JobRunner {
         const existing = await this.get(request.hubJobId);
         if (existing) return existing;
       }
-      throw translateJobError(error);
+      throw translateJobError(error, 'start');
     }
   }
 

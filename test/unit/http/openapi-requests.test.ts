@@ -6,7 +6,12 @@
 import { describe, expect, it } from 'vitest';
 import type { z } from 'zod';
 import { checkJobRequest, jobRequestSchema } from '../../../src/jobs/job-spec.js';
-import { registerSchema, resetSchema, twinPatchSchema } from '../../../src/provisioning/http-handlers.js';
+import {
+  registerSchema,
+  resetSchema,
+  twinPatchSchema,
+  updateBody,
+} from '../../../src/provisioning/http-handlers.js';
 import { specSchema } from '../../../src/provisioning/workflow-http-handlers.js';
 import { requestProblems } from '../../support/openapi.js';
 
@@ -50,6 +55,27 @@ const CASES: { operationId: string; handler: (body: unknown) => boolean; bodies:
     operationId: 'resetDeviceCredentials',
     handler: accepts(resetSchema),
     bodies: [{}, { keys }, { keys: {} }, { keys, extra: 1 }],
+  },
+  {
+    operationId: 'updateDevice',
+    handler: (body) => {
+      try {
+        updateBody(body);
+        return true;
+      } catch {
+        return false;
+      }
+    },
+    bodies: [
+      { metadata: { a: 1 } },
+      { a: 1 },
+      {},
+      { metadata: 'x' },
+      { metadata: { a: 1 }, x: 1 },
+      { metadata: null },
+      [1],
+      { __proto__x: 1, metadata: {} },
+    ],
   },
   {
     operationId: 'updateDeviceTwin',

@@ -164,12 +164,22 @@ describe('IoT Hub (src/infra/iothub/errors.ts)', () => {
       subject,
     );
     expect(unknown).toBeInstanceOf(ServiceUnavailableError);
+    // A 4xx code this code does not know is a refusal, not an outage to wait out (review of issue 14).
+    for (const value of [403002, 401002]) {
+      const refused = iothub.translateBulkDeviceError({ errorCode: { name: 'X', value } }, subject);
+      expect(refused).toBeInstanceOf(UnprocessableRequestError);
+      expect(refused).not.toBeInstanceOf(ServiceUnavailableError);
+    }
     expect(iothub.bulkDeviceFailure({ errorCode: 'DeviceAlreadyExists' }).error).toBe('already-exists');
   });
 
   it('job creation: too many active jobs is TooManyJobsError, plain throttling ThrottledError, 400 about the job', () => {
+    expect(
+      iothub.translateJobError(hubError(429, 'ThrottlingMaxActiveJobCountExceeded'), 'start'),
+    ).toBeInstanceOf(TooManyJobsError);
+    // Reading a job (get, cancel, device results) cannot meet the active-jobs limit (review of issue 14).
     expect(iothub.translateJobError(hubError(429, 'ThrottlingMaxActiveJobCountExceeded'))).toBeInstanceOf(
-      TooManyJobsError,
+      ThrottledError,
     );
     expect(iothub.translateJobError(hubError(429, 'ThrottlingException'))).toBeInstanceOf(ThrottledError);
     const invalid = iothub.translateJobError(hubError(400));

@@ -46,6 +46,16 @@ describe('openApiDifferences', () => {
     expect(openApiDifferences(base(), same)).toEqual([]);
   });
 
+  it('keeps anyOf and oneOf apart when branches overlap, and never merges branches of one type (review of issue 14)', () => {
+    const branches = [{ type: 'object' }, { type: 'object', required: ['a'] }];
+    expect(openApiDifferences(inline({ oneOf: branches }), inline({ anyOf: branches }))).not.toEqual([]);
+    const deprecated = [
+      { type: 'object', required: ['metadata'] },
+      { type: 'object', deprecated: true },
+    ];
+    expect(openApiDifferences(inline({ type: 'object' }), inline({ anyOf: deprecated }))).not.toEqual([]);
+  });
+
   it('reports a changed constraint, description, or status', () => {
     expect(
       openApiDifferences(base(), inline({ ...x, properties: { ...x.properties, a: { enum: ['p'] } } })),
