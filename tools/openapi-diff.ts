@@ -63,7 +63,7 @@ function normalize(value: Json, root: JsonObject): Json {
 function mergeTypeBranches(schema: JsonObject): void {
   const branches = schema.oneOf;
   if (!Array.isArray(branches) || !disjointTypes(branches)) return;
-  const merged: JsonObject = { type: branches.map((b) => (b).type ?? null) };
+  const merged: JsonObject = { type: branches.map((b) => b.type ?? null) };
   for (const branch of branches) {
     for (const [key, value] of Object.entries(branch)) {
       if (key === 'type') continue;
