@@ -49,7 +49,7 @@ const {
   deadLetters,
   identities,
   twins,
-  registry,
+  catalog,
   orphans,
   alarms,
   notifier,
@@ -67,7 +67,7 @@ const alarmHandlers = makeAlarmHandlers(alarms);
 const service = new ProvisioningService({
   identities,
   twins,
-  registry,
+  catalog,
   stateStore,
   orphans,
   hostName: config.provisioning.hostName,
@@ -95,7 +95,7 @@ const resultsContainer = config.workflows.resultsContainer;
 const activities = {
   ...makeProvisionDeviceActivities({
     identities,
-    registry,
+    catalog,
     twins,
     service,
     hooks,
@@ -110,7 +110,7 @@ const activities = {
   }),
   ...makeBulkProvisioningActivities({
     identities,
-    registry,
+    catalog,
     work,
     results,
     resultsContainer,
@@ -120,7 +120,7 @@ const activities = {
   }),
   ...makeScheduledJobActivities({
     runner: jobRunner,
-    registry,
+    catalog,
     jobs,
     notifier: jobNotifier,
     deviceResults: jobDeviceResults,

@@ -9,7 +9,7 @@ import type { HealthProbe } from '../health/health.js';
 import type { IdentityStore } from '../provisioning/ports.js';
 import type { OrphanLog } from '../provisioning/provisioning-service.js';
 import type { OrphanRecords } from '../provisioning/reconcile.js';
-import type { DeviceRegistry } from '../provisioning/registry.js';
+import type { DeviceCatalog } from '../provisioning/catalog.js';
 import type { TwinStore } from '../provisioning/twin.js';
 import type { DeadLetterStore, DeviceStateStore, RawArchive } from '../telemetry/ports.js';
 import type { JobDeviceResultStore, JobNotifier, JobRunner, JobStore } from '../jobs/ports.js';
@@ -29,7 +29,7 @@ import { BlobJsonLinesStore } from './blob/blob-json-lines-store.js';
 import { createBlobService } from './blob/blob-service.js';
 import { createCosmosClient, lazyContainer } from './cosmos/cosmos-client.js';
 import { CosmosAlarmStore } from './cosmos/cosmos-alarm-store.js';
-import { CosmosDeviceRegistry } from './cosmos/cosmos-device-registry.js';
+import { CosmosDeviceCatalog } from './cosmos/cosmos-device-catalog.js';
 import { CosmosDeviceStateStore } from './cosmos/cosmos-device-state-store.js';
 import { CosmosOrphanLog } from './cosmos/cosmos-orphan-log.js';
 import { AesGcmCipher } from './crypto/aes-gcm-cipher.js';
@@ -49,7 +49,8 @@ export interface Adapters {
   deadLetters: DeadLetterStore;
   identities: IdentityStore;
   twins: TwinStore;
-  registry: DeviceRegistry;
+  /** Our Cosmos DB store of device metadata and status (not IoT Hub's identity registry). */
+  catalog: DeviceCatalog;
   /** Orphaned identities: recorded by registration, listed and resolved by reconciliation. */
   orphans: OrphanLog & OrphanRecords;
   alarms: AlarmStore;
@@ -78,7 +79,7 @@ export function createAdapters(config: AppConfig): Adapters {
   const { identities, twins, identityStore } = createIdentityStores(config.provisioning, create);
   // One client per webhook for all Slack traffic of the instance (alerts and job notices): one rate limit.
   const slack = createSlackWebhook(config);
-  const registry = new CosmosDeviceRegistry(
+  const catalog = new CosmosDeviceCatalog(
     lazyContainer(cosmos, config.cosmos.databaseName, config.provisioning.devicesContainerName, {
       create,
       partitionKeyPath: '/id',
@@ -98,7 +99,7 @@ export function createAdapters(config: AppConfig): Adapters {
     deadLetters: new BlobJsonLinesStore(blobs, config.storage.deadLetterContainer, create),
     identities,
     twins,
-    registry,
+    catalog,
     alarms: new CosmosAlarmStore(
       lazyContainer(cosmos, config.cosmos.databaseName, config.alerts.alarmsContainerName, {
         create,
@@ -116,7 +117,7 @@ export function createAdapters(config: AppConfig): Adapters {
         partitionKeyPath: '/id',
       }),
     ),
-    jobRunner: createJobRunner(config.provisioning, { twins, registry }, create),
+    jobRunner: createJobRunner(config.provisioning, { twins, catalog }, create),
     jobDeviceResults: new BlobJobDeviceResults(blobs, config.workflows.jobDeviceResultsContainer, create),
     jobNotifier: new SlackJobNotifier(
       slack,
@@ -166,7 +167,7 @@ function createIdentityStores(
       identityStore: { kind: 'table', table },
     };
   }
-  const registry =
+  const identityRegistry =
     'connectionString' in store
       ? Registry.fromConnectionString(store.connectionString)
       : Registry.fromTokenCredential(store.hostName, new DefaultAzureCredential());
@@ -175,8 +176,8 @@ function createIdentityStores(
       ? (/(?:^|;)HostName=([^;]+)/i.exec(store.connectionString)?.[1] ?? '')
       : store.hostName;
   return {
-    identities: new IotHubIdentityStore(registry),
-    twins: new IotHubTwinStore(registry),
+    identities: new IotHubIdentityStore(identityRegistry),
+    twins: new IotHubTwinStore(identityRegistry),
     identityStore: { kind: 'iothub', hostName },
   };
 }
@@ -184,7 +185,7 @@ function createIdentityStores(
 /** IoT Hub's job service; the local run (table identity store, no IoT Hub) gets the local job runner. */
 function createJobRunner(
   config: ProvisioningConfig,
-  local: { twins: TwinStore; registry: DeviceRegistry },
+  local: { twins: TwinStore; catalog: DeviceCatalog },
   create: boolean,
 ): JobRunner {
   const store = config.identityStore;

@@ -7,7 +7,7 @@
  */
 import * as df from 'durable-functions';
 import type { OrchestrationContext, Task } from 'durable-functions';
-import type { DeviceRegistry } from '../provisioning/registry.js';
+import type { DeviceCatalog } from '../provisioning/catalog.js';
 import { TooManyJobsError, UnprocessableRequestError } from '../shared/errors.js';
 import type { JobRequest } from './job-spec.js';
 import { MAX_JOB_DEVICE_IDS } from './job-spec.js';
@@ -386,7 +386,7 @@ export function* scheduledJobOrchestrator(context: OrchestrationContext): Genera
 
 export interface ScheduledJobDeps {
   runner: JobRunner;
-  registry: DeviceRegistry;
+  catalog: DeviceCatalog;
   jobs: JobStore;
   notifier: JobNotifier;
   deviceResults: JobDeviceResultStore;
@@ -400,12 +400,9 @@ const KEPT_RUNS = 20;
 
 /**
  * The devices of a job target, as IoT Hub job targets: one per batch that fits a query condition. Metadata lives
- * in the registry, not in IoT Hub, so a metadata filter is resolved to device ids here, at run time.
+ * in the device catalog, not in IoT Hub, so a metadata filter is resolved to device ids here, at run time.
  */
-async function resolveTarget(
-  registry: DeviceRegistry,
-  target: JobRequest['target'],
-): Promise<HubJobTarget[]> {
+async function resolveTarget(catalog: DeviceCatalog, target: JobRequest['target']): Promise<HubJobTarget[]> {
   if ('deviceIds' in target) return splitDeviceIds(target.deviceIds, {}).map((deviceIds) => ({ deviceIds }));
   const { status, metadata, tags } = target.where;
   const rest: HubJobTarget = { ...(status ? { status } : {}), ...(tags ? { tags } : {}) };
@@ -413,7 +410,7 @@ async function resolveTarget(
   const ids: string[] = [];
   let continuationToken: string | undefined;
   do {
-    const page = await registry.query({
+    const page = await catalog.query({
       metadata,
       ...(status ? { status } : {}),
       top: 1000,
@@ -435,7 +432,7 @@ async function resolveTarget(
 export function makeScheduledJobActivities(deps: ScheduledJobDeps) {
   return {
     [JobActivity.resolveTarget]: (input: { target: JobRequest['target'] }) =>
-      resolveTarget(deps.registry, input.target),
+      resolveTarget(deps.catalog, input.target),
 
     [JobActivity.startHubJob]: async (input: Parameters<JobRunner['start']>[0]): Promise<StartReply> => {
       try {

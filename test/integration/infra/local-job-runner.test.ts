@@ -21,17 +21,17 @@ beforeAll(() => jobsTable.createTable());
 
 const runnerWith = (methods: DeviceMethodInvoker) =>
   new LocalJobRunner(
-    { twins: adapters.twins, registry: adapters.registry, methods, jobs: jobsTable },
+    { twins: adapters.twins, catalog: adapters.catalog, methods, jobs: jobsTable },
     { createTableIfMissing: true, concurrency: 4 },
   );
 const runner = runnerWith(new OfflineDevices());
 
-/** A device as provisioning leaves it: an identity (which carries the twin) and a registry record. */
+/** A device as provisioning leaves it: an identity (which carries the twin) and a catalog record. */
 async function addDevice(deviceId: string, status: 'enabled' | 'disabled' = 'enabled'): Promise<void> {
   await adapters.identities.create(deviceId);
   if (status === 'disabled') await adapters.identities.setStatus(deviceId, 'disabled');
   const now = new Date().toISOString();
-  await adapters.registry.create({ id: deviceId, status, metadata: {}, createdAt: now, updatedAt: now });
+  await adapters.catalog.create({ id: deviceId, status, metadata: {}, createdAt: now, updatedAt: now });
 }
 
 describeJobRunnerContract('LocalJobRunner on Azurite and the local Cosmos DB server', () => ({
@@ -92,13 +92,13 @@ describe('LocalJobRunner specifics', () => {
     expect((await adapters.twins.get(device))?.desired).toEqual({});
   });
 
-  it('targets every device with a status, across registry pages', async () => {
+  it('targets every device with a status, across catalog pages', async () => {
     const devices = [uniqueId('parked'), uniqueId('parked'), uniqueId('parked')];
     for (const id of devices) await addDevice(id, 'disabled');
     const disabled: string[] = [];
     let continuationToken: string | undefined;
     do {
-      const page = await adapters.registry.query({
+      const page = await adapters.catalog.query({
         status: 'disabled',
         top: 1000,
         ...(continuationToken ? { continuationToken } : {}),
@@ -122,11 +122,11 @@ describe('LocalJobRunner specifics', () => {
 
   it('counts a device whose twin cannot be patched as failed', async () => {
     const good = uniqueId('whole');
-    const registryOnly = uniqueId('no-identity');
+    const catalogOnly = uniqueId('no-identity');
     await addDevice(good);
     const now = new Date().toISOString();
-    await adapters.registry.create({
-      id: registryOnly,
+    await adapters.catalog.create({
+      id: catalogOnly,
       status: 'enabled',
       metadata: {},
       createdAt: now,
@@ -136,7 +136,7 @@ describe('LocalJobRunner specifics', () => {
     const job = await runner.start({
       hubJobId: uniqueId('partial-job'),
       type: 'twinUpdate',
-      target: { deviceIds: [good, registryOnly] },
+      target: { deviceIds: [good, catalogOnly] },
       twinPatch: { a: 1 },
       maxExecutionTimeInSeconds: 600,
     });

@@ -1,5 +1,5 @@
 /**
- * Scheduled jobs on the local stack (no IoT Hub: the local job runner, twins in Azurite tables, the registry
+ * Scheduled jobs on the local stack (no IoT Hub: the local job runner, twins in Azurite tables, the device catalog
  * in the local Cosmos DB server), run through durable-functions' replay engine with the orchestrator and
  * activities the entry point registers.
  */
@@ -42,7 +42,7 @@ beforeAll(async () => {
   ] as const) {
     await adapters.identities.create(id);
     const at = new Date().toISOString();
-    await adapters.registry.create({
+    await adapters.catalog.create({
       id,
       status: 'enabled',
       metadata: { site },

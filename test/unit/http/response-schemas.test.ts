@@ -10,7 +10,7 @@ import type { z } from 'zod';
 import { deviceSchema } from '../../../src/http/schemas/device-schemas.js';
 import { deviceJobResultSchema, jobRecordSchema } from '../../../src/http/schemas/workflow-schemas.js';
 import type { DeviceJobResult, JobRecord } from '../../../src/jobs/ports.js';
-import type { publicRecord } from '../../../src/provisioning/registry.js';
+import type { publicRecord } from '../../../src/provisioning/catalog.js';
 
 describe('response schemas', () => {
   it('are the domain types the handlers answer with', () => {
