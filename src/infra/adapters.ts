@@ -25,7 +25,7 @@ import { LocalJobRunner } from './local/local-job-runner.js';
 import { SlackJobNotifier } from './slack/job-notifier.js';
 import { HttpProvisioningHooks } from './webhooks/http-provisioning-hooks.js';
 import { createHealthProbes, type IdentityStoreTarget } from './health-probes.js';
-import { BlobJsonLinesStore } from './blob/blob-json-lines-store.js';
+import { BlobDeadLetterStore, BlobJsonLinesStore, BlobRawArchive } from './blob/blob-json-lines-store.js';
 import { createBlobService } from './blob/blob-service.js';
 import { createCosmosClient, lazyContainer } from './cosmos/cosmos-client.js';
 import { CosmosAlarmStore } from './cosmos/cosmos-alarm-store.js';
@@ -95,8 +95,10 @@ export function createAdapters(config: AppConfig): Adapters {
       config.ingest.stateCacheTtlMs,
       config.ingest.stateCacheMaxBytes,
     ),
-    archive: new BlobJsonLinesStore(blobs, config.storage.rawArchiveContainer, create),
-    deadLetters: new BlobJsonLinesStore(blobs, config.storage.deadLetterContainer, create),
+    archive: new BlobRawArchive(new BlobJsonLinesStore(blobs, config.storage.rawArchiveContainer, create)),
+    deadLetters: new BlobDeadLetterStore(
+      new BlobJsonLinesStore(blobs, config.storage.deadLetterContainer, create),
+    ),
     identities,
     twins,
     catalog,
