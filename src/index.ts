@@ -57,8 +57,8 @@ const {
   results,
   keysCipher,
   hooks,
-  jobs,
-  jobRunner,
+  scheduledJobs,
+  hubJobRunner,
   jobDeviceResults,
   jobNotifier,
   health,
@@ -86,7 +86,7 @@ const workflowHandlers = makeWorkflowHandlers({
   maxBulkBodyBytes: config.http.maxBulkBodyBytes,
 });
 const jobHandlers = makeJobHandlers({
-  jobs,
+  scheduledJobs,
   deviceResults: jobDeviceResults,
   pollIntervalMs: config.workflows.jobPollIntervalMs,
   maxBodyBytes: config.http.maxBodyBytes,
@@ -119,9 +119,9 @@ const activities = {
     keysRetentionMs: config.workflows.keysRetentionMs,
   }),
   ...makeScheduledJobActivities({
-    runner: jobRunner,
+    runner: hubJobRunner,
     catalog,
-    jobs,
+    scheduledJobs,
     notifier: jobNotifier,
     deviceResults: jobDeviceResults,
     maxDeviceResults: config.workflows.maxJobDeviceResults,

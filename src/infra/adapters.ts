@@ -12,16 +12,16 @@ import type { OrphanRecords } from '../provisioning/reconcile.js';
 import type { DeviceCatalog } from '../provisioning/catalog.js';
 import type { TwinStore } from '../provisioning/twin.js';
 import type { DeadLetterStore, DeviceStateStore, RawArchive } from '../telemetry/ports.js';
-import type { JobDeviceResultStore, JobNotifier, JobRunner, JobStore } from '../jobs/ports.js';
+import type { JobDeviceResultStore, JobNotifier, HubJobRunner, ScheduledJobStore } from '../jobs/ports.js';
 import type { PrivateFiles, SecretCipher } from '../provisioning/ports.js';
 import { setMaxAttempts } from '../shared/optimistic-update.js';
 import type { ProvisioningHooks } from '../provisioning/provision-device-workflow.js';
 import { BlobPrivateFiles } from './blob/blob-private-files.js';
 import { BlobJobDeviceResults } from './blob/blob-job-device-results.js';
-import { CosmosJobStore } from './cosmos/cosmos-job-store.js';
+import { CosmosScheduledJobStore } from './cosmos/cosmos-scheduled-job-store.js';
 import { IotHubJobRunner } from './iothub/iothub-job-runner.js';
 import { localDeviceConnections } from './local/local-device-connections.js';
-import { LocalJobRunner } from './local/local-job-runner.js';
+import { LocalHubJobRunner } from './local/local-hub-job-runner.js';
 import { SlackJobNotifier } from './slack/job-notifier.js';
 import { HttpProvisioningHooks } from './webhooks/http-provisioning-hooks.js';
 import { createHealthProbes, type IdentityStoreTarget } from './health-probes.js';
@@ -62,8 +62,10 @@ export interface Adapters {
   /** Encrypts generated device keys in the work and results blobs (Provisioning__KeysEncryptionKey). */
   keysCipher: SecretCipher;
   hooks: ProvisioningHooks;
-  jobs: JobStore;
-  jobRunner: JobRunner;
+  /** Our scheduled twin/method jobs (Cosmos DB container `jobs`). */
+  scheduledJobs: ScheduledJobStore;
+  /** Runs IoT Hub jobs: IoT Hub's job service, or its local stand-in. */
+  hubJobRunner: HubJobRunner;
   /** Per-device outcomes of each job run (GET /jobs/{id}/devices). */
   jobDeviceResults: JobDeviceResultStore;
   jobNotifier: JobNotifier;
@@ -113,13 +115,13 @@ export function createAdapters(config: AppConfig): Adapters {
     results: new BlobPrivateFiles(blobs, config.workflows.resultsContainer, create),
     keysCipher: new AesGcmCipher(config.workflows.keysEncryptionKey),
     hooks: new HttpProvisioningHooks(),
-    jobs: new CosmosJobStore(
+    scheduledJobs: new CosmosScheduledJobStore(
       lazyContainer(cosmos, config.cosmos.databaseName, config.workflows.jobsContainerName, {
         create,
         partitionKeyPath: '/id',
       }),
     ),
-    jobRunner: createJobRunner(config.provisioning, { twins, catalog }, create),
+    hubJobRunner: createHubJobRunner(config.provisioning, { twins, catalog }, create),
     jobDeviceResults: new BlobJobDeviceResults(blobs, config.workflows.jobDeviceResultsContainer, create),
     jobNotifier: new SlackJobNotifier(
       slack,
@@ -185,16 +187,17 @@ function createIdentityStores(
 }
 
 /** IoT Hub's job service; the local run (table identity store, no IoT Hub) gets the local job runner. */
-function createJobRunner(
+function createHubJobRunner(
   config: ProvisioningConfig,
   local: { twins: TwinStore; catalog: DeviceCatalog },
   create: boolean,
-): JobRunner {
+): HubJobRunner {
   const store = config.identityStore;
   if (store.kind === 'table') {
+    // The table keeps its stored name `localjobs`: it holds the local stand-in's IoT Hub jobs.
     const table = storageTableClient(store.connectionString, 'localjobs');
-    return new LocalJobRunner(
-      { ...local, methods: localDeviceConnections, jobs: table },
+    return new LocalHubJobRunner(
+      { ...local, methods: localDeviceConnections, hubJobTable: table },
       { createTableIfMissing: create },
     );
   }

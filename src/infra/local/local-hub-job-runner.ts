@@ -12,7 +12,7 @@ import {
   type HubJobRequest,
   type HubJobStatus,
   type HubJobTarget,
-  type JobRunner,
+  type HubJobRunner,
   type MethodResult,
 } from '../../jobs/ports.js';
 import { buildQueryCondition } from '../../jobs/query-condition.js';
@@ -58,15 +58,15 @@ interface JobEntity {
 }
 
 /** What the local job runner needs: the local twins, the device catalog, device connections and its record table. */
-export interface LocalJobRunnerDeps {
+export interface LocalHubJobRunnerDeps {
   twins: TwinStore;
   catalog: DeviceCatalog;
   methods: DeviceMethodInvoker;
   /** The table that keeps one record per job (partition 'job', row = the encoded job id). */
-  jobs: TableClient;
+  hubJobTable: TableClient;
 }
 
-export interface LocalJobRunnerOptions {
+export interface LocalHubJobRunnerOptions {
   createTableIfMissing: boolean;
   /** Devices worked on at once per job. */
   concurrency?: number;
@@ -82,20 +82,20 @@ type DeviceResultEntity = {
 };
 
 /**
- * The JobRunner of the embedded local run, where there is no IoT Hub: it resolves the target against the
+ * The HubJobRunner of the embedded local run, where there is no IoT Hub: it resolves the target against the
  * catalog, patches twins or calls direct methods on each device, and keeps the outcome in Azure Table storage,
  * each device's outcome too (as IoT Hub keeps device jobs). A job runs to its end inside `start`, so `get` sees
  * it completed at once.
  */
-export class LocalJobRunner implements JobRunner {
+export class LocalHubJobRunner implements HubJobRunner {
   private readonly table: () => Promise<TableClient>;
   private readonly concurrency: number;
 
   constructor(
-    private readonly deps: LocalJobRunnerDeps,
-    private readonly options: LocalJobRunnerOptions,
+    private readonly deps: LocalHubJobRunnerDeps,
+    private readonly options: LocalHubJobRunnerOptions,
   ) {
-    this.table = lazyTable(deps.jobs, options.createTableIfMissing);
+    this.table = lazyTable(deps.hubJobTable, options.createTableIfMissing);
     this.concurrency = options.concurrency ?? 10;
   }
 

@@ -3,10 +3,10 @@ import { randomUUID } from 'node:crypto';
 import { beforeAll, describe, expect, it } from 'vitest';
 import { loadConfig } from '../../../src/config.js';
 import { createAdapters } from '../../../src/infra/adapters.js';
-import { LocalJobRunner, OfflineDevices } from '../../../src/infra/local/local-job-runner.js';
+import { LocalHubJobRunner, OfflineDevices } from '../../../src/infra/local/local-hub-job-runner.js';
 import type { DeviceMethodInvoker, HubJobRequest } from '../../../src/jobs/ports.js';
 import { UnprocessableRequestError } from '../../../src/shared/errors.js';
-import { describeJobRunnerContract } from '../../contract/job-runner-contract.js';
+import { describeHubJobRunnerContract } from '../../contract/hub-job-runner-contract.js';
 import { testSettings } from '../../support/local-env.js';
 
 const suffix = randomUUID().replaceAll('-', '').slice(0, 12);
@@ -20,8 +20,8 @@ const jobsTable = TableClient.fromConnectionString(settings.AzureWebJobsStorage 
 beforeAll(() => jobsTable.createTable());
 
 const runnerWith = (methods: DeviceMethodInvoker) =>
-  new LocalJobRunner(
-    { twins: adapters.twins, catalog: adapters.catalog, methods, jobs: jobsTable },
+  new LocalHubJobRunner(
+    { twins: adapters.twins, catalog: adapters.catalog, methods, hubJobTable: jobsTable },
     { createTableIfMissing: true, concurrency: 4 },
   );
 const runner = runnerWith(new OfflineDevices());
@@ -34,7 +34,7 @@ async function addDevice(deviceId: string, status: 'enabled' | 'disabled' = 'ena
   await adapters.catalog.create({ id: deviceId, status, metadata: {}, createdAt: now, updatedAt: now });
 }
 
-describeJobRunnerContract('LocalJobRunner on Azurite and the local Cosmos DB server', () => ({
+describeHubJobRunnerContract('LocalHubJobRunner on Azurite and the local Cosmos DB server', () => ({
   runner,
   addDevice,
   desired: async (deviceId) => (await adapters.twins.get(deviceId))?.desired,
@@ -73,7 +73,7 @@ const methodJob = (hubJobId: string, deviceIds: string[]): HubJobRequest => ({
   maxExecutionTimeInSeconds: 600,
 });
 
-describe('LocalJobRunner specifics', () => {
+describe('LocalHubJobRunner specifics', () => {
   it('matches no device for a tag target: the local twin store keeps no tags', async () => {
     const device = uniqueId('tagged');
     await addDevice(device);
