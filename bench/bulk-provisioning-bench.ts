@@ -1,6 +1,6 @@
 /**
  * `npm run bench` (third part): bulk provisioning of 10,000 devices on the local stack (table identity store
- * on Azurite, registry on the local Cosmos DB server, private blobs on Azurite) through the real
+ * on Azurite, catalog on the local Cosmos DB server, private blobs on Azurite) through the real
  * orchestrations and activities, run by the local durable engine on durable-functions' replay protocol.
  * Prints identity-store calls (target ≤ 100: one bulk call per chunk of 100), wall time, peak RSS, and
  * the time IoT Hub S1 pacing would take (durable timers run on a virtual clock here).
@@ -63,7 +63,7 @@ try {
     const { store: identities, calls } = counting(adapters.identities);
     const activities = makeBulkProvisioningActivities({
       identities,
-      registry: adapters.registry,
+      catalog: adapters.catalog,
       work: adapters.work,
       results: adapters.results,
       resultsContainer: config.workflows.resultsContainer,

@@ -172,7 +172,7 @@ module archiveStorage 'modules/storage-archive.bicep' = {
   }
 }
 
-// Cosmos DB serverless: state, registry, reconciliation, alarms, jobs.
+// Cosmos DB serverless: state, device catalog, reconciliation, alarms, jobs.
 module cosmos 'modules/cosmos.bicep' = {
   name: 'cosmos'
   params: {

@@ -49,7 +49,7 @@ const {
   deadLetters,
   identities,
   twins,
-  registry,
+  catalog,
   orphans,
   alarms,
   notifier,
@@ -57,8 +57,8 @@ const {
   results,
   keysCipher,
   hooks,
-  jobs,
-  jobRunner,
+  scheduledJobs,
+  hubJobRunner,
   jobDeviceResults,
   jobNotifier,
   health,
@@ -67,7 +67,7 @@ const alarmHandlers = makeAlarmHandlers(alarms);
 const service = new ProvisioningService({
   identities,
   twins,
-  registry,
+  catalog,
   stateStore,
   orphans,
   hostName: config.provisioning.hostName,
@@ -86,7 +86,7 @@ const workflowHandlers = makeWorkflowHandlers({
   maxBulkBodyBytes: config.http.maxBulkBodyBytes,
 });
 const jobHandlers = makeJobHandlers({
-  jobs,
+  scheduledJobs,
   deviceResults: jobDeviceResults,
   pollIntervalMs: config.workflows.jobPollIntervalMs,
   maxBodyBytes: config.http.maxBodyBytes,
@@ -95,7 +95,7 @@ const resultsContainer = config.workflows.resultsContainer;
 const activities = {
   ...makeProvisionDeviceActivities({
     identities,
-    registry,
+    catalog,
     twins,
     service,
     hooks,
@@ -110,7 +110,7 @@ const activities = {
   }),
   ...makeBulkProvisioningActivities({
     identities,
-    registry,
+    catalog,
     work,
     results,
     resultsContainer,
@@ -119,9 +119,9 @@ const activities = {
     keysRetentionMs: config.workflows.keysRetentionMs,
   }),
   ...makeScheduledJobActivities({
-    runner: jobRunner,
-    registry,
-    jobs,
+    runner: hubJobRunner,
+    catalog,
+    scheduledJobs,
     notifier: jobNotifier,
     deviceResults: jobDeviceResults,
     maxDeviceResults: config.workflows.maxJobDeviceResults,

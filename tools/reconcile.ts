@@ -1,6 +1,6 @@
 /**
- * `npm run reconcile [-- --fix]`: compares the identity store with the device registry and lists identities
- * without a registry entry (devices that connect but that the API does not know), registry entries without an
+ * `npm run reconcile [-- --fix]`: compares the identity store with the device catalog and lists identities
+ * without a catalog entry (devices that connect but that the API does not know), catalog entries without an
  * identity, and the orphans recorded in the `reconciliation` container. Read-only unless `--fix` is given
  * (what it repairs, and how: src/provisioning/reconcile.ts). It uses the settings `npm start` uses (the sample,
  * local.settings.json, the local services on the ports given as to `npm start`, then the environment), so run
@@ -52,9 +52,9 @@ function describeReport(report: ReconcileReport, fixed: boolean): string[] {
   const list = (ids: readonly string[]) => (ids.length === 0 ? 'none' : ids.join(', '));
   return [
     report.identitiesWithoutEntry === undefined
-      ? 'identities without a registry entry: not listed (the identity store is IoT Hub; only recorded orphans are checked)'
-      : `identities without a registry entry (${report.identitiesWithoutEntry.length}): ${list(report.identitiesWithoutEntry)}`,
-    `registry entries without an identity (${report.entriesWithoutIdentity.length}): ${list(report.entriesWithoutIdentity)}`,
+      ? 'identities without a catalog entry: not listed (the identity store is IoT Hub; only recorded orphans are checked)'
+      : `identities without a catalog entry (${report.identitiesWithoutEntry.length}): ${list(report.identitiesWithoutEntry)}`,
+    `catalog entries without an identity (${report.entriesWithoutIdentity.length}): ${list(report.entriesWithoutIdentity)}`,
     `orphans recorded in the reconciliation container (${report.orphans.length})${report.orphans.length ? ':' : ''}`,
     ...report.orphans.map((o) => `  ${o.deviceId}: ${o.reason} at ${o.at}; now ${o.now}`),
     ...(fixed ? ['fixed:', ...report.actions.map((a) => `  ${a}`)] : []),
@@ -65,7 +65,7 @@ try {
   const report = await reconcile(
     {
       identities: adapters.identities,
-      registry: adapters.registry,
+      catalog: adapters.catalog,
       orphans: adapters.orphans,
       ...(adapters.identities instanceof TableIdentityStore ? { identityListing: adapters.identities } : {}),
     },

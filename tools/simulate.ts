@@ -110,7 +110,7 @@ const deviceRoute = (id: string) => `/devices/${encodeURIComponent(id)}`;
 
 /**
  * Keys for a device, whatever state the backend is in: a new device is registered; one that exists (409) gets
- * new credentials; one that the registry does not know (404 on reset, e.g. after a restart lost the registry, or
+ * new credentials; one that the device catalog does not know (404 on reset, e.g. after a restart lost the device catalog, or
  * deleted by hand) is registered again, which adopts its identity.
  */
 async function keyFor(id: string, prefer: 'register' | 'reset'): Promise<string> {
@@ -126,9 +126,9 @@ async function keyFor(id: string, prefer: 'register' | 'reset'): Promise<string>
       console.log(`simulate: ${id} is already registered (409): resetting its credentials to learn its keys`);
       reply = await reset().catch(async (again: unknown) => {
         if (statusOf(again) !== 404) throw again;
-        // An identity without a registry entry on a backend that cannot adopt it: remove it, then register.
+        // An identity without a catalog entry on a backend that cannot adopt it: remove it, then register.
         console.log(
-          `simulate: ${id} has an identity but no registry entry: deleting and registering it again`,
+          `simulate: ${id} has an identity but no catalog entry: deleting and registering it again`,
         );
         await call('DELETE', deviceRoute(id)).catch(() => ({}));
         return register();

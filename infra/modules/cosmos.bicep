@@ -1,4 +1,4 @@
-// Cosmos DB (NoSQL): last-known device state, device registry, reconciliation log, alarms and jobs.
+// Cosmos DB (NoSQL): last-known device state, device catalog, reconciliation log, alarms and jobs.
 
 param name string
 param location string

@@ -6,7 +6,7 @@ import {
   UNKNOWN_MESSAGE,
   type IotHubMessageMeta,
 } from '../telemetry/iothub-batch.js';
-import type { JsonLinesStore } from '../telemetry/ports.js';
+import type { DeadLetterStore } from '../telemetry/ports.js';
 import type { DeadLetter } from '../telemetry/records.js';
 import { isNotificationDue, type AlarmStore } from './alarms.js';
 import { parseAnomalyBody, type Anomaly } from './anomaly-records.js';
@@ -20,7 +20,7 @@ export interface NotifyAnomaliesDeps {
   alarms: AlarmStore;
   notifier: AlertNotifier;
   /** Where bodies that are no anomaly at all, and anomalies given up after the last retry, are kept. */
-  deadLetters: JsonLinesStore;
+  deadLetters: DeadLetterStore;
   /** No second alert for the same alarm within this time, ms. */
   cooldownMs: number;
   /** The registered retry policy's maxRetryCount, used when the host sends no retry context. */
@@ -255,14 +255,14 @@ const anomalyBlob = (letters: readonly DeadLetter[], partitionId: string, suffix
 
 /** Writes the batch's dead letters (write-once: a replay finds them written); the error, if that failed. */
 async function writeDeadLetters(
-  store: JsonLinesStore,
+  store: DeadLetterStore,
   dead: readonly DeadLetter[],
   partitionId: string,
   suffix?: string,
 ): Promise<{ error: unknown } | undefined> {
   const blob = anomalyBlob(dead, partitionId, suffix);
   try {
-    if (blob) await store.put(blob.name, blob.lines);
+    if (blob) await store.park(blob.name, blob.lines);
     return undefined;
   } catch (error) {
     return { error };

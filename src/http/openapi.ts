@@ -24,7 +24,7 @@ export const openApiDocument = buildOpenApiDocument(
     servers: [{ url: '/api' }],
     security: [{ functionKey: [] }],
     tags: [
-      { name: 'Devices', description: 'Device identities, registry entries, twins and last-known state' },
+      { name: 'Devices', description: 'Device identities, catalog entries, twins and last-known state' },
       { name: 'Alarms', description: 'Alarms raised from anomalies' },
       {
         name: 'Workflows',

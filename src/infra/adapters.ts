@@ -9,27 +9,27 @@ import type { HealthProbe } from '../health/health.js';
 import type { IdentityStore } from '../provisioning/ports.js';
 import type { OrphanLog } from '../provisioning/provisioning-service.js';
 import type { OrphanRecords } from '../provisioning/reconcile.js';
-import type { DeviceRegistry } from '../provisioning/registry.js';
+import type { DeviceCatalog } from '../provisioning/catalog.js';
 import type { TwinStore } from '../provisioning/twin.js';
 import type { DeadLetterStore, DeviceStateStore, RawArchive } from '../telemetry/ports.js';
-import type { JobDeviceResultStore, JobNotifier, JobRunner, JobStore } from '../jobs/ports.js';
+import type { JobDeviceResultStore, JobNotifier, HubJobRunner, ScheduledJobStore } from '../jobs/ports.js';
 import type { PrivateFiles, SecretCipher } from '../provisioning/ports.js';
 import { setMaxAttempts } from '../shared/optimistic-update.js';
 import type { ProvisioningHooks } from '../provisioning/provision-device-workflow.js';
 import { BlobPrivateFiles } from './blob/blob-private-files.js';
 import { BlobJobDeviceResults } from './blob/blob-job-device-results.js';
-import { CosmosJobStore } from './cosmos/cosmos-job-store.js';
+import { CosmosScheduledJobStore } from './cosmos/cosmos-scheduled-job-store.js';
 import { IotHubJobRunner } from './iothub/iothub-job-runner.js';
 import { localDeviceConnections } from './local/local-device-connections.js';
-import { LocalJobRunner } from './local/local-job-runner.js';
+import { LocalHubJobRunner } from './local/local-hub-job-runner.js';
 import { SlackJobNotifier } from './slack/job-notifier.js';
 import { HttpProvisioningHooks } from './webhooks/http-provisioning-hooks.js';
 import { createHealthProbes, type IdentityStoreTarget } from './health-probes.js';
-import { BlobJsonLinesStore } from './blob/blob-json-lines-store.js';
+import { BlobDeadLetterStore, BlobJsonLinesStore, BlobRawArchive } from './blob/blob-json-lines-store.js';
 import { createBlobService } from './blob/blob-service.js';
 import { createCosmosClient, lazyContainer } from './cosmos/cosmos-client.js';
 import { CosmosAlarmStore } from './cosmos/cosmos-alarm-store.js';
-import { CosmosDeviceRegistry } from './cosmos/cosmos-device-registry.js';
+import { CosmosDeviceCatalog } from './cosmos/cosmos-device-catalog.js';
 import { CosmosDeviceStateStore } from './cosmos/cosmos-device-state-store.js';
 import { CosmosOrphanLog } from './cosmos/cosmos-orphan-log.js';
 import { AesGcmCipher } from './crypto/aes-gcm-cipher.js';
@@ -49,7 +49,8 @@ export interface Adapters {
   deadLetters: DeadLetterStore;
   identities: IdentityStore;
   twins: TwinStore;
-  registry: DeviceRegistry;
+  /** Our Cosmos DB store of device metadata and status (not IoT Hub's identity registry). */
+  catalog: DeviceCatalog;
   /** Orphaned identities: recorded by registration, listed and resolved by reconciliation. */
   orphans: OrphanLog & OrphanRecords;
   alarms: AlarmStore;
@@ -61,8 +62,10 @@ export interface Adapters {
   /** Encrypts generated device keys in the work and results blobs (Provisioning__KeysEncryptionKey). */
   keysCipher: SecretCipher;
   hooks: ProvisioningHooks;
-  jobs: JobStore;
-  jobRunner: JobRunner;
+  /** Our scheduled twin/method jobs (Cosmos DB container `jobs`). */
+  scheduledJobs: ScheduledJobStore;
+  /** Runs IoT Hub jobs: IoT Hub's job service, or its local stand-in. */
+  hubJobRunner: HubJobRunner;
   /** Per-device outcomes of each job run (GET /jobs/{id}/devices). */
   jobDeviceResults: JobDeviceResultStore;
   jobNotifier: JobNotifier;
@@ -78,7 +81,7 @@ export function createAdapters(config: AppConfig): Adapters {
   const { identities, twins, identityStore } = createIdentityStores(config.provisioning, create);
   // One client per webhook for all Slack traffic of the instance (alerts and job notices): one rate limit.
   const slack = createSlackWebhook(config);
-  const registry = new CosmosDeviceRegistry(
+  const catalog = new CosmosDeviceCatalog(
     lazyContainer(cosmos, config.cosmos.databaseName, config.provisioning.devicesContainerName, {
       create,
       partitionKeyPath: '/id',
@@ -94,11 +97,13 @@ export function createAdapters(config: AppConfig): Adapters {
       config.ingest.stateCacheTtlMs,
       config.ingest.stateCacheMaxBytes,
     ),
-    archive: new BlobJsonLinesStore(blobs, config.storage.rawArchiveContainer, create),
-    deadLetters: new BlobJsonLinesStore(blobs, config.storage.deadLetterContainer, create),
+    archive: new BlobRawArchive(new BlobJsonLinesStore(blobs, config.storage.rawArchiveContainer, create)),
+    deadLetters: new BlobDeadLetterStore(
+      new BlobJsonLinesStore(blobs, config.storage.deadLetterContainer, create),
+    ),
     identities,
     twins,
-    registry,
+    catalog,
     alarms: new CosmosAlarmStore(
       lazyContainer(cosmos, config.cosmos.databaseName, config.alerts.alarmsContainerName, {
         create,
@@ -110,13 +115,13 @@ export function createAdapters(config: AppConfig): Adapters {
     results: new BlobPrivateFiles(blobs, config.workflows.resultsContainer, create),
     keysCipher: new AesGcmCipher(config.workflows.keysEncryptionKey),
     hooks: new HttpProvisioningHooks(),
-    jobs: new CosmosJobStore(
+    scheduledJobs: new CosmosScheduledJobStore(
       lazyContainer(cosmos, config.cosmos.databaseName, config.workflows.jobsContainerName, {
         create,
         partitionKeyPath: '/id',
       }),
     ),
-    jobRunner: createJobRunner(config.provisioning, { twins, registry }, create),
+    hubJobRunner: createHubJobRunner(config.provisioning, { twins, catalog }, create),
     jobDeviceResults: new BlobJobDeviceResults(blobs, config.workflows.jobDeviceResultsContainer, create),
     jobNotifier: new SlackJobNotifier(
       slack,
@@ -166,7 +171,7 @@ function createIdentityStores(
       identityStore: { kind: 'table', table },
     };
   }
-  const registry =
+  const identityRegistry =
     'connectionString' in store
       ? Registry.fromConnectionString(store.connectionString)
       : Registry.fromTokenCredential(store.hostName, new DefaultAzureCredential());
@@ -175,23 +180,24 @@ function createIdentityStores(
       ? (/(?:^|;)HostName=([^;]+)/i.exec(store.connectionString)?.[1] ?? '')
       : store.hostName;
   return {
-    identities: new IotHubIdentityStore(registry),
-    twins: new IotHubTwinStore(registry),
+    identities: new IotHubIdentityStore(identityRegistry),
+    twins: new IotHubTwinStore(identityRegistry),
     identityStore: { kind: 'iothub', hostName },
   };
 }
 
 /** IoT Hub's job service; the local run (table identity store, no IoT Hub) gets the local job runner. */
-function createJobRunner(
+function createHubJobRunner(
   config: ProvisioningConfig,
-  local: { twins: TwinStore; registry: DeviceRegistry },
+  local: { twins: TwinStore; catalog: DeviceCatalog },
   create: boolean,
-): JobRunner {
+): HubJobRunner {
   const store = config.identityStore;
   if (store.kind === 'table') {
+    // The table keeps its stored name `localjobs`: it holds the local stand-in's IoT Hub jobs.
     const table = storageTableClient(store.connectionString, 'localjobs');
-    return new LocalJobRunner(
-      { ...local, methods: localDeviceConnections, jobs: table },
+    return new LocalHubJobRunner(
+      { ...local, methods: localDeviceConnections, hubJobTable: table },
       { createTableIfMissing: create },
     );
   }

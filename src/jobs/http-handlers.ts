@@ -11,7 +11,7 @@ import {
 import { InvalidTransitionError, JobNotFoundError } from '../shared/errors.js';
 import { isFinished, type WorkflowClient } from '../shared/workflows.js';
 import { checkJobRequest, jobRequestSchema } from './job-spec.js';
-import type { JobDeviceResultStore, JobRecord, JobStore } from './ports.js';
+import type { JobDeviceResultStore, ScheduledJobRecord, ScheduledJobStore } from './ports.js';
 import { CANCEL_EVENT, SCHEDULED_JOB, type ScheduledJobInput } from './scheduled-job-workflow.js';
 
 export const listSchema = z.strictObject({
@@ -33,7 +33,7 @@ export const JOB_ID = /^job-[0-9a-f-]{36}$/;
 const statusUri = (id: string) => `/api/jobs/${id}`;
 
 export interface JobHandlerDeps {
-  jobs: JobStore;
+  scheduledJobs: ScheduledJobStore;
   /** Per-device outcomes of job runs. */
   deviceResults: JobDeviceResultStore;
   /** How often running IoT Hub jobs are polled, ms. */
@@ -46,8 +46,8 @@ export interface JobHandlerDeps {
 /** HTTP API of scheduled twin-update and direct-method jobs. */
 export function makeJobHandlers(deps: JobHandlerDeps) {
   const now = () => (deps.now?.() ?? new Date()).toISOString();
-  const find = async (id: string): Promise<JobRecord> => {
-    const record = JOB_ID.test(id) ? await deps.jobs.get(id) : undefined;
+  const find = async (id: string): Promise<ScheduledJobRecord> => {
+    const record = JOB_ID.test(id) ? await deps.scheduledJobs.get(id) : undefined;
     if (!record) throw new JobNotFoundError(id);
     return record;
   };
@@ -60,7 +60,7 @@ export function makeJobHandlers(deps: JobHandlerDeps) {
       );
       const id = `job-${randomUUID()}`;
       const at = now();
-      const record: JobRecord = {
+      const record: ScheduledJobRecord = {
         id,
         request: job,
         status: 'scheduled',
@@ -69,7 +69,7 @@ export function makeJobHandlers(deps: JobHandlerDeps) {
         ...(job.startAt ? { nextRunAt: job.startAt } : {}),
         runs: [],
       };
-      await deps.jobs.create(record);
+      await deps.scheduledJobs.create(record);
       const input: ScheduledJobInput = {
         jobId: id,
         request: job,
@@ -122,12 +122,12 @@ export function makeJobHandlers(deps: JobHandlerDeps) {
 }
 
 /** The paged reads: jobs, and one run's per-device outcomes. */
-function jobListHandlers(deps: JobHandlerDeps, find: (id: string) => Promise<JobRecord>) {
+function jobListHandlers(deps: JobHandlerDeps, find: (id: string) => Promise<ScheduledJobRecord>) {
   return {
     /** GET /jobs: newest first, paged. */
     listJobs: async (request: ApiRequest): Promise<ApiResponse> => {
       const query = parse(listSchema, Object.fromEntries(queryParameters(request)));
-      const page = await deps.jobs.list({
+      const page = await deps.scheduledJobs.list({
         top: query.top,
         ...(query.continuationToken ? { continuationToken: query.continuationToken } : {}),
       });

@@ -1,6 +1,6 @@
 import { z } from 'zod';
 import { DEVICE_ID_PATTERN } from '../shared/device-id.js';
-import { QUERYABLE_FIELD } from '../provisioning/registry.js';
+import { QUERYABLE_FIELD } from '../provisioning/catalog.js';
 import { validateDesiredPatch } from '../provisioning/twin.js';
 import { UnprocessableRequestError } from '../shared/errors.js';
 import { TAG_PATH } from './query-condition.js';
@@ -32,7 +32,7 @@ const targetSchema = z.union([
         metadata: z
           .record(z.string().regex(QUERYABLE_FIELD, 'must be an identifier'), scalar)
           .optional()
-          .describe('Registry metadata fields that must equal the given values'),
+          .describe('Device catalog metadata fields that must equal the given values'),
         tags: z
           .record(z.string().regex(TAG_PATH, 'must be a dotted identifier'), scalar)
           .optional()

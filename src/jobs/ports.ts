@@ -98,7 +98,7 @@ export function payloadExcerpt(
  * the embedded run. Errors: TooManyJobsError (IoT Hub allows 1 active job on S1), ThrottledError,
  * UnprocessableRequestError (IoT Hub refused the job).
  */
-export interface JobRunner {
+export interface HubJobRunner {
   /** Starts the job now; when a job with this id already exists, returns it instead. */
   start(request: HubJobRequest): Promise<HubJob>;
   /** The job, or undefined when IoT Hub does not know it. */
@@ -121,14 +121,14 @@ export interface DeviceMethodInvoker {
 }
 
 /** Where a job stands, as the API shows it. */
-export type JobStatus = 'scheduled' | 'waiting' | 'running' | 'completed' | 'failed' | 'cancelled';
+export type ScheduledJobStatus = 'scheduled' | 'waiting' | 'running' | 'completed' | 'failed' | 'cancelled';
 
 /** One run of a job (a repeating job has one per occurrence; a large target one IoT Hub job per batch). */
-export interface JobRun {
+export interface ScheduledJobRun {
   run: number;
   startedAt: string;
   endedAt?: string;
-  status: JobStatus;
+  status: ScheduledJobStatus;
   hubJobIds: string[];
   statistics: DeviceJobStatistics;
   failureReason?: string;
@@ -137,33 +137,33 @@ export interface JobRun {
 }
 
 /** A job as stored: its validated request, where it stands, and its recent runs. */
-export interface JobRecord {
+export interface ScheduledJobRecord {
   id: string;
   request: unknown;
-  status: JobStatus;
+  status: ScheduledJobStatus;
   createdAt: string;
   updatedAt: string;
   nextRunAt?: string;
   /** Most recent runs, newest last (at most 20 are kept). */
-  runs: JobRun[];
+  runs: ScheduledJobRun[];
 }
 
 /** Job records (Cosmos DB). Errors: JobNotFoundError. */
-export interface JobStore {
-  create(record: JobRecord): Promise<void>;
-  get(id: string): Promise<JobRecord | undefined>;
+export interface ScheduledJobStore {
+  create(record: ScheduledJobRecord): Promise<void>;
+  get(id: string): Promise<ScheduledJobRecord | undefined>;
   /** Newest first. */
   list(query: {
     top: number;
     continuationToken?: string;
-  }): Promise<{ items: JobRecord[]; continuationToken?: string }>;
+  }): Promise<{ items: ScheduledJobRecord[]; continuationToken?: string }>;
   /** Applies `change` to the stored record (re-reading on a concurrent write) and returns the result. */
-  update(id: string, change: (record: JobRecord) => JobRecord): Promise<JobRecord>;
+  update(id: string, change: (record: ScheduledJobRecord) => ScheduledJobRecord): Promise<ScheduledJobRecord>;
 }
 
 /** Tells people a job run ended (Slack, or the log). Never throws. */
 export interface JobNotifier {
-  runEnded(jobId: string, run: JobRun): Promise<void>;
+  runEnded(jobId: string, run: ScheduledJobRun): Promise<void>;
 }
 
 /**

@@ -7,7 +7,7 @@
  */
 import * as df from 'durable-functions';
 import type { OrchestrationContext, Task } from 'durable-functions';
-import type { DeviceRegistry } from '../provisioning/registry.js';
+import type { DeviceCatalog } from '../provisioning/catalog.js';
 import { TooManyJobsError, UnprocessableRequestError } from '../shared/errors.js';
 import type { JobRequest } from './job-spec.js';
 import { MAX_JOB_DEVICE_IDS } from './job-spec.js';
@@ -18,11 +18,11 @@ import {
   type HubJobTarget,
   type JobDeviceResultStore,
   type JobNotifier,
-  type JobRecord,
-  type JobRun,
-  type JobRunner,
-  type JobStatus,
-  type JobStore,
+  type ScheduledJobRecord,
+  type ScheduledJobRun,
+  type HubJobRunner,
+  type ScheduledJobStatus,
+  type ScheduledJobStore,
 } from './ports.js';
 import { splitDeviceIds } from './query-condition.js';
 import { nextRun, parseRepeat } from './schedule.js';
@@ -100,7 +100,7 @@ interface JobExecution {
   markCancelled: () => void;
   /** Waits until `until` (at once when past); true when this wait is where the cancel was noticed. */
   sleep: (until: Date) => Generator<Task, boolean, unknown>;
-  record: (status: JobStatus, runInfo?: JobRun, nextRunAt?: string) => Task;
+  record: (status: ScheduledJobStatus, runInfo?: ScheduledJobRun, nextRunAt?: string) => Task;
 }
 
 function jobExecution(context: OrchestrationContext, input: ScheduledJobInput): JobExecution {
@@ -126,7 +126,7 @@ function jobExecution(context: OrchestrationContext, input: ScheduledJobInput): 
     cancelled.value = true;
     return true;
   };
-  const record = (status: JobStatus, runInfo?: JobRun, nextRunAt?: string) =>
+  const record = (status: ScheduledJobStatus, runInfo?: ScheduledJobRun, nextRunAt?: string) =>
     context.df.callActivityWithRetry(JobActivity.record, activityRetry(), {
       jobId: input.jobId,
       status,
@@ -156,7 +156,7 @@ interface BatchPosition {
 /** Starts one IoT Hub job, waiting for a slot while IoT Hub has too many; undefined when cancelled first. */
 function* startHubJob(
   x: JobExecution,
-  runInfo: JobRun,
+  runInfo: ScheduledJobRun,
   hubJobId: string,
   target: HubJobTarget,
   at: BatchPosition,
@@ -231,7 +231,7 @@ function* pollHubJob(
 /** Keeps which device of an ended IoT Hub job failed and why (bounded per run), for GET /jobs/{id}/devices. */
 function* keepDeviceResults(
   x: JobExecution,
-  runInfo: JobRun,
+  runInfo: ScheduledJobRun,
   batch: number,
   hubJobId: string,
   job: HubJob,
@@ -261,7 +261,10 @@ function* keepDeviceResults(
  * Resolves the target into batches and runs one IoT Hub job per batch, one at a time, adding each job's
  * statistics to `runInfo`. Returns why the run failed, if it did.
  */
-function* runBatches(x: JobExecution, runInfo: JobRun): Generator<Task, string | undefined, unknown> {
+function* runBatches(
+  x: JobExecution,
+  runInfo: ScheduledJobRun,
+): Generator<Task, string | undefined, unknown> {
   const { context, input } = x;
   const { jobId, request, run } = input;
   let failureReason: string | undefined;
@@ -298,7 +301,7 @@ function* runBatches(x: JobExecution, runInfo: JobRun): Generator<Task, string |
 /** Records the run's outcome (and the next occurrence) and posts the notice; a failure only shows in the status. */
 function* recordOutcome(
   x: JobExecution,
-  runInfo: JobRun,
+  runInfo: ScheduledJobRun,
   next: Date | undefined,
 ): Generator<Task, void, unknown> {
   const { context, input } = x;
@@ -342,7 +345,7 @@ export function* scheduledJobOrchestrator(context: OrchestrationContext): Genera
     }
   }
   const scheduledAt = notBefore ?? x.now().toISOString();
-  const runInfo: JobRun = {
+  const runInfo: ScheduledJobRun = {
     run,
     startedAt: x.now().toISOString(),
     status: 'running',
@@ -385,9 +388,9 @@ export function* scheduledJobOrchestrator(context: OrchestrationContext): Genera
 }
 
 export interface ScheduledJobDeps {
-  runner: JobRunner;
-  registry: DeviceRegistry;
-  jobs: JobStore;
+  runner: HubJobRunner;
+  catalog: DeviceCatalog;
+  scheduledJobs: ScheduledJobStore;
   notifier: JobNotifier;
   deviceResults: JobDeviceResultStore;
   /** Per-device outcomes kept per run (Jobs__MaxDeviceResults). */
@@ -400,12 +403,9 @@ const KEPT_RUNS = 20;
 
 /**
  * The devices of a job target, as IoT Hub job targets: one per batch that fits a query condition. Metadata lives
- * in the registry, not in IoT Hub, so a metadata filter is resolved to device ids here, at run time.
+ * in the device catalog, not in IoT Hub, so a metadata filter is resolved to device ids here, at run time.
  */
-async function resolveTarget(
-  registry: DeviceRegistry,
-  target: JobRequest['target'],
-): Promise<HubJobTarget[]> {
+async function resolveTarget(catalog: DeviceCatalog, target: JobRequest['target']): Promise<HubJobTarget[]> {
   if ('deviceIds' in target) return splitDeviceIds(target.deviceIds, {}).map((deviceIds) => ({ deviceIds }));
   const { status, metadata, tags } = target.where;
   const rest: HubJobTarget = { ...(status ? { status } : {}), ...(tags ? { tags } : {}) };
@@ -413,7 +413,7 @@ async function resolveTarget(
   const ids: string[] = [];
   let continuationToken: string | undefined;
   do {
-    const page = await registry.query({
+    const page = await catalog.query({
       metadata,
       ...(status ? { status } : {}),
       top: 1000,
@@ -435,9 +435,9 @@ async function resolveTarget(
 export function makeScheduledJobActivities(deps: ScheduledJobDeps) {
   return {
     [JobActivity.resolveTarget]: (input: { target: JobRequest['target'] }) =>
-      resolveTarget(deps.registry, input.target),
+      resolveTarget(deps.catalog, input.target),
 
-    [JobActivity.startHubJob]: async (input: Parameters<JobRunner['start']>[0]): Promise<StartReply> => {
+    [JobActivity.startHubJob]: async (input: Parameters<HubJobRunner['start']>[0]): Promise<StartReply> => {
       try {
         return { started: true, job: await deps.runner.start(input) };
       } catch (error) {
@@ -456,11 +456,11 @@ export function makeScheduledJobActivities(deps: ScheduledJobDeps) {
 
     [JobActivity.record]: async (input: {
       jobId: string;
-      status: JobStatus;
-      run?: JobRun;
+      status: ScheduledJobStatus;
+      run?: ScheduledJobRun;
       nextRunAt?: string;
     }) => {
-      const updated = await deps.jobs.update(input.jobId, (record): JobRecord => {
+      const updated = await deps.scheduledJobs.update(input.jobId, (record): ScheduledJobRecord => {
         const runs = input.run
           ? [...record.runs.filter((r) => r.run !== input.run?.run), input.run]
           : record.runs;
@@ -495,7 +495,7 @@ export function makeScheduledJobActivities(deps: ScheduledJobDeps) {
       return { kept: results.length };
     },
 
-    [JobActivity.notify]: async (input: { jobId: string; run: JobRun }) => {
+    [JobActivity.notify]: async (input: { jobId: string; run: ScheduledJobRun }) => {
       await deps.notifier.runEnded(input.jobId, input.run);
       return { notified: true };
     },

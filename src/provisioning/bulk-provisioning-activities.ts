@@ -1,14 +1,14 @@
 /**
  * Activities of bulk provisioning (orchestrators: bulk-provisioning-workflow.ts). Idempotent: a chunk run twice
  * recognises its own identities by the keys fixed (write-once, encrypted) before any identity exists, and its
- * registry entries by the run's id (creationToken).
+ * catalog entries by the run's id (creationToken).
  *
  * Every identity the run creates ends up either reported with its keys in the results or removed. When the work
  * blobs that say which identities are ours are gone (request, keys and chunk results of a crash), the assembly
- * still finds them by their registry entries (`creationToken` = run id) and removes those no result reports.
+ * still finds them by their catalog entries (`creationToken` = run id) and removes those no result reports.
  */
 import pLimit from 'p-limit';
-import { ServiceUnavailableError, StaleRegistryEntryError } from '../shared/errors.js';
+import { ServiceUnavailableError, StaleCatalogEntryError } from '../shared/errors.js';
 import { failureMessage } from '../shared/workflows.js';
 import {
   BulkActivity,
@@ -31,7 +31,7 @@ import {
   type PrivateFiles,
   type SecretCipher,
 } from './ports.js';
-import { claimRegistryEntry, deleteOwnRegistryEntry, type DeviceRegistry } from './registry.js';
+import { claimCatalogEntry, deleteOwnCatalogEntry, type DeviceCatalog } from './catalog.js';
 import {
   keysExpiry,
   openKeysFile,
@@ -43,7 +43,7 @@ import {
 
 export interface BulkProvisioningDeps {
   identities: IdentityStore;
-  registry: DeviceRegistry;
+  catalog: DeviceCatalog;
   work: PrivateFiles;
   results: PrivateFiles;
   /** Name of the results container, shown with the blob name. */
@@ -126,7 +126,7 @@ const throttledReply = (error: ServiceUnavailableError): ChunkReply => ({
 });
 
 /**
- * Registry entry (tagged with the run's id) for an identity this run created; the result line with its keys.
+ * Catalog entry (tagged with the run's id) for an identity this run created; the result line with its keys.
  * Throttling and outages propagate (the chunk waits and runs again) unless `salvaging`: then the identity is
  * removed (or, if even that fails, reported with its keys), never the whole chunk given up. Any other failure
  * removes the identity.
@@ -140,28 +140,28 @@ async function completeDevice(
 ): Promise<BulkResultLine> {
   const now = (deps.now?.() ?? new Date()).toISOString();
   try {
-    await claimRegistryEntry(
-      deps.registry,
+    await claimCatalogEntry(
+      deps.catalog,
       { id: spec.id, status: 'enabled', metadata: spec.metadata, createdAt: now, updatedAt: now },
       runId,
     );
   } catch (error) {
     if (error instanceof ServiceUnavailableError && !salvaging) throw error;
-    // Same rule as single registration: no identity without a registry entry (a stale entry of another
+    // Same rule as single registration: no identity without a catalog entry (a stale entry of another
     // writer is left alone).
     const why =
-      error instanceof StaleRegistryEntryError
-        ? 'a stale registry entry exists'
+      error instanceof StaleCatalogEntryError
+        ? 'a stale catalog entry exists'
         : error instanceof ServiceUnavailableError
-          ? 'the registry stayed unavailable'
-          : 'registry write failed';
+          ? 'the device catalog stayed unavailable'
+          : 'catalog write failed';
     if (
       !(await deps.identities.delete(spec.id).then(
         () => true,
         () => false,
       ))
     )
-      return createdLine(deps, runId, spec.id, keys, `${why}; the identity has no registry entry`);
+      return createdLine(deps, runId, spec.id, keys, `${why}; the identity has no catalog entry`);
     return { deviceId: spec.id, outcome: 'failed', error: `${why}; identity removed` };
   }
   return createdLine(deps, runId, spec.id, keys);
@@ -169,15 +169,15 @@ async function completeDevice(
 
 /**
  * A chunk whose request blob is gone: the run fails. Identities it created that carry the keys of its keys
- * blob are removed, its own registry entry first. When the keys blob is gone too, the assembly removes the
- * run's identities by their registry entries; the reason names what cannot be found that way. Idempotent.
+ * blob are removed, its own catalog entry first. When the keys blob is gone too, the assembly removes the
+ * run's identities by their catalog entries; the reason names what cannot be found that way. Idempotent.
  */
 async function lostChunk(deps: BulkProvisioningDeps, runId: string, index: number): Promise<string> {
   const { keys, problem } = await readKeys(deps, runId, index);
   let removed = 0;
   for (const [deviceId, ourKeys] of Object.entries(keys)) {
     if (!(await isOurs(deps, deviceId, ourKeys))) continue;
-    await deleteOwnRegistryEntry(deps.registry, deviceId, runId);
+    await deleteOwnCatalogEntry(deps.catalog, deviceId, runId);
     await deps.identities.delete(deviceId);
     removed++;
   }
@@ -185,7 +185,7 @@ async function lostChunk(deps: BulkProvisioningDeps, runId: string, index: numbe
   const unknown =
     Object.keys(keys).length > 0
       ? ''
-      : `; ${problem ?? 'its keys blob is gone too'}: an identity it created before writing its registry ` +
+      : `; ${problem ?? 'its keys blob is gone too'}: an identity it created before writing its catalog ` +
         `entry cannot be told apart (the request's valid entries ${first}–${first + MAX_BULK_DEVICES - 1})`;
   return (
     `chunk ${index} has no request blob (the run's work files were lost)` +
@@ -229,7 +229,7 @@ async function salvage(
 }
 
 /**
- * Removes every identity of the run (found by its registry entry) that no result line reports with its keys,
+ * Removes every identity of the run (found by its catalog entry) that no result line reports with its keys,
  * entry first. Returns how many. Paged; bounded by the run's size.
  */
 async function removeUnreported(
@@ -240,14 +240,14 @@ async function removeUnreported(
   let removed = 0;
   let continuationToken: string | undefined;
   do {
-    const page = await deps.registry.query({
+    const page = await deps.catalog.query({
       creationToken: runId,
       top: 1000,
       ...(continuationToken === undefined ? {} : { continuationToken }),
     });
     for (const entry of page.items) {
       if (reported.has(entry.id)) continue;
-      if (!(await deleteOwnRegistryEntry(deps.registry, entry.id, runId))) continue;
+      if (!(await deleteOwnCatalogEntry(deps.catalog, entry.id, runId))) continue;
       await deps.identities.delete(entry.id);
       removed++;
     }
@@ -257,7 +257,7 @@ async function removeUnreported(
 }
 
 /**
- * The result line of one device of a chunk after the bulk identity create: completed (registry entry, keys) when
+ * The result line of one device of a chunk after the bulk identity create: completed (catalog entry, keys) when
  * the identity is ours — created now, or by an earlier attempt of this chunk with the keys generated here.
  */
 async function deviceLine(
@@ -278,7 +278,7 @@ async function deviceLine(
   };
 }
 
-/** Creates the identities and registry entries of one chunk; a throttled chunk answers `throttled` (it waits). */
+/** Creates the identities and catalog entries of one chunk; a throttled chunk answers `throttled` (it waits). */
 async function provisionChunk(
   deps: BulkProvisioningDeps,
   input: { runId: string; index: number },
@@ -315,7 +315,7 @@ async function provisionChunk(
       lines.push(result.value);
       continue;
     }
-    // A throttled look-up or registry write: nothing recorded yet, so the whole chunk can run again after a
+    // A throttled look-up or catalog write: nothing recorded yet, so the whole chunk can run again after a
     // durable wait (identities and entries already made are recognised as ours by their keys and token).
     if (result.reason instanceof ServiceUnavailableError) return throttledReply(result.reason);
     throw result.reason;
@@ -399,7 +399,7 @@ function makeAssemble(deps: BulkProvisioningDeps) {
     const removed = await removeUnreported(deps, input.runId, reported);
     if (removed > 0)
       lost.push(
-        `${removed} identities of the run that no result reports were removed (found by their registry entries)`,
+        `${removed} identities of the run that no result reports were removed (found by their catalog entries)`,
       );
     if (lost.length > 0) await deps.results.write(bulkFailureBlob(input.runId), JSON.stringify({ lost }));
     const expireAt = keysExpiry(deps.now?.() ?? new Date(), deps.keysRetentionMs);

@@ -87,7 +87,7 @@ export function transientRetry(): df.RetryOptions {
  * Parent orchestrator: paced waves of chunk sub-orchestrations, then one results blob. A cancel event (seen
  * between waves and ending the wait for the next one) starts no further chunk; the cancel route also raises it
  * on the chunks running (`chunkInstanceId`), so a chunk waiting out throttling stops waiting. A chunk's devices
- * are each either created with their registry entry and reported with their keys, or removed, or reported
+ * are each either created with their catalog entry and reported with their keys, or removed, or reported
  * `cancelled`.
  * A chunk that lost its input or failed stops the run too: no further wave; assembly always runs, writes a
  * result per device and removes the work blobs, then the run fails with the reasons.
@@ -96,7 +96,7 @@ export function* bulkProvisionOrchestrator(context: OrchestrationContext): Gener
   const input = context.df.getInput<BulkProvisionInput>();
   const runId = context.df.instanceId;
   const cancel = new CancelWatch(context, context.df.waitForExternalEvent(CANCEL_PROVISIONING_EVENT));
-  // Chunks per minute that keep the run under the registry rate (at least one, so a run always progresses).
+  // Chunks per minute that keep the run under the identity registry's rate (at least one, so a run always progresses).
   const perWave = Math.max(1, Math.floor(input.opsPerMinute / MAX_BULK_DEVICES));
   const totals: ChunkCounts = { created: 0, alreadyExists: 0, invalid: input.invalid ?? 0, failed: 0 };
   let cancelledFrom: number | undefined;

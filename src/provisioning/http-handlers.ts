@@ -13,7 +13,7 @@ import { UnprocessableRequestError } from '../shared/errors.js';
 import { keyProblems, type SymmetricKeys } from './keys.js';
 import { METADATA_DESCRIPTION, RESERVED_METADATA_KEYS, metadataSchema } from './metadata.js';
 import type { ProvisioningService } from './provisioning-service.js';
-import { QUERYABLE_FIELD, publicRecord, type VersionedDeviceRecord } from './registry.js';
+import { QUERYABLE_FIELD, publicRecord, type VersionedDeviceRecord } from './catalog.js';
 
 const keysSchema = z.strictObject({
   primaryKey: z.string().describe('base64 of 16-64 bytes'),

@@ -1,5 +1,5 @@
 /**
- * The provisioning workflow of one device (seed 002 §3.4): create identity → write registry → set the initial
+ * The provisioning workflow of one device (seed 002 §3.4): create identity → write the catalog entry → set the initial
  * twin → call the external hooks (SIM activation, billing, …) → activate. A failure compensates the steps
  * already done in reverse order and ends the orchestration as Failed with the reason; a `cancel` event
  * (POST /api/provisioning/{id}/cancel) compensates the same way and ends it Completed with outcome `cancelled`.
@@ -16,7 +16,7 @@ import { DeviceAlreadyExistsError, ProvisioningInconsistencyError } from '../sha
 import { deviceConnectionString, generateKeys, type SymmetricKeys } from './keys.js';
 import type { IdentityStore, PrivateFiles, SecretCipher } from './ports.js';
 import type { ProvisioningService } from './provisioning-service.js';
-import { claimRegistryEntry, deleteOwnRegistryEntry, type DeviceRegistry } from './registry.js';
+import { claimCatalogEntry, deleteOwnCatalogEntry, type DeviceCatalog } from './catalog.js';
 import { keysExpiry, openKeysFile, sealKeysFile, sealSecrets, type StoredResultLine } from './result-keys.js';
 import { CancelWatch, WorkflowCancelledError, callPatiently, patient } from './throttle-wait.js';
 import { validateDesiredPatch, type TwinStore } from './twin.js';
@@ -28,11 +28,12 @@ export const CANCEL_PROVISIONING_EVENT = 'cancel';
 
 export const ProvisionDeviceActivity = {
   createIdentity: 'provisionDeviceCreateIdentity',
-  writeRegistry: 'provisionDeviceWriteRegistry',
+  // Activity names are in running instances' histories: the strings keep the old word "registry".
+  writeCatalogEntry: 'provisionDeviceWriteRegistry',
   setInitialTwin: 'provisionDeviceSetInitialTwin',
   callHook: 'provisionDeviceCallHook',
   activate: 'provisionDeviceActivate',
-  deleteRegistry: 'provisionDeviceDeleteRegistry',
+  deleteCatalogEntry: 'provisionDeviceDeleteRegistry',
   deleteIdentity: 'provisionDeviceDeleteIdentity',
   publishOutcome: 'provisionDevicePublishOutcome',
   discardKeys: 'provisionDeviceDiscardKeys',
@@ -70,6 +71,7 @@ export const hookFingerprint = (url: string) => createHash('sha256').update(url)
 export const resultsBlobName = (resultsContainer: string, instanceId: string) =>
   `${resultsContainer}/${instanceId}.jsonl`;
 
+/** Step names are API values (workflow status, problem texts) and in histories: 'write-registry' is kept. */
 export type ProvisionStep =
   'create-identity' | 'write-registry' | 'set-initial-twin' | 'call-hooks' | 'activate';
 
@@ -102,7 +104,7 @@ function compensationRetry(): df.RetryOptions {
 interface Progress {
   step: ProvisionStep;
   identity: boolean;
-  registry: boolean;
+  catalogEntry: boolean;
   hooks: number[];
   attemptedHook: number;
 }
@@ -137,8 +139,13 @@ function* provisionSteps(
   yield* run('create-identity', ProvisionDeviceActivity.createIdentity, { workflowId, deviceId });
   done.identity = true;
   const at = context.df.currentUtcDateTime.toISOString();
-  yield* run('write-registry', ProvisionDeviceActivity.writeRegistry, { workflowId, deviceId, metadata, at });
-  done.registry = true;
+  yield* run('write-registry', ProvisionDeviceActivity.writeCatalogEntry, {
+    workflowId,
+    deviceId,
+    metadata,
+    at,
+  });
+  done.catalogEntry = true;
   yield* run('set-initial-twin', ProvisionDeviceActivity.setInitialTwin, { deviceId, model: metadata.model });
 
   done.step = 'call-hooks';
@@ -161,7 +168,7 @@ function* provisionSteps(
 
 /**
  * Undoes what was done, in reverse order, after a failure or a cancel; returns what was and was not undone.
- * Each undo waits out throttling too, and never removes a registry entry or identity this workflow did not make.
+ * Each undo waits out throttling too, and never removes a catalog entry or identity this workflow did not make.
  */
 function* compensate(
   context: OrchestrationContext,
@@ -195,8 +202,9 @@ function* compensate(
       idempotencyKey: `${workflowId}:cancelled:${index}`,
     });
   }
-  if (done.registry)
-    yield* undo('registry', ProvisionDeviceActivity.deleteRegistry, { deviceId, workflowId });
+  // 'registry' (like the step 'write-registry') is a label clients read in the workflow's output: kept.
+  if (done.catalogEntry)
+    yield* undo('registry', ProvisionDeviceActivity.deleteCatalogEntry, { deviceId, workflowId });
   if (done.identity)
     yield* undo('identity', ProvisionDeviceActivity.deleteIdentity, { deviceId, workflowId });
   yield* undo('outcome', ProvisionDeviceActivity.publishOutcome, {
@@ -233,7 +241,7 @@ export function* provisionDeviceOrchestrator(
   const done: Progress = {
     step: 'create-identity',
     identity: false,
-    registry: false,
+    catalogEntry: false,
     hooks: [],
     attemptedHook: -1,
   };
@@ -294,7 +302,7 @@ export function* provisionDeviceOrchestrator(
 
 export interface ProvisionDeviceDeps {
   identities: IdentityStore;
-  registry: DeviceRegistry;
+  catalog: DeviceCatalog;
   twins: TwinStore;
   service: ProvisioningService;
   hooks: ProvisioningHooks;
@@ -326,7 +334,7 @@ export function makeProvisionDeviceActivities(deps: ProvisionDeviceDeps) {
       createOwnIdentity(deps, input.workflowId, input.deviceId),
     ),
 
-    [ProvisionDeviceActivity.writeRegistry]: patient(
+    [ProvisionDeviceActivity.writeCatalogEntry]: patient(
       async (input: {
         workflowId: string;
         deviceId: string;
@@ -334,8 +342,8 @@ export function makeProvisionDeviceActivities(deps: ProvisionDeviceDeps) {
         at: string;
       }) => {
         // The entry carries this workflow's id: a 409 is our own earlier write only when the ids match.
-        await claimRegistryEntry(
-          deps.registry,
+        await claimCatalogEntry(
+          deps.catalog,
           {
             id: input.deviceId,
             status: 'disabled',
@@ -373,10 +381,10 @@ export function makeProvisionDeviceActivities(deps: ProvisionDeviceDeps) {
       return { deviceId: input.deviceId, status: 'enabled' };
     }),
 
-    // Compensation removes only what this workflow made: its own registry entry, an identity with its keys.
-    [ProvisionDeviceActivity.deleteRegistry]: patient(
+    // Compensation removes only what this workflow made: its own catalog entry, an identity with its keys.
+    [ProvisionDeviceActivity.deleteCatalogEntry]: patient(
       async (input: { deviceId: string; workflowId: string }) => ({
-        deleted: await deleteOwnRegistryEntry(deps.registry, input.deviceId, input.workflowId),
+        deleted: await deleteOwnCatalogEntry(deps.catalog, input.deviceId, input.workflowId),
       }),
     ),
 

@@ -13,12 +13,12 @@ import { applyMergePatch } from './merge-patch.js';
 import { metadataSizeProblems, reservedKeyProblems } from './metadata.js';
 import type { DeviceIdentity, IdentityStatus, IdentityStore } from './ports.js';
 import {
-  claimRegistryEntry,
-  deleteOwnRegistryEntry,
+  claimCatalogEntry,
+  deleteOwnCatalogEntry,
   type DeviceQuery,
-  type DeviceRegistry,
+  type DeviceCatalog,
   type VersionedDeviceRecord,
-} from './registry.js';
+} from './catalog.js';
 import { validateDesiredPatch, type DeviceTwin, type TwinStore } from './twin.js';
 
 /** Where identities left behind by a failed registration are written down for reconciliation. */
@@ -29,7 +29,7 @@ export interface OrphanLog {
 export interface ProvisioningDeps {
   identities: IdentityStore;
   twins: TwinStore;
-  registry: DeviceRegistry;
+  catalog: DeviceCatalog;
   stateStore: DeviceStateStore;
   orphans: OrphanLog;
   /** IoT Hub host name used in device connection strings (e.g. `myhub.azure-devices.net`). */
@@ -46,7 +46,7 @@ export interface Credentials {
   connectionString: string;
 }
 
-/** The provisioning gestures of seed 002 §3.4 over the identity store and the registry. */
+/** The provisioning gestures of seed 002 §3.4 over the identity store and the device catalog. */
 export class ProvisioningService {
   /** Credential resets with generated keys in flight in this instance, by device id. */
   private readonly resets = new Map<string, Promise<Credentials>>();
@@ -54,9 +54,9 @@ export class ProvisioningService {
   constructor(private readonly deps: ProvisioningDeps) {}
 
   /**
-   * Register: identity first (it enforces uniqueness and holds the keys), registry second. If the registry
+   * Register: identity first (it enforces uniqueness and holds the keys), catalog second. If the device catalog
    * write fails, the identity is deleted again; if that fails too, it is recorded as an orphan (ADR 0005).
-   * An identity that exists without a registry entry is adopted (see `adopt`).
+   * An identity that exists without a catalog entry is adopted (see `adopt`).
    */
   async register(input: {
     id?: string;
@@ -74,34 +74,34 @@ export class ProvisioningService {
     }
     const now = this.now();
     try {
-      // The identity was just created here, so the registry entry is ours only if this call wrote it.
-      const record = await claimRegistryEntry(
-        this.deps.registry,
+      // The identity was just created here, so the catalog entry is ours only if this call wrote it.
+      const record = await claimCatalogEntry(
+        this.deps.catalog,
         { id, status: 'enabled', metadata, createdAt: now, updatedAt: now },
         `register-${randomUUID()}`,
       );
       return { ...this.credentials(id, identity.keys), record };
-    } catch (registryError) {
+    } catch (catalogError) {
       try {
         await this.deps.identities.delete(id);
       } catch {
         const recorded = await this.deps.orphans
-          .record({ deviceId: id, reason: 'registry write failed; identity delete failed', at: now })
+          .record({ deviceId: id, reason: 'catalog write failed; identity delete failed', at: now })
           .then(() => true)
           .catch(() => false);
         throw new ProvisioningInconsistencyError(
-          `Device '${id}' has an identity but no registry entry; ${recorded ? 'recorded for reconciliation' : 'NOT recorded: reconcile by hand'}.`,
+          `Device '${id}' has an identity but no catalog entry; ${recorded ? 'recorded for reconciliation' : 'NOT recorded: reconcile by hand'}.`,
           id,
           recorded,
         );
       }
-      throw registryError;
+      throw catalogError;
     }
   }
 
   /**
-   * Self-healing (issue 13, ADR 0005): an identity without a registry entry (a failed compensation, data deleted
-   * by hand, a lost local registry) is adopted by the next registration of its id. The registry entry is written
+   * Self-healing (issue 13, ADR 0005): an identity without a catalog entry (a failed compensation, data deleted
+   * by hand, a lost local catalog) is adopted by the next registration of its id. The catalog entry is written
    * first: it is the check that no entry uses the id, and it claims the id, so of two concurrent registrations
    * one wins and the other gets 409. Then the keys are re-issued (the given ones, or fresh) and the identity is
    * enabled: whoever held the old keys loses access, and the caller gets credentials it can use, shown this once.
@@ -115,7 +115,7 @@ export class ProvisioningService {
     // A plain create (409 when any entry exists, whoever wrote it), tagged as ours so that undoing it can only
     // ever remove this entry.
     const token = `register-${randomUUID()}`;
-    const record = await this.deps.registry.create({
+    const record = await this.deps.catalog.create({
       id,
       status: 'enabled',
       metadata,
@@ -129,19 +129,19 @@ export class ProvisioningService {
       return { ...this.credentials(id, identity.keys), record };
     } catch (error) {
       // E.g. the identity was deleted meanwhile: give the id back rather than leave an entry without identity.
-      await deleteOwnRegistryEntry(this.deps.registry, id, token).catch(() => false);
+      await deleteOwnCatalogEntry(this.deps.catalog, id, token).catch(() => false);
       throw error;
     }
   }
 
   async get(id: string): Promise<VersionedDeviceRecord> {
-    const record = await this.deps.registry.get(assertDeviceId(id));
+    const record = await this.deps.catalog.get(assertDeviceId(id));
     if (!record) throw new DeviceNotFoundError(id);
     return record;
   }
 
   list(query: DeviceQuery) {
-    return this.deps.registry.query(query);
+    return this.deps.catalog.query(query);
   }
 
   /**
@@ -157,7 +157,7 @@ export class ProvisioningService {
       const metadata = this.checkMetadata(
         applyMergePatch(current.metadata, patch) as Record<string, unknown>,
       );
-      return this.deps.registry.replace(
+      return this.deps.catalog.replace(
         { ...current, metadata, updatedAt: this.now() },
         clientEtag ?? current.etag,
       );
@@ -183,7 +183,7 @@ export class ProvisioningService {
     merged(await this.get(id));
     const previous = await this.deps.identities.get(id);
     await this.deps.identities.setStatus(id, status);
-    // The registry write is guarded by the ETag it read, so a concurrent metadata update is never lost.
+    // The catalog write is guarded by the ETag it read, so a concurrent metadata update is never lost.
     return optimisticUpdate(`Device '${id}'`, async () => {
       const current = await this.get(id);
       let metadata: Record<string, unknown>;
@@ -195,10 +195,7 @@ export class ProvisioningService {
         if (previous) await this.deps.identities.setStatus(id, previous.status);
         throw invalid;
       }
-      return this.deps.registry.replace(
-        { ...current, status, metadata, updatedAt: this.now() },
-        current.etag,
-      );
+      return this.deps.catalog.replace({ ...current, status, metadata, updatedAt: this.now() }, current.etag);
     });
   }
 
@@ -224,14 +221,14 @@ export class ProvisioningService {
   }
 
   /**
-   * Unregister: the registry entry first, then the identity, then optionally last-known state. In this order an
+   * Unregister: the catalog entry first, then the identity, then optionally last-known state. In this order an
    * unregister that stops half-way leaves an identity without an entry (the next register is refused with 409
    * and a repeated DELETE finishes the job), never an entry without an identity that a later registration
    * could take for its own.
    */
   async unregister(id: string, purgeState: boolean): Promise<void> {
     assertDeviceId(id);
-    const hadRecord = await this.deps.registry.delete(id);
+    const hadRecord = await this.deps.catalog.delete(id);
     const hadIdentity = await this.deps.identities.delete(id);
     if (purgeState) await this.deps.stateStore.delete(id);
     if (!hadIdentity && !hadRecord) throw new DeviceNotFoundError(id);

@@ -1,11 +1,11 @@
 /**
- * Reconciliation of the two stores a device lives in (ADR 0005): identities without a registry entry,
- * registry entries without an identity, and the orphans recorded in the `reconciliation` container. Read-only
+ * Reconciliation of the two stores a device lives in (ADR 0005): identities without a catalog entry,
+ * catalog entries without an identity, and the orphans recorded in the `reconciliation` container. Read-only
  * unless asked to fix; `npm run reconcile` (tools/reconcile.ts) is its command line.
  */
 import { DeviceAlreadyExistsError } from '../shared/errors.js';
 import type { IdentityStore } from './ports.js';
-import type { DeviceRegistry } from './registry.js';
+import type { DeviceCatalog } from './catalog.js';
 
 /** An orphan as the `reconciliation` container records it (ProvisioningService.register's last resort). */
 export interface OrphanRecord {
@@ -29,18 +29,18 @@ export interface IdentityListing {
 
 export interface ReconcileStores {
   identities: IdentityStore;
-  registry: DeviceRegistry;
+  catalog: DeviceCatalog;
   orphans: OrphanRecords;
   /** Absent when the identity store cannot be listed here: only the recorded orphans are checked then. */
   identityListing?: IdentityListing;
 }
 
 export interface ReconcileReport {
-  /** Devices that can connect but are not in the registry (ghosts); undefined when identities were not listed. */
+  /** Devices that can connect but are not in the device catalog (ghosts); undefined when identities were not listed. */
   identitiesWithoutEntry?: string[];
   entriesWithoutIdentity: string[];
   /** The recorded orphans, each with what the stores say now. */
-  orphans: (OrphanRecord & { now: 'identity only' | 'registry only' | 'consistent' | 'gone' })[];
+  orphans: (OrphanRecord & { now: 'identity only' | 'catalog only' | 'consistent' | 'gone' })[];
   /** What `fix` did, one line each. */
   actions: string[];
 }
@@ -56,7 +56,7 @@ export async function reconcile(
   options: { fix: boolean; now?: () => Date },
 ): Promise<ReconcileReport> {
   const now = () => (options.now?.() ?? new Date()).toISOString();
-  const entries = await registryIds(stores.registry);
+  const entries = await catalogIds(stores.catalog);
   const actions: string[] = [];
   let identitiesWithoutEntry: string[] | undefined;
   const entriesWithoutIdentity: string[] = [];
@@ -92,11 +92,11 @@ export async function reconcile(
   };
 }
 
-async function registryIds(registry: DeviceRegistry): Promise<Set<string>> {
+async function catalogIds(catalog: DeviceCatalog): Promise<Set<string>> {
   const ids = new Set<string>();
   let continuationToken: string | undefined;
   do {
-    const page = await registry.query({ top: 1000, ...(continuationToken ? { continuationToken } : {}) });
+    const page = await catalog.query({ top: 1000, ...(continuationToken ? { continuationToken } : {}) });
     for (const item of page.items) ids.add(item.id);
     continuationToken = page.continuationToken;
   } while (continuationToken);
@@ -106,19 +106,19 @@ async function registryIds(registry: DeviceRegistry): Promise<Set<string>> {
 async function stateOf(stores: ReconcileStores, deviceId: string) {
   const [identity, entry] = await Promise.all([
     stores.identities.get(deviceId),
-    stores.registry.get(deviceId),
+    stores.catalog.get(deviceId),
   ]);
   if (identity && entry) return 'consistent' as const;
   if (identity) return 'identity only' as const;
-  return entry ? ('registry only' as const) : ('gone' as const);
+  return entry ? ('catalog only' as const) : ('gone' as const);
 }
 
 async function addEntry(stores: ReconcileStores, id: string, at: string): Promise<string> {
   const identity = await stores.identities.get(id);
   if (!identity) return `'${id}': its identity is gone meanwhile; nothing to do`;
   try {
-    await stores.registry.create({ id, status: identity.status, metadata: {}, createdAt: at, updatedAt: at });
-    return `'${id}': registry entry created (status ${identity.status}, empty metadata; keys unchanged)`;
+    await stores.catalog.create({ id, status: identity.status, metadata: {}, createdAt: at, updatedAt: at });
+    return `'${id}': catalog entry created (status ${identity.status}, empty metadata; keys unchanged)`;
   } catch (error) {
     if (error instanceof DeviceAlreadyExistsError) return `'${id}': registered meanwhile; nothing to do`;
     throw error;
@@ -126,8 +126,8 @@ async function addEntry(stores: ReconcileStores, id: string, at: string): Promis
 }
 
 async function addIdentity(stores: ReconcileStores, id: string): Promise<string> {
-  const entry = await stores.registry.get(id);
-  if (!entry) return `'${id}': its registry entry is gone meanwhile; nothing to do`;
+  const entry = await stores.catalog.get(id);
+  if (!entry) return `'${id}': its catalog entry is gone meanwhile; nothing to do`;
   try {
     await stores.identities.create(id, undefined, entry.status);
     return `'${id}': identity created (status ${entry.status}) with new keys: POST /api/devices/${encodeURIComponent(id)}/reset-credentials to get them`;

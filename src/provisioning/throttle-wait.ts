@@ -2,7 +2,7 @@
  * Throttling never fails a device (issue 12, item 5): an activity that meets a throttled or briefly unavailable
  * service answers "throttled" instead of failing, and the orchestrator waits on a durable timer (the service's
  * Retry-After when it gave one, otherwise 10 s doubling, each wait between 1 s and 5 min, at most 20 waits) and
- * calls it again. Other domain errors are verdicts (a stale registry entry, an invalid template, a device that
+ * calls it again. Other domain errors are verdicts (a stale catalog entry, an invalid template, a device that
  * is gone): the activity answers "refused" and the orchestrator fails at once, without pointless retries.
  * Anything else (an unexpected error) is left to the activity's retry policy.
  */

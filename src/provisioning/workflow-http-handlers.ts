@@ -174,7 +174,7 @@ export function makeWorkflowHandlers(deps: WorkflowHandlerDeps) {
 
     /**
      * POST /provisioning/{instanceId}/cancel: asks a running workflow to stop. A single device is compensated
-     * like a failure (hooks told, registry entry and identity removed); a bulk run starts no further chunk and
+     * like a failure (hooks told, catalog entry and identity removed); a bulk run starts no further chunk and
      * reports the devices it did not reach as cancelled. 409 once the workflow has finished.
      */
     cancelProvisioning: async (request: ApiRequest, workflows: WorkflowClient): Promise<ApiResponse> => {

@@ -33,7 +33,7 @@ export class UnprocessableRequestError extends DomainError {
 }
 
 /**
- * Provisioning left the identity store and the registry out of step and could not repair it (HTTP 500); the
+ * Provisioning left the identity store and the device catalog out of step and could not repair it (HTTP 500); the
  * orphan was recorded for reconciliation when `recorded` is true.
  */
 export class ProvisioningInconsistencyError extends DomainError {
@@ -171,14 +171,15 @@ export class UnsupportedMediaTypeError extends DomainError {
 }
 
 /**
- * A registry entry under this device id was written by someone else (another workflow or registration) and has
+ * A catalog entry under this device id was written by someone else (another workflow or registration) and has
  * no identity of ours behind it (HTTP 409): it is neither adopted nor deleted. Remove it with DELETE
  * /api/devices/{id} once it is known to be stale.
  */
-export class StaleRegistryEntryError extends DomainError {
+export class StaleCatalogEntryError extends DomainError {
+  // The problem type URI (urn:problem-type:stale-registry-entry) is public API: it keeps the old word.
   readonly code = 'stale-registry-entry';
   constructor(readonly deviceId: string) {
-    super(`A stale registry entry exists for device '${deviceId}' (written by another registration).`);
+    super(`A stale catalog entry exists for device '${deviceId}' (written by another registration).`);
   }
 }
 

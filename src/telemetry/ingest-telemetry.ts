@@ -3,7 +3,7 @@ import { archiveBlobs, deadLetterBlob } from './archive-layout.js';
 import { readIotHubBatchMetadata, UNKNOWN_MESSAGE, type IotHubMessageMeta } from './iothub-batch.js';
 import type { IngestOptions } from './ingest-options.js';
 import { mergeState, projectBatch } from './last-known-values.js';
-import type { DeadLetterStore, DeviceStateStore, JsonLinesStore, RawArchive } from './ports.js';
+import type { DeadLetterStore, DeviceStateStore, RawArchive } from './ports.js';
 import { errorText } from '../shared/error-text.js';
 import { attemptOf, parkLastAttempt } from './parking.js';
 import { StateRejectedError } from '../shared/errors.js';
@@ -70,8 +70,8 @@ interface RawOutcome {
 
 /** Writes every archive blob and the dead-letter blob, each on its own: one failed blob fails only its lines. */
 async function storeRaw(
-  archive: JsonLinesStore,
-  deadLetters: JsonLinesStore,
+  archive: RawArchive,
+  deadLetters: DeadLetterStore,
   records: readonly TelemetryRecord[],
   dead: readonly DeadLetter[],
   partitionId: string,
@@ -79,8 +79,8 @@ async function storeRaw(
   const groups = archiveBlobs(records);
   const deadBlob = deadLetterBlob(dead, partitionId);
   const outcomes = await Promise.allSettled([
-    ...groups.map((b) => archive.put(b.name, b.lines)),
-    deadBlob ? deadLetters.put(deadBlob.name, deadBlob.lines) : Promise.resolve('exists' as const),
+    ...groups.map((b) => archive.archive(b.name, b.lines)),
+    deadBlob ? deadLetters.park(deadBlob.name, deadBlob.lines) : Promise.resolve('exists' as const),
   ]);
   const result: RawOutcome = { blobs: 0, unarchived: new Set(), unwritten: [], error: undefined };
   outcomes.forEach((o, i) => {
@@ -170,7 +170,7 @@ function storageFailures(
  * the blob's name, and whether the write failed.
  */
 async function writeRejected(
-  deadLetters: JsonLinesStore,
+  deadLetters: DeadLetterStore,
   archived: readonly TelemetryRecord[],
   rejected: ReadonlyMap<string, string>,
   partitionId: string,
@@ -180,7 +180,7 @@ async function writeRejected(
     .map((r) => recordDeadLetter(r, 'state-rejected', rejected.get(r.deviceId) ?? ''));
   const blob = deadLetterBlob(letters, partitionId, '.state-rejected');
   try {
-    if (blob) await deadLetters.put(blob.name, blob.lines);
+    if (blob) await deadLetters.park(blob.name, blob.lines);
     return { letters, blob: blob?.name ?? '' };
   } catch (error) {
     return { letters, blob: blob?.name ?? '', failed: { error } };

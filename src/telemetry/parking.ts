@@ -1,6 +1,6 @@
 import { errorText } from '../shared/error-text.js';
 import { deadLetterBlob } from './archive-layout.js';
-import type { JsonLinesStore } from './ports.js';
+import type { DeadLetterStore } from './ports.js';
 import type { DeadLetter } from './records.js';
 
 /** The retry context the Functions host gives an Event Hub trigger invocation (absent in a bare fake). */
@@ -28,7 +28,7 @@ export function attemptOf(
  * logged (naming the blob) and the error thrown. `what` names the parked items in the log ("3 record(s)").
  */
 export async function parkLastAttempt(
-  store: JsonLinesStore,
+  store: DeadLetterStore,
   letters: readonly DeadLetter[],
   log: { function: string; what: string; attempts: number; partitionId: string; folder?: string },
   context: { error(...args: unknown[]): void },
@@ -37,7 +37,7 @@ export async function parkLastAttempt(
   if (!blob) return;
   const name = `${log.folder ?? ''}${blob.name}`;
   try {
-    await store.put(name, blob.lines);
+    await store.park(name, blob.lines);
   } catch (deadLetterError) {
     context.error(
       `${log.function} LOST ${log.what}: partition ${log.partitionId}, ${name}; dead-letter write failed too`,

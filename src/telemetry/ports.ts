@@ -18,15 +18,17 @@ export interface DeviceStateStore {
   delete(deviceId: string): Promise<boolean>;
 }
 
-/**
- * Write-once storage of JSON lines under a deterministic name: the raw archive and the dead letters.
- * `put` never overwrites; it answers 'exists' when the name is already taken (a replayed batch).
- */
-export interface JsonLinesStore {
-  put(name: string, lines: readonly string[]): Promise<'created' | 'exists'>;
+/** A write-once write: 'exists' when the name was already taken (a replayed batch), which is never overwritten. */
+export type WriteOnceOutcome = 'created' | 'exists';
+
+/** The raw archive of every accepted record (cold path), one write-once JSON-lines blob per name. */
+export interface RawArchive {
+  /** Archives `lines` (one record each) under `name` (archive-layout.ts); never overwrites. */
+  archive(name: string, lines: readonly string[]): Promise<WriteOnceOutcome>;
 }
 
-/** The raw archive of every accepted record (cold path). */
-export type RawArchive = JsonLinesStore;
 /** Records and batches that could not be processed, kept with a reason and their raw body. */
-export type DeadLetterStore = JsonLinesStore;
+export interface DeadLetterStore {
+  /** Parks `lines` (one dead letter each) under `name` (archive-layout.ts); never overwrites. */
+  park(name: string, lines: readonly string[]): Promise<WriteOnceOutcome>;
+}

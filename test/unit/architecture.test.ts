@@ -68,7 +68,7 @@ describe('layering (docs/adr/0001)', () => {
     ]);
     expect(layeringViolations('provisioning/provisioning-service.ts', durable)).toHaveLength(1);
     expect(layeringViolations('http/problem.ts', durable)).toHaveLength(1);
-    expect(layeringViolations('infra/cosmos/cosmos-job-store.ts', durable)).toHaveLength(1);
+    expect(layeringViolations('infra/cosmos/cosmos-scheduled-job-store.ts', durable)).toHaveLength(1);
     expect(layeringViolations('jobs/scheduled-job-workflow.ts', durable)).toEqual([]);
     expect(layeringViolations('infra/durable/durable-workflow-client.ts', durable)).toEqual([]);
     expect(

@@ -63,9 +63,9 @@ export const DEVICE_ROUTES: readonly ApiRoute[] = [
     method: 'post',
     path: '/devices',
     tags: ['Devices'],
-    summary: 'Register a device: identity (with keys) and registry entry',
+    summary: 'Register a device: identity (with keys) and catalog entry',
     description:
-      '409 when a registry entry uses the id. An identity without a registry entry (e.g. after data was lost) is adopted: the entry is written and the keys re-issued (or set to the given ones).',
+      '409 when a catalog entry uses the id. An identity without a catalog entry (e.g. after data was lost) is adopted: the entry is written and the keys re-issued (or set to the given ones).',
     body: { required: true, content: { 'application/json': registerSchema } },
     responses: {
       201: {

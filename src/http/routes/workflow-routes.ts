@@ -75,7 +75,7 @@ export const WORKFLOW_ROUTES: readonly ApiRoute[] = [
     method: 'post',
     path: '/provisioning/devices',
     tags: ['Workflows'],
-    summary: 'Start the provisioning workflow of one device (identity, registry, twin, hooks, activate)',
+    summary: 'Start the provisioning workflow of one device (identity, catalog entry, twin, hooks, activate)',
     description:
       'Refuses at once a device id that already exists. The keys are never in the status: they are in GET /provisioning/{instanceId}/results once the workflow completed.',
     body: { content: { 'application/json': specSchema } },
@@ -127,7 +127,7 @@ export const WORKFLOW_ROUTES: readonly ApiRoute[] = [
     ...workflow('cancelProvisioning', 'post', '/cancel'),
     summary: 'Cancel a running provisioning workflow (the cancelUri of its 202 answer)',
     description:
-      'One device: the workflow stops before its next step (a step already running finishes first) and compensates like a failure: hooks told device.provisioning-cancelled, its registry entry and identity removed; the same id can be provisioned again. Once the device is active the cancel changes nothing. Bulk: no further chunk starts; chunks already running finish (each device created and reported with its keys, or its identity removed); devices never reached are reported cancelled. Poll statusUri for the outcome.',
+      'One device: the workflow stops before its next step (a step already running finishes first) and compensates like a failure: hooks told device.provisioning-cancelled, its catalog entry and identity removed; the same id can be provisioned again. Once the device is active the cancel changes nothing. Bulk: no further chunk starts; chunks already running finish (each device created and reported with its keys, or its identity removed); devices never reached are reported cancelled. Poll statusUri for the outcome.',
     responses: {
       202: {
         description: 'Cancel requested; poll statusUri',

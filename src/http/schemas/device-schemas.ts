@@ -38,7 +38,7 @@ export const twinSchema = z
   })
   .meta({ id: 'Twin' });
 
-/** GET /devices: a page of registry entries. */
+/** GET /devices: a page of catalog entries. */
 export const devicePageSchema = z.strictObject({
   items: z.array(deviceSchema),
   continuationToken: z.string().nullable(),

@@ -8,7 +8,7 @@ import {
   type HubJob,
   type HubJobRequest,
   type HubJobStatus,
-  type JobRunner,
+  type HubJobRunner,
 } from '../../jobs/ports.js';
 import { buildQueryCondition } from '../../jobs/query-condition.js';
 import { UnprocessableRequestError } from '../../shared/errors.js';
@@ -45,11 +45,11 @@ interface SdkDeviceJob {
 const QUERY_PAGE_SIZE = 1000;
 
 /**
- * JobRunner on IoT Hub's job service through the `azure-iothub` SDK (PUT/GET /jobs/v2/{id}, POST .../cancel);
+ * HubJobRunner on IoT Hub's job service through the `azure-iothub` SDK (PUT/GET /jobs/v2/{id}, POST .../cancel);
  * per-device outcomes come from the registry's query API (`SELECT * FROM devices.jobs WHERE
  * devices.jobs.jobId = '…'`, POST /devices/query), which IoT Hub offers for twin and method jobs alike.
  */
-export class IotHubJobRunner implements JobRunner {
+export class IotHubJobRunner implements HubJobRunner {
   constructor(
     private readonly client: JobClient,
     private readonly registry: Registry,

@@ -1,7 +1,7 @@
-import type { JobNotifier, JobRun } from '../../jobs/ports.js';
+import type { JobNotifier, ScheduledJobRun } from '../../jobs/ports.js';
 import type { SlackWebhook } from './slack-webhook.js';
 
-const summary = (jobId: string, run: JobRun) => {
+const summary = (jobId: string, run: ScheduledJobRun) => {
   const s = run.statistics;
   return (
     `Job ${jobId} run ${run.run} ${run.status}: ${s.succeededCount}/${s.deviceCount} devices succeeded, ` +
@@ -22,7 +22,7 @@ export class SlackJobNotifier implements JobNotifier {
     private readonly maxWaitMs = 10_000,
   ) {}
 
-  async runEnded(jobId: string, run: JobRun): Promise<void> {
+  async runEnded(jobId: string, run: ScheduledJobRun): Promise<void> {
     const text = summary(jobId, run);
     if (!this.webhook) {
       this.log(text);

@@ -8,7 +8,7 @@ import type { WorkflowClient } from '../../../src/shared/workflows.js';
 import { withProblemDetails } from '../../../src/http/problem.js';
 import { createCosmosClient, lazyContainer } from '../../../src/infra/cosmos/cosmos-client.js';
 import { CosmosAlarmStore } from '../../../src/infra/cosmos/cosmos-alarm-store.js';
-import { CosmosJobStore } from '../../../src/infra/cosmos/cosmos-job-store.js';
+import { CosmosScheduledJobStore } from '../../../src/infra/cosmos/cosmos-scheduled-job-store.js';
 import { deliverNotifications } from '../../../src/alerts/outbox.js';
 import {
   AlarmNotFoundError,
@@ -273,7 +273,7 @@ describe('Cosmos DB throttling and outages (a fault proxy in front of the local 
       lazyContainer(client, config.cosmos.databaseName, name, { create: true, partitionKeyPath: '/id' });
     const stores = {
       alarms: new CosmosAlarmStore(container('alarms')),
-      jobs: new CosmosJobStore(container('jobs')),
+      jobs: new CosmosScheduledJobStore(container('jobs')),
     };
     await stores.alarms.record(anomaly('t1', 0)); // containers exist before faults start
     await stores.jobs.get('job-none');
@@ -341,7 +341,7 @@ describe('Cosmos DB throttling and outages (a fault proxy in front of the local 
     const { alarm } = await alarms.record(anomaly('t5', 0));
     const alarmHandlers = makeAlarmHandlers(alarms);
     const jobHandlers = makeJobHandlers({
-      jobs,
+      scheduledJobs: jobs,
       deviceResults: {
         page: () => Promise.resolve({ items: [] }),
         save: () => Promise.resolve(),

@@ -1,5 +1,5 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import type { JobRun } from '../../../src/jobs/ports.js';
+import type { ScheduledJobRun } from '../../../src/jobs/ports.js';
 import { SlackJobNotifier } from '../../../src/infra/slack/job-notifier.js';
 import { SlackWebhook } from '../../../src/infra/slack/slack-webhook.js';
 import { closedPort } from '../../fixtures/closed-port.js';
@@ -8,7 +8,7 @@ import { startFakeSlack, type FakeSlack } from '../../../tools/fake-slack.js';
 const hook = (url: string) =>
   new SlackWebhook({ url, minIntervalMs: 1000, timeoutMs: 5000, maxRetryAfterMs: 60_000 });
 
-const run: JobRun = {
+const run: ScheduledJobRun = {
   run: 3,
   startedAt: '2026-11-23T02:00:00Z',
   endedAt: '2026-11-23T02:05:00Z',

@@ -3,7 +3,7 @@ import type { Alert } from '../../../src/alerts/alert-message.js';
 import { createAdapters } from '../../../src/infra/adapters.js';
 import { SlackWebhook } from '../../../src/infra/slack/slack-webhook.js';
 import { LogNotifier, SlackWebhookNotifier } from '../../../src/infra/slack/slack-webhook-notifier.js';
-import type { JobRun } from '../../../src/jobs/ports.js';
+import type { ScheduledJobRun } from '../../../src/jobs/ports.js';
 import { closedPort } from '../../fixtures/closed-port.js';
 import { testConfig } from '../../support/local-env.js';
 import { startFakeSlack, type FakeSlack } from '../../../tools/fake-slack.js';
@@ -223,7 +223,7 @@ describe('SlackWebhookNotifier against a local Slack-like webhook', () => {
 
   it('shares one rate limit between alerts and job notices of the instance (the adapters)', async () => {
     const { notifier: alerts, jobNotifier } = createAdapters(testConfig({ SlackWebhookUrl: slack.url }));
-    const run: JobRun = {
+    const run: ScheduledJobRun = {
       run: 1,
       startedAt: '2026-11-23T02:00:00Z',
       status: 'completed',

@@ -2,7 +2,7 @@
  * End to end, over HTTP only: `npm start` with a data folder (the built start script in its own process
  * group, as a terminal runs it), stopped the way a user stops it, and started again over the same folder.
  * A crash (SIGKILL of the whole process group) during telemetry and a bulk run loses nothing acknowledged;
- * Ctrl-C (SIGINT to the process group) keeps registry, state, alarm, jobs, twin and identity.
+ * Ctrl-C (SIGINT to the process group) keeps catalog, state, alarm, jobs, twin and identity.
  */
 import { BlobServiceClient, StorageSharedKeyCredential } from '@azure/storage-blob';
 import { execFileSync, spawn, type ChildProcess } from 'node:child_process';
@@ -236,14 +236,14 @@ describe('npm start with a data folder, stopped and started again (real processe
     expect(missing, `${missing.length} of ${acknowledged.length} acknowledged messages not archived`).toEqual(
       [],
     );
-    // The registry entry, its identity and its state agree after the restart.
+    // The catalog entry, its identity and its state agree after the restart.
     expect((await fetch(`${second.api}/devices/crash-1`)).status).toBe(200);
     expect((await fetch(`${second.api}/devices/crash-1/state`)).status).toBe(200);
     expect((await send(second, 'crash-1', { temperature: 21, seq: 99_999 })).status).toBe(204);
     await signalGroup(second, 'SIGKILL');
   }, 400_000);
 
-  it('after Ctrl-C (SIGINT to the process group): registry, state, alarm, jobs, twin and identity are there, and the future job fires', async () => {
+  it('after Ctrl-C (SIGINT to the process group): catalog, state, alarm, jobs, twin and identity are there, and the future job fires', async () => {
     const first = await start();
     await register(first, 'keep-1');
     expect((await send(first, 'keep-1', { temperature: 21, humidity: 40 })).status).toBe(204);

@@ -200,10 +200,10 @@ describe('every operation of openapi.json, answered without a secret that does n
     await poll('getProvisioning', `/provisioning/${skippingId}`, finished);
     await check('getProvisioningResults', 'GET', `/provisioning/${skippingId}/results`);
 
-    // A failure with compensation: another writer removes the registry entry while the hook runs, activation
+    // A failure with compensation: another writer removes the catalog entry while the hook runs, activation
     // is refused, the workflow undoes its steps. A cancel while the hook runs compensates the same way. Both
     // generated keys that were never handed out: they are read from the identity store meanwhile.
-    const registry = createCosmosClient(config.cosmos)
+    const catalog = createCosmosClient(config.cosmos)
       .database(config.cosmos.databaseName)
       .container(config.provisioning.devicesContainerName);
     for (const path of ['failure', 'cancel'] as const) {
@@ -213,7 +213,7 @@ describe('every operation of openapi.json, answered without a secret that does n
       const instanceId = (started.json as { id: string }).id;
       await arrived;
       expect([...(await keysFromIdentityStore((d) => d === id)).keys()]).toEqual([id]);
-      if (path === 'failure') await registry.item(toStorageKey(id), toStorageKey(id)).delete();
+      if (path === 'failure') await catalog.item(toStorageKey(id), toStorageKey(id)).delete();
       else
         expect((await check('cancelProvisioning', 'POST', `/provisioning/${instanceId}/cancel`)).status).toBe(
           202,

@@ -1,8 +1,8 @@
 /**
- * Every Cosmos DB adapter of the state store, the registry and the orphan log answers an outage the same way,
+ * Every Cosmos DB adapter of the state store, the device catalog and the orphan log answers an outage the same way,
  * through translateCosmosError: throttling is ThrottledError, an unavailable service, a refused connection or
  * a dropped one is ServiceUnavailableError, so the HTTP edge answers 503 + Retry-After and never 500 (review
- * finding 9: the registry mapped only 429, the state store not 503/408/timeouts, the orphan log nothing).
+ * finding 9: the device catalog mapped only 429, the state store not 503/408/timeouts, the orphan log nothing).
  * Outages are real: a loopback port nobody listens on, or the fault proxy in front of the local Cosmos DB server.
  */
 import { HttpRequest, InvocationContext, type HttpResponseInit } from '@azure/functions';
@@ -11,7 +11,7 @@ import { withProblemDetails } from '../../../src/http/problem.js';
 import { createAdapters, type Adapters } from '../../../src/infra/adapters.js';
 import { makeProvisioningHandlers } from '../../../src/provisioning/http-handlers.js';
 import { ProvisioningService } from '../../../src/provisioning/provisioning-service.js';
-import type { DeviceRecord } from '../../../src/provisioning/registry.js';
+import type { DeviceRecord } from '../../../src/provisioning/catalog.js';
 import { ServiceUnavailableError, ThrottledError } from '../../../src/shared/errors.js';
 import { startFaultProxy, type FaultKind, type FaultProxy, onlyFault } from '../../../tools/fault-proxy.js';
 import { closedPort } from '../../fixtures/closed-port.js';
@@ -27,18 +27,18 @@ const record = (id: string): DeviceRecord => ({
 
 /** Every Cosmos DB call of the three adapters, each expected to fail with `expected`. */
 function cosmosCalls(adapters: Adapters): [string, () => Promise<unknown>][] {
-  const { stateStore, registry, orphans } = adapters;
+  const { stateStore, catalog, orphans } = adapters;
   return [
     ['stateStore.get', () => stateStore.get('dev-1')],
     ['stateStore.update', () => stateStore.update('dev-1', () => undefined)],
     ['stateStore.delete', () => stateStore.delete('dev-1')],
-    ['registry.create', () => registry.create(record('dev-2'))],
-    ['registry.get', () => registry.get('dev-1')],
-    ['registry.replace', () => registry.replace(record('dev-1'))],
-    ['registry.delete', () => registry.delete('dev-1')],
-    ['registry.query', () => registry.query({ top: 5 })],
+    ['catalog.create', () => catalog.create(record('dev-2'))],
+    ['catalog.get', () => catalog.get('dev-1')],
+    ['catalog.replace', () => catalog.replace(record('dev-1'))],
+    ['catalog.delete', () => catalog.delete('dev-1')],
+    ['catalog.query', () => catalog.query({ top: 5 })],
     // A token was supplied, but the failure is the outage, not the token.
-    ['registry.query (token)', () => registry.query({ top: 5, continuationToken: '{"token":"x"}' })],
+    ['catalog.query (token)', () => catalog.query({ top: 5, continuationToken: '{"token":"x"}' })],
     [
       'orphans.record',
       () => orphans.record({ deviceId: 'dev-1', reason: 'test', at: '2026-11-23T10:00:00Z' }),
@@ -66,7 +66,7 @@ async function adaptersAt(endpoint: string, ready: boolean): Promise<Adapters> {
   if (ready) {
     // Create the containers while the proxy forwards (rate 0), so the faults hit document operations only.
     await adapters.stateStore.get('warm-up');
-    await adapters.registry.get('warm-up');
+    await adapters.catalog.get('warm-up');
     await adapters.orphans.record({ deviceId: 'warm-up', reason: 'warm-up', at: '2026-11-23T10:00:00Z' });
   }
   return adapters;
@@ -115,7 +115,7 @@ describe('Cosmos DB adapters during an outage', () => {
     const adapters = await adaptersAt(`${reset.origin}/`, true);
     reset.setRate(1);
     // The SDK retries resets for several seconds per call: one call of each adapter is enough.
-    const outcomes = await failures(adapters, ['stateStore.update', 'registry.get']);
+    const outcomes = await failures(adapters, ['stateStore.update', 'catalog.get']);
     expect(outcomes).toHaveLength(2);
     reset.setRate(0);
     expect(outcomes).toEqual(outcomes.map(([name]) => [name, 'ServiceUnavailableError']));
@@ -127,7 +127,7 @@ describe('Cosmos DB adapters during an outage', () => {
     throttle.setRate(1);
     const outcomes = await failures(adapters);
     let caught: unknown;
-    await adapters.registry.get('dev-1').catch((error: unknown) => (caught = error));
+    await adapters.catalog.get('dev-1').catch((error: unknown) => (caught = error));
     throttle.setRate(0);
     expect(outcomes).toEqual(outcomes.map(([name]) => [name, 'ThrottledError']));
     expect(caught).toBeInstanceOf(ThrottledError);

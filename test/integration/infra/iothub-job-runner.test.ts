@@ -6,7 +6,7 @@ import { IotHubTwinStore } from '../../../src/infra/iothub/iothub-twin-store.js'
 import type { HubJobRequest, HubJobTarget } from '../../../src/jobs/ports.js';
 import { buildQueryCondition } from '../../../src/jobs/query-condition.js';
 import { ThrottledError, TooManyJobsError } from '../../../src/shared/errors.js';
-import { describeJobRunnerContract } from '../../contract/job-runner-contract.js';
+import { describeHubJobRunnerContract } from '../../contract/hub-job-runner-contract.js';
 import {
   routeHostToLoopback,
   startFakeIotHub,
@@ -50,7 +50,7 @@ async function settle(hubJobId: string) {
   return runner.get(hubJobId);
 }
 
-describeJobRunnerContract('IotHubJobRunner on the real azure-iothub SDK against the IoT Hub fake', () => ({
+describeHubJobRunnerContract('IotHubJobRunner on the real azure-iothub SDK against the IoT Hub fake', () => ({
   runner,
   addDevice: (deviceId, status) => {
     hub.addDevice(deviceId, status ? { status } : {});

@@ -63,7 +63,7 @@ describe('simulator after the backend lost devices', () => {
       body: JSON.stringify({ id: ghost }),
     });
     expect(created.status).toBe(201);
-    await adapters.registry.delete(ghost); // what a restart that lost the registry left behind
+    await adapters.catalog.delete(ghost); // what a restart that lost the device catalog left behind
     const run = await simulate([
       '--api',
       runtime.apiBaseUrl,

@@ -51,7 +51,7 @@ describe('soak (short run)', () => {
       expect(report.drained.rules.devices).toBeLessThanOrEqual(50);
       expect(report.drained.methodRequests).toBe(0);
       expect(report.judged).toBe(false);
-      // Document sizes are sampled: the devices' registry entries at least.
+      // Document sizes are sampled: the devices' catalog entries at least.
       expect(report.checkpoints[0]?.documents.devices?.count).toBe(50);
     },
   );

@@ -5,7 +5,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { withProblemDetails } from '../../../src/http/problem.js';
 import { createAdapters } from '../../../src/infra/adapters.js';
 import { createCosmosClient, lazyContainer } from '../../../src/infra/cosmos/cosmos-client.js';
-import { CosmosDeviceRegistry } from '../../../src/infra/cosmos/cosmos-device-registry.js';
+import { CosmosDeviceCatalog } from '../../../src/infra/cosmos/cosmos-device-catalog.js';
 import { IotHubIdentityStore } from '../../../src/infra/iothub/iothub-identity-store.js';
 import { IotHubTwinStore } from '../../../src/infra/iothub/iothub-twin-store.js';
 import { makeProvisioningHandlers } from '../../../src/provisioning/http-handlers.js';
@@ -24,15 +24,15 @@ let restore: () => void;
 const config = testConfig();
 const adapters = createAdapters(config);
 
-function handlersWith(registryDatabase: string) {
-  const registry = Registry.fromConnectionString(hub.connectionString);
+function handlersWith(catalogDatabase: string) {
+  const identityRegistry = Registry.fromConnectionString(hub.connectionString);
   const service = new ProvisioningService({
     ...adapters,
-    identities: new IotHubIdentityStore(registry),
-    twins: new IotHubTwinStore(registry),
-    registry: new CosmosDeviceRegistry(
-      lazyContainer(createCosmosClient(config.cosmos), registryDatabase, 'devices', {
-        create: registryDatabase === config.cosmos.databaseName,
+    identities: new IotHubIdentityStore(identityRegistry),
+    twins: new IotHubTwinStore(identityRegistry),
+    catalog: new CosmosDeviceCatalog(
+      lazyContainer(createCosmosClient(config.cosmos), catalogDatabase, 'devices', {
+        create: catalogDatabase === config.cosmos.databaseName,
         partitionKeyPath: '/id',
       }),
     ),
@@ -84,7 +84,7 @@ describe('provisioning API on the IoT Hub identity store', () => {
     expect(res.body.type).toBe('urn:problem-type:throttled');
   });
 
-  it('answers 500 without internals when the registry fails, after deleting the identity again', async () => {
+  it('answers 500 without internals when the device catalog fails, after deleting the identity again', async () => {
     const res = await register(handlersWith('no-such-database'), { id: 'hub-3' });
     expect(res.status).toBe(500);
     expect(JSON.stringify(res.body)).not.toMatch(/no-such-database|stack|Error:/);

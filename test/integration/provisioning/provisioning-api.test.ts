@@ -246,7 +246,7 @@ describe('provisioning API over HttpRequest/InvocationContext, on Azurite + the 
     expect((await post('resetCredentials', 'api-nobody', 'reset-credentials')).status).toBe(404);
   });
 
-  it('unregisters: 204, identity and registry gone, last-known state purged on request; 404 after', async () => {
+  it('unregisters: 204, identity and catalog gone, last-known state purged on request; 404 after', async () => {
     await register({ id: 'api-6' });
     const ingest = makeIngestTelemetry({ ...adapters, options: config.ingest });
     const { bodies, triggerMetadata } = iotHubBatch([
@@ -299,12 +299,12 @@ describe('provisioning API over HttpRequest/InvocationContext, on Azurite + the 
     expect((await twin('GET', undefined, {}, 'api-nobody')).status).toBe(404);
   });
 
-  it('re-registers a ghost device (identity without registry entry): 201 with new keys, the old ones refused (issue 13)', async () => {
+  it('re-registers a ghost device (identity without catalog entry): 201 with new keys, the old ones refused (issue 13)', async () => {
     const first = await register({ id: 'ghost-1' });
     expect(first.status).toBe(201);
     const oldKey = (first.body.keys as { primaryKey: string }).primaryKey;
-    // What a lost local registry (or a hand-deleted document) leaves behind.
-    expect(await adapters.registry.delete('ghost-1')).toBe(true);
+    // What a lost local catalog (or a hand-deleted document) leaves behind.
+    expect(await adapters.catalog.delete('ghost-1')).toBe(true);
     expect((await get('ghost-1')).status).toBe(404);
     const again = await register({ id: 'ghost-1', metadata: { site: 'lab' } });
     expect(again.status).toBe(201);
@@ -317,7 +317,7 @@ describe('provisioning API over HttpRequest/InvocationContext, on Azurite + the 
     expect((await register({ id: 'ghost-1' })).status).toBe(409);
   });
 
-  it('never lets key material reach the registry documents, the logs or read responses', async () => {
+  it('never lets key material reach the device catalog documents, the logs or read responses', async () => {
     expect(issuedKeys.size).toBeGreaterThan(10);
     const cosmos = new CosmosClient({
       endpoint: config.cosmos.endpoint,

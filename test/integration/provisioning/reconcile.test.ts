@@ -1,5 +1,5 @@
 /**
- * Reconciliation of the identity store (Azurite Tables) and the registry (local Cosmos DB server) — issue 13,
+ * Reconciliation of the identity store (Azurite Tables) and the device catalog (local Cosmos DB server) — issue 13,
  * item 3: what diverged is listed without changing anything, and `fix` repairs it so that every device has both.
  */
 import { describe, expect, it } from 'vitest';
@@ -16,18 +16,18 @@ const stores = (): ReconcileStores => {
     throw new Error('expected the table identity store');
   return {
     identities: adapters.identities,
-    registry: adapters.registry,
+    catalog: adapters.catalog,
     orphans: adapters.orphans,
     identityListing: adapters.identities,
   };
 };
 const at = '2026-12-01T10:00:00.000Z';
 
-describe('reconcile: identity store × registry × recorded orphans', () => {
+describe('reconcile: identity store × catalog × recorded orphans', () => {
   it('lists what diverges read-only, repairs it with fix, and then finds nothing', async () => {
     // A consistent device, a ghost (identity only), an entry without identity, and a recorded orphan.
     await adapters.identities.create('ok-1');
-    await adapters.registry.create({
+    await adapters.catalog.create({
       id: 'ok-1',
       status: 'enabled',
       metadata: {},
@@ -35,7 +35,7 @@ describe('reconcile: identity store × registry × recorded orphans', () => {
       updatedAt: at,
     });
     const ghost = await adapters.identities.create('ghost-1');
-    await adapters.registry.create({
+    await adapters.catalog.create({
       id: 'entry-1',
       status: 'disabled',
       metadata: { site: 'lab' },
@@ -43,7 +43,7 @@ describe('reconcile: identity store × registry × recorded orphans', () => {
       updatedAt: at,
     });
     await adapters.identities.create('orphan-1');
-    await adapters.orphans.record({ deviceId: 'orphan-1', reason: 'registry write failed', at });
+    await adapters.orphans.record({ deviceId: 'orphan-1', reason: 'catalog write failed', at });
 
     const before = await reconcile(stores(), { fix: false });
     expect(before.identitiesWithoutEntry).toEqual(['ghost-1', 'orphan-1']);
@@ -51,12 +51,12 @@ describe('reconcile: identity store × registry × recorded orphans', () => {
     expect(before.orphans.map((o) => [o.deviceId, o.now])).toEqual([['orphan-1', 'identity only']]);
     expect(before.actions).toEqual([]);
     // Read-only: nothing changed.
-    expect(await adapters.registry.get('ghost-1')).toBeUndefined();
+    expect(await adapters.catalog.get('ghost-1')).toBeUndefined();
     expect(await adapters.identities.get('entry-1')).toBeUndefined();
 
     const fixed = await reconcile(stores(), { fix: true });
     expect(fixed.actions.length).toBeGreaterThanOrEqual(4);
-    expect(await adapters.registry.get('ghost-1')).toMatchObject({ status: 'enabled', metadata: {} });
+    expect(await adapters.catalog.get('ghost-1')).toMatchObject({ status: 'enabled', metadata: {} });
     // The ghost keeps its keys: a device in the field keeps working.
     expect((await adapters.identities.get('ghost-1'))?.keys).toEqual(ghost.keys);
     expect(await adapters.identities.get('entry-1')).toMatchObject({ status: 'disabled' });

@@ -72,9 +72,9 @@ const register = async (id: string, metadata: Record<string, unknown> = { site: 
   return res.body.keys as { primaryKey: string; secondaryKey: string };
 };
 
-/** Everything a request could change: the registry entry, the identity (status, keys) and the twin. */
+/** Everything a request could change: the catalog entry, the identity (status, keys) and the twin. */
 async function snapshot(id: string) {
-  const record = await adapters.registry.get(id);
+  const record = await adapters.catalog.get(id);
   return {
     record,
     identity: await identities.get(id),
@@ -105,7 +105,7 @@ describe('a rejected request changes nothing (issue 12, item 7)', () => {
   ];
   for (const [name, action, wrap] of routes) {
     for (const [label, body] of BAD_METADATA) {
-      it(`${name} with ${label}: 4xx, registry, identity and gateway unchanged`, async () => {
+      it(`${name} with ${label}: 4xx, catalog, identity and gateway unchanged`, async () => {
         const id = `rej-${name}-${BAD_METADATA.findIndex(([l]) => l === label)}`;
         const keys = await register(id);
         // activate must not re-enable a deactivated device.
@@ -125,7 +125,7 @@ describe('a rejected request changes nothing (issue 12, item 7)', () => {
     }
   }
 
-  it('register with bad metadata or keys creates no identity and no registry entry', async () => {
+  it('register with bad metadata or keys creates no identity and no catalog entry', async () => {
     for (const [index, [, body]] of BAD_METADATA.entries()) {
       const id = `rej-register-${index}`;
       const res = await call('registerDevice', {

@@ -91,18 +91,18 @@ async function expectNoWorkBlobs(runId: string) {
     expect(await adapters.work.list(`${prefix}/${runId}/`)).toEqual([]);
 }
 
-/** Every identity and registry entry of `ids` that still exists. */
+/** Every identity and catalog entry of `ids` that still exists. */
 async function leftOf(ids: readonly string[]) {
   const left: string[] = [];
   for (const id of ids) {
     if (await adapters.identities.get(id)) left.push(`identity ${id}`);
-    if (await adapters.registry.get(id)) left.push(`entry ${id}`);
+    if (await adapters.catalog.get(id)) left.push(`entry ${id}`);
   }
   return left;
 }
 
 describe('a bulk run that lost every work blob (requests, keys and results)', () => {
-  it('fails, and no identity of the run is left (found by their registry entries)', async () => {
+  it('fails, and no identity of the run is left (found by their catalog entries)', async () => {
     const engine = engineFromRegistrations(registrations, 'manual');
     const runId = await startBulk(engine, 'lost-all', 150);
     await engine.idle();

@@ -73,7 +73,7 @@ describe('cancelling provisionDevice', () => {
     expect(responseProblems('startProvisioning', 202, started.jsonBody)).toEqual([]);
     await engine.idle();
     expect(engine.status(instanceId)?.customStatus).toMatchObject({ step: 'call-hooks' });
-    expect(await adapters.registry.get('cancel-1')).toBeDefined();
+    expect(await adapters.catalog.get('cancel-1')).toBeDefined();
 
     const response = await cancel(engine, instanceId);
     expect(response.status).toBe(202);
@@ -97,7 +97,7 @@ describe('cancelling provisionDevice', () => {
     });
     expect(done.customStatus).toMatchObject({ step: 'cancelled' });
     expect(await adapters.identities.get('cancel-1')).toBeUndefined();
-    expect(await adapters.registry.get('cancel-1')).toBeUndefined();
+    expect(await adapters.catalog.get('cancel-1')).toBeUndefined();
     const events = hooks.calls.filter((c) => c.body.deviceId === 'cancel-1').map((c) => c.body.event);
     expect(events.at(-1)).toBe('device.provisioning-cancelled');
     const line = JSON.parse((await adapters.results.read(`${instanceId}.jsonl`)) ?? '{}') as object;
@@ -118,7 +118,7 @@ describe('cancelling provisionDevice', () => {
   it('lets a step that is running when the cancel arrives finish, then undoes it too', async () => {
     const holder: { engine?: DurableEngine } = {};
     const engine = engineFromRegistrations(registrations, 'virtual', (name, input) => {
-      // The cancel arrives while the registry write runs.
+      // The cancel arrives while the device catalog write runs.
       if (name === 'provisionDeviceWriteRegistry') {
         holder.engine?.raiseEvent((input as { workflowId: string }).workflowId, 'cancel', {});
       }
@@ -136,7 +136,7 @@ describe('cancelling provisionDevice', () => {
       cancelledAtStep: 'write-registry',
       compensated: ['registry', 'identity', 'outcome'],
     });
-    expect(await adapters.registry.get('cancel-mid-1')).toBeUndefined();
+    expect(await adapters.catalog.get('cancel-mid-1')).toBeUndefined();
     expect(await adapters.identities.get('cancel-mid-1')).toBeUndefined();
     expect(
       await nonDeterministicEpisodes(engine, 'cancel-mid', orchestratorOf(registrations, 'provisionDevice')),
@@ -224,6 +224,6 @@ describe('cancelling bulkProvision', () => {
     // The chunk, running its activity when the forwarded cancel came, finished normally.
     expect(engine.status(`${instanceId}:chunk:0`)?.output).toMatchObject({ created: 30 });
     expect(await adapters.identities.get('late-cancel-29')).toBeDefined();
-    expect(await adapters.registry.get('late-cancel-29')).toBeDefined();
+    expect(await adapters.catalog.get('late-cancel-29')).toBeDefined();
   });
 });

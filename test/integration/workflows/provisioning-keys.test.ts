@@ -206,7 +206,7 @@ describe('work files are removed on every terminal path', () => {
     const service = new ProvisioningService({
       identities: adapters.identities,
       twins: adapters.twins,
-      registry: adapters.registry,
+      catalog: adapters.catalog,
       stateStore: adapters.stateStore,
       orphans: adapters.orphans,
       hostName: config.provisioning.hostName,
@@ -214,7 +214,7 @@ describe('work files are removed on every terminal path', () => {
     });
     const broken = makeProvisionDeviceActivities({
       identities: adapters.identities,
-      registry: adapters.registry,
+      catalog: adapters.catalog,
       twins: adapters.twins,
       service,
       hooks: new HttpProvisioningHooks(),
@@ -365,7 +365,7 @@ describe('a bulk run that lost its work blobs', () => {
     });
     expect(await adapters.identities.get('lost-late-1')).toBeUndefined();
     expect(await adapters.identities.get('lost-late-2')).toBeUndefined();
-    expect(await adapters.registry.get('lost-late-1')).toBeUndefined();
+    expect(await adapters.catalog.get('lost-late-1')).toBeUndefined();
   });
 
   it('never salvages a chunk without a request blob as an empty chunk', async () => {

@@ -1,5 +1,5 @@
 /**
- * Throttling never fails a device (issue 12, item 5): a 429 from the registry (Cosmos DB, through the fault
+ * Throttling never fails a device (issue 12, item 5): a 429 from the device catalog (Cosmos DB, through the fault
  * proxy, after the SDK's own retries) or from IoT Hub on the initial twin makes the workflow wait on a durable
  * timer and call again; the device is provisioned, nothing is rolled back. The entry point is configured for
  * IoT Hub (the wire-level fake, real azure-iothub SDK) and the orchestrations run through durable-functions'
@@ -27,7 +27,7 @@ let restore: () => void;
 let cosmos: FaultProxy;
 let registrations: Registration[];
 let adapters: Adapters;
-/** When set, only Cosmos DB requests on this partition key (one device's registry entry) can be throttled. */
+/** When set, only Cosmos DB requests on this partition key (one device's catalog entry) can be throttled. */
 let onlyPartition: string | undefined;
 
 beforeAll(async () => {
@@ -54,7 +54,7 @@ beforeAll(async () => {
   registrations = await loadEntryPoint(settings);
   adapters = createAdapters(loadConfig(settings));
   // Containers made while the proxy forwards everything, so faults only ever hit document operations.
-  await adapters.registry.get('warm-up');
+  await adapters.catalog.get('warm-up');
 });
 afterAll(async () => {
   restore();
@@ -63,14 +63,14 @@ afterAll(async () => {
 
 /**
  * An engine whose activities meet throttling on their first run: `throttle` maps an activity name to what
- * throttles it then (the registry behind the proxy, or IoT Hub's next request). Every other run sees no fault.
+ * throttles it then (the device catalog behind the proxy, or IoT Hub's next request). Every other run sees no fault.
  */
-function throttlingEngine(throttle: Record<string, 'registry' | 'hub'>): DurableEngine {
+function throttlingEngine(throttle: Record<string, 'catalog' | 'hub'>): DurableEngine {
   const runs = new Map<string, number>();
   return engineFromRegistrations(registrations, 'virtual', (name) => {
     const run = (runs.get(name) ?? 0) + 1;
     runs.set(name, run);
-    cosmos.setRate(run === 1 && throttle[name] === 'registry' ? 1 : 0);
+    cosmos.setRate(run === 1 && throttle[name] === 'catalog' ? 1 : 0);
     if (run === 1 && throttle[name] === 'hub') hub.throttleNext(1);
   });
 }
@@ -87,9 +87,9 @@ const timers = (engine: DurableEngine, instanceId: string) =>
     .filter((e) => e.EventType === EventType.TimerCreated);
 
 describe('provisionDevice under throttling', () => {
-  it('waits out a 429 on the registry write and on the initial twin, then provisions the device', async () => {
+  it('waits out a 429 on the device catalog write and on the initial twin, then provisions the device', async () => {
     const engine = throttlingEngine({
-      provisionDeviceWriteRegistry: 'registry',
+      provisionDeviceWriteRegistry: 'catalog',
       provisionDeviceSetInitialTwin: 'hub',
     });
     const start = engine.now().getTime();
@@ -112,7 +112,7 @@ describe('provisionDevice under throttling', () => {
     expect(engine.now().getTime() - start).toBe(11_000);
     expect(hub.devices.get('thr-1')?.status).toBe('enabled');
     expect(hub.devices.get('thr-1')?.twin?.desired).toMatchObject({ telemetryIntervalSeconds: 300 });
-    expect(await adapters.registry.get('thr-1')).toMatchObject({
+    expect(await adapters.catalog.get('thr-1')).toMatchObject({
       status: 'enabled',
       metadata: { site: 'north' },
     });
@@ -123,8 +123,8 @@ describe('provisionDevice under throttling', () => {
 });
 
 describe('bulkProvision under throttling', () => {
-  it('waits when the registry answers 429 (not a failed device, no identity removed) and creates every device', async () => {
-    const engine = throttlingEngine({ bulkProvisionCreateChunk: 'registry' });
+  it('waits when the device catalog answers 429 (not a failed device, no identity removed) and creates every device', async () => {
+    const engine = throttlingEngine({ bulkProvisionCreateChunk: 'catalog' });
     const specs = ['thr-bulk-0', 'thr-bulk-1', 'thr-bulk-2'].map((id) => ({ id, metadata: { run: 'b' } }));
     await adapters.work.write('requests/thr-bulk/0.json', JSON.stringify(specs));
     cosmos.resetCounts();
@@ -140,7 +140,7 @@ describe('bulkProvision under throttling', () => {
     expect(scheduled(engine, 'thr-bulk:chunk:0', 'bulkProvisionCreateChunk')).toHaveLength(2);
     for (const spec of specs) {
       expect(hub.devices.has(spec.id)).toBe(true);
-      expect((await adapters.registry.get(spec.id))?.creationToken).toBe('thr-bulk');
+      expect((await adapters.catalog.get(spec.id))?.creationToken).toBe('thr-bulk');
     }
     const lines = ((await adapters.results.read('thr-bulk.jsonl')) ?? '').trim().split('\n');
     expect(lines.map((l) => (JSON.parse(l) as { outcome: string }).outcome)).toEqual([
@@ -152,10 +152,10 @@ describe('bulkProvision under throttling', () => {
 });
 
 describe('salvage of a bulk chunk under throttling', () => {
-  it('removes the one identity whose registry write stays throttled; the rest of the chunk is created and reported', async () => {
+  it('removes the one identity whose catalog write stays throttled; the rest of the chunk is created and reported', async () => {
     const ids = ['thr-salv-0', 'thr-salv-1', 'thr-salv-2', 'thr-salv-3'];
     const throttled = 'thr-salv-2';
-    // The chunk meets a throttled registry on every run until it gives up (20 waits) and is salvaged; the
+    // The chunk meets a throttled catalog on every run until it gives up (20 waits) and is salvaged; the
     // salvage meets throttling on one device's entry only.
     const engine = engineFromRegistrations(registrations, 'virtual', (name) => {
       onlyPartition = name === 'bulkProvisionSalvageChunk' ? toStorageKey(throttled) : undefined;
@@ -198,12 +198,12 @@ describe('salvage of a bulk chunk under throttling', () => {
       const identity = await adapters.identities.get(line.deviceId);
       if (line.outcome === 'created') {
         expect(identity?.keys).toEqual(line.keys);
-        expect((await adapters.registry.get(line.deviceId))?.creationToken).toBe('thr-salv');
+        expect((await adapters.catalog.get(line.deviceId))?.creationToken).toBe('thr-salv');
       } else {
-        expect(line.error).toMatch(/registry stayed unavailable; identity removed/);
+        expect(line.error).toMatch(/catalog stayed unavailable; identity removed/);
         expect(identity).toBeUndefined();
         expect(hub.devices.has(line.deviceId)).toBe(false);
-        expect(await adapters.registry.get(line.deviceId)).toBeUndefined();
+        expect(await adapters.catalog.get(line.deviceId)).toBeUndefined();
       }
     }
   });
@@ -274,7 +274,7 @@ describe('cancelling a bulk run while a chunk waits out throttling', () => {
     );
     for (const id of ids) {
       expect(hub.devices.has(id)).toBe(false);
-      expect(await adapters.registry.get(id)).toBeUndefined();
+      expect(await adapters.catalog.get(id)).toBeUndefined();
     }
   });
 });

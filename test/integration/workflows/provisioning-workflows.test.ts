@@ -86,7 +86,7 @@ describe('provisionDevice workflow', () => {
     engine = engineFromRegistrations(registrations);
   });
 
-  it('creates identity, registry entry and twin, calls every hook, activates, and publishes the keys privately', async () => {
+  it('creates identity, catalog entry and twin, calls every hook, activates, and publishes the keys privately', async () => {
     const response = (await handlers.startProvisioning(
       post('provisioning/devices', JSON.stringify({ id: 'wf-ok-1', metadata: { model: 'thermostat-v2' } })),
       workflows(),
@@ -112,7 +112,7 @@ describe('provisionDevice workflow', () => {
 
     const identity = await adapters.identities.get('wf-ok-1');
     expect(identity?.status).toBe('enabled');
-    expect((await adapters.registry.get('wf-ok-1'))?.status).toBe('enabled');
+    expect((await adapters.catalog.get('wf-ok-1'))?.status).toBe('enabled');
     expect((await adapters.twins.get('wf-ok-1'))?.desired).toMatchObject({
       telemetryIntervalSeconds: 60,
       units: { temperature: 'C' },
@@ -203,7 +203,7 @@ describe('provisionDevice workflow', () => {
       '/sim device.provisioning-cancelled',
     ]);
     expect(await adapters.identities.get('wf-broken-1')).toBeUndefined();
-    expect(await adapters.registry.get('wf-broken-1')).toBeUndefined();
+    expect(await adapters.catalog.get('wf-broken-1')).toBeUndefined();
     expect(await resultsOf('wf-broken')).toEqual([
       expect.objectContaining({ deviceId: 'wf-broken-1', outcome: 'failed', failedStep: 'call-hooks' }),
     ]);
@@ -275,7 +275,7 @@ describe('bulkProvision workflow', () => {
     expect(lines.find((l) => l.deviceId === 'bulk-7')).toMatchObject({ outcome: 'already-exists' });
     const created = lines.find((l) => l.deviceId === 'bulk-249') as { keys: { primaryKey: string } };
     expect((await adapters.identities.get('bulk-249'))?.keys).toEqual(created.keys);
-    expect((await adapters.registry.get('bulk-249'))?.metadata).toEqual({ batch: 'b1', index: 249 });
+    expect((await adapters.catalog.get('bulk-249'))?.metadata).toEqual({ batch: 'b1', index: 249 });
     expect(everythingRecorded(engine, `${instanceId}:chunk:2`)).toContain('bulkProvisionCreateChunk');
     expect(everythingRecorded(engine, instanceId)).not.toContain(created.keys.primaryKey);
     // Work blobs (specs, keys, chunk results) are gone once the results are assembled.

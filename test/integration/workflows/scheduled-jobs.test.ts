@@ -1,5 +1,5 @@
 /**
- * Scheduled jobs on the local stack (no IoT Hub: the local job runner, twins in Azurite tables, the registry
+ * Scheduled jobs on the local stack (no IoT Hub: the local job runner, twins in Azurite tables, the device catalog
  * in the local Cosmos DB server), run through durable-functions' replay engine with the orchestrator and
  * activities the entry point registers.
  */
@@ -8,7 +8,7 @@ import { beforeAll, describe, expect, it } from 'vitest';
 import { loadConfig } from '../../../src/config.js';
 import { createAdapters, type Adapters } from '../../../src/infra/adapters.js';
 import { makeJobHandlers } from '../../../src/jobs/http-handlers.js';
-import type { JobRecord } from '../../../src/jobs/ports.js';
+import type { ScheduledJobRecord } from '../../../src/jobs/ports.js';
 import type { ApiResponse } from '../../../src/shared/api-request.js';
 import type { DurableEngine } from '../../../tools/local-runtime/durable-engine.js';
 import { engineWorkflowClient } from '../../../tools/local-runtime/engine-workflow-client.js';
@@ -31,7 +31,7 @@ beforeAll(async () => {
   registrations = await loadEntryPoint(settings);
   adapters = createAdapters(loadConfig(settings));
   handlers = makeJobHandlers({
-    jobs: adapters.jobs,
+    scheduledJobs: adapters.scheduledJobs,
     deviceResults: adapters.jobDeviceResults,
     pollIntervalMs: 10_000,
   });
@@ -42,7 +42,7 @@ beforeAll(async () => {
   ] as const) {
     await adapters.identities.create(id);
     const at = new Date().toISOString();
-    await adapters.registry.create({
+    await adapters.catalog.create({
       id,
       status: 'enabled',
       metadata: { site },
@@ -66,7 +66,7 @@ async function createJob(engine: DurableEngine, body: unknown): Promise<string> 
     request('POST', 'jobs', body),
     engineWorkflowClient(engine),
   )) as ApiResponse & {
-    jsonBody: JobRecord;
+    jsonBody: ScheduledJobRecord;
   };
   expect(response.status).toBe(202);
   return response.jsonBody.id;
@@ -78,7 +78,7 @@ const getJob = async (engine: DurableEngine, id: string) =>
       request('GET', `jobs/${id}`, undefined, { id }),
       engineWorkflowClient(engine),
     )) as {
-      jsonBody: JobRecord & { workflow?: { runtimeStatus: string } };
+      jsonBody: ScheduledJobRecord & { workflow?: { runtimeStatus: string } };
     }
   ).jsonBody;
 
@@ -225,7 +225,7 @@ describe('scheduledJob workflow on the local job runner', () => {
         startAt,
       }),
       engineWorkflowClient(engine),
-    )) as ApiResponse & { jsonBody: JobRecord & { statusUri?: string; cancelUri?: string } };
+    )) as ApiResponse & { jsonBody: ScheduledJobRecord & { statusUri?: string; cancelUri?: string } };
     const id = response.jsonBody.id;
     expect(response.headers).toMatchObject({ location: `/api/jobs/${id}` });
     expect(response.jsonBody).toMatchObject({
@@ -317,7 +317,9 @@ describe('scheduledJob workflow on the local job runner', () => {
   });
 
   it('lists jobs newest first and answers 404 for an unknown job', async () => {
-    const page = (await handlers.listJobs(request('GET', 'jobs'))) as { jsonBody: { items: JobRecord[] } };
+    const page = (await handlers.listJobs(request('GET', 'jobs'))) as {
+      jsonBody: { items: ScheduledJobRecord[] };
+    };
     expect(page.jsonBody.items.length).toBeGreaterThanOrEqual(4);
     const created = page.jsonBody.items.map((j) => j.createdAt);
     expect(created).toEqual([...created].sort().reverse());

@@ -12,7 +12,7 @@ import { loadConfig } from '../../../src/config.js';
 import { createAdapters, type Adapters } from '../../../src/infra/adapters.js';
 import { IotHubJobRunner } from '../../../src/infra/iothub/iothub-job-runner.js';
 import { makeJobHandlers } from '../../../src/jobs/http-handlers.js';
-import type { JobRecord } from '../../../src/jobs/ports.js';
+import type { ScheduledJobRecord } from '../../../src/jobs/ports.js';
 import { makeWorkflowHandlers } from '../../../src/provisioning/workflow-http-handlers.js';
 import type { ApiResponse } from '../../../src/shared/api-request.js';
 import { EventType, type DurableEngine } from '../../../tools/local-runtime/durable-engine.js';
@@ -42,7 +42,7 @@ beforeAll(async () => {
   registrations = await loadEntryPoint(settings);
   adapters = createAdapters(loadConfig(settings));
   jobHandlers = makeJobHandlers({
-    jobs: adapters.jobs,
+    scheduledJobs: adapters.scheduledJobs,
     deviceResults: adapters.jobDeviceResults,
     pollIntervalMs: 10_000,
   });
@@ -69,7 +69,7 @@ async function createJob(engine: DurableEngine, body: unknown): Promise<string> 
     request('POST', 'jobs', body),
     engineWorkflowClient(engine),
   )) as ApiResponse & {
-    jsonBody: JobRecord;
+    jsonBody: ScheduledJobRecord;
   };
   return response.jsonBody.id;
 }
@@ -115,7 +115,7 @@ describe('scheduled jobs against IoT Hub (wire-level fake, real JobClient)', () 
     });
     await engine.idle();
     expect(engine.status(id)?.customStatus).toMatchObject({ step: 'waiting-for-job-slot' });
-    expect((await adapters.jobs.get(id))?.status).toBe('waiting');
+    expect((await adapters.scheduledJobs.get(id))?.status).toBe('waiting');
     expect(hub.jobs.has(`${id}-r1-b0`)).toBe(false);
 
     // The other job ends; a minute later the workflow asks again and gets the slot.
@@ -139,7 +139,7 @@ describe('scheduled jobs against IoT Hub (wire-level fake, real JobClient)', () 
     expect(scheduledActivities(engine, id, 'jobStartHubJob')).toBe(2);
     // The start reply said queued; then one poll saw running and the next completed.
     expect(scheduledActivities(engine, id, 'jobGetHubJob')).toBe(2);
-    const record = await adapters.jobs.get(id);
+    const record = await adapters.scheduledJobs.get(id);
     expect(record?.status).toBe('completed');
     expect(record?.runs[0]?.statistics).toMatchObject({ deviceCount: 2, succeededCount: 2, failedCount: 0 });
     expect(hub.devices.get('hub-dev-1')?.twin?.desired).toMatchObject({ sampling: { seconds: 30 } });
@@ -166,7 +166,7 @@ describe('scheduled jobs against IoT Hub (wire-level fake, real JobClient)', () 
     const done = await engine.whenDone(id);
     expect(done.output).toMatchObject({ status: 'cancelled' });
     expect(hub.jobs.get(`${id}-r1-b0`)?.status).toBe('cancelled');
-    expect((await adapters.jobs.get(id))?.status).toBe('cancelled');
+    expect((await adapters.scheduledJobs.get(id))?.status).toBe('cancelled');
     expect(scheduledActivities(engine, id, 'jobCancelHubJob')).toBe(1);
   });
 });
@@ -192,7 +192,7 @@ describe('per-device outcomes of a method job on IoT Hub', () => {
         await engine.idle();
       }
       expect((await engine.whenDone(id)).runtimeStatus).toBe('Completed');
-      const record = await adapters.jobs.get(id);
+      const record = await adapters.scheduledJobs.get(id);
       expect(record?.runs[0]).toMatchObject({
         statistics: { deviceCount: 2, succeededCount: 1, failedCount: 1 },
         deviceResults: { kept: 2, dropped: 0 },
@@ -235,7 +235,7 @@ describe('cancellation that arrives while an activity runs', () => {
     engine.advance(10_000);
     const done = await engine.whenDone(id);
     expect(done.output).toMatchObject({ status: 'cancelled' });
-    expect((await adapters.jobs.get(id))?.status).toBe('cancelled');
+    expect((await adapters.scheduledJobs.get(id))?.status).toBe('cancelled');
   });
 });
 

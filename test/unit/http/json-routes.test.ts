@@ -26,7 +26,7 @@ function unreachable<T extends object>(name: string): T {
 
 const provisioning = makeProvisioningHandlers(unreachable<ProvisioningService>('service'));
 const jobDeps: JobHandlerDeps = {
-  jobs: unreachable('jobs'),
+  scheduledJobs: unreachable('scheduledJobs'),
   deviceResults: unreachable('deviceResults'),
   pollIntervalMs: 1000,
 };

@@ -9,14 +9,14 @@ import { describe, expectTypeOf, it } from 'vitest';
 import type { z } from 'zod';
 import { deviceSchema } from '../../../src/http/schemas/device-schemas.js';
 import { deviceJobResultSchema, jobRecordSchema } from '../../../src/http/schemas/workflow-schemas.js';
-import type { DeviceJobResult, JobRecord } from '../../../src/jobs/ports.js';
-import type { publicRecord } from '../../../src/provisioning/registry.js';
+import type { DeviceJobResult, ScheduledJobRecord } from '../../../src/jobs/ports.js';
+import type { publicRecord } from '../../../src/provisioning/catalog.js';
 
 describe('response schemas', () => {
   it('are the domain types the handlers answer with', () => {
     expectTypeOf<ReturnType<typeof publicRecord>>().toEqualTypeOf<z.output<typeof deviceSchema>>();
     // The stored request is `unknown` to the job store (it holds what jobRequestSchema validated).
-    expectTypeOf<Omit<JobRecord, 'request'>>().toEqualTypeOf<
+    expectTypeOf<Omit<ScheduledJobRecord, 'request'>>().toEqualTypeOf<
       Omit<z.output<typeof jobRecordSchema>, 'request'>
     >();
     expectTypeOf<DeviceJobResult>().toEqualTypeOf<z.output<typeof deviceJobResultSchema>>();

@@ -4,9 +4,9 @@ import type { DeviceIdentity, IdentityStore } from '../../../src/provisioning/po
 import { ProvisioningService, type OrphanLog } from '../../../src/provisioning/provisioning-service.js';
 import type {
   DeviceRecord,
-  DeviceRegistry,
+  DeviceCatalog,
   VersionedDeviceRecord,
-} from '../../../src/provisioning/registry.js';
+} from '../../../src/provisioning/catalog.js';
 import {
   DeviceAlreadyExistsError,
   DeviceNotFoundError,
@@ -15,7 +15,7 @@ import {
 import type { TwinStore } from '../../../src/provisioning/twin.js';
 import type { DeviceStateStore } from '../../../src/telemetry/ports.js';
 
-// The compensation paths need failures the local emulators cannot be made to produce on demand (a registry
+// The compensation paths need failures the local emulators cannot be made to produce on demand (a catalog
 // write failing right after an identity write succeeded), so these use in-memory fakes typed as the ports.
 
 class MemoryIdentities implements Pick<IdentityStore, 'create' | 'delete'> {
@@ -32,16 +32,16 @@ class MemoryIdentities implements Pick<IdentityStore, 'create' | 'delete'> {
   }
 }
 
-const failingRegistry = {
+const failingCatalog = {
   create: (_record: DeviceRecord): Promise<VersionedDeviceRecord> =>
-    Promise.reject(new Error('registry unreachable')),
-} as unknown as DeviceRegistry;
+    Promise.reject(new Error('catalog unreachable')),
+} as unknown as DeviceCatalog;
 
 function service(identities: MemoryIdentities, orphans: OrphanLog) {
   return new ProvisioningService({
     identities: identities as unknown as IdentityStore,
     twins: {} as TwinStore,
-    registry: failingRegistry,
+    catalog: failingCatalog,
     stateStore: {} as DeviceStateStore,
     orphans,
     hostName: 'h',
@@ -50,12 +50,12 @@ function service(identities: MemoryIdentities, orphans: OrphanLog) {
 }
 
 describe('ProvisioningService.register consistency (ADR 0005)', () => {
-  it('deletes the identity again when the registry write fails, and reports the registry error', async () => {
+  it('deletes the identity again when the device catalog write fails, and reports the device catalog error', async () => {
     const identities = new MemoryIdentities();
     const recorded: unknown[] = [];
     await expect(
       service(identities, { record: (o) => Promise.resolve(void recorded.push(o)) }).register({ id: 'd1' }),
-    ).rejects.toThrow('registry unreachable');
+    ).rejects.toThrow('catalog unreachable');
     expect(identities.ids.has('d1')).toBe(false);
     expect(recorded).toEqual([]);
   });
@@ -83,8 +83,8 @@ describe('ProvisioningService.register consistency (ADR 0005)', () => {
   });
 });
 
-describe('ProvisioningService.register adopts an identity without a registry entry (issue 13, item 3)', () => {
-  /** An identity store and a registry in memory, as far as register needs them. */
+describe('ProvisioningService.register adopts an identity without a catalog entry (issue 13, item 3)', () => {
+  /** An identity store and a catalog in memory, as far as register needs them. */
   function stores() {
     const identities = new Map<string, DeviceIdentity>();
     const records = new Map<string, VersionedDeviceRecord>();
@@ -110,7 +110,7 @@ describe('ProvisioningService.register adopts an identity without a registry ent
       },
       delete: (deviceId: string) => Promise.resolve(identities.delete(deviceId)),
     } as unknown as IdentityStore;
-    const registry = {
+    const catalog = {
       create: (record: DeviceRecord) => {
         if (records.has(record.id)) return Promise.reject(new DeviceAlreadyExistsError(record.id));
         const stored = { ...record, etag: '"1"' };
@@ -119,11 +119,11 @@ describe('ProvisioningService.register adopts an identity without a registry ent
       },
       get: (id: string) => Promise.resolve(records.get(id)),
       delete: (id: string) => Promise.resolve(records.delete(id)),
-    } as unknown as DeviceRegistry;
+    } as unknown as DeviceCatalog;
     const provisioning = new ProvisioningService({
       identities: identityStore,
       twins: {} as TwinStore,
-      registry,
+      catalog,
       stateStore: {} as DeviceStateStore,
       orphans: { record: () => Promise.resolve() },
       hostName: 'h',
@@ -132,7 +132,7 @@ describe('ProvisioningService.register adopts an identity without a registry ent
     return { identities, records, provisioning };
   }
 
-  it('re-registers a ghost device: registry entry written, keys re-issued, identity enabled again', async () => {
+  it('re-registers a ghost device: catalog entry written, keys re-issued, identity enabled again', async () => {
     const { identities, records, provisioning } = stores();
     const ghost: DeviceIdentity = { deviceId: 'ghost', status: 'disabled', keys: generateKeys() };
     identities.set('ghost', ghost);
@@ -151,7 +151,7 @@ describe('ProvisioningService.register adopts an identity without a registry ent
     expect(identities.get('ghost')?.keys).toEqual(keys);
   });
 
-  it('still answers 409 when a registry entry uses the id, and leaves the identity and its keys alone', async () => {
+  it('still answers 409 when a catalog entry uses the id, and leaves the identity and its keys alone', async () => {
     const { identities, provisioning } = stores();
     const first = await provisioning.register({ id: 'taken' });
     await expect(provisioning.register({ id: 'taken' })).rejects.toBeInstanceOf(DeviceAlreadyExistsError);

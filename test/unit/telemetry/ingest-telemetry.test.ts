@@ -4,13 +4,14 @@ import { StateRejectedError } from '../../../src/shared/errors.js';
 import { DEFAULT_INGEST_OPTIONS } from '../../../src/telemetry/ingest-options.js';
 import { makeIngestTelemetry } from '../../../src/telemetry/ingest-telemetry.js';
 import type { DeviceState } from '../../../src/telemetry/last-known-values.js';
-import type { DeviceStateStore, JsonLinesStore } from '../../../src/telemetry/ports.js';
+import type { DeadLetterStore, DeviceStateStore, RawArchive } from '../../../src/telemetry/ports.js';
 import { iotHubBatch, type TestMessage } from '../../support/iothub-batch.js';
 
 // Unit tests of the handler's failure policy, with in-memory fakes typed as the ports. (Storage behaviour
 // itself is covered by the integration tests against Azurite and the local Cosmos DB server.)
 
-class MemoryLines implements JsonLinesStore {
+/** Write-once lines by name: both the raw archive and the dead letters. */
+class MemoryLines implements RawArchive, DeadLetterStore {
   readonly blobs = new Map<string, string[]>();
   /** Names whose writes fail, as a storage outage would. */
   failing: (name: string) => boolean = () => false;
@@ -19,6 +20,12 @@ class MemoryLines implements JsonLinesStore {
     if (this.blobs.has(name)) return Promise.resolve('exists' as const);
     this.blobs.set(name, [...lines]);
     return Promise.resolve('created' as const);
+  }
+  archive(name: string, lines: readonly string[]) {
+    return this.put(name, lines);
+  }
+  park(name: string, lines: readonly string[]) {
+    return this.put(name, lines);
   }
 }
 

@@ -12,11 +12,11 @@ import {
   type HubJobRequest,
   type HubJobStatus,
   type HubJobTarget,
-  type JobRunner,
+  type HubJobRunner,
   type MethodResult,
 } from '../../jobs/ports.js';
 import { buildQueryCondition } from '../../jobs/query-condition.js';
-import type { DeviceRegistry, VersionedDeviceRecord } from '../../provisioning/registry.js';
+import type { DeviceCatalog, VersionedDeviceRecord } from '../../provisioning/catalog.js';
 import type { TwinStore } from '../../provisioning/twin.js';
 import {
   ConcurrentUpdateError,
@@ -35,7 +35,7 @@ import {
 import { lazyTable } from '../tables/lazy-table.js';
 
 const PARTITION = 'job';
-/** Registry page size while resolving a status target (the registry allows 1–1000). */
+/** Catalog page size while resolving a status target (the device catalog allows 1–1000). */
 const PAGE_SIZE = 1000;
 /** Azure Tables takes at most 100 entities of one partition per transaction. */
 const TRANSACTION_SIZE = 100;
@@ -57,16 +57,16 @@ interface JobEntity {
   maxExecutionTimeInSeconds: number;
 }
 
-/** What the local job runner needs: the local twins, the registry, device connections and its record table. */
-export interface LocalJobRunnerDeps {
+/** What the local job runner needs: the local twins, the device catalog, device connections and its record table. */
+export interface LocalHubJobRunnerDeps {
   twins: TwinStore;
-  registry: DeviceRegistry;
+  catalog: DeviceCatalog;
   methods: DeviceMethodInvoker;
   /** The table that keeps one record per job (partition 'job', row = the encoded job id). */
-  jobs: TableClient;
+  hubJobTable: TableClient;
 }
 
-export interface LocalJobRunnerOptions {
+export interface LocalHubJobRunnerOptions {
   createTableIfMissing: boolean;
   /** Devices worked on at once per job. */
   concurrency?: number;
@@ -82,20 +82,20 @@ type DeviceResultEntity = {
 };
 
 /**
- * The JobRunner of the embedded local run, where there is no IoT Hub: it resolves the target against the
- * registry, patches twins or calls direct methods on each device, and keeps the outcome in Azure Table storage,
+ * The HubJobRunner of the embedded local run, where there is no IoT Hub: it resolves the target against the
+ * catalog, patches twins or calls direct methods on each device, and keeps the outcome in Azure Table storage,
  * each device's outcome too (as IoT Hub keeps device jobs). A job runs to its end inside `start`, so `get` sees
  * it completed at once.
  */
-export class LocalJobRunner implements JobRunner {
+export class LocalHubJobRunner implements HubJobRunner {
   private readonly table: () => Promise<TableClient>;
   private readonly concurrency: number;
 
   constructor(
-    private readonly deps: LocalJobRunnerDeps,
-    private readonly options: LocalJobRunnerOptions,
+    private readonly deps: LocalHubJobRunnerDeps,
+    private readonly options: LocalHubJobRunnerOptions,
   ) {
-    this.table = lazyTable(deps.jobs, options.createTableIfMissing);
+    this.table = lazyTable(deps.hubJobTable, options.createTableIfMissing);
     this.concurrency = options.concurrency ?? 10;
   }
 
@@ -228,7 +228,7 @@ export class LocalJobRunner implements JobRunner {
     if (target.deviceIds !== undefined) {
       const limit = pLimit(this.concurrency);
       const records = await Promise.all(
-        [...new Set(target.deviceIds)].map((id) => limit(() => this.deps.registry.get(id))),
+        [...new Set(target.deviceIds)].map((id) => limit(() => this.deps.catalog.get(id))),
       );
       return records
         .filter(
@@ -241,7 +241,7 @@ export class LocalJobRunner implements JobRunner {
     const ids: string[] = [];
     let continuationToken: string | undefined;
     do {
-      const page = await this.deps.registry.query({
+      const page = await this.deps.catalog.query({
         status: target.status,
         top: PAGE_SIZE,
         ...(continuationToken ? { continuationToken } : {}),

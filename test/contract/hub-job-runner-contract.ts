@@ -1,9 +1,9 @@
 import { describe, expect, it } from 'vitest';
-import type { HubJob, HubJobRequest, JobRunner } from '../../src/jobs/ports.js';
+import type { HubJob, HubJobRequest, HubJobRunner } from '../../src/jobs/ports.js';
 
 /** One adapter under test, with the backend around it. */
 export interface JobRunnerHarness {
-  runner: JobRunner;
+  runner: HubJobRunner;
   /** Creates a device that jobs can target. */
   addDevice(deviceId: string, status?: 'enabled' | 'disabled'): Promise<void>;
   /** The device's desired twin properties (without `$` members), or undefined when it has no twin. */
@@ -28,11 +28,11 @@ const twinJob = (
 });
 
 /**
- * The behaviour every JobRunner adapter must share: run against IoT Hub's job service (the wire-level fake)
+ * The behaviour every HubJobRunner adapter must share: run against IoT Hub's job service (the wire-level fake)
  * and the local runner on Azurite and the local Cosmos DB server.
  */
-export function describeJobRunnerContract(name: string, makeHarness: () => JobRunnerHarness): void {
-  describe(`JobRunner contract: ${name}`, () => {
+export function describeHubJobRunnerContract(name: string, makeHarness: () => JobRunnerHarness): void {
+  describe(`HubJobRunner contract: ${name}`, () => {
     it('runs a twin-update job on explicit devices: completed, one success per existing device', async () => {
       const h = makeHarness();
       const [a, b, missing, bystander] = ['a', 'b', 'missing', 'bystander'].map(uniqueId) as [

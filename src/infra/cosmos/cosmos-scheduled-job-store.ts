@@ -1,25 +1,25 @@
 import type { Container } from '@azure/cosmos';
-import type { JobRecord, JobStore } from '../../jobs/ports.js';
+import type { ScheduledJobRecord, ScheduledJobStore } from '../../jobs/ports.js';
 import { JobNotFoundError } from '../../shared/errors.js';
 import { optimisticUpdate } from '../../shared/optimistic-update.js';
 import { isNotFound, translateCosmosError } from './errors.js';
 import { fetchPage } from './cosmos-paging.js';
 
-type StoredJob = JobRecord & { _etag?: string };
+type StoredJob = ScheduledJobRecord & { _etag?: string };
 
 /**
- * JobStore in a Cosmos DB container partitioned by `/id` (job ids are server-generated and URL-safe).
+ * ScheduledJobStore in a Cosmos DB container partitioned by `/id` (job ids are server-generated and URL-safe).
  * Throttling, outages and updates that kept losing races surface as ThrottledError / ServiceUnavailableError /
  * ConcurrentUpdateError (HTTP 503 with Retry-After).
  */
-export class CosmosJobStore implements JobStore {
+export class CosmosScheduledJobStore implements ScheduledJobStore {
   constructor(private readonly container: () => Promise<Container>) {}
 
-  async create(record: JobRecord): Promise<void> {
+  async create(record: ScheduledJobRecord): Promise<void> {
     await this.call((c) => c.items.create(record));
   }
 
-  async get(id: string): Promise<JobRecord | undefined> {
+  async get(id: string): Promise<ScheduledJobRecord | undefined> {
     const stored = await this.read(id);
     return stored ? strip(stored) : undefined;
   }
@@ -32,7 +32,10 @@ export class CosmosJobStore implements JobStore {
   }
 
   /** Read, change, replace under the ETag read; a race lost to another writer is re-read and re-applied. */
-  update(id: string, change: (record: JobRecord) => JobRecord): Promise<JobRecord> {
+  update(
+    id: string,
+    change: (record: ScheduledJobRecord) => ScheduledJobRecord,
+  ): Promise<ScheduledJobRecord> {
     return optimisticUpdate(`Job '${id}'`, async () => {
       const current = await this.read(id);
       if (!current) throw new JobNotFoundError(id);
@@ -69,7 +72,7 @@ export class CosmosJobStore implements JobStore {
   }
 }
 
-function strip(stored: StoredJob): JobRecord {
+function strip(stored: StoredJob): ScheduledJobRecord {
   const record = { ...stored } as StoredJob & Record<string, unknown>;
   for (const key of ['_etag', '_rid', '_self', '_attachments', '_ts']) Reflect.deleteProperty(record, key);
   return record;

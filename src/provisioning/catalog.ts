@@ -2,13 +2,13 @@ import {
   ConcurrentUpdateError,
   DeviceAlreadyExistsError,
   DeviceNotFoundError,
-  StaleRegistryEntryError,
+  StaleCatalogEntryError,
 } from '../shared/errors.js';
 import { optimisticUpdate } from '../shared/optimistic-update.js';
 import type { IdentityStatus } from './ports.js';
 
 /**
- * A device's entry in the registry (seed 002 §3.3): descriptive metadata and status for the solution. Never
+ * A device's entry in the device catalog (seed 002 §3.3): descriptive metadata and status for the solution. Never
  * any key or secret: those live only in the identity store.
  */
 export interface DeviceRecord {
@@ -28,7 +28,7 @@ export interface DeviceRecord {
 /** A record as stored, with the ETag that guards the next write. */
 export type VersionedDeviceRecord = DeviceRecord & { etag: string };
 
-/** A registry query, built only from validated parameters. */
+/** A catalog query, built only from validated parameters. */
 export interface DeviceQuery {
   status?: IdentityStatus;
   /** Top-level metadata fields that must equal the given values. */
@@ -46,10 +46,10 @@ export interface DevicePage {
 }
 
 /**
- * The device registry. Errors: DeviceAlreadyExistsError, DeviceNotFoundError, ConcurrentUpdateError (the
+ * The device catalog. Errors: DeviceAlreadyExistsError, DeviceNotFoundError, ConcurrentUpdateError (the
  * `ifMatch` given no longer holds), ThrottledError / ServiceUnavailableError.
  */
-export interface DeviceRegistry {
+export interface DeviceCatalog {
   create(record: DeviceRecord): Promise<VersionedDeviceRecord>;
   get(id: string): Promise<VersionedDeviceRecord | undefined>;
   /** Replaces the record; with `ifMatch`, only if it still has that ETag. */
@@ -72,32 +72,32 @@ export function publicRecord(record: VersionedDeviceRecord): Omit<DeviceRecord, 
  * Writes a new entry for a device whose identity the caller has just created (so no identity existed before),
  * tagged with the caller's `token`. On a conflict the entry is the caller's own earlier write when the tokens
  * match; an entry without a token was left by a version that deleted the identity before the entry, and is
- * replaced (nothing of it is kept); an entry with another token belongs to another writer: StaleRegistryEntryError,
+ * replaced (nothing of it is kept); an entry with another token belongs to another writer: StaleCatalogEntryError,
  * and the entry is left alone.
  */
-export async function claimRegistryEntry(
-  registry: DeviceRegistry,
+export async function claimCatalogEntry(
+  catalog: DeviceCatalog,
   record: DeviceRecord,
   token: string,
 ): Promise<VersionedDeviceRecord> {
   const ours = { ...record, creationToken: token };
-  return optimisticUpdate(`The registry entry of '${record.id}'`, async () => {
+  return optimisticUpdate(`The catalog entry of '${record.id}'`, async () => {
     try {
-      return await registry.create(ours);
+      return await catalog.create(ours);
     } catch (error) {
       if (!(error instanceof DeviceAlreadyExistsError)) throw error;
     }
-    const existing = await registry.get(record.id);
+    const existing = await catalog.get(record.id);
     if (existing?.creationToken === token) return existing;
-    if (existing && existing.creationToken !== undefined) throw new StaleRegistryEntryError(record.id);
+    if (existing && existing.creationToken !== undefined) throw new StaleCatalogEntryError(record.id);
     // Removed since the create failed: create again. (A replace that loses to a change is retried the same way.)
     if (!existing)
-      throw new ConcurrentUpdateError(`The registry entry of '${record.id}' changed concurrently.`);
+      throw new ConcurrentUpdateError(`The catalog entry of '${record.id}' changed concurrently.`);
     try {
-      return await registry.replace(ours, existing.etag);
+      return await catalog.replace(ours, existing.etag);
     } catch (error) {
       if (error instanceof DeviceNotFoundError) {
-        throw new ConcurrentUpdateError(`The registry entry of '${record.id}' was removed concurrently.`);
+        throw new ConcurrentUpdateError(`The catalog entry of '${record.id}' was removed concurrently.`);
       }
       throw error;
     }
@@ -108,15 +108,15 @@ export async function claimRegistryEntry(
  * Removes an entry only when `token` wrote it (compared and deleted under its ETag): compensation never deletes
  * an entry another writer owns. Returns whether it deleted.
  */
-export async function deleteOwnRegistryEntry(
-  registry: DeviceRegistry,
+export async function deleteOwnCatalogEntry(
+  catalog: DeviceCatalog,
   id: string,
   token: string,
 ): Promise<boolean> {
-  const existing = await registry.get(id);
+  const existing = await catalog.get(id);
   if (existing?.creationToken !== token) return false;
   try {
-    return await registry.delete(id, existing.etag);
+    return await catalog.delete(id, existing.etag);
   } catch (error) {
     // Changed since we read it: no longer provably ours.
     if (error instanceof DeviceNotFoundError || error instanceof ConcurrentUpdateError) return false;

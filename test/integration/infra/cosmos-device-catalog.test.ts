@@ -2,8 +2,8 @@ import { CosmosClient } from '@azure/cosmos';
 import { Agent } from 'node:https';
 import { afterAll, beforeAll, describe, expect, inject, it } from 'vitest';
 import { createCosmosClient, lazyContainer } from '../../../src/infra/cosmos/cosmos-client.js';
-import { buildQuery, CosmosDeviceRegistry } from '../../../src/infra/cosmos/cosmos-device-registry.js';
-import type { DeviceRecord } from '../../../src/provisioning/registry.js';
+import { buildQuery, CosmosDeviceCatalog } from '../../../src/infra/cosmos/cosmos-device-catalog.js';
+import type { DeviceRecord } from '../../../src/provisioning/catalog.js';
 import {
   DeviceAlreadyExistsError,
   DeviceNotFoundError,
@@ -14,7 +14,7 @@ import { startCosmosQueryGateway, type CosmosQueryGateway } from '../../fixtures
 import { testConfig } from '../../support/local-env.js';
 
 const config = testConfig();
-const registry = new CosmosDeviceRegistry(
+const catalog = new CosmosDeviceCatalog(
   lazyContainer(createCosmosClient(config.cosmos), config.cosmos.databaseName, 'devices', {
     create: true,
     partitionKeyPath: '/id',
@@ -33,46 +33,46 @@ const record = (
   updatedAt: '2026-11-23T10:00:00.000Z',
 });
 
-describe('CosmosDeviceRegistry on the local Cosmos DB server', () => {
+describe('CosmosDeviceCatalog on the local Cosmos DB server', () => {
   it('creates, reads back with an ETag, and refuses a duplicate', async () => {
-    const created = await registry.create(record('reg#1?', { model: 'TH-1' }));
+    const created = await catalog.create(record('reg#1?', { model: 'TH-1' }));
     expect(created).toMatchObject({ id: 'reg#1?', status: 'enabled', metadata: { model: 'TH-1' } });
     expect(created.etag).not.toBe('');
-    expect(await registry.get('reg#1?')).toEqual(created);
-    await expect(registry.create(record('reg#1?'))).rejects.toBeInstanceOf(DeviceAlreadyExistsError);
-    expect(await registry.get('nobody')).toBeUndefined();
+    expect(await catalog.get('reg#1?')).toEqual(created);
+    await expect(catalog.create(record('reg#1?'))).rejects.toBeInstanceOf(DeviceAlreadyExistsError);
+    expect(await catalog.get('nobody')).toBeUndefined();
   });
 
   it('replaces only under a matching ETag when one is given', async () => {
-    const created = await registry.create(record('reg-2', { floor: 1 }));
-    const updated = await registry.replace({ ...created, metadata: { floor: 2 } }, created.etag);
+    const created = await catalog.create(record('reg-2', { floor: 1 }));
+    const updated = await catalog.replace({ ...created, metadata: { floor: 2 } }, created.etag);
     expect(updated.metadata).toEqual({ floor: 2 });
     expect(updated.etag).not.toBe(created.etag);
     // The port cannot tell whose ETag it was given: a stale one is a lost race (the service makes it a 412 when
     // the ETag was the client's If-Match).
     await expect(
-      registry.replace({ ...created, metadata: { floor: 3 } }, created.etag),
+      catalog.replace({ ...created, metadata: { floor: 3 } }, created.etag),
     ).rejects.toBeInstanceOf(ConcurrentUpdateError);
-    expect((await registry.replace({ ...created, metadata: { floor: 4 } })).metadata).toEqual({ floor: 4 });
-    await expect(registry.replace(record('missing'))).rejects.toBeInstanceOf(DeviceNotFoundError);
+    expect((await catalog.replace({ ...created, metadata: { floor: 4 } })).metadata).toEqual({ floor: 4 });
+    await expect(catalog.replace(record('missing'))).rejects.toBeInstanceOf(DeviceNotFoundError);
   });
 
   it('deletes, and says whether there was anything to delete', async () => {
-    await registry.create(record('reg-3'));
-    expect(await registry.delete('reg-3')).toBe(true);
-    expect(await registry.delete('reg-3')).toBe(false);
+    await catalog.create(record('reg-3'));
+    expect(await catalog.delete('reg-3')).toBe(true);
+    expect(await catalog.delete('reg-3')).toBe(false);
   });
 
   it('queries by status and metadata, page by page', async () => {
     for (let i = 0; i < 7; i++) {
-      await registry.create(
+      await catalog.create(
         record(`q-${i}`, { site: i < 5 ? 'north' : 'south', floor: i % 2 }, i === 0 ? 'disabled' : 'enabled'),
       );
     }
     const ids: string[] = [];
     let token: string | undefined;
     do {
-      const page = await registry.query({
+      const page = await catalog.query({
         metadata: { site: 'north' },
         top: 2,
         ...(token ? { continuationToken: token } : {}),
@@ -83,13 +83,13 @@ describe('CosmosDeviceRegistry on the local Cosmos DB server', () => {
     } while (token);
     expect(ids).toEqual(['q-0', 'q-1', 'q-2', 'q-3', 'q-4']);
 
-    const enabledOddNorth = await registry.query({
+    const enabledOddNorth = await catalog.query({
       status: 'enabled',
       metadata: { site: 'north', floor: 1 },
       top: 100,
     });
     expect(enabledOddNorth.items.map((r) => r.id)).toEqual(['q-1', 'q-3']);
-    const injected = await registry.query({ metadata: { site: `north" OR 1=1 --` }, top: 100 });
+    const injected = await catalog.query({ metadata: { site: `north" OR 1=1 --` }, top: 100 });
     expect(injected.items).toEqual([]);
   });
 
@@ -105,17 +105,17 @@ describe('CosmosDeviceRegistry on the local Cosmos DB server', () => {
   });
 });
 
-describe('CosmosDeviceRegistry continuation tokens behind an Azure-like gateway', () => {
+describe('CosmosDeviceCatalog continuation tokens behind an Azure-like gateway', () => {
   // Against Azure, a cross-partition ORDER BY runs the SDK's own pipeline, which parses the token itself and
   // throws plain Errors without an HTTP status ("Failed to parse continuation token", "Unable to resume ORDER
   // BY query…"): those are the caller's bad token, 400, not a 500 (review finding 7). Well-formed JSON the SDK
   // does not recognise as one of its tokens gives an empty last page instead (no 500 either).
   let gateway: CosmosQueryGateway;
-  let behindGateway: CosmosDeviceRegistry;
+  let behindGateway: CosmosDeviceCatalog;
   beforeAll(async () => {
     gateway = await startCosmosQueryGateway(inject('localServices').cosmosEndpoint);
     const settings = testConfig({ CosmosDb__accountEndpoint: gateway.endpoint });
-    behindGateway = new CosmosDeviceRegistry(
+    behindGateway = new CosmosDeviceCatalog(
       lazyContainer(createCosmosClient(settings.cosmos), settings.cosmos.databaseName, 'devices', {
         create: true,
         partitionKeyPath: '/id',
@@ -152,7 +152,7 @@ describe('CosmosDeviceRegistry continuation tokens behind an Azure-like gateway'
   });
 });
 
-describe('CosmosDeviceRegistry when the failure is not the token', () => {
+describe('CosmosDeviceCatalog when the failure is not the token', () => {
   it('passes on a credential failure with a continuation token instead of calling the token invalid (400)', async () => {
     const client = new CosmosClient({
       endpoint: config.cosmos.endpoint,
@@ -163,13 +163,13 @@ describe('CosmosDeviceRegistry when the failure is not the token', () => {
       agent: new Agent({ rejectUnauthorized: false }),
       connectionPolicy: { enableEndpointDiscovery: false },
     });
-    const registry = new CosmosDeviceRegistry(
+    const catalog = new CosmosDeviceCatalog(
       lazyContainer(client, config.cosmos.databaseName, 'devices', {
         create: false,
         partitionKeyPath: '/id',
       }),
     );
-    const failure = await registry
+    const failure = await catalog
       .query({ top: 2, continuationToken: '{"token":"x","range":{"min":"","max":"FF"}}' })
       .catch((e: unknown) => e);
     expect(failure).toBeInstanceOf(Error);

@@ -4,9 +4,9 @@ import {
   type DevicePage,
   type DeviceQuery,
   type DeviceRecord,
-  type DeviceRegistry,
+  type DeviceCatalog,
   type VersionedDeviceRecord,
-} from '../../provisioning/registry.js';
+} from '../../provisioning/catalog.js';
 import { DeviceAlreadyExistsError, DeviceNotFoundError, ValidationError } from '../../shared/errors.js';
 import { toStorageKey } from '../storage-keys.js';
 import { isConflict, isNotFound, translateCosmosError } from './errors.js';
@@ -19,11 +19,11 @@ interface StoredRecord extends DeviceRecord {
 }
 
 /**
- * DeviceRegistry on a Cosmos DB container (`devices`, partition key `/id`). Throttling and outages surface as
+ * DeviceCatalog on a Cosmos DB container (`devices`, partition key `/id`). Throttling and outages surface as
  * ThrottledError / ServiceUnavailableError (HTTP 503 with Retry-After); a write whose `ifMatch` no longer holds
  * as ConcurrentUpdateError (the caller decides whether that ETag was a client's: see clientPrecondition).
  */
-export class CosmosDeviceRegistry implements DeviceRegistry {
+export class CosmosDeviceCatalog implements DeviceCatalog {
   constructor(private readonly container: () => Promise<Container>) {}
 
   async create(record: DeviceRecord): Promise<VersionedDeviceRecord> {

@@ -3,10 +3,10 @@ import { randomUUID } from 'node:crypto';
 import { beforeAll, describe, expect, it } from 'vitest';
 import { loadConfig } from '../../../src/config.js';
 import { createAdapters } from '../../../src/infra/adapters.js';
-import { LocalJobRunner, OfflineDevices } from '../../../src/infra/local/local-job-runner.js';
+import { LocalHubJobRunner, OfflineDevices } from '../../../src/infra/local/local-hub-job-runner.js';
 import type { DeviceMethodInvoker, HubJobRequest } from '../../../src/jobs/ports.js';
 import { UnprocessableRequestError } from '../../../src/shared/errors.js';
-import { describeJobRunnerContract } from '../../contract/job-runner-contract.js';
+import { describeHubJobRunnerContract } from '../../contract/hub-job-runner-contract.js';
 import { testSettings } from '../../support/local-env.js';
 
 const suffix = randomUUID().replaceAll('-', '').slice(0, 12);
@@ -20,21 +20,21 @@ const jobsTable = TableClient.fromConnectionString(settings.AzureWebJobsStorage 
 beforeAll(() => jobsTable.createTable());
 
 const runnerWith = (methods: DeviceMethodInvoker) =>
-  new LocalJobRunner(
-    { twins: adapters.twins, registry: adapters.registry, methods, jobs: jobsTable },
+  new LocalHubJobRunner(
+    { twins: adapters.twins, catalog: adapters.catalog, methods, hubJobTable: jobsTable },
     { createTableIfMissing: true, concurrency: 4 },
   );
 const runner = runnerWith(new OfflineDevices());
 
-/** A device as provisioning leaves it: an identity (which carries the twin) and a registry record. */
+/** A device as provisioning leaves it: an identity (which carries the twin) and a catalog record. */
 async function addDevice(deviceId: string, status: 'enabled' | 'disabled' = 'enabled'): Promise<void> {
   await adapters.identities.create(deviceId);
   if (status === 'disabled') await adapters.identities.setStatus(deviceId, 'disabled');
   const now = new Date().toISOString();
-  await adapters.registry.create({ id: deviceId, status, metadata: {}, createdAt: now, updatedAt: now });
+  await adapters.catalog.create({ id: deviceId, status, metadata: {}, createdAt: now, updatedAt: now });
 }
 
-describeJobRunnerContract('LocalJobRunner on Azurite and the local Cosmos DB server', () => ({
+describeHubJobRunnerContract('LocalHubJobRunner on Azurite and the local Cosmos DB server', () => ({
   runner,
   addDevice,
   desired: async (deviceId) => (await adapters.twins.get(deviceId))?.desired,
@@ -73,7 +73,7 @@ const methodJob = (hubJobId: string, deviceIds: string[]): HubJobRequest => ({
   maxExecutionTimeInSeconds: 600,
 });
 
-describe('LocalJobRunner specifics', () => {
+describe('LocalHubJobRunner specifics', () => {
   it('matches no device for a tag target: the local twin store keeps no tags', async () => {
     const device = uniqueId('tagged');
     await addDevice(device);
@@ -92,13 +92,13 @@ describe('LocalJobRunner specifics', () => {
     expect((await adapters.twins.get(device))?.desired).toEqual({});
   });
 
-  it('targets every device with a status, across registry pages', async () => {
+  it('targets every device with a status, across catalog pages', async () => {
     const devices = [uniqueId('parked'), uniqueId('parked'), uniqueId('parked')];
     for (const id of devices) await addDevice(id, 'disabled');
     const disabled: string[] = [];
     let continuationToken: string | undefined;
     do {
-      const page = await adapters.registry.query({
+      const page = await adapters.catalog.query({
         status: 'disabled',
         top: 1000,
         ...(continuationToken ? { continuationToken } : {}),
@@ -122,11 +122,11 @@ describe('LocalJobRunner specifics', () => {
 
   it('counts a device whose twin cannot be patched as failed', async () => {
     const good = uniqueId('whole');
-    const registryOnly = uniqueId('no-identity');
+    const catalogOnly = uniqueId('no-identity');
     await addDevice(good);
     const now = new Date().toISOString();
-    await adapters.registry.create({
-      id: registryOnly,
+    await adapters.catalog.create({
+      id: catalogOnly,
       status: 'enabled',
       metadata: {},
       createdAt: now,
@@ -136,7 +136,7 @@ describe('LocalJobRunner specifics', () => {
     const job = await runner.start({
       hubJobId: uniqueId('partial-job'),
       type: 'twinUpdate',
-      target: { deviceIds: [good, registryOnly] },
+      target: { deviceIds: [good, catalogOnly] },
       twinPatch: { a: 1 },
       maxExecutionTimeInSeconds: 600,
     });
