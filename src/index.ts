@@ -16,11 +16,8 @@ import { withWorkflowClient } from './infra/durable/durable-workflow-client.js';
 import type { ApiRequest, ApiResponse } from './shared/api-request.js';
 import type { WorkflowClient } from './shared/workflows.js';
 import { makeJobHandlers } from './jobs/http-handlers.js';
-import {
-  SCHEDULED_JOB,
-  makeScheduledJobActivities,
-  scheduledJobOrchestrator,
-} from './jobs/scheduled-job-workflow.js';
+import { makeScheduledJobActivities } from './jobs/scheduled-job-activities.js';
+import { SCHEDULED_JOB, scheduledJobOrchestrator } from './jobs/scheduled-job-workflow.js';
 import {
   BULK_PROVISION,
   BULK_PROVISION_CHUNK,
@@ -28,11 +25,8 @@ import {
   bulkProvisionOrchestrator,
 } from './provisioning/bulk-provisioning-workflow.js';
 import { makeBulkProvisioningActivities } from './provisioning/bulk-provisioning-activities.js';
-import {
-  PROVISION_DEVICE,
-  makeProvisionDeviceActivities,
-  provisionDeviceOrchestrator,
-} from './provisioning/provision-device-workflow.js';
+import { makeProvisionDeviceActivities } from './provisioning/provision-device-activities.js';
+import { PROVISION_DEVICE, provisionDeviceOrchestrator } from './provisioning/provision-device-workflow.js';
 import { makeWorkflowHandlers } from './provisioning/workflow-http-handlers.js';
 import { makeProvisioningHandlers } from './provisioning/http-handlers.js';
 import { ProvisioningService } from './provisioning/provisioning-service.js';

@@ -7,24 +7,15 @@
  */
 import * as df from 'durable-functions';
 import type { OrchestrationContext, Task } from 'durable-functions';
-import type { DeviceCatalog } from '../provisioning/catalog.js';
-import { TooManyJobsError, UnprocessableRequestError } from '../shared/errors.js';
 import type { JobRequest } from './job-spec.js';
-import { MAX_JOB_DEVICE_IDS } from './job-spec.js';
 import {
   TERMINAL_JOB_STATUSES,
   type DeviceJobStatistics,
   type HubJob,
   type HubJobTarget,
-  type JobDeviceResultStore,
-  type JobNotifier,
-  type ScheduledJobRecord,
   type ScheduledJobRun,
-  type HubJobRunner,
   type ScheduledJobStatus,
-  type ScheduledJobStore,
 } from './ports.js';
-import { splitDeviceIds } from './query-condition.js';
 import { nextRun, parseRepeat } from './schedule.js';
 import { failureMessage } from '../shared/workflows.js';
 
@@ -78,7 +69,7 @@ const addStatistics = (a: DeviceJobStatistics, b: DeviceJobStatistics): DeviceJo
   pendingCount: a.pendingCount + b.pendingCount,
 });
 
-type StartReply = { started: true; job: HubJob } | { started: false; tooManyJobs: true };
+export type StartReply = { started: true; job: HubJob } | { started: false; tooManyJobs: true };
 
 /** Polls that fail in a row before the run is given up (each already retried 5 times by the activity policy). */
 const MAX_POLL_FAILURES = 5;
@@ -385,119 +376,4 @@ export function* scheduledJobOrchestrator(context: OrchestrationContext): Genera
     return undefined;
   }
   return { jobId, status: runInfo.status, runs: run, lastRun: runInfo };
-}
-
-export interface ScheduledJobDeps {
-  runner: HubJobRunner;
-  catalog: DeviceCatalog;
-  scheduledJobs: ScheduledJobStore;
-  notifier: JobNotifier;
-  deviceResults: JobDeviceResultStore;
-  /** Per-device outcomes kept per run (Jobs__MaxDeviceResults). */
-  maxDeviceResults: number;
-  now?: () => Date;
-}
-
-/** Runs kept on a job record. */
-const KEPT_RUNS = 20;
-
-/**
- * The devices of a job target, as IoT Hub job targets: one per batch that fits a query condition. Metadata lives
- * in the device catalog, not in IoT Hub, so a metadata filter is resolved to device ids here, at run time.
- */
-async function resolveTarget(catalog: DeviceCatalog, target: JobRequest['target']): Promise<HubJobTarget[]> {
-  if ('deviceIds' in target) return splitDeviceIds(target.deviceIds, {}).map((deviceIds) => ({ deviceIds }));
-  const { status, metadata, tags } = target.where;
-  const rest: HubJobTarget = { ...(status ? { status } : {}), ...(tags ? { tags } : {}) };
-  if (!metadata) return [rest];
-  const ids: string[] = [];
-  let continuationToken: string | undefined;
-  do {
-    const page = await catalog.query({
-      metadata,
-      ...(status ? { status } : {}),
-      top: 1000,
-      ...(continuationToken ? { continuationToken } : {}),
-    });
-    for (const d of page.items) ids.push(d.id);
-    continuationToken = page.continuationToken;
-    if (ids.length > MAX_JOB_DEVICE_IDS) {
-      throw new UnprocessableRequestError(
-        `The metadata filter matches more than ${MAX_JOB_DEVICE_IDS} devices; narrow it or use twin tags.`,
-        [{ path: 'target.where.metadata', message: 'matches too many devices' }],
-      );
-    }
-  } while (continuationToken);
-  return splitDeviceIds(ids, rest).map((deviceIds) => ({ ...rest, deviceIds }));
-}
-
-/** Activity handlers of scheduled jobs; each is idempotent. */
-export function makeScheduledJobActivities(deps: ScheduledJobDeps) {
-  return {
-    [JobActivity.resolveTarget]: (input: { target: JobRequest['target'] }) =>
-      resolveTarget(deps.catalog, input.target),
-
-    [JobActivity.startHubJob]: async (input: Parameters<HubJobRunner['start']>[0]): Promise<StartReply> => {
-      try {
-        return { started: true, job: await deps.runner.start(input) };
-      } catch (error) {
-        if (error instanceof TooManyJobsError) return { started: false, tooManyJobs: true };
-        throw error;
-      }
-    },
-
-    [JobActivity.getHubJob]: async (input: { hubJobId: string }) =>
-      (await deps.runner.get(input.hubJobId)) ?? null,
-
-    [JobActivity.cancelHubJob]: async (input: { hubJobId: string }) => {
-      await deps.runner.cancel(input.hubJobId);
-      return { cancelled: true };
-    },
-
-    [JobActivity.record]: async (input: {
-      jobId: string;
-      status: ScheduledJobStatus;
-      run?: ScheduledJobRun;
-      nextRunAt?: string;
-    }) => {
-      const updated = await deps.scheduledJobs.update(input.jobId, (record): ScheduledJobRecord => {
-        const runs = input.run
-          ? [...record.runs.filter((r) => r.run !== input.run?.run), input.run]
-          : record.runs;
-        const { nextRunAt: _previous, ...rest } = record;
-        return {
-          ...rest,
-          status: input.status,
-          updatedAt: (deps.now?.() ?? new Date()).toISOString(),
-          runs: runs.slice(-KEPT_RUNS),
-          ...(input.nextRunAt ? { nextRunAt: input.nextRunAt } : {}),
-        };
-      });
-      return { status: updated.status };
-    },
-
-    /** Copies one ended IoT Hub job's per-device outcomes to the store, within what is left of the run's cap. */
-    [JobActivity.saveDeviceResults]: async (input: {
-      jobId: string;
-      run: number;
-      batch: number;
-      hubJobId: string;
-      keptBefore: number;
-    }) => {
-      // A repeating job keeps the outcomes of the runs its record keeps: the first batch of a run drops the oldest.
-      if (input.batch === 0 && input.run > KEPT_RUNS) {
-        await deps.deviceResults.forget(input.jobId, input.run - KEPT_RUNS);
-      }
-      const room = deps.maxDeviceResults - input.keptBefore;
-      if (room <= 0) return { kept: 0 };
-      const results = await deps.runner.deviceResults(input.hubJobId, room);
-      await deps.deviceResults.save(input.jobId, input.run, input.batch, results);
-      return { kept: results.length };
-    },
-
-    [JobActivity.notify]: async (input: { jobId: string; run: ScheduledJobRun }) => {
-      await deps.notifier.runEnded(input.jobId, input.run);
-      return { notified: true };
-    },
-  };
 }

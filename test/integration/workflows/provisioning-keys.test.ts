@@ -11,9 +11,9 @@ import { createAdapters, type Adapters } from '../../../src/infra/adapters.js';
 import { BlobPrivateFiles } from '../../../src/infra/blob/blob-private-files.js';
 import { createBlobService } from '../../../src/infra/blob/blob-service.js';
 import { HttpProvisioningHooks } from '../../../src/infra/webhooks/http-provisioning-hooks.js';
+import { makeProvisionDeviceActivities } from '../../../src/provisioning/provision-device-activities.js';
 import {
   hookFingerprint,
-  makeProvisionDeviceActivities,
   type ProvisionDeviceInput,
 } from '../../../src/provisioning/provision-device-workflow.js';
 import { ProvisioningService } from '../../../src/provisioning/provisioning-service.js';
