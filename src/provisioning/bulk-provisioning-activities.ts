@@ -8,7 +8,7 @@
  * still finds them by their catalog entries (`creationToken` = run id) and removes those no result reports.
  */
 import pLimit from 'p-limit';
-import { ServiceUnavailableError, StaleCatalogEntryError } from '../shared/errors.js';
+import { ConcurrentUpdateError, ServiceUnavailableError, StaleCatalogEntryError } from '../shared/errors.js';
 import { failureMessage } from '../shared/workflows.js';
 import {
   BulkActivity,
@@ -146,15 +146,20 @@ async function completeDevice(
       runId,
     );
   } catch (error) {
-    if (error instanceof ServiceUnavailableError && !salvaging) throw error;
+    // An outage waits for the whole chunk; a race on this one id that kept being lost fails this device only
+    // (it is no outage: the other devices of the chunk must not wait for it).
+    const outage = error instanceof ServiceUnavailableError && !(error instanceof ConcurrentUpdateError);
+    if (outage && !salvaging) throw error;
     // Same rule as single registration: no identity without a catalog entry (a stale entry of another
     // writer is left alone).
     const why =
       error instanceof StaleCatalogEntryError
         ? 'a stale catalog entry exists'
-        : error instanceof ServiceUnavailableError
-          ? 'the device catalog stayed unavailable'
-          : 'catalog write failed';
+        : error instanceof ConcurrentUpdateError
+          ? 'the catalog entry kept changing concurrently'
+          : error instanceof ServiceUnavailableError
+            ? 'the device catalog stayed unavailable'
+            : 'catalog write failed';
     if (
       !(await deps.identities.delete(spec.id).then(
         () => true,

@@ -21,6 +21,10 @@ import { routeHostToLoopback, startFakeIotHub, type FakeIotHub } from '../../fix
 import { engineFromRegistrations, nonDeterministicEpisodes, orchestratorOf } from '../../support/durable.js';
 import { loadEntryPoint, type Registration } from '../../support/entry-point.js';
 import { testSettings } from '../../support/local-env.js';
+import { makeBulkProvisioningActivities } from '../../../src/provisioning/bulk-provisioning-activities.js';
+import { BulkActivity, bulkRequestBlob } from '../../../src/provisioning/bulk-provisioning-workflow.js';
+import type { DeviceCatalog } from '../../../src/provisioning/catalog.js';
+import { DeviceAlreadyExistsError } from '../../../src/shared/errors.js';
 
 let hub: FakeIotHub;
 let restore: () => void;
@@ -276,5 +280,39 @@ describe('cancelling a bulk run while a chunk waits out throttling', () => {
       expect(hub.devices.has(id)).toBe(false);
       expect(await adapters.catalog.get(id)).toBeUndefined();
     }
+  });
+});
+
+describe('a bulk chunk where one catalog entry keeps losing its race (review of issue 14)', () => {
+  it('fails that device only (identity removed); the rest of the chunk is created, never a chunk-wide wait', async () => {
+    const ids = ['race-0', 'race-1', 'race-2'];
+    const contended = 'race-1';
+    // A catalog whose entry for one id is taken by someone else's write every time we look (create says it
+    // exists, the read finds it gone): a race this run keeps losing, which the optimistic helper gives up on.
+    const catalog: DeviceCatalog = Object.create(adapters.catalog) as DeviceCatalog;
+    catalog.create = (record) =>
+      record.id === contended
+        ? Promise.reject(new DeviceAlreadyExistsError(record.id))
+        : adapters.catalog.create(record);
+    catalog.get = (id) => (id === contended ? Promise.resolve(undefined) : adapters.catalog.get(id));
+    const activities = makeBulkProvisioningActivities({
+      identities: adapters.identities,
+      catalog,
+      work: adapters.work,
+      results: adapters.results,
+      resultsContainer: 'results',
+      hostName: hub.hostName,
+      cipher: adapters.keysCipher,
+      keysRetentionMs: 60_000,
+    });
+    await adapters.work.write(
+      bulkRequestBlob('race-run', 0),
+      JSON.stringify(ids.map((id) => ({ id, metadata: {} }))),
+    );
+    const reply = await activities[BulkActivity.provisionChunk]({ runId: 'race-run', index: 0 });
+    expect(reply).toMatchObject({ throttled: false, created: 2, failed: 1 });
+    expect(await adapters.identities.get(contended)).toBeUndefined();
+    for (const id of ids.filter((i) => i !== contended))
+      expect((await adapters.catalog.get(id))?.creationToken).toBe('race-run');
   });
 });
