@@ -47,6 +47,8 @@ export interface SoakReport {
   heapGrowthAfterWarmUp: number;
   sent: number;
   refused: number;
+  /** Refusals by cause as the simulator counted them: the HTTP status, or `network`. */
+  refusedBy: Record<string, number>;
   /** What the runtime still kept once the simulator stopped and ingest caught up. */
   drained: RuntimeMemory;
   /** Whether the warm-up covered the rule evaluator's window (5 minutes), so that the growth says something. */
@@ -182,7 +184,9 @@ export async function runSoak(options: SoakOptions): Promise<SoakReport> {
     const code = await simulator.exited;
     const output = simulator.output();
     if (code !== 0) throw new Error(`the simulator exited with ${code}:\n${output}`);
-    const done = /(\d+) messages sent, (\d+) refused/.exec(output.slice(output.lastIndexOf('done')));
+    const done = /(\d+) messages sent, (\d+) refused(?: \(([^)]*)\))?/.exec(
+      output.slice(output.lastIndexOf('done')),
+    );
     // Ingest catches up; the hubs are empty once every consumer group has checkpointed (bounded wait).
     const drainUntil = Date.now() + 60_000;
     while (runtime.memory().hubEvents > 0 && Date.now() < drainUntil) await sleep(200);
@@ -194,6 +198,15 @@ export async function runSoak(options: SoakOptions): Promise<SoakReport> {
       heapGrowthAfterWarmUp: (last.heapUsedBytes - first.heapUsedBytes) / first.heapUsedBytes,
       sent: Number(done?.[1] ?? 0),
       refused: Number(done?.[2] ?? 0),
+      refusedBy: Object.fromEntries(
+        (done?.[3] ?? '')
+          .split(', ')
+          .filter((part) => part !== '')
+          .map((part) => {
+            const [cause = '', n = '0'] = part.split(': ');
+            return [cause, Number(n)];
+          }),
+      ),
       drained: runtime.memory(),
       judged: first.minute >= WARM_UP_MINUTES,
     };

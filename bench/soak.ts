@@ -49,7 +49,7 @@ try {
   const last = report.checkpoints[report.checkpoints.length - 1];
   const grew = report.growthAfterWarmUp >= 0.1;
   console.log(
-    `soak: ${report.sent} messages sent, ${report.refused} refused; after draining: ` +
+    `soak: ${report.sent} messages sent, ${report.refused} refused ${JSON.stringify(report.refusedBy)}; after draining: ` +
       `${report.drained.hubEvents} hub events kept`,
   );
   console.log(

@@ -11,6 +11,7 @@
  * saying so; an unreachable API is one line and exit code 1, never a stack trace.
  */
 import { parseArgs } from 'node:util';
+import pRetry from 'p-retry';
 import { createSasToken } from '../src/provisioning/sas-token.js';
 import { initialReadings, nextReadings, type Readings } from './simulated-readings.js';
 
@@ -223,8 +224,50 @@ async function answerMethods(device: SimDevice): Promise<void> {
 }
 for (const device of devices) void answerMethods(device);
 
+/**
+ * One telemetry message, retried as a device SDK retries (exponential back-off with jitter) when no answer came
+ * or the hub answered 429/503 (busy): a refusal is counted only once the retries are spent. Returns the status.
+ */
+function sendMessage(device: SimDevice, body: string): Promise<number> {
+  return pRetry(
+    async () => {
+      const response = await fetch(`${gateway}/devices/${encodeURIComponent(device.id)}/messages/events`, {
+        method: 'POST',
+        headers: {
+          authorization: tokenFor(device),
+          'content-type': 'application/json',
+          'iothub-app-stream-id': 'telemetry',
+        },
+        body,
+      });
+      await response.body?.cancel();
+      if (response.status === 429 || response.status === 503) throw new BusyError(response.status);
+      return response.status;
+    },
+    { retries: 4, minTimeout: 250, factor: 2, randomize: true },
+  ).catch((error: unknown) => {
+    if (error instanceof BusyError) return error.status;
+    throw error;
+  });
+}
+
+class BusyError extends Error {
+  constructor(readonly status: number) {
+    super(`HTTP ${status}`);
+  }
+}
+
 let total = 0;
 let refused = 0;
+/** Refusals by cause: the HTTP status, or `network` when no answer came. */
+const refusedBy = new Map<string, number>();
+const refuse = (cause: string) => {
+  refused++;
+  refusedBy.set(cause, (refusedBy.get(cause) ?? 0) + 1);
+};
+/** ` (503: 4, network: 1)` after the refused count, or nothing when none were refused. */
+const causes = () =>
+  refusedBy.size === 0 ? '' : ` (${[...refusedBy].map(([cause, n]) => `${cause}: ${n}`).join(', ')})`;
 const started = Date.now();
 /** One message of the next device in turn (three with a burst above the threshold). */
 function sendOne() {
@@ -245,22 +288,15 @@ function sendOne() {
   device.sent++;
   for (let i = 0; i < messages; i++) {
     total++;
-    const token = tokenFor(device);
-    void fetch(`${gateway}/devices/${encodeURIComponent(device.id)}/messages/events`, {
-      method: 'POST',
-      headers: {
-        authorization: token,
-        'content-type': 'application/json',
-        'iothub-app-stream-id': 'telemetry',
-      },
-      body: JSON.stringify(body),
-    })
-      .then((r) => {
-        if (r.ok) return;
-        refused++;
-        if (r.status === 401 || r.status === 404) recover(device, r.status);
+    void sendMessage(device, JSON.stringify(body))
+      .then((status) => {
+        if (status >= 200 && status < 300) return;
+        refuse(String(status));
+        if (status === 401 || status === 404) recover(device, status);
       })
-      .catch(() => refused++);
+      .catch((error: unknown) => {
+        refuse(`network ${(error as { cause?: { code?: string } }).cause?.code ?? 'error'}`);
+      });
   }
   if (total % Math.max(1, Math.round(rate * 10)) === 0)
     console.log(`simulate: ${total} sent, ${refused} refused`);
@@ -273,7 +309,7 @@ const timer = setInterval(
     if (Date.now() - started > durationMs) {
       clearInterval(timer);
       running = false;
-      console.log(`simulate: done, ${total} messages sent, ${refused} refused`);
+      console.log(`simulate: done, ${total} messages sent, ${refused} refused${causes()}`);
       // Open long polls end within their wait; do not keep the process for them.
       setTimeout(() => process.exit(0), 500).unref();
       return;
@@ -285,6 +321,6 @@ const timer = setInterval(
 );
 process.on('SIGINT', () => {
   clearInterval(timer);
-  console.log(`simulate: stopped, ${total} messages sent, ${refused} refused`);
+  console.log(`simulate: stopped, ${total} messages sent, ${refused} refused${causes()}`);
   process.exit(0);
 });
