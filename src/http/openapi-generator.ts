@@ -75,7 +75,7 @@ export const under =
 
 /** What a problem status means, unless the route says otherwise. */
 const PROBLEM_DESCRIPTIONS: Readonly<Record<number, string>> = {
-  400: 'Malformed JSON, JSON nested deeper than 32 levels, an invalid id or continuation token; on the PATCH routes, an empty or malformed If-Match',
+  400: 'Malformed JSON, JSON nested deeper than 32 levels, an invalid id or continuation token; where If-Match is read, an empty or malformed one',
   404: 'Unknown device',
   409: 'Duplicate device id, or a state change the resource does not allow',
   412: 'None of the If-Match entity tags the client sent is current (never for a race the service lost: that is retried)',

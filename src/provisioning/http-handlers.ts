@@ -76,6 +76,10 @@ export function makeProvisioningHandlers(
   };
 }
 
+/** The client's If-Match as the one version the service compares (undefined: none or `*`; RFC 9110 §13.1.1). */
+const clientVersion = (service: ProvisioningService, request: ApiRequest) =>
+  ifMatchVersion(request, async () => (await service.get(id(request))).etag);
+
 /** Register, activate, deactivate, reset credentials, unregister. */
 function lifecycleHandlers(service: ProvisioningService, readJson: ReadJson) {
   return {
@@ -96,12 +100,21 @@ function lifecycleHandlers(service: ProvisioningService, readJson: ReadJson) {
 
     activateDevice: async (request: ApiRequest): Promise<ApiResponse> => {
       const body = parse(statusChangeSchema, await readJson(request, true));
-      return deviceResponse(await service.setStatus(id(request), 'enabled', body.metadata));
+      return deviceResponse(
+        await service.setStatus(id(request), 'enabled', body.metadata, await clientVersion(service, request)),
+      );
     },
 
     deactivateDevice: async (request: ApiRequest): Promise<ApiResponse> => {
       const body = parse(statusChangeSchema, await readJson(request, true));
-      return deviceResponse(await service.setStatus(id(request), 'disabled', body.metadata));
+      return deviceResponse(
+        await service.setStatus(
+          id(request),
+          'disabled',
+          body.metadata,
+          await clientVersion(service, request),
+        ),
+      );
     },
 
     resetCredentials: async (request: ApiRequest): Promise<ApiResponse> => {
@@ -117,7 +130,7 @@ function lifecycleHandlers(service: ProvisioningService, readJson: ReadJson) {
           { path: 'purgeState', message: 'must be true or false' },
         ]);
       }
-      await service.unregister(id(request), purge === 'true');
+      await service.unregister(id(request), purge === 'true', await clientVersion(service, request));
       return { status: 204 };
     },
   };

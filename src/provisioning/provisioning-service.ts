@@ -3,6 +3,7 @@ import { assertDeviceId } from '../shared/device-id.js';
 import {
   DeviceAlreadyExistsError,
   DeviceNotFoundError,
+  PreconditionFailedError,
   ProvisioningInconsistencyError,
   UnprocessableRequestError,
 } from '../shared/errors.js';
@@ -173,6 +174,7 @@ export class ProvisioningService {
     id: string,
     status: IdentityStatus,
     metadataPatch?: Record<string, unknown>,
+    ifMatch?: string,
   ): Promise<VersionedDeviceRecord> {
     // Everything is validated before the first write: a rejected request changes nothing (issue 12, item 7).
     this.checkReserved(metadataPatch);
@@ -180,12 +182,18 @@ export class ProvisioningService {
       metadataPatch
         ? this.checkMetadata(applyMergePatch(current.metadata, metadataPatch) as Record<string, unknown>)
         : current.metadata;
-    merged(await this.get(id));
+    const before = await this.get(id);
+    merged(before);
+    const clientEtag = ifMatch === '*' ? undefined : ifMatch;
+    if (clientEtag !== undefined && clientEtag !== before.etag)
+      throw new PreconditionFailedError(`Device '${id}' was changed since the version in If-Match.`);
     const previous = await this.deps.identities.get(id);
     await this.deps.identities.setStatus(id, status);
     // The catalog write is guarded by the ETag it read, so a concurrent metadata update is never lost.
-    return optimisticUpdate(`Device '${id}'`, async () => {
+    const write = async () => {
       const current = await this.get(id);
+      if (clientEtag !== undefined && current.etag !== clientEtag)
+        throw new PreconditionFailedError(`Device '${id}' was changed since the version in If-Match.`);
       let metadata: Record<string, unknown>;
       try {
         metadata = merged(current);
@@ -196,6 +204,15 @@ export class ProvisioningService {
         throw invalid;
       }
       return this.deps.catalog.replace({ ...current, status, metadata, updatedAt: this.now() }, current.etag);
+    };
+    if (clientEtag === undefined) return optimisticUpdate(`Device '${id}'`, write);
+    // The client's version: one conditional write; a change since (even ours) is the client's 412, and the
+    // identity's status goes back to what it was, as for any refused request.
+    return write().catch(async (error: unknown) => {
+      const refused = clientPrecondition(error, clientEtag, `Device '${id}'`);
+      if (refused instanceof PreconditionFailedError && previous)
+        await this.deps.identities.setStatus(id, previous.status);
+      throw refused;
     });
   }
 
@@ -226,8 +243,12 @@ export class ProvisioningService {
    * and a repeated DELETE finishes the job), never an entry without an identity that a later registration
    * could take for its own.
    */
-  async unregister(id: string, purgeState: boolean): Promise<void> {
+  async unregister(id: string, purgeState: boolean, ifMatch?: string): Promise<void> {
     assertDeviceId(id);
+    if (ifMatch !== undefined && ifMatch !== '*' && (await this.get(id)).etag !== ifMatch) {
+      // Checked against the entry read just before the delete (the catalog's delete takes no condition).
+      throw new PreconditionFailedError(`Device '${id}' was changed since the version in If-Match.`);
+    }
     const hadRecord = await this.deps.catalog.delete(id);
     const hadIdentity = await this.deps.identities.delete(id);
     if (purgeState) await this.deps.stateStore.delete(id);

@@ -119,22 +119,24 @@ export const DEVICE_ROUTES: readonly ApiRoute[] = [
   },
   {
     ...device('unregisterDevice', 'delete'),
-    parameters: [{ name: 'purgeState', in: 'query', schema: z.boolean().default(false) }],
+    parameters: [{ name: 'purgeState', in: 'query', schema: z.boolean().default(false) }, ifMatch],
     responses: { 204: { description: 'Unregistered' } },
-    problems: [400, 404, 422, 500],
+    problems: [400, 404, 412, 422, 500],
   },
   {
     ...device('activateDevice', 'post', '/activate'),
+    parameters: [ifMatch],
     body: { content: { 'application/json': statusChangeSchema } },
     responses: { 200: { description: 'Enabled', schema: deviceSchema, headers: etag } },
-    problems: [400, 404, 413, 415, 422, 500],
+    problems: [400, 404, 412, 413, 415, 422, 500],
   },
   {
     ...device('deactivateDevice', 'post', '/deactivate'),
     summary: 'Disable the device; the identity store refuses it at once',
+    parameters: [ifMatch],
     body: { content: { 'application/json': statusChangeSchema } },
     responses: { 200: { description: 'Disabled', schema: deviceSchema, headers: etag } },
-    problems: [400, 404, 413, 415, 422, 500],
+    problems: [400, 404, 412, 413, 415, 422, 500],
   },
   {
     ...device('resetDeviceCredentials', 'post', '/reset-credentials'),

@@ -200,3 +200,40 @@ describe('keys that break the API schema are 422, like every schema violation', 
     expect((await call('getDevice', 'GET', 'keys-2')).status).toBe(404);
   });
 });
+
+describe('If-Match on activate, deactivate and DELETE (review of issue 14: it was ignored)', () => {
+  it('a stale tag is 412 and changes nothing: the identity keeps its status, the entry stays', async () => {
+    const created = await register('im-life', { a: 1 });
+    const stale = created.headers.etag ?? '';
+    const fresh = (await patch('im-life', { metadata: { a: 2 } })).headers.etag ?? '';
+    expect(fresh).not.toBe(stale);
+    const refused = await call('deactivateDevice', 'POST', 'im-life', undefined, { 'if-match': stale });
+    expect(refused.status).toBe(412);
+    expect((await adapters.identities.get('im-life'))?.status).toBe('enabled');
+    expect((await call('getDevice', 'GET', 'im-life')).body.status).toBe('enabled');
+    expect(
+      (await call('unregisterDevice', 'DELETE', 'im-life', undefined, { 'if-match': stale })).status,
+    ).toBe(412);
+    expect((await call('getDevice', 'GET', 'im-life')).status).toBe(200);
+    expect(await adapters.identities.get('im-life')).toBeDefined();
+  });
+
+  it('the current tag, a list naming it, or * is applied; empty is 400', async () => {
+    const created = await register('im-life-ok');
+    const disabled = await call('deactivateDevice', 'POST', 'im-life-ok', undefined, {
+      'if-match': `"nope", ${created.headers.etag ?? ''}`,
+    });
+    expect(disabled.status).toBe(200);
+    expect((await adapters.identities.get('im-life-ok'))?.status).toBe('disabled');
+    const enabled = await call('activateDevice', 'POST', 'im-life-ok', undefined, { 'if-match': '*' });
+    expect(enabled.status).toBe(200);
+    expect(
+      (await call('unregisterDevice', 'DELETE', 'im-life-ok', undefined, { 'if-match': '' })).status,
+    ).toBe(400);
+    const deleted = await call('unregisterDevice', 'DELETE', 'im-life-ok', undefined, {
+      'if-match': enabled.headers.etag ?? '',
+    });
+    expect(deleted.status).toBe(204);
+    expect(await adapters.identities.get('im-life-ok')).toBeUndefined();
+  });
+});
