@@ -3,13 +3,12 @@
  * that sent no If-Match never gets 412 because another request won a race (the write is re-read and re-applied),
  * no field of a concurrent merge is lost, and 412 answers only a client whose own If-Match is stale.
  */
-import { HttpRequest, InvocationContext, type HttpResponseInit } from '@azure/functions';
 import { describe, expect, it } from 'vitest';
-import { withProblemDetails } from '../../../src/http/problem.js';
 import { createAdapters } from '../../../src/infra/adapters.js';
 import { makeProvisioningHandlers } from '../../../src/provisioning/http-handlers.js';
 import { ProvisioningService } from '../../../src/provisioning/provisioning-service.js';
 import { testConfig } from '../../support/local-env.js';
+import { callHandler } from '../../support/handler-call.js';
 
 const config = testConfig({ IotHubHostName: 'testhub.azure-devices.net' });
 const adapters = createAdapters(config);
@@ -24,36 +23,17 @@ const handlers = makeProvisioningHandlers(
 /** Concurrent requests per burst (the issue's reproduction: 20 PATCHes at once). */
 const BURST = 20;
 
-interface Call {
-  status: number;
-  body: Record<string, unknown>;
-  headers: Record<string, string>;
-}
-
-async function call(
+const call = (
   name: keyof typeof handlers,
   init: { method: string; id?: string; path?: string; body?: unknown; headers?: Record<string, string> },
-): Promise<Call> {
-  const path = init.path ?? `/api/devices/${encodeURIComponent(init.id ?? '')}`;
-  const response = (await withProblemDetails(handlers[name])(
-    new HttpRequest({
-      method: init.method,
-      url: `http://localhost:7071${path}`,
-      params: init.id === undefined ? {} : { id: init.id },
-      headers: { 'content-type': 'application/json', ...init.headers },
-      ...(init.body === undefined ? {} : { body: { string: JSON.stringify(init.body) } }),
-    }),
-    new InvocationContext({ functionName: name }),
-  )) as HttpResponseInit;
-  const headers = Object.fromEntries(
-    Object.entries((response.headers ?? {}) as Record<string, string>).map(([k, v]) => [k.toLowerCase(), v]),
-  );
-  const body =
-    typeof response.body === 'string' && response.body !== ''
-      ? (JSON.parse(response.body) as Record<string, unknown>)
-      : ((response.jsonBody ?? {}) as Record<string, unknown>);
-  return { status: response.status ?? 200, body, headers };
-}
+) =>
+  callHandler(name, handlers[name], {
+    method: init.method,
+    path: init.path ?? `/api/devices/${encodeURIComponent(init.id ?? '')}`,
+    ...(init.id === undefined ? {} : { params: { id: init.id } }),
+    ...(init.body === undefined ? {} : { body: JSON.stringify(init.body) }),
+    ...(init.headers ? { headers: init.headers } : {}),
+  });
 
 const register = async (id: string) => {
   const res = await call('registerDevice', { method: 'POST', path: '/api/devices', body: { id } });

@@ -1,10 +1,9 @@
-import { HttpRequest, InvocationContext, type HttpResponseInit } from '@azure/functions';
 import { describe, expect, it } from 'vitest';
-import { withProblemDetails } from '../../../src/http/problem.js';
 import { createAdapters } from '../../../src/infra/adapters.js';
 import { makeProvisioningHandlers } from '../../../src/provisioning/http-handlers.js';
 import { ProvisioningService } from '../../../src/provisioning/provisioning-service.js';
 import { testConfig } from '../../support/local-env.js';
+import { callHandler } from '../../support/handler-call.js';
 
 /**
  * HTTP semantics of the device routes (issue 14): If-Match per RFC 9110 §13.1.1, the PATCH body shape
@@ -20,36 +19,21 @@ const handlers = makeProvisioningHandlers(
   }),
 );
 
-interface Reply {
-  status: number;
-  body: Record<string, unknown>;
-  headers: Record<string, string>;
-}
-
 async function call(
   name: keyof typeof handlers,
   method: string,
   id: string,
   body?: unknown,
   headers: Record<string, string> = {},
-): Promise<Reply> {
+) {
   const suffix = name === 'updateDeviceTwin' || name === 'getDeviceTwin' ? '/twin' : '';
-  const response = (await withProblemDetails(handlers[name])(
-    new HttpRequest({
-      method,
-      url: `http://localhost:7071/api/devices/${encodeURIComponent(id)}${suffix}`,
-      params: { id },
-      headers: { 'content-type': 'application/json', ...headers },
-      ...(body === undefined ? {} : { body: { string: JSON.stringify(body) } }),
-    }),
-    new InvocationContext({ functionName: name }),
-  )) as HttpResponseInit;
-  const lower = Object.fromEntries(
-    Object.entries((response.headers ?? {}) as Record<string, string>).map(([k, v]) => [k.toLowerCase(), v]),
-  );
-  const raw: unknown =
-    response.jsonBody ?? (typeof response.body === 'string' ? (JSON.parse(response.body) as unknown) : {});
-  return { status: response.status ?? 200, body: raw as Record<string, unknown>, headers: lower };
+  return callHandler(name, handlers[name], {
+    method,
+    path: `/api/devices/${encodeURIComponent(id)}${suffix}`,
+    params: { id },
+    headers,
+    ...(body === undefined ? {} : { body: JSON.stringify(body) }),
+  });
 }
 
 const register = (id: string, metadata: Record<string, unknown> = {}) =>

@@ -1,8 +1,7 @@
 import { CosmosClient } from '@azure/cosmos';
-import { HttpRequest, InvocationContext, type HttpResponseInit } from '@azure/functions';
+import { InvocationContext } from '@azure/functions';
 import { Agent } from 'node:https';
 import { describe, expect, it } from 'vitest';
-import { withProblemDetails } from '../../../src/http/problem.js';
 import { createAdapters } from '../../../src/infra/adapters.js';
 import { TableIdentityStore } from '../../../src/infra/tables/table-identity-store.js';
 import { makeProvisioningHandlers } from '../../../src/provisioning/http-handlers.js';
@@ -10,6 +9,7 @@ import { ProvisioningService } from '../../../src/provisioning/provisioning-serv
 import { createSasToken } from '../../../src/provisioning/sas-token.js';
 import { iotHubBatch } from '../../support/iothub-batch.js';
 import { testConfig } from '../../support/local-env.js';
+import { callHandler, type HandlerReply } from '../../support/handler-call.js';
 import { responseProblems } from '../../support/openapi.js';
 import { makeIngestTelemetry } from '../../../src/telemetry/ingest-telemetry.js';
 
@@ -26,12 +26,6 @@ const logs: string[] = [];
 /** Every key the API handed out during this file, to prove it never shows up where it must not. */
 const issuedKeys = new Set<string>();
 
-interface Call {
-  status: number;
-  body: Record<string, unknown>;
-  headers: Record<string, string>;
-}
-
 async function call(
   name: keyof typeof handlers,
   init: {
@@ -41,36 +35,20 @@ async function call(
     body?: string;
     headers?: Record<string, string>;
   },
-): Promise<Call> {
-  const handler = withProblemDetails(handlers[name]);
-  const response = (await handler(
-    new HttpRequest({
-      method: init.method,
-      url: `http://localhost:7071${init.path}`,
-      params: init.params ?? {},
-      headers: { 'content-type': 'application/json', ...init.headers },
-      ...(init.body === undefined ? {} : { body: { string: init.body } }),
-    }),
-    new InvocationContext({
-      functionName: name,
-      logHandler: (level, ...args) =>
-        logs.push(`${level} ${args.map((a) => (typeof a === 'string' ? a : JSON.stringify(a))).join(' ')}`),
-    }),
-  )) as HttpResponseInit;
-  const headers = Object.fromEntries(
-    Object.entries((response.headers ?? {}) as Record<string, string>).map(([k, v]) => [k.toLowerCase(), v]),
-  );
-  const raw: unknown =
-    response.jsonBody ??
-    (typeof response.body === 'string' && response.body !== '' ? JSON.parse(response.body) : {});
-  const body = raw as Record<string, unknown>;
+): Promise<HandlerReply> {
+  const reply = await callHandler(name, handlers[name], {
+    ...init,
+    logHandler: (level, ...args) =>
+      logs.push(`${level} ${args.map((a) => (typeof a === 'string' ? a : JSON.stringify(a))).join(' ')}`),
+  });
+  const { body, headers } = reply;
   // Every response must match what openapi.json declares for its operation and status.
   const operationId = name === 'resetCredentials' ? 'resetDeviceCredentials' : name;
-  expect(responseProblems(operationId, response.status ?? 200, raw, headers['content-type'])).toEqual([]);
+  expect(responseProblems(operationId, reply.status, body, headers['content-type'])).toEqual([]);
   const keys = body.keys as { primaryKey?: string; secondaryKey?: string } | undefined;
   if (keys?.primaryKey) issuedKeys.add(keys.primaryKey);
   if (keys?.secondaryKey) issuedKeys.add(keys.secondaryKey);
-  return { status: response.status ?? 200, body, headers };
+  return reply;
 }
 
 const register = (body: unknown) =>
