@@ -10,10 +10,14 @@
 import {
   EventType,
   TERMINAL,
+  awaitedChildren,
   encode,
   instanceFromSnapshot,
+  isChildOf,
   statusOf,
+  subOrchestrationOutcome,
   type Execution,
+  type Instance,
   type InstanceStatus,
 } from './durable-history.js';
 import { DurableScheduler } from './durable-scheduler.js';
@@ -140,8 +144,35 @@ export class DurableEngine extends DurableScheduler {
         }
       }
     }
+    for (const instance of this.instances.values()) {
+      if (!TERMINAL.has(instance.status)) this.reconnectChildren(instance);
+    }
     this.wake();
     return snapshots.length;
+  }
+
+  /**
+   * Instances are saved one at a time, so a crash can keep a parent's history naming a child whose first save
+   * was lost, or a child saved as finished while the parent's saved inbox lacks its outcome. The parent's
+   * history is the truth: a lost child is started again, a lost outcome is delivered again.
+   */
+  private reconnectChildren(parent: Instance): void {
+    for (const awaited of awaitedChildren(parent)) {
+      const child = this.instances.get(awaited.instanceId);
+      if (child && isChildOf(child, parent, awaited.taskId)) {
+        if (TERMINAL.has(child.status)) {
+          this.deliver(parent, { event: subOrchestrationOutcome(child, awaited.taskId, this.now()) });
+        }
+      } else if (!child || TERMINAL.has(child.status)) {
+        const link = { instanceId: parent.instanceId, taskId: awaited.taskId, generation: parent.generation };
+        this.create(awaited.name, awaited.instanceId, awaited.input, link);
+        this.options.log?.(`durable: ${awaited.instanceId} started again (its start was lost in a crash)`);
+      } else {
+        this.options.log?.(
+          `durable: ${parent.instanceId} waits for ${awaited.instanceId}, which another instance started`,
+        );
+      }
+    }
   }
 
   /**

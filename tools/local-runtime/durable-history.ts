@@ -132,7 +132,11 @@ export interface InstanceSnapshot {
   instanceId: string;
   name: string;
   input: unknown;
-  parent?: { instanceId: string; taskId: number };
+  /**
+   * The task of the parent that started this sub-orchestration, in the parent's execution `generation` (absent
+   * in snapshots written before it was recorded).
+   */
+  parent?: { instanceId: string; taskId: number; generation?: number };
   status: RuntimeStatus;
   output: unknown;
   customStatus: unknown;
@@ -246,6 +250,44 @@ export function markFinished(instance: Instance, status: RuntimeStatus, output: 
   instance.generation++;
   instance.inbox = [];
   instance.lastUpdatedTime = now;
+}
+
+/** Whether `child` is the sub-orchestration that task `taskId` of the parent's current execution started. */
+export function isChildOf(child: Instance, parent: Instance, taskId: number): boolean {
+  const link = child.parent;
+  return (
+    link?.instanceId === parent.instanceId &&
+    link.taskId === taskId &&
+    (link.generation ?? parent.generation) === parent.generation
+  );
+}
+
+/** A sub-orchestration the instance's current execution started and has not heard back from yet. */
+export interface AwaitedChild {
+  taskId: number;
+  instanceId: string;
+  name: string;
+  input: unknown;
+}
+
+/** The sub-orchestrations the current execution started whose outcome is neither in its history nor its inbox. */
+export function awaitedChildren(instance: Instance): AwaitedChild[] {
+  const outcome = (e: HistoryEvent) =>
+    e.EventType === EventType.SubOrchestrationInstanceCompleted ||
+    e.EventType === EventType.SubOrchestrationInstanceFailed;
+  const answered = new Set(
+    [...instance.history, ...instance.inbox.map((i) => i.event)]
+      .filter(outcome)
+      .map((e) => e.TaskScheduledId as number),
+  );
+  return instance.history
+    .filter((e) => e.EventType === EventType.SubOrchestrationInstanceCreated && !answered.has(e.EventId))
+    .map((e) => ({
+      taskId: e.EventId,
+      instanceId: String(e.InstanceId),
+      name: String(e.Name),
+      input: decode(e.Input),
+    }));
 }
 
 /** What a finished sub-orchestration tells its parent's task `taskId`. */

@@ -12,6 +12,7 @@ import {
   encode,
   failure,
   historyEvent,
+  isChildOf,
   markFinished,
   newInstance,
   startNextExecution,
@@ -241,12 +242,38 @@ export class DurableScheduler {
         this.scheduleActivity(instance, taskId, activity);
       },
       startChild: (name, childId, input, taskId) => {
-        this.create(name, childId, input, { instanceId: instance.instanceId, taskId });
+        this.startChild(instance, taskId, name, childId, input);
       },
       addTimer: (timer) => {
         this.timers.add(timer);
       },
       event: (type, eventId, fields) => this.event(type, eventId, fields),
+    });
+  }
+
+  /**
+   * Starts task `taskId`'s sub-orchestration. A child this very task started already (before a crash whose
+   * last save held the child but not the parent's new history) is adopted, not started twice: when it has
+   * finished, its outcome is delivered again, as Durable Task re-sends a message a crash lost.
+   */
+  protected startChild(
+    parent: Instance,
+    taskId: number,
+    name: string,
+    childId: string,
+    input: unknown,
+  ): void {
+    const existing = this.instances.get(childId);
+    if (existing && isChildOf(existing, parent, taskId)) {
+      if (TERMINAL.has(existing.status)) {
+        this.deliver(parent, { event: subOrchestrationOutcome(existing, taskId, this.now()) });
+      }
+      return;
+    }
+    this.create(name, childId, input, {
+      instanceId: parent.instanceId,
+      taskId,
+      generation: parent.generation,
     });
   }
 
@@ -312,7 +339,12 @@ export class DurableScheduler {
     markFinished(instance, status, output, now);
     this.timers.dropAll(instance);
     const parent = instance.parent && this.instances.get(instance.parent.instanceId);
-    if (parent && instance.parent && !TERMINAL.has(parent.status)) {
+    if (
+      parent &&
+      instance.parent &&
+      !TERMINAL.has(parent.status) &&
+      isChildOf(instance, parent, instance.parent.taskId)
+    ) {
       this.deliver(parent, { event: subOrchestrationOutcome(instance, instance.parent.taskId, now) });
     }
     const waiters = instance.waiters;

@@ -9,7 +9,7 @@ import { execFileSync, spawn, type ChildProcess } from 'node:child_process';
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { createSasToken } from '../../../src/provisioning/sas-token.js';
 import { AZURITE_DEV_KEY } from '../../../tools/local-services.js';
 
@@ -140,11 +140,18 @@ beforeAll(() => {
   dataDir = mkdtempSync(join(tmpdir(), 'npm-start-restart-'));
 }, 120_000);
 
-afterAll(() => {
-  for (const run of runs) {
-    if (run.child.exitCode === null && run.child.signalCode === null)
-      process.kill(-(run.child.pid ?? 0), 'SIGKILL');
+const alive = (run: Run) => run.child.exitCode === null && run.child.signalCode === null;
+
+// A test that failed half-way leaves its run holding the data folder: stop it, so the next test can start.
+afterEach(async () => {
+  for (const run of runs.filter(alive)) {
+    // The group may be gone already while its exit is not reported yet.
+    await signalGroup(run, 'SIGKILL').catch(() => undefined);
   }
+}, 90_000);
+
+afterAll(() => {
+  for (const run of runs.filter(alive)) process.kill(-(run.child.pid ?? 0), 'SIGKILL');
   rmSync(dataDir, { recursive: true, force: true });
 });
 
