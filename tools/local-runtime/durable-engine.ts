@@ -176,6 +176,15 @@ export class DurableEngine extends DurableScheduler {
   }
 
   /**
+   * Stops dispatching, as the Functions host stops the orchestration and activity triggers when it shuts down:
+   * no further episode runs and no timer fires. Activities already running finish; their outcomes wait in the
+   * inbox and are saved, so a restart goes on from there and re-runs only what was in flight.
+   */
+  stopDispatching(): void {
+    this.dispatching = false;
+  }
+
+  /**
    * Saves what is not saved yet and waits for a save in progress; afterwards nothing more is saved (the last
    * step of a shutdown, before the storage goes away). Resolves with how many instances this call saved.
    */

@@ -57,6 +57,8 @@ export class DurableScheduler {
   protected pumping = false;
   protected poke: (() => void) | undefined;
   protected idleWaiters: (() => void)[] = [];
+  /** Set when the host stops its triggers: no episode runs and no timer fires any more; saves go on. */
+  protected dispatching = true;
 
   constructor(protected readonly options: DurableEngineOptions) {
     this.virtualNow = (options.startTime ?? new Date()).getTime();
@@ -111,7 +113,7 @@ export class DurableScheduler {
 
   protected async pump(): Promise<void> {
     for (;;) {
-      const ready = this.nextReady();
+      const ready = this.dispatching ? this.nextReady() : undefined;
       if (ready) {
         await this.episode(ready);
         this.saver.changed(ready);
@@ -122,7 +124,7 @@ export class DurableScheduler {
         await this.saver.flush();
         continue;
       }
-      const timer = this.timers.earliest();
+      const timer = this.dispatching ? this.timers.earliest() : undefined;
       if (
         this.running > 0 ||
         (timer && this.options.clock === 'real' && timer.fireAt.getTime() > Date.now())

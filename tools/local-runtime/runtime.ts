@@ -114,7 +114,10 @@ async function stopRuntime(parts: RuntimeParts): Promise<void> {
   parts.stopping.abort();
   log('  stopped accepting requests');
   const triggersStopped = Promise.all([hubs.stopConsumers(), timers.stop()]);
-  log(`  stopping triggers: ${hubs.consumers} Event Hub consumers, ${timers.count} timers`);
+  parts.engine.stopDispatching();
+  log(
+    `  stopping triggers: ${hubs.consumers} Event Hub consumers, ${timers.count} timers, durable orchestrations and activities`,
+  );
   const running = invocations.inFlight;
   const finished = await within(graceMs, Promise.all([triggersStopped, invocations.idle(), closed]));
   const [left, open] = [invocations.inFlight, host.openRequests()];

@@ -73,6 +73,12 @@ export interface LocalHubJobRunnerOptions {
   now?: () => Date;
 }
 
+/**
+ * The jobs a runner of this process is running now. A record 'running' that is not among them was left by a
+ * process that stopped mid-run (one local run owns its data folder): the next start of that id runs it again.
+ */
+const runningHere = new Set<string>();
+
 /** One device's outcome, as the local runner keeps it (a partition per job, rows in the order of the target). */
 // A type alias, not an interface: the table client wants a type with an implicit index signature.
 type DeviceResultEntity = {
@@ -105,7 +111,19 @@ export class LocalHubJobRunner implements HubJobRunner {
     const work = this.workFor(request);
     const claimed = await this.claim(request);
     if ('existing' in claimed) return toHubJob(claimed.existing, this.now());
+    try {
+      return await this.run(request, claimed, work);
+    } finally {
+      runningHere.delete(request.hubJobId);
+    }
+  }
 
+  /** Runs a claimed job to its end and records the outcome. */
+  private async run(
+    request: HubJobRequest,
+    claimed: { entity: JobEntity; etag: string },
+    work: (deviceId: string) => Promise<DeviceJobResult>,
+  ): Promise<HubJob> {
     let deviceIds: string[];
     try {
       deviceIds = await this.resolve(request.target);
@@ -271,18 +289,51 @@ export class LocalHubJobRunner implements HubJobRunner {
       startedAt: this.now().toISOString(),
       maxExecutionTimeInSeconds: request.maxExecutionTimeInSeconds,
     };
-    return optimisticUpdate(`Job '${request.hubJobId}'`, async () => {
-      try {
-        const { etag } = await client.createEntity(entity);
-        return { entity, etag: etag ?? '*' };
-      } catch (error) {
-        if (!isConflict(error)) throw translate(error);
+    const id = request.hubJobId;
+    return optimisticUpdate(`Job '${id}'`, async () => {
+      if (!runningHere.has(id)) {
+        // Marked before the write, so a start of the same id at the same time in this process never takes over.
+        runningHere.add(id);
+        try {
+          const { etag } = await client.createEntity(entity);
+          return { entity, etag: etag ?? '*' };
+        } catch (error) {
+          if (!isConflict(error)) {
+            runningHere.delete(id);
+            throw translate(error);
+          }
+        }
+        const taken = await this.takeOver(id).catch((error: unknown) => {
+          runningHere.delete(id);
+          throw error;
+        });
+        if (taken) return taken;
+        runningHere.delete(id);
       }
-      const existing = await this.read(request.hubJobId);
+      const existing = await this.read(id);
       if (existing) return { existing: existing.value };
       // Gone again: a throttled attempt gave the id back in between.
-      throw new ConcurrentUpdateError(`Job '${request.hubJobId}' is being started concurrently; retry.`);
+      throw new ConcurrentUpdateError(`Job '${id}' is being started concurrently; retry.`);
     });
+  }
+
+  /**
+   * A record of this id exists and no runner of this process runs it: when a stopped process left it running
+   * (still within its time limit), this start claims it (conditional write) and runs it again; undefined when
+   * the record is someone else's to report.
+   */
+  private async takeOver(id: string): Promise<{ entity: JobEntity; etag: string } | undefined> {
+    const existing = await this.read(id);
+    if (!existing || toHubJob(existing.value, this.now()).status !== 'running') return undefined;
+    try {
+      const client = await this.table();
+      const { etag } = await client.updateEntity(existing.value, 'Replace', { etag: existing.etag });
+      return { entity: existing.value, etag: etag ?? '*' };
+    } catch (error) {
+      if (isPreconditionFailed(error))
+        throw new ConcurrentUpdateError(`Job '${id}' changed while resuming; retry.`);
+      throw translate(error);
+    }
   }
 
   private async finish(

@@ -196,6 +196,26 @@ describe('LocalHubJobRunner specifics', () => {
     expect(job?.failureReason).toMatch(/stopped/);
   });
 
+  it('runs a job again that a stopped runtime left running within its time limit, when its start is retried after the restart', async () => {
+    const device = uniqueId('resumed');
+    await addDevice(device);
+    const hubJobId = uniqueId('interrupted-job');
+    // What a process stopped half-way through the job left: its claim, 'running', and no outcome.
+    await jobsTable.createEntity(runningJobRecord(hubJobId, 'twinUpdate', new Date().toISOString(), 600));
+
+    const job = await runner.start({
+      hubJobId,
+      type: 'twinUpdate',
+      target: { deviceIds: [device] },
+      twinPatch: { firmware: '2.0' },
+      maxExecutionTimeInSeconds: 600,
+    });
+
+    expect(job).toMatchObject({ status: 'completed', statistics: { deviceCount: 1, succeededCount: 1 } });
+    expect((await adapters.twins.get(device))?.desired).toMatchObject({ firmware: '2.0' });
+    expect((await runner.get(hubJobId))?.status).toBe('completed');
+  });
+
   it('cancels a job that is still running', async () => {
     const hubJobId = uniqueId('stuck-job');
     await jobsTable.createEntity(runningJobRecord(hubJobId, 'deviceMethod', new Date().toISOString(), 600));

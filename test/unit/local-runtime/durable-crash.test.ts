@@ -158,3 +158,51 @@ describe('local durable engine: a kill between any two saves', () => {
     expect(calls).toEqual([1, 2, 3]);
   });
 });
+
+describe('local durable engine: the shutdown stops dispatching before the last save', () => {
+  it('lets the running activity finish, starts nothing after it, and a restart goes on from its outcome', async () => {
+    const steps = orchestrator(function* (context: OrchestrationContext) {
+      const a = (yield context.df.callActivity('step', 'a')) as string;
+      yield context.df.createTimer(new Date(context.df.currentUtcDateTime.getTime() + 1000));
+      const b = (yield context.df.callActivity('step', 'b')) as string;
+      return [a, b];
+    });
+    let release: () => void = () => undefined;
+    const held = new Promise<void>((resolve) => (release = resolve));
+    const calls: string[] = [];
+    const engineWith = (store: InstanceStore, step: ActivityHandler) =>
+      new DurableEngine({
+        orchestrators: new Map<string, OrchestratorHandler>([['steps', steps]]),
+        activities: new Map([['step', step]]),
+        clock: 'virtual',
+        startTime: START,
+        store,
+      });
+    const store = new RecordingStore();
+    const first = engineWith(store, async (input) => {
+      calls.push(String(input));
+      if (input === 'a') await held;
+      return `${String(input)}!`;
+    });
+    await first.startDurably('steps', 's', undefined);
+    while (calls.length === 0) await new Promise((resolve) => setImmediate(resolve));
+
+    first.stopDispatching();
+    release();
+    await first.idle();
+    await first.saveAll();
+    // 'a' finished, but neither its timer nor 'b' ran after the stop.
+    expect(calls).toEqual(['a']);
+    expect(first.status('s')?.runtimeStatus).toBe('Running');
+
+    const again: string[] = [];
+    const second = engineWith(store.upTo(store.saves.length), (input) => {
+      again.push(String(input));
+      return `${String(input)}!`;
+    });
+    await second.restore();
+    expect((await second.whenDone('s')).output).toEqual(['a!', 'b!']);
+    // Only what had not run yet runs after the restart.
+    expect(again).toEqual(['b']);
+  });
+});
