@@ -1,0 +1,81 @@
+/**
+ * `npm run bench` (last part): how long the built `npm start` takes until its API answers, with a new data
+ * folder (cold) and again over the same folder holding the first run's data (warm: Azurite, Cosmos and the
+ * durable instances load what they kept). Each run is stopped with SIGINT and must exit 0. Prints each time and
+ * the median per kind against the target (5 s on a built checkout, issue 13).
+ */
+import { spawn } from 'node:child_process';
+import { mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+
+const RUNS = 3;
+const TARGET_MS = 5000;
+/** A start that takes longer than this is reported as failed, not waited for. */
+const GIVE_UP_MS = 60_000;
+
+/** One `npm start` (built) until the API answers; then SIGINT and the exit code. */
+async function timeOneStart(dataDir: string): Promise<{ readyMs: number; exitCode: number | null }> {
+  const started = performance.now();
+  const child = spawn(
+    process.execPath,
+    [
+      'dist/tools/start-local.js',
+      '--embedded',
+      '--data-dir',
+      dataDir,
+      ...['--http-port', '--blob-port', '--queue-port', '--table-port', '--cosmos-port'].flatMap((f) => [
+        f,
+        '0',
+      ]),
+    ],
+    { stdio: ['ignore', 'pipe', 'pipe'] },
+  );
+  let output = '';
+  child.stdout.on('data', (chunk: Buffer) => (output += chunk.toString()));
+  child.stderr.on('data', (chunk: Buffer) => (output += chunk.toString()));
+  const exited = new Promise<number | null>((resolve) => child.once('exit', resolve));
+  let api: string | undefined;
+  while (api === undefined && performance.now() - started < GIVE_UP_MS && child.exitCode === null) {
+    api = /API base URL\s+(\S+)/.exec(output)?.[1];
+    if (api === undefined) await new Promise((resolve) => setTimeout(resolve, 20));
+  }
+  if (api === undefined) {
+    child.kill('SIGKILL');
+    throw new Error(`npm start did not get ready within ${GIVE_UP_MS} ms:\n${output.slice(-2000)}`);
+  }
+  const health = await fetch(`${api}/health`);
+  const readyMs = performance.now() - started;
+  if (!health.ok) throw new Error(`GET /health answered ${health.status}`);
+  child.kill('SIGINT');
+  return { readyMs, exitCode: await exited };
+}
+
+const median = (values: number[]) => [...values].sort((a, b) => a - b)[Math.floor(values.length / 2)] ?? NaN;
+
+const dataDir = mkdtempSync(join(tmpdir(), 'start-bench-'));
+const times: Record<'cold' | 'warm', number[]> = { cold: [], warm: [] };
+let failed = false;
+try {
+  for (let i = 0; i < RUNS; i++) {
+    for (const kind of ['cold', 'warm'] as const) {
+      if (kind === 'cold') rmSync(join(dataDir, 'run'), { recursive: true, force: true });
+      const { readyMs, exitCode } = await timeOneStart(join(dataDir, 'run'));
+      times[kind].push(readyMs);
+      if (exitCode !== 0) failed = true;
+      console.log(`start ${kind.padEnd(4)}  API answered after ${Math.round(readyMs)} ms (exit ${exitCode})`);
+    }
+  }
+} finally {
+  rmSync(dataDir, { recursive: true, force: true });
+}
+for (const kind of ['cold', 'warm'] as const) {
+  const m = median(times[kind]);
+  console.log(
+    `start ${kind} median: ${Math.round(m)} ms (target < ${TARGET_MS} ms: ${m < TARGET_MS ? 'met' : 'MISSED'})`,
+  );
+}
+if (failed) {
+  console.error('a run did not exit 0 after SIGINT');
+  process.exitCode = 1;
+}
