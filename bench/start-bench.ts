@@ -35,20 +35,41 @@ async function timeOneStart(dataDir: string): Promise<{ readyMs: number; exitCod
   child.stdout.on('data', (chunk: Buffer) => (output += chunk.toString()));
   child.stderr.on('data', (chunk: Buffer) => (output += chunk.toString()));
   const exited = new Promise<number | null>((resolve) => child.once('exit', resolve));
-  let api: string | undefined;
-  while (api === undefined && performance.now() - started < GIVE_UP_MS && child.exitCode === null) {
-    api = /API base URL\s+(\S+)/.exec(output)?.[1];
-    if (api === undefined) await new Promise((resolve) => setTimeout(resolve, 20));
+  try {
+    let api: string | undefined;
+    while (api === undefined && performance.now() - started < GIVE_UP_MS && child.exitCode === null) {
+      api = /API base URL\s+(\S+)/.exec(output)?.[1];
+      if (api === undefined) await new Promise((resolve) => setTimeout(resolve, 20));
+    }
+    if (api === undefined)
+      throw new Error(`npm start did not get ready within ${GIVE_UP_MS} ms:\n${output.slice(-2000)}`);
+    const health = await fetch(`${api}/health`);
+    const readyMs = performance.now() - started;
+    if (!health.ok) throw new Error(`GET /health answered ${health.status}`);
+    child.kill('SIGINT');
+    return { readyMs, exitCode: await within(GIVE_UP_MS, exited) };
+  } finally {
+    // Never leave a run behind (its data folder is removed next): a hung shutdown is killed.
+    if (child.exitCode === null && child.signalCode === null) {
+      child.kill('SIGKILL');
+      await exited;
+    }
   }
-  if (api === undefined) {
-    child.kill('SIGKILL');
-    throw new Error(`npm start did not get ready within ${GIVE_UP_MS} ms:\n${output.slice(-2000)}`);
+}
+
+/** The promise's value, or null when it takes longer than `ms`. */
+async function within<T>(ms: number, promise: Promise<T>): Promise<T | null> {
+  let timer: NodeJS.Timeout | undefined;
+  const late = new Promise<null>((resolve) => {
+    timer = setTimeout(() => {
+      resolve(null);
+    }, ms);
+  });
+  try {
+    return await Promise.race([promise, late]);
+  } finally {
+    clearTimeout(timer);
   }
-  const health = await fetch(`${api}/health`);
-  const readyMs = performance.now() - started;
-  if (!health.ok) throw new Error(`GET /health answered ${health.status}`);
-  child.kill('SIGINT');
-  return { readyMs, exitCode: await exited };
 }
 
 const median = (values: number[]) => [...values].sort((a, b) => a - b)[Math.floor(values.length / 2)] ?? NaN;

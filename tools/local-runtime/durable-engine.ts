@@ -15,7 +15,6 @@ import {
   instanceFromSnapshot,
   isChildOf,
   statusOf,
-  subOrchestrationOutcome,
   type Execution,
   type Instance,
   type InstanceStatus,
@@ -160,14 +159,26 @@ export class DurableEngine extends DurableScheduler {
     for (const awaited of awaitedChildren(parent)) {
       const child = this.instances.get(awaited.instanceId);
       if (child && isChildOf(child, parent, awaited.taskId)) {
-        if (TERMINAL.has(child.status)) {
-          this.deliver(parent, { event: subOrchestrationOutcome(child, awaited.taskId, this.now()) });
-        }
+        if (TERMINAL.has(child.status)) this.deliverOutcome(parent, child, awaited.taskId);
       } else if (!child || TERMINAL.has(child.status)) {
-        const link = { instanceId: parent.instanceId, taskId: awaited.taskId, generation: parent.generation };
-        this.create(awaited.name, awaited.instanceId, awaited.input, link);
-        this.options.log?.(`durable: ${awaited.instanceId} started again (its start was lost in a crash)`);
-      } else {
+        const link = {
+          instanceId: parent.instanceId,
+          taskId: awaited.taskId,
+          executionId: parent.executionId,
+        };
+        try {
+          this.create(awaited.name, awaited.instanceId, awaited.input, link);
+          this.options.log?.(`durable: ${awaited.instanceId} started again (its start was lost in a crash)`);
+        } catch (error) {
+          // e.g. its orchestrator no longer exists: the parent hears of a failed child; the start goes on.
+          const output = error instanceof Error ? error.message : String(error);
+          this.deliverOutcome(
+            parent,
+            { instanceId: awaited.instanceId, status: 'Failed', output },
+            awaited.taskId,
+          );
+        }
+      } else if (child.parent?.executionId !== undefined) {
         this.options.log?.(
           `durable: ${parent.instanceId} waits for ${awaited.instanceId}, which another instance started`,
         );

@@ -3,6 +3,7 @@
  * instance they belong to, and how both travel to and from JSON (the store).
  */
 import type functions from '@azure/functions';
+import { randomUUID } from 'node:crypto';
 
 /** The handler `df.app.orchestration` registers: the library's orchestrator listener. */
 export type OrchestratorHandler = (trigger: unknown, context: unknown) => Promise<unknown>;
@@ -133,10 +134,12 @@ export interface InstanceSnapshot {
   name: string;
   input: unknown;
   /**
-   * The task of the parent that started this sub-orchestration, in the parent's execution `generation` (absent
-   * in snapshots written before it was recorded).
+   * The task of the parent that started this sub-orchestration, and the parent's execution it belongs to
+   * (`executionId`, absent in snapshots written before it was recorded).
    */
-  parent?: { instanceId: string; taskId: number; generation?: number };
+  parent?: { instanceId: string; taskId: number; executionId?: string };
+  /** Unique per execution (a new one per start and per continue-as-new), as Durable Task's ExecutionId. */
+  executionId?: string;
   status: RuntimeStatus;
   output: unknown;
   customStatus: unknown;
@@ -155,8 +158,9 @@ export interface InstanceSnapshot {
 /** An instance in memory: its snapshot with live dates, replies for determinism checks, and its waiters. */
 export interface Instance extends Omit<
   InstanceSnapshot,
-  'createdTime' | 'lastUpdatedTime' | 'running' | 'timers'
+  'createdTime' | 'lastUpdatedTime' | 'running' | 'timers' | 'executionId'
 > {
+  executionId: string;
   createdTime: Date;
   lastUpdatedTime: Date;
   episodes: Episode[];
@@ -178,6 +182,7 @@ export function newInstance(
     name,
     input,
     ...(parent ? { parent } : {}),
+    executionId: randomUUID(),
     status: 'Pending',
     output: undefined,
     customStatus: undefined,
@@ -201,6 +206,7 @@ export function instanceFromSnapshot(snap: InstanceSnapshot): Instance {
   const { createdTime, lastUpdatedTime, history, inbox, running: _running, timers: _timers, ...kept } = snap;
   return {
     ...kept,
+    executionId: snap.executionId ?? randomUUID(),
     createdTime: new Date(createdTime),
     lastUpdatedTime: new Date(lastUpdatedTime),
     history: history.map(reviveEvent),
@@ -252,14 +258,24 @@ export function markFinished(instance: Instance, status: RuntimeStatus, output: 
   instance.lastUpdatedTime = now;
 }
 
-/** Whether `child` is the sub-orchestration that task `taskId` of the parent's current execution started. */
+/**
+ * Whether `child` is the sub-orchestration that task `taskId` of the parent's current execution started (a
+ * link without an execution id, from an older snapshot, never matches: it may be an earlier execution's).
+ */
 export function isChildOf(child: Instance, parent: Instance, taskId: number): boolean {
   const link = child.parent;
   return (
     link?.instanceId === parent.instanceId &&
     link.taskId === taskId &&
-    (link.generation ?? parent.generation) === parent.generation
+    link.executionId !== undefined &&
+    link.executionId === parent.executionId
   );
+}
+
+/** Whether the parent's current execution started `childId` as task `taskId` and has no outcome for it yet. */
+export function awaits(parent: Instance, taskId: number, childId: string): boolean {
+  if (TERMINAL.has(parent.status)) return false;
+  return awaitedChildren(parent).some((a) => a.taskId === taskId && a.instanceId === childId);
 }
 
 /** A sub-orchestration the instance's current execution started and has not heard back from yet. */
@@ -291,7 +307,11 @@ export function awaitedChildren(instance: Instance): AwaitedChild[] {
 }
 
 /** What a finished sub-orchestration tells its parent's task `taskId`. */
-export function subOrchestrationOutcome(child: Instance, taskId: number, now: Date): HistoryEvent {
+export function subOrchestrationOutcome(
+  child: Pick<Instance, 'instanceId' | 'status' | 'output'>,
+  taskId: number,
+  now: Date,
+): HistoryEvent {
   if (child.status === 'Completed') {
     const fields = { TaskScheduledId: taskId, Result: encode(child.output) };
     return historyEvent(EventType.SubOrchestrationInstanceCompleted, -1, fields, now);

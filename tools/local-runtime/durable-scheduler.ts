@@ -3,6 +3,7 @@
  * timer, a save), episodes of the replay protocol, activities with bounded concurrency, and finishing an
  * instance (its parent told). DurableEngine adds the public operations on top.
  */
+import { randomUUID } from 'node:crypto';
 import pLimit from 'p-limit';
 import { ActionType, applyAction, invokeOrchestrator, runActivity, type Action } from './durable-actions.js';
 import {
@@ -11,6 +12,7 @@ import {
   decode,
   encode,
   failure,
+  awaits,
   historyEvent,
   isChildOf,
   markFinished,
@@ -267,16 +269,25 @@ export class DurableScheduler {
   ): void {
     const existing = this.instances.get(childId);
     if (existing && isChildOf(existing, parent, taskId)) {
-      if (TERMINAL.has(existing.status)) {
-        this.deliver(parent, { event: subOrchestrationOutcome(existing, taskId, this.now()) });
-      }
+      if (TERMINAL.has(existing.status)) this.deliverOutcome(parent, existing, taskId);
       return;
     }
-    this.create(name, childId, input, {
-      instanceId: parent.instanceId,
-      taskId,
-      generation: parent.generation,
-    });
+    const link = { instanceId: parent.instanceId, taskId, executionId: parent.executionId };
+    this.create(name, childId, input, link);
+  }
+
+  /**
+   * Tells the parent's task `taskId` how its sub-orchestration ended, once: only while the parent's current
+   * execution waits for that very child (an earlier execution's child, or an outcome already in the history or
+   * inbox, is not delivered).
+   */
+  protected deliverOutcome(
+    parent: Instance,
+    child: Pick<Instance, 'instanceId' | 'status' | 'output'>,
+    taskId: number,
+  ): void {
+    if (!awaits(parent, taskId, child.instanceId)) return;
+    this.deliver(parent, { event: subOrchestrationOutcome(child, taskId, this.now()) });
   }
 
   /** Records TaskScheduled and starts the activity. */
@@ -332,6 +343,7 @@ export class DurableScheduler {
 
   protected continueAsNew(instance: Instance, input: unknown): void {
     startNextExecution(instance, input, this.now());
+    instance.executionId = randomUUID();
     this.timers.dropAll(instance);
   }
 
@@ -340,14 +352,11 @@ export class DurableScheduler {
     const now = this.now();
     markFinished(instance, status, output, now);
     this.timers.dropAll(instance);
-    const parent = instance.parent && this.instances.get(instance.parent.instanceId);
-    if (
-      parent &&
-      instance.parent &&
-      !TERMINAL.has(parent.status) &&
-      isChildOf(instance, parent, instance.parent.taskId)
-    ) {
-      this.deliver(parent, { event: subOrchestrationOutcome(instance, instance.parent.taskId, now) });
+    const link = instance.parent;
+    const parent = link ? this.instances.get(link.instanceId) : undefined;
+    // A link from an older snapshot has no execution id: the parent's waiting for this very child decides.
+    if (link && parent && (link.executionId === undefined || isChildOf(instance, parent, link.taskId))) {
+      this.deliverOutcome(parent, instance, link.taskId);
     }
     const waiters = instance.waiters;
     instance.waiters = [];

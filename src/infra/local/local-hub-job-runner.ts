@@ -74,8 +74,9 @@ export interface LocalHubJobRunnerOptions {
 }
 
 /**
- * The jobs a runner of this process is running now. A record 'running' that is not among them was left by a
- * process that stopped mid-run (one local run owns its data folder): the next start of that id runs it again.
+ * The jobs (`<table>/<job id>`) a runner of this process is running now. A record 'running' that is not among
+ * them was left by a process that stopped mid-run — one local run owns its data folder, and the local runner
+ * assumes one worker process (FUNCTIONS_WORKER_PROCESS_COUNT 1, the default): the next start runs it again.
  */
 const runningHere = new Set<string>();
 
@@ -114,7 +115,7 @@ export class LocalHubJobRunner implements HubJobRunner {
     try {
       return await this.run(request, claimed, work);
     } finally {
-      runningHere.delete(request.hubJobId);
+      runningHere.delete(this.mark(request.hubJobId));
     }
   }
 
@@ -290,31 +291,37 @@ export class LocalHubJobRunner implements HubJobRunner {
       maxExecutionTimeInSeconds: request.maxExecutionTimeInSeconds,
     };
     const id = request.hubJobId;
+    const mark = this.mark(id);
     return optimisticUpdate(`Job '${id}'`, async () => {
-      if (!runningHere.has(id)) {
+      if (!runningHere.has(mark)) {
         // Marked before the write, so a start of the same id at the same time in this process never takes over.
-        runningHere.add(id);
+        runningHere.add(mark);
         try {
           const { etag } = await client.createEntity(entity);
           return { entity, etag: etag ?? '*' };
         } catch (error) {
           if (!isConflict(error)) {
-            runningHere.delete(id);
+            runningHere.delete(mark);
             throw translate(error);
           }
         }
         const taken = await this.takeOver(id).catch((error: unknown) => {
-          runningHere.delete(id);
+          runningHere.delete(mark);
           throw error;
         });
         if (taken) return taken;
-        runningHere.delete(id);
+        runningHere.delete(mark);
       }
       const existing = await this.read(id);
       if (existing) return { existing: existing.value };
       // Gone again: a throttled attempt gave the id back in between.
       throw new ConcurrentUpdateError(`Job '${id}' is being started concurrently; retry.`);
     });
+  }
+
+  /** The key of a job in `runningHere`: runners over different tables keep different jobs. */
+  private mark(hubJobId: string): string {
+    return `${this.deps.hubJobTable.tableName}/${hubJobId}`;
   }
 
   /**
