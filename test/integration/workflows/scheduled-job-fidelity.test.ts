@@ -10,11 +10,7 @@ import { createAdapters, type Adapters } from '../../../src/infra/adapters.js';
 import { makeJobHandlers } from '../../../src/jobs/http-handlers.js';
 import type { ScheduledJobRecord, ScheduledJobRun } from '../../../src/jobs/ports.js';
 import type { ApiResponse } from '../../../src/shared/api-request.js';
-import {
-  DurableEngine,
-  type ActivityHandler,
-  type OrchestratorHandler,
-} from '../../../tools/local-runtime/durable-engine.js';
+import { DurableEngine, type OrchestratorHandler } from '../../../tools/local-runtime/durable-engine.js';
 import { EventType } from '../../../tools/local-runtime/durable-history.js';
 import { engineWorkflowClient } from '../../../tools/local-runtime/engine-workflow-client.js';
 import { engineFromRegistrations } from '../../support/durable.js';
@@ -68,6 +64,10 @@ async function createJob(engine: DurableEngine, body: unknown): Promise<string> 
   return response.jsonBody.id;
 }
 
+const fail = (): never => {
+  throw new Error('no engine yet');
+};
+
 const getJob = async (engine: DurableEngine, id: string) =>
   (
     (await handlers.getJob(
@@ -115,7 +115,7 @@ describe('scheduledJob under the Durable extension shapes', () => {
 
   it('stops a repeating job cancelled while the episode that continues as new runs (the event itself is dropped)', async () => {
     let id = '';
-    let engine: DurableEngine | undefined;
+    const held: { engine?: DurableEngine } = {};
     let cancelled: ApiResponse | undefined;
     const scheduledJob = byTrigger(registrations, 'orchestrationTrigger').get(
       'scheduledJob',
@@ -126,16 +126,17 @@ describe('scheduledJob under the Durable extension shapes', () => {
       if (!cancelled && JSON.stringify((state as { actions?: unknown }).actions).includes('"actionType":4')) {
         cancelled = await handlers.cancelJob(
           request('POST', `jobs/${id}/cancel`, undefined, { id }),
-          engineWorkflowClient(engine as DurableEngine),
+          engineWorkflowClient(held.engine ?? fail()),
         );
       }
       return state;
     };
-    engine = new DurableEngine({
+    const engine = new DurableEngine({
       orchestrators: new Map([['scheduledJob', cancelling]]),
-      activities: byTrigger(registrations, 'activityTrigger') as ReadonlyMap<string, ActivityHandler>,
+      activities: byTrigger(registrations, 'activityTrigger'),
       clock: 'manual',
     });
+    held.engine = engine;
     id = await createJob(engine, {
       type: 'twinUpdate',
       target: { deviceIds: ['fidelity-dev-1'] },

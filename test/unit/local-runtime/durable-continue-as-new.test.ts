@@ -30,22 +30,23 @@ describe('local durable engine: continue-as-new', () => {
       }
       return 'timed out';
     });
-    let engine: DurableEngine | undefined;
+    const held: { engine?: DurableEngine } = {};
     let raised = false;
     // The event arrives while the orchestrator computes the episode that answers continue-as-new.
     const raising: OrchestratorHandler = async (trigger, context) => {
       const state = await loop(trigger, context);
       if (!raised && hasContinueAsNew(state)) {
         raised = true;
-        engine?.raiseEvent('c1', 'ping', { during: 'continue-as-new' });
+        held.engine?.raiseEvent('c1', 'ping', { during: 'continue-as-new' });
       }
       return state;
     };
-    engine = new DurableEngine({
+    const engine = new DurableEngine({
       orchestrators: new Map([['loop', raising]]),
       activities: new Map(),
       clock: 'manual',
     });
+    held.engine = engine;
     engine.start('loop', 'c1', 1);
     await engine.idle();
     expect(raised).toBe(true);
