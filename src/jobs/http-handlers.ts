@@ -111,7 +111,11 @@ export function makeJobHandlers(deps: JobHandlerDeps) {
           `Job '${record.id}' is ${record.status}; there is nothing to cancel.`,
         );
       }
-      await workflows.raiseEvent(record.id, CANCEL_EVENT, { requestedAt: now() });
+      // Recorded first: the event is dropped when it arrives while a repeating job continues as new, and the
+      // next run reads the record at its start.
+      const requestedAt = now();
+      await deps.scheduledJobs.update(record.id, (r) => ({ ...r, cancelRequestedAt: requestedAt }));
+      await workflows.raiseEvent(record.id, CANCEL_EVENT, { requestedAt });
       return {
         status: 202,
         headers: { location: statusUri(record.id) },

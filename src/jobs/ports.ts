@@ -146,6 +146,11 @@ export interface ScheduledJobRecord {
   nextRunAt?: string;
   /** Most recent runs, newest last (at most 20 are kept). */
   runs: ScheduledJobRun[];
+  /**
+   * When a cancel was asked for (ISO 8601). The cancel event alone can be lost: continue-as-new drops events
+   * raised while the last episode of a run is being processed; each run checks this at its start.
+   */
+  cancelRequestedAt?: string;
 }
 
 /** Job records (Cosmos DB). Errors: JobNotFoundError. */

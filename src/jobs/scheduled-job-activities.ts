@@ -104,7 +104,7 @@ export function makeScheduledJobActivities(deps: ScheduledJobDeps) {
           ...(input.nextRunAt ? { nextRunAt: input.nextRunAt } : {}),
         };
       });
-      return { status: updated.status };
+      return { status: updated.status, cancelRequested: updated.cancelRequestedAt !== undefined };
     },
 
     /** Copies one ended IoT Hub job's per-device outcomes to the store, within what is left of the run's cap. */

@@ -70,6 +70,11 @@ const addStatistics = (a: DeviceJobStatistics, b: DeviceJobStatistics): DeviceJo
 });
 
 export type StartReply = { started: true; job: HubJob } | { started: false; tooManyJobs: true };
+/** What the record activity answers; `cancelRequested` is absent in histories recorded before it existed. */
+export interface RecordReply {
+  status: ScheduledJobStatus;
+  cancelRequested?: boolean;
+}
 
 /** Polls that fail in a row before the run is given up (each already retried 5 times by the activity policy). */
 const MAX_POLL_FAILURES = 5;
@@ -260,7 +265,10 @@ function* runBatches(
   const { jobId, request, run } = input;
   let failureReason: string | undefined;
   try {
-    yield x.record('running', runInfo);
+    // A cancel recorded on the job whose event was lost (dropped by continue-as-new) stops the run here.
+    const recorded = (yield x.record('running', runInfo)) as RecordReply | undefined;
+    if (recorded?.cancelRequested === true) x.markCancelled();
+    if (x.isCancelled()) return undefined;
 
     // 2. The devices, as IoT Hub job targets (one job per batch that fits a query condition).
     const batches = (yield context.df.callActivityWithRetry(JobActivity.resolveTarget, activityRetry(), {
@@ -329,8 +337,9 @@ export function* scheduledJobOrchestrator(context: OrchestrationContext): Genera
   const notBefore = input.notBefore ?? (run === 1 ? request.startAt : undefined);
   if (notBefore !== undefined) {
     context.df.setCustomStatus({ run, step: 'scheduled', startAt: notBefore });
-    yield x.record('scheduled', undefined, notBefore);
-    if (yield* x.sleep(new Date(notBefore))) {
+    const recorded = (yield x.record('scheduled', undefined, notBefore)) as RecordReply | undefined;
+    // The job record keeps a cancel whose event continue-as-new dropped: checked at the start of each run.
+    if (recorded?.cancelRequested === true || (yield* x.sleep(new Date(notBefore)))) {
       yield x.record('cancelled');
       return { jobId, status: 'cancelled', runs: run - 1 };
     }

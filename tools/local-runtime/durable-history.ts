@@ -58,14 +58,43 @@ export const decode = (value: unknown): unknown =>
   typeof value === 'string' ? (JSON.parse(value) as unknown) : value;
 export const encode = (value: unknown): string => JSON.stringify(value ?? null);
 
+/** The Functions host's RpcException type, as the extension's error converter names it in `Details`. */
+const RPC_EXCEPTION = 'Microsoft.Azure.WebJobs.Script.Workers.Rpc.RpcException';
+
 /**
- * The failure fields of TaskFailed / SubOrchestrationInstanceFailed as the Functions host gives them to Node
- * orchestrators: `Reason` and `Details` only (the orchestrator sees `Error("<Reason> \n <Details>")`), no
- * structured FailureDetails.
+ * The failure fields of TaskFailed / SubOrchestrationInstanceFailed as the Durable extension gives them to Node
+ * orchestrators (durable-js then throws `Error("<Reason> \n <Details>")` into the orchestrator):
+ * - an activity: Reason `Activity function '<name>' failed: <message>` (TaskActivityShim), where <message> is the
+ *   host's RpcException message for a worker failure, `Result: Failure\nException: <thrown message>\nStack:
+ *   <stack>`; Details the exception serialized by the extension's error converter (JSON, `$type` first);
+ * - an orchestrator (seen by its parent): Reason `Orchestrator function '<name>' failed: <error>`, Details
+ *   `Message: <error>, StackTrace: <host stack>` (OutOfProcOrchestrationShim), <error> being the orchestrator
+ *   state's `error` (the message durable-js caught).
+ * Structured FailureDetails are not sent (only with an exception-properties provider, which the app does not set).
  */
-export function failure(error: unknown): Record<string, unknown> {
+export function failure(
+  kind: 'Activity' | 'Orchestrator',
+  name: string,
+  error: unknown,
+): Record<string, unknown> {
+  if (kind === 'Orchestrator') {
+    const message = error instanceof Error ? error.message : String(error);
+    return {
+      Reason: `Orchestrator function '${name}' failed: ${message}`,
+      Details: `Message: ${message}, StackTrace: `,
+    };
+  }
   const e = error instanceof Error ? error : new Error(String(error));
-  return { Reason: e.message, Details: e.stack ?? '' };
+  const hostMessage = `Result: Failure\nException: ${e.message}\nStack: ${e.stack ?? ''}`;
+  const details = JSON.stringify({
+    $type: `${RPC_EXCEPTION}, Microsoft.Azure.WebJobs.Script`,
+    ClassName: RPC_EXCEPTION,
+    Message: hostMessage,
+    Data: null,
+    InnerException: null,
+    HResult: -2146233088,
+  });
+  return { Reason: `Activity function '${name}' failed: ${hostMessage}`, Details: details };
 }
 
 /** History events come back from JSON with ISO strings where the orchestrator expects Dates. */
@@ -232,7 +261,11 @@ export function statusOf(i: Instance): InstanceStatus {
   };
 }
 
-/** Continue-as-new: the instance starts its next execution with `input`; raised events carry over. */
+/**
+ * Continue-as-new: the instance starts its next execution with `input`. Events raised but not yet processed are
+ * dropped, as the Durable extension does (`continueAsNew(input, preserveUnprocessedEvents = false)`; durable-js
+ * has no way to ask otherwise): a workflow must not rely on an event sent while it continues as new.
+ */
 export function startNextExecution(instance: Instance, input: unknown, now: Date): void {
   instance.running.clear();
   instance.executions.push({ input: instance.input, history: instance.history, episodes: instance.episodes });
@@ -243,8 +276,7 @@ export function startNextExecution(instance: Instance, input: unknown, now: Date
   instance.seenActions = 0;
   instance.nextId = 0;
   instance.needsFirstEpisode = true;
-  // Events raised but not yet processed carry over to the new execution, as in Durable Task.
-  instance.inbox = instance.inbox.filter((i) => i.event.EventType === EventType.EventRaised);
+  instance.inbox = [];
   instance.lastUpdatedTime = now;
 }
 
@@ -316,7 +348,14 @@ export function subOrchestrationOutcome(
     const fields = { TaskScheduledId: taskId, Result: encode(child.output) };
     return historyEvent(EventType.SubOrchestrationInstanceCompleted, -1, fields, now);
   }
-  const message = `Sub-orchestration '${child.instanceId}' ${child.status.toLowerCase()}: ${String(child.output)}`;
-  const fields = { TaskScheduledId: taskId, ...failure(new Error(message)) };
+  const fields = {
+    TaskScheduledId: taskId,
+    ...(child.status === 'Failed'
+      ? failure('Orchestrator', child.name, child.output)
+      : {
+          Reason: `Sub-orchestration '${child.instanceId}' terminated: ${String(child.output)}`,
+          Details: '',
+        }),
+  };
   return historyEvent(EventType.SubOrchestrationInstanceFailed, -1, fields, now);
 }

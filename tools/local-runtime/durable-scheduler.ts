@@ -312,7 +312,10 @@ export class DurableScheduler {
         this.settle(instance, generation, { event: this.event(EventType.TaskCompleted, -1, fields) }, taskId);
       },
       (error: unknown) => {
-        const event = this.event(EventType.TaskFailed, -1, { TaskScheduledId: taskId, ...failure(error) });
+        const event = this.event(EventType.TaskFailed, -1, {
+          TaskScheduledId: taskId,
+          ...failure('Activity', name, error),
+        });
         // The orchestrator answers a failed attempt by tracking a back-off timer under the next sequence number.
         const after: AfterProcessing | undefined = retry ? { kind: 'retry-timer', retry } : undefined;
         this.settle(instance, generation, { event, ...(after ? { after } : {}) }, taskId);

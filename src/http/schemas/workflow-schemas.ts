@@ -143,6 +143,9 @@ const jobRecordShape = {
   updatedAt: dateTime(),
   nextRunAt: dateTime().optional(),
   runs: z.array(jobRunSchema).max(20).describe('Most recent runs, newest last'),
+  cancelRequestedAt: dateTime()
+    .optional()
+    .describe('When a cancel was asked for; each run checks it at its start'),
 };
 export const jobRecordSchema = z.strictObject(jobRecordShape).meta({ id: 'JobRecord' });
 export const jobAcceptedSchema = z
