@@ -259,22 +259,36 @@ module functionApp 'modules/function-app.bicep' = {
 }
 
 // Least-privilege data roles of the function app's managed identity.
+// Resource names are passed as the template's own variables, not as module outputs, so that what-if
+// (`azd provision --preview`) can predict the role assignments (linter rule what-if-short-circuiting); the
+// dependsOn list keeps the order the outputs used to give.
 module functionRoles 'modules/function-roles.bicep' = {
   name: 'function-roles'
   params: {
+    // The identity exists only once the site does: a runtime value by nature (what-if shows these as unknown).
+    #disable-next-line what-if-short-circuiting
     principalId: functionApp.outputs.principalId
-    hostStorageName: hostStorage.outputs.name
-    archiveStorageName: archiveStorage.outputs.name
-    cosmosAccountName: cosmos.outputs.name
-    cosmosDatabaseName: cosmos.outputs.databaseName
-    eventHubNamespaceName: eventHubs.outputs.namespaceName
-    anomaliesHubName: eventHubs.outputs.hubName
-    iotHubName: iotHub.outputs.name
-    appInsightsName: monitoring.outputs.appInsightsName
-    keyVaultName: keyVault.outputs.name
-    iotHubEventsSecretName: keyVault.outputs.iotHubEventsSecretName
-    provisioningKeysSecretName: keyVault.outputs.provisioningKeysSecretName
+    hostStorageName: hostStorageName
+    archiveStorageName: archiveStorageName
+    cosmosAccountName: cosmosAccountName
+    cosmosDatabaseName: cosmosDatabaseName
+    eventHubNamespaceName: eventHubNamespaceName
+    anomaliesHubName: anomaliesHubName
+    iotHubName: iotHubName
+    appInsightsName: appInsightsName
+    keyVaultName: keyVaultName
+    iotHubEventsSecretName: iotHubEventsSecretName
+    provisioningKeysSecretName: provisioningKeysSecretName
   }
+  // hostStorage: through functionApp (principalId above).
+  dependsOn: [
+    archiveStorage
+    cosmos
+    eventHubs
+    iotHub
+    monitoring
+    keyVault
+  ]
 }
 
 // Data access for the person deploying (optional; never for a pipeline's service principal).
@@ -282,10 +296,15 @@ module principalRoles 'modules/principal-roles.bicep' = if (!empty(principalId) 
   name: 'principal-roles'
   params: {
     principalId: principalId
-    archiveStorageName: archiveStorage.outputs.name
-    cosmosAccountName: cosmos.outputs.name
-    iotHubName: iotHub.outputs.name
+    archiveStorageName: archiveStorageName
+    cosmosAccountName: cosmosAccountName
+    iotHubName: iotHubName
   }
+  dependsOn: [
+    archiveStorage
+    cosmos
+    iotHub
+  ]
 }
 
 // Stream Analytics: the hot-path rules, IoT Hub in, anomalies hub out (managed identity).
@@ -303,10 +322,13 @@ module streamAnalytics 'modules/stream-analytics.bicep' = {
     iotHubName: iotHub.outputs.name
     iotHubPolicyName: asaPolicyName
     consumerGroupName: asaConsumerGroupName
-    eventHubNamespaceName: eventHubs.outputs.namespaceName
-    anomaliesHubName: eventHubs.outputs.hubName
+    eventHubNamespaceName: eventHubNamespaceName
+    anomaliesHubName: anomaliesHubName
     outputPartitionKey: asaOutputPartitionKey
   }
+  dependsOn: [
+    eventHubs
+  ]
 }
 
 var apiBaseUrl = 'https://${functionApp.outputs.defaultHostName}/api'
@@ -321,9 +343,12 @@ module availabilityTest 'modules/availability-test.bicep' = {
     name: 'health-${resourceToken}'
     location: location
     tags: tags
-    appInsightsName: monitoring.outputs.appInsightsName
+    appInsightsName: appInsightsName
     healthUrl: '${apiBaseUrl}/health'
   }
+  dependsOn: [
+    monitoring
+  ]
 }
 
 // Every app setting of the function app, one per line. Settings src/config.ts reads that are deliberately absent:
@@ -394,9 +419,10 @@ var appSettings = {
 module functionAppSettings 'modules/function-app-settings.bicep' = {
   name: 'function-app-settings'
   params: {
-    functionAppName: functionApp.outputs.name
+    functionAppName: functionAppName
     appSettings: appSettings
   }
+  // The site itself: through appSettings (PublicApiBaseUrl reads its host name).
   dependsOn: [
     functionRoles
   ]

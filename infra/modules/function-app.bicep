@@ -4,7 +4,7 @@
 param planName string
 param appName string
 param location string
-param tags object
+param tags { *: string }
 
 @description('Host storage account (deployment package container lives there).')
 param hostStorageBlobEndpoint string
@@ -22,7 +22,7 @@ param instanceMemoryMB int = 2048
 
 // Cost: Flex Consumption bills executions and GB-seconds per instance, with no always-ready instances configured
 // (no baseline charge; the first request after idle pays a cold start). One app per Flex plan.
-resource plan 'Microsoft.Web/serverfarms@2024-04-01' = {
+resource plan 'Microsoft.Web/serverfarms@2025-03-01' = {
   name: planName
   location: location
   tags: tags
@@ -38,7 +38,7 @@ resource plan 'Microsoft.Web/serverfarms@2024-04-01' = {
 
 // The function app: HTTP API, ingest and anomaly triggers, durable workflows. Runtime and deployment storage live
 // in functionAppConfig (Flex Consumption rejects FUNCTIONS_WORKER_RUNTIME and similar app settings).
-resource site 'Microsoft.Web/sites@2024-04-01' = {
+resource site 'Microsoft.Web/sites@2025-03-01' = {
   name: appName
   location: location
   tags: union(tags, {

@@ -57,23 +57,23 @@ var iotHubRoleIds = [
   iotHubDataContributorRoleId
 ]
 
-resource hostStorage 'Microsoft.Storage/storageAccounts@2023-05-01' existing = {
+resource hostStorage 'Microsoft.Storage/storageAccounts@2025-06-01' existing = {
   name: hostStorageName
 }
 
-resource archiveStorage 'Microsoft.Storage/storageAccounts@2023-05-01' existing = {
+resource archiveStorage 'Microsoft.Storage/storageAccounts@2025-06-01' existing = {
   name: archiveStorageName
 }
 
-resource cosmos 'Microsoft.DocumentDB/databaseAccounts@2024-05-15' existing = {
+resource cosmos 'Microsoft.DocumentDB/databaseAccounts@2025-10-15' existing = {
   name: cosmosAccountName
 }
 
-resource eventHubNamespace 'Microsoft.EventHub/namespaces@2024-01-01' existing = {
+resource eventHubNamespace 'Microsoft.EventHub/namespaces@2026-01-01' existing = {
   name: eventHubNamespaceName
 }
 
-resource anomaliesHub 'Microsoft.EventHub/namespaces/eventhubs@2024-01-01' existing = {
+resource anomaliesHub 'Microsoft.EventHub/namespaces/eventhubs@2026-01-01' existing = {
   parent: eventHubNamespace
   name: anomaliesHubName
 }
@@ -86,16 +86,16 @@ resource appInsights 'Microsoft.Insights/components@2020-02-02' existing = {
   name: appInsightsName
 }
 
-resource keyVault 'Microsoft.KeyVault/vaults@2023-07-01' existing = {
+resource keyVault 'Microsoft.KeyVault/vaults@2026-02-01' existing = {
   name: keyVaultName
 }
 
-resource iotHubEventsSecret 'Microsoft.KeyVault/vaults/secrets@2023-07-01' existing = {
+resource iotHubEventsSecret 'Microsoft.KeyVault/vaults/secrets@2026-02-01' existing = {
   parent: keyVault
   name: iotHubEventsSecretName
 }
 
-resource provisioningKeysSecret 'Microsoft.KeyVault/vaults/secrets@2023-07-01' existing = {
+resource provisioningKeysSecret 'Microsoft.KeyVault/vaults/secrets@2026-02-01' existing = {
   parent: keyVault
   name: provisioningKeysSecretName
 }
@@ -125,7 +125,7 @@ resource archiveStorageBlobContributor 'Microsoft.Authorization/roleAssignments@
 }
 
 // Cosmos DB: data-plane role, scoped to the app's database only.
-resource cosmosDataContributor 'Microsoft.DocumentDB/databaseAccounts/sqlRoleAssignments@2024-05-15' = {
+resource cosmosDataContributor 'Microsoft.DocumentDB/databaseAccounts/sqlRoleAssignments@2025-10-15' = {
   parent: cosmos
   name: guid(cosmos.id, principalId, cosmosDataContributorRoleId)
   properties: {

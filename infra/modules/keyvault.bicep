@@ -5,7 +5,7 @@
 
 param name string
 param location string
-param tags object
+param tags { *: string }
 
 param iotHubEventsSecretName string
 
@@ -23,7 +23,7 @@ param provisioningKeysEncryptionKey string
 // Azure RBAC instead of access policies; short soft-delete retention so that `azd down --purge` and a new
 // environment of the same name work. Public network access stays on: Flex Consumption cannot resolve references
 // to a network-restricted vault.
-resource vault 'Microsoft.KeyVault/vaults@2023-07-01' = {
+resource vault 'Microsoft.KeyVault/vaults@2026-02-01' = {
   name: name
   location: location
   tags: tags
@@ -41,7 +41,7 @@ resource vault 'Microsoft.KeyVault/vaults@2023-07-01' = {
 }
 
 // The IoT Hub events connection string (rewritten on every provision, so a rotated policy key is picked up).
-resource iotHubEventsSecret 'Microsoft.KeyVault/vaults/secrets@2023-07-01' = {
+resource iotHubEventsSecret 'Microsoft.KeyVault/vaults/secrets@2026-02-01' = {
   parent: vault
   name: iotHubEventsSecretName
   properties: {
@@ -52,7 +52,7 @@ resource iotHubEventsSecret 'Microsoft.KeyVault/vaults/secrets@2023-07-01' = {
 
 // The key of the provisioning workflows' keys at rest (AES-256-GCM). Rotating it (a new value, then a restart)
 // makes the keys still inside the results window unreadable: they are reported as such, outcomes stay.
-resource provisioningKeysSecret 'Microsoft.KeyVault/vaults/secrets@2023-07-01' = {
+resource provisioningKeysSecret 'Microsoft.KeyVault/vaults/secrets@2026-02-01' = {
   parent: vault
   name: provisioningKeysSecretName
   properties: {
