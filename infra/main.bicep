@@ -120,6 +120,7 @@ var asaOutputPartitionKey = 'deviceId'
 var deploymentContainerName = 'app-package'
 var iotHubEventsSecretName = 'iothub-events-connection'
 var provisioningKeysSecretName = 'provisioning-keys-encryption-key'
+var slackWebhookSecretName = 'slack-webhook-url'
 // Not created in Azure, on purpose: the table identity store's tables 'identities' (IdentityTableName) and
 // 'localjobs' serve IdentityStore=table, i.e. local runs; Azure uses IdentityStore=iothub. The durable task hub
 // 'IotBackendHub' (host.json) is created by the Durable Functions extension in the host storage account.
@@ -241,6 +242,9 @@ module keyVault 'modules/keyvault.bicep' = {
     iotHubEventsConnectionString: iotHubEventsConnectionString
     provisioningKeysSecretName: provisioningKeysSecretName
     provisioningKeysEncryptionKey: provisioningKeysEncryptionKey
+    slackWebhookSecretName: slackWebhookSecretName
+    slackWebhookUrl: slackWebhookUrl
+    slackWebhookConfigured: !empty(slackWebhookUrl)
   }
 }
 
@@ -279,6 +283,7 @@ module functionRoles 'modules/function-roles.bicep' = {
     keyVaultName: keyVaultName
     iotHubEventsSecretName: iotHubEventsSecretName
     provisioningKeysSecretName: provisioningKeysSecretName
+    slackWebhookSecretName: empty(slackWebhookUrl) ? '' : slackWebhookSecretName
   }
   // hostStorage: through functionApp (principalId above).
   dependsOn: [
@@ -300,10 +305,14 @@ module principalRoles 'modules/principal-roles.bicep' = if (!empty(principalId) 
     cosmosAccountName: cosmosAccountName
     iotHubName: iotHubName
   }
+  // After functionRoles: both write a Cosmos DB SQL role assignment on the same account, and Cosmos DB refuses a
+  // second control-plane operation while one is in progress (412 "There is already an operation in progress"),
+  // which fails a provision now and then. https://learn.microsoft.com/azure/cosmos-db/how-to-setup-rbac
   dependsOn: [
     archiveStorage
     cosmos
     iotHub
+    functionRoles
   ]
 }
 
@@ -410,8 +419,8 @@ var appSettings = {
   AnomaliesEventHubConnection__credential: 'managedidentity'
   AnomaliesEventHubName: 'anomalies'
   AnomaliesConsumerGroup: 'notify'
-  // Alerts.
-  SlackWebhookUrl: slackWebhookUrl
+  // Alerts: the Slack webhook URL is a credential, so a Key Vault reference (empty: alerts are only logged).
+  SlackWebhookUrl: empty(slackWebhookUrl) ? '' : '@Microsoft.KeyVault(SecretUri=${keyVault.outputs.slackWebhookSecretUri})'
   PublicApiBaseUrl: apiBaseUrl
 }
 

@@ -1,4 +1,4 @@
-// Flex Consumption plan and the function app (Node 20, system-assigned managed identity). App settings are
+// Flex Consumption plan and the function app (Node 22, system-assigned managed identity). App settings are
 // written by function-app-settings.bicep once the site exists (PublicApiBaseUrl needs its host name).
 
 param planName string
@@ -65,11 +65,32 @@ resource site 'Microsoft.Web/sites@2025-03-01' = {
         maximumInstanceCount: maximumInstanceCount
         instanceMemoryMB: instanceMemoryMB
       }
+      // Node 22: Azure Functions support for Node 20 ended 2026-04-30
+      // (https://learn.microsoft.com/azure/azure-functions/functions-versions, language runtime support).
+      // package.json engines and CI (.github/workflows/ci.yml) run 20 and 22; the local run works on both.
       runtime: {
         name: 'node'
-        version: '20'
+        version: '22'
       }
     }
+  }
+}
+
+// Basic-auth publishing (FTP and the SCM site's user/password) off: azd and the deploy workflow publish with
+// Microsoft Entra tokens (https://learn.microsoft.com/azure/app-service/configure-basic-auth-disable).
+resource ftpPublishing 'Microsoft.Web/sites/basicPublishingCredentialsPolicies@2025-03-01' = {
+  parent: site
+  name: 'ftp'
+  properties: {
+    allow: false
+  }
+}
+
+resource scmPublishing 'Microsoft.Web/sites/basicPublishingCredentialsPolicies@2025-03-01' = {
+  parent: site
+  name: 'scm'
+  properties: {
+    allow: false
   }
 }
 

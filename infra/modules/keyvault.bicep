@@ -19,6 +19,15 @@ param provisioningKeysSecretName string
 @description('32 random bytes, base64: Provisioning__KeysEncryptionKey.')
 param provisioningKeysEncryptionKey string
 
+param slackWebhookSecretName string
+
+@description('Whether slackWebhookUrl is set (a plain flag: the secret itself never decides an output).')
+param slackWebhookConfigured bool
+
+@secure()
+@description('Slack incoming webhook URL (SlackWebhookUrl; the URL is the credential). Empty: no secret is created.')
+param slackWebhookUrl string = ''
+
 // Cost: Standard vault, billed per 10,000 operations (App Service reads a reference at start and about daily).
 // Azure RBAC instead of access policies; short soft-delete retention so that `azd down --purge` and a new
 // environment of the same name work. Public network access stays on: Flex Consumption cannot resolve references
@@ -61,6 +70,16 @@ resource provisioningKeysSecret 'Microsoft.KeyVault/vaults/secrets@2026-02-01' =
   }
 }
 
+// The Slack incoming webhook: whoever has the URL can post to the channel, so it is a secret, not an app setting.
+resource slackWebhookSecret 'Microsoft.KeyVault/vaults/secrets@2026-02-01' = if (slackWebhookConfigured) {
+  parent: vault
+  name: slackWebhookSecretName
+  properties: {
+    value: slackWebhookUrl
+    contentType: 'Slack incoming webhook URL'
+  }
+}
+
 output name string = vault.name
 output iotHubEventsSecretName string = iotHubEventsSecret.name
 @description('Versionless secret URI: the Key Vault reference always resolves the latest version.')
@@ -68,3 +87,5 @@ output iotHubEventsSecretUri string = iotHubEventsSecret.properties.secretUri
 output provisioningKeysSecretName string = provisioningKeysSecret.name
 @description('Versionless secret URI of Provisioning__KeysEncryptionKey.')
 output provisioningKeysSecretUri string = provisioningKeysSecret.properties.secretUri
+@description('Versionless secret URI of SlackWebhookUrl; empty when no webhook is configured.')
+output slackWebhookSecretUri string = slackWebhookConfigured ? slackWebhookSecret!.properties.secretUri : ''

@@ -88,7 +88,9 @@ resource job 'Microsoft.StreamAnalytics/streamingjobs@2020-03-01' = {
     eventsLateArrivalMaxDelayInSeconds: jobConfig.EventsLateArrivalMaxDelayInSeconds
     outputErrorPolicy: jobConfig.OutputErrorPolicy
     contentStoragePolicy: jobConfig.ContentStoragePolicy
-    outputStartMode: 'JobStartTime'
+    // No outputStartMode: setting it starts the job as soon as it is created (billing from creation, and its output
+    // fails until the Event Hubs Data Sender role below exists). The job is created stopped; start it after
+    // provisioning (main.bicep). https://learn.microsoft.com/azure/templates/microsoft.streamanalytics/streamingjobs
     inputs: [
       {
         name: inputName
