@@ -3,7 +3,7 @@ import js from '@eslint/js';
 import tseslint from 'typescript-eslint';
 
 export default tseslint.config(
-  { ignores: ['dist/', 'dist-faults/', 'node_modules/', 'coverage/', '.local/'] },
+  { ignores: ['dist/', 'dist-faults/', 'node_modules/', 'coverage/', '.local/', '.cache/', '.deploy/'] },
   js.configs.recommended,
   ...tseslint.configs.strictTypeChecked,
   {

@@ -120,6 +120,7 @@ var asaOutputPartitionKey = 'deviceId'
 var deploymentContainerName = 'app-package'
 var iotHubEventsSecretName = 'iothub-events-connection'
 var provisioningKeysSecretName = 'provisioning-keys-encryption-key'
+var slackWebhookSecretName = 'slack-webhook-url'
 // Not created in Azure, on purpose: the table identity store's tables 'identities' (IdentityTableName) and
 // 'localjobs' serve IdentityStore=table, i.e. local runs; Azure uses IdentityStore=iothub. The durable task hub
 // 'IotBackendHub' (host.json) is created by the Durable Functions extension in the host storage account.
@@ -241,6 +242,9 @@ module keyVault 'modules/keyvault.bicep' = {
     iotHubEventsConnectionString: iotHubEventsConnectionString
     provisioningKeysSecretName: provisioningKeysSecretName
     provisioningKeysEncryptionKey: provisioningKeysEncryptionKey
+    slackWebhookSecretName: slackWebhookSecretName
+    slackWebhookUrl: slackWebhookUrl
+    slackWebhookConfigured: !empty(slackWebhookUrl)
   }
 }
 
@@ -259,22 +263,37 @@ module functionApp 'modules/function-app.bicep' = {
 }
 
 // Least-privilege data roles of the function app's managed identity.
+// Resource names are passed as the template's own variables, not as module outputs, so that what-if
+// (`azd provision --preview`) can predict the role assignments (linter rule what-if-short-circuiting); the
+// dependsOn list keeps the order the outputs used to give.
 module functionRoles 'modules/function-roles.bicep' = {
   name: 'function-roles'
   params: {
+    // The identity exists only once the site does: a runtime value by nature (what-if shows these as unknown).
+    #disable-next-line what-if-short-circuiting
     principalId: functionApp.outputs.principalId
-    hostStorageName: hostStorage.outputs.name
-    archiveStorageName: archiveStorage.outputs.name
-    cosmosAccountName: cosmos.outputs.name
-    cosmosDatabaseName: cosmos.outputs.databaseName
-    eventHubNamespaceName: eventHubs.outputs.namespaceName
-    anomaliesHubName: eventHubs.outputs.hubName
-    iotHubName: iotHub.outputs.name
-    appInsightsName: monitoring.outputs.appInsightsName
-    keyVaultName: keyVault.outputs.name
-    iotHubEventsSecretName: keyVault.outputs.iotHubEventsSecretName
-    provisioningKeysSecretName: keyVault.outputs.provisioningKeysSecretName
+    hostStorageName: hostStorageName
+    archiveStorageName: archiveStorageName
+    cosmosAccountName: cosmosAccountName
+    cosmosDatabaseName: cosmosDatabaseName
+    eventHubNamespaceName: eventHubNamespaceName
+    anomaliesHubName: anomaliesHubName
+    iotHubName: iotHubName
+    appInsightsName: appInsightsName
+    keyVaultName: keyVaultName
+    iotHubEventsSecretName: iotHubEventsSecretName
+    provisioningKeysSecretName: provisioningKeysSecretName
+    slackWebhookSecretName: empty(slackWebhookUrl) ? '' : slackWebhookSecretName
   }
+  // hostStorage: through functionApp (principalId above).
+  dependsOn: [
+    archiveStorage
+    cosmos
+    eventHubs
+    iotHub
+    monitoring
+    keyVault
+  ]
 }
 
 // Data access for the person deploying (optional; never for a pipeline's service principal).
@@ -282,10 +301,19 @@ module principalRoles 'modules/principal-roles.bicep' = if (!empty(principalId) 
   name: 'principal-roles'
   params: {
     principalId: principalId
-    archiveStorageName: archiveStorage.outputs.name
-    cosmosAccountName: cosmos.outputs.name
-    iotHubName: iotHub.outputs.name
+    archiveStorageName: archiveStorageName
+    cosmosAccountName: cosmosAccountName
+    iotHubName: iotHubName
   }
+  // After functionRoles: both write a Cosmos DB SQL role assignment on the same account, and Cosmos DB refuses a
+  // second control-plane operation while one is in progress (412 "There is already an operation in progress"),
+  // which fails a provision now and then. https://learn.microsoft.com/azure/cosmos-db/how-to-setup-rbac
+  dependsOn: [
+    archiveStorage
+    cosmos
+    iotHub
+    functionRoles
+  ]
 }
 
 // Stream Analytics: the hot-path rules, IoT Hub in, anomalies hub out (managed identity).
@@ -303,10 +331,13 @@ module streamAnalytics 'modules/stream-analytics.bicep' = {
     iotHubName: iotHub.outputs.name
     iotHubPolicyName: asaPolicyName
     consumerGroupName: asaConsumerGroupName
-    eventHubNamespaceName: eventHubs.outputs.namespaceName
-    anomaliesHubName: eventHubs.outputs.hubName
+    eventHubNamespaceName: eventHubNamespaceName
+    anomaliesHubName: anomaliesHubName
     outputPartitionKey: asaOutputPartitionKey
   }
+  dependsOn: [
+    eventHubs
+  ]
 }
 
 var apiBaseUrl = 'https://${functionApp.outputs.defaultHostName}/api'
@@ -321,9 +352,12 @@ module availabilityTest 'modules/availability-test.bicep' = {
     name: 'health-${resourceToken}'
     location: location
     tags: tags
-    appInsightsName: monitoring.outputs.appInsightsName
+    appInsightsName: appInsightsName
     healthUrl: '${apiBaseUrl}/health'
   }
+  dependsOn: [
+    monitoring
+  ]
 }
 
 // Every app setting of the function app, one per line. Settings src/config.ts reads that are deliberately absent:
@@ -385,8 +419,8 @@ var appSettings = {
   AnomaliesEventHubConnection__credential: 'managedidentity'
   AnomaliesEventHubName: 'anomalies'
   AnomaliesConsumerGroup: 'notify'
-  // Alerts.
-  SlackWebhookUrl: slackWebhookUrl
+  // Alerts: the Slack webhook URL is a credential, so a Key Vault reference (empty: alerts are only logged).
+  SlackWebhookUrl: empty(slackWebhookUrl) ? '' : '@Microsoft.KeyVault(SecretUri=${keyVault.outputs.slackWebhookSecretUri})'
   PublicApiBaseUrl: apiBaseUrl
 }
 
@@ -394,9 +428,10 @@ var appSettings = {
 module functionAppSettings 'modules/function-app-settings.bicep' = {
   name: 'function-app-settings'
   params: {
-    functionAppName: functionApp.outputs.name
+    functionAppName: functionAppName
     appSettings: appSettings
   }
+  // The site itself: through appSettings (PublicApiBaseUrl reads its host name).
   dependsOn: [
     functionRoles
   ]

@@ -4,7 +4,7 @@
 
 param name string
 param location string
-param tags object
+param tags { *: string }
 param appInsightsName string
 
 @description('The health endpoint: https://{function app host}/api/health (anonymous).')

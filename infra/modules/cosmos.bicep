@@ -2,17 +2,17 @@
 
 param name string
 param location string
-param tags object
+param tags { *: string }
 
 param databaseName string
 
 @description('Container names; every container is partitioned by /id (src/infra/adapters.ts).')
-param containerNames array
+param containerNames string[]
 
 // Cost: serverless bills request units and storage only, with no provisioned minimum: right for a fleet whose
 // load is bursty or small. A steady high write rate is cheaper on provisioned or autoscale throughput (a new
 // account: capacity mode cannot be changed in place). Key auth is disabled: the app uses Microsoft Entra ID.
-resource account 'Microsoft.DocumentDB/databaseAccounts@2024-05-15' = {
+resource account 'Microsoft.DocumentDB/databaseAccounts@2025-10-15' = {
   name: name
   location: location
   tags: tags
@@ -43,7 +43,7 @@ resource account 'Microsoft.DocumentDB/databaseAccounts@2024-05-15' = {
 }
 
 // The one database of the app.
-resource database 'Microsoft.DocumentDB/databaseAccounts/sqlDatabases@2024-05-15' = {
+resource database 'Microsoft.DocumentDB/databaseAccounts/sqlDatabases@2025-10-15' = {
   parent: account
   name: databaseName
   properties: {
@@ -54,7 +54,7 @@ resource database 'Microsoft.DocumentDB/databaseAccounts/sqlDatabases@2024-05-15
 }
 
 // One container per store, partition key /id as the code expects (a different key would break point reads).
-resource containers 'Microsoft.DocumentDB/databaseAccounts/sqlDatabases/containers@2024-05-15' = [
+resource containers 'Microsoft.DocumentDB/databaseAccounts/sqlDatabases/containers@2025-10-15' = [
   for containerName in containerNames: {
     parent: database
     name: containerName

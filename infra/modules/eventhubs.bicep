@@ -2,7 +2,7 @@
 
 param name string
 param location string
-param tags object
+param tags { *: string }
 
 @description('Hub Stream Analytics writes anomaly records to.')
 param hubName string
@@ -18,7 +18,7 @@ param partitionCount int = 2
 // Basic offers only the $Default consumer group and the app reads through its own (`notify`); one TU (1 MB/s in)
 // is far above the anomaly rate. Local (SAS) auth is disabled: ASA sends and the app receives with managed
 // identities.
-resource namespace 'Microsoft.EventHub/namespaces@2024-01-01' = {
+resource namespace 'Microsoft.EventHub/namespaces@2026-01-01' = {
   name: name
   location: location
   tags: tags
@@ -36,7 +36,7 @@ resource namespace 'Microsoft.EventHub/namespaces@2024-01-01' = {
 }
 
 // The anomalies hub: one record per anomaly, partitioned by deviceId (asa/Outputs/Anomalies.json).
-resource hub 'Microsoft.EventHub/namespaces/eventhubs@2024-01-01' = {
+resource hub 'Microsoft.EventHub/namespaces/eventhubs@2026-01-01' = {
   parent: namespace
   name: hubName
   properties: {
@@ -46,7 +46,7 @@ resource hub 'Microsoft.EventHub/namespaces/eventhubs@2024-01-01' = {
 }
 
 // notifyAnomalies' own consumer group, so that another reader (a dashboard, a debugger) never steals its leases.
-resource consumerGroup 'Microsoft.EventHub/namespaces/eventhubs/consumergroups@2024-01-01' = {
+resource consumerGroup 'Microsoft.EventHub/namespaces/eventhubs/consumergroups@2026-01-01' = {
   parent: hub
   name: consumerGroupName
   properties: {}

@@ -5,9 +5,9 @@
 param functionAppName string
 
 @secure()
-param appSettings object
+param appSettings { *: string }
 
-resource site 'Microsoft.Web/sites@2024-04-01' existing = {
+resource site 'Microsoft.Web/sites@2025-03-01' existing = {
   name: functionAppName
 }
 
@@ -15,8 +15,8 @@ resource site 'Microsoft.Web/sites@2024-04-01' existing = {
 // settings are read first and this template's settings override them: settings an operator adds by hand
 // (Provisioning__Hooks, Provisioning__TwinTemplates, Provisioning__RegistryOpsPerMinute, Ingest__* tuning) survive
 // a re-provision, while every setting main.bicep owns is reset to its template value.
-resource settings 'Microsoft.Web/sites/config@2024-04-01' = {
+resource settings 'Microsoft.Web/sites/config@2025-03-01' = {
   parent: site
   name: 'appsettings'
-  properties: union(list('${site.id}/config/appsettings', '2024-04-01').properties, appSettings)
+  properties: union(list('${site.id}/config/appsettings', '2025-03-01').properties, appSettings)
 }

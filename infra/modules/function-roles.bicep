@@ -16,6 +16,9 @@ param keyVaultName string
 param iotHubEventsSecretName string
 param provisioningKeysSecretName string
 
+@description('Key Vault secret holding SlackWebhookUrl; empty when no webhook is configured.')
+param slackWebhookSecretName string = ''
+
 // Built-in role definition ids (https://learn.microsoft.com/azure/role-based-access-control/built-in-roles).
 // Storage Blob Data Owner: host blobs (Event Hubs checkpoints, leases, durable task hub, deployment package).
 var storageBlobDataOwnerRoleId = 'b7e6dc6d-f1e8-4753-8033-0f276bb0955b'
@@ -27,16 +30,6 @@ var storageTableDataContributorRoleId = '0a9a7e1f-b9d0-4cc4-a60d-0319b160aaa3'
 var storageBlobDataContributorRoleId = 'ba92f5b4-2d11-453d-a403-e96b0029c9fe'
 // Azure Event Hubs Data Receiver: the notifyAnomalies trigger on the anomalies hub.
 var eventHubsDataReceiverRoleId = 'a638d3c7-ab3a-418d-83e6-5f17a39d4fde'
-// IoT Hub Registry Contributor: device identities (create, get, bulk update, delete), data action devices/*.
-var iotHubRegistryContributorRoleId = '4ea46cd5-c1b2-4a8e-910b-273211f9ce47'
-// IoT Hub Twin Contributor: device twins (read, patch desired properties and tags), data action twins/*.
-var iotHubTwinContributorRoleId = '494bdba2-168f-4f31-a0a1-191d2f7c028c'
-// IoT Hub Data Contributor: IoT Hub jobs (scheduleTwinUpdate, scheduleDeviceMethod, getJob, cancelJob need the
-// jobs/read and jobs/write data actions, and method jobs invoke directMethods/invoke/action). No narrower built-in
-// role holds the jobs data actions; this one (Microsoft.Devices/IotHubs/*) also covers the two roles above. They
-// stay assigned so that replacing this role by a custom role (jobs/*, directMethods/invoke/action) keeps the
-// registry and twins working.
-var iotHubDataContributorRoleId = '4fc6c259-987e-4a07-842e-c321cc9d413f'
 // Monitoring Metrics Publisher: the host sends telemetry to Application Insights with Microsoft Entra ID.
 var monitoringMetricsPublisherRoleId = '3913510d-42f4-4e42-8a64-420c390055eb'
 // Key Vault Secrets User: resolve the IotHubEventsConnection Key Vault reference (scope: that one secret).
@@ -51,29 +44,40 @@ var hostStorageRoleIds = [
   storageTableDataContributorRoleId
 ]
 
-var iotHubRoleIds = [
-  iotHubRegistryContributorRoleId
-  iotHubTwinContributorRoleId
-  iotHubDataContributorRoleId
+// The IoT Hub data actions the app uses (src/infra/iothub/): identity registry (create, get, bulk add/update/remove,
+// delete), twins (get, patch, query), jobs (scheduleTwinUpdate, scheduleDeviceMethod, getJob, cancelJob: job reads
+// and writes) and the direct method a method job invokes. Not granted: cloud-to-device messages, configurations,
+// modules, statistics, file upload notifications, which the built-in IoT Hub Data Contributor
+// (Microsoft.Devices/IotHubs/*) would also allow. Data action names:
+// https://learn.microsoft.com/azure/iot-hub/iot-hub-dev-guide-azure-ad-rbac#built-in-roles-for-iot-hub
+var iotHubDataActions = [
+  'Microsoft.Devices/IotHubs/devices/read'
+  'Microsoft.Devices/IotHubs/devices/write'
+  'Microsoft.Devices/IotHubs/devices/delete'
+  'Microsoft.Devices/IotHubs/twins/read'
+  'Microsoft.Devices/IotHubs/twins/write'
+  'Microsoft.Devices/IotHubs/jobs/read'
+  'Microsoft.Devices/IotHubs/jobs/write'
+  'Microsoft.Devices/IotHubs/directMethods/invoke/action'
 ]
 
-resource hostStorage 'Microsoft.Storage/storageAccounts@2023-05-01' existing = {
+resource hostStorage 'Microsoft.Storage/storageAccounts@2025-06-01' existing = {
   name: hostStorageName
 }
 
-resource archiveStorage 'Microsoft.Storage/storageAccounts@2023-05-01' existing = {
+resource archiveStorage 'Microsoft.Storage/storageAccounts@2025-06-01' existing = {
   name: archiveStorageName
 }
 
-resource cosmos 'Microsoft.DocumentDB/databaseAccounts@2024-05-15' existing = {
+resource cosmos 'Microsoft.DocumentDB/databaseAccounts@2025-10-15' existing = {
   name: cosmosAccountName
 }
 
-resource eventHubNamespace 'Microsoft.EventHub/namespaces@2024-01-01' existing = {
+resource eventHubNamespace 'Microsoft.EventHub/namespaces@2026-01-01' existing = {
   name: eventHubNamespaceName
 }
 
-resource anomaliesHub 'Microsoft.EventHub/namespaces/eventhubs@2024-01-01' existing = {
+resource anomaliesHub 'Microsoft.EventHub/namespaces/eventhubs@2026-01-01' existing = {
   parent: eventHubNamespace
   name: anomaliesHubName
 }
@@ -86,18 +90,23 @@ resource appInsights 'Microsoft.Insights/components@2020-02-02' existing = {
   name: appInsightsName
 }
 
-resource keyVault 'Microsoft.KeyVault/vaults@2023-07-01' existing = {
+resource keyVault 'Microsoft.KeyVault/vaults@2026-02-01' existing = {
   name: keyVaultName
 }
 
-resource iotHubEventsSecret 'Microsoft.KeyVault/vaults/secrets@2023-07-01' existing = {
+resource iotHubEventsSecret 'Microsoft.KeyVault/vaults/secrets@2026-02-01' existing = {
   parent: keyVault
   name: iotHubEventsSecretName
 }
 
-resource provisioningKeysSecret 'Microsoft.KeyVault/vaults/secrets@2023-07-01' existing = {
+resource provisioningKeysSecret 'Microsoft.KeyVault/vaults/secrets@2026-02-01' existing = {
   parent: keyVault
   name: provisioningKeysSecretName
+}
+
+resource slackWebhookSecret 'Microsoft.KeyVault/vaults/secrets@2026-02-01' existing = if (!empty(slackWebhookSecretName)) {
+  parent: keyVault
+  name: slackWebhookSecretName
 }
 
 // Host storage: blob, queue and table data roles (the Durable Functions Azure Storage provider needs all three).
@@ -125,7 +134,7 @@ resource archiveStorageBlobContributor 'Microsoft.Authorization/roleAssignments@
 }
 
 // Cosmos DB: data-plane role, scoped to the app's database only.
-resource cosmosDataContributor 'Microsoft.DocumentDB/databaseAccounts/sqlRoleAssignments@2024-05-15' = {
+resource cosmosDataContributor 'Microsoft.DocumentDB/databaseAccounts/sqlRoleAssignments@2025-10-15' = {
   parent: cosmos
   name: guid(cosmos.id, principalId, cosmosDataContributorRoleId)
   properties: {
@@ -146,20 +155,41 @@ resource anomaliesHubReceiver 'Microsoft.Authorization/roleAssignments@2022-04-0
   }
 }
 
+// A custom role with exactly iotHubDataActions, assignable in this resource group only. Role names are unique per
+// tenant, hence the hub's name in it. Creating it needs Microsoft.Authorization/roleDefinitions/write (Owner or
+// User Access Administrator, as the README's prerequisites say).
+resource iotHubDataRole 'Microsoft.Authorization/roleDefinitions@2022-04-01' = {
+  name: guid(resourceGroup().id, iotHubName, 'iot-backend-iothub-data')
+  properties: {
+    roleName: 'IoT backend IoT Hub data (${iotHubName})'
+    description: 'Device identities, twins, jobs and direct-method invocation on the IoT backend\'s hub; nothing else.'
+    type: 'customRole'
+    assignableScopes: [
+      resourceGroup().id
+    ]
+    permissions: [
+      {
+        actions: []
+        notActions: []
+        dataActions: iotHubDataActions
+        notDataActions: []
+      }
+    ]
+  }
+}
+
 // IoT Hub service APIs (identity registry, twins, jobs) with Microsoft Entra ID. Not here: a data role for the
 // built-in Event Hub-compatible endpoint, which does not accept Microsoft Entra ID (see main.bicep); its
 // connection string is read from Key Vault instead (below).
-resource iotHubRoles 'Microsoft.Authorization/roleAssignments@2022-04-01' = [
-  for roleId in iotHubRoleIds: {
-    name: guid(iotHub.id, principalId, roleId)
-    scope: iotHub
-    properties: {
-      roleDefinitionId: subscriptionResourceId('Microsoft.Authorization/roleDefinitions', roleId)
-      principalId: principalId
-      principalType: 'ServicePrincipal'
-    }
+resource iotHubData 'Microsoft.Authorization/roleAssignments@2022-04-01' = {
+  name: guid(iotHub.id, principalId, iotHubDataRole.id)
+  scope: iotHub
+  properties: {
+    roleDefinitionId: iotHubDataRole.id
+    principalId: principalId
+    principalType: 'ServicePrincipal'
   }
-]
+}
 
 // Application Insights: publish telemetry with the managed identity (local auth is disabled on the component).
 resource appInsightsPublisher 'Microsoft.Authorization/roleAssignments@2022-04-01' = {
@@ -187,6 +217,17 @@ resource iotHubEventsSecretReader 'Microsoft.Authorization/roleAssignments@2022-
 resource provisioningKeysSecretReader 'Microsoft.Authorization/roleAssignments@2022-04-01' = {
   name: guid(provisioningKeysSecret.id, principalId, keyVaultSecretsUserRoleId)
   scope: provisioningKeysSecret
+  properties: {
+    roleDefinitionId: subscriptionResourceId('Microsoft.Authorization/roleDefinitions', keyVaultSecretsUserRoleId)
+    principalId: principalId
+    principalType: 'ServicePrincipal'
+  }
+}
+
+// Key Vault: read the Slack webhook (SlackWebhookUrl), that secret only, when one is configured.
+resource slackWebhookSecretReader 'Microsoft.Authorization/roleAssignments@2022-04-01' = if (!empty(slackWebhookSecretName)) {
+  name: guid(slackWebhookSecret.id, principalId, keyVaultSecretsUserRoleId)
+  scope: slackWebhookSecret
   properties: {
     roleDefinitionId: subscriptionResourceId('Microsoft.Authorization/roleDefinitions', keyVaultSecretsUserRoleId)
     principalId: principalId

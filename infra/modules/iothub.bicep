@@ -5,7 +5,7 @@
 param name string
 
 param location string
-param tags object
+param tags { *: string }
 
 // Cost: S1 is about 25 USD per unit and month for 400,000 messages per day per unit. S1 (not Basic) because the
 // app needs twins, jobs and direct methods, which the Basic tier lacks; F1 (free, 8,000 messages per day, one
@@ -27,7 +27,7 @@ param partitionCount int = 4
 param retentionDays int = 1
 
 @description('Consumer groups on the built-in events endpoint, one per reader (never shared).')
-param consumerGroupNames array
+param consumerGroupNames string[]
 
 @description('Shared access policy (ServiceConnect only) whose key the function app uses for the built-in endpoint.')
 param ingestPolicyName string

@@ -3,11 +3,11 @@
 param logAnalyticsName string
 param appInsightsName string
 param location string
-param tags object
+param tags { *: string }
 
 // Cost: pay-as-you-go per GB ingested; 30 days of retention is included in the price. host.json keeps sampling on
 // (requests and exceptions excluded), which is what keeps ingestion low under telemetry load.
-resource workspace 'Microsoft.OperationalInsights/workspaces@2023-09-01' = {
+resource workspace 'Microsoft.OperationalInsights/workspaces@2025-07-01' = {
   name: logAnalyticsName
   location: location
   tags: tags

@@ -14,11 +14,11 @@ var iotHubDataContributorRoleId = '4fc6c259-987e-4a07-842e-c321cc9d413f'
 // Cosmos DB Built-in Data Contributor (Cosmos DB data-plane role): Data Explorer and SDK access to items.
 var cosmosDataContributorRoleId = '00000000-0000-0000-0000-000000000002'
 
-resource archiveStorage 'Microsoft.Storage/storageAccounts@2023-05-01' existing = {
+resource archiveStorage 'Microsoft.Storage/storageAccounts@2025-06-01' existing = {
   name: archiveStorageName
 }
 
-resource cosmos 'Microsoft.DocumentDB/databaseAccounts@2024-05-15' existing = {
+resource cosmos 'Microsoft.DocumentDB/databaseAccounts@2025-10-15' existing = {
   name: cosmosAccountName
 }
 
@@ -37,7 +37,7 @@ resource archiveBlobContributor 'Microsoft.Authorization/roleAssignments@2022-04
 }
 
 // Data explorer access for the deployer (whole account).
-resource cosmosDataContributor 'Microsoft.DocumentDB/databaseAccounts/sqlRoleAssignments@2024-05-15' = {
+resource cosmosDataContributor 'Microsoft.DocumentDB/databaseAccounts/sqlRoleAssignments@2025-10-15' = {
   parent: cosmos
   name: guid(cosmos.id, principalId, cosmosDataContributorRoleId)
   properties: {

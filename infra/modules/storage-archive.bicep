@@ -3,10 +3,10 @@
 
 param name string
 param location string
-param tags object
+param tags { *: string }
 
 @description('Private blob containers to create.')
-param containerNames array
+param containerNames string[]
 
 @description('Raw archive container; its blobs move to the Cool tier after coolAfterDays.')
 param rawArchiveContainerName string
@@ -27,7 +27,7 @@ param keysRetentionDays int
 // Cost: Standard LRS, Hot tier for recent data; the lifecycle rule below moves the raw archive to Cool. The
 // hierarchical namespace makes the archive (stream/yyyy/MM/dd/HH/...) a directory tree for Spark, Synapse or
 // Fabric at no extra storage cost. Shared keys and public blob access are off: the app uses its managed identity.
-resource account 'Microsoft.Storage/storageAccounts@2023-05-01' = {
+resource account 'Microsoft.Storage/storageAccounts@2025-06-01' = {
   name: name
   location: location
   tags: tags
@@ -48,13 +48,13 @@ resource account 'Microsoft.Storage/storageAccounts@2023-05-01' = {
 }
 
 // Blob service of the account (parent of the containers).
-resource blobService 'Microsoft.Storage/storageAccounts/blobServices@2023-05-01' = {
+resource blobService 'Microsoft.Storage/storageAccounts/blobServices@2025-06-01' = {
   parent: account
   name: 'default'
 }
 
 // The app's containers, all private: the results and work containers hold device keys (ADR 0006).
-resource containers 'Microsoft.Storage/storageAccounts/blobServices/containers@2023-05-01' = [
+resource containers 'Microsoft.Storage/storageAccounts/blobServices/containers@2025-06-01' = [
   for containerName in containerNames: {
     parent: blobService
     name: containerName
@@ -65,7 +65,7 @@ resource containers 'Microsoft.Storage/storageAccounts/blobServices/containers@2
 ]
 
 // Cost: raw telemetry is write-once and rarely read after a month, so it moves to the Cool tier.
-resource lifecycle 'Microsoft.Storage/storageAccounts/managementPolicies@2023-05-01' = {
+resource lifecycle 'Microsoft.Storage/storageAccounts/managementPolicies@2025-06-01' = {
   parent: account
   name: 'default'
   properties: {

@@ -4,7 +4,7 @@
 
 param name string
 param location string
-param tags object
+param tags { *: string }
 
 @description('Blob container Flex Consumption deploys the app package to.')
 param deploymentContainerName string
@@ -12,7 +12,7 @@ param deploymentContainerName string
 // Cost: Standard LRS; the task hub and checkpoints are small. No hierarchical namespace (the host and the
 // Durable Functions Azure Storage provider expect a plain blob/queue/table account). Shared keys are off: the
 // host connects with its managed identity (AzureWebJobsStorage__accountName).
-resource account 'Microsoft.Storage/storageAccounts@2023-05-01' = {
+resource account 'Microsoft.Storage/storageAccounts@2025-06-01' = {
   name: name
   location: location
   tags: tags
@@ -32,13 +32,13 @@ resource account 'Microsoft.Storage/storageAccounts@2023-05-01' = {
 }
 
 // Blob service of the account (parent of the deployment container).
-resource blobService 'Microsoft.Storage/storageAccounts/blobServices@2023-05-01' = {
+resource blobService 'Microsoft.Storage/storageAccounts/blobServices@2025-06-01' = {
   parent: account
   name: 'default'
 }
 
 // Where `azd deploy` uploads the zip package and Flex Consumption reads it from (private).
-resource deploymentContainer 'Microsoft.Storage/storageAccounts/blobServices/containers@2023-05-01' = {
+resource deploymentContainer 'Microsoft.Storage/storageAccounts/blobServices/containers@2025-06-01' = {
   parent: blobService
   name: deploymentContainerName
   properties: {

@@ -3,13 +3,26 @@
 
 param name string
 param location string
-param tags object
+param tags { *: string }
 
 @description('The query, loaded from the repository by main.bicep (asa/anomalies.asaql).')
 param query string
 
+// The fields of asa/JobConfig.json this template uses (the compiler checks the file against this type).
+type jobConfigType = {
+  JobType: 'Cloud' | 'Edge'
+  CompatibilityLevel: '1.0' | '1.1' | '1.2'
+  DataLocale: string
+  EventsOutOfOrderPolicy: 'Adjust' | 'Drop'
+  EventsOutOfOrderMaxDelayInSeconds: int
+  EventsLateArrivalMaxDelayInSeconds: int
+  OutputErrorPolicy: 'Drop' | 'Stop'
+  ContentStoragePolicy: 'JobStorageAccount' | 'SystemAccount'
+  StreamingUnits: int
+}
+
 @description('asa/JobConfig.json, loaded by main.bicep: event ordering, compatibility level, locale.')
-param jobConfig object
+param jobConfig jobConfigType
 
 // Cost: a Standard job bills streaming units per hour while it runs, whether or not events arrive (about
 // 0.11 USD per SU-hour: some 240 USD a month at 3 SU). 3 SU is the project's JobConfig and suits the per-device
@@ -44,11 +57,11 @@ var eventHubsDataSenderRoleId = '2b629674-e913-4c01-ae53-ef4638d8f975'
 // The policy's key is read at deployment time and goes straight into the job (never an output or a parameter).
 var iotHubPolicyId = resourceId('Microsoft.Devices/IotHubs/IotHubKeys', iotHubName, iotHubPolicyName)
 
-resource eventHubNamespace 'Microsoft.EventHub/namespaces@2024-01-01' existing = {
+resource eventHubNamespace 'Microsoft.EventHub/namespaces@2026-01-01' existing = {
   name: eventHubNamespaceName
 }
 
-resource anomaliesHub 'Microsoft.EventHub/namespaces/eventhubs@2024-01-01' existing = {
+resource anomaliesHub 'Microsoft.EventHub/namespaces/eventhubs@2026-01-01' existing = {
   parent: eventHubNamespace
   name: anomaliesHubName
 }
@@ -75,7 +88,9 @@ resource job 'Microsoft.StreamAnalytics/streamingjobs@2020-03-01' = {
     eventsLateArrivalMaxDelayInSeconds: jobConfig.EventsLateArrivalMaxDelayInSeconds
     outputErrorPolicy: jobConfig.OutputErrorPolicy
     contentStoragePolicy: jobConfig.ContentStoragePolicy
-    outputStartMode: 'JobStartTime'
+    // No outputStartMode: setting it starts the job as soon as it is created (billing from creation, and its output
+    // fails until the Event Hubs Data Sender role below exists). The job is created stopped; start it after
+    // provisioning (main.bicep). https://learn.microsoft.com/azure/templates/microsoft.streamanalytics/streamingjobs
     inputs: [
       {
         name: inputName

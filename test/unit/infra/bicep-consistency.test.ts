@@ -1,9 +1,12 @@
 /**
- * Keeps infrastructure and code honest without Azure access: the Bicep files are parsed as text. Every
- * setting the config schema needs is set by the Function App's app settings (identity-based where the app
- * supports it, never an account key), and every container, hub and consumer group the code uses is created.
+ * Keeps infrastructure and code honest without Azure access: the Bicep files are parsed as text, and the ARM
+ * template the Bicep compiler made of them (.cache/bicep/out/main.json, `npm run infra:build`) is read when
+ * present. Every setting the config schema needs is set by the Function App's app settings (identity-based where
+ * the app supports it, never an account key), and every container, hub and consumer group the code uses is
+ * created. On the compiled template: the review items of issue 15 (ASA job created stopped, Cosmos role
+ * assignments serialized, Node 22, IoT Hub custom role, Slack webhook in Key Vault, basic-auth publishing off).
  */
-import { readFileSync } from 'node:fs';
+import { existsSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { loadConfig } from '../../../src/config.js';
@@ -138,3 +141,177 @@ describe('infra/*.bicep and the code agree', () => {
     expect(declarations).toMatch(/loadTextContent\('[^']*asa\/[^']+\.asaql'\)/);
   });
 });
+
+// ---- The compiled ARM template (npm run infra:build). ----
+
+const COMPILED = join(import.meta.dirname, '../../../.cache/bicep/out/main.json');
+const compiled = existsSync(COMPILED);
+if (!compiled) {
+  console.warn(
+    `bicep-consistency: ${COMPILED} is absent (npm run infra:build needs the .NET SDK): the compiled-template checks are skipped`,
+  );
+}
+
+type Json = Record<string, unknown>;
+
+interface ArmTemplate {
+  variables?: Json;
+  resources: Json[] | Record<string, Json>;
+}
+
+function asObject(value: unknown): Json {
+  return typeof value === 'object' && value !== null ? (value as Json) : {};
+}
+
+/** Resources of a template: an array, or an object keyed by symbolic name (languageVersion 2.0). */
+function resourcesOf(template: ArmTemplate): Json[] {
+  return Array.isArray(template.resources) ? template.resources : Object.values(template.resources);
+}
+
+/** `"[variables('x')]"` resolved against the template's variables; any other value as is. */
+function resolve(template: ArmTemplate, value: unknown): unknown {
+  const match = typeof value === 'string' ? /^\[variables\('([^']+)'\)\]$/.exec(value) : null;
+  return match?.[1] !== undefined ? template.variables?.[match[1]] : value;
+}
+
+describe.skipIf(!compiled)(
+  'the compiled ARM template (.cache/bicep/out/main.json) and the code agree',
+  () => {
+    const main = (compiled ? JSON.parse(readFileSync(COMPILED, 'utf8')) : { resources: [] }) as ArmTemplate;
+    const modules = resourcesOf(main).filter((r) => r.type === 'Microsoft.Resources/deployments');
+    const module = (name: string): Json => {
+      const found = modules.find((r) => r.name === name);
+      if (!found) throw new Error(`no module deployment '${name}' in the compiled template`);
+      return found;
+    };
+    const moduleTemplate = (name: string): ArmTemplate =>
+      asObject(asObject(module(name).properties).template) as never;
+    const moduleParam = (name: string, param: string): unknown =>
+      resolve(main, asObject(asObject(asObject(module(name).properties).parameters)[param]).value);
+    const resourcesOfType = (name: string, type: string): Json[] =>
+      resourcesOf(moduleTemplate(name)).filter((r) => r.type === type);
+    const properties = (resource: Json | undefined): Json => asObject(resource?.properties);
+    /** Read in each test: the describe body also runs when the template is absent and the tests are skipped. */
+    const compiledSettings = (): Json => asObject(moduleParam('function-app-settings', 'appSettings'));
+
+    it('sets the same app settings as the Bicep text says', () => {
+      expect(Object.keys(compiledSettings()).sort()).toEqual([...appSettingsBlock().keys()].sort());
+    });
+
+    it('creates every container, hub and consumer group the code uses, under the names the app is given', () => {
+      const config = loadConfig(
+        Object.fromEntries([...appSettingsBlock()].map(([name, value]) => [name, sampleValue(name, value)])),
+      );
+      const names = (mod: string, param: string): unknown[] => {
+        const value = moduleParam(mod, param);
+        return (Array.isArray(value) ? value : [value]).map((v) => resolve(main, v));
+      };
+      expect(names('cosmos', 'databaseName')).toEqual([config.cosmos.databaseName]);
+      expect(names('cosmos', 'containerNames')).toEqual(
+        expect.arrayContaining([
+          config.cosmos.stateContainerName,
+          config.provisioning.devicesContainerName,
+          config.provisioning.reconciliationContainerName,
+          config.alerts.alarmsContainerName,
+          config.workflows.jobsContainerName,
+        ]),
+      );
+      expect(names('archive-storage', 'containerNames')).toEqual(
+        expect.arrayContaining([
+          config.storage.rawArchiveContainer,
+          config.storage.deadLetterContainer,
+          config.workflows.workContainer,
+          config.workflows.resultsContainer,
+        ]),
+      );
+      expect(names('eventhubs', 'hubName')).toEqual([compiledSettings().AnomaliesEventHubName]);
+      expect(names('eventhubs', 'consumerGroupName')).toEqual([compiledSettings().AnomaliesConsumerGroup]);
+      expect(names('iothub', 'consumerGroupNames')).toEqual(
+        expect.arrayContaining([
+          compiledSettings().IngestConsumerGroup,
+          moduleParam('stream-analytics', 'consumerGroupName'),
+        ]),
+      );
+    });
+
+    it('creates the Stream Analytics job stopped: no outputStartMode (review item 2)', () => {
+      const [job] = resourcesOfType('stream-analytics', 'Microsoft.StreamAnalytics/streamingjobs');
+      expect(job).toBeDefined();
+      expect(properties(job)).not.toHaveProperty('outputStartMode');
+    });
+
+    it("runs the deployer's Cosmos DB role assignment after the app's, never concurrently (review item 3)", () => {
+      expect(
+        resourcesOfType('function-roles', 'Microsoft.DocumentDB/databaseAccounts/sqlRoleAssignments'),
+      ).toHaveLength(1);
+      expect(
+        resourcesOfType('principal-roles', 'Microsoft.DocumentDB/databaseAccounts/sqlRoleAssignments'),
+      ).toHaveLength(1);
+      expect(module('principal-roles').dependsOn).toContain(
+        "[resourceId('Microsoft.Resources/deployments', 'function-roles')]",
+      );
+    });
+
+    it('runs the function app on Node 22 (review item 5)', () => {
+      const [site] = resourcesOfType('function-app', 'Microsoft.Web/sites');
+      expect(asObject(asObject(properties(site).functionAppConfig).runtime)).toEqual({
+        name: 'node',
+        version: '22',
+      });
+    });
+
+    it('grants IoT Hub exactly the data actions the app uses, through a custom role (review item 7)', () => {
+      const template = moduleTemplate('function-roles');
+      const [definition] = resourcesOfType('function-roles', 'Microsoft.Authorization/roleDefinitions');
+      const [permission] = (properties(definition).permissions ?? []) as Json[];
+      expect(resolve(template, permission?.dataActions)).toEqual([
+        'Microsoft.Devices/IotHubs/devices/read',
+        'Microsoft.Devices/IotHubs/devices/write',
+        'Microsoft.Devices/IotHubs/devices/delete',
+        'Microsoft.Devices/IotHubs/twins/read',
+        'Microsoft.Devices/IotHubs/twins/write',
+        'Microsoft.Devices/IotHubs/jobs/read',
+        'Microsoft.Devices/IotHubs/jobs/write',
+        'Microsoft.Devices/IotHubs/directMethods/invoke/action',
+      ]);
+      expect(permission?.actions).toEqual([]);
+      // No built-in IoT Hub data role: Data Contributor, Registry Contributor, Twin Contributor.
+      const text = JSON.stringify(template);
+      for (const builtIn of [
+        '4fc6c259-987e-4a07-842e-c321cc9d413f',
+        '4ea46cd5-c1b2-4a8e-910b-273211f9ce47',
+        '494bdba2-168f-4f31-a0a1-191d2f7c028c',
+      ]) {
+        expect(text).not.toContain(builtIn);
+      }
+      const assignments = resourcesOfType('function-roles', 'Microsoft.Authorization/roleAssignments');
+      const custom = assignments.filter((a) =>
+        String(properties(a).roleDefinitionId).includes('roleDefinitions'),
+      );
+      expect(
+        custom.some((a) =>
+          String(properties(a).roleDefinitionId).startsWith(
+            "[resourceId('Microsoft.Authorization/roleDefinitions'",
+          ),
+        ),
+      ).toBe(true);
+    });
+
+    it('gives the app the Slack webhook as a Key Vault reference, never the URL itself (review item 8)', () => {
+      expect(String(compiledSettings().SlackWebhookUrl)).toContain('@Microsoft.KeyVault(SecretUri=');
+      expect(String(compiledSettings().SlackWebhookUrl)).not.toMatch(/^\[parameters\('slackWebhookUrl'\)\]$/);
+      const secrets = resourcesOfType('keyvault', 'Microsoft.KeyVault/vaults/secrets');
+      expect(secrets.map((s) => properties(s).value)).toContain("[parameters('slackWebhookUrl')]");
+    });
+
+    it('turns basic-auth publishing (FTP and SCM) off (review item 10)', () => {
+      const policies = resourcesOfType(
+        'function-app',
+        'Microsoft.Web/sites/basicPublishingCredentialsPolicies',
+      );
+      const byName = Object.fromEntries(policies.map((p) => [String(p.name), properties(p).allow]));
+      expect(Object.values(byName)).toEqual([false, false]);
+      expect(Object.keys(byName).join(' ')).toMatch(/'ftp'.*'scm'|ftp.*scm/);
+    });
+  },
+);
