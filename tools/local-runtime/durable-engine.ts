@@ -174,7 +174,7 @@ export class DurableEngine extends DurableScheduler {
           const output = error instanceof Error ? error.message : String(error);
           this.deliverOutcome(
             parent,
-            { instanceId: awaited.instanceId, status: 'Failed', output },
+            { instanceId: awaited.instanceId, name: awaited.name, status: 'Failed', output },
             awaited.taskId,
           );
         }

@@ -340,7 +340,7 @@ export function awaitedChildren(instance: Instance): AwaitedChild[] {
 
 /** What a finished sub-orchestration tells its parent's task `taskId`. */
 export function subOrchestrationOutcome(
-  child: Pick<Instance, 'instanceId' | 'status' | 'output'>,
+  child: Pick<Instance, 'instanceId' | 'name' | 'status' | 'output'>,
   taskId: number,
   now: Date,
 ): HistoryEvent {

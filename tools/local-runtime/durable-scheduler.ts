@@ -283,7 +283,7 @@ export class DurableScheduler {
    */
   protected deliverOutcome(
     parent: Instance,
-    child: Pick<Instance, 'instanceId' | 'status' | 'output'>,
+    child: Pick<Instance, 'instanceId' | 'name' | 'status' | 'output'>,
     taskId: number,
   ): void {
     if (!awaits(parent, taskId, child.instanceId)) return;
