@@ -21,6 +21,8 @@ export type {
 const EXAMPLES: Record<string, string> = {
   IotHubEventHubName: 'iothub-ehub-myhub-1234567-0123456789',
   IngestConsumerGroup: 'ingest',
+  AnomaliesEventHubName: 'anomalies',
+  AnomaliesConsumerGroup: 'notify',
   IotHubEventsConnection:
     'Endpoint=sb://ihsuprodxx.servicebus.windows.net/;SharedAccessKeyName=service;SharedAccessKey=...;EntityPath=...',
   CosmosDb__accountEndpoint: 'https://myaccount.documents.azure.com:443/',
@@ -119,8 +121,10 @@ const schema = z.object({
 
   AnomaliesEventHubConnection: optionalText,
   AnomaliesEventHubConnection__fullyQualifiedNamespace: optionalText,
-  AnomaliesEventHubName: nonEmpty.default('anomalies'),
-  AnomaliesConsumerGroup: nonEmpty.default('notify'),
+  // Read by %Setting% binding expressions (src/index.ts): the host resolves them from app settings only and does
+  // not index a function whose setting is missing, so no default here.
+  AnomaliesEventHubName: nonEmpty,
+  AnomaliesConsumerGroup: nonEmpty,
   CosmosDbAlarmsContainerName: nonEmpty.default('alarms'),
   SlackWebhookUrl: z.preprocess(
     (v) => (v === '' ? undefined : v),

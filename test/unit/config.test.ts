@@ -15,6 +15,8 @@ const MINIMAL: Record<string, string> = {
   IotHubHostName: 'myhub.azure-devices.net',
   AnomaliesEventHubConnection:
     'Endpoint=sb://example.servicebus.windows.net/;SharedAccessKeyName=l;SharedAccessKey=k',
+  AnomaliesEventHubName: 'anomalies',
+  AnomaliesConsumerGroup: 'notify',
   IdentityStorageConnectionString: 'UseDevelopmentStorage=true',
   IdentityStore__EncryptionKey: Buffer.alloc(32, 7).toString('base64'),
 };
@@ -257,6 +259,18 @@ describe('loadConfig', () => {
       'IngestConsumerGroup',
       'IotHubEventHubName',
     ]);
+  });
+
+  it('requires every setting a %Setting% binding expression reads (the host does not index without it)', () => {
+    // Before issue 15 AnomaliesEventHubName / AnomaliesConsumerGroup defaulted here, hiding what the host refuses.
+    const error = configError(without('AnomaliesEventHubName', without('AnomaliesConsumerGroup')));
+    expect(error.problems.map((p) => p.split(':')[0]).sort()).toEqual([
+      'AnomaliesConsumerGroup',
+      'AnomaliesEventHubName',
+    ]);
+    expect(configError({ ...MINIMAL, AnomaliesConsumerGroup: '' }).message).toMatch(
+      /AnomaliesConsumerGroup: .*example: AnomaliesConsumerGroup=notify/,
+    );
   });
 
   it('parses Ingest__TimestampFields as a comma-separated list', () => {

@@ -7,6 +7,7 @@
 import functions from '@azure/functions';
 import { createHash, randomUUID } from 'node:crypto';
 import { eventHubTriggerMetadata } from '../iothub-trigger-metadata.js';
+import { resolveBindingExpression } from './binding-expressions.js';
 import { levelOfHost, type Logger } from './invocation-log.js';
 import { formatError, formatLogArgs } from './log-format.js';
 
@@ -241,10 +242,6 @@ export function triggerMetadata(
   return eventHubTriggerMetadata({ eventHubName: hub.name, consumerGroup, partitionId }, batch);
 }
 
-/** `%Name%` in binding metadata resolved from the app settings, as the host does. */
-export const resolveSetting = (value: unknown, settings: Record<string, string>) =>
-  String(value).replace(/%([^%]+)%/g, (_m, name: string) => settings[name] ?? '');
-
 export interface EventHubTriggerOptions {
   settings: Record<string, string>;
   /** The hub of a name (created on first use). */
@@ -282,8 +279,8 @@ export function startEventHubTrigger(registration: Registration, options: EventH
   const name = registration.metadata.name;
   const sleep = options.sleep ?? ((ms: number) => new Promise<void>((resolve) => setTimeout(resolve, ms)));
   const binding = triggerBinding(registration) ?? {};
-  const source = options.hub(resolveSetting(binding.eventHubName, settings));
-  const group = resolveSetting(binding.consumerGroup ?? '$Default', settings);
+  const group = resolveBindingExpression(binding.consumerGroup ?? '$Default', settings, name);
+  const source = options.hub(resolveBindingExpression(binding.eventHubName, settings, name));
   const retries = registration.metadata.retryOptions?.maxRetryCount ?? 0;
   const firstDelayMs = Math.min(
     2000,

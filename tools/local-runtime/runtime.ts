@@ -15,6 +15,7 @@
 import { storageTableClient } from '../../src/infra/adapters.js';
 import { localDeviceConnections } from '../../src/infra/local/local-device-connections.js';
 import { loadApp, registrationsOf } from './app-loader.js';
+import { assertBindingSettings } from './binding-expressions.js';
 import { deviceGateway } from './device-gateway.js';
 import { durableApi, durableClientData } from './durable-api.js';
 import { DurableEngine, type ActivityHandler } from './durable-engine.js';
@@ -138,6 +139,8 @@ export async function startRuntime(options: RuntimeOptions): Promise<Runtime> {
   const { settings, log } = options;
   Object.assign(process.env, settings);
   const { app, registrations } = await loadApp(options.functionsCore);
+  // The host indexes every function before it starts any: an unresolved %Setting% stops the start here.
+  assertBindingSettings(registrations, settings);
   const hostJson = readHostJson();
   const invocations = new InvocationTracker();
   const byType = registrationsOf(registrations, invocations, log);
