@@ -150,6 +150,7 @@ export async function startRuntime(options: RuntimeOptions): Promise<Runtime> {
     settings,
     triggers,
     maxBatch: hostJson.maxEventBatchSize,
+    hostRetry: hostJson.retry,
     hubsFolder: options.hubsFolder,
     log,
   });
