@@ -21,6 +21,7 @@ import { durableApi, durableClientData } from './durable-api.js';
 import { DurableEngine, type ActivityHandler } from './durable-engine.js';
 import { describeFunctions } from './function-list.js';
 import { readHostJson } from './host-json.js';
+import type { FunctionKeys } from './function-keys.js';
 import { appRoutes, startHttpHost, type HttpHost } from './http-host.js';
 import { within } from './http-io.js';
 import { startHubs, type HubWiring } from './hub-wiring.js';
@@ -42,6 +43,8 @@ export interface RuntimeOptions {
   functionsCore?: string;
   /** Keeps the in-process Event Hubs' events here (`{folder}/<hub>.jsonl`) so a crash loses none it acknowledged. */
   hubsFolder?: string;
+  /** Function keys to enforce on non-anonymous HTTP functions, as the host does (none: not checked). */
+  keys?: FunctionKeys;
 }
 
 export interface Runtime {
@@ -176,6 +179,7 @@ export async function startRuntime(options: RuntimeOptions): Promise<Runtime> {
     // The host reads a body before the function sees it; stop at the largest limit any route has.
     maxApiBody: Math.max(app.config.http.maxBodyBytes, app.config.http.maxBulkBodyBytes),
     durableClientData: () => durableClientData(origin, hostJson.taskHub),
+    ...(options.keys ? { keys: options.keys } : {}),
     log,
   });
   origin = host.origin;
