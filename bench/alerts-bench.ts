@@ -36,7 +36,7 @@ try {
       timeoutMs: 10_000,
       maxRetryAfterMs: 60_000,
     }),
-    stateUrl: (id) => `http://localhost:7071/api/devices/${id}/state`,
+    links: { stateApiUrl: (id) => `http://localhost:7071/api/devices/${id}/state` },
     maxWaitMs: config.alerts.maxQueueWaitMs,
     log: (m) => {
       console.warn(m);

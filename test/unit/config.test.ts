@@ -273,6 +273,20 @@ describe('loadConfig', () => {
     );
   });
 
+  it('reads Alerts__DeviceLinkTemplate, the only link of an alert, and refuses one without {deviceId}', () => {
+    expect(loadConfig(MINIMAL).alerts.deviceLinkTemplate).toBeUndefined();
+    const template = 'https://console.example.com/devices/{deviceId}';
+    expect(loadConfig({ ...MINIMAL, Alerts__DeviceLinkTemplate: template }).alerts.deviceLinkTemplate).toBe(
+      template,
+    );
+    expect(
+      configError({ ...MINIMAL, Alerts__DeviceLinkTemplate: 'https://console.example.com/' }).message,
+    ).toMatch(/Alerts__DeviceLinkTemplate: must contain \{deviceId\}/);
+    expect(configError({ ...MINIMAL, Alerts__DeviceLinkTemplate: 'ftp://x/{deviceId}' }).message).toMatch(
+      /Alerts__DeviceLinkTemplate: must be an http\(s\) URL/,
+    );
+  });
+
   it('parses Ingest__TimestampFields as a comma-separated list', () => {
     const config = loadConfig({ ...MINIMAL, Ingest__TimestampFields: ' deviceTime, ts ,,measuredAt ' });
     expect(config.ingest.timestampFields).toEqual(['deviceTime', 'ts', 'measuredAt']);
