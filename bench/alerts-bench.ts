@@ -36,7 +36,7 @@ try {
       timeoutMs: 10_000,
       maxRetryAfterMs: 60_000,
     }),
-    stateUrl: (id) => `http://localhost:7071/api/devices/${id}/state`,
+    links: { stateApiUrl: (id) => `http://localhost:7071/api/devices/${id}/state` },
     maxWaitMs: config.alerts.maxQueueWaitMs,
     log: (m) => {
       console.warn(m);
@@ -85,7 +85,9 @@ try {
   for (const t of times)
     maxPerSecond = Math.max(maxPerSecond, times.filter((u) => u >= t && u < t + 1000).length);
   const text = slack.requests.map((r) => String(r.body.text)).join('\n');
-  const represented = anomalies.filter((a) => text.includes(`|${a.deviceId}>`)).length;
+  const represented = anomalies.filter(
+    (a) => text.includes(`|${a.deviceId}>`) || text.includes(`• ${a.deviceId} `), // with or without a console link
+  ).length;
   const alarms = await adapters.alarms.list({ top: 1000 });
   const undelivered = alarms.items.filter((a) => a.notification !== 'sent').length;
   console.log(`\nalert burst: ${ANOMALIES} anomalies in ${ANOMALIES / BATCH} concurrent batches of ${BATCH}`);

@@ -84,8 +84,10 @@ export interface AlertsConfig {
   alarmsContainerName: string;
   /** Slack incoming webhook (a secret); absent means alerts are logged and kept in alarms. */
   slackWebhookUrl: string | undefined;
-  /** Base of the links to device state in alerts. */
+  /** Base of the device-state API URL named in alerts (as text: the route needs a function key). */
   publicApiBaseUrl: string;
+  /** The console's device page, `{deviceId}` replaced by the URL-encoded id: the only link in an alert. */
+  deviceLinkTemplate: string | undefined;
   /** No second alert for the same alarm within this time, ms. */
   cooldownMs: number;
   /** notifyAnomalies' retry policy: retries before the batch is parked in dead letters. */

@@ -21,6 +21,8 @@ export type {
 const EXAMPLES: Record<string, string> = {
   IotHubEventHubName: 'iothub-ehub-myhub-1234567-0123456789',
   IngestConsumerGroup: 'ingest',
+  AnomaliesEventHubName: 'anomalies',
+  AnomaliesConsumerGroup: 'notify',
   IotHubEventsConnection:
     'Endpoint=sb://ihsuprodxx.servicebus.windows.net/;SharedAccessKeyName=service;SharedAccessKey=...;EntityPath=...',
   CosmosDb__accountEndpoint: 'https://myaccount.documents.azure.com:443/',
@@ -36,6 +38,7 @@ const EXAMPLES: Record<string, string> = {
   Provisioning__Hooks: 'https://sim.example.com/activate,https://billing.example.com/devices',
   Provisioning__TwinTemplates: '{"thermostat-v2":{"telemetryIntervalSeconds":60},"default":{}}',
   Alerts__RedeliverySchedule: '0 */1 * * * *',
+  Alerts__DeviceLinkTemplate: 'https://console.example.com/devices/{deviceId}',
 };
 
 const bool = z
@@ -119,14 +122,26 @@ const schema = z.object({
 
   AnomaliesEventHubConnection: optionalText,
   AnomaliesEventHubConnection__fullyQualifiedNamespace: optionalText,
-  AnomaliesEventHubName: nonEmpty.default('anomalies'),
-  AnomaliesConsumerGroup: nonEmpty.default('notify'),
+  // Read by %Setting% binding expressions (src/index.ts): the host resolves them from app settings only and does
+  // not index a function whose setting is missing, so no default here.
+  AnomaliesEventHubName: nonEmpty,
+  AnomaliesConsumerGroup: nonEmpty,
   CosmosDbAlarmsContainerName: nonEmpty.default('alarms'),
   SlackWebhookUrl: z.preprocess(
     (v) => (v === '' ? undefined : v),
     z.url({ protocol: /^https?$/ }).optional(),
   ),
   PublicApiBaseUrl: z.url({ protocol: /^https?$/ }).default('http://localhost:7071/api'),
+  Alerts__DeviceLinkTemplate: optionalText.pipe(
+    z
+      .string()
+      .refine((t) => t.includes('{deviceId}'), 'must contain {deviceId}')
+      .refine(
+        (t) => URL.canParse(t.replaceAll('{deviceId}', 'x')) && /^https?:/i.test(t),
+        'must be an http(s) URL',
+      )
+      .optional(),
+  ),
   Alerts__CooldownMinutes: z.coerce.number().nonnegative().default(10),
   Alerts__MaxRetryCount: z.coerce.number().int().min(0).max(100).default(5),
   Alerts__DeliveryTimeoutSeconds: z.coerce.number().positive().max(60).default(10),
@@ -412,6 +427,7 @@ const alertsConfig = (s: Settings): AlertsConfig => ({
   alarmsContainerName: s.CosmosDbAlarmsContainerName,
   slackWebhookUrl: s.SlackWebhookUrl,
   publicApiBaseUrl: s.PublicApiBaseUrl.replace(/\/+$/, ''),
+  deviceLinkTemplate: s.Alerts__DeviceLinkTemplate,
   cooldownMs: s.Alerts__CooldownMinutes * 60_000,
   maxRetryCount: s.Alerts__MaxRetryCount,
   deliveryTimeoutMs: s.Alerts__DeliveryTimeoutSeconds * 1000,

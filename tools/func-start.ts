@@ -55,6 +55,8 @@ export interface FuncStartOptions {
   httpPort: number;
   /** This run's settings (emulator endpoints, PublicApiBaseUrl): passed as environment variables only. */
   runSettings: Record<string, string>;
+  /** `npm start -- --keys`: `func start --enableAuth` (Core Tools then checks function keys as Azure does). */
+  enableAuth?: boolean;
   log: (line: string) => void;
 }
 
@@ -87,5 +89,6 @@ export function startFunc(options: FuncStartOptions): ChildProcess {
       `${trigger.name} is disabled: set ${trigger.setting} in local.settings.json (${trigger.what}) and remove ${disabledKey(trigger.name)} to run it`,
     );
   }
-  return spawn('func', ['start', '--port', String(options.httpPort)], { stdio: 'inherit', env });
+  const auth = options.enableAuth ? ['--enableAuth'] : [];
+  return spawn('func', ['start', '--port', String(options.httpPort), ...auth], { stdio: 'inherit', env });
 }

@@ -267,6 +267,8 @@ export function localAppSettings(
     CreateResourcesIfMissing: 'true',
     IotHubHostName: 'localhost',
     AnomaliesEventHubConnection: 'Endpoint=sb://localhost/;SharedAccessKeyName=local;SharedAccessKey=local',
+    AnomaliesEventHubName: 'anomalies',
+    AnomaliesConsumerGroup: 'notify',
     IdentityStore: 'table',
     IdentityStorageConnectionString: services.storageConnectionString,
     IdentityStore__EncryptionKey: LOCAL_IDENTITY_ENCRYPTION_KEY,

@@ -8,6 +8,8 @@ const placeholders: Record<string, string> = {
   IotHubEventHubName: 'smoke',
   IngestConsumerGroup: 'smoke',
   AnomaliesEventHubConnection: 'Endpoint=sb://localhost/;SharedAccessKeyName=smoke;SharedAccessKey=smoke',
+  AnomaliesEventHubName: 'smoke',
+  AnomaliesConsumerGroup: 'smoke',
   CosmosDb__accountEndpoint: 'https://127.0.0.1:8081/',
   CosmosDbKey: 'c21va2U=',
   ArchiveStorageConnectionString: 'UseDevelopmentStorage=true',

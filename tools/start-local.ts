@@ -13,6 +13,7 @@ import { parseArgs } from 'node:util';
 import { SETTING_NAMES } from '../src/config.js';
 import { startFunc } from './func-start.js';
 import { makeLogger, parseLogLevel } from './local-runtime/invocation-log.js';
+import { generateFunctionKeys } from './local-runtime/function-keys.js';
 import { startRuntime, type Runtime } from './local-runtime/runtime.js';
 import { localAppSettings, startLocalServices, type LocalServices } from './local-services.js';
 import { handleShutdownSignals } from './shutdown-signals.js';
@@ -27,6 +28,8 @@ const { values: args } = parseArgs({
     'data-dir': { type: 'string', default: process.env.LOCAL_DATA_DIR ?? '.local' },
     'http-port': { type: 'string', default: process.env.LOCAL_HTTP_PORT ?? '7071' },
     embedded: { type: 'boolean', default: false },
+    /** Enforce function keys on non-anonymous routes, as Azure does (a random key per run, printed). */
+    keys: { type: 'boolean', default: process.env.LOCAL_FUNCTION_KEYS === 'true' },
     'log-level': { type: 'string', default: process.env.LOG_LEVEL ?? 'info' },
     'shutdown-grace-seconds': {
       type: 'string',
@@ -175,6 +178,7 @@ if (hasFunc) {
   func = startFunc({
     httpPort: apiPort,
     runSettings: { ...settings, ...(chosenBaseUrl ? {} : { PublicApiBaseUrl: publicApiBaseUrl }) },
+    enableAuth: args.keys,
     log: (line) => {
       log(line);
     },
@@ -189,6 +193,7 @@ if (hasFunc) {
   const fromEnv = Object.fromEntries(
     SETTING_NAMES.flatMap((name) => (process.env[name] === undefined ? [] : [[name, process.env[name]]])),
   );
+  const keys = args.keys ? generateFunctionKeys() : undefined;
   runtime = startRuntime({
     settings: {
       ...fromFile('local.settings.sample.json'),
@@ -208,6 +213,7 @@ if (hasFunc) {
     ...(args['in-memory'] ? {} : { hubsFolder: resolve(dataDir, 'hubs') }),
     log,
     shutdownGraceMs: Number(args['shutdown-grace-seconds']) * 1000 || 10_000,
+    ...(keys ? { keys } : {}),
   }).catch(async (error: unknown) => {
     console.error(`npm start: ${error instanceof Error ? error.message : String(error)}`);
     console.error('Choose another HTTP port with --http-port (or LOCAL_HTTP_PORT).');
@@ -223,6 +229,7 @@ backend is up (embedded local runtime)
   API base URL      ${ready.apiBaseUrl}
   device gateway    ${ready.gatewayUrl}
   OpenAPI           ${ready.apiBaseUrl}/openapi.json
+  function keys     ${keys ? `enforced: x-functions-key: ${keys.functionKey} (or ?code=; this run only)` : 'not checked (npm start -- --keys checks them as Azure does)'}
 ${describeServices()}
 Ctrl-C stops everything.`);
   }

@@ -183,7 +183,7 @@ async function queryAll<T>(query: { fetchAll(): Promise<{ resources: T[] }> }): 
   }
 }
 
-/** Alert lines (`• <url|device> rule: …`) of this phase in the Slack messages, per (device, rule). */
+/** Alert lines (`• <url|device> rule: …` or `• device rule: …`) of this phase in the Slack messages, per (device, rule). */
 function slackAlerts(
   requests: readonly { body: Record<string, unknown> }[],
   prefix: string,
@@ -194,12 +194,13 @@ function slackAlerts(
   for (const r of requests) {
     const text = typeof r.body.text === 'string' ? r.body.text : '';
     let mine = false;
-    for (const m of text.matchAll(/\|([^>]+)> (\S+):/g)) {
-      const deviceId = m[1] ?? '';
+    // `• <url|device> rule:` with a console link, `• device rule:` without one (issue 15).
+    for (const m of text.matchAll(/^• (?:<[^|>]*\|([^>]+)>|(\S+)) (\S+):/gm)) {
+      const deviceId = m[1] ?? m[2] ?? '';
       if (!deviceId.startsWith(`${prefix}-`)) continue;
       mine = true;
       lines++;
-      const key = `${deviceId}|${m[2] ?? ''}`;
+      const key = `${deviceId}|${m[3] ?? ''}`;
       perAlarm.set(key, (perAlarm.get(key) ?? 0) + 1);
     }
     if (mine) count++;

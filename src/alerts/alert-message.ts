@@ -37,13 +37,31 @@ const fmt = (n: number | undefined) => (n === undefined ? 'n/a' : String(Math.ro
 /** Slack mrkdwn needs &, < and > escaped; device ids and metrics come from devices. */
 const escape = (s: string) => s.replaceAll('&', '&amp;').replaceAll('<', '&lt;').replaceAll('>', '&gt;');
 
-function line(alert: Alert, stateUrl: (deviceId: string) => string): string {
+/**
+ * Where an alert points its reader. Azure checks function keys on the API (GET /api/devices/{id}/state is
+ * authLevel function), and a Slack reader has no key (nor may a message carry one): a link goes only to a page
+ * the reader can open, the operator's console; without one, the state route is named as text, not linked.
+ */
+export interface AlertLinks {
+  /** The console's page of a device (Alerts__DeviceLinkTemplate); absent: the device id is not a link. */
+  deviceUrl?: (deviceId: string) => string;
+  /** The key-protected API URL of a device's last-known values, shown as text when there is no console. */
+  stateApiUrl: (deviceId: string) => string;
+}
+
+function line(alert: Alert, links: AlertLinks): string {
   const measure =
     alert.threshold !== undefined
       ? `${fmt(alert.value)} (threshold ${fmt(alert.threshold)})`
       : `${fmt(alert.value)} (score ${fmt(alert.score)})`;
   const repeats = alert.count > 1 ? ` ×${alert.count}` : '';
-  const text = `• <${stateUrl(alert.deviceId)}|${escape(alert.deviceId)}> ${escape(alert.rule)}: ${escape(alert.metric)} = ${measure} at ${alert.at}${repeats}`;
+  const device = links.deviceUrl
+    ? `<${links.deviceUrl(alert.deviceId)}|${escape(alert.deviceId)}>`
+    : escape(alert.deviceId);
+  const state = links.deviceUrl
+    ? ''
+    : ` · state: \`GET ${escape(links.stateApiUrl(alert.deviceId))}\` (function key)`;
+  const text = `• ${device} ${escape(alert.rule)}: ${escape(alert.metric)} = ${measure} at ${alert.at}${repeats}${state}`;
   // Device ids, rules and metrics come from devices and may be long: a line never exceeds one section.
   return text.length <= MAX_SECTION_CHARS ? text : `${text.slice(0, MAX_SECTION_CHARS - 1)}…`;
 }
@@ -59,11 +77,8 @@ export interface SlackMessage {
  * one section) are packed into non-empty sections so that every alert appears, within Slack's block and size
  * limits. Returns one message per chunk when even that does not fit; one alert is always one message.
  */
-export function slackMessages(
-  alerts: readonly Alert[],
-  stateUrl: (deviceId: string) => string,
-): SlackMessage[] {
-  const lines = alerts.map((a) => line(a, stateUrl));
+export function slackMessages(alerts: readonly Alert[], links: AlertLinks): SlackMessage[] {
+  const lines = alerts.map((a) => line(a, links));
   const messages: SlackMessage[] = [];
   let sections: string[] = [];
   let current = '';

@@ -231,11 +231,16 @@ function createNotifier(config: AppConfig, webhook: SlackWebhook | undefined): A
   const log = (message: string) => {
     console.warn(message);
   };
-  const { publicApiBaseUrl, maxQueueWaitMs } = config.alerts;
+  const { publicApiBaseUrl, deviceLinkTemplate, maxQueueWaitMs } = config.alerts;
   if (!webhook) return new LogNotifier(log);
   return new SlackWebhookNotifier({
     webhook,
-    stateUrl: (deviceId) => `${publicApiBaseUrl}/devices/${encodeURIComponent(deviceId)}/state`,
+    links: {
+      stateApiUrl: (deviceId) => `${publicApiBaseUrl}/devices/${encodeURIComponent(deviceId)}/state`,
+      ...(deviceLinkTemplate === undefined
+        ? {}
+        : { deviceUrl: (id: string) => deviceLinkTemplate.replaceAll('{deviceId}', encodeURIComponent(id)) }),
+    },
     maxWaitMs: maxQueueWaitMs,
     log,
   });

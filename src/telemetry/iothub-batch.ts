@@ -4,7 +4,10 @@
  *
  * The v4 Node library lower-cases the first letter of every metadata key (`SystemPropertiesArray` becomes
  * `systemPropertiesArray`, an application property `Subject` becomes `subject`), so look-ups of application
- * properties here are case-insensitive.
+ * properties here are case-insensitive. The extension also copies `SequenceNumber`, `Offset` and
+ * `EnqueuedTimeUtc` into every system-properties entry; the library's recursive camel-casing makes them
+ * `sequenceNumber`, `offset`, `enqueuedTimeUtc`. `sequenceNumberArray` is a `long[]` (`collectionSint64`), which
+ * may arrive as numbers, strings or Long-like `{ low, high, unsigned }` objects depending on decoding.
  */
 
 /** What IoT Hub tells us about one message, as opposed to what the device wrote in it. */
@@ -45,11 +48,27 @@ const arrayAt = (meta: Rec, key: string): unknown[] => {
   return Array.isArray(v) ? v : [];
 };
 
+/**
+ * A `long` decoded by protobufjs without long conversion (`collectionSint64` of the worker protocol): a `Long`
+ * instance or a plain `{ low, high, unsigned }`, both 32-bit words.
+ */
+function longLikeToNumber(v: Rec): number | undefined {
+  const { low, high, unsigned } = v;
+  if (typeof low !== 'number' || typeof high !== 'number') return undefined;
+  if (!Number.isInteger(low) || !Number.isInteger(high)) return undefined;
+  const hi = unsigned === true ? high >>> 0 : high | 0;
+  const value = hi * 2 ** 32 + (low >>> 0);
+  return Number.isSafeInteger(value) ? value : undefined;
+}
+
+/** A sequence number: a non-negative safe integer from a number, bigint, numeric string or Long-like object. */
 function toNumber(v: unknown): number | undefined {
-  if (typeof v === 'number' && Number.isFinite(v)) return v;
-  if (typeof v === 'bigint') return Number(v);
-  if (typeof v === 'string' && v.trim() !== '' && Number.isFinite(Number(v))) return Number(v);
-  return undefined;
+  let n: number | undefined;
+  if (typeof v === 'number') n = v;
+  else if (typeof v === 'bigint') n = Number(v);
+  else if (typeof v === 'string' && v.trim() !== '') n = Number(v);
+  else if (isRecord(v)) n = longLikeToNumber(v);
+  return n !== undefined && Number.isSafeInteger(n) && n >= 0 ? n : undefined;
 }
 
 function toEpochMs(v: unknown): number | undefined {
@@ -61,8 +80,13 @@ function toEpochMs(v: unknown): number | undefined {
   return typeof v === 'number' && Number.isFinite(v) ? v : undefined;
 }
 
-const toText = (v: unknown): string | undefined =>
-  typeof v === 'string' && v !== '' ? v : typeof v === 'number' ? String(v) : undefined;
+/** Offsets and partition ids: text, or a number / Long-like `long` (the older Event Hubs offset type). */
+function toText(v: unknown): string | undefined {
+  if (typeof v === 'string') return v !== '' ? v : undefined;
+  if (typeof v === 'number') return String(v);
+  const n = isRecord(v) ? longLikeToNumber(v) : undefined;
+  return n === undefined ? undefined : String(n);
+}
 
 /** Narrows `context.triggerMetadata` of an IoT Hub batch of `count` messages. */
 export function readIotHubBatchMetadata(triggerMetadata: unknown, count: number): IotHubBatchMeta {
@@ -83,10 +107,12 @@ export function readIotHubBatchMetadata(triggerMetadata: unknown, count: number)
     messages.push({
       deviceId: toText(sys['iothub-connection-device-id']),
       moduleId: toText(sys['iothub-connection-module-id']),
-      sequenceNumber: toNumber(seqs[i]) ?? toNumber(sys['x-opt-sequence-number']),
-      offset: toText(offsets[i]) ?? toText(sys['x-opt-offset']),
+      sequenceNumber:
+        toNumber(seqs[i]) ?? toNumber(sys.sequenceNumber) ?? toNumber(sys['x-opt-sequence-number']),
+      offset: toText(offsets[i]) ?? toText(sys.offset) ?? toText(sys['x-opt-offset']),
       enqueuedTimeMs:
         toEpochMs(enqueued[i]) ??
+        toEpochMs(sys.enqueuedTimeUtc) ??
         toEpochMs(sys['iothub-enqueuedtime']) ??
         toEpochMs(sys['x-opt-enqueued-time']),
       properties: isRecord(p) ? p : {},

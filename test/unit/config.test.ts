@@ -15,6 +15,8 @@ const MINIMAL: Record<string, string> = {
   IotHubHostName: 'myhub.azure-devices.net',
   AnomaliesEventHubConnection:
     'Endpoint=sb://example.servicebus.windows.net/;SharedAccessKeyName=l;SharedAccessKey=k',
+  AnomaliesEventHubName: 'anomalies',
+  AnomaliesConsumerGroup: 'notify',
   IdentityStorageConnectionString: 'UseDevelopmentStorage=true',
   IdentityStore__EncryptionKey: Buffer.alloc(32, 7).toString('base64'),
 };
@@ -257,6 +259,32 @@ describe('loadConfig', () => {
       'IngestConsumerGroup',
       'IotHubEventHubName',
     ]);
+  });
+
+  it('requires every setting a %Setting% binding expression reads (the host does not index without it)', () => {
+    // Before issue 15 AnomaliesEventHubName / AnomaliesConsumerGroup defaulted here, hiding what the host refuses.
+    const error = configError(without('AnomaliesEventHubName', without('AnomaliesConsumerGroup')));
+    expect(error.problems.map((p) => p.split(':')[0]).sort()).toEqual([
+      'AnomaliesConsumerGroup',
+      'AnomaliesEventHubName',
+    ]);
+    expect(configError({ ...MINIMAL, AnomaliesConsumerGroup: '' }).message).toMatch(
+      /AnomaliesConsumerGroup: .*example: AnomaliesConsumerGroup=notify/,
+    );
+  });
+
+  it('reads Alerts__DeviceLinkTemplate, the only link of an alert, and refuses one without {deviceId}', () => {
+    expect(loadConfig(MINIMAL).alerts.deviceLinkTemplate).toBeUndefined();
+    const template = 'https://console.example.com/devices/{deviceId}';
+    expect(loadConfig({ ...MINIMAL, Alerts__DeviceLinkTemplate: template }).alerts.deviceLinkTemplate).toBe(
+      template,
+    );
+    expect(
+      configError({ ...MINIMAL, Alerts__DeviceLinkTemplate: 'https://console.example.com/' }).message,
+    ).toMatch(/Alerts__DeviceLinkTemplate: must contain \{deviceId\}/);
+    expect(configError({ ...MINIMAL, Alerts__DeviceLinkTemplate: 'ftp://x/{deviceId}' }).message).toMatch(
+      /Alerts__DeviceLinkTemplate: must be an http\(s\) URL/,
+    );
   });
 
   it('parses Ingest__TimestampFields as a comma-separated list', () => {

@@ -2,12 +2,15 @@
  * Event Hubs in the embedded local runtime: in-process hubs (partitions, sequence numbers, consumers that read
  * at their own pace) and the driver that serves an `eventHubTrigger` registration from them the way the Functions
  * host does: batches of `maxEventBatchSize`, the IoT Hub built-in endpoint's trigger metadata, the function's
- * retry policy, and a checkpoint that moves on after the last attempt even when it throws (at-least-once).
+ * retry policy (the host's delays, capped by `maximumInterval`: retry-policy.ts), and a checkpoint that moves
+ * on after the last attempt even when it throws (at-least-once). Each partition is served by its own loop.
  */
 import functions from '@azure/functions';
 import { createHash, randomUUID } from 'node:crypto';
 import { eventHubTriggerMetadata } from '../iothub-trigger-metadata.js';
+import { resolveBindingExpression } from './binding-expressions.js';
 import { levelOfHost, type Logger } from './invocation-log.js';
+import { retrySchedule, type RetryOptions } from './retry-policy.js';
 import { formatError, formatLogArgs } from './log-format.js';
 
 const { InvocationContext } = functions;
@@ -17,7 +20,7 @@ export interface Registration {
   metadata: {
     name: string;
     bindings: Record<string, Record<string, unknown>>;
-    retryOptions?: { maxRetryCount?: number; minimumInterval?: { seconds?: number } };
+    retryOptions?: RetryOptions;
   };
   callback: (...args: unknown[]) => Promise<unknown>;
 }
@@ -241,10 +244,6 @@ export function triggerMetadata(
   return eventHubTriggerMetadata({ eventHubName: hub.name, consumerGroup, partitionId }, batch);
 }
 
-/** `%Name%` in binding metadata resolved from the app settings, as the host does. */
-export const resolveSetting = (value: unknown, settings: Record<string, string>) =>
-  String(value).replace(/%([^%]+)%/g, (_m, name: string) => settings[name] ?? '');
-
 export interface EventHubTriggerOptions {
   settings: Record<string, string>;
   /** The hub of a name (created on first use). */
@@ -254,6 +253,10 @@ export interface EventHubTriggerOptions {
   log: Logger;
   /** Waits between attempts (ms); tests pass one that does not wait. */
   sleep?: (ms: number) => Promise<void>;
+  /** host.json's `retry`: the policy of a function that registers none. */
+  hostRetry?: RetryOptions;
+  /** The randomization of exponential back-off, in [0, 1) (default Math.random; tests pin it). */
+  random?: () => number;
 }
 
 /**
@@ -282,25 +285,23 @@ export function startEventHubTrigger(registration: Registration, options: EventH
   const name = registration.metadata.name;
   const sleep = options.sleep ?? ((ms: number) => new Promise<void>((resolve) => setTimeout(resolve, ms)));
   const binding = triggerBinding(registration) ?? {};
-  const source = options.hub(resolveSetting(binding.eventHubName, settings));
-  const group = resolveSetting(binding.consumerGroup ?? '$Default', settings);
-  const retries = registration.metadata.retryOptions?.maxRetryCount ?? 0;
-  const firstDelayMs = Math.min(
-    2000,
-    (registration.metadata.retryOptions?.minimumInterval?.seconds ?? 1) * 1000,
-  );
+  const group = resolveBindingExpression(binding.consumerGroup ?? '$Default', settings, name);
+  const source = options.hub(resolveBindingExpression(binding.eventHubName, settings, name));
+  const policy = registration.metadata.retryOptions ?? options.hostRetry;
+  const retries = retrySchedule(policy).maxRetries;
   let stopping = false;
   const stopRequested = () => stopping; // a call: TypeScript would narrow a plain read across the await
   let onStop: () => void = () => undefined;
   const stopped = new Promise<void>((resolve) => (onStop = resolve));
   const consumer = source.consume(group, options.maxBatch, async (batch, partitionId) => {
+    const schedule = retrySchedule(policy, options.random); // the host keeps one back-off state per batch
     for (let attempt = 0; ; attempt++) {
       try {
         const context = new InvocationContext({
           functionName: name,
           invocationId: randomUUID(),
           triggerMetadata: triggerMetadata(source, group, partitionId, batch),
-          retryContext: { retryCount: attempt, maxRetryCount: retries },
+          retryContext: { retryCount: attempt, maxRetryCount: policy?.maxRetryCount ?? 0 },
           logHandler: (level, ...args) => {
             log(`[${name}] ${formatLogArgs(args)}`, levelOfHost(level));
           },
@@ -311,7 +312,7 @@ export function startEventHubTrigger(registration: Registration, options: EventH
         log(`[${name}] partition ${partitionId} attempt ${attempt + 1} failed: ${formatError(error)}`);
         // At-least-once with the function's retry policy; after the last retry the host moves on.
         if (attempt >= retries || stopRequested()) return;
-        await Promise.race([sleep(firstDelayMs * 2 ** attempt), stopped]); // stopping cuts a backoff short
+        await Promise.race([sleep(schedule.nextDelayMs()), stopped]); // stopping cuts a backoff short
         if (stopRequested()) return;
       }
     }

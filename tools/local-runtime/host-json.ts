@@ -1,5 +1,6 @@
 /** The host.json settings the embedded runtime honours, read from the one host.json of the repository. */
 import { existsSync, readFileSync } from 'node:fs';
+import type { RetryOptions } from './retry-policy.js';
 
 export interface HostJsonSettings {
   /** `extensions.http.routePrefix` (default `api`). */
@@ -8,6 +9,8 @@ export interface HostJsonSettings {
   maxEventBatchSize: number;
   /** `extensions.durableTask.hubName`: the durable task hub (default `TestHubName`, the extension's). */
   taskHub: string;
+  /** `retry`: the retry policy of a function that registers none (durations as TimeSpan text). */
+  retry: RetryOptions | undefined;
 }
 
 /** Reads host.json at the repository root: two levels up from the sources, three from dist/. */
@@ -17,6 +20,7 @@ export function readHostJson(): HostJsonSettings {
     new URL('../../../host.json', import.meta.url),
   ].find((candidate) => existsSync(candidate));
   const hostJson = JSON.parse(readFileSync(url ?? 'host.json', 'utf8')) as {
+    retry?: RetryOptions;
     extensions?: {
       http?: { routePrefix?: string };
       eventHubs?: { maxEventBatchSize?: number };
@@ -27,5 +31,6 @@ export function readHostJson(): HostJsonSettings {
     routePrefix: hostJson.extensions?.http?.routePrefix ?? 'api',
     maxEventBatchSize: hostJson.extensions?.eventHubs?.maxEventBatchSize ?? 100,
     taskHub: hostJson.extensions?.durableTask?.hubName ?? 'TestHubName',
+    retry: hostJson.retry,
   };
 }

@@ -9,6 +9,7 @@ import { createServer, type IncomingMessage, type Server, type ServerResponse } 
 import type { AddressInfo } from 'node:net';
 import { PayloadTooLargeError, ValidationError } from '../../src/shared/errors.js';
 import { triggerBinding, type Registration } from './event-hubs.js';
+import { authorized, type FunctionKeys } from './function-keys.js';
 import { BodyTooLarge, decodablePath, readBody, send, sendProblem, type RequestHandler } from './http-io.js';
 import { levelOfHost, type Logger } from './invocation-log.js';
 import { formatLogArgs, formatLogValue } from './log-format.js';
@@ -43,6 +44,8 @@ export function compileRoute(template: string): {
 interface AppRoute extends ReturnType<typeof compileRoute> {
   registration: Registration;
   methods: string[];
+  /** The binding's authLevel (anonymous, function, admin). */
+  authLevel: unknown;
   extraInputs: { name: string; type?: unknown }[];
 }
 
@@ -58,6 +61,7 @@ export function appRoutes(registrations: readonly Registration[]): AppRoute[] {
       return {
         registration,
         methods: ((binding.methods as string[] | undefined) ?? ['GET', 'POST']).map((m) => m.toUpperCase()),
+        authLevel: binding.authLevel,
         extraInputs,
         ...compileRoute(template),
       };
@@ -75,6 +79,8 @@ export interface HttpHostOptions {
   maxApiBody: number;
   /** The data of a `durableClient` input binding (needs the origin, known once listening). */
   durableClientData: () => unknown;
+  /** Keys checked for non-anonymous functions, as the host does; none: every route is open (tests, `npm start`). */
+  keys?: FunctionKeys;
   log: Logger;
 }
 
@@ -146,7 +152,9 @@ async function route(req: IncomingMessage, res: ServerResponse, url: URL, option
   for (const candidate of options.routes) {
     const params = candidate.match(routePath);
     if (!params || !candidate.methods.includes(req.method ?? 'GET')) continue;
-    await invoke(candidate, req, res, url, params, options);
+    // The host checks the key before reading the body or running the function: 401, empty body.
+    if (!authorized(candidate.authLevel, req, url, options.keys)) send(res, 401, undefined);
+    else await invoke(candidate, req, res, url, params, options);
     return;
   }
   send(res, 404, { message: `No function serves ${req.method ?? 'GET'} ${path}` });

@@ -6,6 +6,7 @@
 import { DurableLocalHub, localHub } from './durable-hubs.js';
 import { startEventHubTrigger, type HubEvent, type LocalHub, type Registration } from './event-hubs.js';
 import type { Logger } from './invocation-log.js';
+import type { RetryOptions } from './retry-policy.js';
 import { LocalRuleEvaluator } from './rule-evaluator.js';
 
 export interface HubWiringOptions {
@@ -14,6 +15,8 @@ export interface HubWiringOptions {
   triggers: readonly Registration[];
   /** host.json `extensions.eventHubs.maxEventBatchSize`. */
   maxBatch: number;
+  /** host.json `retry`, for a trigger that registers no retry policy. */
+  hostRetry?: RetryOptions;
   /** Keeps the hubs' events here (`{folder}/<hub>.jsonl`); in memory without it. */
   hubsFolder: string | undefined;
   log: Logger;
@@ -60,7 +63,7 @@ export function startHubs(options: HubWiringOptions): HubWiring {
     return found;
   };
   const consumers: { stop: () => Promise<void> }[] = options.triggers.map((registration) =>
-    startEventHubTrigger(registration, { settings, hub, maxBatch, log }),
+    startEventHubTrigger(registration, { settings, hub, maxBatch, log, hostRetry: options.hostRetry }),
   );
   const iotHub = hub(settings.IotHubEventHubName ?? 'iothub-events');
   const anomalies = hub(settings.AnomaliesEventHubName ?? 'anomalies');

@@ -15,11 +15,13 @@
 import { storageTableClient } from '../../src/infra/adapters.js';
 import { localDeviceConnections } from '../../src/infra/local/local-device-connections.js';
 import { loadApp, registrationsOf } from './app-loader.js';
+import { assertBindingSettings } from './binding-expressions.js';
 import { deviceGateway } from './device-gateway.js';
 import { durableApi, durableClientData } from './durable-api.js';
 import { DurableEngine, type ActivityHandler } from './durable-engine.js';
 import { describeFunctions } from './function-list.js';
 import { readHostJson } from './host-json.js';
+import type { FunctionKeys } from './function-keys.js';
 import { appRoutes, startHttpHost, type HttpHost } from './http-host.js';
 import { within } from './http-io.js';
 import { startHubs, type HubWiring } from './hub-wiring.js';
@@ -41,6 +43,8 @@ export interface RuntimeOptions {
   functionsCore?: string;
   /** Keeps the in-process Event Hubs' events here (`{folder}/<hub>.jsonl`) so a crash loses none it acknowledged. */
   hubsFolder?: string;
+  /** Function keys to enforce on non-anonymous HTTP functions, as the host does (none: not checked). */
+  keys?: FunctionKeys;
 }
 
 export interface Runtime {
@@ -138,6 +142,8 @@ export async function startRuntime(options: RuntimeOptions): Promise<Runtime> {
   const { settings, log } = options;
   Object.assign(process.env, settings);
   const { app, registrations } = await loadApp(options.functionsCore);
+  // The host indexes every function before it starts any: an unresolved %Setting% stops the start here.
+  assertBindingSettings(registrations, settings);
   const hostJson = readHostJson();
   const invocations = new InvocationTracker();
   const byType = registrationsOf(registrations, invocations, log);
@@ -147,6 +153,7 @@ export async function startRuntime(options: RuntimeOptions): Promise<Runtime> {
     settings,
     triggers,
     maxBatch: hostJson.maxEventBatchSize,
+    hostRetry: hostJson.retry,
     hubsFolder: options.hubsFolder,
     log,
   });
@@ -172,6 +179,7 @@ export async function startRuntime(options: RuntimeOptions): Promise<Runtime> {
     // The host reads a body before the function sees it; stop at the largest limit any route has.
     maxApiBody: Math.max(app.config.http.maxBodyBytes, app.config.http.maxBulkBodyBytes),
     durableClientData: () => durableClientData(origin, hostJson.taskHub),
+    ...(options.keys ? { keys: options.keys } : {}),
     log,
   });
   origin = host.origin;

@@ -7,6 +7,7 @@
 import functions from '@azure/functions';
 import { CronExpressionParser } from 'cron-parser';
 import { randomUUID } from 'node:crypto';
+import { resolveBindingExpression } from './binding-expressions.js';
 import { levelOfHost, type Logger } from './invocation-log.js';
 import { formatLogArgs } from './log-format.js';
 
@@ -40,7 +41,7 @@ const scheduleOf = (
 ): string | undefined => {
   const binding = Object.values(registration.metadata.bindings).find((b) => b.type === 'timerTrigger');
   if (typeof binding?.schedule !== 'string') return undefined;
-  return binding.schedule.replace(/%([^%]+)%/g, (_m, name: string) => settings[name] ?? '');
+  return resolveBindingExpression(binding.schedule, settings, registration.metadata.name);
 };
 
 /** What every scheduled function shares: pending timeouts, running invocations, and whether it is stopped. */

@@ -1,12 +1,12 @@
-import { slackMessages, type Alert } from '../../alerts/alert-message.js';
+import { slackMessages, type Alert, type AlertLinks } from '../../alerts/alert-message.js';
 import type { AlertNotifier, Delivery, NotifyLimits } from '../../alerts/notifier.js';
 import type { PostResult, SlackWebhook } from './slack-webhook.js';
 
 export interface SlackOptions {
   /** The instance's one client of the webhook (shared with job notices: one rate limit). */
   webhook: SlackWebhook;
-  /** Link target for a device, e.g. `https://myapp.azurewebsites.net/api/devices/{id}/state`. */
-  stateUrl: (deviceId: string) => string;
+  /** Where an alert points its reader: the console's device page, else the state API named as text. */
+  links: AlertLinks;
   /** How long one notify call waits for its turn at the webhook, ms, before leaving the alerts to the outbox. */
   maxWaitMs: number;
   log: (message: string) => void;
@@ -89,13 +89,13 @@ export class SlackWebhookNotifier implements AlertNotifier {
     const sending = new Sending(this.options, limits);
     const outcomes: Delivery[] = [];
     let first = 0;
-    for (const message of slackMessages(alerts, this.options.stateUrl)) {
+    for (const message of slackMessages(alerts, this.options.links)) {
       const part = alerts.slice(first, first + message.alerts);
       first += message.alerts;
       const result = await sending.send(message.body, part.length);
       if (result.outcome === 'refused' && result.scope === 'message' && part.length > 1) {
         for (const alert of part) {
-          const single = slackMessages([alert], this.options.stateUrl)[0]?.body ?? {};
+          const single = slackMessages([alert], this.options.links)[0]?.body ?? {};
           outcomes.push(delivery(await sending.send(single, 1)));
         }
       } else {

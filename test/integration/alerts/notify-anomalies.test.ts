@@ -31,7 +31,10 @@ let webhook: SlackWebhook;
 const slackNotifier = (maxWaitMs = 5000) =>
   new SlackWebhookNotifier({
     webhook,
-    stateUrl: (id) => `http://localhost:7071/api/devices/${id}/state`,
+    links: {
+      stateApiUrl: (id) => `http://localhost:7071/api/devices/${id}/state`,
+      deviceUrl: (id) => `https://console.example/devices/${id}`, // the '|id>' markers below
+    },
     maxWaitMs,
     log: (m) => logs.push(m),
   });

@@ -1,5 +1,5 @@
 import { afterAll, beforeAll, beforeEach, describe, expect, it } from 'vitest';
-import type { Alert } from '../../../src/alerts/alert-message.js';
+import type { Alert, AlertLinks } from '../../../src/alerts/alert-message.js';
 import { createAdapters } from '../../../src/infra/adapters.js';
 import { SlackWebhook } from '../../../src/infra/slack/slack-webhook.js';
 import { LogNotifier, SlackWebhookNotifier } from '../../../src/infra/slack/slack-webhook-notifier.js';
@@ -26,10 +26,16 @@ let slack: FakeSlack;
 let logs: string[];
 const webhook = (url = slack.url, timeoutMs = 10_000) =>
   new SlackWebhook({ url, minIntervalMs: 1000, timeoutMs, maxRetryAfterMs: 60_000 });
-const notifier = (hook = webhook(), maxWaitMs = 5000) =>
+const stateApiUrl = (id: string) => `https://app.example/api/devices/${encodeURIComponent(id)}/state`;
+/** With a console: each device id is a link (`<url|id>`), which the tests below look for. */
+const CONSOLE_LINKS: AlertLinks = {
+  stateApiUrl,
+  deviceUrl: (id) => `https://console.example/devices/${encodeURIComponent(id)}`,
+};
+const notifier = (hook = webhook(), maxWaitMs = 5000, links: AlertLinks = CONSOLE_LINKS) =>
   new SlackWebhookNotifier({
     webhook: hook,
-    stateUrl: (id) => `https://app.example/api/devices/${encodeURIComponent(id)}/state`,
+    links,
     maxWaitMs,
     log: (m) => logs.push(m),
   });
@@ -48,11 +54,12 @@ beforeEach(() => {
 });
 
 describe('SlackWebhookNotifier against a local Slack-like webhook', () => {
-  it('sends one alert as Block Kit with a text fallback and a link to the device state', async () => {
-    expect(await notifier().notify([alert(1, { deviceId: 'dev<1>&' })])).toEqual([sent]);
+  it('sends one alert as Block Kit with a text fallback, naming the device state route (no key-protected link)', async () => {
+    const withoutConsole = notifier(webhook(), 5000, { stateApiUrl });
+    expect(await withoutConsole.notify([alert(1, { deviceId: 'dev<1>&' })])).toEqual([sent]);
     expect(slack.requests).toHaveLength(1);
     const line =
-      '• <https://app.example/api/devices/dev%3C1%3E%26/state|dev&lt;1&gt;&amp;> temperature-high: temperature = 41.5 (threshold 40) at 2026-11-23T10:00:00.000Z';
+      '• dev&lt;1&gt;&amp; temperature-high: temperature = 41.5 (threshold 40) at 2026-11-23T10:00:00.000Z · state: `GET https://app.example/api/devices/dev%3C1%3E%26/state` (function key)';
     expect(slack.requests[0]?.body).toEqual({
       text: `IoT alert\n${line}`,
       blocks: [

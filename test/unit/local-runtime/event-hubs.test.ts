@@ -5,6 +5,7 @@ import {
   MAX_RETAINED_PER_PARTITION,
   PARTITIONS,
   startEventHubTrigger,
+  type EventHubTriggerOptions,
   type Registration,
 } from '../../../tools/local-runtime/event-hubs.js';
 
@@ -30,6 +31,12 @@ function registration(
   handler: (messages: unknown, context: InvocationContext) => Promise<void>,
   binding: Record<string, unknown> = {},
   maxRetryCount = 3,
+  retryOptions: Registration['metadata']['retryOptions'] | null = {
+    strategy: 'exponentialBackoff',
+    maxRetryCount,
+    minimumInterval: { seconds: 2 },
+    maximumInterval: { seconds: 120 },
+  },
 ): Registration {
   return {
     metadata: {
@@ -44,7 +51,7 @@ function registration(
           ...binding,
         },
       },
-      retryOptions: { maxRetryCount, minimumInterval: { seconds: 2 } },
+      ...(retryOptions ? { retryOptions } : {}),
     },
     callback: handler as Registration['callback'],
   };
@@ -58,7 +65,11 @@ afterEach(async () => {
   await Promise.all(running.splice(0).map((r) => r.stop()));
 });
 
-function start(reg: Registration, sleep?: (ms: number) => Promise<void>) {
+function start(
+  reg: Registration,
+  sleep?: (ms: number) => Promise<void>,
+  extra: Partial<EventHubTriggerOptions> = {},
+) {
   const hub = new LocalHub('events');
   const logs: string[] = [];
   running.push(
@@ -68,6 +79,8 @@ function start(reg: Registration, sleep?: (ms: number) => Promise<void>) {
       maxBatch: 10,
       log: (m) => logs.push(m),
       sleep: sleep ?? (() => Promise.resolve()),
+      random: () => 0.5, // the host's ±20 % randomization at its midpoint: factor 1
+      ...extra,
     }),
   );
   return { hub, logs };
@@ -120,9 +133,116 @@ describe('local Event Hub trigger: partitions', () => {
       hub.publish(Buffer.from('{}'), bad, {}, {});
       await until(() => events.length === 6);
       expect(events.slice(2)).toEqual(['bad attempt 1', 'bad attempt 2', 'bad attempt 3', 'bad attempt 0']);
-      expect(backoffs.slice(0, 3).map((b) => b.ms)).toEqual([2000, 4000, 8000]);
+      expect(backoffs.slice(0, 3).map((b) => b.ms)).toEqual([2000, 4000, 6000]); // the host's series, below
     },
   );
+});
+
+describe('local Event Hub trigger: partitions run concurrently, as each has its own owner in the host', () => {
+  it('invocations of different partitions are in flight at the same time', { timeout: 10_000 }, async () => {
+    const keys = keysByPartition();
+    const inFlight = new Set<string>();
+    let most = 0;
+    const release = deferred();
+    const { hub } = start(
+      registration(async (_messages, context) => {
+        inFlight.add(partitionOf(context));
+        most = Math.max(most, inFlight.size);
+        await release.promise;
+        inFlight.delete(partitionOf(context));
+      }),
+    );
+    for (const key of keys) hub.publish(Buffer.from('{}'), key, {}, {});
+    await until(() => most === PARTITIONS); // one partition at a time would stop at 1 and never get here
+    release.resolve();
+    await until(() => inFlight.size === 0);
+    expect(most).toBe(PARTITIONS);
+  });
+});
+
+describe("local Event Hub trigger: the host's retry delays (issue 15, 2.6)", { timeout: 5000 }, () => {
+  /** The delays between the attempts of one always-failing batch, with the host's retry policy `retry`. */
+  async function delaysOf(
+    retry: Registration['metadata']['retryOptions'],
+    extra: Partial<EventHubTriggerOptions> = {},
+  ): Promise<number[]> {
+    const delays: number[] = [];
+    let attempts = 0;
+    const { hub } = start(
+      registration(
+        async () => {
+          attempts++;
+          return Promise.reject(new Error('down'));
+        },
+        {},
+        0,
+        retry ?? null, // null: the function registers no policy
+      ),
+      (ms) => {
+        delays.push(ms);
+        return Promise.resolve();
+      },
+      extra,
+    );
+    hub.publish(Buffer.from('{}'), 'k', {}, {});
+    const expected = (retry?.maxRetryCount ?? extra.hostRetry?.maxRetryCount ?? 0) + 1;
+    await until(() => attempts === expected);
+    return delays;
+  }
+
+  it('exponentialBackoff: minimumInterval, then min + 2^(n-1) x min, each capped by maximumInterval', async () => {
+    const delays = await delaysOf({
+      strategy: 'exponentialBackoff',
+      maxRetryCount: 6,
+      minimumInterval: { seconds: 2 },
+      maximumInterval: { seconds: 15 },
+    });
+    // RandomizedExponentialBackoffStrategy (WebJobs SDK): 2, 2+2, 2+4, 2+8, then 2+16 > 15 → 15 from then on.
+    // Before: 2, 4, 8, 16, 32, 64 s (no cap).
+    expect(delays).toEqual([2000, 4000, 6000, 10_000, 15_000, 15_000]);
+  });
+
+  it("exponentialBackoff: the increment varies by the host's ±20 %", async () => {
+    const retry = {
+      strategy: 'exponentialBackoff',
+      maxRetryCount: 3,
+      minimumInterval: { seconds: 10 },
+      maximumInterval: { seconds: 100 },
+    };
+    expect(await delaysOf(retry, { random: () => 0 })).toEqual([10_000, 18_000, 26_000]);
+    expect(await delaysOf(retry, { random: () => 0.999_999 })).toEqual([10_000, 22_000, 34_000]);
+  });
+
+  it('exponentialBackoff: a minimumInterval above 2 s is honoured (it was cut to 2 s)', async () => {
+    const delays = await delaysOf({
+      strategy: 'exponentialBackoff',
+      maxRetryCount: 1,
+      minimumInterval: { seconds: 30 },
+      maximumInterval: { seconds: 60 },
+    });
+    expect(delays).toEqual([30_000]);
+  });
+
+  it('fixedDelay: delayInterval between every attempt', async () => {
+    const delays = await delaysOf({
+      strategy: 'fixedDelay',
+      maxRetryCount: 3,
+      delayInterval: { seconds: 5 },
+    });
+    expect(delays).toEqual([5000, 5000, 5000]); // before: 1, 2, 4 s
+  });
+
+  it("host.json's retry applies to a function without its own policy (TimeSpan strings)", async () => {
+    const delays = await delaysOf(undefined, {
+      hostRetry: {
+        strategy: 'exponentialBackoff',
+        maxRetryCount: 2,
+        minimumInterval: '00:00:03',
+        maximumInterval: '00:00:04',
+      },
+    });
+    expect(delays).toEqual([3000, 4000]); // before: no retry at all
+  });
 });
 
 describe('local Event Hub trigger: logging', () => {

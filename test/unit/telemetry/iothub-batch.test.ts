@@ -58,6 +58,88 @@ describe('readIotHubBatchMetadata', () => {
     expect(readIotHubBatchMetadata(meta, 2).messages.map((m) => m.sequenceNumber)).toEqual([41, 42]);
   });
 
+  it('accepts sequence numbers as Long-like objects (protobuf int64 decoding)', () => {
+    // collectionSint64 decoded by protobufjs without long conversion: { low, high, unsigned }.
+    const big = 2 ** 32 + 7;
+    const meta = v4Metadata({
+      sequenceNumberArray: [
+        { low: 41, high: 0, unsigned: false },
+        { low: 7, high: 1, unsigned: false },
+      ],
+    });
+    expect(readIotHubBatchMetadata(meta, 2).messages.map((m) => m.sequenceNumber)).toEqual([41, big]);
+  });
+
+  it('reads an unsigned Long-like sequence number with the low word above 2^31', () => {
+    const meta = v4Metadata({
+      sequenceNumberArray: [
+        { low: -1, high: 0, unsigned: true },
+        { low: 0x80000000 | 0, high: 0 },
+      ],
+    });
+    expect(readIotHubBatchMetadata(meta, 2).messages.map((m) => m.sequenceNumber)).toEqual([
+      2 ** 32 - 1,
+      2 ** 31,
+    ]);
+  });
+
+  it('rejects a Long-like sequence number that is negative or beyond 2^53', () => {
+    const meta = v4Metadata({
+      sequenceNumberArray: [
+        { low: -1, high: -1, unsigned: false },
+        { low: 0, high: 2 ** 22, unsigned: false },
+      ],
+    });
+    expect(readIotHubBatchMetadata(meta, 2).messages.map((m) => m.sequenceNumber)).toEqual([
+      undefined,
+      undefined,
+    ]);
+  });
+
+  it('reads sequenceNumber, offset and enqueuedTimeUtc of each system-properties entry (v4 camel case)', () => {
+    // The extension adds SequenceNumber, Offset, EnqueuedTimeUtc to every entry; the v4 library lower-cases
+    // their first letter.
+    const meta = {
+      partitionContext: { partitionId: '1' },
+      systemPropertiesArray: [
+        { 'iothub-connection-device-id': 'dev-a', sequenceNumber: 11, offset: '1100', enqueuedTimeUtc: T0 },
+        {
+          'iothub-connection-device-id': 'dev-b',
+          sequenceNumber: { low: 12, high: 0, unsigned: false },
+          offset: { low: 1200, high: 0 },
+          enqueuedTimeUtc: new Date(T1),
+        },
+      ],
+    };
+    const { messages } = readIotHubBatchMetadata(meta, 2);
+    expect(messages.map((m) => [m.deviceId, m.sequenceNumber, m.offset, m.enqueuedTimeMs])).toEqual([
+      ['dev-a', 11, '1100', Date.parse(T0)],
+      ['dev-b', 12, '1200', Date.parse(T1)],
+    ]);
+  });
+
+  it('reads sequence numbers given as strings in the system-properties entries', () => {
+    const meta = {
+      systemPropertiesArray: [{ sequenceNumber: '9007199254740991' }, { sequenceNumber: '13' }],
+    };
+    expect(readIotHubBatchMetadata(meta, 2).messages.map((m) => m.sequenceNumber)).toEqual([
+      Number.MAX_SAFE_INTEGER,
+      13,
+    ]);
+  });
+
+  it('prefers the camel-cased entry fields over the x-opt annotations', () => {
+    const meta = {
+      systemPropertiesArray: [
+        { sequenceNumber: 21, 'x-opt-sequence-number': 999, offset: '2100', 'x-opt-offset': '9' },
+      ],
+    };
+    expect(readIotHubBatchMetadata(meta, 1).messages[0]).toMatchObject({
+      sequenceNumber: 21,
+      offset: '2100',
+    });
+  });
+
   it('falls back to the system properties when the arrays are missing', () => {
     const meta = {
       partitionContext: { partitionId: '0' },
