@@ -6,7 +6,9 @@
 import { describe, expect, it } from 'vitest';
 import { createAdapters } from '../../../src/infra/adapters.js';
 import { makeProvisioningHandlers } from '../../../src/provisioning/http-handlers.js';
+import type { IdentityStatus, IdentityStore } from '../../../src/provisioning/ports.js';
 import { ProvisioningService } from '../../../src/provisioning/provisioning-service.js';
+import { PreconditionFailedError } from '../../../src/shared/errors.js';
 import { testConfig } from '../../support/local-env.js';
 import { callHandler } from '../../support/handler-call.js';
 
@@ -107,5 +109,41 @@ describe('412 only for a client whose If-Match is stale', () => {
     );
     const statuses = answers.map((a) => a.status).sort();
     expect(statuses).toEqual([200, 412, 412, 412, 412]);
+  });
+});
+
+describe('a deactivate with If-Match that loses its catalog write after the identity changed', () => {
+  it('answers 412 and puts the identity status back; the concurrent update is kept', async () => {
+    const id = 'late-race-1';
+    const real = adapters.identities;
+    let concurrent: (() => Promise<void>) | undefined;
+    // The real identity store, with another writer's catalog update landing right after our identity write.
+    const identities: IdentityStore = Object.assign(Object.create(real) as IdentityStore, {
+      setStatus: async (deviceId: string, status: IdentityStatus) => {
+        const written = await real.setStatus(deviceId, status);
+        const interleave = concurrent;
+        concurrent = undefined;
+        await interleave?.();
+        return written;
+      },
+    });
+    const service = new ProvisioningService({
+      ...adapters,
+      identities,
+      hostName: config.provisioning.hostName,
+      maxMetadataBytes: config.provisioning.maxMetadataBytes,
+    });
+    await register(id);
+    const before = await service.get(id);
+    concurrent = async () => {
+      const current = await adapters.catalog.get(id);
+      if (current) await adapters.catalog.replace({ ...current, metadata: { by: 'other' } }, current.etag);
+    };
+
+    await expect(service.setStatus(id, 'disabled', undefined, before.etag)).rejects.toBeInstanceOf(
+      PreconditionFailedError,
+    );
+    expect((await real.get(id))?.status).toBe('enabled');
+    expect(await adapters.catalog.get(id)).toMatchObject({ status: 'enabled', metadata: { by: 'other' } });
   });
 });
