@@ -142,8 +142,13 @@ export interface Retry {
   attempt: number;
 }
 
-/** Protocol bookkeeping the orchestrator does while processing an event: a retry's back-off timer or next attempt. */
-export type AfterProcessing = { kind: 'retry-timer' | 'retry-attempt'; retry: Retry };
+/**
+ * Protocol bookkeeping the orchestrator does while processing an event: a retry's back-off timer or next attempt,
+ * or (a segment of a long timer fired) the long timer's next segment, tracked under the next sequence number.
+ */
+export type AfterProcessing =
+  | { kind: 'retry-timer' | 'retry-attempt'; retry: Retry }
+  | { kind: 'timer-segment'; finalFireAt: string; actionIndex?: number };
 
 export interface Inbound {
   event: HistoryEvent;
@@ -181,7 +186,7 @@ export interface InstanceSnapshot {
   seenActions: number;
   nextId: number;
   running: [number, RunningActivity][];
-  timers: { timerId: number; fireAt: string; actionIndex?: number; retry?: Retry }[];
+  timers: { timerId: number; fireAt: string; actionIndex?: number; retry?: Retry; finalFireAt?: string }[];
 }
 
 /** An instance in memory: its snapshot with live dates, replies for determinism checks, and its waiters. */
