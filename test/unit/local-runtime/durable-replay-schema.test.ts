@@ -11,6 +11,7 @@ import {
   EventType,
   type OrchestratorHandler,
 } from '../../../tools/local-runtime/durable-engine.js';
+import { decode } from '../../../tools/local-runtime/durable-history.js';
 import { nonDeterministicEpisodes, orchestrator, type ReplaySchemaName } from '../../support/durable.js';
 
 const START = new Date('2026-01-01T00:00:00Z');
