@@ -1,5 +1,4 @@
 import { DummyOrchestrationContext } from 'durable-functions';
-import { describe } from 'vitest';
 import {
   REPLAY_SCHEMAS,
   orchestrationTrigger,
@@ -19,11 +18,16 @@ export const orchestrator = orchestratorListener;
 export { REPLAY_SCHEMAS, type ReplaySchemaName };
 
 /**
- * Runs the suite once per replay schema the engine speaks (V1 and the latest, as Azure's extension announces):
- * the orchestrator tests inside take the schema and hand it to their engine.
+ * The replay schema the orchestrator tests run under: `DURABLE_REPLAY_SCHEMA` (V1 or latest), set per vitest
+ * project (vitest.config.ts runs the workflow suites once more as `integration-v1`), else the latest.
  */
-export function forEachReplaySchema(suite: (schema: ReplaySchemaName) => void): void {
-  describe.each(REPLAY_SCHEMAS)('replay schema %s', suite);
+export function replaySchemaUnderTest(): ReplaySchemaName {
+  const named = process.env.DURABLE_REPLAY_SCHEMA;
+  if (named === undefined || named === '') return 'latest';
+  if (!(REPLAY_SCHEMAS as readonly string[]).includes(named)) {
+    throw new Error(`DURABLE_REPLAY_SCHEMA must be one of ${REPLAY_SCHEMAS.join(', ')}, not '${named}'.`);
+  }
+  return named as ReplaySchemaName;
 }
 
 /**
@@ -70,7 +74,7 @@ export function engineFromRegistrations(
   registrations: readonly Registration[],
   clock: 'virtual' | 'manual' = 'virtual',
   beforeActivity?: (name: string, input: unknown) => Promise<void> | void,
-  replaySchema: ReplaySchemaName = 'latest',
+  replaySchema: ReplaySchemaName = replaySchemaUnderTest(),
 ): DurableEngine {
   const activities = byTrigger(registrations, 'activityTrigger') as ReadonlyMap<string, ActivityHandler>;
   return new DurableEngine({
