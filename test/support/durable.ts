@@ -47,7 +47,7 @@ export async function nonDeterministicEpisodes(
       const history = execution.history.slice(0, episode.historyLength);
       const trigger = orchestrationTrigger(
         { history, input: execution.input, instanceId },
-        engine.replaySchema,
+        episode.replaySchema ?? engine.replaySchema,
         true,
       );
       let state: unknown;

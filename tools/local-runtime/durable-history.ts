@@ -108,6 +108,8 @@ export function reviveEvent(event: HistoryEvent): HistoryEvent {
 export interface Episode {
   historyLength: number;
   actions: string;
+  /** The replay schema the orchestrator was given. */
+  replaySchema?: 'V1' | 'latest';
 }
 
 /** One execution of an instance (continue-as-new starts the next one). */
@@ -174,6 +176,11 @@ export interface InstanceSnapshot {
   parent?: { instanceId: string; taskId: number; executionId?: string };
   /** Unique per execution (a new one per start and per continue-as-new), as Durable Task's ExecutionId. */
   executionId?: string;
+  /**
+   * The replay schema the current execution's history was recorded under (its task numbering depends on it);
+   * absent in snapshots written before the engine spoke more than V1.
+   */
+  replaySchema?: 'V1' | 'latest';
   status: RuntimeStatus;
   output: unknown;
   customStatus: unknown;

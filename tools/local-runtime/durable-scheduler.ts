@@ -63,6 +63,9 @@ export interface DurableEngineOptions {
   replaySchema?: ReplaySchemaName;
 }
 
+/** The schema an instance's current history was recorded under (snapshots from before schemas: V1). */
+export const schemaOf = (instance: Instance): ReplaySchemaName => instance.replaySchema ?? 'V1';
+
 export class DurableScheduler {
   protected readonly instances = new Map<string, Instance>();
   protected readonly timers = new TimerQueue();
@@ -106,6 +109,7 @@ export class DurableScheduler {
     }
     if (!this.options.orchestrators.has(name)) throw new Error(`No orchestrator named '${name}'.`);
     const instance = newInstance(name, instanceId, input, parent, this.now());
+    instance.replaySchema = this.replaySchema;
     this.instances.set(instanceId, instance);
     this.saver.changed(instance);
     return instance;
@@ -227,7 +231,8 @@ export class DurableScheduler {
 
     const historyLength = instance.history.length;
     const handler = this.options.orchestrators.get(instance.name);
-    const { state, error } = await invokeOrchestrator(handler, instance, this.options.log, this.replaySchema);
+    const schema = schemaOf(instance);
+    const { state, error } = await invokeOrchestrator(handler, instance, this.options.log, schema);
     const after = inbound?.after;
     if (after?.kind === 'retry-timer') this.scheduleRetryTimer(instance, after.retry);
     if (after?.kind === 'retry-attempt') {
@@ -241,7 +246,7 @@ export class DurableScheduler {
     }
     const actions = flattenActions(state.actions);
     // The reply as the orchestrator gave it (compound actions and all): what a determinism check compares.
-    instance.episodes.push({ historyLength, actions: JSON.stringify(state.actions) });
+    instance.episodes.push({ historyLength, actions: JSON.stringify(state.actions), replaySchema: schema });
     instance.customStatus = state.customStatus;
     instance.lastUpdatedTime = this.now();
 
@@ -250,7 +255,7 @@ export class DurableScheduler {
     const generation = instance.generation;
     for (let index = instance.seenActions; index < actions.length; index++) {
       const action = actions[index] as Action;
-      const problem = this.apply(instance, action, index, episodeTime);
+      const problem = this.apply(instance, action, index, episodeTime, schema);
       if (problem) {
         this.finish(instance, 'Failed', problem);
         return;
@@ -270,10 +275,16 @@ export class DurableScheduler {
   }
 
   /** Applies one new action; returns a message when the engine cannot honour it. */
-  protected apply(instance: Instance, action: Action, index: number, episodeTime: Date): string | undefined {
+  protected apply(
+    instance: Instance,
+    action: Action,
+    index: number,
+    episodeTime: Date,
+    schema: ReplaySchemaName,
+  ): string | undefined {
     return applyAction(instance, action, index, {
       episodeTime,
-      longTimers: segmentsLongTimers(this.replaySchema),
+      longTimers: segmentsLongTimers(schema),
       hasActivity: (name) => this.options.activities.has(name),
       scheduleActivity: (taskId, activity) => {
         this.scheduleActivity(instance, taskId, activity);
@@ -405,6 +416,8 @@ export class DurableScheduler {
   protected continueAsNew(instance: Instance, input: unknown): void {
     startNextExecution(instance, input, this.now());
     instance.executionId = randomUUID();
+    // A fresh history: the next execution speaks the engine's schema.
+    instance.replaySchema = this.replaySchema;
     this.timers.dropAll(instance);
   }
 
