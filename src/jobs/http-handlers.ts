@@ -12,7 +12,12 @@ import { InvalidTransitionError, JobNotFoundError } from '../shared/errors.js';
 import { isFinished, type WorkflowClient } from '../shared/workflows.js';
 import { checkJobRequest, jobRequestSchema } from './job-spec.js';
 import type { JobDeviceResultStore, ScheduledJobRecord, ScheduledJobStore } from './ports.js';
-import { CANCEL_EVENT, SCHEDULED_JOB, type ScheduledJobInput } from './scheduled-job-workflow.js';
+import {
+  CANCEL_EVENT,
+  SCHEDULED_JOB,
+  SCHEDULED_JOB_VERSION,
+  type ScheduledJobInput,
+} from './scheduled-job-workflow.js';
 
 export const listSchema = z.strictObject({
   top: z.coerce.number().int().min(1).max(100).default(50),
@@ -75,6 +80,7 @@ export function makeJobHandlers(deps: JobHandlerDeps) {
         request: job,
         run: 1,
         pollIntervalMs: deps.pollIntervalMs,
+        version: SCHEDULED_JOB_VERSION,
       };
       await workflows.start(SCHEDULED_JOB, id, input);
       // This API's own routes only: Durable's management URLs carry the extension's system key.

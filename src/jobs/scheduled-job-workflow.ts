@@ -20,6 +20,13 @@ import { nextRun, parseRepeat } from './schedule.js';
 import { failureMessage } from '../shared/workflows.js';
 
 export const SCHEDULED_JOB = 'scheduledJob';
+/**
+ * The version of this orchestrator's code that new inputs carry (ADR 0006, "Versioning of the eternal
+ * orchestration"). An execution behaves as the version in its input says, whatever code replays it; continue-as-new
+ * writes the current version, so new behaviour starts at the next occurrence. 2: an occurrence already due starts
+ * at once (no `scheduled` record, no zero-length wait).
+ */
+export const SCHEDULED_JOB_VERSION = 2;
 export const CANCEL_EVENT = 'cancel';
 
 export const JobActivity = {
@@ -41,6 +48,8 @@ export interface ScheduledJobInput {
   notBefore?: string;
   /** How often a running IoT Hub job is polled, ms (fixed at start so replays agree). */
   pollIntervalMs: number;
+  /** The code version that wrote this input (`SCHEDULED_JOB_VERSION`); absent in inputs of version 1. */
+  version?: number;
 }
 
 /** How long to wait before asking again when IoT Hub has too many active jobs. */
@@ -333,9 +342,14 @@ export function* scheduledJobOrchestrator(context: OrchestrationContext): Genera
   const { jobId, request, run } = input;
   const x = jobExecution(context, input);
 
-  // 1. Wait for the start time (first occurrence) or the next occurrence.
+  // 1. Wait for the start time (first occurrence) or the next occurrence. From version 2 an occurrence already due
+  // starts at once: the first record of the run still reads a cancel recorded on the job.
   const notBefore = input.notBefore ?? (run === 1 ? request.startAt : undefined);
-  if (notBefore !== undefined) {
+  const due =
+    (input.version ?? 1) >= 2 &&
+    notBefore !== undefined &&
+    new Date(notBefore).getTime() <= x.now().getTime();
+  if (notBefore !== undefined && !due) {
     context.df.setCustomStatus({ run, step: 'scheduled', startAt: notBefore });
     const recorded = (yield x.record('scheduled', undefined, notBefore)) as RecordReply | undefined;
     // The job record keeps a cancel whose event continue-as-new dropped: checked at the start of each run.
@@ -381,6 +395,7 @@ export function* scheduledJobOrchestrator(context: OrchestrationContext): Genera
       ...input,
       run: run + 1,
       notBefore: next.toISOString(),
+      version: SCHEDULED_JOB_VERSION,
     } satisfies ScheduledJobInput);
     return undefined;
   }

@@ -1,5 +1,10 @@
 import { DummyOrchestrationContext } from 'durable-functions';
 import {
+  REPLAY_SCHEMAS,
+  orchestrationTrigger,
+  type ReplaySchemaName,
+} from '../../tools/local-runtime/durable-actions.js';
+import {
   DurableEngine,
   type ActivityHandler,
   type OrchestratorHandler,
@@ -10,9 +15,25 @@ import { byTrigger, type Registration } from './entry-point.js';
 /** The library's own orchestrator listener around `fn`: exactly what `df.app.orchestration` registers. */
 export const orchestrator = orchestratorListener;
 
+export { REPLAY_SCHEMAS, type ReplaySchemaName };
+
+/**
+ * The replay schema the orchestrator tests run under: `DURABLE_REPLAY_SCHEMA` (V1 or latest), set per vitest
+ * project (vitest.config.ts runs the workflow suites once more as `integration-v1`), else the latest.
+ */
+export function replaySchemaUnderTest(): ReplaySchemaName {
+  const named = process.env.DURABLE_REPLAY_SCHEMA;
+  if (named === undefined || named === '') return 'latest';
+  if (!(REPLAY_SCHEMAS as readonly string[]).includes(named)) {
+    throw new Error(`DURABLE_REPLAY_SCHEMA must be one of ${REPLAY_SCHEMAS.join(', ')}, not '${named}'.`);
+  }
+  return named as ReplaySchemaName;
+}
+
 /**
  * Replays every recorded episode of every execution of an instance (each history prefix the orchestrator
- * saw) through the orchestrator again and returns the episodes whose actions differ: empty when deterministic.
+ * saw) through the orchestrator again, under the engine's replay schema, and returns the episodes whose actions
+ * (as the orchestrator answered them, compound actions included) differ: empty when deterministic.
  */
 export async function nonDeterministicEpisodes(
   engine: DurableEngine,
@@ -23,13 +44,12 @@ export async function nonDeterministicEpisodes(
   const name = engine.status(instanceId)?.name ?? 'orchestrator';
   for (const [n, execution] of engine.executions(instanceId).entries()) {
     for (const episode of execution.episodes) {
-      const trigger = {
-        history: execution.history.slice(0, episode.historyLength),
-        input: execution.input,
-        instanceId,
-        isReplaying: true,
-        upperSchemaVersion: 0,
-      };
+      const history = execution.history.slice(0, episode.historyLength);
+      const trigger = orchestrationTrigger(
+        { history, input: execution.input, instanceId },
+        episode.replaySchema ?? engine.replaySchema,
+        true,
+      );
       let state: unknown;
       try {
         state = await handler(trigger, new DummyOrchestrationContext(name, 'replay', () => undefined));
@@ -37,7 +57,7 @@ export async function nonDeterministicEpisodes(
         const message = error instanceof Error ? error.message : String(error);
         state = JSON.parse(message.slice(message.indexOf('$OutOfProcData$:') + '$OutOfProcData$:'.length));
       }
-      const actions = JSON.stringify((state as { actions: unknown[][] }).actions.flat());
+      const actions = JSON.stringify((state as { actions: unknown[][] }).actions);
       if (actions !== episode.actions)
         differences.push(`execution ${n}, history length ${episode.historyLength}`);
     }
@@ -54,6 +74,7 @@ export function engineFromRegistrations(
   registrations: readonly Registration[],
   clock: 'virtual' | 'manual' = 'virtual',
   beforeActivity?: (name: string, input: unknown) => Promise<void> | void,
+  replaySchema: ReplaySchemaName = replaySchemaUnderTest(),
 ): DurableEngine {
   const activities = byTrigger(registrations, 'activityTrigger') as ReadonlyMap<string, ActivityHandler>;
   return new DurableEngine({
@@ -72,6 +93,7 @@ export function engineFromRegistrations(
         )
       : activities,
     clock,
+    replaySchema,
   });
 }
 

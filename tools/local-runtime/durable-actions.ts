@@ -2,6 +2,7 @@
  * The durable engine's side of the replay protocol: running an orchestrator over its history (what
  * durable-functions' listener answers) and the actions it answers with.
  */
+import { createRequire } from 'node:module';
 import { DummyOrchestrationContext } from 'durable-functions';
 import functions from '@azure/functions';
 import {
@@ -15,7 +16,12 @@ import {
   type RetryOptions,
   type RunningActivity,
 } from './durable-history.js';
-import type { PendingTimer } from './durable-timers.js';
+import {
+  LONG_RUNNING_TIMER_INTERVAL_DURATION,
+  MAXIMUM_SHORT_TIMER_DURATION,
+  nextTimerSegment,
+  type PendingTimer,
+} from './durable-timers.js';
 import { formatLogArgs } from './log-format.js';
 
 /** Action types of the orchestrator's replies (durable-functions `ActionType`). */
@@ -26,7 +32,73 @@ export const ActionType = {
   ContinueAsNew: 4,
   CreateTimer: 5,
   WaitForExternalEvent: 6,
+  WhenAny: 11,
+  WhenAll: 12,
 } as const;
+
+// durable-functions' replay schemas (its `ReplaySchema` enum, outside the package index).
+const replaySchemas = createRequire(import.meta.url)(
+  'durable-functions/lib/src/orchestrations/ReplaySchema.js',
+) as { ReplaySchema: { V1: number; V2: number; V3: number }; LatestReplaySchema: number };
+
+/**
+ * Which out-of-proc replay schema the engine announces: `latest` (default) is the newest durable-functions
+ * supports, as the Durable extension in Azure announces a schema newer than V1 (compound WhenAll/WhenAny
+ * actions; from V3, long timers in segments); `V1` is the original protocol (flat actions, one timer per wait).
+ */
+export type ReplaySchemaName = 'V1' | 'latest';
+export const REPLAY_SCHEMAS: readonly ReplaySchemaName[] = ['V1', 'latest'];
+
+/** The schema number a name stands for. */
+export function replaySchemaVersion(name: ReplaySchemaName): number {
+  return name === 'V1' ? replaySchemas.ReplaySchema.V1 : replaySchemas.LatestReplaySchema;
+}
+
+/** Whether a schema splits long timers into segments (V3 and later). */
+export const segmentsLongTimers = (name: ReplaySchemaName): boolean =>
+  replaySchemaVersion(name) >= replaySchemas.ReplaySchema.V3;
+
+/**
+ * The orchestration trigger as the extension serializes it for out-of-proc workers
+ * (OrchestrationTriggerAttributeBindingProvider): `upperSchemaVersion` stays at most V2 for old SDKs and
+ * `upperSchemaVersionNew` carries the newer schema; durable-functions reads the latter first.
+ */
+export function orchestrationTrigger(
+  instance: Pick<Instance, 'history' | 'input' | 'instanceId' | 'parent'>,
+  schema: ReplaySchemaName,
+  isReplaying = false,
+): Record<string, unknown> {
+  const version = replaySchemaVersion(schema);
+  return {
+    history: instance.history,
+    input: instance.input,
+    instanceId: instance.instanceId,
+    isReplaying,
+    parentInstanceId: instance.parent?.instanceId,
+    upperSchemaVersion: Math.min(version, replaySchemas.ReplaySchema.V2),
+    ...(version > replaySchemas.ReplaySchema.V2 ? { upperSchemaVersionNew: version } : {}),
+    maximumShortTimerDuration: MAXIMUM_SHORT_TIMER_DURATION,
+    longRunningTimerIntervalDuration: LONG_RUNNING_TIMER_INTERVAL_DURATION,
+    defaultHttpAsyncRequestSleepTimeMillseconds: 30000,
+  };
+}
+
+/**
+ * The orchestrator's actions in sequence-number order: a compound WhenAll/WhenAny action (schema V2 and later)
+ * stands for its inner actions, depth first, as the orchestrator numbers the tasks (and as V1 lists them).
+ */
+export function flattenActions(actions: readonly (readonly Action[])[]): Action[] {
+  const flat: Action[] = [];
+  const visit = (action: Action): void => {
+    if (action.actionType === ActionType.WhenAll || action.actionType === ActionType.WhenAny) {
+      for (const inner of action.compoundActions ?? []) visit(inner);
+    } else {
+      flat.push(action);
+    }
+  };
+  for (const group of actions) for (const action of group) visit(action);
+  return flat;
+}
 
 export interface Action {
   actionType: number;
@@ -36,6 +108,8 @@ export interface Action {
   fireAt?: Date | string;
   isCanceled?: boolean;
   retryOptions?: RetryOptions;
+  /** The actions a WhenAll/WhenAny action stands for. */
+  compoundActions?: Action[];
 }
 
 export interface OrchestratorState {
@@ -56,19 +130,10 @@ export async function invokeOrchestrator(
   handler: OrchestratorHandler | undefined,
   instance: Instance,
   log: ((message: string) => void) | undefined,
+  schema: ReplaySchemaName = 'latest',
 ): Promise<{ state?: OrchestratorState; error?: string }> {
   if (!handler) return { error: `No orchestrator named '${instance.name}'.` };
-  const trigger = {
-    history: instance.history,
-    input: instance.input,
-    instanceId: instance.instanceId,
-    isReplaying: false,
-    parentInstanceId: instance.parent?.instanceId,
-    upperSchemaVersion: 0,
-    maximumShortTimerDuration: '6.00:00:00',
-    longRunningTimerIntervalDuration: '3.00:00:00',
-    defaultHttpAsyncRequestSleepTimeMillseconds: 30000,
-  };
+  const trigger = orchestrationTrigger(instance, schema);
   const context = new DummyOrchestrationContext(
     instance.name,
     `${instance.instanceId}:${instance.history.length}`,
@@ -96,6 +161,10 @@ export interface ActionEffects {
   startChild(name: string, childId: string, input: unknown, taskId: number): void;
   addTimer(timer: PendingTimer): void;
   event(type: number, eventId: number, fields: Record<string, unknown>): HistoryEvent;
+  /** The orchestrator's current time in this episode (its OrchestratorStarted timestamp). */
+  episodeTime: Date;
+  /** Whether long timers are split into segments (replay schema V3 and later). */
+  longTimers: boolean;
 }
 
 /** Applies one new action of the instance; returns a message when the engine cannot honour it. */
@@ -131,9 +200,18 @@ export function applyAction(
     }
     case ActionType.CreateTimer: {
       const timerId = instance.nextId++;
-      const fireAt = new Date(action.fireAt ?? 0);
+      const finalFireAt = new Date(action.fireAt ?? 0);
+      // A long timer starts with its first segment; the segment's firing schedules the next (see the scheduler).
+      const fireAt = nextTimerSegment(effects.episodeTime, finalFireAt, effects.longTimers);
       instance.history.push(effects.event(EventType.TimerCreated, timerId, { FireAt: fireAt }));
-      effects.addTimer({ instance, generation: instance.generation, timerId, fireAt, actionIndex: index });
+      effects.addTimer({
+        instance,
+        generation: instance.generation,
+        timerId,
+        fireAt,
+        actionIndex: index,
+        ...(fireAt.getTime() === finalFireAt.getTime() ? {} : { finalFireAt }),
+      });
       return undefined;
     }
     case ActionType.WaitForExternalEvent:

@@ -19,7 +19,8 @@ import {
   type Instance,
   type InstanceStatus,
 } from './durable-history.js';
-import { DurableScheduler } from './durable-scheduler.js';
+import type { ReplaySchemaName } from './durable-actions.js';
+import { DurableScheduler, schemaOf } from './durable-scheduler.js';
 import { InstanceNotSavedError } from './durable-store.js';
 
 // The engine's parts are modules of their own; what its users name is re-exported here.
@@ -104,6 +105,12 @@ export class DurableEngine extends DurableScheduler {
 
   list(): InstanceStatus[] {
     return [...this.instances.keys()].flatMap((id) => this.status(id) ?? []);
+  }
+
+  /** The replay schema the instance's current execution runs under (a restored one keeps its own). */
+  replaySchemaOf(instanceId: string): ReplaySchemaName | undefined {
+    const i = this.instances.get(instanceId);
+    return i && schemaOf(i);
   }
 
   /** Every execution of the instance (one per continue-as-new), with its history and replies. */

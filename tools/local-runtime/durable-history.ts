@@ -108,6 +108,8 @@ export function reviveEvent(event: HistoryEvent): HistoryEvent {
 export interface Episode {
   historyLength: number;
   actions: string;
+  /** The replay schema the orchestrator was given. */
+  replaySchema?: 'V1' | 'latest';
 }
 
 /** One execution of an instance (continue-as-new starts the next one). */
@@ -142,8 +144,13 @@ export interface Retry {
   attempt: number;
 }
 
-/** Protocol bookkeeping the orchestrator does while processing an event: a retry's back-off timer or next attempt. */
-export type AfterProcessing = { kind: 'retry-timer' | 'retry-attempt'; retry: Retry };
+/**
+ * Protocol bookkeeping the orchestrator does while processing an event: a retry's back-off timer or next attempt,
+ * or (a segment of a long timer fired) the long timer's next segment, tracked under the next sequence number.
+ */
+export type AfterProcessing =
+  | { kind: 'retry-timer' | 'retry-attempt'; retry: Retry }
+  | { kind: 'timer-segment'; finalFireAt: string; actionIndex?: number };
 
 export interface Inbound {
   event: HistoryEvent;
@@ -169,6 +176,11 @@ export interface InstanceSnapshot {
   parent?: { instanceId: string; taskId: number; executionId?: string };
   /** Unique per execution (a new one per start and per continue-as-new), as Durable Task's ExecutionId. */
   executionId?: string;
+  /**
+   * The replay schema the current execution's history was recorded under (its task numbering depends on it);
+   * absent in snapshots written before the engine spoke more than V1.
+   */
+  replaySchema?: 'V1' | 'latest';
   status: RuntimeStatus;
   output: unknown;
   customStatus: unknown;
@@ -181,7 +193,7 @@ export interface InstanceSnapshot {
   seenActions: number;
   nextId: number;
   running: [number, RunningActivity][];
-  timers: { timerId: number; fireAt: string; actionIndex?: number; retry?: Retry }[];
+  timers: { timerId: number; fireAt: string; actionIndex?: number; retry?: Retry; finalFireAt?: string }[];
 }
 
 /** An instance in memory: its snapshot with live dates, replies for determinism checks, and its waiters. */

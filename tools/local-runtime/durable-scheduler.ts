@@ -5,7 +5,16 @@
  */
 import { randomUUID } from 'node:crypto';
 import pLimit from 'p-limit';
-import { ActionType, applyAction, invokeOrchestrator, runActivity, type Action } from './durable-actions.js';
+import {
+  ActionType,
+  applyAction,
+  flattenActions,
+  invokeOrchestrator,
+  runActivity,
+  segmentsLongTimers,
+  type Action,
+  type ReplaySchemaName,
+} from './durable-actions.js';
 import {
   EventType,
   TERMINAL,
@@ -30,7 +39,7 @@ import {
   type RuntimeStatus,
 } from './durable-history.js';
 import { InstanceSaver, type InstanceStore } from './durable-store.js';
-import { TimerQueue, retryDelay, type PendingTimer } from './durable-timers.js';
+import { TimerQueue, nextTimerSegment, retryDelay, type PendingTimer } from './durable-timers.js';
 
 export interface DurableEngineOptions {
   orchestrators: ReadonlyMap<string, OrchestratorHandler>;
@@ -47,7 +56,15 @@ export interface DurableEngineOptions {
   log?: (message: string) => void;
   /** Keeps instances across restarts; without it they live in memory only. */
   store?: InstanceStore;
+  /**
+   * The replay schema announced to orchestrators: `latest` (default, as the Durable extension in Azure) or `V1`
+   * (the original protocol). A store's instances must be resumed under the schema that recorded them.
+   */
+  replaySchema?: ReplaySchemaName;
 }
+
+/** The schema an instance's current history was recorded under (snapshots from before schemas: V1). */
+export const schemaOf = (instance: Instance): ReplaySchemaName => instance.replaySchema ?? 'V1';
 
 export class DurableScheduler {
   protected readonly instances = new Map<string, Instance>();
@@ -66,6 +83,11 @@ export class DurableScheduler {
     this.virtualNow = (options.startTime ?? new Date()).getTime();
     this.limit = pLimit(options.maxConcurrentActivities ?? 10);
     this.saver = new InstanceSaver(options.store, this.timers, options.log);
+  }
+
+  /** The replay schema the engine announces to orchestrators. */
+  get replaySchema(): ReplaySchemaName {
+    return this.options.replaySchema ?? 'latest';
   }
 
   /** The engine's current time (virtual or real). */
@@ -87,6 +109,7 @@ export class DurableScheduler {
     }
     if (!this.options.orchestrators.has(name)) throw new Error(`No orchestrator named '${name}'.`);
     const instance = newInstance(name, instanceId, input, parent, this.now());
+    instance.replaySchema = this.replaySchema;
     this.instances.set(instanceId, instance);
     this.saver.changed(instance);
     return instance;
@@ -169,11 +192,18 @@ export class DurableScheduler {
     const { instance, retry } = timer;
     if (timer.generation !== instance.generation || TERMINAL.has(instance.status)) return;
     const event = this.event(EventType.TimerFired, -1, { TimerId: timer.timerId, FireAt: timer.fireAt });
-    // After a retry back-off, the orchestrator tracks the next attempt under the next sequence number.
+    // After a retry back-off, the orchestrator tracks the next attempt under the next sequence number; after a
+    // segment of a long timer, the next segment.
     const after: AfterProcessing | undefined =
       retry && retry.attempt <= retry.options.maxNumberOfAttempts
         ? { kind: 'retry-attempt', retry }
-        : undefined;
+        : timer.finalFireAt
+          ? {
+              kind: 'timer-segment',
+              finalFireAt: timer.finalFireAt.toISOString(),
+              ...(timer.actionIndex === undefined ? {} : { actionIndex: timer.actionIndex }),
+            }
+          : undefined;
     this.deliver(instance, { event, ...(after ? { after } : {}) });
   }
 
@@ -182,7 +212,9 @@ export class DurableScheduler {
     const first = instance.needsFirstEpisode;
     instance.needsFirstEpisode = false;
     const inbound = first ? undefined : instance.inbox.shift();
-    instance.history.push(this.event(EventType.OrchestratorStarted, -1, {}));
+    const started = this.event(EventType.OrchestratorStarted, -1, {});
+    instance.history.push(started);
+    const episodeTime = started.Timestamp;
     if (first) {
       instance.history.push(
         this.event(EventType.ExecutionStarted, -1, {
@@ -199,18 +231,22 @@ export class DurableScheduler {
 
     const historyLength = instance.history.length;
     const handler = this.options.orchestrators.get(instance.name);
-    const { state, error } = await invokeOrchestrator(handler, instance, this.options.log);
-    if (inbound?.after?.kind === 'retry-timer') this.scheduleRetryTimer(instance, inbound.after.retry);
-    if (inbound?.after?.kind === 'retry-attempt') {
-      const { retry } = inbound.after;
+    const schema = schemaOf(instance);
+    const { state, error } = await invokeOrchestrator(handler, instance, this.options.log, schema);
+    const after = inbound?.after;
+    if (after?.kind === 'retry-timer') this.scheduleRetryTimer(instance, after.retry);
+    if (after?.kind === 'retry-attempt') {
+      const { retry } = after;
       this.scheduleActivity(instance, instance.nextId++, { name: retry.name, input: retry.input, retry });
     }
+    if (after?.kind === 'timer-segment') this.scheduleTimerSegment(instance, after, episodeTime);
     if (!state) {
       this.finish(instance, 'Failed', error ?? 'The orchestrator failed without an error message.');
       return;
     }
-    const actions = state.actions.flat();
-    instance.episodes.push({ historyLength, actions: JSON.stringify(actions) });
+    const actions = flattenActions(state.actions);
+    // The reply as the orchestrator gave it (compound actions and all): what a determinism check compares.
+    instance.episodes.push({ historyLength, actions: JSON.stringify(state.actions), replaySchema: schema });
     instance.customStatus = state.customStatus;
     instance.lastUpdatedTime = this.now();
 
@@ -219,7 +255,7 @@ export class DurableScheduler {
     const generation = instance.generation;
     for (let index = instance.seenActions; index < actions.length; index++) {
       const action = actions[index] as Action;
-      const problem = this.apply(instance, action, index);
+      const problem = this.apply(instance, action, index, episodeTime, schema);
       if (problem) {
         this.finish(instance, 'Failed', problem);
         return;
@@ -239,8 +275,16 @@ export class DurableScheduler {
   }
 
   /** Applies one new action; returns a message when the engine cannot honour it. */
-  protected apply(instance: Instance, action: Action, index: number): string | undefined {
+  protected apply(
+    instance: Instance,
+    action: Action,
+    index: number,
+    episodeTime: Date,
+    schema: ReplaySchemaName,
+  ): string | undefined {
     return applyAction(instance, action, index, {
+      episodeTime,
+      longTimers: segmentsLongTimers(schema),
       hasActivity: (name) => this.options.activities.has(name),
       scheduleActivity: (taskId, activity) => {
         this.scheduleActivity(instance, taskId, activity);
@@ -337,6 +381,31 @@ export class DurableScheduler {
     });
   }
 
+  /**
+   * A segment of a long timer fired: while the orchestrator's time is before the time it asked for, the next
+   * segment starts under the next sequence number (durable-js' LongTimerTask tracks it while processing the
+   * TimerFired; the extension's CreateTimer loop creates it in the same episode).
+   */
+  protected scheduleTimerSegment(
+    instance: Instance,
+    segment: { finalFireAt: string; actionIndex?: number },
+    episodeTime: Date,
+  ): void {
+    const finalFireAt = new Date(segment.finalFireAt);
+    if (finalFireAt <= episodeTime) return;
+    const timerId = instance.nextId++;
+    const fireAt = nextTimerSegment(episodeTime, finalFireAt, true);
+    instance.history.push(this.event(EventType.TimerCreated, timerId, { FireAt: fireAt }));
+    this.timers.add({
+      instance,
+      generation: instance.generation,
+      timerId,
+      fireAt,
+      ...(segment.actionIndex === undefined ? {} : { actionIndex: segment.actionIndex }),
+      ...(fireAt.getTime() === finalFireAt.getTime() ? {} : { finalFireAt }),
+    });
+  }
+
   protected settle(instance: Instance, generation: number, inbound: Inbound, taskId: number): void {
     this.running--;
     if (generation === instance.generation) instance.running.delete(taskId);
@@ -347,6 +416,8 @@ export class DurableScheduler {
   protected continueAsNew(instance: Instance, input: unknown): void {
     startNextExecution(instance, input, this.now());
     instance.executionId = randomUUID();
+    // A fresh history: the next execution speaks the engine's schema.
+    instance.replaySchema = this.replaySchema;
     this.timers.dropAll(instance);
   }
 

@@ -22,7 +22,7 @@ import { makeWorkflowHandlers } from '../../../src/provisioning/workflow-http-ha
 import type { ApiResponse } from '../../../src/shared/api-request.js';
 import { DurableEngine, type ActivityHandler } from '../../../tools/local-runtime/durable-engine.js';
 import { engineWorkflowClient } from '../../../tools/local-runtime/engine-workflow-client.js';
-import { engineFromRegistrations, everythingRecorded } from '../../support/durable.js';
+import { engineFromRegistrations, everythingRecorded, replaySchemaUnderTest } from '../../support/durable.js';
 import { byTrigger, loadEntryPoint, type Registration } from '../../support/entry-point.js';
 import { testSettings } from '../../support/local-env.js';
 
@@ -230,6 +230,7 @@ describe('work files are removed on every terminal path', () => {
     const activities = new Map(byTrigger(registrations, 'activityTrigger') as Map<string, ActivityHandler>);
     for (const [name, handler] of Object.entries(broken)) activities.set(name, handler as ActivityHandler);
     return new DurableEngine({
+      replaySchema: replaySchemaUnderTest(),
       orchestrators: byTrigger(registrations, 'orchestrationTrigger'),
       activities,
       clock: 'virtual',

@@ -13,7 +13,7 @@ import type { ApiResponse } from '../../../src/shared/api-request.js';
 import { DurableEngine, type OrchestratorHandler } from '../../../tools/local-runtime/durable-engine.js';
 import { EventType } from '../../../tools/local-runtime/durable-history.js';
 import { engineWorkflowClient } from '../../../tools/local-runtime/engine-workflow-client.js';
-import { engineFromRegistrations } from '../../support/durable.js';
+import { engineFromRegistrations, replaySchemaUnderTest } from '../../support/durable.js';
 import { byTrigger, loadEntryPoint, type Registration } from '../../support/entry-point.js';
 import { testSettings } from '../../support/local-env.js';
 
@@ -132,6 +132,7 @@ describe('scheduledJob under the Durable extension shapes', () => {
       return state;
     };
     const engine = new DurableEngine({
+      replaySchema: replaySchemaUnderTest(),
       orchestrators: new Map([['scheduledJob', cancelling]]),
       activities: byTrigger(registrations, 'activityTrigger'),
       clock: 'manual',

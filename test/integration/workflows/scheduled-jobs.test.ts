@@ -10,7 +10,7 @@ import { createAdapters, type Adapters } from '../../../src/infra/adapters.js';
 import { makeJobHandlers } from '../../../src/jobs/http-handlers.js';
 import type { ScheduledJobRecord } from '../../../src/jobs/ports.js';
 import type { ApiResponse } from '../../../src/shared/api-request.js';
-import type { DurableEngine } from '../../../tools/local-runtime/durable-engine.js';
+import { EventType, type DurableEngine } from '../../../tools/local-runtime/durable-engine.js';
 import { engineWorkflowClient } from '../../../tools/local-runtime/engine-workflow-client.js';
 import { engineFromRegistrations, nonDeterministicEpisodes, orchestratorOf } from '../../support/durable.js';
 import { loadEntryPoint, type Registration } from '../../support/entry-point.js';
@@ -121,6 +121,34 @@ describe('scheduledJob workflow on the local job runner', () => {
     await engine.whenDone(id);
     const job = await getJob(engine, id);
     expect(job.runs[0]?.statistics).toMatchObject({ deviceCount: 2, succeededCount: 0, failedCount: 2 });
+  });
+
+  it('runs a job scheduled 10 days ahead at its startAt, through the long-timer segments of the replay schema', async () => {
+    const engine = engineFromRegistrations(registrations);
+    const DAY = 24 * 3_600_000;
+    const from = engine.now().getTime();
+    const startAt = new Date(from + 10 * DAY).toISOString();
+    const id = await createJob(engine, {
+      type: 'twinUpdate',
+      target: { deviceIds: ['job-dev-2'] },
+      twinPatch: { tenDays: true },
+      startAt,
+    });
+    expect((await engine.whenDone(id)).runtimeStatus).toBe('Completed');
+    const job = await getJob(engine, id);
+    expect(job.runs).toEqual([expect.objectContaining({ run: 1, status: 'completed', startedAt: startAt })]);
+    const timers = (engine.executions(id)[0]?.history ?? [])
+      .filter((e) => e.EventType === EventType.TimerCreated)
+      .map((e) => (e.FireAt as Date).toISOString());
+    // Azure Storage: at most 6 days per timer, 3-day segments, the last one ends at startAt. V1: one timer.
+    expect(timers.slice(0, engine.replaySchema === 'latest' ? 3 : 1)).toEqual(
+      engine.replaySchema === 'latest'
+        ? [new Date(from + 3 * DAY).toISOString(), new Date(from + 6 * DAY).toISOString(), startAt]
+        : [startAt],
+    );
+    expect(await nonDeterministicEpisodes(engine, id, orchestratorOf(registrations, 'scheduledJob'))).toEqual(
+      [],
+    );
   });
 
   it('waits for startAt on a durable timer, and a cancel during the wait ends the job without running it', async () => {

@@ -7,12 +7,12 @@ import type { OrchestrationContext } from 'durable-functions';
 import { describe, expect, it } from 'vitest';
 import { DurableEngine, type OrchestratorHandler } from '../../../tools/local-runtime/durable-engine.js';
 import { EventType } from '../../../tools/local-runtime/durable-history.js';
-import { orchestrator } from '../../support/durable.js';
+import { REPLAY_SCHEMAS, orchestrator } from '../../support/durable.js';
 
 const hasContinueAsNew = (state: unknown) =>
   JSON.stringify((state as { actions?: unknown }).actions ?? []).includes('"actionType":4');
 
-describe('local durable engine: continue-as-new', () => {
+describe.each(REPLAY_SCHEMAS)('local durable engine: continue-as-new (schema %s)', (schema) => {
   it('drops an event raised while the episode that continues as new runs', async () => {
     const loop = orchestrator(function* (context: OrchestrationContext) {
       const n = context.df.getInput<number>();
@@ -45,6 +45,7 @@ describe('local durable engine: continue-as-new', () => {
       orchestrators: new Map([['loop', raising]]),
       activities: new Map(),
       clock: 'manual',
+      replaySchema: schema,
     });
     held.engine = engine;
     engine.start('loop', 'c1', 1);

@@ -14,7 +14,7 @@ import {
   type InstanceStore,
   type OrchestratorHandler,
 } from '../../../tools/local-runtime/durable-engine.js';
-import { orchestrator } from '../../support/durable.js';
+import { REPLAY_SCHEMAS, orchestrator, type ReplaySchemaName } from '../../support/durable.js';
 
 const START = new Date('2026-01-01T00:00:00Z');
 
@@ -98,7 +98,11 @@ function tasksAnsweredTwice(engine: DurableEngine, instanceId: string): number[]
 
 const EXPECTED = { first: [3, 5, 7], middle: 200, second: [9, 11], last: 2000 };
 
-function engineOver(store: InstanceStore, calls: unknown[]): DurableEngine {
+function engineOver(
+  store: InstanceStore,
+  calls: unknown[],
+  replaySchema: ReplaySchemaName = 'latest',
+): DurableEngine {
   const double: ActivityHandler = (input) => {
     calls.push(input);
     return (input as number) * 2;
@@ -112,13 +116,14 @@ function engineOver(store: InstanceStore, calls: unknown[]): DurableEngine {
     clock: 'virtual',
     startTime: START,
     store,
+    replaySchema,
   });
 }
 
-describe('local durable engine: a kill between any two saves', () => {
+describe.each(REPLAY_SCHEMAS)('local durable engine: a kill between any two saves (schema %s)', (schema) => {
   it('a restored engine finishes parent and children with the uninterrupted output, whatever prefix of saves survived', async () => {
     const store = new RecordingStore();
-    const whole = engineOver(store, []);
+    const whole = engineOver(store, [], schema);
     await whole.startDurably('parent', 'run', undefined);
     expect((await whole.whenDone('run')).output).toEqual(EXPECTED);
     await whole.idle();
@@ -129,7 +134,7 @@ describe('local durable engine: a kill between any two saves', () => {
     // k = 0 is a kill before the start was saved: nothing was acknowledged, nothing is restored.
     for (const reverse of [false, true]) {
       for (let k = 1; k <= writes; k++) {
-        const restored = engineOver(store.upTo(k, reverse), []);
+        const restored = engineOver(store.upTo(k, reverse), [], schema);
         await restored.restore();
         await restored.idle();
         const status = restored.status('run');
@@ -175,6 +180,7 @@ describe('local durable engine: a kill between any two saves', () => {
       activities: new Map<string, ActivityHandler>([['double', (n) => (calls.push(n), (n as number) * 2)]]),
       clock: 'virtual',
       startTime: START,
+      replaySchema: schema,
     });
     engine.start('rounds', 'r', 1);
     expect((await engine.whenDone('r')).output).toBe(7);
