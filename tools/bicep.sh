@@ -23,6 +23,12 @@ if ! command -v dotnet >/dev/null 2>&1; then
   exit 3
 fi
 
+if [ "$(uname -sm)" != "Linux x86_64" ] || ! dotnet --list-sdks | grep -q '^10\.'; then
+  echo "infra:build fetches the linux-x64 Bicep CLI with a net10.0 project: it needs the .NET 10 SDK on Linux x86_64" >&2
+  echo "(found $(uname -sm)). Elsewhere: az bicep build --file infra/main.bicep && az bicep lint --file infra/main.bicep" >&2
+  exit 3
+fi
+
 if [ ! -x "$BICEP" ]; then
   mkdir -p "$CACHE/fetch"
   cat >"$CACHE/fetch/bicep-fetch.csproj" <<XML
@@ -60,4 +66,6 @@ run() {
 rm -rf "$CACHE/out"
 run build infra/main.bicep --outdir "$CACHE/out"
 run lint infra/main.bicep
+# What the template was compiled from: the consistency test skips a template older than the sources.
+find infra asa bicepconfig.json -type f | LC_ALL=C sort | xargs sha256sum | sha256sum | cut -d' ' -f1 >"$CACHE/out/sources.sha256"
 echo "infra:build: $CACHE/out/main.json compiled; build and lint clean (Bicep $BICEP_VERSION)"

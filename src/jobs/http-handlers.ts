@@ -121,7 +121,17 @@ export function makeJobHandlers(deps: JobHandlerDeps) {
       // next run reads the record at its start.
       const requestedAt = now();
       await deps.scheduledJobs.update(record.id, (r) => ({ ...r, cancelRequestedAt: requestedAt }));
-      await workflows.raiseEvent(record.id, CANCEL_EVENT, { requestedAt });
+      try {
+        await workflows.raiseEvent(record.id, CANCEL_EVENT, { requestedAt });
+      } catch (error) {
+        // The job ended between the status read and the event: there was nothing left to cancel (409, not 500).
+        const after = await workflows.status(record.id);
+        if (!after || isFinished(after.runtimeStatus)) {
+          const ended = (await find(record.id)).status;
+          throw new InvalidTransitionError(`Job '${record.id}' is ${ended}; there is nothing to cancel.`);
+        }
+        throw error;
+      }
       return {
         status: 202,
         headers: { location: statusUri(record.id) },

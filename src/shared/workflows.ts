@@ -51,9 +51,11 @@ function messageOf(error: unknown): string {
  */
 export function failureMessage(error: unknown): string {
   let text = messageOf(error);
+  let failed = 'The task failed';
   for (let layer = 0; layer < 8; layer++) {
     const prefix = EXTENSION_PREFIX.exec(text);
     if (prefix) {
+      failed = prefix[0].replace(/: $/, '');
       text = text.slice(prefix[0].length);
       continue;
     }
@@ -64,5 +66,6 @@ export function failureMessage(error: unknown): string {
     const stackAt = text.indexOf(HOST_STACK, start);
     text = stackAt < 0 ? text.slice(start) : text.slice(start, stackAt);
   }
-  return text.split('\n')[0]?.trim() ?? '';
+  // A task that threw without a message: never an empty reason (the lines after it are details, not a reason).
+  return text.split('\n')[0]?.trim() || `${failed} without a message`;
 }

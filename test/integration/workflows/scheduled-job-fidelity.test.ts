@@ -10,6 +10,8 @@ import { createAdapters, type Adapters } from '../../../src/infra/adapters.js';
 import { makeJobHandlers } from '../../../src/jobs/http-handlers.js';
 import type { ScheduledJobRecord, ScheduledJobRun } from '../../../src/jobs/ports.js';
 import type { ApiResponse } from '../../../src/shared/api-request.js';
+import { InvalidTransitionError } from '../../../src/shared/errors.js';
+import type { WorkflowClient } from '../../../src/shared/workflows.js';
 import { DurableEngine, type OrchestratorHandler } from '../../../tools/local-runtime/durable-engine.js';
 import { EventType } from '../../../tools/local-runtime/durable-history.js';
 import { engineWorkflowClient } from '../../../tools/local-runtime/engine-workflow-client.js';
@@ -156,5 +158,27 @@ describe('scheduledJob under the Durable extension shapes', () => {
     expect(job.status).toBe('cancelled');
     expect(job.cancelRequestedAt).toBeDefined();
     expect(job.runs.map((r) => [r.run, r.status])).toEqual([[1, 'completed']]);
+  });
+
+  it('a cancel that races the end of the job answers 409, not 500', async () => {
+    const engine = engineFromRegistrations(registrations, 'virtual');
+    const id = await createJob(engine, {
+      type: 'twinUpdate',
+      target: { deviceIds: ['fidelity-dev-1'] },
+      twinPatch: { raced: 1 },
+    });
+    await engine.whenDone(id);
+    const real = engineWorkflowClient(engine);
+    let reads = 0;
+    // The handler's first status read happened just before the job ended: it still said Running.
+    const racing: WorkflowClient = Object.assign(Object.create(real) as WorkflowClient, {
+      status: async (instanceId: string) => {
+        const status = await real.status(instanceId);
+        return reads++ === 0 && status ? { ...status, runtimeStatus: 'Running' as const } : status;
+      },
+    });
+    await expect(
+      handlers.cancelJob(request('POST', `jobs/${id}/cancel`, undefined, { id }), racing),
+    ).rejects.toBeInstanceOf(InvalidTransitionError);
   });
 });

@@ -6,8 +6,9 @@
  * created. On the compiled template: the review items of issue 15 (ASA job created stopped, Cosmos role
  * assignments serialized, Node 22, IoT Hub custom role, Slack webhook in Key Vault, basic-auth publishing off).
  */
+import { createHash } from 'node:crypto';
 import { existsSync, readFileSync } from 'node:fs';
-import { join } from 'node:path';
+import { join, relative } from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { loadConfig } from '../../../src/config.js';
 import { filesUnder } from '../../support/files.js';
@@ -144,11 +145,30 @@ describe('infra/*.bicep and the code agree', () => {
 
 // ---- The compiled ARM template (npm run infra:build). ----
 
-const COMPILED = join(import.meta.dirname, '../../../.cache/bicep/out/main.json');
-const compiled = existsSync(COMPILED);
-if (!compiled) {
+const ROOT = join(import.meta.dirname, '../../..');
+const COMPILED = join(ROOT, '.cache/bicep/out/main.json');
+
+/** The hash tools/bicep.sh writes beside the template: sha256sum of every source file, sorted, hashed again. */
+function sourcesHash(): string {
+  const files = [...filesUnder(join(ROOT, 'infra'), ''), ...filesUnder(join(ROOT, 'asa'), '')]
+    .map((path) => relative(ROOT, path))
+    .concat('bicepconfig.json')
+    .sort();
+  const sha = (data: string | Buffer) => createHash('sha256').update(data).digest('hex');
+  return sha(files.map((file) => `${sha(readFileSync(join(ROOT, file)))}  ${file}\n`).join(''));
+}
+
+const stamp = join(ROOT, '.cache/bicep/out/sources.sha256');
+const current =
+  existsSync(COMPILED) && existsSync(stamp) && readFileSync(stamp, 'utf8').trim() === sourcesHash();
+const compiled = existsSync(COMPILED) && current;
+if (!existsSync(COMPILED)) {
   console.warn(
-    `bicep-consistency: ${COMPILED} is absent (npm run infra:build needs the .NET SDK): the compiled-template checks are skipped`,
+    `bicep-consistency: ${COMPILED} is absent (npm run infra:build needs the .NET 10 SDK): the compiled-template checks are skipped`,
+  );
+} else if (!current) {
+  console.warn(
+    `bicep-consistency: ${COMPILED} was compiled from other sources than infra/, asa/ and bicepconfig.json now hold: run npm run infra:build; the compiled-template checks are skipped`,
   );
 }
 

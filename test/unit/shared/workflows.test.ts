@@ -55,4 +55,15 @@ describe('failureMessage: the reason of a failed durable task, as Azure delivers
     expect(failureMessage(new Error('plain\nsecond line'))).toBe('plain');
     expect(failureMessage('just text')).toBe('just text');
   });
+
+  it('never gives an empty reason: a task that threw without a message is named', () => {
+    const host = thrown(
+      "Activity function 'jobResolveTarget' failed: Result: Failure\nException: \nStack: Error\n    at x (a.js:1:1)",
+      '{"Message":""}',
+    );
+    expect(failureMessage(host)).toBe("Activity function 'jobResolveTarget' failed without a message");
+    const cut = thrown("Activity function 'jobResolveTarget' failed:  ", '{"Message":""}');
+    expect(failureMessage(cut)).toBe("Activity function 'jobResolveTarget' failed without a message");
+    expect(failureMessage(new Error(''))).toBe('The task failed without a message');
+  });
 });
