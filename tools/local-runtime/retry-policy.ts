@@ -25,14 +25,60 @@ export interface RetryOptions {
 /** WebJobs SDK RandomizedExponentialBackoffStrategy.RandomizationFactor. */
 const RANDOMIZATION = 0.2;
 
-/** Milliseconds of a duration; `hh:mm:ss[.fff]` or `d.hh:mm:ss` for TimeSpan text. */
+/**
+ * Milliseconds of a duration. TimeSpan text in the forms .NET's TimeSpan.Parse reads: `d` (days), `hh:mm`,
+ * `hh:mm:ss`, `d.hh:mm:ss`, each with optional fractions of a second.
+ */
 export function durationMs(value: RetryDuration | undefined): number {
   if (value === undefined) return 0;
   if (typeof value !== 'string') return (value.seconds ?? 0) * 1000 + (value.nanos ?? 0) / 1e6;
-  const match = /^(?:(\d+)\.)?(\d{1,2}):(\d{1,2}):(\d{1,2}(?:\.\d+)?)$/.exec(value.trim());
+  const text = value.trim();
+  if (/^\d+$/.test(text)) return Number(text) * 86_400_000;
+  const match = /^(?:(\d+)\.)?(\d{1,2}):(\d{1,2})(?::(\d{1,2}(?:\.\d+)?))?$/.exec(text);
   if (!match) throw new Error(`retry interval '${value}' is not a TimeSpan (hh:mm:ss)`);
   const [, days = '0', hours = '0', minutes = '0', seconds = '0'] = match;
   return (((Number(days) * 24 + Number(hours)) * 60 + Number(minutes)) * 60 + Number(seconds)) * 1000;
+}
+
+/** Why the host would refuse this policy at indexing (WebJobs retry attributes), or undefined. */
+export function retryProblem(options: RetryOptions): string | undefined {
+  const strategy = options.strategy ?? options.retryStrategy;
+  const count = options.maxRetryCount;
+  if (count === undefined || !Number.isInteger(count) || count < -1)
+    return "'maxRetryCount' must be an integer greater than or equal to -1";
+  try {
+    if (strategy === 'fixedDelay') {
+      if (options.delayInterval === undefined) return "fixedDelay needs a 'delayInterval'";
+      durationMs(options.delayInterval);
+      return undefined;
+    }
+    if (strategy === 'exponentialBackoff') {
+      if (options.minimumInterval === undefined || options.maximumInterval === undefined)
+        return "exponentialBackoff needs 'minimumInterval' and 'maximumInterval'";
+      if (durationMs(options.minimumInterval) > durationMs(options.maximumInterval))
+        return "'maximumInterval' must be greater than or equal to the 'minimumInterval'";
+      return undefined;
+    }
+  } catch (error) {
+    return error instanceof Error ? error.message : String(error);
+  }
+  return `unknown retry strategy '${String(strategy)}' (fixedDelay or exponentialBackoff)`;
+}
+
+/**
+ * Checks every function's retry policy (its own, else host.json's) before anything starts, as the host's
+ * indexing does; throws one error naming every function whose policy the host would refuse.
+ */
+export function assertRetryPolicies(
+  registrations: readonly { metadata: { name: string; retryOptions?: RetryOptions } }[],
+  hostRetry: RetryOptions | undefined,
+): void {
+  const problems = registrations.flatMap(({ metadata }) => {
+    const policy = metadata.retryOptions ?? hostRetry;
+    const problem = policy && retryProblem(policy);
+    return problem ? [`The '${metadata.name}' function is in error: retry policy: ${problem}.`] : [];
+  });
+  if (problems.length > 0) throw new Error(problems.join('\n'));
 }
 
 /** One batch's retries: how many, and the delay before each (call once per retry, in order). */

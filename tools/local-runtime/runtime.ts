@@ -16,6 +16,7 @@ import { storageTableClient } from '../../src/infra/adapters.js';
 import { localDeviceConnections } from '../../src/infra/local/local-device-connections.js';
 import { loadApp, registrationsOf } from './app-loader.js';
 import { assertBindingSettings } from './binding-expressions.js';
+import { assertRetryPolicies } from './retry-policy.js';
 import { deviceGateway } from './device-gateway.js';
 import { durableApi, durableClientData } from './durable-api.js';
 import { DurableEngine, type ActivityHandler } from './durable-engine.js';
@@ -145,6 +146,8 @@ export async function startRuntime(options: RuntimeOptions): Promise<Runtime> {
   // The host indexes every function before it starts any: an unresolved %Setting% stops the start here.
   assertBindingSettings(registrations, settings);
   const hostJson = readHostJson();
+  // So does a retry policy the host refuses (it would otherwise retry with no delay, for ever with -1).
+  assertRetryPolicies(registrations, hostJson.retry);
   const invocations = new InvocationTracker();
   const byType = registrationsOf(registrations, invocations, log);
   const engine = await startDurableEngine(byType, settings, log);
