@@ -7,17 +7,19 @@ import { randomUUID } from 'node:crypto';
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import { InstanceNotSavedError, type DurableEngine } from './durable-engine.js';
 import { readBody, send, type RequestHandler } from './http-io.js';
+import { authorized, type FunctionKeys } from './function-keys.js';
 import { formatLogValue } from './log-format.js';
 
 /** What the durable client binding hands a function: the task hub and the URLs of this runtime's API. */
-export function durableClientData(origin: string, taskHub: string) {
+export function durableClientData(origin: string, taskHub: string, systemKey = 'local') {
   const base = `${origin}/runtime/webhooks/durabletask`;
-  const query = `taskHub=${taskHub}&connection=Storage&code=local`;
+  const code = `code=${encodeURIComponent(systemKey)}`;
+  const query = `taskHub=${taskHub}&connection=Storage&${code}`;
   return {
     taskHubName: taskHub,
     creationUrls: {
-      createNewInstancePostUri: `${base}/orchestrators/{functionName}[/{instanceId}]?code=local`,
-      createAndWaitOnNewInstancePostUri: `${base}/orchestrators/{functionName}[/{instanceId}]?timeout={timeoutInSeconds}&pollingInterval={intervalInSeconds}&code=local`,
+      createNewInstancePostUri: `${base}/orchestrators/{functionName}[/{instanceId}]?${code}`,
+      createAndWaitOnNewInstancePostUri: `${base}/orchestrators/{functionName}[/{instanceId}]?timeout={timeoutInSeconds}&pollingInterval={intervalInSeconds}&${code}`,
     },
     managementUrls: {
       id: 'INSTANCEID',
@@ -27,7 +29,7 @@ export function durableClientData(origin: string, taskHub: string) {
       purgeHistoryDeleteUri: `${base}/instances/INSTANCEID?${query}`,
     },
     baseUrl: base,
-    requiredQueryStringParameters: 'code=local',
+    requiredQueryStringParameters: code,
     rpcBaseUrl: `${origin}/durabletask/`,
     httpBaseUrl: base,
   };
@@ -108,12 +110,21 @@ async function manageInstance(
   send(res, 404, { message: 'unknown durable API route' });
 }
 
-/** Durable's management API (the status URLs) and the RPC API the durable client calls. */
-export function durableApi(engine: DurableEngine): RequestHandler {
+/**
+ * Durable's management API (the status URLs) and the RPC API the durable client calls. With keys, the
+ * management webhooks take only the master key (`x-functions-key` or `?code=`), as in Azure, where they need the
+ * extension's system key or the master key; the RPC API is the in-process client's (the host serves it on
+ * localhost only, without a key).
+ */
+export function durableApi(engine: DurableEngine, keys?: FunctionKeys): RequestHandler {
   return async (req, res, path, url) => {
-    const m = /^\/(?:runtime\/webhooks\/durabletask|durabletask)\/(.*)$/.exec(path);
+    const m = /^\/(?:(runtime\/webhooks\/)?durabletask)\/(.*)$/.exec(path);
     if (!m) return false;
-    const rest = (m[1] ?? '').split('/').map(decodeURIComponent);
+    if (m[1] !== undefined && !authorized('admin', req, url, keys)) {
+      send(res, 401);
+      return true;
+    }
+    const rest = (m[2] ?? '').split('/').map(decodeURIComponent);
     if (rest[0] === 'orchestrators' && req.method === 'POST' && rest[1]) {
       await startOrchestration(engine, req, res, rest);
     } else if (rest[0] !== 'instances' || !rest[1]) {

@@ -167,7 +167,7 @@ export async function startRuntime(options: RuntimeOptions): Promise<Runtime> {
   let origin = '';
   const host = await startHttpHost(options.port, {
     handlers: [
-      durableApi(engine),
+      durableApi(engine, options.keys),
       // The device gateway authenticates with the app's own identity store (one adapter set per process).
       ...deviceGateway({
         identities: app.adapters.identities,
@@ -181,7 +181,7 @@ export async function startRuntime(options: RuntimeOptions): Promise<Runtime> {
     routePrefix: hostJson.routePrefix,
     // The host reads a body before the function sees it; stop at the largest limit any route has.
     maxApiBody: Math.max(app.config.http.maxBodyBytes, app.config.http.maxBulkBodyBytes),
-    durableClientData: () => durableClientData(origin, hostJson.taskHub),
+    durableClientData: () => durableClientData(origin, hostJson.taskHub, options.keys?.masterKey),
     ...(options.keys ? { keys: options.keys } : {}),
     log,
   });

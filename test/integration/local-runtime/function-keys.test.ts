@@ -69,4 +69,28 @@ describe('embedded runtime: function keys', () => {
     expect(response.status).toBe(401);
     expect(await response.text()).toBe('');
   });
+
+  it('guards the Durable management webhooks with the master key only; a workflow started through the API still runs', async () => {
+    const webhook = `${runtime.origin}/runtime/webhooks/durabletask/instances/no-such-instance`;
+    const at = async (url: string, headers: Record<string, string> = {}) => {
+      const response = await fetch(url, { headers });
+      await response.arrayBuffer();
+      return response.status;
+    };
+    expect(await at(webhook)).toBe(401);
+    expect(await at(webhook, { 'x-functions-key': FUNCTION_KEY })).toBe(401);
+    expect(await at(`${webhook}?code=${MASTER_KEY}`)).toBe(404);
+    // The app's own durable client (its management URLs carry the key) starts and reads a bulk run.
+    const started = await fetch(`${runtime.apiBaseUrl}/provisioning/bulk`, {
+      method: 'POST',
+      headers: { 'content-type': 'application/json', 'x-functions-key': FUNCTION_KEY },
+      body: JSON.stringify([{ id: 'keys-bulk-1' }]),
+    });
+    expect(started.status).toBe(202);
+    const { statusUri } = (await started.json()) as { statusUri: string };
+    const polled = await fetch(`${runtime.origin}${statusUri}`, {
+      headers: { 'x-functions-key': FUNCTION_KEY },
+    });
+    expect(polled.status).toBe(200);
+  });
 });
