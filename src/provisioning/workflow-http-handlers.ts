@@ -20,7 +20,7 @@ import {
   ValidationError,
   WorkflowNotFoundError,
 } from '../shared/errors.js';
-import { isFinished, type WorkflowClient, type WorkflowStatus } from '../shared/workflows.js';
+import { failureMessage, isFinished, type WorkflowClient, type WorkflowStatus } from '../shared/workflows.js';
 import {
   BULK_PROVISION,
   MAX_BULK_REQUEST_DEVICES,
@@ -169,7 +169,9 @@ export function makeWorkflowHandlers(deps: WorkflowHandlerDeps) {
     /** GET /provisioning/{instanceId}: where a provisioning workflow stands (counts, step, outcome). */
     getProvisioning: async (request: ApiRequest, workflows: WorkflowClient): Promise<ApiResponse> => {
       const status = await provisioningStatus(workflows, pathParam(request, 'instanceId'));
-      return { status: 200, jsonBody: status };
+      // A failed run's output is the extension's "Orchestrator function '…' failed: …": the reason alone.
+      const output = status.runtimeStatus === 'Failed' ? failureMessage(status.output) : status.output;
+      return { status: 200, jsonBody: { ...status, output } };
     },
 
     /**

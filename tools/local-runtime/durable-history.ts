@@ -78,11 +78,9 @@ export function failure(
   error: unknown,
 ): Record<string, unknown> {
   if (kind === 'Orchestrator') {
-    const message = error instanceof Error ? error.message : String(error);
-    return {
-      Reason: `Orchestrator function '${name}' failed: ${message}`,
-      Details: `Message: ${message}, StackTrace: `,
-    };
+    const reason = orchestratorFailed(name, error);
+    const message = reason.slice(`Orchestrator function '${name}' failed: `.length);
+    return { Reason: reason, Details: `Message: ${message}, StackTrace: ` };
   }
   const e = error instanceof Error ? error : new Error(String(error));
   const hostMessage = `Result: Failure\nException: ${e.message}\nStack: ${e.stack ?? ''}`;
@@ -95,6 +93,16 @@ export function failure(
     HResult: -2146233088,
   });
   return { Reason: `Activity function '${name}' failed: ${hostMessage}`, Details: details };
+}
+
+/**
+ * A failed orchestration's output as the extension records it (OutOfProcOrchestrationShim): `Orchestrator
+ * function '<name>' failed: <error>`; an output that already says so is kept.
+ */
+export function orchestratorFailed(name: string, error: unknown): string {
+  const message = error instanceof Error ? error.message : String(error);
+  const prefix = `Orchestrator function '${name}' failed: `;
+  return message.startsWith(prefix) ? message : `${prefix}${message}`;
 }
 
 /** History events come back from JSON with ISO strings where the orchestrator expects Dates. */

@@ -25,6 +25,7 @@ import {
   historyEvent,
   isChildOf,
   markFinished,
+  orchestratorFailed,
   newInstance,
   startNextExecution,
   subOrchestrationOutcome,
@@ -241,7 +242,11 @@ export class DurableScheduler {
     }
     if (after?.kind === 'timer-segment') this.scheduleTimerSegment(instance, after, episodeTime);
     if (!state) {
-      this.finish(instance, 'Failed', error ?? 'The orchestrator failed without an error message.');
+      this.finish(
+        instance,
+        'Failed',
+        orchestratorFailed(instance.name, error ?? 'The orchestrator failed without an error message.'),
+      );
       return;
     }
     const actions = flattenActions(state.actions);
@@ -257,7 +262,7 @@ export class DurableScheduler {
       const action = actions[index] as Action;
       const problem = this.apply(instance, action, index, episodeTime, schema);
       if (problem) {
-        this.finish(instance, 'Failed', problem);
+        this.finish(instance, 'Failed', orchestratorFailed(instance.name, problem));
         return;
       }
       if (instance.generation !== generation) return;
@@ -266,7 +271,7 @@ export class DurableScheduler {
     instance.history.push(this.event(EventType.OrchestratorCompleted, -1, {}));
 
     if (error !== undefined) {
-      this.finish(instance, 'Failed', error);
+      this.finish(instance, 'Failed', orchestratorFailed(instance.name, error));
     } else if (state.isDone) {
       const continued = actions.find((a) => a.actionType === ActionType.ContinueAsNew);
       if (continued) this.continueAsNew(instance, decode(continued.input));

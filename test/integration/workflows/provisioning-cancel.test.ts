@@ -11,10 +11,18 @@ import { loadConfig } from '../../../src/config.js';
 import { createAdapters, type Adapters } from '../../../src/infra/adapters.js';
 import { makeWorkflowHandlers } from '../../../src/provisioning/workflow-http-handlers.js';
 import type { ApiResponse } from '../../../src/shared/api-request.js';
-import type { DurableEngine } from '../../../tools/local-runtime/durable-engine.js';
+import {
+  DurableEngine as DurableEngineClass,
+  type DurableEngine,
+} from '../../../tools/local-runtime/durable-engine.js';
 import { engineWorkflowClient } from '../../../tools/local-runtime/engine-workflow-client.js';
 import { startHookServer } from '../../fixtures/hook-server.js';
-import { engineFromRegistrations, nonDeterministicEpisodes, orchestratorOf } from '../../support/durable.js';
+import {
+  engineFromRegistrations,
+  nonDeterministicEpisodes,
+  orchestrator,
+  orchestratorOf,
+} from '../../support/durable.js';
 import { loadEntryPoint, type Registration } from '../../support/entry-point.js';
 import { testSettings } from '../../support/local-env.js';
 import { responseProblems } from '../../support/openapi.js';
@@ -141,6 +149,35 @@ describe('cancelling provisionDevice', () => {
     expect(
       await nonDeterministicEpisodes(engine, 'cancel-mid', orchestratorOf(registrations, 'provisionDevice')),
     ).toEqual([]);
+  });
+
+  it('GET of a failed run gives the reason alone, not the extension\'s "Orchestrator function … failed:" text', async () => {
+    const failing = orchestrator(function* (): Generator<never, never, unknown> {
+      throw new Error('hook https://hooks.example/sim refused the device');
+    });
+    const engine = new DurableEngineClass({
+      orchestrators: new Map([['provisionDevice', failing]]),
+      activities: new Map(),
+      clock: 'virtual',
+    });
+    const instanceId = `provision-${randomUUID()}`;
+    engine.start('provisionDevice', instanceId, {});
+    await engine.whenDone(instanceId);
+    expect(String(engine.status(instanceId)?.output)).toMatch(
+      /^Orchestrator function 'provisionDevice' failed: /,
+    );
+    const answer = (await handlers.getProvisioning(
+      new HttpRequest({
+        url: `http://localhost/api/provisioning/${instanceId}`,
+        method: 'GET',
+        params: { instanceId },
+      }),
+      engineWorkflowClient(engine),
+    )) as ApiResponse & { jsonBody: { runtimeStatus: string; output: unknown } };
+    expect(answer.jsonBody).toMatchObject({
+      runtimeStatus: 'Failed',
+      output: 'hook https://hooks.example/sim refused the device',
+    });
   });
 
   it('answers 404 for an unknown workflow', async () => {

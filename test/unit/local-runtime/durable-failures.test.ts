@@ -89,6 +89,11 @@ describe.each(REPLAY_SCHEMAS)(
       );
       expect(seen).toContain(' \n Message: Activity function ');
       expect(reason).toBe('IoT Hub answered 503');
+      // The failed child's own status output, as the extension records it: the prefix once, not repeated.
+      const output = String(engine.status('p1:child')?.output);
+      expect(output).toMatch(/^Orchestrator function 'child' failed: Activity function 'broken' failed: /);
+      expect(output.match(/Orchestrator function/g)).toHaveLength(1);
+      expect(seen.match(/Orchestrator function/g)).toHaveLength(1);
     });
   },
 );
