@@ -6,6 +6,7 @@
  */
 import { randomUUID } from 'node:crypto';
 import { HttpRequest } from '@azure/functions';
+import type { OrchestrationContext } from 'durable-functions';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { loadConfig } from '../../../src/config.js';
 import { createAdapters, type Adapters } from '../../../src/infra/adapters.js';
@@ -152,7 +153,8 @@ describe('cancelling provisionDevice', () => {
   });
 
   it('GET of a failed run gives the reason alone, not the extension\'s "Orchestrator function … failed:" text', async () => {
-    const failing = orchestrator(function* (): Generator<never, never, unknown> {
+    const failing = orchestrator(function* (context: OrchestrationContext) {
+      yield context.df.createTimer(context.df.currentUtcDateTime);
       throw new Error('hook https://hooks.example/sim refused the device');
     });
     const engine = new DurableEngineClass({
