@@ -4,10 +4,10 @@
  * durable instances load what they kept). Each run is stopped with SIGINT and must exit 0. Prints each time and
  * the median per kind against the target (5 s on a built checkout, issue 13).
  */
-import { spawn } from 'node:child_process';
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { FREE_PORTS, startLocalProcess, until } from '../tools/start-local-process.js';
 
 const RUNS = 3;
 const TARGET_MS = 5000;
@@ -15,44 +15,29 @@ const TARGET_MS = 5000;
 const GIVE_UP_MS = 60_000;
 
 /** One `npm start` (built) until the API answers; then SIGINT and the exit code. */
-async function timeOneStart(dataDir: string): Promise<{ readyMs: number; exitCode: number | null }> {
+async function timeOneStart(dataDir: string): Promise<{ readyMs: number; exitCode: number | string | null }> {
   const started = performance.now();
-  const child = spawn(
-    process.execPath,
-    [
-      'dist/tools/start-local.js',
-      '--embedded',
-      '--data-dir',
-      dataDir,
-      ...['--http-port', '--blob-port', '--queue-port', '--table-port', '--cosmos-port'].flatMap((f) => [
-        f,
-        '0',
-      ]),
-    ],
-    { stdio: ['ignore', 'pipe', 'pipe'] },
-  );
-  let output = '';
-  child.stdout.on('data', (chunk: Buffer) => (output += chunk.toString()));
-  child.stderr.on('data', (chunk: Buffer) => (output += chunk.toString()));
-  const exited = new Promise<number | null>((resolve) => child.once('exit', resolve));
+  const run = startLocalProcess(['--embedded', '--data-dir', dataDir, ...FREE_PORTS]);
   try {
-    let api: string | undefined;
-    while (api === undefined && performance.now() - started < GIVE_UP_MS && child.exitCode === null) {
-      api = /API base URL\s+(\S+)/.exec(output)?.[1];
-      if (api === undefined) await new Promise((resolve) => setTimeout(resolve, 20));
-    }
-    if (api === undefined)
-      throw new Error(`npm start did not get ready within ${GIVE_UP_MS} ms:\n${output.slice(-2000)}`);
+    const api = await until(
+      'npm start to print its API base URL',
+      () => {
+        if (run.child.exitCode !== null) throw new Error(`npm start exited:\n${run.output().slice(-2000)}`);
+        return /API base URL\s+(\S+)/.exec(run.output())?.[1];
+      },
+      run.output,
+      GIVE_UP_MS,
+    );
     const health = await fetch(`${api}/health`);
     const readyMs = performance.now() - started;
     if (!health.ok) throw new Error(`GET /health answered ${health.status}`);
-    child.kill('SIGINT');
-    return { readyMs, exitCode: await within(GIVE_UP_MS, exited) };
+    run.signalGroup('SIGINT');
+    return { readyMs, exitCode: await within(GIVE_UP_MS, run.exited) };
   } finally {
     // Never leave a run behind (its data folder is removed next): a hung shutdown is killed.
-    if (child.exitCode === null && child.signalCode === null) {
-      child.kill('SIGKILL');
-      await exited;
+    if (run.child.exitCode === null && run.child.signalCode === null) {
+      run.signalGroup('SIGKILL');
+      await run.exited;
     }
   }
 }

@@ -7,7 +7,7 @@ import { chmodSync, copyFileSync, mkdirSync, mkdtempSync, readFileSync, writeFil
 import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 import { beforeAll, describe, expect, it } from 'vitest';
-import { FREE_PORTS, buildIfStale, startLocalProcess } from '../../support/start-local-process.js';
+import { FREE_PORTS, buildIfStale, startLocalProcess } from '../../../tools/start-local-process.js';
 
 interface Record {
   argv: string[];

@@ -15,7 +15,7 @@ import {
   startLocalProcess,
   until,
   type StartedProcess,
-} from '../../support/start-local-process.js';
+} from '../../../tools/start-local-process.js';
 
 const dataDir = mkdtempSync(join(tmpdir(), 'npm-start-shutdown-'));
 const args = ['--embedded', '--data-dir', dataDir, ...FREE_PORTS, '--shutdown-grace-seconds', '5'];
