@@ -216,6 +216,30 @@ describe('LocalHubJobRunner specifics', () => {
     expect((await runner.get(hubJobId))?.status).toBe('completed');
   });
 
+  it('two starts at once of a job a stopped runtime left running: it runs again once', async () => {
+    const ids = [uniqueId('resumed-race'), uniqueId('resumed-race')];
+    for (const id of ids) await addDevice(id);
+    let calls = 0;
+    const counting = runnerWith({
+      invoke: () => {
+        calls++;
+        return Promise.resolve({ status: 200 });
+      },
+    });
+    const request = methodJob(uniqueId('interrupted-race'), ids);
+    await jobsTable.createEntity(
+      runningJobRecord(request.hubJobId, 'deviceMethod', new Date().toISOString(), 600),
+    );
+
+    await Promise.all([counting.start(request), counting.start(request)]);
+
+    expect(calls).toBe(2);
+    expect(await counting.get(request.hubJobId)).toMatchObject({
+      status: 'completed',
+      statistics: { succeededCount: 2 },
+    });
+  });
+
   it('cancels a job that is still running', async () => {
     const hubJobId = uniqueId('stuck-job');
     await jobsTable.createEntity(runningJobRecord(hubJobId, 'deviceMethod', new Date().toISOString(), 600));
