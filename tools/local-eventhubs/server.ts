@@ -173,16 +173,18 @@ function onClientReceiver(
   if (address.kind === 'cbs' || address.kind === 'management') {
     sender.set_source({ address: sender.source.address });
     sender.set_target({ address: sender.target.address });
+    const attach = (sender as unknown as { local: { attach: { snd_settle_mode: number } } }).local.attach;
+    attach.snd_settle_mode = sender.snd_settle_mode === 1 ? 1 : 0;
     state.replies.add(sender);
     return;
   }
   if (address.kind !== 'consumer') {
-    refuse(sender, 'amqp:not-found', `The messaging entity '${sender.source.address}' could not be found`);
+    refuse(sender, 'amqp:not-found', `The messaging entity '${sender.source.address}' could not be found.`);
     return;
   }
   const hub = namespace.hub(address.hub);
   if (!hub) {
-    refuse(sender, 'amqp:not-found', `The messaging entity '${address.hub}' could not be found`);
+    refuse(sender, 'amqp:not-found', `The messaging entity '${address.hub}' could not be found.`);
     return;
   }
   if (!state.auth.allows(sender.source.address)) {
@@ -239,7 +241,7 @@ function onClientSender(
     refuse(
       receiver,
       'amqp:not-found',
-      `The messaging entity '${receiver.target.address}' could not be found`,
+      `The messaging entity '${receiver.target.address}' could not be found.`,
     );
     return;
   }
