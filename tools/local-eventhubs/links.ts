@@ -19,7 +19,6 @@ export function refuse(link: Sender | Receiver, condition: string, description: 
 /** The fields of our own attach frame that rhea leaves for us to set. */
 interface LocalAttach {
   max_message_size: number;
-  snd_settle_mode: number;
   properties: unknown;
 }
 
@@ -197,11 +196,13 @@ export function acceptEventReceiver(
   sender.set_source({ address: sender.source.address, ...(filter ? { filter } : {}) });
   sender.set_target({ address: sender.target.address });
   const attach = (sender as unknown as { local: { attach: LocalAttach } }).local.attach;
-  // A client asking for pre-settled deliveries (the .NET consumer does) gets them: no disposition round trip.
-  attach.snd_settle_mode = sender.snd_settle_mode === 1 ? 1 : 0;
   if (epoch !== undefined) attach.properties = { [EPOCH_PROPERTY]: rhea.types.wrap_long(epoch) };
   const pump = (): void => {
     if (!sender.is_open()) return;
+    // Not before our attach is on the wire: rhea writes a session's transfers ahead of a pending attach, and a
+    // client that sent attach and flow together (the .NET one) would get transfers on a handle it does not know
+    // yet and end the session (amqp:session:unattached-handle). The setImmediate pump runs after the attach.
+    if ((sender as unknown as { state: { open_requests: number } }).state.open_requests > 0) return;
     if (cursor < log.firstSequence) cursor = log.firstSequence;
     while (sender.sendable()) {
       const event = log.at(cursor);
