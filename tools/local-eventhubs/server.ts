@@ -256,7 +256,9 @@ function onClientReceiver(
     { hub, group: address.group, partition: address.partition },
     readers,
   );
-  if (cleanup) state.cleanups.add(cleanup);
+  if (!cleanup) return;
+  state.cleanups.add(cleanup);
+  sender.on('sender_close', () => state.cleanups.delete(cleanup));
 }
 
 /** A client attached a sender: a `$cbs`/`$management` request link or an event sender. */
