@@ -1,6 +1,12 @@
 import rhea from 'rhea';
 import type { AmqpError, Delivery, EventContext, Receiver, Sender } from 'rhea';
-import { BATCH_MESSAGE_FORMAT, renderDelivery, splitEvent, unpackBatch } from './amqp-message.js';
+import {
+  BATCH_MESSAGE_FORMAT,
+  renderDelivery,
+  splitEvent,
+  unpackBatch,
+  validateEvent,
+} from './amqp-message.js';
 import { choosePartition, partitionIndex, type Hub } from './hubs.js';
 import type { PartitionLog } from './partition-log.js';
 import { parseStartFilter, SELECTOR_FILTER } from './filters.js';
@@ -103,6 +109,7 @@ function store(context: EventContext, target: Incoming): Promise<void> {
   for (const raw of raws) {
     let split;
     try {
+      validateEvent(raw);
       split = splitEvent(raw);
     } catch {
       return Promise.reject(

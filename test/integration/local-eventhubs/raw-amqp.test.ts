@@ -1,4 +1,5 @@
 import { createHmac } from 'node:crypto';
+import { connect as tcpConnect } from 'node:net';
 import rhea from 'rhea';
 import type { Connection, EventContext, Message, Receiver, Sender } from 'rhea';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
@@ -184,5 +185,49 @@ describe('local Event Hubs endpoint: the raw AMQP wire', () => {
       },
     });
     expect(await attach(receiver)).toBe('amqp:invalid-field');
+  });
+
+  it('survives garbage on the socket and a malformed batch, and keeps serving other clients', async () => {
+    const garbage = [
+      Buffer.from('GET / HTTP/1.1\r\n\r\n'),
+      Buffer.concat([
+        Buffer.from('AMQP\x00\x01\x00\x00', 'latin1'),
+        Buffer.from([0, 0, 0, 20, 2, 0, 0, 0, 0, 0x53]),
+      ]),
+      Buffer.concat([Buffer.from('AMQP\x03\x01\x00\x00', 'latin1'), Buffer.alloc(64, 0xff)]),
+    ];
+    for (const bytes of garbage) {
+      await new Promise<void>((resolve) => {
+        const socket = tcpConnect(hubs.port, '127.0.0.1', () => socket.end(bytes));
+        socket.on('data', () => undefined);
+        socket.on('close', () => {
+          resolve();
+        });
+        socket.on('error', () => {
+          resolve();
+        });
+      });
+    }
+    const sender = connection.open_sender({ target: { address: 'iothub-events/Partitions/2' } });
+    expect(await attach(sender)).toBe('open');
+    const outcome = (delivery: unknown) =>
+      new Promise<string>((resolve) => {
+        for (const event of ['accepted', 'rejected'] as const) {
+          sender.once(event, (context: EventContext) => {
+            if (context.delivery === delivery) resolve(event);
+          });
+        }
+      });
+    const bad = sender.send(
+      rhea.message.encode({
+        // One event in the envelope: a data section announcing 9 bytes and holding none.
+        body: rhea.message.data_sections([Buffer.from([0x00, 0x53, 0x75, 0xb0, 0, 0, 0, 9])]) as unknown,
+      }),
+      undefined,
+      0x80013700,
+    );
+    expect(await outcome(bad)).toBe('rejected');
+    const good = sender.send({ body: 'still-fine' });
+    expect(await outcome(good)).toBe('accepted');
   });
 });
