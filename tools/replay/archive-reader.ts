@@ -1,10 +1,9 @@
 /**
  * Reads the raw archive for a replay (docs/adr/0013): lists only the hour prefixes of the range
- * (`{stream}/{yyyy}/{MM}/{dd}/{HH}/`, archive-layout.ts), groups blobs by (hour, IoT Hub partition), and merges each
+ * (`{stream}/{yyyy}/{MM}/{dd}/{HH}/`, archive-layout.ts, found by date-sortable delimiter listings), groups blobs by (hour, IoT Hub partition), and merges each
  * group's blobs into replay messages in sequence order, each record once.
  */
 import type { ContainerClient } from '@azure/storage-blob';
-import { hourPath } from '../../src/telemetry/archive-layout.js';
 import {
   parseArchiveLine,
   toReplayMessages,
@@ -39,7 +38,6 @@ export interface ArchiveGroup {
   blobs: ArchiveBlobRef[];
 }
 
-const HOUR_MS = 3_600_000;
 const SEQUENCED = /^(.+)-(\d+)-(\d+)\.jsonl$/;
 const HASHED = /^(.+)-h[0-9a-f]{16}\.jsonl$/;
 
@@ -54,11 +52,45 @@ export function compareGroupKeys(a: string, b: string): number {
   return ha < hb ? -1 : ha > hb ? 1 : comparePartitions(pa, pb);
 }
 
-/** The `yyyy/MM/dd/HH` of every hour that overlaps [fromMs, toMs). */
-export function hoursOf(fromMs: number, toMs: number): string[] {
-  const hours: string[] = [];
-  for (let t = Math.floor(fromMs / HOUR_MS) * HOUR_MS; t < toMs; t += HOUR_MS) hours.push(hourPath(t));
-  return hours;
+/** [start, end) in epoch ms of a `yyyy[/MM[/dd[/HH]]]` folder. */
+function folderSpan(parts: readonly number[]): [number, number] {
+  const [y = 0, m = 1, d = 1, h = 0] = parts;
+  const start = Date.UTC(y, m - 1, d, h);
+  const end =
+    parts.length === 1
+      ? Date.UTC(y + 1, 0, 1)
+      : parts.length === 2
+        ? Date.UTC(y, m, 1)
+        : parts.length === 3
+          ? Date.UTC(y, m - 1, d + 1)
+          : Date.UTC(y, m - 1, d, h + 1);
+  return [start, end];
+}
+
+/**
+ * The hour folders (`{stream}/yyyy/MM/dd/HH/`) of a stream that overlap [fromMs, toMs): a delimiter listing per
+ * level, descending only into the years, months and days that overlap the range. The calls grow with the
+ * folders that exist in the range, not with its width (a range of ten years costs what its data costs).
+ */
+async function hourFolders(container: ContainerClient, stream: string, fromMs: number, toMs: number) {
+  let level = [`${stream}/`];
+  for (let depth = 1; depth <= 4; depth++) {
+    const next: string[] = [];
+    for (const prefix of level) {
+      for await (const item of container.listBlobsByHierarchy('/', { prefix })) {
+        if (item.kind !== 'prefix') continue;
+        const parts = item.name
+          .slice(stream.length + 1, -1)
+          .split('/')
+          .map(Number);
+        if (parts.length !== depth || parts.some((n) => !Number.isInteger(n))) continue;
+        const [start, end] = folderSpan(parts);
+        if (start < toMs && end > fromMs) next.push(item.name);
+      }
+    }
+    level = next;
+  }
+  return level.sort();
 }
 
 /** Stream folders at the container's top level (one delimiter listing). */
@@ -83,8 +115,8 @@ function blobRef(name: string, stream: string, hour: string, bytes: number) {
 }
 
 /**
- * The groups of the range in replay order. Lists one prefix per stream and hour of the range and nothing else;
- * `listed` receives each prefix listed (tests count them).
+ * The groups of the range in replay order. Lists the blobs of the hour folders in the range only; `listed`
+ * receives each hour prefix whose blobs were listed (tests count them).
  */
 export async function listArchiveGroups(
   container: ContainerClient,
@@ -93,10 +125,10 @@ export async function listArchiveGroups(
 ): Promise<ArchiveGroup[]> {
   const streams = range.streams ?? (await discoverStreams(container));
   const groups = new Map<string, ArchiveGroup>();
-  for (const hour of hoursOf(range.fromMs, range.toMs)) {
-    for (const stream of streams) {
-      const prefix = `${stream}/${hour}/`;
+  for (const stream of streams) {
+    for (const prefix of await hourFolders(container, stream, range.fromMs, range.toMs)) {
       listed.push(prefix);
+      const hour = prefix.slice(stream.length + 1, -1);
       for await (const blob of container.listBlobsFlat({ prefix })) {
         const { partitionId, ref } = blobRef(blob.name, stream, hour, blob.properties.contentLength ?? 0);
         const key = `${hour}|${partitionId}`;
