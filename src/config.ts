@@ -34,7 +34,8 @@ const EXAMPLES: Record<string, string> = {
   AnomaliesConsumerGroup: 'notify',
   ReplayEventHubName: 'replay',
   ReplayConsumerGroup: 'replay',
-  ReplayEventHubConnection: 'Endpoint=sb://mynamespace.servicebus.windows.net/;SharedAccessKeyName=listen;SharedAccessKey=...',
+  ReplayEventHubConnection:
+    'Endpoint=sb://mynamespace.servicebus.windows.net/;SharedAccessKeyName=listen;SharedAccessKey=...',
   IotHubEventsConnection:
     'Endpoint=sb://ihsuprodxx.servicebus.windows.net/;SharedAccessKeyName=service;SharedAccessKey=...;EntityPath=...',
   CosmosDb__accountEndpoint: 'https://myaccount.documents.azure.com:443/',
@@ -474,7 +475,8 @@ const replayConfig = (s: Settings, env: Env): ReplayConfig => ({
     consumerGroup: bindingValue(env, 'ReplayConsumerGroup', DEFAULT_REPLAY_CONSUMER_GROUP),
   },
   connected:
-    s.ReplayEventHubConnection !== undefined || s.ReplayEventHubConnection__fullyQualifiedNamespace !== undefined,
+    s.ReplayEventHubConnection !== undefined ||
+    s.ReplayEventHubConnection__fullyQualifiedNamespace !== undefined,
 });
 
 const workflowsConfig = (s: Settings, env: Env): WorkflowsConfig => ({

@@ -76,8 +76,16 @@ async function main(): Promise<number> {
     return 2;
   }
   const hub = args.hub ?? setting('ReplayEventHubName') ?? 'replay';
-  const container = archiveContainer();
-  const producer = args.dryRun ? undefined : producerFor(args, hub);
+  let container: ReturnType<typeof archiveContainer>;
+  let producer: EventHubProducerClient | undefined;
+  try {
+    container = archiveContainer();
+    producer = args.dryRun ? undefined : producerFor(args, hub);
+  } catch (error) {
+    if (!(error instanceof ArgsError)) throw error;
+    console.error(error.message);
+    return 2;
+  }
   const tty = process.stdout.isTTY;
   let lastLine = 0;
   const onProgress = (p: ReplayProgress) => {

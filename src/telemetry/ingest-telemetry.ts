@@ -334,8 +334,7 @@ function logSummary(
   summary: IngestSummary,
   name: string,
 ): void {
-  if (summary.deadLetters > 0)
-    context.warn(`${name} dead-lettered ${summary.deadLetters} message(s)`);
+  if (summary.deadLetters > 0) context.warn(`${name} dead-lettered ${summary.deadLetters} message(s)`);
   if (summary.droppedStateFields > 0) {
     context.warn(
       `${name} left ${summary.droppedStateFields} new field(s) out of state: section full (Ingest__MaxStateFieldsPerSection)`,

@@ -39,9 +39,6 @@ function instant(name: string, value: string | undefined): number {
     throw new ArgsError(
       `--${name} ${JSON.stringify(value)} is not an ISO 8601 instant (e.g. 2026-11-23T10:00Z)`,
     );
-  throw new ArgsError(
-    `--${name} ${JSON.stringify(value)} is not an ISO 8601 instant (e.g. 2026-11-23T10:00Z)`,
-  );
   return ms;
 }
 
