@@ -143,7 +143,7 @@ export async function listArchiveGroups(
 }
 
 /** How many blob downloads run ahead of the merge. */
-const READ_AHEAD = 4;
+const READ_AHEAD = 8;
 
 /**
  * The group's replay messages in sequence order, in chunks. Blobs are read in order of their first sequence
@@ -180,5 +180,49 @@ export async function* readGroupMessages(
     const records = ready.flatMap((seq) => buffer.get(seq) ?? []);
     for (const seq of ready) buffer.delete(seq);
     yield toReplayMessages(records);
+  }
+}
+
+/**
+ * Pulls chunks from `source` ahead of its consumer, pausing once `limit` messages wait: the next group is read
+ * while the current one is being sent.
+ */
+export async function* readAhead(
+  source: AsyncIterable<ReplayMessage[]>,
+  limit: number,
+): AsyncGenerator<ReplayMessage[]> {
+  const buffer: ReplayMessage[][] = [];
+  let buffered = 0;
+  // Written by the pump below: fields, so that the loop's checks are not narrowed away.
+  const pump: { finished: boolean; failure?: { error: unknown } } = { finished: false };
+  let wake: (() => void) | undefined;
+  let space: (() => void) | undefined;
+  void (async () => {
+    try {
+      for await (const chunk of source) {
+        buffer.push(chunk);
+        buffered += chunk.length;
+        wake?.();
+        while (buffered >= limit) await new Promise<void>((resolve) => (space = resolve));
+      }
+    } catch (error) {
+      pump.failure = { error };
+    } finally {
+      pump.finished = true;
+      wake?.();
+    }
+  })();
+  for (;;) {
+    const chunk = buffer.shift();
+    if (chunk) {
+      buffered -= chunk.length;
+      space?.();
+      yield chunk;
+      continue;
+    }
+    if (pump.failure) throw pump.failure.error;
+    if (pump.finished) return;
+    await new Promise<void>((resolve) => (wake = resolve));
+    wake = undefined;
   }
 }

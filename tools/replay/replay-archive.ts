@@ -14,6 +14,7 @@ import {
 import {
   compareGroupKeys,
   listArchiveGroups,
+  readAhead,
   readGroupMessages,
   type ArchiveGroup,
   type ArchiveRange,
@@ -35,7 +36,7 @@ export interface ReplayOptions extends ArchiveRange {
   dryRun?: boolean;
   /** Resume from and record progress in this file. */
   checkpointFile?: string;
-  /** Devices whose batches are in flight at once (default 8). */
+  /** Devices whose batches are in flight at once (default 32). */
   concurrency?: number;
   /** Messages gathered before they are sent (default 5,000): bounds memory. */
   roundSize?: number;
@@ -117,17 +118,24 @@ export async function replayArchive(options: ReplayOptions): Promise<ReplaySumma
     options.onProgress?.(summary);
   };
   const sender = options.dryRun ? undefined : new RoundSender(options, state, writer, summary, progress);
-  for (const group of groups) {
-    if (state.done !== null && compareGroupKeys(group.key, state.done) <= 0) continue;
-    const onBlob = (bytes: number) => void (summary.bytesRead += bytes);
+  const roundSize = options.roundSize ?? 5_000;
+  const onBlob = (bytes: number) => void (summary.bytesRead += bytes);
+  const todo = groups.filter((g) => state.done === null || compareGroupKeys(g.key, state.done) > 0);
+  const read = (g: ArchiveGroup | undefined) =>
+    g && readAhead(readGroupMessages(options.container, g, options, onBlob), roundSize);
+  let next = read(todo[0]);
+  for (const [i, group] of todo.entries()) {
+    const current = next;
+    next = read(todo[i + 1]); // the next group is read while this one is sent
+    if (!current) break;
     let round: ReplayMessage[] = [];
-    for await (const messages of readGroupMessages(options.container, group, options, onBlob)) {
+    for await (const messages of current) {
       for (const m of messages) {
         if (alreadySent(state, group, m)) summary.skipped++;
         else if (!sender) count(summary, group, m);
         else round.push(m);
       }
-      if (sender && round.length >= (options.roundSize ?? 5_000)) {
+      if (sender && round.length >= roundSize) {
         await sender.send(group, round);
         round = [];
       }
@@ -162,7 +170,7 @@ class RoundSender {
     private readonly summary: ReplaySummary,
     private readonly progress: () => void,
   ) {
-    this.limit = pLimit(options.concurrency ?? 8);
+    this.limit = pLimit(options.concurrency ?? 32);
   }
 
   async send(group: ArchiveGroup, round: readonly ReplayMessage[]): Promise<void> {
