@@ -3,40 +3,89 @@
  * Bad arguments exit 2 with the usage; a dry run prints counts per stream and hour; a run sends every message to
  * the local endpoint and prints records/s.
  */
-import { EventHubProducerClient } from '@azure/event-hubs';
+import { EventHubConsumerClient, EventHubProducerClient, earliestEventPosition } from '@azure/event-hubs';
 import { spawn } from 'node:child_process';
-import { rmSync } from 'node:fs';
+import { existsSync, rmSync } from 'node:fs';
+import { setTimeout as sleep } from 'node:timers/promises';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { startLocalEventHubs, type LocalEventHubs } from '../../../tools/local-eventhubs/server.js';
 import { transpileToTemp } from '../../support/transpile.js';
-import { archivedApp, START_MS, type ArchivedApp } from './replay-fixture.js';
+import { archivedApp, fleet, START_MS, type ArchivedApp } from './replay-fixture.js';
 
 let root = '';
 let app: ArchivedApp;
 let hubs: LocalEventHubs;
 
-function replay(args: string[], env: Record<string, string> = {}) {
-  const connection = 'connectionString' in app.config.storage ? app.config.storage.connectionString : '';
+/** Starts the script with the archive settings of `target` in its environment. */
+function start(args: string[], target: ArchivedApp = app) {
+  const connection =
+    'connectionString' in target.config.storage ? target.config.storage.connectionString : '';
   const child = spawn(process.execPath, [join(root, 'dist/tools/replay.js'), ...args], {
     cwd: root,
     stdio: ['ignore', 'pipe', 'pipe'],
     env: {
       PATH: process.env.PATH ?? '',
       ArchiveStorageConnectionString: connection,
-      RawArchiveContainerName: app.config.storage.rawArchiveContainer,
-      ...env,
+      RawArchiveContainerName: target.config.storage.rawArchiveContainer,
     },
   });
   let stdout = '';
   let stderr = '';
   child.stdout.on('data', (chunk: Buffer) => (stdout += chunk.toString()));
   child.stderr.on('data', (chunk: Buffer) => (stderr += chunk.toString()));
-  return new Promise<{ code: number | null; stdout: string; stderr: string }>((resolve) =>
-    child.on('exit', (code) => {
-      resolve({ code, stdout, stderr });
-    }),
+  const exited = new Promise<{ code: number | null; signal: string | null; stdout: string; stderr: string }>(
+    (resolve) =>
+      child.on('exit', (code, signal) => {
+        resolve({ code, signal, stdout, stderr });
+      }),
   );
+  return { child, exited };
+}
+
+const replay = (args: string[], target?: ArchivedApp) => start(args, target).exited;
+
+/** Events in the replay hub now (from the management node). */
+async function eventsInHub(connection: string): Promise<number> {
+  const producer = new EventHubProducerClient(connection, 'replay');
+  try {
+    let events = 0;
+    for (const id of await producer.getPartitionIds()) {
+      const p = await producer.getPartitionProperties(id);
+      if (!p.isEmpty) events += p.lastEnqueuedSequenceNumber - p.beginningSequenceNumber + 1;
+    }
+    return events;
+  } finally {
+    await producer.close();
+  }
+}
+
+/** How many times each messageId is in the replay hub (every event read once from the start). */
+async function messageIds(connection: string): Promise<Map<string, number>> {
+  const expected = await eventsInHub(connection);
+  const consumer = new EventHubConsumerClient('$Default', connection, 'replay');
+  const ids = new Map<string, number>();
+  let read = 0;
+  const subscription = consumer.subscribe(
+    {
+      processEvents: (events) => {
+        for (const e of events) ids.set(String(e.messageId), (ids.get(String(e.messageId)) ?? 0) + 1);
+        read += events.length;
+        return Promise.resolve();
+      },
+      processError: () => Promise.resolve(),
+    },
+    { startPosition: earliestEventPosition, maxBatchSize: 500, maxWaitTimeInSeconds: 1 },
+  );
+  try {
+    // Bounded: 600 rounds of 200 ms; the assertions are on counts.
+    for (let round = 0; round < 600 && read < expected; round++) await sleep(200);
+  } finally {
+    await subscription.close();
+    await consumer.close();
+  }
+  expect(read).toBe(expected);
+  return ids;
 }
 
 beforeAll(async () => {
@@ -99,17 +148,7 @@ describe('npm run replay (the script)', () => {
     );
     expect(stdout).toContain('dead letters are not replayed');
     expect(stdout).not.toContain('SharedAccessKey'); // the connection string's key is never printed
-    const producer = new EventHubProducerClient(connection, 'replay');
-    try {
-      let events = 0;
-      for (const id of await producer.getPartitionIds()) {
-        const p = await producer.getPartitionProperties(id);
-        if (!p.isEmpty) events += p.lastEnqueuedSequenceNumber - p.beginningSequenceNumber + 1;
-      }
-      expect(events).toBe(app.messages);
-    } finally {
-      await producer.close();
-    }
+    expect(await eventsInHub(connection)).toBe(app.messages);
   });
 
   it('names the missing replay hub connection instead of failing obscurely', async () => {
@@ -117,4 +156,39 @@ describe('npm run replay (the script)', () => {
     expect(code).toBe(2);
     expect(stderr).toMatch(/pass --connection or --namespace, or set ReplayEventHubConnection/);
   });
+});
+
+describe('npm run replay killed (SIGKILL) mid-way, then run again with its checkpoint', () => {
+  it('every message reaches the hub; only batches in flight at the kill are sent twice', async () => {
+    const big = await archivedApp(100, 4_000);
+    const second = await startLocalEventHubs({ port: 0 });
+    try {
+      const connection = second.connectionString();
+      const checkpoint = join(root, 'killed.ckpt');
+      const args = [...RANGE, '--connection', connection, '--checkpoint', checkpoint];
+      const { child, exited } = start(args, big);
+      // The checkpoint exists once a first batch is acknowledged: kill then, as a crash would.
+      for (let i = 0; i < 6_000 && !existsSync(checkpoint) && child.exitCode === null; i++) await sleep(5);
+      child.kill('SIGKILL');
+      expect((await exited).signal).toBe('SIGKILL');
+      const beforeRerun = await eventsInHub(connection);
+      expect(beforeRerun).toBeLessThan(big.messages);
+
+      const rerun = await replay(args, big);
+      expect(rerun.code).toBe(0);
+      const ids = await messageIds(connection);
+      expect(ids.size).toBe(big.messages);
+      const duplicates = [...ids.values()].reduce((n, c) => n + c - 1, 0);
+      // At most 32 devices' batches are in flight; here a device's batch is its messages of one hour.
+      const perDeviceHour = new Map<string, number>();
+      for (const list of fleet(100, 4_000).values())
+        for (const m of list) {
+          const key = `${m.deviceId} ${m.enqueuedTime?.slice(0, 13)}`;
+          perDeviceHour.set(key, (perDeviceHour.get(key) ?? 0) + 1);
+        }
+      expect(duplicates).toBeLessThanOrEqual(32 * Math.max(...perDeviceHour.values()));
+    } finally {
+      await second.stop();
+    }
+  }, 300_000);
 });
