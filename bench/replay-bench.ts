@@ -7,6 +7,8 @@
  * two records: 10,080 records, archived in blobs of 250 messages per partition as ingestTelemetry writes them.
  */
 import { EventHubProducerClient } from '@azure/event-hubs';
+import { fork } from 'node:child_process';
+import { fileURLToPath } from 'node:url';
 import { BlobServiceClient, type ContainerClient } from '@azure/storage-blob';
 import { archiveBlobs } from '../src/telemetry/archive-layout.js';
 import { DEFAULT_INGEST_OPTIONS } from '../src/telemetry/ingest-options.js';
@@ -76,9 +78,35 @@ const median = (values: number[]) => [...values].sort((a, b) => a - b)[Math.floo
 const rate = (s: ReplaySummary, records: number) => Math.round(records / (s.elapsedMs / 1000));
 const f = (n: number) => n.toLocaleString('en-US');
 
+/**
+ * The endpoint in a child process, as in real use (it lives in the `npm start` process, the replay in its own):
+ * resolves with its connection string and a stop function.
+ */
+async function endpointProcess(): Promise<{ connection: string; stop: () => Promise<void> }> {
+  const child = fork(fileURLToPath(import.meta.url), ['--endpoint'], { stdio: 'inherit' });
+  const connection = await new Promise<string>((resolve, reject) => {
+    child.once('message', (m) => {
+      resolve(typeof m === 'string' ? m : JSON.stringify(m));
+    });
+    child.once('exit', (code) => {
+      reject(new Error(`endpoint process exited (${String(code)})`));
+    });
+  });
+  return {
+    connection,
+    stop: () =>
+      new Promise((resolve) => {
+        child.once('exit', () => {
+          resolve();
+        });
+        child.kill();
+      }),
+  };
+}
+
 async function main(): Promise<void> {
   const services = await startLocalServices({ inMemory: true });
-  const hubs = await startLocalEventHubs({ port: 0 });
+  const hubs = await endpointProcess();
   try {
     const container = BlobServiceClient.fromConnectionString(
       services.storageConnectionString,
@@ -90,7 +118,7 @@ async function main(): Promise<void> {
     let last: ReplaySummary | undefined;
     for (let run = 0; run < RUNS; run++) {
       dry.push(rate(await replayArchive({ ...range, dryRun: true }), records));
-      const producer = new EventHubProducerClient(hubs.connectionString(), 'replay');
+      const producer = new EventHubProducerClient(hubs.connection, 'replay');
       try {
         last = await replayArchive({ ...range, producer });
         if (last.records !== records) throw new Error(`replay sent ${last.records} of ${records} records`);
@@ -115,4 +143,10 @@ async function main(): Promise<void> {
   }
 }
 
-await main();
+if (process.argv[2] === '--endpoint') {
+  const hubs = await startLocalEventHubs({ port: 0 });
+  process.send?.(hubs.connectionString());
+  process.once('SIGTERM', () => void hubs.stop().then(() => process.exit(0)));
+} else {
+  await main();
+}
