@@ -112,6 +112,8 @@ var ingestConsumerGroupName = 'ingest'
 var asaConsumerGroupName = 'asa'
 var anomaliesHubName = 'anomalies'
 var notifyConsumerGroupName = 'notify'
+var replayHubName = 'replay'
+var replayConsumerGroupName = 'replay'
 var ingestPolicyName = 'ingest-listen'
 var asaPolicyName = 'asa-listen'
 var asaInputName = 'IoTHubInput'
@@ -191,7 +193,7 @@ module cosmos 'modules/cosmos.bicep' = {
   }
 }
 
-// Event Hubs: the anomalies hub between Stream Analytics and notifyAnomalies.
+// Event Hubs: the anomalies hub between Stream Analytics and notifyAnomalies; the replay hub (npm run replay).
 module eventHubs 'modules/eventhubs.bicep' = {
   name: 'eventhubs'
   params: {
@@ -200,6 +202,8 @@ module eventHubs 'modules/eventhubs.bicep' = {
     tags: tags
     hubName: anomaliesHubName
     consumerGroupName: notifyConsumerGroupName
+    replayHubName: replayHubName
+    replayConsumerGroupName: replayConsumerGroupName
   }
 }
 
@@ -278,6 +282,7 @@ module functionRoles 'modules/function-roles.bicep' = {
     cosmosDatabaseName: cosmosDatabaseName
     eventHubNamespaceName: eventHubNamespaceName
     anomaliesHubName: anomaliesHubName
+    replayHubName: replayHubName
     iotHubName: iotHubName
     appInsightsName: appInsightsName
     keyVaultName: keyVaultName
@@ -304,6 +309,8 @@ module principalRoles 'modules/principal-roles.bicep' = if (!empty(principalId) 
     archiveStorageName: archiveStorageName
     cosmosAccountName: cosmosAccountName
     iotHubName: iotHubName
+    eventHubNamespaceName: eventHubNamespaceName
+    replayHubName: replayHubName
   }
   // After functionRoles: both write a Cosmos DB SQL role assignment on the same account, and Cosmos DB refuses a
   // second control-plane operation while one is in progress (412 "There is already an operation in progress"),
@@ -311,6 +318,7 @@ module principalRoles 'modules/principal-roles.bicep' = if (!empty(principalId) 
   dependsOn: [
     archiveStorage
     cosmos
+    eventHubs
     iotHub
     functionRoles
   ]
@@ -419,6 +427,11 @@ var appSettings = {
   AnomaliesEventHubConnection__credential: 'managedidentity'
   AnomaliesEventHubName: 'anomalies'
   AnomaliesConsumerGroup: 'notify'
+  // replayTelemetry: the replay hub with Microsoft Entra ID (npm run replay sends there, docs/adr/0013).
+  ReplayEventHubConnection__fullyQualifiedNamespace: eventHubs.outputs.fullyQualifiedNamespace
+  ReplayEventHubConnection__credential: 'managedidentity'
+  ReplayEventHubName: replayHubName
+  ReplayConsumerGroup: replayConsumerGroupName
   // Alerts: the Slack webhook URL is a credential, so a Key Vault reference (empty: alerts are only logged).
   SlackWebhookUrl: empty(slackWebhookUrl) ? '' : '@Microsoft.KeyVault(SecretUri=${keyVault.outputs.slackWebhookSecretUri})'
   PublicApiBaseUrl: apiBaseUrl

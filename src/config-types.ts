@@ -41,6 +41,7 @@ export interface AppConfig {
   provisioning: ProvisioningConfig;
   alerts: AlertsConfig;
   workflows: WorkflowsConfig;
+  replay: ReplayConfig;
   http: HttpConfig;
   /** Optimistic concurrency: attempts of one read → change → conditional write before 503 (src/shared/optimistic-update.ts). */
   concurrency: { maxAttempts: number };
@@ -116,4 +117,18 @@ export interface ProvisioningConfig {
   reconciliationContainerName: string;
   /** Largest metadata object accepted, in bytes of JSON. */
   maxMetadataBytes: number;
+}
+
+/** The replay hub's default name and consumer group (the Bicep's and the local endpoint's). */
+export const DEFAULT_REPLAY_HUB = 'replay';
+export const DEFAULT_REPLAY_CONSUMER_GROUP = 'replay';
+
+/** The replay hub that `npm run replay` sends archived records to and replayTelemetry consumes (ADR 0013). */
+export interface ReplayConfig {
+  eventHubName: string;
+  consumerGroup: string;
+  /** What the trigger registers: `%ReplayEventHubName%` when the setting exists, else the literal default. */
+  binding: { eventHubName: string; consumerGroup: string };
+  /** Whether ReplayEventHubConnection (or its managed-identity namespace) is set. */
+  connected: boolean;
 }

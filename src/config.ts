@@ -5,7 +5,15 @@ import { ConfigError } from './shared/errors.js';
 import { DEFAULT_MAX_ATTEMPTS } from './shared/optimistic-update.js';
 import { DEFAULT_INGEST_OPTIONS, DEFAULT_STATE_CACHE } from './telemetry/ingest-options.js';
 import { settleReserveMs } from './alerts/outbox.js';
-import type { AlertsConfig, AppConfig, ProvisioningConfig, WorkflowsConfig } from './config-types.js';
+import {
+  DEFAULT_REPLAY_CONSUMER_GROUP,
+  DEFAULT_REPLAY_HUB,
+  type AlertsConfig,
+  type AppConfig,
+  type ProvisioningConfig,
+  type ReplayConfig,
+  type WorkflowsConfig,
+} from './config-types.js';
 
 export type {
   AlertsConfig,
@@ -13,6 +21,7 @@ export type {
   CosmosConfig,
   HttpConfig,
   ProvisioningConfig,
+  ReplayConfig,
   StorageConfig,
   WorkflowsConfig,
 } from './config-types.js';
@@ -23,6 +32,10 @@ const EXAMPLES: Record<string, string> = {
   IngestConsumerGroup: 'ingest',
   AnomaliesEventHubName: 'anomalies',
   AnomaliesConsumerGroup: 'notify',
+  ReplayEventHubName: 'replay',
+  ReplayConsumerGroup: 'replay',
+  ReplayEventHubConnection:
+    'Endpoint=sb://mynamespace.servicebus.windows.net/;SharedAccessKeyName=listen;SharedAccessKey=...',
   IotHubEventsConnection:
     'Endpoint=sb://ihsuprodxx.servicebus.windows.net/;SharedAccessKeyName=service;SharedAccessKey=...;EntityPath=...',
   CosmosDb__accountEndpoint: 'https://myaccount.documents.azure.com:443/',
@@ -126,6 +139,12 @@ const schema = z.object({
   // not index a function whose setting is missing, so no default here.
   AnomaliesEventHubName: nonEmpty,
   AnomaliesConsumerGroup: nonEmpty,
+  // The replay hub (npm run replay, docs/adr/0013): optional; without a connection replayTelemetry's listener
+  // stays down and everything else runs.
+  ReplayEventHubConnection: optionalText,
+  ReplayEventHubConnection__fullyQualifiedNamespace: optionalText,
+  ReplayEventHubName: optionalText,
+  ReplayConsumerGroup: optionalText,
   CosmosDbAlarmsContainerName: nonEmpty.default('alarms'),
   SlackWebhookUrl: z.preprocess(
     (v) => (v === '' ? undefined : v),
@@ -441,6 +460,25 @@ const alertsConfig = (s: Settings): AlertsConfig => ({
   },
 });
 
+/**
+ * A %Setting% binding expression when the setting is there, else the literal default: the host resolves
+ * %Setting% from app settings only and does not index a function whose setting is missing.
+ */
+const bindingValue = (env: Env, name: string, fallback: string) =>
+  hasSetting(env, name) ? `%${name}%` : fallback;
+
+const replayConfig = (s: Settings, env: Env): ReplayConfig => ({
+  eventHubName: s.ReplayEventHubName ?? DEFAULT_REPLAY_HUB,
+  consumerGroup: s.ReplayConsumerGroup ?? DEFAULT_REPLAY_CONSUMER_GROUP,
+  binding: {
+    eventHubName: bindingValue(env, 'ReplayEventHubName', DEFAULT_REPLAY_HUB),
+    consumerGroup: bindingValue(env, 'ReplayConsumerGroup', DEFAULT_REPLAY_CONSUMER_GROUP),
+  },
+  connected:
+    s.ReplayEventHubConnection !== undefined ||
+    s.ReplayEventHubConnection__fullyQualifiedNamespace !== undefined,
+});
+
 const workflowsConfig = (s: Settings, env: Env): WorkflowsConfig => ({
   hooks: s.Provisioning__Hooks,
   twinTemplates: s.Provisioning__TwinTemplates ?? {},
@@ -481,6 +519,7 @@ export function loadConfig(env: Env = process.env): AppConfig {
     provisioning: provisioningConfig(s),
     alerts: alertsConfig(s),
     workflows: workflowsConfig(s, env),
+    replay: replayConfig(s, env),
     http: { maxBodyBytes: s.Http__MaxBodyBytes, maxBulkBodyBytes: s.Http__MaxBulkBodyBytes },
     concurrency: { maxAttempts: s.Concurrency__MaxAttempts },
   };

@@ -33,6 +33,7 @@ import { ProvisioningService } from './provisioning/provisioning-service.js';
 import { PURGE_EXPIRED_KEYS_SCHEDULE, makePurgeExpiredDeviceKeys } from './provisioning/result-keys.js';
 import { makeGetDeviceState } from './telemetry/get-device-state.js';
 import { makeIngestTelemetry } from './telemetry/ingest-telemetry.js';
+import { makeReplayTelemetry } from './telemetry/replay-telemetry.js';
 
 /** The validated configuration and the adapters of this process (the embedded local runtime reuses both). */
 export const config = loadConfig();
@@ -146,6 +147,17 @@ app.eventHub('ingestTelemetry', {
   cardinality: 'many',
   retry: batchRetry(config.ingest.maxRetryCount),
   handler: makeIngestTelemetry({ stateStore, archive, deadLetters, options: config.ingest }),
+});
+
+// Replay and backfill from the raw archive (npm run replay, docs/adr/0013): the same pipeline, no archive write.
+app.eventHub('replayTelemetry', {
+  ...BINARY_EVENTS,
+  connection: 'ReplayEventHubConnection',
+  eventHubName: config.replay.binding.eventHubName,
+  consumerGroup: config.replay.binding.consumerGroup,
+  cardinality: 'many',
+  retry: batchRetry(config.ingest.maxRetryCount),
+  handler: makeReplayTelemetry({ stateStore, deadLetters, options: config.ingest }),
 });
 
 // Hot path: anomalies from Stream Analytics → alarms → Slack (or the log).

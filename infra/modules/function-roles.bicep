@@ -10,6 +10,7 @@ param cosmosAccountName string
 param cosmosDatabaseName string
 param eventHubNamespaceName string
 param anomaliesHubName string
+param replayHubName string
 param iotHubName string
 param appInsightsName string
 param keyVaultName string
@@ -148,6 +149,22 @@ resource cosmosDataContributor 'Microsoft.DocumentDB/databaseAccounts/sqlRoleAss
 resource anomaliesHubReceiver 'Microsoft.Authorization/roleAssignments@2022-04-01' = {
   name: guid(anomaliesHub.id, principalId, eventHubsDataReceiverRoleId)
   scope: anomaliesHub
+  properties: {
+    roleDefinitionId: subscriptionResourceId('Microsoft.Authorization/roleDefinitions', eventHubsDataReceiverRoleId)
+    principalId: principalId
+    principalType: 'ServicePrincipal'
+  }
+}
+
+// Replay hub: receive only, scoped to the hub. The app never sends there (only the operator does).
+resource replayHub 'Microsoft.EventHub/namespaces/eventhubs@2026-01-01' existing = {
+  parent: eventHubNamespace
+  name: replayHubName
+}
+
+resource replayHubReceiver 'Microsoft.Authorization/roleAssignments@2022-04-01' = {
+  name: guid(replayHub.id, principalId, eventHubsDataReceiverRoleId)
+  scope: replayHub
   properties: {
     roleDefinitionId: subscriptionResourceId('Microsoft.Authorization/roleDefinitions', eventHubsDataReceiverRoleId)
     principalId: principalId

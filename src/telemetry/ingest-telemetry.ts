@@ -38,6 +38,9 @@ export interface IngestTelemetryDeps {
   };
 }
 
+/** What the pipeline after parsing needs (a replay has no archive to write). */
+export type PipelineDeps = Omit<IngestTelemetryDeps, 'archive'>;
+
 /** What one invocation did; returned for tests and benchmarks, logged for operators. */
 export interface IngestSummary {
   messages: number;
@@ -68,19 +71,25 @@ interface RawOutcome {
   error: unknown;
 }
 
-/** Writes every archive blob and the dead-letter blob, each on its own: one failed blob fails only its lines. */
+/**
+ * Writes every archive blob and the dead-letter blob, each on its own: one failed blob fails only its lines.
+ * Without an archive (a replay: its records are archived already) only the dead letters are written.
+ */
 async function storeRaw(
-  archive: RawArchive,
+  mode: PipelineMode,
   deadLetters: DeadLetterStore,
   records: readonly TelemetryRecord[],
   dead: readonly DeadLetter[],
   partitionId: string,
 ): Promise<RawOutcome> {
-  const groups = archiveBlobs(records);
+  const { archive } = mode;
+  const groups = archive ? archiveBlobs(records) : [];
   const deadBlob = deadLetterBlob(dead, partitionId);
   const outcomes = await Promise.allSettled([
-    ...groups.map((b) => archive.archive(b.name, b.lines)),
-    deadBlob ? deadLetters.park(deadBlob.name, deadBlob.lines) : Promise.resolve('exists' as const),
+    ...groups.map((b) => (archive as RawArchive).archive(b.name, b.lines)),
+    deadBlob
+      ? deadLetters.park(`${mode.deadLetterFolder}${deadBlob.name}`, deadBlob.lines)
+      : Promise.resolve('exists' as const),
   ]);
   const result: RawOutcome = { blobs: 0, unarchived: new Set(), unwritten: [], error: undefined };
   outcomes.forEach((o, i) => {
@@ -118,7 +127,7 @@ function recordDeadLetter(r: TelemetryRecord, reason: DeadLetterReason, detail: 
 
 /** Merges each device's delta; reports the devices refused for good and those that failed transiently. */
 async function writeState(
-  deps: IngestTelemetryDeps,
+  deps: PipelineDeps,
   limit: LimitFunction,
   records: readonly TelemetryRecord[],
   summary: IngestSummary,
@@ -174,17 +183,89 @@ async function writeRejected(
   archived: readonly TelemetryRecord[],
   rejected: ReadonlyMap<string, string>,
   partitionId: string,
+  folder: string,
 ): Promise<{ letters: DeadLetter[]; blob: string; failed?: { error: unknown } }> {
   const letters = archived
     .filter((r) => rejected.has(r.deviceId))
     .map((r) => recordDeadLetter(r, 'state-rejected', rejected.get(r.deviceId) ?? ''));
-  const blob = deadLetterBlob(letters, partitionId, '.state-rejected');
+  const found = deadLetterBlob(letters, partitionId, '.state-rejected');
+  const blob = found ? `${folder}${found.name}` : '';
   try {
-    if (blob) await deadLetters.park(blob.name, blob.lines);
-    return { letters, blob: blob?.name ?? '' };
+    if (found) await deadLetters.park(blob, found.lines);
+    return { letters, blob };
   } catch (error) {
-    return { letters, blob: blob?.name ?? '', failed: { error } };
+    return { letters, blob, failed: { error } };
   }
+}
+
+/** How one run of the pipeline treats the raw archive, and the name it logs under. */
+export interface PipelineMode {
+  /** The function's name in logs. */
+  name: string;
+  /** Where accepted records are archived; undefined for a replay (its records are archived already). */
+  archive: RawArchive | undefined;
+  /** Prefix of the dead-letter blobs this run writes ('' for ingest, `replay/` for a replay). */
+  deadLetterFolder: string;
+}
+
+/** One partition's parsed batch, ready for the pipeline. */
+export interface ParsedBatch {
+  messages: number;
+  partitionId: string;
+  records: TelemetryRecord[];
+  dead: DeadLetter[];
+}
+
+/**
+ * The pipeline after parsing: archive (unless replaying) and dead letters first, then last-known values with one
+ * write per distinct device; on the last attempt, what failed is parked. See makeIngestTelemetry.
+ */
+export async function applyBatch(
+  deps: PipelineDeps,
+  limit: LimitFunction,
+  batch: ParsedBatch,
+  context: TriggerContext,
+  mode: PipelineMode,
+): Promise<IngestSummary> {
+  const { deadLetters, options } = deps;
+  const { records, dead, partitionId } = batch;
+  const summary = newSummary(batch.messages, records, dead.length);
+  const { retryCount, lastAttempt } = attemptOf(context, options.maxRetryCount);
+  const retry = (error: unknown): never => {
+    context.warn(`${mode.name} attempt ${retryCount + 1} failed; the host will retry`, errorText(error));
+    throw error;
+  };
+
+  // Archive (and dead letters) first: once archived, a record is safe whatever happens to state.
+  const raw = await storeRaw(mode, deadLetters, records, dead, partitionId);
+  if (raw.error !== undefined && !lastAttempt) retry(raw.error);
+  summary.archiveBlobs = raw.blobs;
+  const archived = raw.unarchived.size === 0 ? records : records.filter((r) => !raw.unarchived.has(r));
+  const state = await writeState(deps, limit, archived, summary);
+  if (state.failed.size > 0 && !lastAttempt) retry(state.failed.values().next().value);
+
+  // The checkpoint moves on after the last attempt: park exactly what failed, so nothing is lost silently.
+  const parked = storageFailures(raw, archived, state.failed);
+  if (state.rejected.size > 0) {
+    const folder = mode.deadLetterFolder;
+    const written = await writeRejected(deadLetters, archived, state.rejected, partitionId, folder);
+    if (written.failed) {
+      if (!lastAttempt) retry(written.failed.error);
+      for (const l of written.letters) parked.push(l);
+    }
+    summary.stateRejectedDevices = state.rejected.size;
+    context.error(
+      `${mode.name}: state refused for ${state.rejected.size} device(s); records parked in ${written.blob}`,
+    );
+  }
+  if (parked.length > 0) {
+    const what = `${parked.length} record(s)`;
+    const log = { function: mode.name, what, attempts: retryCount + 1, partitionId };
+    await parkLastAttempt(deadLetters, parked, { ...log, folder: mode.deadLetterFolder }, context);
+    summary.parked = parked.length;
+  }
+  logSummary(context, partitionId, summary, mode.name);
+  return summary;
 }
 
 /**
@@ -196,49 +277,14 @@ async function writeRejected(
  * records not archived, and the records of devices whose state write failed. Everything else is applied.
  */
 export function makeIngestTelemetry(deps: IngestTelemetryDeps) {
-  const { archive, deadLetters, options } = deps;
-  const limit = pLimit(options.stateWriteConcurrency);
+  const limit = pLimit(deps.options.stateWriteConcurrency);
+  const mode: PipelineMode = { name: 'ingestTelemetry', archive: deps.archive, deadLetterFolder: '' };
 
   return async function ingestTelemetry(messages: unknown, context: TriggerContext): Promise<IngestSummary> {
     const bodies: unknown[] = Array.isArray(messages) ? messages : [messages];
     const { partitionId, messages: metas } = readIotHubBatchMetadata(context.triggerMetadata, bodies.length);
-    const { records, dead } = parseBatch(bodies, metas, partitionId, options);
-    const summary = newSummary(bodies.length, records, dead.length);
-    const { retryCount, lastAttempt } = attemptOf(context, options.maxRetryCount);
-    const retry = (error: unknown): never => {
-      context.warn(`ingestTelemetry attempt ${retryCount + 1} failed; the host will retry`, errorText(error));
-      throw error;
-    };
-
-    // Archive (and dead letters) first: once archived, a record is safe whatever happens to state.
-    const raw = await storeRaw(archive, deadLetters, records, dead, partitionId);
-    if (raw.error !== undefined && !lastAttempt) retry(raw.error);
-    summary.archiveBlobs = raw.blobs;
-    const archived = raw.unarchived.size === 0 ? records : records.filter((r) => !raw.unarchived.has(r));
-    const state = await writeState(deps, limit, archived, summary);
-    if (state.failed.size > 0 && !lastAttempt) retry(state.failed.values().next().value);
-
-    // The checkpoint moves on after the last attempt: park exactly what failed, so nothing is lost silently.
-    const parked = storageFailures(raw, archived, state.failed);
-    if (state.rejected.size > 0) {
-      const written = await writeRejected(deadLetters, archived, state.rejected, partitionId);
-      if (written.failed) {
-        if (!lastAttempt) retry(written.failed.error);
-        for (const l of written.letters) parked.push(l);
-      }
-      summary.stateRejectedDevices = state.rejected.size;
-      context.error(
-        `ingestTelemetry: state refused for ${state.rejected.size} device(s); records parked in ${written.blob}`,
-      );
-    }
-    if (parked.length > 0) {
-      const what = `${parked.length} record(s)`;
-      const log = { function: 'ingestTelemetry', what, attempts: retryCount + 1, partitionId };
-      await parkLastAttempt(deadLetters, parked, log, context);
-      summary.parked = parked.length;
-    }
-    logSummary(context, partitionId, summary);
-    return summary;
+    const { records, dead } = parseBatch(bodies, metas, partitionId, deps.options);
+    return applyBatch(deps, limit, { messages: bodies.length, partitionId, records, dead }, context, mode);
   };
 }
 
@@ -259,7 +305,7 @@ function parseBatch(
   return { records, dead };
 }
 
-function newSummary(
+export function newSummary(
   messages: number,
   records: readonly TelemetryRecord[],
   deadLetters: number,
@@ -282,16 +328,20 @@ function newSummary(
   return summary;
 }
 
-function logSummary(context: TriggerContext, partitionId: string, summary: IngestSummary): void {
-  if (summary.deadLetters > 0)
-    context.warn(`ingestTelemetry dead-lettered ${summary.deadLetters} message(s)`);
+function logSummary(
+  context: TriggerContext,
+  partitionId: string,
+  summary: IngestSummary,
+  name: string,
+): void {
+  if (summary.deadLetters > 0) context.warn(`${name} dead-lettered ${summary.deadLetters} message(s)`);
   if (summary.droppedStateFields > 0) {
     context.warn(
-      `ingestTelemetry left ${summary.droppedStateFields} new field(s) out of state: section full (Ingest__MaxStateFieldsPerSection)`,
+      `${name} left ${summary.droppedStateFields} new field(s) out of state: section full (Ingest__MaxStateFieldsPerSection)`,
     );
   }
   if (Object.keys(summary.otherStreams).length > 0) {
-    context.log('ingestTelemetry archived records of streams without state', summary.otherStreams);
+    context.log(`${name} archived records of streams without state`, summary.otherStreams);
   }
   // The per-batch line is routine: debug when nothing went wrong, so a busy run is not one line per batch.
   const clean =
@@ -301,6 +351,6 @@ function logSummary(context: TriggerContext, partitionId: string, summary: Inges
     summary.parked === 0;
   const write = clean && context.debug ? context.debug.bind(context) : context.log.bind(context);
   write(
-    `ingestTelemetry partition ${partitionId}: ${summary.messages} messages, ${summary.records} records, ${summary.devices} devices, ${summary.stateWrites} state writes, ${summary.archiveBlobs} archive blobs`,
+    `${name} partition ${partitionId}: ${summary.messages} messages, ${summary.records} records, ${summary.devices} devices, ${summary.stateWrites} state writes, ${summary.archiveBlobs} archive blobs`,
   );
 }
