@@ -7,12 +7,13 @@
  * delays, capped by `maximumInterval`: retry-policy.ts), and a checkpoint after the invocation, also after the
  * last failed attempt (at-least-once: the host moves on). Each partition is served by its own pump.
  */
-import type {
-  CheckpointStore,
-  EventHubConsumerClient,
-  PartitionContext,
-  ReceivedEventData,
-  Subscription,
+import {
+  earliestEventPosition,
+  type CheckpointStore,
+  type EventHubConsumerClient,
+  type PartitionContext,
+  type ReceivedEventData,
+  type Subscription,
 } from '@azure/event-hubs';
 import functions from '@azure/functions';
 import { randomUUID } from 'node:crypto';
@@ -175,7 +176,7 @@ export async function consumeEventHub(options: {
     {
       maxBatchSize: options.maxBatch,
       maxWaitTimeInSeconds: options.maxWaitTimeInSeconds ?? 1,
-      startPosition: { offset: 'earliest' },
+      startPosition: earliestEventPosition,
       skipParsingBodyAsJson: true,
     },
   );

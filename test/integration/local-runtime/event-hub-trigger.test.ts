@@ -40,7 +40,9 @@ async function fixture() {
     const trigger: RunningConsumer = await startEventHubTrigger(reg, {
       settings,
       maxBatch: 10,
-      log: () => undefined,
+      log: (line) => {
+        if (process.env.TRIGGER_LOG) console.log(line);
+      },
       sleep: () => Promise.resolve(),
       random: () => 0.5,
       ...extra,
