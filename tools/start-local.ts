@@ -15,7 +15,7 @@ import { SETTING_NAMES } from '../src/config.js';
 import { startFunc } from './func-start.js';
 import { makeLogger, parseLogLevel } from './local-runtime/invocation-log.js';
 import { generateFunctionKeys } from './local-runtime/function-keys.js';
-import { isLocalEmulatorConnection, isPlaceholderConnection } from './local-runtime/event-hub-connection.js';
+import { realIotHubSettings } from './local-runtime/event-hub-connection.js';
 import { startRuntime, type Runtime } from './local-runtime/runtime.js';
 import { localAppSettings, startLocalServices, type LocalServices } from './local-services.js';
 import { handleShutdownSignals } from './shutdown-signals.js';
@@ -165,25 +165,6 @@ const chosenBaseUrl = [process.env.PublicApiBaseUrl, fromFile('local.settings.js
 const publicApiBaseUrl =
   chosenBaseUrl ?? `http://localhost:${apiPort}/${hostJson.extensions?.http?.routePrefix ?? 'api'}`;
 
-/**
- * The IoT Hub settings when local.settings.json or the environment names a real IoT Hub built-in endpoint (a
- * connection string that is neither a placeholder nor the local endpoint, or a namespace for an identity):
- * the embedded runtime then consumes it; otherwise nothing (the local endpoint's settings stay).
- */
-function realIotHub(given: Record<string, string | undefined>): Record<string, string> {
-  const names = ['IotHubEventsConnection', 'IotHubEventsConnection__fullyQualifiedNamespace'];
-  const real = names.some(
-    (name) => !isPlaceholderConnection(given[name]) && !isLocalEmulatorConnection(given[name]),
-  );
-  if (!real) return {};
-  return Object.fromEntries(
-    [...names, 'IotHubEventHubName', 'IngestConsumerGroup', 'LocalRules__ConsumerGroup'].flatMap((name) => {
-      const value = given[name];
-      return value === undefined || isPlaceholderConnection(value) ? [] : [[name, value]];
-    }),
-  );
-}
-
 const hasFunc = !args.embedded && spawnSync('func', ['--version'], { stdio: 'ignore' }).status === 0;
 const describeServices = () =>
   [
@@ -227,7 +208,7 @@ if (hasFunc) {
     Provisioning__RegistryOpsPerMinute: '100000',
     Jobs__PollIntervalSeconds: '2',
     ...settings,
-    ...realIotHub({ ...fromFile('local.settings.json'), ...fromEnv }),
+    ...realIotHubSettings({ ...fromFile('local.settings.json'), ...fromEnv }),
     ...fromEnv,
   };
   runtime = startRuntime({

@@ -69,6 +69,25 @@ export function resolveEventHubTarget(
   );
 }
 
+/**
+ * The IoT Hub settings to keep when `given` (local.settings.json and the environment) names a real IoT Hub
+ * built-in endpoint (a connection string that is neither a placeholder nor a local endpoint, or a namespace
+ * for an identity): the embedded runtime then consumes it. Otherwise none (the local endpoint's stay).
+ */
+export function realIotHubSettings(given: Record<string, string | undefined>): Record<string, string> {
+  const names = ['IotHubEventsConnection', 'IotHubEventsConnection__fullyQualifiedNamespace'];
+  const real = names.some(
+    (name) => !isPlaceholderConnection(given[name]) && !isLocalEmulatorConnection(given[name]),
+  );
+  if (!real) return {};
+  return Object.fromEntries(
+    [...names, 'IotHubEventHubName', 'IngestConsumerGroup', 'LocalRules__ConsumerGroup'].flatMap((name) => {
+      const value = given[name];
+      return value === undefined || isPlaceholderConnection(value) ? [] : [[name, value]];
+    }),
+  );
+}
+
 /** Where a target is, for a log line: namespace and hub, never a key. */
 export function describeTarget(target: EventHubTarget): string {
   const where =

@@ -152,10 +152,12 @@ export async function startHubs(options: HubWiringOptions): Promise<HubWiring> {
         eventHubName: LOCAL_IOTHUB_EVENTS_HUB,
       }
     : iotHub;
-  if (local && !(iotHub.kind === 'connectionString' && isLocalEmulatorConnection(iotHub.connectionString)))
-    log(
-      `IotHubEventsConnection names ${describeTarget(iotHub)}: ingestTelemetry and the rule evaluator consume it; the device gateway publishes to the local endpoint`,
-    );
+  const real = !(iotHub.kind === 'connectionString' && isLocalEmulatorConnection(iotHub.connectionString));
+  log(
+    real && local
+      ? `IoT Hub events: ingestTelemetry and the rule evaluator consume ${describeTarget(iotHub)} (IotHubEventsConnection); the device gateway publishes to the local endpoint`
+      : `IoT Hub events: ${describeTarget(iotHub)} (the device gateway publishes there, ingestTelemetry and the rule evaluator consume it)`,
+  );
   const anomaliesTarget = resolveEventHubTarget(
     settings,
     'AnomaliesEventHubConnection',

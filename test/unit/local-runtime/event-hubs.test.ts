@@ -4,6 +4,7 @@ import {
   describeTarget,
   isLocalEmulatorConnection,
   isPlaceholderConnection,
+  realIotHubSettings,
   resolveEventHubTarget,
 } from '../../../tools/local-runtime/event-hub-connection.js';
 import { bodyBytes, deliveredBodies } from '../../../tools/local-runtime/event-hubs.js';
@@ -102,5 +103,44 @@ describe('the connection of an Event Hub trigger, resolved as the host resolves 
     const described = describeTarget(resolveEventHubTarget({ C: local }, 'C', 'anomalies'));
     expect(described).toBe('sb://localhost:5672/anomalies');
     expect(described).not.toContain('c2VjcmV0');
+  });
+});
+
+describe('a real IoT Hub for the embedded runtime (npm start without Core Tools)', () => {
+  const sample = {
+    IotHubEventsConnection:
+      'Endpoint=sb://<iothub-namespace>.servicebus.windows.net/;SharedAccessKeyName=service;SharedAccessKey=<key>;EntityPath=<event-hub-compatible-name>',
+    IotHubEventHubName: '<event-hub-compatible-name>',
+    IngestConsumerGroup: 'ingest',
+  };
+
+  it('the sample placeholders or the local endpoint: nothing kept (the local endpoint is consumed)', () => {
+    expect(realIotHubSettings(sample)).toEqual({});
+    expect(
+      realIotHubSettings({
+        IotHubEventsConnection:
+          'Endpoint=sb://localhost:5672;SharedAccessKeyName=a;SharedAccessKey=b;UseDevelopmentEmulator=true',
+      }),
+    ).toEqual({});
+  });
+
+  it('a real connection string: it, the hub name and consumer groups given (placeholders dropped)', () => {
+    const real =
+      'Endpoint=sb://ihsuprodam123.servicebus.windows.net/;SharedAccessKeyName=service;SharedAccessKey=a2V5;EntityPath=iothub-ehub-x';
+    expect(
+      realIotHubSettings({ ...sample, IotHubEventsConnection: real, IngestConsumerGroup: 'local-dev' }),
+    ).toEqual({ IotHubEventsConnection: real, IngestConsumerGroup: 'local-dev' });
+  });
+
+  it('a namespace for an identity counts as real', () => {
+    expect(
+      realIotHubSettings({
+        IotHubEventsConnection__fullyQualifiedNamespace: 'ihsu.servicebus.windows.net',
+        IotHubEventHubName: 'iothub-ehub-x',
+      }),
+    ).toEqual({
+      IotHubEventsConnection__fullyQualifiedNamespace: 'ihsu.servicebus.windows.net',
+      IotHubEventHubName: 'iothub-ehub-x',
+    });
   });
 });
