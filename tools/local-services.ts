@@ -292,6 +292,21 @@ export const LOCAL_IDENTITY_ENCRYPTION_KEY = Buffer.from('local-only identity ke
   'base64',
 );
 
+/** The Event Hub settings of the app on a local endpoint: the IoT Hub events, anomalies and replay hubs. */
+export function localEventHubSettings(connectionString: string): Record<string, string> {
+  return {
+    IotHubEventsConnection: connectionString,
+    IotHubEventHubName: 'iothub-events',
+    IngestConsumerGroup: 'ingest',
+    AnomaliesEventHubConnection: connectionString,
+    AnomaliesEventHubName: 'anomalies',
+    AnomaliesConsumerGroup: 'notify',
+    ReplayEventHubConnection: connectionString,
+    ReplayEventHubName: 'replay',
+    ReplayConsumerGroup: 'replay',
+  };
+}
+
 /** App settings that point the function app at these services. */
 export function localAppSettings(
   services: Partial<LocalServices> &
@@ -306,20 +321,7 @@ export function localAppSettings(
     CosmosDbAllowSelfSignedTls: 'true',
     CreateResourcesIfMissing: 'true',
     IotHubHostName: 'localhost',
-    // The local Event Hubs endpoint: the IoT Hub built-in endpoint's stand-in, the anomalies hub, the replay hub.
-    ...(eventHubs === undefined
-      ? {}
-      : {
-          IotHubEventsConnection: eventHubs,
-          IotHubEventHubName: 'iothub-events',
-          IngestConsumerGroup: 'ingest',
-          AnomaliesEventHubConnection: eventHubs,
-          AnomaliesEventHubName: 'anomalies',
-          AnomaliesConsumerGroup: 'notify',
-          ReplayEventHubConnection: eventHubs,
-          ReplayEventHubName: 'replay',
-          ReplayConsumerGroup: 'replay',
-        }),
+    ...(eventHubs === undefined ? {} : localEventHubSettings(eventHubs)),
     IdentityStore: 'table',
     IdentityStorageConnectionString: services.storageConnectionString,
     IdentityStore__EncryptionKey: LOCAL_IDENTITY_ENCRYPTION_KEY,

@@ -104,15 +104,22 @@ const withoutEntityPath = (connectionString: string) =>
     .filter((part) => !/^\s*EntityPath\s*=/i.test(part))
     .join(';');
 
-/** A producer for a target. */
+/**
+ * A producer for a target. A send gives up within seconds (3 tries, 10 s each at most) rather than the SDK's
+ * default of minutes: a device waiting on the gateway's answer retries a 503 itself.
+ */
 export function producerFor(target: EventHubTarget): EventHubProducerClient {
+  const options = {
+    retryOptions: { maxRetries: 2, retryDelayInMs: 250, maxRetryDelayInMs: 2_000, timeoutInMs: 10_000 },
+  };
   return target.kind === 'identity'
     ? new EventHubProducerClient(
         target.fullyQualifiedNamespace,
         target.eventHubName,
         new DefaultAzureCredential(),
+        options,
       )
-    : new EventHubProducerClient(withoutEntityPath(target.connectionString), target.eventHubName);
+    : new EventHubProducerClient(withoutEntityPath(target.connectionString), target.eventHubName, options);
 }
 
 /** A consumer for a target and consumer group, checkpointing in `store`. */
