@@ -11,7 +11,8 @@
  */
 import { appendFileSync, mkdirSync, writeFileSync } from 'node:fs';
 import { parseArgs } from 'node:util';
-import { startLocalServices, type LocalServices } from '../tools/local-services.js';
+import { startLocalEventHubs } from '../tools/local-eventhubs/server.js';
+import { localEventHubSettings, startLocalServices, type LocalServices } from '../tools/local-services.js';
 import { formatInvariants, formatTable } from './ledger/report.js';
 import { runLedger } from './ledger/run.js';
 
@@ -43,6 +44,8 @@ const services: Omit<LocalServices, 'stop'> = given
   ? (JSON.parse(given) as Omit<LocalServices, 'stop'>)
   : (started = await startLocalServices({ inMemory: true }));
 
+// An Event Hubs endpoint of this run's own: services shared with other test files would share their hubs.
+const eventHubs = await startLocalEventHubs({ port: 0 });
 const begun = Date.now();
 try {
   const rows = await runLedger({
@@ -53,9 +56,12 @@ try {
     faultWindowMs: args.short ? 25_000 : 150_000,
     recoveryMs: args.short ? 30_000 : 60_000,
     seed: Number(args.seed),
-    settings: process.env.FAULTS_SETTINGS
-      ? (JSON.parse(process.env.FAULTS_SETTINGS) as Record<string, string>)
-      : {},
+    settings: {
+      ...localEventHubSettings(eventHubs.connectionString()),
+      ...(process.env.FAULTS_SETTINGS
+        ? (JSON.parse(process.env.FAULTS_SETTINGS) as Record<string, string>)
+        : {}),
+    },
     log: (line) => {
       console.error(line);
     },
@@ -70,6 +76,7 @@ try {
   console.log(`\n${formatInvariants(rows)}`);
   if (args.json) writeFileSync(args.json, JSON.stringify(rows, null, 2));
 } finally {
+  await eventHubs.stop();
   await started?.stop();
 }
 // The app keeps timers (caches, Slack pacing); the ledger is done.

@@ -9,7 +9,7 @@
  */
 import { fileURLToPath } from 'node:url';
 import { parseArgs } from 'node:util';
-import { startLocalServices } from '../tools/local-services.js';
+import { localEventHubSettings, startLocalServices } from '../tools/local-services.js';
 import { runSoak } from './soak-run.js';
 
 const { values: args } = parseArgs({
@@ -36,6 +36,8 @@ const services = await startLocalServices({ inMemory: true });
 try {
   const report = await runSoak({
     services,
+    // The runtime on this run's Event Hubs endpoint (soak-run's own defaults name none).
+    settings: localEventHubSettings(services.eventHubsConnectionString),
     minutes,
     devices,
     perDeviceRate,

@@ -1,33 +1,42 @@
 /**
  * The `func start` branch of `npm start` (Azure Functions Core Tools on PATH): Core Tools runs the app against
- * the embedded services. local.settings.json gets only what works locally and outlives the run; this run's
- * emulator endpoints, ports and PublicApiBaseUrl go to `func` as environment variables (Core Tools keeps an
- * environment variable over the same name in local.settings.json).
+ * the embedded services. local.settings.json gets what works locally and outlives the run (the local Event Hubs
+ * endpoint at its default port, as `UseDevelopmentStorage=true` names Azurite's); this run's emulator
+ * endpoints, ports and PublicApiBaseUrl go to `func` as environment variables (Core Tools keeps an environment
+ * variable over the same name in local.settings.json).
  */
 import { spawn, type ChildProcess } from 'node:child_process';
 import { existsSync, readFileSync, writeFileSync } from 'node:fs';
+import { isLocalEmulatorConnection, isPlaceholderConnection } from './local-runtime/event-hub-connection.js';
+import { DEFAULT_EVENTHUBS_PORT, localEventHubsConnectionString } from './local-eventhubs/config.js';
 
 /**
- * The Event Hub triggers and the connection setting each needs. Core Tools has no local Event Hubs: without a
- * real connection the trigger cannot start, so it is disabled (`AzureWebJobs.<name>.Disabled`) with a line
- * naming the setting to fill in. Must match the `app.eventHub` registrations of src/index.ts.
+ * The Event Hub triggers, the connection setting each needs and the settings naming its hub and consumer
+ * group on the local endpoint. Must match the `app.eventHub` registrations of src/index.ts.
  */
 export const EVENT_HUB_TRIGGERS = [
   {
     name: 'ingestTelemetry',
     setting: 'IotHubEventsConnection',
+    local: { IotHubEventHubName: 'iothub-events', IngestConsumerGroup: 'ingest' },
     what: "the IoT Hub built-in endpoint's Event Hub-compatible connection string, and IotHubEventHubName",
   },
   {
     name: 'notifyAnomalies',
     setting: 'AnomaliesEventHubConnection',
+    local: { AnomaliesEventHubName: 'anomalies', AnomaliesConsumerGroup: 'notify' },
     what: 'the connection string of the Event Hub that Stream Analytics writes anomalies to',
+  },
+  {
+    name: 'replayTelemetry',
+    setting: 'ReplayEventHubConnection',
+    local: { ReplayEventHubName: 'replay', ReplayConsumerGroup: 'replay' },
+    what: 'the connection string of the replay Event Hub (npm run replay sends to it)',
   },
 ] as const;
 
-/** A sample placeholder (`<key>`) or the embedded runtime's in-process stand-in (`sb://localhost`). */
-export const isPlaceholder = (value: string | undefined): boolean =>
-  value === undefined || value.trim() === '' || /[<>]|sb:\/\/localhost\b/i.test(value);
+/** A sample placeholder (`<key>`), an empty value, or the old in-process stand-in (`sb://localhost/`). */
+export const isPlaceholder = isPlaceholderConnection;
 
 const disabledKey = (name: string) => `AzureWebJobs.${name}.Disabled`;
 const isTrue = (value: string | undefined) => value !== undefined && /^(true|1)$/i.test(value.trim());
@@ -36,18 +45,60 @@ const isTrue = (value: string | undefined) => value !== undefined && /^(true|1)$
 const connected = (settings: Record<string, string | undefined>, setting: string) =>
   !isPlaceholder(settings[setting]) || !isPlaceholder(settings[`${setting}__fullyQualifiedNamespace`]);
 
+/** Whether a trigger's connection names a real Event Hub (not the local endpoint). */
+const connectedElsewhere = (settings: Record<string, string | undefined>, setting: string) =>
+  !isPlaceholder(settings[`${setting}__fullyQualifiedNamespace`]) ||
+  (!isPlaceholder(settings[setting]) && !isLocalEmulatorConnection(settings[setting]));
+
 /**
- * local.settings.json's Values made from the sample's: placeholders left out, and the Event Hub triggers that
- * have no usable connection disabled. Nothing of a particular run (no port) is written.
+ * local.settings.json's Values made from the sample's: an Event Hub trigger without a usable connection gets
+ * the local endpoint (`localEventHubs`: its connection string at the default port) with the local hub and
+ * consumer group names; without one (`null`) its connection is left out and the trigger disabled. No port of a
+ * particular run is written.
  */
-export function funcLocalSettings(sample: Record<string, string>): Record<string, string> {
+export function funcLocalSettings(
+  sample: Record<string, string>,
+  localEventHubs: string | null = localEventHubsConnectionString(DEFAULT_EVENTHUBS_PORT),
+): Record<string, string> {
   const unconnected = EVENT_HUB_TRIGGERS.filter((trigger) => !connected(sample, trigger.setting));
+  if (localEventHubs !== null)
+    return {
+      ...sample,
+      ...Object.fromEntries(
+        unconnected.flatMap((trigger) => [
+          [trigger.setting, localEventHubs],
+          ...Object.entries(trigger.local),
+        ]),
+      ),
+    };
   // Left out rather than kept as a placeholder that looks filled in; the trigger waits for a real one.
   const leftOut = new Set<string>(unconnected.map((trigger) => trigger.setting));
   return {
     ...Object.fromEntries(Object.entries(sample).filter(([name]) => !leftOut.has(name))),
     ...Object.fromEntries(unconnected.map((trigger) => [disabledKey(trigger.name), 'true'])),
   };
+}
+
+/**
+ * This run's settings for `func`, less the local Event Hubs settings of a trigger whose connection in
+ * local.settings.json (or the environment) names a real Event Hub: Core Tools would take the environment's.
+ */
+export function funcRunSettings(
+  run: Record<string, string>,
+  given: Record<string, string | undefined>,
+): Record<string, string> {
+  const dropped = new Set<string>(
+    EVENT_HUB_TRIGGERS.filter((trigger) => connectedElsewhere(given, trigger.setting)).flatMap((trigger) => [
+      trigger.setting,
+      ...Object.keys(trigger.local),
+    ]),
+  );
+  // Never pass a placeholder connection either: it would hide a real one in the file.
+  return Object.fromEntries(
+    Object.entries(run).filter(
+      ([name, value]) => !dropped.has(name) && !(name.endsWith('Connection') && isPlaceholder(value)),
+    ),
+  );
 }
 
 export interface FuncStartOptions {
@@ -69,25 +120,29 @@ export function startFunc(options: FuncStartOptions): ChildProcess {
     };
     const file = { IsEncrypted: false, Values: funcLocalSettings(sample.Values) };
     writeFileSync('local.settings.json', `${JSON.stringify(file, null, 2)}\n`);
-    log('wrote local.settings.json from local.settings.sample.json (placeholders left out, no ports)');
+    log(
+      'wrote local.settings.json from local.settings.sample.json (Event Hub triggers on the local endpoint, no ports of this run)',
+    );
   }
   const file =
     (JSON.parse(readFileSync('local.settings.json', 'utf8')) as { Values?: Record<string, string> }).Values ??
     {};
-  // The embedded runtime's in-process Event Hubs do not exist under Core Tools: never pass their stand-ins.
-  const run = Object.fromEntries(
-    Object.entries(options.runSettings).filter(
-      ([name, value]) => !(name.endsWith('Connection') && isPlaceholder(value)),
-    ),
-  );
-  const env: Record<string, string | undefined> = { ...process.env, ...run };
+  const given: Record<string, string | undefined> = { ...file, ...process.env };
+  const env: Record<string, string | undefined> = {
+    ...process.env,
+    ...funcRunSettings(options.runSettings, given),
+  };
   const effective = { ...file, ...env };
   for (const trigger of EVENT_HUB_TRIGGERS) {
-    if (connected(effective, trigger.setting)) continue;
-    if (!isTrue(effective[disabledKey(trigger.name)])) env[disabledKey(trigger.name)] = 'true';
-    log(
-      `${trigger.name} is disabled: set ${trigger.setting} in local.settings.json (${trigger.what}) and remove ${disabledKey(trigger.name)} to run it`,
-    );
+    const key = disabledKey(trigger.name);
+    if (!connected(effective, trigger.setting)) {
+      if (!isTrue(effective[key])) env[key] = 'true';
+      log(
+        `${trigger.name} is disabled: set ${trigger.setting} in local.settings.json (${trigger.what}) and remove ${key} to run it`,
+      );
+    } else if (isTrue(effective[key])) {
+      log(`${trigger.name} is disabled by ${key} in local.settings.json: remove that line to run it`);
+    }
   }
   const auth = options.enableAuth ? ['--enableAuth'] : [];
   return spawn('func', ['start', '--port', String(options.httpPort), ...auth], { stdio: 'inherit', env });

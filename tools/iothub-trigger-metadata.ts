@@ -1,5 +1,7 @@
 // The one builder of what the Functions host hands an Event Hub trigger (`cardinality: 'many'`): used by the
-// embedded runtime's hubs (tools/local-runtime/event-hubs.ts), the tests and the benchmarks.
+// embedded runtime's trigger driver (tools/local-runtime/event-hubs.ts, from the events @azure/event-hubs
+// received), the tests and the benchmarks.
+import type { ReceivedEventData } from '@azure/event-hubs';
 
 /** One event as the trigger metadata describes it. */
 export interface TriggerEvent {
@@ -8,6 +10,8 @@ export interface TriggerEvent {
   enqueuedTime: string;
   properties: Record<string, unknown>;
   systemProperties: Record<string, unknown>;
+  /** The partition key the sender gave (`x-opt-partition-key`), if any. */
+  partitionKey?: string | null;
 }
 
 /** The trigger metadata of one batch, with the first letter of every key lower-cased (v4 library casing). */
@@ -20,9 +24,57 @@ export function eventHubTriggerMetadata(
     sequenceNumberArray: batch.map((e) => e.sequenceNumber),
     offsetArray: batch.map((e) => e.offset),
     enqueuedTimeUtcArray: batch.map((e) => e.enqueuedTime),
-    partitionKeyArray: batch.map(() => null),
+    partitionKeyArray: batch.map((e) => e.partitionKey ?? null),
     propertiesArray: batch.map((e) => e.properties),
     systemPropertiesArray: batch.map((e) => e.systemProperties),
+  };
+}
+
+/** The names the host (.NET `EventData.SystemProperties`) gives the AMQP message properties. */
+const AMQP_PROPERTY_NAMES: Record<string, string> = {
+  messageId: 'message-id',
+  userId: 'user-id',
+  to: 'to',
+  subject: 'subject',
+  replyTo: 'reply-to',
+  correlationId: 'correlation-id',
+  contentType: 'content-type',
+  contentEncoding: 'content-encoding',
+  absoluteExpiryTime: 'absolute-expiry-time',
+  creationTime: 'creation-time',
+  groupId: 'group-id',
+  groupSequence: 'group-sequence',
+  replyToGroupId: 'reply-to-group-id',
+};
+
+/** A timestamp as the host serializes a DateTime into trigger metadata (ISO 8601); anything else as it is. */
+const metadataValue = (value: unknown): unknown => (value instanceof Date ? value.toISOString() : value);
+
+/**
+ * One event received with @azure/event-hubs as the host describes it: its system properties are the message
+ * annotations as sent and stamped (`iothub-*`, `x-opt-sequence-number`, `x-opt-offset`, `x-opt-enqueued-time`,
+ * `x-opt-partition-key`) and the AMQP properties under the host's names (`message-id`, `content-type`, …).
+ */
+export function triggerEventOf(event: ReceivedEventData): TriggerEvent {
+  const raw = event.getRawAmqpMessage();
+  const systemProperties: Record<string, unknown> = {};
+  for (const [key, value] of Object.entries(raw.messageAnnotations ?? {}))
+    systemProperties[key] = metadataValue(value);
+  for (const [key, value] of Object.entries(raw.properties ?? {})) {
+    const name = AMQP_PROPERTY_NAMES[key];
+    if (name !== undefined && value !== undefined && value !== null)
+      systemProperties[name] = metadataValue(value);
+  }
+  const properties: Record<string, unknown> = {};
+  for (const [key, value] of Object.entries(raw.applicationProperties ?? {}))
+    properties[key] = metadataValue(value);
+  return {
+    sequenceNumber: event.sequenceNumber,
+    offset: event.offset,
+    enqueuedTime: event.enqueuedTimeUtc.toISOString(),
+    properties,
+    systemProperties,
+    partitionKey: event.partitionKey,
   };
 }
 

@@ -1,8 +1,9 @@
 /**
- * Starts the real local stand-ins for Azure storage services: Azurite (Blob, Queue, Table) as a child
- * process, and @vercel/cosmosdb-server (the Cosmos DB REST API) in this process. Used by the test setup,
- * the benchmark and `npm start`. With a data folder both keep their data there, and a write they answer is on
- * disk first (see ADR 0007, "Durability").
+ * Starts the real local stand-ins for Azure services: Azurite (Blob, Queue, Table) as a child process,
+ * @vercel/cosmosdb-server (the Cosmos DB REST API) and the local Event Hubs endpoint (AMQP 1.0, as the Event
+ * Hubs emulator speaks it: tools/local-eventhubs/) in this process. Used by the test setup, the benchmark and
+ * `npm start`. With a data folder they keep their data there, and a write they answer is on disk first (see
+ * ADR 0007, "Durability").
  */
 import { spawn, type ChildProcess } from 'node:child_process';
 import { once } from 'node:events';
@@ -11,6 +12,8 @@ import { createRequire } from 'node:module';
 import type { AddressInfo } from 'node:net';
 import { join } from 'node:path';
 import { createLocalCosmosServer, type LocalCosmosServer } from './local-cosmos.js';
+import { LOCAL_EVENT_HUBS } from './local-eventhubs/config.js';
+import { startLocalEventHubs, type LocalEventHubs } from './local-eventhubs/server.js';
 import {
   azuriteBootstrap,
   claimPidFile,
@@ -70,6 +73,8 @@ export interface LocalServicesOptions {
   queuePort?: number;
   tablePort?: number;
   cosmosPort?: number;
+  /** The local Event Hubs endpoint's AMQP port (0, the default, picks a free one; npm start uses 5672). */
+  eventHubsPort?: number;
 }
 
 export interface LocalServices {
@@ -80,10 +85,17 @@ export interface LocalServices {
   storageConnectionString: string;
   cosmosEndpoint: string;
   cosmosKey: string;
+  /** The local Event Hubs endpoint's emulator connection string (no EntityPath; its key is the public local one). */
+  eventHubsConnectionString: string;
+  /** The local Event Hubs endpoint's AMQP port. */
+  eventHubsPort: number;
+  /** Events the local Event Hubs endpoint keeps in memory (bounded by its retention; not passed to tests). */
+  eventHubsRetained?: () => number;
   /** Resolves with a message if Azurite exits on its own while the services run (never otherwise). */
   died: Promise<string>;
   /**
-   * Stops the Cosmos DB server (final snapshot), then Azurite (once, whoever calls again); `log` hears each step.
+   * Stops the Event Hubs endpoint, the Cosmos DB server (final snapshot), then Azurite (once, whoever calls
+   * again); `log` hears each step.
    */
   stop: (log?: (step: string) => void) => Promise<void>;
   /** A forced exit's last act, synchronous: asks Azurite to stop (once) without waiting, so it is not orphaned. */
@@ -158,6 +170,7 @@ export async function startLocalServices(options: LocalServicesOptions): Promise
   const azurite = spawn(process.execPath, args, { stdio: ['pipe', 'pipe', 'pipe'], detached: true });
   if (pidFile && azurite.pid !== undefined) writePidFile(pidFile, azurite.pid, options.location);
   const cosmos = createLocalCosmosServer(durable ? join(options.dataDir ?? '', 'cosmos') : undefined);
+  let eventHubs: LocalEventHubs | undefined;
   let stopping = false;
   const died = new Promise<string>((resolve) => {
     azurite.once('exit', (code, signal) => {
@@ -169,6 +182,10 @@ export async function startLocalServices(options: LocalServicesOptions): Promise
   });
   const stopAll = onlyOnce(async (log?: (step: string) => void) => {
     stopping = true;
+    if (eventHubs) {
+      await eventHubs.stop();
+      log?.('stopped the Event Hubs endpoint');
+    }
     await stop(azurite, cosmos, log);
     if (pidFile) removePidFile(pidFile, azurite.pid);
   });
@@ -187,8 +204,13 @@ export async function startLocalServices(options: LocalServicesOptions): Promise
     });
     const ports = await waitForAzurite(azurite);
     const cosmosPort = (cosmos.server.address() as AddressInfo).port;
+    eventHubs = await startEventHubs(options, durable);
+    const hubs = eventHubs;
     return {
       ...localEndpoints({ blob: ports.Blob, queue: ports.Queue, table: ports.Table, cosmos: cosmosPort }),
+      eventHubsConnectionString: hubs.connectionString(),
+      eventHubsPort: hubs.port,
+      eventHubsRetained: () => hubs.retained(),
       died,
       stop: stopAll,
       abandon: () => {
@@ -199,6 +221,23 @@ export async function startLocalServices(options: LocalServicesOptions): Promise
   } catch (error) {
     await stopAll();
     throw error;
+  }
+}
+
+/** The local Event Hubs endpoint: its events under `{dataDir}/eventhubs` when durable, in memory otherwise. */
+async function startEventHubs(options: LocalServicesOptions, durable: boolean): Promise<LocalEventHubs> {
+  const port = options.eventHubsPort ?? 0;
+  try {
+    return await startLocalEventHubs({
+      port,
+      hubs: LOCAL_EVENT_HUBS,
+      ...(durable ? { folder: join(options.dataDir ?? '', 'eventhubs') } : {}),
+      ...(options.log ? { log: options.log } : {}),
+    });
+  } catch (error) {
+    const inUse = (error as NodeJS.ErrnoException).code === 'EADDRINUSE' || /EADDRINUSE/.test(String(error));
+    const why = inUse ? `the port is already in use${describePortHolder(port)}` : String(error);
+    throw new Error(`Event Hubs endpoint could not listen on port ${port}: ${why}`);
   }
 }
 
@@ -253,11 +292,27 @@ export const LOCAL_IDENTITY_ENCRYPTION_KEY = Buffer.from('local-only identity ke
   'base64',
 );
 
+/** The Event Hub settings of the app on a local endpoint: the IoT Hub events, anomalies and replay hubs. */
+export function localEventHubSettings(connectionString: string): Record<string, string> {
+  return {
+    IotHubEventsConnection: connectionString,
+    IotHubEventHubName: 'iothub-events',
+    IngestConsumerGroup: 'ingest',
+    AnomaliesEventHubConnection: connectionString,
+    AnomaliesEventHubName: 'anomalies',
+    AnomaliesConsumerGroup: 'notify',
+    ReplayEventHubConnection: connectionString,
+    ReplayEventHubName: 'replay',
+    ReplayConsumerGroup: 'replay',
+  };
+}
+
 /** App settings that point the function app at these services. */
 export function localAppSettings(
   services: Partial<LocalServices> &
     Pick<LocalServices, 'storageConnectionString' | 'cosmosEndpoint' | 'cosmosKey'>,
 ): Record<string, string> {
+  const eventHubs = services.eventHubsConnectionString;
   return {
     AzureWebJobsStorage: services.storageConnectionString,
     ArchiveStorageConnectionString: services.storageConnectionString,
@@ -266,9 +321,7 @@ export function localAppSettings(
     CosmosDbAllowSelfSignedTls: 'true',
     CreateResourcesIfMissing: 'true',
     IotHubHostName: 'localhost',
-    AnomaliesEventHubConnection: 'Endpoint=sb://localhost/;SharedAccessKeyName=local;SharedAccessKey=local',
-    AnomaliesEventHubName: 'anomalies',
-    AnomaliesConsumerGroup: 'notify',
+    ...(eventHubs === undefined ? {} : localEventHubSettings(eventHubs)),
     IdentityStore: 'table',
     IdentityStorageConnectionString: services.storageConnectionString,
     IdentityStore__EncryptionKey: LOCAL_IDENTITY_ENCRYPTION_KEY,

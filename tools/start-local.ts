@@ -1,5 +1,6 @@
 /**
- * `npm start`: starts the embedded services (Azurite with data under .local/, the local Cosmos DB server), then
+ * `npm start`: starts the embedded services (Azurite with data under .local/, the local Cosmos DB server, the
+ * local Event Hubs endpoint on AMQP port 5672), then
  * runs `func start` against them when Azure Functions Core Tools are on PATH, or else the embedded local runtime
  * (tools/local-runtime/runtime.ts), and prints where everything is. Ctrl-C (SIGINT, SIGTERM, SIGHUP) runs one
  * ordered shutdown (tools/shutdown-signals.ts).
@@ -14,6 +15,7 @@ import { SETTING_NAMES } from '../src/config.js';
 import { startFunc } from './func-start.js';
 import { makeLogger, parseLogLevel } from './local-runtime/invocation-log.js';
 import { generateFunctionKeys } from './local-runtime/function-keys.js';
+import { realIotHubSettings } from './local-runtime/event-hub-connection.js';
 import { startRuntime, type Runtime } from './local-runtime/runtime.js';
 import { localAppSettings, startLocalServices, type LocalServices } from './local-services.js';
 import { handleShutdownSignals } from './shutdown-signals.js';
@@ -25,6 +27,7 @@ const { values: args } = parseArgs({
     'queue-port': { type: 'string', default: process.env.LOCAL_QUEUE_PORT ?? '10001' },
     'table-port': { type: 'string', default: process.env.LOCAL_TABLE_PORT ?? '10002' },
     'cosmos-port': { type: 'string', default: process.env.LOCAL_COSMOS_PORT ?? '8081' },
+    'eventhubs-port': { type: 'string', default: process.env.LOCAL_EVENTHUBS_PORT ?? '5672' },
     'data-dir': { type: 'string', default: process.env.LOCAL_DATA_DIR ?? '.local' },
     'http-port': { type: 'string', default: process.env.LOCAL_HTTP_PORT ?? '7071' },
     embedded: { type: 'boolean', default: false },
@@ -101,12 +104,13 @@ const servicesStarting = startLocalServices({
   queuePort: port('queue-port', args['queue-port']),
   tablePort: port('table-port', args['table-port']),
   cosmosPort: port('cosmos-port', args['cosmos-port']),
+  eventHubsPort: port('eventhubs-port', args['eventhubs-port']),
 }).catch((error: unknown) => {
   const message = error instanceof Error ? error.message : String(error);
   console.error(`npm start: ${message}`);
   if (/\bport\b/i.test(message))
     console.error(
-      'Choose other ports with --blob-port, --queue-port, --table-port, --cosmos-port (or LOCAL_*_PORT).',
+      'Choose other ports with --blob-port, --queue-port, --table-port, --cosmos-port, --eventhubs-port (or LOCAL_*_PORT).',
     );
   process.exit(1);
 });
@@ -168,6 +172,8 @@ const describeServices = () =>
     `  Azurite Queue     ${services.queueEndpoint}`,
     `  Azurite Table     ${services.tableEndpoint}`,
     `  Cosmos DB         ${services.cosmosEndpoint} (self-signed TLS)`,
+    // The endpoint and key name only: the key is in local.settings.json (func) or the app settings.
+    `  Event Hubs        amqp://localhost:${services.eventHubsPort} (AMQP 1.0, UseDevelopmentEmulator=true; hubs iothub-events, anomalies, replay)`,
     `  data folder       ${args['in-memory'] ? '(in memory)' : dataDir}`,
   ].join('\n');
 
@@ -194,23 +200,24 @@ if (hasFunc) {
     SETTING_NAMES.flatMap((name) => (process.env[name] === undefined ? [] : [[name, process.env[name]]])),
   );
   const keys = args.keys ? generateFunctionKeys() : undefined;
+  const appSettings = {
+    ...fromFile('local.settings.sample.json'),
+    ...fromFile('local.settings.json'),
+    PublicApiBaseUrl: publicApiBaseUrl,
+    // No identity-registry throttle locally.
+    Provisioning__RegistryOpsPerMinute: '100000',
+    Jobs__PollIntervalSeconds: '2',
+    ...settings,
+    ...realIotHubSettings({ ...fromFile('local.settings.json'), ...fromEnv }),
+    ...fromEnv,
+  };
   runtime = startRuntime({
-    settings: {
-      ...fromFile('local.settings.sample.json'),
-      ...fromFile('local.settings.json'),
-      PublicApiBaseUrl: publicApiBaseUrl,
-      // The embedded Event Hubs are in-process: these only name them.
-      IotHubEventsConnection: 'Endpoint=sb://localhost/;SharedAccessKeyName=local;SharedAccessKey=local',
-      IotHubEventHubName: 'iothub-events',
-      IngestConsumerGroup: 'ingest',
-      // No identity-registry throttle locally.
-      Provisioning__RegistryOpsPerMinute: '100000',
-      Jobs__PollIntervalSeconds: '2',
-      ...settings,
-      ...fromEnv,
-    },
+    settings: appSettings,
     port: apiPort,
-    ...(args['in-memory'] ? {} : { hubsFolder: resolve(dataDir, 'hubs') }),
+    localEventHubs: {
+      connectionString: services.eventHubsConnectionString,
+      retained: services.eventHubsRetained ?? (() => 0),
+    },
     log,
     shutdownGraceMs: Number(args['shutdown-grace-seconds']) * 1000 || 10_000,
     ...(keys ? { keys } : {}),

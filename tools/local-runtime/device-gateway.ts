@@ -1,18 +1,21 @@
 /**
  * The device side of IoT Hub in the embedded runtime: the device HTTPS API for telemetry
- * (`POST /devices/{id}/messages/events`, SAS-authenticated against the app's identity store) feeding the IoT
- * Hub events hub, and direct methods for devices that long-poll (IoT Hub delivers those over MQTT/AMQP).
+ * (`POST /devices/{id}/messages/events`, SAS-authenticated against the app's identity store) publishing to the
+ * IoT Hub events hub over AMQP as IoT Hub's built-in endpoint delivers a device message, and direct methods for
+ * devices that long-poll (IoT Hub delivers those over MQTT/AMQP).
  */
+// A type only (@azure/event-hubs sends it but does not re-export it).
+import type { AmqpAnnotatedMessage } from '@azure/core-amqp';
+import type { EventHubProducerClient } from '@azure/event-hubs';
 import { randomUUID } from 'node:crypto';
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import { localDeviceConnections } from '../../src/infra/local/local-device-connections.js';
 import type { IdentityStore } from '../../src/provisioning/ports.js';
 import { authenticateDevice } from '../../src/provisioning/sas-token.js';
 import { ServiceUnavailableError } from '../../src/shared/errors.js';
-import { DurableLocalHub } from './durable-hubs.js';
-import type { LocalHub } from './event-hubs.js';
 import { BodyTooLarge, readBody, send, sendProblem, type RequestHandler } from './http-io.js';
 import type { Logger } from './invocation-log.js';
+import { formatError } from './log-format.js';
 
 /** IoT Hub's largest device-to-cloud message (256 KiB): the gateway answers 413 above it, as IoT Hub does. */
 export const MAX_DEVICE_MESSAGE_BYTES = 256 * 1024;
@@ -28,8 +31,8 @@ export interface DeviceGatewayOptions {
   identities: IdentityStore;
   /** The IoT Hub host name device tokens are signed for (`IotHubHostName`). */
   hostName: string;
-  /** The IoT Hub built-in endpoint's hub, which telemetry is published to. */
-  iotHub: LocalHub;
+  /** The producer of the IoT Hub built-in endpoint's hub, which telemetry is published to. */
+  telemetry: EventHubProducerClient;
   log: Logger;
   /** Aborted when the runtime stops: every open long-poll is answered 204 at once. */
   stopping: AbortSignal;
@@ -114,24 +117,36 @@ function directMethods(options: DeviceGatewayOptions): RequestHandler {
   };
 }
 
-/** The IoT Hub system properties of a device message, and its `iothub-app-*` headers as application properties. */
-function messageProperties(req: IncomingMessage, deviceId: string) {
-  const properties: Record<string, unknown> = {};
+/**
+ * A device message as IoT Hub's built-in endpoint delivers it: the system properties IoT Hub stamps as message
+ * annotations, the `iothub-app-*` headers as application properties, `iothub-messageid` and the content type
+ * as AMQP properties, and the device id as partition key (IoT Hub keeps a device's messages in one partition).
+ */
+export function deviceMessage(req: IncomingMessage, deviceId: string, body: Buffer): AmqpAnnotatedMessage {
+  const applicationProperties: Record<string, string> = {};
   for (const [name, value] of Object.entries(req.headers)) {
     if (name.startsWith('iothub-app-') && typeof value === 'string')
-      properties[name.slice('iothub-app-'.length)] = value;
+      applicationProperties[name.slice('iothub-app-'.length)] = value;
   }
-  const systemProperties = {
-    'iothub-connection-device-id': deviceId,
-    'iothub-connection-auth-method': '{"scope":"device","type":"sas","issuer":"iothub"}',
-    'iothub-enqueuedtime': new Date().toISOString(),
-    'iothub-message-source': 'Telemetry',
-    ...(typeof req.headers['iothub-messageid'] === 'string'
-      ? { 'message-id': req.headers['iothub-messageid'] }
-      : {}),
-    ...(req.headers['content-type'] ? { 'content-type': req.headers['content-type'] } : {}),
+  const messageId = req.headers['iothub-messageid'];
+  const contentType = req.headers['content-type'];
+  return {
+    body,
+    bodyType: 'data',
+    messageAnnotations: {
+      'iothub-connection-device-id': deviceId,
+      'iothub-connection-auth-method': '{"scope":"device","type":"sas","issuer":"iothub"}',
+      'iothub-enqueuedtime': new Date().toISOString(),
+      'iothub-message-source': 'Telemetry',
+      // A batch of annotated messages carries the first one's annotations: the partition key goes here.
+      'x-opt-partition-key': deviceId,
+    },
+    applicationProperties,
+    properties: {
+      ...(typeof messageId === 'string' ? { messageId } : {}),
+      ...(contentType ? { contentType } : {}),
+    },
   };
-  return { properties, systemProperties };
 }
 
 /** IoT Hub's device HTTPS API for telemetry: `POST /devices/{id}/messages/events`. */
@@ -155,10 +170,15 @@ function telemetry(options: DeviceGatewayOptions): RequestHandler {
       send(res, 413, iotHubError('MessageTooLarge', message), { connection: 'close' });
       return true;
     }
-    const { properties, systemProperties } = messageProperties(req, deviceId);
-    options.iotHub.publish(body, deviceId, properties, systemProperties);
-    // Acknowledged means on disk (with a data folder): the 204 waits for the event's fsync.
-    if (options.iotHub instanceof DurableLocalHub) await options.iotHub.synced();
+    try {
+      // Acknowledged means stored: the endpoint accepts the send once the event is on disk (with a data folder).
+      await options.telemetry.sendBatch([deviceMessage(req, deviceId, body)], { partitionKey: deviceId });
+    } catch (error) {
+      // Never 204 for a message not stored; a device SDK retries a 503 (it gives up on most 4xx).
+      options.log(`gateway: publishing a message of ${deviceId} failed: ${formatError(error)}`, 'warn');
+      send(res, 503, iotHubError('ServiceUnavailable', 'The events hub is unavailable; retry later.'));
+      return true;
+    }
     send(res, 204);
     return true;
   };

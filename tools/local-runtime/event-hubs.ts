@@ -1,14 +1,31 @@
 /**
- * Event Hubs in the embedded local runtime: in-process hubs (partitions, sequence numbers, consumers that read
- * at their own pace) and the driver that serves an `eventHubTrigger` registration from them the way the Functions
- * host does: batches of `maxEventBatchSize`, the IoT Hub built-in endpoint's trigger metadata, the function's
- * retry policy (the host's delays, capped by `maximumInterval`: retry-policy.ts), and a checkpoint that moves
- * on after the last attempt even when it throws (at-least-once). Each partition is served by its own loop.
+ * The embedded runtime's Event Hub trigger driver: serves an `eventHubTrigger` registration from an Event Hub
+ * (the local AMQP endpoint, or a real namespace) with @azure/event-hubs the way the Functions host does:
+ * `EventHubConsumerClient` with greedy load balancing and a blob checkpoint store in `AzureWebJobsStorage`,
+ * batches of `maxEventBatchSize`, a new consumer group reading from the start (`initialOffsetOptions:
+ * fromStart`), the IoT Hub built-in endpoint's trigger metadata, the function's retry policy (the host's
+ * delays, capped by `maximumInterval`: retry-policy.ts), and a checkpoint after the invocation, also after the
+ * last failed attempt (at-least-once: the host moves on). Each partition is served by its own pump.
  */
+import {
+  earliestEventPosition,
+  type CheckpointStore,
+  type EventHubConsumerClient,
+  type PartitionContext,
+  type ReceivedEventData,
+  type Subscription,
+} from '@azure/event-hubs';
 import functions from '@azure/functions';
-import { createHash, randomUUID } from 'node:crypto';
-import { eventHubTriggerMetadata } from '../iothub-trigger-metadata.js';
+import { randomUUID } from 'node:crypto';
+import { eventHubTriggerMetadata, triggerEventOf } from '../iothub-trigger-metadata.js';
 import { resolveBindingExpression } from './binding-expressions.js';
+import {
+  checkpointStoreFor,
+  consumerFor,
+  describeTarget,
+  resolveEventHubTarget,
+  type EventHubTarget,
+} from './event-hub-connection.js';
 import { levelOfHost, type Logger } from './invocation-log.js';
 import { retrySchedule, type RetryOptions } from './retry-policy.js';
 import { formatError, formatLogArgs } from './log-format.js';
@@ -31,232 +48,12 @@ export const triggerBinding = (r: Registration) =>
     (b) => String(b.direction) === 'in' && String(b.type).endsWith('Trigger'),
   );
 
-/** Partitions of every local hub. */
-export const PARTITIONS = 4;
-
-/** One event as an Event Hub keeps it. */
-export interface HubEvent {
-  body: Buffer;
-  properties: Record<string, unknown>;
-  systemProperties: Record<string, unknown>;
-  enqueuedTime: string;
-  sequenceNumber: number;
-  offset: string;
-}
-
-/**
- * Events a partition keeps at most, whether or not they were read: the local stand-in for an Event Hub's
- * retention (1 to 7 days in Azure). A consumer group further behind than this skips to the oldest kept event,
- * as a reader past the retention period does in Azure.
- */
-export const MAX_RETAINED_PER_PARTITION = 50_000;
-
-/** Where one consumer group reads a partition: the sequence number of the next event it reads. */
-interface Reader {
-  position: number;
-}
-
-/**
- * One partition: events in sequence-number order, trimmed once every consumer group reading it has checkpointed
- * them (and at MAX_RETAINED_PER_PARTITION), so a long run keeps only what someone still has to read.
- */
-export class Partition {
-  private events: (HubEvent | undefined)[] = [];
-  /** Index in `events` of the oldest kept event (dropped ones are cleared, the array compacted now and then). */
-  private head = 0;
-  /** Sequence number of the oldest kept event. */
-  first = 1;
-  /** Sequence number the next event gets. */
-  next = 1;
-  readonly readers = new Set<Reader>();
-
-  get size(): number {
-    return this.next - this.first;
-  }
-
-  /** Numbers an empty partition's events from `sequenceNumber` on (a durable hub continuing a previous run). */
-  startAt(sequenceNumber: number) {
-    if (this.next !== this.first) throw new Error('a partition holding events cannot be renumbered');
-    this.first = this.next = sequenceNumber;
-  }
-
-  append(event: HubEvent) {
-    this.events.push(event);
-    this.next++;
-    if (this.size > MAX_RETAINED_PER_PARTITION) this.drop(this.size - MAX_RETAINED_PER_PARTITION);
-  }
-
-  /** Up to `max` kept events from sequence number `from` on. */
-  read(from: number, max: number): HubEvent[] {
-    const start = this.head + Math.max(0, from - this.first);
-    return this.events.slice(start, start + Math.max(0, Math.min(max, this.next - from))) as HubEvent[];
-  }
-
-  /** The newest kept event. */
-  last(): HubEvent | undefined {
-    return this.next > this.first ? this.events[this.events.length - 1] : undefined;
-  }
-
-  /** Every kept event, oldest first. */
-  *kept(): Generator<HubEvent> {
-    for (let i = this.head; i < this.events.length; i++) {
-      const event = this.events[i];
-      if (event) yield event;
-    }
-  }
-
-  /** Drops what every reader has checkpointed (nothing when nobody reads: retention alone applies then). */
-  trim() {
-    if (this.readers.size === 0) return;
-    let checkpointed = this.next;
-    for (const reader of this.readers) checkpointed = Math.min(checkpointed, reader.position);
-    this.drop(checkpointed - this.first);
-  }
-
-  private drop(count: number) {
-    if (count <= 0) return;
-    this.events.fill(undefined, this.head, this.head + count);
-    this.head += count;
-    this.first += count;
-    // Compact once the dropped prefix outweighs what is kept: amortised O(1) per event.
-    if (this.head > 1024 && this.head * 2 > this.events.length) {
-      this.events = this.events.slice(this.head);
-      this.head = 0;
-    }
-  }
-}
-
-/** An in-process Event Hub: partitions, sequence numbers, and consumers that read at their own pace. */
-export class LocalHub {
-  protected readonly partitions: Partition[] = Array.from({ length: PARTITIONS }, () => new Partition());
-  private readonly wakers = new Set<() => void>();
-
-  constructor(readonly name: string) {}
-
-  /** The partition a partition key maps to (a stable hash, as Event Hubs does). */
-  static partitionOf(partitionKey: string): number {
-    return createHash('sha256').update(partitionKey).digest().readUInt32BE(0) % PARTITIONS;
-  }
-
-  /** The events a partition keeps, oldest first. */
-  events(partition: number): HubEvent[] {
-    return [...(this.partitions[partition]?.kept() ?? [])];
-  }
-
-  /** Events kept in memory across all partitions (published and not yet checkpointed by every reader). */
-  retained(): number {
-    return this.partitions.reduce((sum, partition) => sum + partition.size, 0);
-  }
-
-  /**
-   * Adds an event; an Event Hub carries bytes, so a string is UTF-8 encoded and anything else JSON-serialized.
-   * `enqueuedTime` is given only for an event delivered again after a restart (it keeps its original time).
-   */
-  publish(
-    body: unknown,
-    partitionKey: string,
-    properties: Record<string, unknown>,
-    system: Record<string, unknown>,
-    enqueuedTime = new Date().toISOString(),
-  ) {
-    const partition = this.partitions[LocalHub.partitionOf(partitionKey)] as Partition;
-    const sequenceNumber = partition.next;
-    partition.append({
-      body: Buffer.isBuffer(body)
-        ? body
-        : Buffer.from(typeof body === 'string' ? body : JSON.stringify(body)),
-      properties,
-      enqueuedTime,
-      sequenceNumber,
-      offset: String(sequenceNumber * 1024),
-      systemProperties: {
-        ...system,
-        'x-opt-sequence-number': sequenceNumber,
-        'x-opt-offset': String(sequenceNumber * 1024),
-        'x-opt-enqueued-time': enqueuedTime,
-      },
-    });
-    for (const wake of this.wakers) wake();
-  }
-
-  /** Where a consumer group starts reading a partition: the oldest kept event (a durable hub: after its checkpoint). */
-  protected startPosition(_consumerGroup: string, partition: number): number {
-    return this.partitions[partition]?.first ?? 1;
-  }
-
-  /**
-   * Calls `handle` with each new batch of each partition, in order, until stopped (at-least-once). Each
-   * partition has its own loop, as each partition has its own owner in Azure: a batch that fails and waits
-   * for its retries holds back only the events behind it in its own partition. A consumer group starts at the
-   * oldest kept event (the trigger's default, `initialOffsetOptions: fromStart`).
-   */
-  consume(
-    consumerGroup: string,
-    maxBatch: number,
-    handle: (batch: HubEvent[], partitionId: string) => Promise<void>,
-  ) {
-    let stopped = false;
-    const loops = this.partitions.map((partition, p) => {
-      const reader: Reader = { position: this.startPosition(consumerGroup, p) };
-      partition.readers.add(reader);
-      let wake: () => void = () => undefined;
-      const waker = () => {
-        wake();
-      };
-      this.wakers.add(waker);
-      const done = (async () => {
-        while (!stopped) {
-          reader.position = Math.max(reader.position, partition.first); // past retention: skip ahead
-          if (reader.position >= partition.next) {
-            await new Promise<void>((resolve) => (wake = resolve));
-            continue;
-          }
-          const batch = partition.read(reader.position, maxBatch);
-          await handle(batch, String(p));
-          reader.position += batch.length; // the checkpoint
-          partition.trim();
-        }
-      })();
-      return { waker, done, reader, partition };
-    });
-    return {
-      consumerGroup,
-      stop: async () => {
-        stopped = true;
-        for (const loop of loops) {
-          this.wakers.delete(loop.waker);
-          loop.waker();
-        }
-        await Promise.all(loops.map((loop) => loop.done));
-        for (const loop of loops) loop.partition.readers.delete(loop.reader);
-      },
-    };
-  }
-}
-
-/** The trigger metadata the Functions host gives a `cardinality: 'many'` Event Hub trigger (v4 key casing). */
-export function triggerMetadata(
-  hub: LocalHub,
-  consumerGroup: string,
-  partitionId: string,
-  batch: readonly HubEvent[],
-) {
-  return eventHubTriggerMetadata({ eventHubName: hub.name, consumerGroup, partitionId }, batch);
-}
-
-export interface EventHubTriggerOptions {
-  settings: Record<string, string>;
-  /** The hub of a name (created on first use). */
-  hub: (name: string) => LocalHub;
-  /** host.json `extensions.eventHubs.maxEventBatchSize`. */
-  maxBatch: number;
-  log: Logger;
-  /** Waits between attempts (ms); tests pass one that does not wait. */
-  sleep?: (ms: number) => Promise<void>;
-  /** host.json's `retry`: the policy of a function that registers none. */
-  hostRetry?: RetryOptions;
-  /** The randomization of exponential back-off, in [0, 1) (default Math.random; tests pin it). */
-  random?: () => number;
+/** An event's bytes: what the sender put in its data section (a value or sequence body is JSON-encoded). */
+export function bodyBytes(event: Pick<ReceivedEventData, 'body'>): Buffer {
+  const body: unknown = event.body;
+  if (Buffer.isBuffer(body)) return body;
+  if (body instanceof Uint8Array) return Buffer.from(body.buffer, body.byteOffset, body.byteLength);
+  return Buffer.from(typeof body === 'string' ? body : JSON.stringify(body));
 }
 
 /**
@@ -265,7 +62,10 @@ export interface EventHubTriggerOptions {
  * invocation if one body is not JSON, before the handler runs ("Binding parameters to complex objects … uses
  * Json.NET serialization"; azure-functions-nodejs-library #187/#340). Modelled so a regression shows up locally.
  */
-export function deliveredBodies(batch: readonly HubEvent[], dataType: unknown): unknown[] {
+export function deliveredBodies(
+  batch: readonly { body: Buffer; sequenceNumber: number }[],
+  dataType: unknown,
+): unknown[] {
   if (dataType === 'binary') return batch.map((e) => e.body);
   if (dataType === 'string') return batch.map((e) => e.body.toString('utf8'));
   return batch.map((e, i) => {
@@ -279,49 +79,175 @@ export function deliveredBodies(batch: readonly HubEvent[], dataType: unknown): 
   });
 }
 
-/** Serves one `eventHubTrigger` registration from its local hub until stopped. */
-export function startEventHubTrigger(registration: Registration, options: EventHubTriggerOptions) {
+export interface EventHubTriggerOptions {
+  /** App settings: the binding's %expressions%, its connection, and `AzureWebJobsStorage` for checkpoints. */
+  settings: Record<string, string>;
+  /** host.json `extensions.eventHubs.maxEventBatchSize`. */
+  maxBatch: number;
+  log: Logger;
+  /** Waits between attempts (ms); tests pass one that does not wait. */
+  sleep?: (ms: number) => Promise<void>;
+  /** host.json's `retry`: the policy of a function that registers none. */
+  hostRetry?: RetryOptions;
+  /** The randomization of exponential back-off, in [0, 1) (default Math.random; tests pin it). */
+  random?: () => number;
+  /** Longest wait for a batch to fill before a smaller one is handed over (seconds; default 1). */
+  maxWaitTimeInSeconds?: number;
+}
+
+/** A running consumer: `stop()` lets the batches being handled finish and checkpoint, then closes the client. */
+export interface RunningConsumer {
+  /** Where it reads (namespace/hub and consumer group), for logs. */
+  source: string;
+  stop(): Promise<void>;
+}
+
+/** What a batch handler gets besides the events. */
+export interface BatchContext {
+  partitionId: string;
+  /** True once stopping: a handler waiting to retry gives up. */
+  stopping: () => boolean;
+  /** Resolves when stopping begins (cuts a back-off short). */
+  stopped: Promise<void>;
+}
+
+/** Host-like load balancing: claim every free partition at once; a crashed owner's claim lapses after 10 s. */
+const LOAD_BALANCING = {
+  strategy: 'greedy',
+  updateIntervalInMs: 2_000,
+  partitionOwnershipExpirationIntervalInMs: 10_000,
+} as const;
+
+/**
+ * Consumes `target` with consumer group `consumerGroup` until stopped: every non-empty batch goes to `handle`,
+ * then the checkpoint moves to its last event (unless `handle` says otherwise: it deals with its own failures).
+ */
+export async function consumeEventHub(options: {
+  target: EventHubTarget;
+  consumerGroup: string;
+  storageConnectionString: string;
+  maxBatch: number;
+  maxWaitTimeInSeconds?: number;
+  log: Logger;
+  /** Who consumes, for logs. */
+  name: string;
+  /** Handles a batch; `false` leaves it unchecked (a retry cut short by stopping: the next start reads it again). */
+  handle: (batch: ReceivedEventData[], context: BatchContext) => Promise<boolean>;
+}): Promise<RunningConsumer> {
+  const { target, consumerGroup, log, name } = options;
+  const store: CheckpointStore = await checkpointStoreFor(options.storageConnectionString, target);
+  const client: EventHubConsumerClient = consumerFor(target, consumerGroup, store, {
+    loadBalancingOptions: LOAD_BALANCING,
+  });
+  let stopping = false;
+  let onStop: () => void = () => undefined;
+  const stopped = new Promise<void>((resolve) => (onStop = resolve));
+  const inFlight = new Set<Promise<void>>();
+  const processBatch = async (events: ReceivedEventData[], partition: PartitionContext) => {
+    // An empty batch is the pump's "nothing within maxWaitTime"; a batch received while stopping is left
+    // unhandled and unchecked: the next start reads it again.
+    const last = events.at(-1);
+    if (last === undefined || stopping) return;
+    const context = { partitionId: partition.partitionId, stopping: () => stopping, stopped };
+    if (!(await options.handle(events, context))) return;
+    try {
+      await partition.updateCheckpoint(last);
+    } catch (error) {
+      // The batch was handled; without its checkpoint it is delivered again after a restart (at-least-once).
+      log(`[${name}] partition ${partition.partitionId}: checkpoint failed: ${formatError(error)}`, 'warn');
+    }
+  };
+  const subscription: Subscription = client.subscribe(
+    {
+      processEvents: (events, partition) => {
+        const run = processBatch(events, partition).catch((error: unknown) => {
+          log(`[${name}] partition ${partition.partitionId}: ${formatError(error)}`, 'error');
+        });
+        inFlight.add(run);
+        return run.finally(() => inFlight.delete(run));
+      },
+      processError: (error, partition) => {
+        if (stopping) return Promise.resolve();
+        const where = partition.partitionId ? `partition ${partition.partitionId}` : 'load balancing';
+        log(`[${name}] ${consumerGroup} ${where}: ${formatError(error)}`, 'warn');
+        return Promise.resolve();
+      },
+    },
+    {
+      maxBatchSize: options.maxBatch,
+      maxWaitTimeInSeconds: options.maxWaitTimeInSeconds ?? 1,
+      startPosition: earliestEventPosition,
+      skipParsingBodyAsJson: true,
+    },
+  );
+  return {
+    source: `${describeTarget(target)} (${consumerGroup})`,
+    stop: async () => {
+      if (stopping) return;
+      stopping = true;
+      onStop();
+      // Batches being handled finish and checkpoint before the partitions are given up.
+      await Promise.all([...inFlight]);
+      await subscription.close();
+      await client.close();
+    },
+  };
+}
+
+/** Serves one `eventHubTrigger` registration until stopped. */
+export async function startEventHubTrigger(
+  registration: Registration,
+  options: EventHubTriggerOptions,
+): Promise<RunningConsumer> {
   const { settings, log } = options;
   const name = registration.metadata.name;
   const sleep = options.sleep ?? ((ms: number) => new Promise<void>((resolve) => setTimeout(resolve, ms)));
   const binding = triggerBinding(registration) ?? {};
   const group = resolveBindingExpression(binding.consumerGroup ?? '$Default', settings, name);
-  const source = options.hub(resolveBindingExpression(binding.eventHubName, settings, name));
+  const hubName = resolveBindingExpression(binding.eventHubName, settings, name);
+  const connection = typeof binding.connection === 'string' ? binding.connection : '';
+  const target = resolveEventHubTarget(settings, connection, hubName);
   const policy = registration.metadata.retryOptions ?? options.hostRetry;
   const retries = retrySchedule(policy).maxRetries;
-  let stopping = false;
-  const stopRequested = () => stopping; // a call: TypeScript would narrow a plain read across the await
-  let onStop: () => void = () => undefined;
-  const stopped = new Promise<void>((resolve) => (onStop = resolve));
-  const consumer = source.consume(group, options.maxBatch, async (batch, partitionId) => {
-    const schedule = retrySchedule(policy, options.random); // the host keeps one back-off state per batch
-    for (let attempt = 0; ; attempt++) {
-      try {
-        const context = new InvocationContext({
-          functionName: name,
-          invocationId: randomUUID(),
-          triggerMetadata: triggerMetadata(source, group, partitionId, batch),
-          retryContext: { retryCount: attempt, maxRetryCount: policy?.maxRetryCount ?? 0 },
-          logHandler: (level, ...args) => {
-            log(`[${name}] ${formatLogArgs(args)}`, levelOfHost(level));
-          },
-        });
-        await registration.callback(deliveredBodies(batch, binding.dataType), context);
-        return;
-      } catch (error) {
-        log(`[${name}] partition ${partitionId} attempt ${attempt + 1} failed: ${formatError(error)}`);
-        // At-least-once with the function's retry policy; after the last retry the host moves on.
-        if (attempt >= retries || stopRequested()) return;
-        await Promise.race([sleep(schedule.nextDelayMs()), stopped]); // stopping cuts a backoff short
-        if (stopRequested()) return;
+  return consumeEventHub({
+    target,
+    consumerGroup: group,
+    storageConnectionString: settings.AzureWebJobsStorage ?? '',
+    maxBatch: options.maxBatch,
+    ...(options.maxWaitTimeInSeconds === undefined
+      ? {}
+      : { maxWaitTimeInSeconds: options.maxWaitTimeInSeconds }),
+    log,
+    name,
+    handle: async (events, { partitionId, stopping, stopped }) => {
+      const batch = events.map((event) => ({ ...triggerEventOf(event), body: bodyBytes(event) }));
+      const metadata = eventHubTriggerMetadata(
+        { eventHubName: target.eventHubName, consumerGroup: group, partitionId },
+        batch,
+      );
+      const schedule = retrySchedule(policy, options.random); // the host keeps one back-off state per batch
+      for (let attempt = 0; ; attempt++) {
+        try {
+          const context = new InvocationContext({
+            functionName: name,
+            invocationId: randomUUID(),
+            triggerMetadata: metadata,
+            retryContext: { retryCount: attempt, maxRetryCount: policy?.maxRetryCount ?? 0 },
+            logHandler: (level, ...args) => {
+              log(`[${name}] ${formatLogArgs(args)}`, levelOfHost(level));
+            },
+          });
+          await registration.callback(deliveredBodies(batch, binding.dataType), context);
+          return true;
+        } catch (error) {
+          log(`[${name}] partition ${partitionId} attempt ${attempt + 1} failed: ${formatError(error)}`);
+          // At-least-once with the function's retry policy; after the last retry the host moves on.
+          if (attempt >= retries) return true;
+          if (stopping()) return false;
+          await Promise.race([sleep(schedule.nextDelayMs()), stopped]); // stopping cuts a backoff short
+          if (stopping()) return false;
+        }
       }
-    }
-  });
-  return {
-    stop: () => {
-      stopping = true;
-      onStop();
-      return consumer.stop();
     },
-  };
+  });
 }

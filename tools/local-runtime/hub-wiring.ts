@@ -1,13 +1,42 @@
 /**
- * The runtime's Event Hubs: the in-process hubs (durable with a data folder), the app's Event Hub triggers on
- * them, and the local rule evaluator (asa/anomalies.asaql's threshold rules) reading the IoT Hub events hub and
- * writing anomaly records to the anomalies hub, as Stream Analytics does in Azure.
+ * The runtime's Event Hubs, all reached with @azure/event-hubs: the app's Event Hub triggers, the producer the
+ * device gateway publishes telemetry with, and the local rule evaluator (asa/anomalies.asaql's threshold rules)
+ * reading the IoT Hub events hub (consumer group `asa`) and writing anomaly records to the anomalies hub, as
+ * Stream Analytics does in Azure.
  */
-import { DurableLocalHub, localHub } from './durable-hubs.js';
-import { startEventHubTrigger, type HubEvent, type LocalHub, type Registration } from './event-hubs.js';
+import type { EventHubProducerClient, ReceivedEventData } from '@azure/event-hubs';
+import type { RuleOutput } from '../../src/alerts/rules.js';
+import {
+  connectionIsSet,
+  describeTarget,
+  isLocalEmulatorConnection,
+  producerFor,
+  resolveEventHubTarget,
+  type EventHubTarget,
+} from './event-hub-connection.js';
+import {
+  bodyBytes,
+  consumeEventHub,
+  startEventHubTrigger,
+  triggerBinding,
+  type Registration,
+  type RunningConsumer,
+} from './event-hubs.js';
 import type { Logger } from './invocation-log.js';
+import { formatError } from './log-format.js';
 import type { RetryOptions } from './retry-policy.js';
 import { LocalRuleEvaluator } from './rule-evaluator.js';
+
+/** The IoT Hub events hub of the local endpoint (tools/local-eventhubs/config.ts). */
+export const LOCAL_IOTHUB_EVENTS_HUB = 'iothub-events';
+
+/** The local endpoint the services started (the device gateway always publishes there). */
+export interface LocalEventHubsEndpoint {
+  /** Its connection string without EntityPath. */
+  connectionString: string;
+  /** Events it keeps in memory (RuntimeMemory.hubEvents). */
+  retained: () => number;
+}
 
 export interface HubWiringOptions {
   settings: Record<string, string>;
@@ -17,31 +46,31 @@ export interface HubWiringOptions {
   maxBatch: number;
   /** host.json `retry`, for a trigger that registers no retry policy. */
   hostRetry?: RetryOptions;
-  /** Keeps the hubs' events here (`{folder}/<hub>.jsonl`); in memory without it. */
-  hubsFolder: string | undefined;
+  /** The local endpoint; without it the gateway publishes to `IotHubEventsConnection` / `IotHubEventHubName`. */
+  localEventHubs?: LocalEventHubsEndpoint;
   log: Logger;
 }
 
 export interface HubWiring {
-  /** The IoT Hub built-in endpoint's hub (the device gateway publishes telemetry to it). */
-  iotHub: LocalHub;
+  /** The producer the device gateway publishes telemetry with (the IoT Hub events hub). */
+  telemetry: EventHubProducerClient;
   /** How many consumers were started (the app's triggers and the rule evaluator). */
   consumers: number;
-  /** Events kept by every hub, and the rule evaluator's sizes (RuntimeMemory). */
+  /** Events the local endpoint keeps, and the rule evaluator's sizes (RuntimeMemory). */
   memory(): { hubEvents: number; rules: ReturnType<LocalRuleEvaluator['size']> };
-  /** Stops every consumer (running batches finish). */
+  /** Stops every consumer (running batches finish and checkpoint). */
   stopConsumers(): Promise<void>;
-  /** Closes the durable hubs' files (after the consumers stopped). */
+  /** Closes the producers (after the consumers stopped). */
   close(): Promise<void>;
 }
 
 /** One reading for the rule evaluator: the device, the reading's own time (else enqueued time) and values. */
-function reading(event: HubEvent) {
-  const rawId = event.systemProperties['iothub-connection-device-id'];
+export function reading(event: ReceivedEventData) {
+  const rawId: unknown = event.getRawAmqpMessage().messageAnnotations?.['iothub-connection-device-id'];
   const deviceId = typeof rawId === 'string' ? rawId : '';
   let values: unknown;
   try {
-    values = JSON.parse(event.body.toString('utf8'));
+    values = JSON.parse(bodyBytes(event).toString('utf8'));
   } catch {
     return undefined;
   }
@@ -49,47 +78,129 @@ function reading(event: HubEvent) {
   const record = values as Record<string, unknown>;
   const given = typeof record.ts === 'string' ? record.ts : record.timestamp;
   const stamp = Date.parse(typeof given === 'string' ? given : '');
-  const time = Number.isFinite(stamp) ? stamp : Date.parse(event.enqueuedTime);
+  const time = Number.isFinite(stamp) ? stamp : event.enqueuedTimeUtc.getTime();
   return { deviceId, time, values: record };
 }
 
-/** Creates the hubs, starts the triggers and the rule evaluator on them. */
-export function startHubs(options: HubWiringOptions): HubWiring {
-  const { settings, maxBatch, log } = options;
-  const hubs = new Map<string, LocalHub>();
-  const hub = (name: string) => {
-    let found = hubs.get(name);
-    if (!found) hubs.set(name, (found = localHub(name, options.hubsFolder, log)));
-    return found;
-  };
-  const consumers: { stop: () => Promise<void> }[] = options.triggers.map((registration) =>
-    startEventHubTrigger(registration, { settings, hub, maxBatch, log, hostRetry: options.hostRetry }),
-  );
-  const iotHub = hub(settings.IotHubEventHubName ?? 'iothub-events');
-  const anomalies = hub(settings.AnomaliesEventHubName ?? 'anomalies');
-  const evaluator = new LocalRuleEvaluator();
-  consumers.push(
-    iotHub.consume('asa', maxBatch, async (batch) => {
+/** Sends anomaly records, each device's with its id as partition key (one batch per device). */
+async function sendAnomalies(producer: EventHubProducerClient, outputs: readonly RuleOutput[]) {
+  const byDevice = new Map<string, RuleOutput[]>();
+  for (const output of outputs)
+    byDevice.set(output.deviceId, [...(byDevice.get(output.deviceId) ?? []), output]);
+  for (const [deviceId, records] of byDevice)
+    await producer.sendBatch(
+      records.map((record) => ({ body: record, contentType: 'application/json' })),
+      { partitionKey: deviceId },
+    );
+}
+
+/** The local rule evaluator: reads the IoT Hub events hub, sends each anomaly once the batch is evaluated. */
+async function startRuleEvaluator(
+  options: HubWiringOptions,
+  source: EventHubTarget,
+  anomalies: EventHubProducerClient,
+  evaluator: LocalRuleEvaluator,
+): Promise<RunningConsumer> {
+  const { log } = options;
+  return consumeEventHub({
+    target: source,
+    consumerGroup: options.settings.LocalRules__ConsumerGroup ?? 'asa',
+    storageConnectionString: options.settings.AzureWebJobsStorage ?? '',
+    maxBatch: options.maxBatch,
+    log,
+    name: 'rule evaluator',
+    handle: async (batch, { stopping }) => {
+      const outputs: RuleOutput[] = [];
       for (const event of batch) {
         const input = reading(event);
-        if (!input) continue;
-        for (const output of evaluator.add(input)) anomalies.publish(output, output.deviceId, {}, {});
+        if (input) for (const output of evaluator.add(input)) outputs.push(output);
       }
-      return Promise.resolve();
-    }),
+      // The checkpoint follows the send (at-least-once); a send that keeps failing is logged and passed over,
+      // as Stream Analytics drops an output it cannot write once its retries are exhausted.
+      for (let attempt = 1; outputs.length > 0; attempt++) {
+        try {
+          await sendAnomalies(anomalies, outputs);
+          break;
+        } catch (error) {
+          log(
+            `rule evaluator: sending ${outputs.length} anomalies failed (attempt ${attempt}): ${formatError(error)}`,
+            'warn',
+          );
+          if (stopping()) return false;
+          if (attempt >= 3) break;
+          await new Promise((resolve) => setTimeout(resolve, 1000));
+        }
+      }
+      return true;
+    },
+  });
+}
+
+/** Starts the app's Event Hub triggers, the gateway's producer and the rule evaluator. */
+export async function startHubs(options: HubWiringOptions): Promise<HubWiring> {
+  const { settings, maxBatch, log } = options;
+  const iotHub = resolveEventHubTarget(
+    settings,
+    'IotHubEventsConnection',
+    settings.IotHubEventHubName ?? LOCAL_IOTHUB_EVENTS_HUB,
   );
+  const local = options.localEventHubs;
+  const gatewayTarget: EventHubTarget = local
+    ? {
+        kind: 'connectionString',
+        connectionString: local.connectionString,
+        eventHubName: LOCAL_IOTHUB_EVENTS_HUB,
+      }
+    : iotHub;
+  const real = !(iotHub.kind === 'connectionString' && isLocalEmulatorConnection(iotHub.connectionString));
+  log(
+    real && local
+      ? `IoT Hub events: ingestTelemetry and the rule evaluator consume ${describeTarget(iotHub)} (IotHubEventsConnection); the device gateway publishes to the local endpoint`
+      : `IoT Hub events: ${describeTarget(iotHub)} (the device gateway publishes there, ingestTelemetry and the rule evaluator consume it)`,
+  );
+  const anomaliesTarget = resolveEventHubTarget(
+    settings,
+    'AnomaliesEventHubConnection',
+    settings.AnomaliesEventHubName ?? 'anomalies',
+  );
+  const telemetry = producerFor(gatewayTarget);
+  const anomalies = producerFor(anomaliesTarget);
+  const evaluator = new LocalRuleEvaluator();
+  const consumers: RunningConsumer[] = [];
+  try {
+    for (const registration of options.triggers) {
+      const name = registration.metadata.name;
+      if (/^(true|1)$/i.test(settings[`AzureWebJobs.${name}.Disabled`] ?? '')) {
+        log(`${name} is disabled (AzureWebJobs.${name}.Disabled)`);
+        continue;
+      }
+      const given = triggerBinding(registration)?.connection;
+      const connection = typeof given === 'string' ? given : '';
+      if (!connectionIsSet(settings, connection)) {
+        // As the host: a trigger whose connection is missing does not start; the others do.
+        log(`${name} not started: set ${connection} (or ${connection}__fullyQualifiedNamespace)`, 'warn');
+        continue;
+      }
+      consumers.push(
+        await startEventHubTrigger(registration, { settings, maxBatch, log, hostRetry: options.hostRetry }),
+      );
+    }
+    consumers.push(await startRuleEvaluator(options, iotHub, anomalies, evaluator));
+  } catch (error) {
+    await Promise.all(consumers.map((c) => c.stop()));
+    await Promise.all([telemetry.close(), anomalies.close()]);
+    throw error;
+  }
+  log(`Event Hubs: ${consumers.map((c) => c.source).join(', ')}`, 'debug');
   return {
-    iotHub,
+    telemetry,
     consumers: consumers.length,
-    memory: () => ({
-      hubEvents: [...hubs.values()].reduce((sum, h) => sum + h.retained(), 0),
-      rules: evaluator.size(),
-    }),
+    memory: () => ({ hubEvents: local?.retained() ?? 0, rules: evaluator.size() }),
     stopConsumers: async () => {
       await Promise.all(consumers.map((c) => c.stop()));
     },
     close: async () => {
-      for (const h of hubs.values()) if (h instanceof DurableLocalHub) await h.close();
+      await Promise.all([telemetry.close(), anomalies.close()]);
     },
   };
 }

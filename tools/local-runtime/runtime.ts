@@ -4,11 +4,12 @@
  * `app.*` / `df.app.*` registration is served with its binding metadata:
  *
  * - HTTP triggers at `http://localhost:{port}/{routePrefix}/…` (route templates, methods, host.json prefix);
- * - Event Hub triggers fed by in-process hubs (partitions, batches of `maxEventBatchSize`, the IoT Hub
- *   built-in endpoint's trigger metadata, at-least-once with the function's retry policy);
+ * - Event Hub triggers consuming with @azure/event-hubs (the local AMQP endpoint, or a real IoT Hub's built-in
+ *   endpoint), with blob checkpoints in AzureWebJobsStorage, batches of `maxEventBatchSize`, the IoT Hub
+ *   built-in endpoint's trigger metadata, at-least-once with the function's retry policy;
  * - a device gateway `POST /devices/{id}/messages/events` (IoT Hub's device HTTPS API, SAS-authenticated
- *   against the identity store) feeding the IoT Hub events hub;
- * - the local rule evaluator reading those events and writing anomalies to the anomalies hub;
+ *   against the identity store) publishing to the IoT Hub events hub with an `EventHubProducerClient`;
+ * - the local rule evaluator reading those events and sending anomalies to the anomalies hub;
  * - Durable Functions: the local durable engine, with the management HTTP API the durable client and the
  *   status URLs use.
  */
@@ -25,7 +26,7 @@ import { readHostJson } from './host-json.js';
 import type { FunctionKeys } from './function-keys.js';
 import { appRoutes, startHttpHost, type HttpHost } from './http-host.js';
 import { within } from './http-io.js';
-import { startHubs, type HubWiring } from './hub-wiring.js';
+import { startHubs, type HubWiring, type LocalEventHubsEndpoint } from './hub-wiring.js';
 import { InvocationTracker, type Logger } from './invocation-log.js';
 import { triggerBinding, type Registration } from './event-hubs.js';
 import { TableInstanceStore } from './table-instance-store.js';
@@ -42,8 +43,11 @@ export interface RuntimeOptions {
   shutdownGraceMs?: number;
   /** The `@azure/functions-core` provider module (default: the compiled one beside this file; tests pass theirs). */
   functionsCore?: string;
-  /** Keeps the in-process Event Hubs' events here (`{folder}/<hub>.jsonl`) so a crash loses none it acknowledged. */
-  hubsFolder?: string;
+  /**
+   * The local Event Hubs endpoint the services started: the device gateway publishes to it, and RuntimeMemory
+   * reports what it keeps. Without it the gateway publishes to `IotHubEventsConnection`.
+   */
+  localEventHubs?: LocalEventHubsEndpoint;
   /** Function keys to enforce on non-anonymous HTTP functions, as the host does (none: not checked). */
   keys?: FunctionKeys;
 }
@@ -56,14 +60,15 @@ export interface Runtime {
   /** What the runtime keeps in memory that grows with traffic (the soak benchmark watches it stay bounded). */
   memory(): RuntimeMemory;
   /**
-   * The runtime's part of the ordered shutdown: stop accepting requests → stop triggers → let in-flight
-   * invocations finish (bounded by shutdownGraceMs) → save durable instances. Each step is logged.
+   * The runtime's part of the ordered shutdown: stop accepting requests → stop triggers (Event Hub batches
+   * being handled finish and checkpoint) → let in-flight invocations finish (bounded by shutdownGraceMs) →
+   * close the Event Hubs producers → save durable instances. Each step is logged.
    */
   stop(): Promise<void>;
 }
 
 export interface RuntimeMemory {
-  /** Events kept by the in-process hubs (not yet checkpointed by every consumer group). */
+  /** Events the local Event Hubs endpoint keeps in memory (bounded by its retention; 0 without one). */
   hubEvents: number;
   /** The local rule evaluator's devices, readings and emitted-anomaly keys. */
   rules: { devices: number; points: number; emitted: number };
@@ -133,7 +138,7 @@ async function stopRuntime(parts: RuntimeParts): Promise<void> {
       : `  ${left} invocations and ${open} open HTTP requests still running after ${graceMs} ms: stopped without them`,
   );
   await hubs.close();
-  log('  in-process Event Hubs closed');
+  log('  Event Hubs producers closed');
   const saved = await parts.engine.saveAll();
   log(`  durable instances saved (${saved} with unsaved changes)`);
 }
@@ -152,12 +157,12 @@ export async function startRuntime(options: RuntimeOptions): Promise<Runtime> {
   const byType = registrationsOf(registrations, invocations, log);
   const engine = await startDurableEngine(byType, settings, log);
   const triggers = byType('eventHubTrigger');
-  const hubs = startHubs({
+  const hubs = await startHubs({
     settings,
     triggers,
     maxBatch: hostJson.maxEventBatchSize,
     hostRetry: hostJson.retry,
-    hubsFolder: options.hubsFolder,
+    ...(options.localEventHubs ? { localEventHubs: options.localEventHubs } : {}),
     log,
   });
   const timers = startTimers(byType('timerTrigger'), { settings, log });
@@ -165,26 +170,35 @@ export async function startRuntime(options: RuntimeOptions): Promise<Runtime> {
   /** Aborted when the runtime stops (ends the devices' long-polls). */
   const stopping = new AbortController();
   let origin = '';
-  const host = await startHttpHost(options.port, {
-    handlers: [
-      durableApi(engine, options.keys),
-      // The device gateway authenticates with the app's own identity store (one adapter set per process).
-      ...deviceGateway({
-        identities: app.adapters.identities,
-        hostName: settings.IotHubHostName ?? 'localhost',
-        iotHub: hubs.iotHub,
-        log,
-        stopping: stopping.signal,
-      }),
-    ],
-    routes,
-    routePrefix: hostJson.routePrefix,
-    // The host reads a body before the function sees it; stop at the largest limit any route has.
-    maxApiBody: Math.max(app.config.http.maxBodyBytes, app.config.http.maxBulkBodyBytes),
-    durableClientData: () => durableClientData(origin, hostJson.taskHub, options.keys?.masterKey),
-    ...(options.keys ? { keys: options.keys } : {}),
-    log,
-  });
+  let host: HttpHost;
+  try {
+    host = await startHttpHost(options.port, {
+      handlers: [
+        durableApi(engine, options.keys),
+        // The device gateway authenticates with the app's own identity store (one adapter set per process).
+        ...deviceGateway({
+          identities: app.adapters.identities,
+          hostName: settings.IotHubHostName ?? 'localhost',
+          telemetry: hubs.telemetry,
+          log,
+          stopping: stopping.signal,
+        }),
+      ],
+      routes,
+      routePrefix: hostJson.routePrefix,
+      // The host reads a body before the function sees it; stop at the largest limit any route has.
+      maxApiBody: Math.max(app.config.http.maxBodyBytes, app.config.http.maxBulkBodyBytes),
+      durableClientData: () => durableClientData(origin, hostJson.taskHub, options.keys?.masterKey),
+      ...(options.keys ? { keys: options.keys } : {}),
+      log,
+    });
+  } catch (error) {
+    // The port is taken (or alike): what started must not keep the process alive.
+    await Promise.all([hubs.stopConsumers(), timers.stop()]);
+    await hubs.close();
+    engine.stopDispatching();
+    throw error;
+  }
   origin = host.origin;
   // The durable client rewrites management URLs to localhost:7071 unless it knows the host name.
   process.env.WEBSITE_HOSTNAME = origin.slice('http://'.length);

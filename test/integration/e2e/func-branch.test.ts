@@ -40,7 +40,7 @@ beforeAll(async () => {
   writeFileSync(join(bin, 'func'), FAKE_FUNC);
   chmodSync(join(bin, 'func'), 0o755);
   copyFileSync('local.settings.sample.json', join(workDir, 'local.settings.sample.json'));
-  const run = startLocalProcess(['--in-memory', ...FREE_PORTS], {
+  const run = startLocalProcess(['--in-memory', ...FREE_PORTS, '--eventhubs-port', '0'], {
     cwd: workDir,
     script: resolve('dist/tools/start-local.js'),
     env: {
@@ -71,26 +71,38 @@ describe('npm start with Core Tools on PATH (fake func)', () => {
     expect(record.env.CosmosDb__accountEndpoint).toMatch(/^https:\/\/127\.0\.0\.1:\d+\/$/);
   });
 
-  it('writes a local.settings.json with no placeholder connection, no sb://localhost and no port of this run', () => {
+  it("writes a local.settings.json pointing the Event Hub triggers at the local endpoint's default port, no port of this run", () => {
+    const values = record.localSettings.Values;
+    const local =
+      /^Endpoint=sb:\/\/localhost:5672;SharedAccessKeyName=[^;]+;SharedAccessKey=[^;]+;UseDevelopmentEmulator=true$/;
+    expect(values.IotHubEventsConnection).toMatch(local);
+    expect(values.AnomaliesEventHubConnection).toMatch(local);
+    expect(values.ReplayEventHubConnection).toMatch(local);
+    expect(values).toMatchObject({ IotHubEventHubName: 'iothub-events', IngestConsumerGroup: 'ingest' });
     const text = JSON.stringify(record.localSettings);
-    expect(record.localSettings.Values).not.toHaveProperty('IotHubEventsConnection');
-    expect(record.localSettings.Values).not.toHaveProperty('AnomaliesEventHubConnection');
-    expect(text).not.toContain('sb://localhost');
+    expect(text).not.toMatch(/[<>]/);
     for (const m of output.matchAll(/(?:Azurite \w+|Cosmos DB)\s+https?:\/\/127\.0\.0\.1:(\d+)/g))
       expect(text).not.toContain(`127.0.0.1:${m[1] ?? ''}`);
-    expect(record.env.AnomaliesEventHubConnection).toBeUndefined();
   });
 
-  it('disables the Event Hub triggers and names the setting to fill in for each', () => {
-    expect(record.localSettings.Values).toMatchObject({
-      'AzureWebJobs.ingestTelemetry.Disabled': 'true',
-      'AzureWebJobs.notifyAnomalies.Disabled': 'true',
-    });
-    expect(output).toMatch(
-      /ingestTelemetry is disabled: set IotHubEventsConnection in local\.settings\.json/,
-    );
-    expect(output).toMatch(
-      /notifyAnomalies is disabled: set AnomaliesEventHubConnection in local\.settings\.json/,
-    );
+  it("passes this run's Event Hubs endpoint (its port) to func, and disables no trigger", () => {
+    const port = /Event Hubs\s+amqp:\/\/localhost:(\d+)/.exec(output)?.[1] ?? 'missing';
+    expect(port).not.toBe('5672'); // --eventhubs-port 0: a free port
+    for (const setting of [
+      'IotHubEventsConnection',
+      'AnomaliesEventHubConnection',
+      'ReplayEventHubConnection',
+    ])
+      expect(record.env[setting]).toContain(`sb://localhost:${port};`);
+    expect(Object.keys(record.localSettings.Values).filter((k) => k.endsWith('.Disabled'))).toEqual([]);
+    expect(Object.keys(record.env).filter((k) => k.endsWith('.Disabled'))).toEqual([]);
+    expect(output).not.toMatch(/is disabled/);
+  });
+
+  it('never prints the Event Hubs key', () => {
+    const key =
+      /SharedAccessKey=([^;]+)/.exec(record.localSettings.Values.IotHubEventsConnection ?? '')?.[1] ?? '';
+    expect(key.length).toBeGreaterThan(0);
+    expect(output).not.toContain(key);
   });
 });

@@ -3,12 +3,14 @@
  * start script as a child process, on free ports, throwaway in-memory data), driven the way a user or a
  * device would drive it. Slack is a local webhook.
  */
+import { EventHubConsumerClient, type ReceivedEventData } from '@azure/event-hubs';
 import { BlobServiceClient, StorageSharedKeyCredential } from '@azure/storage-blob';
 import { execFileSync, spawn, type ChildProcess } from 'node:child_process';
 import { connect } from 'node:net';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { createSasToken } from '../../../src/provisioning/sas-token.js';
 import { startFakeSlack, type FakeSlack } from '../../../tools/fake-slack.js';
+import { localEventHubsConnectionString } from '../../../tools/local-eventhubs/config.js';
 import { AZURITE_DEV_KEY } from '../../../tools/local-services.js';
 
 let child: ChildProcess;
@@ -16,6 +18,7 @@ let output = '';
 let api = '';
 let origin = '';
 let blobEndpoint = '';
+let eventHubsPort = 0;
 let slack: FakeSlack;
 const ports: number[] = [];
 
@@ -70,10 +73,14 @@ beforeAll(async () => {
       'dist/tools/start-local.js',
       '--in-memory',
       '--embedded',
-      ...['--http-port', '--blob-port', '--queue-port', '--table-port', '--cosmos-port'].flatMap((flag) => [
-        flag,
-        '0',
-      ]),
+      ...[
+        '--http-port',
+        '--blob-port',
+        '--queue-port',
+        '--table-port',
+        '--cosmos-port',
+        '--eventhubs-port',
+      ].flatMap((flag) => [flag, '0']),
     ],
     { env: { ...process.env, SlackWebhookUrl: slack.url, Alerts__CooldownMinutes: '0' }, stdio: 'pipe' },
   );
@@ -85,6 +92,8 @@ beforeAll(async () => {
   blobEndpoint = /Azurite Blob\s+(\S+)/.exec(output)?.[1] ?? '';
   for (const m of output.matchAll(/(?:Azurite \w+|Cosmos DB)\s+https?:\/\/127\.0\.0\.1:(\d+)/g))
     ports.push(Number(m[1]));
+  eventHubsPort = Number(/Event Hubs\s+amqp:\/\/localhost:(\d+)/.exec(output)?.[1] ?? 0);
+  ports.push(eventHubsPort);
   ports.push(Number(new URL(api).port));
 }, 120_000);
 
@@ -134,6 +143,62 @@ describe('npm start on a machine without Core Tools (embedded local runtime), ov
     expect(names[0]).toMatch(/^telemetry\/\d{4}\/\d{2}\/\d{2}\/\d{2}\/\d+-\d+-\d+\.jsonl$/);
     const lines = (await container.getBlobClient(names[0] ?? '').downloadToBuffer()).toString('utf8');
     expect(lines).toContain('"deviceId":"e2e-1"');
+  });
+
+  it('carried the message over AMQP: the endpoint holds it with IoT Hub annotations, as the archive envelope says', async () => {
+    const container = new BlobServiceClient(
+      blobEndpoint,
+      new StorageSharedKeyCredential('devstoreaccount1', AZURITE_DEV_KEY),
+    ).getContainerClient('telemetry-raw');
+    let line: Record<string, unknown> | undefined;
+    for await (const blob of container.listBlobsFlat()) {
+      const text = (await container.getBlobClient(blob.name).downloadToBuffer()).toString('utf8');
+      for (const l of text.split('\n'))
+        if (l.includes('"deviceId":"e2e-1"')) line ??= JSON.parse(l) as Record<string, unknown>;
+    }
+    expect(line).toBeDefined();
+    // A consumer group of its own ($Default) reads the event back from the endpoint's IoT Hub events hub.
+    const consumer = new EventHubConsumerClient(
+      '$Default',
+      localEventHubsConnectionString(eventHubsPort),
+      'iothub-events',
+    );
+    try {
+      const event = await new Promise<ReceivedEventData>((resolve, reject) => {
+        consumer.subscribe(
+          String(line?.partitionId),
+          {
+            processEvents: async (events) => {
+              if (events[0]) resolve(events[0]);
+              return Promise.resolve();
+            },
+            processError: async (error) => {
+              reject(error);
+              return Promise.resolve();
+            },
+          },
+          {
+            startPosition: { sequenceNumber: Number(line?.sequenceNumber), isInclusive: true },
+            maxWaitTimeInSeconds: 1,
+            skipParsingBodyAsJson: true,
+          },
+        );
+      });
+      expect(event.sequenceNumber).toBe(line?.sequenceNumber);
+      expect(event.offset).toBe(line?.offset);
+      expect(event.enqueuedTimeUtc.toISOString()).toBe(line?.enqueuedTime);
+      expect(event.properties).toEqual({ 'stream-id': 'telemetry' });
+      expect(event.systemProperties).toMatchObject({
+        'iothub-connection-device-id': 'e2e-1',
+        'iothub-message-source': 'Telemetry',
+      });
+      expect(JSON.parse((event.body as Buffer).toString('utf8'))).toEqual({
+        temperature: 21.5,
+        humidity: 40,
+      });
+    } finally {
+      await consumer.close();
+    }
   });
 
   it('refuses a bad token (401) and, once the device is deactivated, its next message (403)', async () => {

@@ -57,10 +57,14 @@ async function start(): Promise<Run> {
       '--embedded',
       '--data-dir',
       dataDir,
-      ...['--http-port', '--blob-port', '--queue-port', '--table-port', '--cosmos-port'].flatMap((flag) => [
-        flag,
-        '0',
-      ]),
+      ...[
+        '--http-port',
+        '--blob-port',
+        '--queue-port',
+        '--table-port',
+        '--cosmos-port',
+        '--eventhubs-port',
+      ].flatMap((flag) => [flag, '0']),
     ],
     { env: { ...process.env, Alerts__CooldownMinutes: '0' }, stdio: 'pipe', detached: true },
   );

@@ -18,7 +18,16 @@ import {
 } from '../../../tools/start-local-process.js';
 
 const dataDir = mkdtempSync(join(tmpdir(), 'npm-start-shutdown-'));
-const args = ['--embedded', '--data-dir', dataDir, ...FREE_PORTS, '--shutdown-grace-seconds', '5'];
+const args = [
+  '--embedded',
+  '--data-dir',
+  dataDir,
+  ...FREE_PORTS,
+  '--eventhubs-port',
+  '0',
+  '--shutdown-grace-seconds',
+  '5',
+];
 
 interface Run extends StartedProcess {
   api: string;
@@ -77,7 +86,9 @@ const STEPS = [
   'shutting down (SIGINT)',
   'stopped accepting requests',
   'stopping triggers',
+  'Event Hubs producers closed',
   'durable instances saved',
+  'stopped the Event Hubs endpoint',
   'stopped the Cosmos DB server',
   'stopped Azurite',
   'stopped.',
@@ -232,7 +243,7 @@ const alive = (pid: number) => {
 
 describe.runIf(process.platform === 'linux')('a kill -9 of npm start alone (not its group)', () => {
   it('--in-memory (no pid file): its Azurite, in a process group of its own, exits when its parent is gone', async () => {
-    const run = startLocalProcess(['--embedded', '--in-memory', ...FREE_PORTS]);
+    const run = startLocalProcess(['--embedded', '--in-memory', ...FREE_PORTS, '--eventhubs-port', '0']);
     await until(
       'the API',
       () => (run.output().includes('Ctrl-C stops everything') ? true : undefined),
