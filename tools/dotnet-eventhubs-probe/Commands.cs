@@ -13,7 +13,7 @@ internal static class Commands
     /// <summary>GetEventHubPropertiesAsync, then GetPartitionPropertiesAsync for every partition.</summary>
     public static async Task<JsonObject> PropertiesAsync(string connectionString, ProbeOptions options, CancellationToken token)
     {
-        await using var producer = new EventHubProducerClient(connectionString, options.Hub);
+        await using var producer = new EventHubProducerClient(connectionString, options.Hub, ProducerOptions(options));
         var hub = await producer.GetEventHubPropertiesAsync(token);
         var partitions = new JsonArray();
         foreach (var id in hub.PartitionIds)
@@ -32,7 +32,7 @@ internal static class Commands
     /// <summary>One batch of Count events built with CreateBatchAsync, to a partition key, a partition, or the hub.</summary>
     public static async Task<JsonObject> SendAsync(string connectionString, ProbeOptions options, CancellationToken token)
     {
-        await using var producer = new EventHubProducerClient(connectionString, options.Hub);
+        await using var producer = new EventHubProducerClient(connectionString, options.Hub, ProducerOptions(options));
         var batchOptions = new CreateBatchOptions { PartitionKey = options.PartitionKey, PartitionId = options.PartitionId };
         using var batch = await producer.CreateBatchAsync(batchOptions, token);
         for (var index = 0; index < options.Count; index++)
@@ -94,6 +94,10 @@ internal static class Commands
         return new JsonObject { ["scanned"] = scanned, ["events"] = events };
     }
 
+    /// <summary>The SDK's default retry policy, or --retries N attempts after the first.</summary>
+    private static EventHubProducerClientOptions ProducerOptions(ProbeOptions options) =>
+        options.Retries is { } retries ? new EventHubProducerClientOptions { RetryOptions = new EventHubsRetryOptions { MaximumRetries = retries } } : new EventHubProducerClientOptions();
+
     /// <summary>earliest | latest | sequence:S | offset:O (inclusive) | enqueued:ISO.</summary>
     public static EventPosition Position(string from)
     {
@@ -126,7 +130,9 @@ internal static class Commands
         data.Properties["long"] = 1L << 40;
         data.Properties["double"] = 0.5;
         data.Properties["bool"] = true;
-        data.Properties["time"] = new DateTimeOffset(2026, 1, 2, 3, 4, 5, 678, TimeSpan.Zero);
+        // A DateTime goes as an AMQP timestamp; a DateTimeOffset would go as the .NET SDKs' own described type
+        // (com.microsoft:datetime-offset, ticks), which the JS client cannot read as a date.
+        data.Properties["time"] = new DateTime(2026, 1, 2, 3, 4, 5, 678, DateTimeKind.Utc);
         data.Properties["uuid"] = new Guid("0f8fad5b-d9cb-469f-a165-70867728950e");
         data.Properties["binary"] = new byte[] { 1, 2, 3 };
         // What IoT Hub's built-in endpoint stamps; the endpoint must keep annotations it does not own.

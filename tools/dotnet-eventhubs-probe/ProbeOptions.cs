@@ -12,7 +12,8 @@ internal sealed record ProbeOptions(
     int Expect,
     string From,
     int TimeoutMs,
-    int MaxWaitMs)
+    int MaxWaitMs,
+    int? Retries)
 {
     /// <summary>Parses `command --name value…`; null on a usage error.</summary>
     public static ProbeOptions? Parse(string[] args)
@@ -48,6 +49,7 @@ internal sealed record ProbeOptions(
             GetInt("expect", 0),
             Get("from") ?? "earliest",
             GetInt("timeout-ms", 60_000),
-            GetInt("max-wait-ms", 2_000));
+            GetInt("max-wait-ms", 2_000),
+            Get("retries") is null ? null : GetInt("retries", 0));
     }
 }

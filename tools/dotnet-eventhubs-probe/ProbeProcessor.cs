@@ -55,9 +55,9 @@ internal sealed class ProbeProcessor : PluggableCheckpointStoreEventProcessor<Ev
         await processor.StartProcessingAsync(token);
         try
         {
-            while (processor.Tagged < options.Expect && processor._errors.IsEmpty)
+            while (processor.Tagged < options.Expect && processor._errors.IsEmpty && !token.IsCancellationRequested)
             {
-                await Task.Delay(100, token);
+                await Task.Delay(100, CancellationToken.None);
             }
         }
         finally
@@ -65,9 +65,11 @@ internal sealed class ProbeProcessor : PluggableCheckpointStoreEventProcessor<Ev
             // Stopping relinquishes ownership, so the next run claims the partitions at once.
             await processor.StopProcessingAsync(CancellationToken.None);
         }
-        if (!processor._errors.IsEmpty)
+        if (!processor._errors.IsEmpty || processor.Tagged < options.Expect)
         {
-            throw new InvalidOperationException("processor error: " + string.Join("; ", processor._errors));
+            throw new InvalidOperationException(
+                $"processor: {processor.Tagged} of {options.Expect} events tagged '{options.Tag}' processed ({processor._untagged} others); errors: "
+                + string.Join("; ", processor._errors));
         }
         return new JsonObject
         {

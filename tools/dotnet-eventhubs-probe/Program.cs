@@ -3,8 +3,8 @@
 //
 // The connection string comes from the environment (EVENTHUBS_CONNECTION_STRING), never from the command line, so
 // it does not show in process listings. Commands:
-//   properties --hub H                                         hub and partition properties
-//   send --hub H [--partition-key K | --partition P] --count N --tag T   one batch, N events tagged T
+//   properties --hub H [--retries N]                           hub and partition properties
+//   send --hub H [--partition-key K | --partition P] --count N --tag T [--retries N]   one batch of N events tagged T
 //   read --hub H --consumer-group CG --tag T --expect N [--from earliest|sequence:S|offset:O] [--partition P]
 //                                                              reads until N events tagged T are seen (bounded)
 //   processor --hub H --consumer-group CG --tag T --expect N   (see ProbeProcessor.cs; needs STORAGE_CONNECTION_STRING)
@@ -63,6 +63,8 @@ static JsonObject Describe(Exception error)
     {
         ["type"] = error.GetType().FullName,
         ["message"] = error.Message,
+        // Where it was thrown (the top frames), to tell a client-side failure from the server's refusal.
+        ["stack"] = string.Join(" | ", (error.StackTrace ?? "").Split('\n').Take(8).Select(frame => frame.Trim())),
     };
     if (error is EventHubsException eventHubs)
     {
