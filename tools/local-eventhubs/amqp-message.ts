@@ -7,6 +7,7 @@ export const BATCH_MESSAGE_FORMAT = 0x80013700;
 const HEADER = 0x70;
 const MESSAGE_ANNOTATIONS = 0x72;
 const DATA = 0x75;
+const FOOTER = 0x78;
 
 /** The parts of rhea's codec its typings leave out (lib/types.js exports them). */
 interface Codec {
@@ -91,7 +92,24 @@ export function splitEvent(raw: Buffer): EncodedEvent {
       }
     }
   }
+  if (reader.position > raw.length) throw new Error('truncated AMQP message');
   return { raw, header, annotations, restStart, partitionKey };
+}
+
+/**
+ * Checks that `raw` is a sequence of whole, described AMQP sections (rhea's reader slices past the end of a
+ * truncated buffer instead of failing). A malformed event refused here is one no receiver will choke on later.
+ */
+export function validateEvent(raw: Buffer): void {
+  const reader = new codec.Reader(raw);
+  let sections = 0;
+  while (reader.remaining() > 0) {
+    const code = sectionCode(reader.read());
+    if (code < HEADER || code > FOOTER) throw new Error('unknown AMQP message section');
+    if (reader.position > raw.length) throw new Error('truncated AMQP message');
+    sections++;
+  }
+  if (sections === 0) throw new Error('empty AMQP message');
 }
 
 /** The service's annotations of a stored event. */

@@ -1,6 +1,12 @@
 import rhea from 'rhea';
 import type { AmqpError, Delivery, EventContext, Receiver, Sender } from 'rhea';
-import { BATCH_MESSAGE_FORMAT, renderDelivery, splitEvent, unpackBatch } from './amqp-message.js';
+import {
+  BATCH_MESSAGE_FORMAT,
+  renderDelivery,
+  splitEvent,
+  unpackBatch,
+  validateEvent,
+} from './amqp-message.js';
 import { choosePartition, partitionIndex, type Hub } from './hubs.js';
 import type { PartitionLog } from './partition-log.js';
 import { parseStartFilter, SELECTOR_FILTER } from './filters.js';
@@ -16,6 +22,12 @@ export function refuse(link: Sender | Receiver, condition: string, description: 
   link.close({ condition, description });
 }
 
+/** The fields of our own attach frame that rhea leaves for us to set. */
+interface LocalAttach {
+  max_message_size: number;
+  properties: unknown;
+}
+
 interface Incoming {
   hub: Hub;
   partition: number | undefined;
@@ -23,7 +35,8 @@ interface Incoming {
 
 /** Accepts a client's sender link to `<hub>` or `<hub>/Partitions/<id>` and stores what it sends. */
 export function acceptEventSender(receiver: Receiver, target: Incoming, log: (line: string) => void): void {
-  (receiver as unknown as { local: { attach: { max_message_size: number } } }).local.attach.max_message_size =
+  // A plain number: the .NET client sizes its batches from it (rhea cannot encode a wrapped ulong here).
+  (receiver as unknown as { local: { attach: LocalAttach } }).local.attach.max_message_size =
     MAX_MESSAGE_BYTES;
   receiver.set_target({ address: receiver.target.address });
   receiver.set_source({ address: receiver.source.address });
@@ -96,6 +109,7 @@ function store(context: EventContext, target: Incoming): Promise<void> {
   for (const raw of raws) {
     let split;
     try {
+      validateEvent(raw);
       split = splitEvent(raw);
     } catch {
       return Promise.reject(
@@ -159,7 +173,7 @@ export function acceptEventReceiver(
   const index = partitionIndex(source.hub, source.partition);
   const log = index === undefined ? undefined : source.hub.partitions[index];
   if (!log || !source.hub.consumerGroups.has(source.group.toLowerCase())) {
-    refuse(sender, 'amqp:not-found', `The messaging entity '${sender.source.address}' could not be found`);
+    refuse(sender, 'amqp:not-found', `The messaging entity '${sender.source.address}' could not be found.`);
     return undefined;
   }
   const filter = (sender.source as { filter?: Record<string, unknown> }).filter;
@@ -188,13 +202,14 @@ export function acceptEventReceiver(
   }
   sender.set_source({ address: sender.source.address, ...(filter ? { filter } : {}) });
   sender.set_target({ address: sender.target.address });
-  if (epoch !== undefined) {
-    (sender as unknown as { local: { attach: { properties: unknown } } }).local.attach.properties = {
-      [EPOCH_PROPERTY]: rhea.types.wrap_long(epoch),
-    };
-  }
+  const attach = (sender as unknown as { local: { attach: LocalAttach } }).local.attach;
+  if (epoch !== undefined) attach.properties = { [EPOCH_PROPERTY]: rhea.types.wrap_long(epoch) };
   const pump = (): void => {
     if (!sender.is_open()) return;
+    // Not before our attach is on the wire: rhea writes a session's transfers ahead of a pending attach, and a
+    // client that sent attach and flow together (the .NET one) would get transfers on a handle it does not know
+    // yet and end the session (amqp:session:unattached-handle). The setImmediate pump runs after the attach.
+    if ((sender as unknown as { state: { open_requests: number } }).state.open_requests > 0) return;
     if (cursor < log.firstSequence) cursor = log.firstSequence;
     while (sender.sendable()) {
       const event = log.at(cursor);

@@ -18,7 +18,7 @@ export function answerManagement(request: Message, namespace: Namespace, key: Sh
     return response(request, 401, 'Unauthorized: missing or invalid security_token');
   }
   const hub = namespace.hub(name);
-  if (!hub) return response(request, 404, `The messaging entity '${name}' could not be found`);
+  if (!hub) return response(request, 404, `The messaging entity '${name}' could not be found.`);
   const t = rhea.types;
   if (props.type === 'com.microsoft:eventhub') {
     return response(request, 200, 'OK', {
@@ -33,7 +33,12 @@ export function answerManagement(request: Message, namespace: Namespace, key: Sh
     const partitionId = typeof props.partition === 'string' ? props.partition : String(props.partition);
     const index = partitionIndex(hub, partitionId);
     const log = index === undefined ? undefined : hub.partitions[index];
-    if (!log) return response(request, 404, `Partition '${partitionId}' of '${hub.name}' could not be found`);
+    if (!log)
+      return response(
+        request,
+        404,
+        `The messaging entity '${hub.name}/Partitions/${partitionId}' could not be found.`,
+      );
     const state = log.state();
     return response(request, 200, 'OK', {
       name: hub.name,

@@ -68,45 +68,13 @@ export async function startLocalEventHubs(options: LocalEventHubsOptions = {}): 
   };
   mechanisms.enable_anonymous();
   mechanisms.MSSBCBS = () => ({ outcome: true, username: undefined, start: () => undefined });
-  const states = new Map<Connection, ConnectionState>();
-  const readers = new Readers();
-  const stateOf = (connection: Connection): ConnectionState => {
-    let state = states.get(connection);
-    if (!state) {
-      state = { auth: new ConnectionAuth(), replies: new ReplyLinks(), cleanups: new Set() };
-      states.set(connection, state);
-    }
-    return state;
-  };
-  const forget = (connection: Connection): void => {
-    const state = states.get(connection);
-    states.delete(connection);
-    if (state) for (const cleanup of state.cleanups) cleanup();
-  };
-
-  container.on('sender_open', (context: EventContext) => {
-    onClientReceiver(context.sender as Sender, stateOf(context.connection), namespace, readers);
-  });
-  container.on('receiver_open', (context: EventContext) => {
-    onClientSender(context.receiver as Receiver, stateOf(context.connection), namespace, key, log);
-  });
-  container.on('disconnected', (context: EventContext) => {
-    forget(context.connection);
-  });
-  container.on('connection_close', (context: EventContext) => {
-    forget(context.connection);
-    context.connection.close();
-  });
-  container.on('error', (error: unknown) => {
-    log(`local-eventhubs: ${error instanceof Error ? error.message : String(error)}`);
-  });
-  container.on('connection_error', () => undefined);
-  container.on('sender_error', () => undefined);
-  container.on('receiver_error', () => undefined);
-  container.on('session_error', () => undefined);
+  const states = serveConnections(container, namespace, key, log);
 
   const sockets = new Set<Socket>();
-  const server = await listen(container, options.port ?? 0, sockets);
+  const server = await listen(container, options.port ?? 0, sockets).catch(async (error: unknown) => {
+    await namespace.close(); // e.g. EADDRINUSE: release the partition files before failing
+    throw error;
+  });
   const port = (server.address() as { port: number }).port;
   const sweep = setInterval(() => {
     namespace.enforceRetention();
@@ -128,6 +96,8 @@ export async function startLocalEventHubs(options: LocalEventHubsOptions = {}): 
           }),
         );
         for (const connection of states.keys()) connection.close();
+        // Give clients a moment to answer the close (no ECONNRESET on their side), then cut what is left.
+        for (let i = 0; i < 20 && sockets.size > 0; i++) await new Promise((r) => setTimeout(r, 25));
         for (const socket of sockets) socket.destroy();
         await closed;
         await namespace.close();
@@ -135,6 +105,98 @@ export async function startLocalEventHubs(options: LocalEventHubsOptions = {}): 
       return stopping;
     },
   };
+}
+
+/** Wires the container's link events to the namespace; returns the state of every open connection. */
+function serveConnections(
+  container: ReturnType<typeof rhea.create_container>,
+  namespace: Namespace,
+  key: SharedAccessKey,
+  log: (line: string) => void,
+): Map<Connection, ConnectionState> {
+  const states = new Map<Connection, ConnectionState>();
+  const readers = new Readers();
+  const stateOf = (connection: Connection): ConnectionState => {
+    let state = states.get(connection);
+    if (!state) {
+      state = { auth: new ConnectionAuth(), replies: new ReplyLinks(), cleanups: new Set() };
+      states.set(connection, state);
+    }
+    return state;
+  };
+  const forget = (connection: Connection): void => {
+    const state = states.get(connection);
+    states.delete(connection);
+    if (state) for (const cleanup of state.cleanups) cleanup();
+  };
+
+  container.on('connection_open', (context: EventContext) => {
+    tolerateLateFrames(context.connection);
+  });
+  container.on('sender_open', (context: EventContext) => {
+    mirrorSettleModes(context.sender as Sender);
+    onClientReceiver(context.sender as Sender, stateOf(context.connection), namespace, readers);
+  });
+  container.on('receiver_open', (context: EventContext) => {
+    mirrorSettleModes(context.receiver as Receiver);
+    onClientSender(context.receiver as Receiver, stateOf(context.connection), namespace, key, log);
+  });
+  container.on('disconnected', (context: EventContext) => {
+    forget(context.connection);
+  });
+  container.on('connection_close', (context: EventContext) => {
+    forget(context.connection);
+    context.connection.close();
+  });
+  container.on('error', (error: unknown) => {
+    log(`local-eventhubs: ${error instanceof Error ? error.message : String(error)}`);
+  });
+  container.on('connection_error', () => undefined);
+  container.on('sender_error', () => undefined);
+  container.on('receiver_error', () => undefined);
+  container.on('session_error', () => undefined);
+  return states;
+}
+
+interface SettleModes {
+  snd_settle_mode?: number;
+  rcv_settle_mode?: number;
+}
+
+/**
+ * Answers an attach with the sender settle mode the client asked for. The .NET AMQP library adopts the modes of
+ * the server's attach (AmqpLink.OnReceiveAttach): rhea's default answer (mixed) turns its pre-settled `$cbs` and
+ * `$management` request senders unsettled, and as every request carries the same empty delivery tag the next
+ * request fails ("An item with the same key has already been added"). A pre-settled client receiver (the .NET
+ * consumer) also gets pre-settled events: rhea settles a send when our snd-settle-mode is settled. The receiver
+ * settle mode is always first, the only one Event Hubs offers.
+ */
+function mirrorSettleModes(link: Sender | Receiver): void {
+  const { local, remote } = link as unknown as {
+    local: { attach: SettleModes };
+    remote: { attach?: SettleModes };
+  };
+  const asked = remote.attach?.snd_settle_mode;
+  if (asked !== undefined) local.attach.snd_settle_mode = asked;
+  local.attach.rcv_settle_mode = 0;
+}
+
+/**
+ * The .NET client ends a session and then detaches its link on that channel while closing; rhea would throw
+ * ProtocolError on frames for a channel it already removed and drop the whole connection. The service ignores
+ * such late frames, and so do we.
+ */
+function tolerateLateFrames(connection: Connection): void {
+  const target = connection as unknown as Record<string, unknown> & {
+    remote_channel_map: Record<number, unknown>;
+  };
+  for (const name of ['on_end', 'on_detach', 'on_disposition', 'on_flow']) {
+    const original = target[name] as (frame: { channel: number }) => void;
+    target[name] = function (this: typeof target, frame: { channel: number }): void {
+      if (this.remote_channel_map[frame.channel] === undefined) return;
+      original.call(this, frame);
+    };
+  }
 }
 
 function listen(
@@ -177,12 +239,12 @@ function onClientReceiver(
     return;
   }
   if (address.kind !== 'consumer') {
-    refuse(sender, 'amqp:not-found', `The messaging entity '${sender.source.address}' could not be found`);
+    refuse(sender, 'amqp:not-found', `The messaging entity '${sender.source.address}' could not be found.`);
     return;
   }
   const hub = namespace.hub(address.hub);
   if (!hub) {
-    refuse(sender, 'amqp:not-found', `The messaging entity '${address.hub}' could not be found`);
+    refuse(sender, 'amqp:not-found', `The messaging entity '${address.hub}' could not be found.`);
     return;
   }
   if (!state.auth.allows(sender.source.address)) {
@@ -194,7 +256,9 @@ function onClientReceiver(
     { hub, group: address.group, partition: address.partition },
     readers,
   );
-  if (cleanup) state.cleanups.add(cleanup);
+  if (!cleanup) return;
+  state.cleanups.add(cleanup);
+  sender.on('sender_close', () => state.cleanups.delete(cleanup));
 }
 
 /** A client attached a sender: a `$cbs`/`$management` request link or an event sender. */
@@ -239,7 +303,7 @@ function onClientSender(
     refuse(
       receiver,
       'amqp:not-found',
-      `The messaging entity '${receiver.target.address}' could not be found`,
+      `The messaging entity '${receiver.target.address}' could not be found.`,
     );
     return;
   }
