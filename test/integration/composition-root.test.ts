@@ -46,6 +46,7 @@ describe('composition root (src/index.ts) loaded as the Functions host loads it'
         'purgeExpiredDeviceKeys',
         'redeliverAlerts',
         'registerDevice',
+        'replayTelemetry',
         'resetDeviceCredentials',
         'startBulkProvisioning',
         'startProvisioning',

@@ -69,13 +69,16 @@ describe('Event Hub trigger registrations (src/index.ts loaded as the host loads
     expect(Object.keys(settings).filter((k) => k.endsWith('.Disabled'))).toEqual([]);
   });
 
-  it.each(['ingestTelemetry', 'notifyAnomalies'])("registers %s with dataType 'binary'", (name) => {
-    expect(triggerBinding(byName(name))).toMatchObject({
-      type: 'eventHubTrigger',
-      cardinality: 'many',
-      dataType: 'binary',
-    });
-  });
+  it.each(['ingestTelemetry', 'notifyAnomalies', 'replayTelemetry'])(
+    "registers %s with dataType 'binary'",
+    (name) => {
+      expect(triggerBinding(byName(name))).toMatchObject({
+        type: 'eventHubTrigger',
+        cardinality: 'many',
+        dataType: 'binary',
+      });
+    },
+  );
 
   it('ingestTelemetry, served as the host serves its registration: state in Cosmos, the raw message archived, a non-JSON body dead-lettered', async () => {
     const registration = byName('ingestTelemetry');

@@ -105,6 +105,12 @@ describe('loadConfig', () => {
         jobDeviceResultsContainer: 'job-device-results',
         maxJobDeviceResults: 10_000,
       },
+      replay: {
+        eventHubName: 'replay',
+        consumerGroup: 'replay',
+        binding: { eventHubName: 'replay', consumerGroup: 'replay' },
+        connected: false,
+      },
       http: { maxBodyBytes: 1024 * 1024, maxBulkBodyBytes: 16 * 1024 * 1024 },
       concurrency: { maxAttempts: 10 },
     });
