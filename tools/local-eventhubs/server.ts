@@ -10,6 +10,7 @@ import {
   localEventHubsConnectionString,
   type LocalHubConfig,
 } from './config.js';
+import { lockFolder } from './folder-lock.js';
 import { Namespace, partitionIndex } from './hubs.js';
 import { acceptEventReceiver, acceptEventSender, Readers, refuse } from './links.js';
 import { answerManagement } from './management.js';
@@ -58,7 +59,13 @@ export async function startLocalEventHubs(options: LocalEventHubsOptions = {}): 
     maxAgeMs: options.retention?.maxAgeMs ?? DEFAULT_MAX_AGE_MS,
     maxBytes: options.retention?.maxBytesPerPartition ?? DEFAULT_MAX_BYTES,
   };
-  const namespace = await Namespace.open(options.hubs ?? LOCAL_EVENT_HUBS, retention, options.folder);
+  const unlock = options.folder === undefined ? () => Promise.resolve() : await lockFolder(options.folder);
+  const namespace = await Namespace.open(options.hubs ?? LOCAL_EVENT_HUBS, retention, options.folder).catch(
+    async (error: unknown) => {
+      await unlock();
+      throw error;
+    },
+  );
   const key: SharedAccessKey = { keyName: LOCAL_EVENTHUBS_KEY_NAME, key: LOCAL_EVENTHUBS_KEY };
   const container = rhea.create_container({ id: 'local-eventhubs' });
   // The SDKs open SASL ANONYMOUS (JS) or MSSBCBS (.NET) and then authorize through $cbs.
@@ -73,6 +80,7 @@ export async function startLocalEventHubs(options: LocalEventHubsOptions = {}): 
   const sockets = new Set<Socket>();
   const server = await listen(container, options.port ?? 0, sockets).catch(async (error: unknown) => {
     await namespace.close(); // e.g. EADDRINUSE: release the partition files before failing
+    await unlock();
     throw error;
   });
   const port = (server.address() as { port: number }).port;
@@ -101,6 +109,7 @@ export async function startLocalEventHubs(options: LocalEventHubsOptions = {}): 
         for (const socket of sockets) socket.destroy();
         await closed;
         await namespace.close();
+        await unlock();
       })();
       return stopping;
     },
