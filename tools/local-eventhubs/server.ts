@@ -1,6 +1,6 @@
 import type { Server, Socket } from 'node:net';
 import rhea from 'rhea';
-import type { Connection, Delivery, EventContext, Message, Receiver, Sender } from 'rhea';
+import type { Connection, Delivery, EventContext, Message, Receiver, Sender, Session } from 'rhea';
 import { parseAddress } from './addresses.js';
 import { answerPutToken, ConnectionAuth, type SharedAccessKey } from './cbs.js';
 import {
@@ -46,7 +46,8 @@ const RETENTION_SWEEP_MS = 30_000;
 interface ConnectionState {
   auth: ConnectionAuth;
   replies: ReplyLinks;
-  cleanups: Set<() => void>;
+  /** Per open partition reader: its cleanup and the session it lives in. */
+  cleanups: Map<() => void, Session>;
 }
 
 /**
@@ -128,7 +129,7 @@ function serveConnections(
   const stateOf = (connection: Connection): ConnectionState => {
     let state = states.get(connection);
     if (!state) {
-      state = { auth: new ConnectionAuth(), replies: new ReplyLinks(), cleanups: new Set() };
+      state = { auth: new ConnectionAuth(), replies: new ReplyLinks(), cleanups: new Map() };
       states.set(connection, state);
     }
     return state;
@@ -136,7 +137,7 @@ function serveConnections(
   const forget = (connection: Connection): void => {
     const state = states.get(connection);
     states.delete(connection);
-    if (state) for (const cleanup of state.cleanups) cleanup();
+    if (state) for (const cleanup of state.cleanups.keys()) cleanup();
   };
 
   container.on('connection_open', (context: EventContext) => {
@@ -150,6 +151,19 @@ function serveConnections(
     mirrorSettleModes(context.receiver as Receiver);
     onClientSender(context.receiver as Receiver, stateOf(context.connection), namespace, key, log);
   });
+  // Ending a session detaches its links without a detach frame per link (AMQP 1.0 §2.7.7): forget its readers,
+  // or an owner-level reader would keep refusing every other receiver of that partition until the connection ends.
+  const endSession = (context: EventContext): void => {
+    const state = states.get(context.connection);
+    if (!state || !context.session) return;
+    for (const [cleanup, session] of state.cleanups) {
+      if (session !== context.session) continue;
+      cleanup();
+      state.cleanups.delete(cleanup);
+    }
+  };
+  container.on('session_close', endSession);
+  container.on('session_error', endSession);
   container.on('disconnected', (context: EventContext) => {
     forget(context.connection);
   });
@@ -163,7 +177,6 @@ function serveConnections(
   container.on('connection_error', () => undefined);
   container.on('sender_error', () => undefined);
   container.on('receiver_error', () => undefined);
-  container.on('session_error', () => undefined);
   return states;
 }
 
@@ -266,7 +279,7 @@ function onClientReceiver(
     readers,
   );
   if (!cleanup) return;
-  state.cleanups.add(cleanup);
+  state.cleanups.set(cleanup, sender.session);
   sender.on('sender_close', () => state.cleanups.delete(cleanup));
 }
 

@@ -3,6 +3,8 @@ import { connect as tcpConnect } from 'node:net';
 import rhea from 'rhea';
 import type { Connection, EventContext, Message, Receiver, Sender } from 'rhea';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { EventHubProducerClient, earliestEventPosition } from '@azure/event-hubs';
+import { receiveFromPartition } from './sdk-helpers.js';
 import { LOCAL_EVENTHUBS_KEY, LOCAL_EVENTHUBS_KEY_NAME } from '../../../tools/local-eventhubs/config.js';
 import { startLocalEventHubs, type LocalEventHubs } from '../../../tools/local-eventhubs/server.js';
 
@@ -229,5 +231,32 @@ describe('local Event Hubs endpoint: the raw AMQP wire', () => {
     expect(await outcome(bad)).toBe('rejected');
     const good = sender.send({ body: 'still-fine' });
     expect(await outcome(good)).toBe('accepted');
+  });
+
+  it('forgets the readers of a session that ends without detaching them (no ghost owner level)', async () => {
+    expect(await putToken(audience('anomalies'), sasToken(audience('anomalies'), now() + 600))).toBe(202);
+    const session = connection.create_session();
+    session.begin();
+    const ghost = session.open_receiver({
+      source: { address: 'anomalies/ConsumerGroups/$Default/Partitions/0' },
+      properties: { 'com.microsoft:epoch': rhea.types.wrap_long(5) },
+      credit_window: 0,
+    });
+    expect(await attach(ghost)).toBe('open');
+    const ended = once(session, 'session_close');
+    session.close();
+    await ended;
+    const producer = new EventHubProducerClient(hubs.connectionString(), 'anomalies');
+    try {
+      await producer.sendBatch([{ body: 'after-ghost' }], { partitionId: '0' });
+    } finally {
+      await producer.close();
+    }
+    const events = await receiveFromPartition(hubs.connectionString(), 'anomalies', '0', 1, {
+      startPosition: earliestEventPosition,
+      ownerLevel: 1,
+      timeoutMs: 10_000,
+    });
+    expect(events.map((e): unknown => e.body)).toEqual(['after-ghost']);
   });
 });
