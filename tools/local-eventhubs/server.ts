@@ -2,6 +2,7 @@ import type { Server, Socket } from 'node:net';
 import rhea from 'rhea';
 import type { Connection, Delivery, EventContext, Message, Receiver, Sender, Session } from 'rhea';
 import { parseAddress } from './addresses.js';
+import { keepDecodedBytes } from './amqp-message.js';
 import { answerPutToken, ConnectionAuth, type SharedAccessKey } from './cbs.js';
 import {
   LOCAL_EVENT_HUBS,
@@ -68,6 +69,7 @@ export async function startLocalEventHubs(options: LocalEventHubsOptions = {}): 
     },
   );
   const key: SharedAccessKey = { keyName: LOCAL_EVENTHUBS_KEY_NAME, key: LOCAL_EVENTHUBS_KEY };
+  keepDecodedBytes();
   const container = rhea.create_container({ id: 'local-eventhubs' });
   // The SDKs open SASL ANONYMOUS (JS) or MSSBCBS (.NET) and then authorize through $cbs.
   const mechanisms = container.sasl_server_mechanisms as {
