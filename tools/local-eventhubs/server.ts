@@ -266,13 +266,14 @@ function onClientReceiver(
     refuse(sender, 'amqp:not-found', `The messaging entity '${sender.source.address}' could not be found.`);
     return;
   }
+  // Authorization first: an unauthenticated client learns nothing about which entities exist.
+  if (!state.auth.allows(sender.source.address)) {
+    refuse(sender, 'amqp:unauthorized-access', 'Unauthorized access: no valid token for this address');
+    return;
+  }
   const hub = namespace.hub(address.hub);
   if (!hub) {
     refuse(sender, 'amqp:not-found', `The messaging entity '${address.hub}' could not be found.`);
-    return;
-  }
-  if (!state.auth.allows(sender.source.address)) {
-    refuse(sender, 'amqp:unauthorized-access', 'Unauthorized access: no valid token for this address');
     return;
   }
   const cleanup = acceptEventReceiver(
@@ -321,6 +322,10 @@ function onClientSender(
     });
     return;
   }
+  if (!state.auth.allows(receiver.target.address)) {
+    refuse(receiver, 'amqp:unauthorized-access', 'Unauthorized access: no valid token for this address');
+    return;
+  }
   const hub = address.kind === 'hub' || address.kind === 'partition' ? namespace.hub(address.hub) : undefined;
   const partition = address.kind === 'partition' && hub ? partitionIndex(hub, address.partition) : undefined;
   if (!hub || (address.kind === 'partition' && partition === undefined)) {
@@ -329,10 +334,6 @@ function onClientSender(
       'amqp:not-found',
       `The messaging entity '${receiver.target.address}' could not be found.`,
     );
-    return;
-  }
-  if (!state.auth.allows(receiver.target.address)) {
-    refuse(receiver, 'amqp:unauthorized-access', 'Unauthorized access: no valid token for this address');
     return;
   }
   acceptEventSender(receiver, { hub, partition }, log);
