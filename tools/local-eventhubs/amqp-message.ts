@@ -154,7 +154,31 @@ export function unpackBatch(envelope: Buffer): { events: Buffer[]; partitionKey:
   return { events, partitionKey: outer.partitionKey };
 }
 
-/** Encodes a plain (format 0) message that rhea already decoded; used for senders that do not batch. */
-export function encodeMessage(message: rhea.Message): Buffer {
-  return rhea.message.encode(message);
+/** Where a decoded message keeps the bytes it was decoded from (see keepDecodedBytes). */
+export const RAW_BYTES = Symbol.for('local-eventhubs.rawBytes');
+
+/**
+ * rhea decodes every plain (format 0) transfer into JS values before our handler sees it, and encoding those
+ * again changes AMQP types (long 5 becomes uint, double 2.0 uint, symbol string). So that such events are stored
+ * byte for byte, rhea's decoder is wrapped once to keep its input under a non-enumerable symbol.
+ */
+export function keepDecodedBytes(): void {
+  const codecModule = rhea.message as unknown as {
+    decode: (buffer: Buffer) => rhea.Message;
+    [RAW_BYTES]?: true;
+  };
+  if (codecModule[RAW_BYTES]) return;
+  const decode = codecModule.decode.bind(codecModule);
+  codecModule.decode = (buffer: Buffer) => {
+    const message = decode(buffer);
+    Object.defineProperty(message, RAW_BYTES, { value: buffer, enumerable: false });
+    return message;
+  };
+  codecModule[RAW_BYTES] = true;
+}
+
+/** The bytes of a plain message as sent (re-encoded only if rhea's decoder was not wrapped). */
+export function plainMessageBytes(message: rhea.Message): Buffer {
+  const raw = (message as unknown as { [RAW_BYTES]?: Buffer })[RAW_BYTES];
+  return raw ?? rhea.message.encode(message);
 }

@@ -1,7 +1,8 @@
 import rhea from 'rhea';
-import type { AmqpError, Delivery, EventContext, Receiver, Sender } from 'rhea';
+import type { AmqpError, Delivery, EventContext, Message, Receiver, Sender } from 'rhea';
 import {
   BATCH_MESSAGE_FORMAT,
+  plainMessageBytes,
   renderDelivery,
   splitEvent,
   unpackBatch,
@@ -86,7 +87,7 @@ function store(context: EventContext, target: Incoming): Promise<void> {
       raws = unpacked.events;
       envelopeKey = unpacked.partitionKey;
     } else if (format === undefined || format === 0) {
-      const raw = rhea.message.encode(context.message);
+      const raw = plainMessageBytes(context.message as Message);
       size = raw.length;
       raws = [raw];
     } else {

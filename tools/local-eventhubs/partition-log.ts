@@ -37,9 +37,10 @@ const NO_KEY = 0xffff;
 /** Rewrite the file once it holds this many bytes of dropped events and at least as many as it keeps. */
 const COMPACT_MIN_DEAD_BYTES = 1024 * 1024;
 
+type Item = { raw: Buffer; partitionKey: string | undefined };
+
 interface Pending {
-  records: Buffer[];
-  events: StoredEvent[];
+  items: readonly Item[];
   resolve: () => void;
   reject: (error: unknown) => void;
 }
@@ -63,6 +64,7 @@ export class PartitionLog {
   private queue: Pending[] = [];
   private flushing = false;
   private closed = false;
+  private failed: Error | undefined;
   private readonly listeners = new Set<() => void>();
 
   private constructor(
@@ -83,13 +85,22 @@ export class PartitionLog {
   }
 
   /** Stamps and stores events; resolves once they are durable (with a file) and visible to receivers. */
-  append(
-    items: readonly { raw: Buffer; partitionKey: string | undefined }[],
-    nowMs = Date.now(),
-  ): Promise<void> {
+  append(items: readonly Item[], nowMs = Date.now()): Promise<void> {
     if (this.closed) return Promise.reject(new Error('partition closed'));
+    if (this.failed) return Promise.reject(this.failed);
+    if (this.file === undefined) {
+      this.publish(this.stamp(items, nowMs), nowMs);
+      return Promise.resolve();
+    }
+    return new Promise<void>((resolve, reject) => {
+      this.queue.push({ items, resolve, reject });
+      void this.flush();
+    });
+  }
+
+  /** Gives events their sequence numbers, offsets and enqueued time, in the order they are written. */
+  private stamp(items: readonly Item[], nowMs: number): StoredEvent[] {
     const events: StoredEvent[] = [];
-    const records: Buffer[] = [];
     for (const item of items) {
       const event: StoredEvent = {
         sequenceNumber: this.nextSequence++,
@@ -101,23 +112,17 @@ export class PartitionLog {
       this.nextOffset += Math.max(1, item.raw.length);
       this.last = { offset: event.offset, timeMs: event.enqueuedTimeMs };
       events.push(event);
-      if (this.file !== undefined) records.push(encodeEvent(event));
     }
-    if (this.file === undefined) {
-      this.publish(events, nowMs);
-      return Promise.resolve();
-    }
-    return new Promise<void>((resolve, reject) => {
-      this.queue.push({ records, events, resolve, reject });
-      void this.flush();
-    });
+    return events;
   }
 
   /** The kept event with this sequence number, if any. */
   at(sequenceNumber: number): StoredEvent | undefined {
     const first = this.events[this.head];
     if (!first) return undefined;
-    return this.events[this.head + sequenceNumber - first.sequenceNumber];
+    const event = this.events[this.head + sequenceNumber - first.sequenceNumber];
+    // Numbers are gapless by construction (stamped only for what was written); never hand out a wrong event.
+    return event?.sequenceNumber === sequenceNumber ? event : undefined;
   }
 
   /** The sequence number the next visible event will have. */
@@ -198,32 +203,67 @@ export class PartitionLog {
     for (const listener of this.listeners) listener();
   }
 
-  /** Writes everything queued with one write and one fsync, then publishes it; repeats while more is queued. */
+  /**
+   * Writes everything queued with one write and one fsync, then publishes it; repeats while more is queued.
+   * Numbers are stamped here, in write order; a failed write or fsync is cut back off the file and its numbers
+   * are given back, so what was acknowledged stays gapless and nothing unacknowledged survives a restart.
+   */
   private async flush(): Promise<void> {
     if (this.flushing) return;
     this.flushing = true;
     try {
-      while (this.queue.length > 0) {
+      while (this.queue.length > 0 && !this.failed) {
         const batch = this.queue;
         this.queue = [];
+        const mark = { sequence: this.nextSequence, offset: this.nextOffset, last: this.last };
+        const now = Date.now();
+        const stamped = batch.map((pending) => this.stamp(pending.items, now));
         try {
-          const handle = await this.fileHandle();
           const records: Buffer[] = [];
-          for (const pending of batch) for (const record of pending.records) records.push(record);
+          for (const events of stamped) for (const event of events) records.push(encodeEvent(event));
           const bytes = Buffer.concat(records);
-          await handle.write(bytes);
+          const handle = await this.fileHandle();
+          for (let written = 0; written < bytes.length;) {
+            written += (await handle.write(bytes, written, bytes.length - written)).bytesWritten;
+          }
           await handle.datasync();
           this.fileBytes += bytes.length;
-          for (const pending of batch) this.publish(pending.events, Date.now());
-          for (const pending of batch) pending.resolve();
-          await this.compactIfWorthIt();
         } catch (error) {
+          this.nextSequence = mark.sequence;
+          this.nextOffset = mark.offset;
+          this.last = mark.last;
+          await this.cutBack(error);
           for (const pending of batch) pending.reject(error);
+          continue;
         }
+        stamped.forEach((events) => {
+          this.publish(events, now);
+        });
+        for (const pending of batch) pending.resolve();
+        await this.compactIfWorthIt().catch((error: unknown) => {
+          this.fail(error);
+        });
       }
+      for (const pending of this.queue.splice(0)) pending.reject(this.failed);
     } finally {
       this.flushing = false;
     }
+  }
+
+  /** Truncates the file back to its last acknowledged byte; if even that fails, the partition stops taking events. */
+  private async cutBack(cause: unknown): Promise<void> {
+    try {
+      const handle = await this.fileHandle();
+      await handle.truncate(this.fileBytes);
+      await handle.datasync();
+    } catch {
+      this.fail(cause);
+    }
+  }
+
+  private fail(cause: unknown): void {
+    const reason = cause instanceof Error ? cause.message : String(cause);
+    this.failed ??= new Error(`partition file ${this.file ?? ''} failed and takes no more events: ${reason}`);
   }
 
   private async fileHandle(): Promise<FileHandle> {
@@ -267,6 +307,13 @@ export class PartitionLog {
       throw error;
     }
     const good = this.replay(data);
+    if (good < data.length && wholeRecordAfter(data, good)) {
+      // Not a torn tail: acknowledged records follow the damage. Cutting would delete them; refuse instead.
+      throw new Error(
+        `${file}: damaged record at byte ${good} is followed by whole records; refusing to start ` +
+          `(move the file aside to discard this partition's events)`,
+      );
+    }
     if (good < data.length) {
       // A torn or corrupt tail (a crash mid-write): cut it so later appends follow the last whole record.
       const handle = await open(file, 'r+');
@@ -309,6 +356,17 @@ export class PartitionLog {
     }
     return pos;
   }
+}
+
+/** True when a whole, CRC-valid record starts anywhere after `from` (a torn tail holds none). */
+function wholeRecordAfter(data: Buffer, from: number): boolean {
+  for (let pos = from + 1; pos + FRAME <= data.length; pos++) {
+    const length = data.readUInt32BE(pos);
+    const end = pos + FRAME + length;
+    if (length < 25 || end > data.length) continue;
+    if (crc32(data.subarray(pos + FRAME, end)) === data.readUInt32BE(pos + 4)) return true;
+  }
+  return false;
 }
 
 function frame(payload: Buffer): Buffer {

@@ -1,7 +1,8 @@
 import type { Server, Socket } from 'node:net';
 import rhea from 'rhea';
-import type { Connection, Delivery, EventContext, Message, Receiver, Sender } from 'rhea';
+import type { Connection, Delivery, EventContext, Message, Receiver, Sender, Session } from 'rhea';
 import { parseAddress } from './addresses.js';
+import { keepDecodedBytes } from './amqp-message.js';
 import { answerPutToken, ConnectionAuth, type SharedAccessKey } from './cbs.js';
 import {
   LOCAL_EVENT_HUBS,
@@ -10,6 +11,7 @@ import {
   localEventHubsConnectionString,
   type LocalHubConfig,
 } from './config.js';
+import { lockFolder } from './folder-lock.js';
 import { Namespace, partitionIndex } from './hubs.js';
 import { acceptEventReceiver, acceptEventSender, Readers, refuse } from './links.js';
 import { answerManagement } from './management.js';
@@ -45,7 +47,8 @@ const RETENTION_SWEEP_MS = 30_000;
 interface ConnectionState {
   auth: ConnectionAuth;
   replies: ReplyLinks;
-  cleanups: Set<() => void>;
+  /** Per open partition reader: its cleanup and the session it lives in. */
+  cleanups: Map<() => void, Session>;
 }
 
 /**
@@ -58,8 +61,15 @@ export async function startLocalEventHubs(options: LocalEventHubsOptions = {}): 
     maxAgeMs: options.retention?.maxAgeMs ?? DEFAULT_MAX_AGE_MS,
     maxBytes: options.retention?.maxBytesPerPartition ?? DEFAULT_MAX_BYTES,
   };
-  const namespace = await Namespace.open(options.hubs ?? LOCAL_EVENT_HUBS, retention, options.folder);
+  const unlock = options.folder === undefined ? () => Promise.resolve() : await lockFolder(options.folder);
+  const namespace = await Namespace.open(options.hubs ?? LOCAL_EVENT_HUBS, retention, options.folder).catch(
+    async (error: unknown) => {
+      await unlock();
+      throw error;
+    },
+  );
   const key: SharedAccessKey = { keyName: LOCAL_EVENTHUBS_KEY_NAME, key: LOCAL_EVENTHUBS_KEY };
+  keepDecodedBytes();
   const container = rhea.create_container({ id: 'local-eventhubs' });
   // The SDKs open SASL ANONYMOUS (JS) or MSSBCBS (.NET) and then authorize through $cbs.
   const mechanisms = container.sasl_server_mechanisms as {
@@ -73,6 +83,7 @@ export async function startLocalEventHubs(options: LocalEventHubsOptions = {}): 
   const sockets = new Set<Socket>();
   const server = await listen(container, options.port ?? 0, sockets).catch(async (error: unknown) => {
     await namespace.close(); // e.g. EADDRINUSE: release the partition files before failing
+    await unlock();
     throw error;
   });
   const port = (server.address() as { port: number }).port;
@@ -101,6 +112,7 @@ export async function startLocalEventHubs(options: LocalEventHubsOptions = {}): 
         for (const socket of sockets) socket.destroy();
         await closed;
         await namespace.close();
+        await unlock();
       })();
       return stopping;
     },
@@ -119,7 +131,7 @@ function serveConnections(
   const stateOf = (connection: Connection): ConnectionState => {
     let state = states.get(connection);
     if (!state) {
-      state = { auth: new ConnectionAuth(), replies: new ReplyLinks(), cleanups: new Set() };
+      state = { auth: new ConnectionAuth(), replies: new ReplyLinks(), cleanups: new Map() };
       states.set(connection, state);
     }
     return state;
@@ -127,7 +139,7 @@ function serveConnections(
   const forget = (connection: Connection): void => {
     const state = states.get(connection);
     states.delete(connection);
-    if (state) for (const cleanup of state.cleanups) cleanup();
+    if (state) for (const cleanup of state.cleanups.keys()) cleanup();
   };
 
   container.on('connection_open', (context: EventContext) => {
@@ -141,6 +153,19 @@ function serveConnections(
     mirrorSettleModes(context.receiver as Receiver);
     onClientSender(context.receiver as Receiver, stateOf(context.connection), namespace, key, log);
   });
+  // Ending a session detaches its links without a detach frame per link (AMQP 1.0 §2.7.7): forget its readers,
+  // or an owner-level reader would keep refusing every other receiver of that partition until the connection ends.
+  const endSession = (context: EventContext): void => {
+    const state = states.get(context.connection);
+    if (!state || !context.session) return;
+    for (const [cleanup, session] of state.cleanups) {
+      if (session !== context.session) continue;
+      cleanup();
+      state.cleanups.delete(cleanup);
+    }
+  };
+  container.on('session_close', endSession);
+  container.on('session_error', endSession);
   container.on('disconnected', (context: EventContext) => {
     forget(context.connection);
   });
@@ -154,7 +179,6 @@ function serveConnections(
   container.on('connection_error', () => undefined);
   container.on('sender_error', () => undefined);
   container.on('receiver_error', () => undefined);
-  container.on('session_error', () => undefined);
   return states;
 }
 
@@ -242,13 +266,14 @@ function onClientReceiver(
     refuse(sender, 'amqp:not-found', `The messaging entity '${sender.source.address}' could not be found.`);
     return;
   }
+  // Authorization first: an unauthenticated client learns nothing about which entities exist.
+  if (!state.auth.allows(sender.source.address)) {
+    refuse(sender, 'amqp:unauthorized-access', 'Unauthorized access: no valid token for this address');
+    return;
+  }
   const hub = namespace.hub(address.hub);
   if (!hub) {
     refuse(sender, 'amqp:not-found', `The messaging entity '${address.hub}' could not be found.`);
-    return;
-  }
-  if (!state.auth.allows(sender.source.address)) {
-    refuse(sender, 'amqp:unauthorized-access', 'Unauthorized access: no valid token for this address');
     return;
   }
   const cleanup = acceptEventReceiver(
@@ -257,7 +282,7 @@ function onClientReceiver(
     readers,
   );
   if (!cleanup) return;
-  state.cleanups.add(cleanup);
+  state.cleanups.set(cleanup, sender.session);
   sender.on('sender_close', () => state.cleanups.delete(cleanup));
 }
 
@@ -297,6 +322,10 @@ function onClientSender(
     });
     return;
   }
+  if (!state.auth.allows(receiver.target.address)) {
+    refuse(receiver, 'amqp:unauthorized-access', 'Unauthorized access: no valid token for this address');
+    return;
+  }
   const hub = address.kind === 'hub' || address.kind === 'partition' ? namespace.hub(address.hub) : undefined;
   const partition = address.kind === 'partition' && hub ? partitionIndex(hub, address.partition) : undefined;
   if (!hub || (address.kind === 'partition' && partition === undefined)) {
@@ -305,10 +334,6 @@ function onClientSender(
       'amqp:not-found',
       `The messaging entity '${receiver.target.address}' could not be found.`,
     );
-    return;
-  }
-  if (!state.auth.allows(receiver.target.address)) {
-    refuse(receiver, 'amqp:unauthorized-access', 'Unauthorized access: no valid token for this address');
     return;
   }
   acceptEventSender(receiver, { hub, partition }, log);

@@ -154,4 +154,12 @@ describe('local Event Hubs endpoint: persistence under the data folder', () => {
     const events = await receiveFromPartition(hubs.connectionString(), 'events', '0', 1);
     expect(events.map((e): unknown[] => [e.body, e.sequenceNumber])).toEqual([['new', 2]]);
   });
+
+  it('a second endpoint on the same data folder refuses to start; the folder is free again after stop', async () => {
+    const first = await start();
+    await sendEach(first, ['kept']);
+    await expect(startLocalEventHubs({ port: 0, hubs: HUBS, folder })).rejects.toThrow(/in use by process/);
+    const second = await start(); // stops the first, then takes the folder
+    expect(second.retained()).toBe(1);
+  });
 });

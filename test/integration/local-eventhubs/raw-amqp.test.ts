@@ -3,6 +3,9 @@ import { connect as tcpConnect } from 'node:net';
 import rhea from 'rhea';
 import type { Connection, EventContext, Message, Receiver, Sender } from 'rhea';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { EventHubProducerClient, earliestEventPosition } from '@azure/event-hubs';
+import { receiveFromPartition } from './sdk-helpers.js';
+import { RAW_BYTES } from '../../../tools/local-eventhubs/amqp-message.js';
 import { LOCAL_EVENTHUBS_KEY, LOCAL_EVENTHUBS_KEY_NAME } from '../../../tools/local-eventhubs/config.js';
 import { startLocalEventHubs, type LocalEventHubs } from '../../../tools/local-eventhubs/server.js';
 
@@ -227,7 +230,83 @@ describe('local Event Hubs endpoint: the raw AMQP wire', () => {
       0x80013700,
     );
     expect(await outcome(bad)).toBe('rejected');
+    const trailing = sender.send(
+      rhea.message.encode({
+        // A whole event followed by bytes that are no AMQP section: every consumer's decoder would choke on it.
+        body: rhea.message.data_sections([
+          Buffer.concat([rhea.message.encode({ body: 'x' }), Buffer.from([0xde, 0xad, 0xbe, 0xef])]),
+        ]) as unknown,
+      }),
+      undefined,
+      0x80013700,
+    );
+    expect(await outcome(trailing)).toBe('rejected');
     const good = sender.send({ body: 'still-fine' });
     expect(await outcome(good)).toBe('accepted');
+  });
+
+  it('forgets the readers of a session that ends without detaching them (no ghost owner level)', async () => {
+    expect(await putToken(audience('anomalies'), sasToken(audience('anomalies'), now() + 600))).toBe(202);
+    const session = connection.create_session();
+    session.begin();
+    const ghost = session.open_receiver({
+      source: { address: 'anomalies/ConsumerGroups/$Default/Partitions/0' },
+      properties: { 'com.microsoft:epoch': rhea.types.wrap_long(5) },
+      credit_window: 0,
+    });
+    expect(await attach(ghost)).toBe('open');
+    const ended = once(session, 'session_close');
+    session.close();
+    await ended;
+    const producer = new EventHubProducerClient(hubs.connectionString(), 'anomalies');
+    try {
+      await producer.sendBatch([{ body: 'after-ghost' }], { partitionId: '0' });
+    } finally {
+      await producer.close();
+    }
+    const events = await receiveFromPartition(hubs.connectionString(), 'anomalies', '0', 1, {
+      startPosition: earliestEventPosition,
+      ownerLevel: 1,
+      timeoutMs: 10_000,
+    });
+    expect(events.map((e): unknown => e.body)).toEqual(['after-ghost']);
+  });
+
+  it('stores a plain (format 0) message byte for byte: application property types survive', async () => {
+    expect(await putToken(audience('replay'), sasToken(audience('replay'), now() + 600))).toBe(202);
+    const sender = connection.open_sender({ target: { address: 'replay/Partitions/3' } });
+    expect(await attach(sender)).toBe('open');
+    sender.send({
+      body: 'typed',
+      application_properties: {
+        l: rhea.types.wrap_long(5),
+        d: rhea.types.wrap_double(2),
+        s: rhea.types.wrap_symbol('sym'),
+      },
+    });
+    await once(sender, 'accepted');
+    const receiver = connection.open_receiver({
+      source: { address: 'replay/ConsumerGroups/$Default/Partitions/3' },
+      credit_window: 10,
+    });
+    const message = (await once(receiver, 'message')).message as Message;
+    receiver.close();
+    const raw = (message as unknown as Record<symbol, Buffer | undefined>)[RAW_BYTES];
+    expect(raw).toBeDefined();
+    const reader = new (
+      rhea.types as unknown as { Reader: new (b: Buffer) => { read(): unknown; remaining(): number } }
+    ).Reader(raw as Buffer);
+    const typecodes: Record<string, number> = {};
+    while (reader.remaining() > 0) {
+      const section = reader.read() as {
+        descriptor?: { value: unknown };
+        value: { type: { typecode: number }; value: unknown }[];
+      };
+      if (section.descriptor?.value !== 0x74) continue;
+      for (let i = 0; i + 1 < section.value.length; i += 2) {
+        typecodes[String(section.value[i]?.value)] = section.value[i + 1]?.type.typecode ?? -1;
+      }
+    }
+    expect(typecodes).toEqual({ l: 0x55 /* smalllong */, d: 0x82, s: 0xa3 });
   });
 });

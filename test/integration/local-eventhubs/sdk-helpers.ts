@@ -12,7 +12,12 @@ export async function receiveFromPartition(
   hub: string,
   partitionId: string,
   count: number,
-  options: { consumerGroup?: string; startPosition?: EventPosition; timeoutMs?: number } = {},
+  options: {
+    consumerGroup?: string;
+    startPosition?: EventPosition;
+    timeoutMs?: number;
+    ownerLevel?: number;
+  } = {},
 ): Promise<ReceivedEventData[]> {
   const consumer = new EventHubConsumerClient(options.consumerGroup ?? '$Default', connectionString, hub);
   const got: ReceivedEventData[] = [];
@@ -24,6 +29,7 @@ export async function receiveFromPartition(
         startPosition: options.startPosition ?? earliestEventPosition,
         maxBatchSize: 500,
         maxWaitTimeInSeconds: 1,
+        ...(options.ownerLevel === undefined ? {} : { ownerLevel: options.ownerLevel }),
       };
       consumer.subscribe(
         partitionId,
