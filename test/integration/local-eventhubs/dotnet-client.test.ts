@@ -27,7 +27,9 @@ import {
 
 const skipReason = missingDotnet();
 if (skipReason)
-  console.warn(`SKIPPED .NET Event Hubs client tests: ${skipReason}; CI installs the .NET 10 SDK.`);
+  console.warn(
+    `SKIPPED .NET Event Hubs client tests: ${skipReason} (they need the .NET 10 SDK on PATH, as the CI machine has).`,
+  );
 
 let server: LocalEventHubs | undefined;
 const timings: string[] = [];
