@@ -231,8 +231,8 @@ async function startEventHubs(options: LocalServicesOptions, durable: boolean): 
     return await startLocalEventHubs({
       port,
       hubs: LOCAL_EVENT_HUBS,
+      // Not `options.log`: that one hears only that Azurite died.
       ...(durable ? { folder: join(options.dataDir ?? '', 'eventhubs') } : {}),
-      ...(options.log ? { log: options.log } : {}),
     });
   } catch (error) {
     const inUse = (error as NodeJS.ErrnoException).code === 'EADDRINUSE' || /EADDRINUSE/.test(String(error));
