@@ -11,6 +11,8 @@ import { CosmosClient } from '@azure/cosmos';
 import { spawn } from 'node:child_process';
 import { Agent } from 'node:https';
 import { existsSync, readFileSync } from 'node:fs';
+import { EventHubConsumerClient } from '@azure/event-hubs';
+import { checkpointStoreFor, resolveEventHubTarget } from '../tools/local-runtime/event-hub-connection.js';
 import { startRuntime, type RuntimeMemory } from '../tools/local-runtime/runtime.js';
 import { localAppSettings, type LocalServices } from '../tools/local-services.js';
 
@@ -51,6 +53,8 @@ export interface SoakReport {
   refusedBy: Record<string, number>;
   /** What the runtime still kept once the simulator stopped and ingest caught up. */
   drained: RuntimeMemory;
+  /** Events of the IoT Hub events hub that ingest had not checkpointed when the run ended (0 = caught up). */
+  ingestBacklog: number;
   /** Whether the warm-up covered the rule evaluator's window (5 minutes), so that the growth says something. */
   judged: boolean;
 }
@@ -147,21 +151,55 @@ async function takeCheckpoints(
   return checkpoints;
 }
 
+/**
+ * Events of the IoT Hub events hub that the ingest consumer group has not checkpointed: each partition's last
+ * sequence number against the group's checkpoint in the host's checkpoint container.
+ */
+export async function ingestBacklog(settings: Record<string, string>): Promise<number> {
+  const target = resolveEventHubTarget(
+    settings,
+    'IotHubEventsConnection',
+    settings.IotHubEventHubName ?? 'iothub-events',
+  );
+  if (target.kind !== 'connectionString') throw new Error('the soak runs against a local endpoint only');
+  const group = settings.IngestConsumerGroup ?? 'ingest';
+  const client = new EventHubConsumerClient(group, target.connectionString, target.eventHubName);
+  try {
+    const store = await checkpointStoreFor(settings.AzureWebJobsStorage ?? '', target);
+    const checkpoints = await store.listCheckpoints(
+      client.fullyQualifiedNamespace,
+      client.eventHubName,
+      group,
+    );
+    const done = new Map(checkpoints.map((c) => [c.partitionId, c.sequenceNumber]));
+    let backlog = 0;
+    for (const id of await client.getPartitionIds()) {
+      const partition = await client.getPartitionProperties(id);
+      if (partition.isEmpty) continue;
+      backlog += partition.lastEnqueuedSequenceNumber - (done.get(id) ?? -1);
+    }
+    return backlog;
+  } finally {
+    await client.close();
+  }
+}
+
 /** Runs the soak and returns its checkpoints (the caller prints them). */
 export async function runSoak(options: SoakOptions): Promise<SoakReport> {
+  const runSettings = {
+    ...sampleSettings(),
+    ...localAppSettings({ ...options.services, stop: () => Promise.resolve() }),
+    Provisioning__RegistryOpsPerMinute: '100000',
+    ...options.settings,
+  };
   const runtime = await startRuntime({
     port: 0,
-    settings: {
-      ...sampleSettings(),
-      ...localAppSettings({ ...options.services, stop: () => Promise.resolve() }),
-      // As npm start runs the embedded runtime.
-      IotHubEventsConnection: 'Endpoint=sb://localhost/;SharedAccessKeyName=local;SharedAccessKey=local',
-      IotHubEventHubName: 'iothub-events',
-      IngestConsumerGroup: 'ingest',
-      Provisioning__RegistryOpsPerMinute: '100000',
-      ...options.settings,
-    },
+    settings: runSettings,
     log: () => undefined, // per-batch lines at 100 msg/s would drown the report
+    localEventHubs: {
+      connectionString: options.services.eventHubsConnectionString,
+      retained: options.services.eventHubsRetained ?? (() => 0),
+    },
     ...(options.functionsCore ? { functionsCore: options.functionsCore } : {}),
   });
   const durationMs = options.minutes * 60_000;
@@ -187,9 +225,14 @@ export async function runSoak(options: SoakOptions): Promise<SoakReport> {
     const done = /(\d+) messages sent, (\d+) refused(?: \(([^)]*)\))?/.exec(
       output.slice(output.lastIndexOf('done')),
     );
-    // Ingest catches up; the hubs are empty once every consumer group has checkpointed (bounded wait).
+    // Ingest catches up: its consumer group has checkpointed every event of the hub (bounded wait). The
+    // endpoint keeps events for its retention whether or not they were read, so its size says nothing here.
     const drainUntil = Date.now() + 60_000;
-    while (runtime.memory().hubEvents > 0 && Date.now() < drainUntil) await sleep(200);
+    let backlog = await ingestBacklog(runSettings);
+    while (backlog > 0 && Date.now() < drainUntil) {
+      await sleep(200);
+      backlog = await ingestBacklog(runSettings);
+    }
     const first = checkpoints[0] as SoakCheckpoint;
     const last = checkpoints[checkpoints.length - 1] as SoakCheckpoint;
     return {
@@ -208,6 +251,7 @@ export async function runSoak(options: SoakOptions): Promise<SoakReport> {
           }),
       ),
       drained: runtime.memory(),
+      ingestBacklog: backlog,
       judged: first.minute >= WARM_UP_MINUTES,
     };
   } finally {

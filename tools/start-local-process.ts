@@ -71,4 +71,5 @@ export const FREE_PORTS = [
   '--queue-port',
   '--table-port',
   '--cosmos-port',
+  '--eventhubs-port',
 ].flatMap((flag) => [flag, '0']);

@@ -135,9 +135,6 @@ function ledgerSettings(
     // The documented local defaults first (hub names, consumer groups, and any setting added later).
     ...sampleSettings(),
     ...localAppSettings({ ...services, stop: () => Promise.resolve() }),
-    IotHubEventsConnection: 'Endpoint=sb://localhost/;SharedAccessKeyName=local;SharedAccessKey=local',
-    IotHubEventHubName: 'iothub-events',
-    IngestConsumerGroup: 'ingest',
     CosmosDb__accountEndpoint: `${proxies.cosmos.origin}/`,
     ArchiveStorageConnectionString: proxiedStorage,
     CosmosDbDatabaseName: names.database,
