@@ -160,11 +160,18 @@ export async function consumeEventHub(options: {
   const subscription: Subscription = client.subscribe(
     {
       processEvents: (events, partition) => {
-        const run = processBatch(events, partition).catch((error: unknown) => {
-          log(`[${name}] partition ${partition.partitionId}: ${formatError(error)}`, 'error');
+        const run = processBatch(events, partition);
+        const settled = run.catch((error: unknown) => {
+          log(
+            `[${name}] partition ${partition.partitionId}: ${formatError(error)}; the batch is read again from the last checkpoint`,
+            'error',
+          );
         });
-        inFlight.add(run);
-        return run.finally(() => inFlight.delete(run));
+        inFlight.add(settled);
+        void settled.finally(() => inFlight.delete(settled));
+        // Rethrown: the SDK stops this partition's pump and starts it again from the last checkpoint, so a batch
+        // that failed outside the handler's own retries is never passed over by the next batch's checkpoint.
+        return run;
       },
       processError: (error, partition) => {
         if (stopping) return Promise.resolve();
@@ -220,14 +227,15 @@ export async function startEventHubTrigger(
     log,
     name,
     handle: async (events, { partitionId, stopping, stopped }) => {
-      const batch = events.map((event) => ({ ...triggerEventOf(event), body: bodyBytes(event) }));
-      const metadata = eventHubTriggerMetadata(
-        { eventHubName: target.eventHubName, consumerGroup: group, partitionId },
-        batch,
-      );
       const schedule = retrySchedule(policy, options.random); // the host keeps one back-off state per batch
       for (let attempt = 0; ; attempt++) {
         try {
+          // Built inside the attempt: a batch whose metadata cannot be built fails its invocation, as in the host.
+          const batch = events.map((event) => ({ ...triggerEventOf(event), body: bodyBytes(event) }));
+          const metadata = eventHubTriggerMetadata(
+            { eventHubName: target.eventHubName, consumerGroup: group, partitionId },
+            batch,
+          );
           const context = new InvocationContext({
             functionName: name,
             invocationId: randomUUID(),

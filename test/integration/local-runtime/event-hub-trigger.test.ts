@@ -11,6 +11,7 @@ import { afterEach, describe, expect, inject, it } from 'vitest';
 import { readIotHubBatchMetadata } from '../../../src/telemetry/iothub-batch.js';
 import { startLocalEventHubs, type LocalEventHubs } from '../../../tools/local-eventhubs/server.js';
 import {
+  consumeEventHub,
   startEventHubTrigger,
   type EventHubTriggerOptions,
   type Registration,
@@ -275,6 +276,35 @@ describe('Event Hub trigger driver on the local AMQP endpoint', { timeout: 60_00
     );
     await until('the redelivered event', () => again.includes(7));
     expect(again).toEqual([7]);
+  });
+
+  it('a batch whose handling throws outside the retries is read again, never passed over by the next checkpoint', async () => {
+    const { endpoint, send } = await fixture();
+    const handled: number[] = [];
+    let calls = 0;
+    const consumer = await consumeEventHub({
+      target: { kind: 'connectionString', connectionString: endpoint.connectionString(), eventHubName: HUB },
+      consumerGroup: 'asa',
+      storageConnectionString: storage(),
+      maxBatch: 10,
+      log: () => undefined,
+      name: 'throws once',
+      handle: (events) => {
+        calls++;
+        const ns = events.map(
+          (e) => (JSON.parse(Buffer.from(e.body as Uint8Array).toString('utf8')) as { n: number }).n,
+        );
+        if (calls === 1) return Promise.reject(new Error('metadata could not be built'));
+        handled.push(...ns);
+        return Promise.resolve(true);
+      },
+    });
+    cleanup.push(() => consumer.stop());
+    await send('0', { n: 1 }, { n: 2 });
+    await until('the first (failing) call', () => calls >= 1);
+    await send('0', { n: 3 });
+    await until('events 1, 2 and 3 handled', () => [1, 2, 3].every((n) => handled.includes(n)));
+    expect(handled.filter((n) => n === 1)).toHaveLength(1);
   });
 
   it('two runtimes on one consumer group: once the partitions are shared out, every event is handled by exactly one', async () => {
