@@ -11,42 +11,37 @@ import { existsSync, readFileSync } from 'node:fs';
 import { ArgsError, parseReplayArgs, REPLAY_USAGE, type ReplayArgs } from './replay/args.js';
 import { CheckpointError } from './replay/checkpoint.js';
 import { replayArchive, type ReplayProgress } from './replay/replay-archive.js';
+import { groupFrom, settingFrom } from './replay/settings.js';
 
 const fromFile = (path: string): Record<string, string | undefined> =>
   existsSync(path)
     ? ((JSON.parse(readFileSync(path, 'utf8')) as { Values?: Record<string, string> }).Values ?? {})
     : {};
 
-/** A setting from the environment, local.settings.json or the sample; empty counts as unset. */
-function setting(name: string): string | undefined {
-  for (const source of [
-    process.env,
-    fromFile('local.settings.json'),
-    fromFile('local.settings.sample.json'),
-  ]) {
-    const value = source[name]?.trim();
-    if (value) return value;
-  }
-  return undefined;
-}
+/** Where settings come from, highest first. */
+const SOURCES = [process.env, fromFile('local.settings.json'), fromFile('local.settings.sample.json')];
+const setting = (name: string) => settingFrom(SOURCES, name);
 
 function archiveContainer() {
-  const connection = setting('ArchiveStorageConnectionString');
-  const uri = setting('ArchiveStorage__blobServiceUri');
-  const service = connection
-    ? BlobServiceClient.fromConnectionString(connection)
-    : uri
-      ? new BlobServiceClient(uri, new DefaultAzureCredential())
-      : undefined;
-  if (!service) throw new ArgsError('set ArchiveStorageConnectionString or ArchiveStorage__blobServiceUri');
+  const archive = groupFrom(SOURCES, ['ArchiveStorageConnectionString', 'ArchiveStorage__blobServiceUri']);
+  if (!archive) throw new ArgsError('set ArchiveStorageConnectionString or ArchiveStorage__blobServiceUri');
+  const service =
+    archive.name === 'ArchiveStorageConnectionString'
+      ? BlobServiceClient.fromConnectionString(archive.value)
+      : new BlobServiceClient(archive.value, new DefaultAzureCredential());
   return service.getContainerClient(setting('RawArchiveContainerName') ?? 'telemetry-raw');
 }
 
 function producerFor(args: ReplayArgs, hub: string): EventHubProducerClient {
+  const configured =
+    args.connection || args.namespace
+      ? undefined
+      : groupFrom(SOURCES, ['ReplayEventHubConnection', 'ReplayEventHubConnection__fullyQualifiedNamespace']);
   const namespace =
     args.namespace ??
-    (args.connection ? undefined : setting('ReplayEventHubConnection__fullyQualifiedNamespace'));
-  const connection = args.connection ?? (args.namespace ? undefined : setting('ReplayEventHubConnection'));
+    (configured?.name === 'ReplayEventHubConnection__fullyQualifiedNamespace' ? configured.value : undefined);
+  const connection =
+    args.connection ?? (configured?.name === 'ReplayEventHubConnection' ? configured.value : undefined);
   if (connection && !namespace) {
     // A string with EntityPath names its hub itself (the SDK refuses a second, different name).
     return /;\s*EntityPath=/i.test(connection)
@@ -86,6 +81,10 @@ async function main(): Promise<number> {
     console.error(error.message);
     return 2;
   }
+  // Where it reads and writes, before anything is sent (account and hub only: never a key).
+  console.log(
+    `replay: archive ${container.url}${producer ? ` → ${producer.fullyQualifiedNamespace}/${producer.eventHubName}` : ' (dry run)'}`,
+  );
   const tty = process.stdout.isTTY;
   let lastLine = 0;
   const onProgress = (p: ReplayProgress) => {

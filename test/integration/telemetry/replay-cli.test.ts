@@ -95,6 +95,7 @@ beforeAll(async () => {
     'tools/replay/archive-reader.ts',
     'tools/replay/checkpoint.ts',
     'tools/replay/replay-archive.ts',
+    'tools/replay/settings.ts',
     'tools/atomic-file.ts',
     'src/telemetry/replay-envelope.ts',
     'src/telemetry/records.ts',
@@ -143,6 +144,10 @@ describe('npm run replay (the script)', () => {
     const { code, stdout, stderr } = await replay([...RANGE, '--connection', connection]);
     expect(stderr).toBe('');
     expect(code).toBe(0);
+    // It says where it reads and writes before sending (account and hub, never the key).
+    expect(stdout).toMatch(
+      /^replay: archive http:\/\/127\.0\.0\.1:\d+\/devstoreaccount1\/\S+ → localhost\/replay$/m,
+    );
     expect(stdout).toMatch(
       new RegExp(`replay: ${app.records} records, ${app.messages} messages, \\d+ batches, \\d+ records/s`),
     );
