@@ -231,7 +231,10 @@ async function startEventHubs(options: LocalServicesOptions, durable: boolean): 
     return await startLocalEventHubs({
       port,
       hubs: LOCAL_EVENT_HUBS,
-      // Not `options.log`: that one hears only that Azurite died.
+      // Its warnings and errors (a dropped event, a failed write) only: `options.log` is the services' error line.
+      log: (line) => {
+        if (!line.includes('listening on')) options.log?.(line);
+      },
       ...(durable ? { folder: join(options.dataDir ?? '', 'eventhubs') } : {}),
     });
   } catch (error) {

@@ -21,7 +21,10 @@ export class Namespace {
   /** Opens every hub's partitions (reloading them from `folder` when given). */
   static async open(
     configs: readonly LocalHubConfig[],
-    retention: Retention,
+    retention: Omit<Retention, 'onSizeDrop'> & {
+      /** Told which partition (`hub/id`) dropped how many events by size. */
+      onSizeDrop?: (dropped: number, partition: string) => void;
+    },
     folder?: string,
   ): Promise<Namespace> {
     const hubs = new Map<string, Hub>();
@@ -40,7 +43,17 @@ export class Namespace {
       const partitions: PartitionLog[] = [];
       for (let p = 0; p < config.partitionCount; p++) {
         const file = folder === undefined ? undefined : join(folder, config.name, `${p}.log`);
-        partitions.push(await PartitionLog.open(retention, file));
+        const onSizeDrop = retention.onSizeDrop;
+        partitions.push(
+          await PartitionLog.open(
+            {
+              maxAgeMs: retention.maxAgeMs,
+              maxBytes: retention.maxBytes,
+              ...(onSizeDrop ? { onSizeDrop: (n: number) => onSizeDrop(n, `${config.name}/${p}`) } : {}),
+            },
+            file,
+          ),
+        );
       }
       hubs.set(config.name.toLowerCase(), {
         name: config.name,

@@ -17,6 +17,11 @@ export interface Retention {
   maxAgeMs: number;
   /** Bytes kept per partition: message bytes plus RECORD_OVERHEAD per event. */
   maxBytes: number;
+  /**
+   * Told when the size bound drops events (which a slow reader may not have read: Event Hubs itself expires by
+   * time only), with how many; at most once a minute per partition.
+   */
+  onSizeDrop?: (dropped: number) => void;
 }
 
 /** What a partition reports through `$management`. */
@@ -60,6 +65,9 @@ export class PartitionLog {
   private nextVisible = 0;
   private last: { offset: number; timeMs: number } = { offset: -1, timeMs: 0 };
   private fileBytes = 0;
+  /** Events dropped by the size bound since the last report (Retention.onSizeDrop). */
+  private droppedBySize = 0;
+  private lastSizeDropReport = -Infinity;
   private handle: FileHandle | undefined;
   private queue: Pending[] = [];
   private flushing = false;
@@ -170,10 +178,16 @@ export class PartitionLog {
     const oldest = nowMs - this.retention.maxAgeMs;
     let event = this.events[this.head];
     while (event && (this.keptBytes > this.retention.maxBytes || event.enqueuedTimeMs < oldest)) {
+      if (event.enqueuedTimeMs >= oldest) this.droppedBySize++;
       this.keptBytes -= event.raw.length + RECORD_OVERHEAD;
       this.events[this.head] = undefined as unknown as StoredEvent;
       this.head++;
       event = this.events[this.head];
+    }
+    if (this.droppedBySize > 0 && nowMs - this.lastSizeDropReport >= 60_000) {
+      this.retention.onSizeDrop?.(this.droppedBySize);
+      this.droppedBySize = 0;
+      this.lastSizeDropReport = nowMs;
     }
     // Reclaim the array's dropped prefix once it is most of the array (amortised O(1) per event).
     if (this.head > 1024 && this.head * 2 > this.events.length) {

@@ -51,6 +51,10 @@ interface ConnectionState {
   cleanups: Map<() => void, Session>;
 }
 
+/** A size for a log line. */
+const sizeText = (bytes: number) =>
+  bytes >= 1048576 ? `${Math.round(bytes / 1048576)} MiB` : `${Math.round(bytes / 1024)} KiB`;
+
 /**
  * Starts an Event Hubs-compatible AMQP 1.0 endpoint on 127.0.0.1 (plain TCP, as the emulator): `@azure/event-hubs`
  * and the Functions host connect with `connectionString()` (`UseDevelopmentEmulator=true`). See ADR 0012.
@@ -60,6 +64,11 @@ export async function startLocalEventHubs(options: LocalEventHubsOptions = {}): 
   const retention = {
     maxAgeMs: options.retention?.maxAgeMs ?? DEFAULT_MAX_AGE_MS,
     maxBytes: options.retention?.maxBytesPerPartition ?? DEFAULT_MAX_BYTES,
+    onSizeDrop: (dropped: number, partition: string) => {
+      log(
+        `local Event Hubs: ${partition} dropped ${dropped} events by its size bound (${sizeText(options.retention?.maxBytesPerPartition ?? DEFAULT_MAX_BYTES)} per partition) before their time; a consumer group behind them skips them`,
+      );
+    },
   };
   const unlock = options.folder === undefined ? () => Promise.resolve() : await lockFolder(options.folder);
   const namespace = await Namespace.open(options.hubs ?? LOCAL_EVENT_HUBS, retention, options.folder).catch(

@@ -20,12 +20,21 @@ afterEach(async () => {
   await rm(folder, { recursive: true, force: true });
 });
 
+/** What the endpoints of this file logged. */
+const logged: string[] = [];
+
 async function start(retention?: {
   maxAgeMs?: number;
   maxBytesPerPartition?: number;
 }): Promise<LocalEventHubs> {
   await running?.stop();
-  running = await startLocalEventHubs({ port: 0, hubs: HUBS, folder, ...(retention ? { retention } : {}) });
+  running = await startLocalEventHubs({
+    port: 0,
+    hubs: HUBS,
+    folder,
+    log: (line) => logged.push(line),
+    ...(retention ? { retention } : {}),
+  });
   return running;
 }
 
@@ -112,6 +121,10 @@ describe('local Event Hubs endpoint: persistence under the data folder', () => {
       const events = await receiveFromPartition(hubs.connectionString(), 'events', '1', kept);
       expect(events.map((e) => e.sequenceNumber)).toEqual(
         Array.from({ length: kept }, (_, k) => props.beginningSequenceNumber + k),
+      );
+      // Never silently: the drop (events younger than the time bound) is logged with its partition and count.
+      expect(logged).toContain(
+        `local Event Hubs: events/1 dropped ${props.beginningSequenceNumber} events by its size bound (14 KiB per partition) before their time; a consumer group behind them skips them`,
       );
     } finally {
       await producer.close();
