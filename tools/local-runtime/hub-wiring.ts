@@ -2,7 +2,8 @@
  * The runtime's Event Hubs, all reached with @azure/event-hubs: the app's Event Hub triggers, the producer the
  * device gateway publishes telemetry with, and the local rule evaluator (asa/anomalies.asaql's threshold rules)
  * reading the IoT Hub events hub (consumer group `asa`) and writing anomaly records to the anomalies hub, as
- * Stream Analytics does in Azure.
+ * Stream Analytics does in Azure. The gateway's producer and the rule evaluator (startIotHubFeed) serve the
+ * embedded runtime and, beside `func start`, tools/local-runtime/iothub-side.ts alike.
  */
 import type { EventHubProducerClient, ReceivedEventData } from '@azure/event-hubs';
 import type { RuleOutput } from '../../src/alerts/rules.js';
