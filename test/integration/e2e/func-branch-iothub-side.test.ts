@@ -5,18 +5,9 @@
  * readings give an anomaly record on the anomalies hub — what `func start` would consume through the host.
  */
 import { EventHubConsumerClient, earliestEventPosition, type ReceivedEventData } from '@azure/event-hubs';
-import {
-  chmodSync,
-  copyFileSync,
-  existsSync,
-  mkdirSync,
-  mkdtempSync,
-  readFileSync,
-  writeFileSync,
-} from 'node:fs';
+import { existsSync, readFileSync } from 'node:fs';
 import { connect } from 'node:net';
-import { tmpdir } from 'node:os';
-import { join, resolve } from 'node:path';
+import { resolve } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { loadConfig } from '../../../src/config.js';
 import { createAdapters } from '../../../src/infra/adapters.js';
@@ -29,26 +20,7 @@ import {
   until,
   type StartedProcess,
 } from '../../../tools/start-local-process.js';
-
-interface FuncRecord {
-  env: { [name: string]: string | undefined };
-  localSettings: { Values: { [name: string]: string } };
-}
-
-// Records what it was given, then stays up until a signal, as `func start` does (bounded: 5 minutes).
-const FAKE_FUNC = `#!/usr/bin/env node
-const { readFileSync, writeFileSync } = require('node:fs');
-if (process.argv[2] === '--version') { console.log('4.0.0-fake'); process.exit(0); }
-writeFileSync(process.env.FAKE_FUNC_RECORD, JSON.stringify({
-  env: process.env,
-  localSettings: JSON.parse(readFileSync('local.settings.json', 'utf8')),
-}));
-console.log('fake func: up');
-const quit = () => { console.log('fake func: stopping'); process.exit(0); };
-process.on('SIGINT', quit);
-process.on('SIGTERM', quit);
-setTimeout(quit, 300000);
-`;
+import { appSettingsOf, fakeFuncWorkDir, type FuncRecord } from './fake-func.js';
 
 let run: StartedProcess;
 let record: FuncRecord;
@@ -116,18 +88,11 @@ const bodyOf = (event: ReceivedEventData) =>
 
 beforeAll(async () => {
   buildIfStale();
-  const workDir = mkdtempSync(join(tmpdir(), 'npm-start-func-side-'));
-  const bin = join(workDir, 'bin');
-  writeFileSync(join(workDir, 'package.json'), '{"type":"commonjs"}');
-  mkdirSync(bin);
-  writeFileSync(join(bin, 'func'), FAKE_FUNC);
-  chmodSync(join(bin, 'func'), 0o755);
-  copyFileSync('local.settings.sample.json', join(workDir, 'local.settings.sample.json'));
-  const recordFile = join(workDir, 'record.json');
+  const { workDir, recordFile, env } = fakeFuncWorkDir();
   run = startLocalProcess(['--in-memory', ...FREE_PORTS, '--eventhubs-port', '0', '--gateway-port', '0'], {
     cwd: workDir,
     script: resolve('dist/tools/start-local.js'),
-    env: { PATH: `${bin}:${process.env.PATH ?? ''}`, FAKE_FUNC_RECORD: recordFile },
+    env,
   });
   await until('fake func to start', () => (existsSync(recordFile) ? true : undefined), run.output, 120_000);
   record = JSON.parse(readFileSync(recordFile, 'utf8')) as FuncRecord;
@@ -137,12 +102,7 @@ beforeAll(async () => {
       /device gateway\s+(http:\/\/localhost:\d+)\/devices\/\{id\}\/messages\/events/.exec(run.output())?.[1],
     run.output,
   );
-  // The settings the app under func sees: local.settings.json's Values under func's environment.
-  settings = Object.fromEntries(
-    Object.entries({ ...record.localSettings.Values, ...record.env }).flatMap(([k, v]) =>
-      v === undefined ? [] : [[k, v]],
-    ),
-  );
+  settings = appSettingsOf(record);
   const config = loadConfig(settings);
   hostName = config.provisioning.hostName;
   identities = createAdapters(config).identities;
