@@ -66,6 +66,8 @@ const port = (name: string, value: string | undefined): number => {
   return n;
 };
 
+// Checked before anything starts: a bad value must not leave services running.
+const gatewayPort = port('gateway-port', args['gateway-port']);
 const dataDir = resolve(args['data-dir']);
 const azuriteDir = resolve(dataDir, 'azurite');
 if (!args['in-memory']) mkdirSync(azuriteDir, { recursive: true });
@@ -197,9 +199,10 @@ if (hasFunc) {
       log(line);
     },
   });
+  log(`embedded services are up\n${describeServices()}`);
   side = startIotHubSide({
     settings: effective,
-    port: port('gateway-port', args['gateway-port']),
+    port: gatewayPort,
     localEventHubs: {
       connectionString: services.eventHubsConnectionString,
       retained: services.eventHubsRetained ?? (() => 0),
@@ -216,9 +219,7 @@ if (hasFunc) {
   });
   const ready = await side;
   if (ready && !stopping.begun) {
-    log(`embedded services are up
-${describeServices()}
-  API base URL      http://localhost:${apiPort}/api (func start)
+    log(`  API base URL      http://localhost:${apiPort}/api (func start)
   device gateway    ${ready.gatewayUrl} (telemetry to iothub-events; the rule evaluator writes anomalies)
   direct methods    to local devices need the embedded runtime (npm start -- --embedded)`);
     func = startFunc({ httpPort: apiPort, env, enableAuth: args.keys });

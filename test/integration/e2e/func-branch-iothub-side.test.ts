@@ -6,7 +6,7 @@
  */
 import { EventHubConsumerClient, earliestEventPosition, type ReceivedEventData } from '@azure/event-hubs';
 import { existsSync, readFileSync } from 'node:fs';
-import { connect } from 'node:net';
+import { connect, createServer, type AddressInfo } from 'node:net';
 import { resolve } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { loadConfig } from '../../../src/config.js';
@@ -209,4 +209,32 @@ describe('npm start with Core Tools on PATH: the local IoT Hub side beside func 
     expect(keys.length).toBeGreaterThan(0);
     for (const key of keys) expect(output).not.toContain(key);
   });
+});
+
+describe('npm start with Core Tools on PATH, the gateway port taken', () => {
+  it('stops with a message naming --gateway-port, stops the services, and never starts func', async () => {
+    const holder = createServer();
+    await new Promise<void>((done) => holder.listen(0, '127.0.0.1', done));
+    const taken = (holder.address() as AddressInfo).port;
+    try {
+      const { workDir, recordFile, env } = fakeFuncWorkDir();
+      const failed = startLocalProcess(
+        ['--in-memory', ...FREE_PORTS, '--eventhubs-port', '0', '--gateway-port', String(taken)],
+        { cwd: workDir, script: resolve('dist/tools/start-local.js'), env },
+      );
+      expect(await failed.exited).toBe(1);
+      expect(failed.output()).toContain('the device gateway did not start');
+      expect(failed.output()).toContain('--gateway-port');
+      // The services it had started are stopped (their ports are free again).
+      const ports = [
+        ...failed.output().matchAll(/(?:Azurite \w+|Cosmos DB)\s+https?:\/\/127\.0\.0\.1:(\d+)/g),
+      ];
+      ports.push(...failed.output().matchAll(/Event Hubs\s+amqp:\/\/localhost:(\d+)/g));
+      expect(ports).toHaveLength(5);
+      for (const m of ports) expect(await isOpen(Number(m[1]))).toBe(false);
+      expect(existsSync(recordFile)).toBe(false);
+    } finally {
+      await new Promise((done) => holder.close(done));
+    }
+  }, 120_000);
 });
