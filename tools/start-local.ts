@@ -1,8 +1,9 @@
 /**
  * `npm start`: starts the embedded services (Azurite with data under .local/, the local Cosmos DB server, the
  * local Event Hubs endpoint on AMQP port 5672), then
- * runs `func start` against them when Azure Functions Core Tools are on PATH, or else the embedded local runtime
- * (tools/local-runtime/runtime.ts), and prints where everything is. Ctrl-C (SIGINT, SIGTERM, SIGHUP) runs one
+ * runs `func start` against them when Azure Functions Core Tools are on PATH (beside it, in this process, the
+ * device gateway on --gateway-port and the local rule evaluator: tools/local-runtime/iothub-side.ts), or else
+ * the embedded local runtime (tools/local-runtime/runtime.ts), and prints where everything is. Ctrl-C (SIGINT, SIGTERM, SIGHUP) runs one
  * ordered shutdown (tools/shutdown-signals.ts).
  */
 import { spawnSync } from 'node:child_process';
