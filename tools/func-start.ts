@@ -101,18 +101,24 @@ export function funcRunSettings(
   );
 }
 
-export interface FuncStartOptions {
-  /** The HTTP port `func start` listens on. */
-  httpPort: number;
+export interface FuncSettingsOptions {
   /** This run's settings (emulator endpoints, PublicApiBaseUrl): passed as environment variables only. */
   runSettings: Record<string, string>;
-  /** `npm start -- --keys`: `func start --enableAuth` (Core Tools then checks function keys as Azure does). */
-  enableAuth?: boolean;
   log: (line: string) => void;
 }
 
-/** Prepares local.settings.json, then spawns `func start --port N` with this run's settings in its environment. */
-export function startFunc(options: FuncStartOptions): ChildProcess {
+export interface FuncSettings {
+  /** The environment `func start` is spawned with. */
+  env: Record<string, string | undefined>;
+  /** The settings the app under func sees: local.settings.json's Values under that environment. */
+  effective: Record<string, string | undefined>;
+}
+
+/**
+ * Prepares local.settings.json (written from the sample when missing) and the environment of `func start`;
+ * logs each Event Hub trigger that will not run, and why.
+ */
+export function funcSettings(options: FuncSettingsOptions): FuncSettings {
   const { log } = options;
   if (!existsSync('local.settings.json')) {
     const sample = JSON.parse(readFileSync('local.settings.sample.json', 'utf8')) as {
@@ -136,7 +142,7 @@ export function startFunc(options: FuncStartOptions): ChildProcess {
   for (const trigger of EVENT_HUB_TRIGGERS) {
     const key = disabledKey(trigger.name);
     if (!connected(effective, trigger.setting)) {
-      if (!isTrue(effective[key])) env[key] = 'true';
+      if (!isTrue(effective[key])) env[key] = effective[key] = 'true';
       log(
         `${trigger.name} is disabled: set ${trigger.setting} in local.settings.json (${trigger.what}) and remove ${key} to run it`,
       );
@@ -144,6 +150,23 @@ export function startFunc(options: FuncStartOptions): ChildProcess {
       log(`${trigger.name} is disabled by ${key} in local.settings.json: remove that line to run it`);
     }
   }
+  return { env, effective };
+}
+
+export interface FuncStartOptions {
+  /** The HTTP port `func start` listens on. */
+  httpPort: number;
+  /** The environment from funcSettings. */
+  env: Record<string, string | undefined>;
+  /** `npm start -- --keys`: `func start --enableAuth` (Core Tools then checks function keys as Azure does). */
+  enableAuth?: boolean;
+}
+
+/** Spawns `func start --port N` with this run's settings in its environment (see funcSettings). */
+export function startFunc(options: FuncStartOptions): ChildProcess {
   const auth = options.enableAuth ? ['--enableAuth'] : [];
-  return spawn('func', ['start', '--port', String(options.httpPort), ...auth], { stdio: 'inherit', env });
+  return spawn('func', ['start', '--port', String(options.httpPort), ...auth], {
+    stdio: 'inherit',
+    env: options.env,
+  });
 }

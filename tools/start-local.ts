@@ -1,8 +1,9 @@
 /**
  * `npm start`: starts the embedded services (Azurite with data under .local/, the local Cosmos DB server, the
  * local Event Hubs endpoint on AMQP port 5672), then
- * runs `func start` against them when Azure Functions Core Tools are on PATH, or else the embedded local runtime
- * (tools/local-runtime/runtime.ts), and prints where everything is. Ctrl-C (SIGINT, SIGTERM, SIGHUP) runs one
+ * runs `func start` against them when Azure Functions Core Tools are on PATH (beside it, in this process, the
+ * device gateway on --gateway-port and the local rule evaluator: tools/local-runtime/iothub-side.ts), or else
+ * the embedded local runtime (tools/local-runtime/runtime.ts), and prints where everything is. Ctrl-C (SIGINT, SIGTERM, SIGHUP) runs one
  * ordered shutdown (tools/shutdown-signals.ts).
  */
 import { spawnSync } from 'node:child_process';
@@ -12,10 +13,12 @@ import { resolve } from 'node:path';
 import { performance } from 'node:perf_hooks';
 import { parseArgs } from 'node:util';
 import { SETTING_NAMES } from '../src/config.js';
-import { startFunc } from './func-start.js';
+import { funcSettings, startFunc } from './func-start.js';
 import { makeLogger, parseLogLevel } from './local-runtime/invocation-log.js';
+import { formatError } from './local-runtime/log-format.js';
 import { generateFunctionKeys } from './local-runtime/function-keys.js';
 import { realIotHubSettings } from './local-runtime/event-hub-connection.js';
+import { DEFAULT_GATEWAY_PORT, startIotHubSide, type IotHubSide } from './local-runtime/iothub-side.js';
 import { startRuntime, type Runtime } from './local-runtime/runtime.js';
 import { localAppSettings, startLocalServices, type LocalServices } from './local-services.js';
 import { handleShutdownSignals } from './shutdown-signals.js';
@@ -30,6 +33,11 @@ const { values: args } = parseArgs({
     'eventhubs-port': { type: 'string', default: process.env.LOCAL_EVENTHUBS_PORT ?? '5672' },
     'data-dir': { type: 'string', default: process.env.LOCAL_DATA_DIR ?? '.local' },
     'http-port': { type: 'string', default: process.env.LOCAL_HTTP_PORT ?? '7071' },
+    /** The device gateway's HTTP port beside `func start` (the embedded runtime serves it on --http-port). */
+    'gateway-port': {
+      type: 'string',
+      default: process.env.LOCAL_GATEWAY_PORT ?? String(DEFAULT_GATEWAY_PORT),
+    },
     embedded: { type: 'boolean', default: false },
     /** Enforce function keys on non-anonymous routes, as Azure does (a random key per run, printed). */
     keys: { type: 'boolean', default: process.env.LOCAL_FUNCTION_KEYS === 'true' },
@@ -59,14 +67,20 @@ const port = (name: string, value: string | undefined): number => {
   return n;
 };
 
+// Checked before anything starts: a bad value must not leave services running.
+const gatewayPort = port('gateway-port', args['gateway-port']);
 const dataDir = resolve(args['data-dir']);
 const azuriteDir = resolve(dataDir, 'azurite');
 if (!args['in-memory']) mkdirSync(azuriteDir, { recursive: true });
 
 let runtime: Promise<Runtime | undefined> = Promise.resolve(undefined);
+/** Beside `func start`: the device gateway and the rule evaluator. */
+let side: Promise<IotHubSide | undefined> = Promise.resolve(undefined);
 /** What has started, for a forced exit (which cannot wait for a promise). */
 const started: { services?: LocalServices } = {};
 let func: ReturnType<typeof startFunc> | undefined;
+/** Set once the shutdown began: func is not started after that. */
+const stopping = { begun: false };
 // Installed before anything starts: a Ctrl-C during start-up still stops what did start, in order.
 const shutdown = handleShutdownSignals({
   log: (line) => {
@@ -78,7 +92,9 @@ const shutdown = handleShutdownSignals({
   },
   // The order matters: nothing new comes in, what runs finishes, durable state is saved, then the stores stop.
   steps: async (reason) => {
+    stopping.begun = true;
     await (await runtime.catch(() => undefined))?.stop();
+    await (await side.catch(() => undefined))?.stop();
     if (func && func.exitCode === null && func.signalCode === null) {
       // A terminal's Ctrl-C reached func too (same process group); any other signal is forwarded.
       if (reason !== 'SIGINT') func.kill('SIGTERM');
@@ -178,21 +194,41 @@ const describeServices = () =>
   ].join('\n');
 
 if (hasFunc) {
-  log(
-    `embedded services are up\n${describeServices()}\n  API base URL      http://localhost:${apiPort}/api (func start)`,
-  );
-  func = startFunc({
-    httpPort: apiPort,
+  const { env, effective } = funcSettings({
     runSettings: { ...settings, ...(chosenBaseUrl ? {} : { PublicApiBaseUrl: publicApiBaseUrl }) },
-    enableAuth: args.keys,
     log: (line) => {
       log(line);
     },
   });
-  func.on('exit', (code) => {
-    log(`func start exited with code ${code ?? 'none'}`);
-    shutdown.begin('func exited');
+  log(`embedded services are up\n${describeServices()}`);
+  side = startIotHubSide({
+    settings: effective,
+    port: gatewayPort,
+    localEventHubs: {
+      connectionString: services.eventHubsConnectionString,
+      retained: services.eventHubsRetained ?? (() => 0),
+    },
+    log,
+    shutdownGraceMs: Number(args['shutdown-grace-seconds']) * 1000 || 10_000,
+  }).catch(async (error: unknown) => {
+    const message = formatError(error);
+    console.error(`npm start: the device gateway did not start: ${message}`);
+    if (/EADDRINUSE|\bport\b/i.test(message))
+      console.error('Choose another gateway port with --gateway-port (or LOCAL_GATEWAY_PORT).');
+    await stopServices(1);
+    return undefined;
   });
+  const ready = await side;
+  if (ready && !stopping.begun) {
+    log(`  API base URL      http://localhost:${apiPort}/api (func start)
+  device gateway    ${ready.gatewayUrl} (telemetry to iothub-events; the rule evaluator writes anomalies)
+  direct methods    to local devices need the embedded runtime (npm start -- --embedded)`);
+    func = startFunc({ httpPort: apiPort, env, enableAuth: args.keys });
+    func.on('exit', (code) => {
+      log(`func start exited with code ${code ?? 'none'}`);
+      shutdown.begin('func exited');
+    });
+  }
 } else {
   log('Azure Functions Core Tools (func) not found: running the embedded local runtime instead.');
   // Setting names given in the environment win, so a run can be configured without editing files.

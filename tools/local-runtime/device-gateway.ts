@@ -36,7 +36,16 @@ export interface DeviceGatewayOptions {
   log: Logger;
   /** Aborted when the runtime stops: every open long-poll is answered 204 at once. */
   stopping: AbortSignal;
+  /**
+   * Whether direct methods are served (default true). Beside `func start` they are not: the app sends them
+   * from func's own process, whose device connections this process cannot see.
+   */
+  directMethods?: boolean;
 }
+
+/** What the methods routes answer when this process cannot deliver direct methods. */
+export const DIRECT_METHODS_NEED_EMBEDDED =
+  'Direct methods to local devices need the embedded runtime (npm start -- --embedded): under func start the app sends them from its own process.';
 
 /** The device's identity is authenticated and enabled; otherwise the refusal has been sent. */
 async function authenticate(
@@ -100,6 +109,11 @@ function directMethods(options: DeviceGatewayOptions): RequestHandler {
   return async (req, res, path, url) => {
     const m = /^\/devices\/([^/]+)\/methods\/(pending|[^/]+\/response)$/.exec(path);
     if (!m) return false;
+    if (options.directMethods === false) {
+      // A long-poll that can never be answered would look like a quiet hub: say why at once.
+      send(res, 501, iotHubError('NotImplemented', DIRECT_METHODS_NEED_EMBEDDED));
+      return true;
+    }
     const deviceId = decodeURIComponent(m[1] ?? '');
     if (!(await authenticate(options, req, res, deviceId))) return true;
     if (m[2] === 'pending' && req.method === 'GET') {

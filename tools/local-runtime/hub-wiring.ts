@@ -2,7 +2,8 @@
  * The runtime's Event Hubs, all reached with @azure/event-hubs: the app's Event Hub triggers, the producer the
  * device gateway publishes telemetry with, and the local rule evaluator (asa/anomalies.asaql's threshold rules)
  * reading the IoT Hub events hub (consumer group `asa`) and writing anomaly records to the anomalies hub, as
- * Stream Analytics does in Azure.
+ * Stream Analytics does in Azure. The gateway's producer and the rule evaluator (startIotHubFeed) serve the
+ * embedded runtime and, beside `func start`, tools/local-runtime/iothub-side.ts alike.
  */
 import type { EventHubProducerClient, ReceivedEventData } from '@azure/event-hubs';
 import type { RuleOutput } from '../../src/alerts/rules.js';
@@ -38,17 +39,11 @@ export interface LocalEventHubsEndpoint {
   retained: () => number;
 }
 
-export interface HubWiringOptions {
-  settings: Record<string, string>;
+export interface HubWiringOptions extends IotHubFeedOptions {
   /** The app's `eventHubTrigger` registrations. */
   triggers: readonly Registration[];
-  /** host.json `extensions.eventHubs.maxEventBatchSize`. */
-  maxBatch: number;
   /** host.json `retry`, for a trigger that registers no retry policy. */
   hostRetry?: RetryOptions;
-  /** The local endpoint; without it the gateway publishes to `IotHubEventsConnection` / `IotHubEventHubName`. */
-  localEventHubs?: LocalEventHubsEndpoint;
-  log: Logger;
 }
 
 export interface HubWiring {
@@ -96,7 +91,7 @@ async function sendAnomalies(producer: EventHubProducerClient, outputs: readonly
 
 /** The local rule evaluator: reads the IoT Hub events hub, sends each anomaly once the batch is evaluated. */
 async function startRuleEvaluator(
-  options: HubWiringOptions,
+  options: IotHubFeedOptions,
   source: EventHubTarget,
   anomalies: EventHubProducerClient,
   evaluator: LocalRuleEvaluator,
@@ -136,9 +131,39 @@ async function startRuleEvaluator(
   });
 }
 
-/** Starts the app's Event Hub triggers, the gateway's producer and the rule evaluator. */
-export async function startHubs(options: HubWiringOptions): Promise<HubWiring> {
-  const { settings, maxBatch, log } = options;
+export interface IotHubFeedOptions {
+  settings: Record<string, string>;
+  /** host.json `extensions.eventHubs.maxEventBatchSize` (the rule evaluator's batches). */
+  maxBatch: number;
+  /** The local endpoint; without it the gateway publishes to `IotHubEventsConnection` / `IotHubEventHubName`. */
+  localEventHubs?: LocalEventHubsEndpoint;
+  log: Logger;
+}
+
+/** What feeds the hubs the app's triggers consume: IoT Hub's device side and Stream Analytics, locally. */
+export interface IotHubFeed {
+  /** The producer the device gateway publishes telemetry with (the IoT Hub events hub). */
+  telemetry: EventHubProducerClient;
+  /** Where IoT Hub events are consumed from (the app's ingestTelemetry and the rule evaluator). */
+  iotHub: EventHubTarget;
+  /** Whether `iotHub` is a real IoT Hub (not the local endpoint the gateway publishes to). */
+  real: boolean;
+  /** The rule evaluator's consumer. */
+  rules: RunningConsumer;
+  /** The rule evaluator's sizes (RuntimeMemory.rules). */
+  size(): ReturnType<LocalRuleEvaluator['size']>;
+  /** Stops the rule evaluator (its running batch finishes and checkpoints). */
+  stopConsumer(): Promise<void>;
+  /** Closes the producers (after the consumers stopped). */
+  close(): Promise<void>;
+}
+
+/**
+ * The device gateway's producer and the local rule evaluator (iothub-events/`asa` → anomalies), the same for
+ * the embedded runtime and beside `func start` (tools/local-runtime/iothub-side.ts).
+ */
+export async function startIotHubFeed(options: IotHubFeedOptions): Promise<IotHubFeed> {
+  const { settings } = options;
   const iotHub = resolveEventHubTarget(
     settings,
     'IotHubEventsConnection',
@@ -153,11 +178,6 @@ export async function startHubs(options: HubWiringOptions): Promise<HubWiring> {
       }
     : iotHub;
   const real = !(iotHub.kind === 'connectionString' && isLocalEmulatorConnection(iotHub.connectionString));
-  log(
-    real && local
-      ? `IoT Hub events: ingestTelemetry and the rule evaluator consume ${describeTarget(iotHub)} (IotHubEventsConnection); the device gateway publishes to the local endpoint`
-      : `IoT Hub events: ${describeTarget(iotHub)} (the device gateway publishes there, ingestTelemetry and the rule evaluator consume it)`,
-  );
   const anomaliesTarget = resolveEventHubTarget(
     settings,
     'AnomaliesEventHubConnection',
@@ -165,7 +185,38 @@ export async function startHubs(options: HubWiringOptions): Promise<HubWiring> {
   );
   const telemetry = producerFor(gatewayTarget);
   const anomalies = producerFor(anomaliesTarget);
+  const close = async () => {
+    await Promise.all([telemetry.close(), anomalies.close()]);
+  };
   const evaluator = new LocalRuleEvaluator();
+  let rules: RunningConsumer;
+  try {
+    rules = await startRuleEvaluator(options, iotHub, anomalies, evaluator);
+  } catch (error) {
+    await close();
+    throw error;
+  }
+  return {
+    telemetry,
+    iotHub,
+    real,
+    rules,
+    size: () => evaluator.size(),
+    stopConsumer: () => rules.stop(),
+    close,
+  };
+}
+
+/** Starts the app's Event Hub triggers, the gateway's producer and the rule evaluator. */
+export async function startHubs(options: HubWiringOptions): Promise<HubWiring> {
+  const { settings, maxBatch, log } = options;
+  const local = options.localEventHubs;
+  const feed = await startIotHubFeed(options);
+  log(
+    feed.real && local
+      ? `IoT Hub events: ingestTelemetry and the rule evaluator consume ${describeTarget(feed.iotHub)} (IotHubEventsConnection); the device gateway publishes to the local endpoint`
+      : `IoT Hub events: ${describeTarget(feed.iotHub)} (the device gateway publishes there, ingestTelemetry and the rule evaluator consume it)`,
+  );
   const consumers: RunningConsumer[] = [];
   try {
     for (const registration of options.triggers) {
@@ -185,22 +236,20 @@ export async function startHubs(options: HubWiringOptions): Promise<HubWiring> {
         await startEventHubTrigger(registration, { settings, maxBatch, log, hostRetry: options.hostRetry }),
       );
     }
-    consumers.push(await startRuleEvaluator(options, iotHub, anomalies, evaluator));
   } catch (error) {
-    await Promise.all(consumers.map((c) => c.stop()));
-    await Promise.all([telemetry.close(), anomalies.close()]);
+    await Promise.all([...consumers.map((c) => c.stop()), feed.stopConsumer()]);
+    await feed.close();
     throw error;
   }
+  consumers.push(feed.rules);
   log(`Event Hubs: ${consumers.map((c) => c.source).join(', ')}`, 'debug');
   return {
-    telemetry,
+    telemetry: feed.telemetry,
     consumers: consumers.length,
-    memory: () => ({ hubEvents: local?.retained() ?? 0, rules: evaluator.size() }),
+    memory: () => ({ hubEvents: local?.retained() ?? 0, rules: feed.size() }),
     stopConsumers: async () => {
       await Promise.all(consumers.map((c) => c.stop()));
     },
-    close: async () => {
-      await Promise.all([telemetry.close(), anomalies.close()]);
-    },
+    close: () => feed.close(),
   };
 }

@@ -40,14 +40,17 @@ beforeAll(async () => {
   writeFileSync(join(bin, 'func'), FAKE_FUNC);
   chmodSync(join(bin, 'func'), 0o755);
   copyFileSync('local.settings.sample.json', join(workDir, 'local.settings.sample.json'));
-  const run = startLocalProcess(['--in-memory', ...FREE_PORTS, '--eventhubs-port', '0'], {
-    cwd: workDir,
-    script: resolve('dist/tools/start-local.js'),
-    env: {
-      PATH: `${bin}:${process.env.PATH ?? ''}`,
-      FAKE_FUNC_RECORD: join(workDir, 'record.json'),
+  const run = startLocalProcess(
+    ['--in-memory', ...FREE_PORTS, '--eventhubs-port', '0', '--gateway-port', '0'],
+    {
+      cwd: workDir,
+      script: resolve('dist/tools/start-local.js'),
+      env: {
+        PATH: `${bin}:${process.env.PATH ?? ''}`,
+        FAKE_FUNC_RECORD: join(workDir, 'record.json'),
+      },
     },
-  });
+  );
   code = await run.exited;
   output = run.output();
   record = JSON.parse(readFileSync(join(workDir, 'record.json'), 'utf8')) as Record;

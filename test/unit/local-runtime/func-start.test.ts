@@ -21,10 +21,14 @@ describe('funcLocalSettings (local.settings.json from the sample)', () => {
       AnomaliesEventHubConnection: LOCAL,
       AnomaliesEventHubName: 'anomalies',
       AnomaliesConsumerGroup: 'notify',
-      ReplayEventHubConnection: LOCAL,
       ReplayEventHubName: 'replay',
       ReplayConsumerGroup: 'replay',
     });
+    // The sample's replay connection already is the local endpoint (default port, its public key): kept as is.
+    expect(sample.ReplayEventHubConnection).toMatch(
+      /^Endpoint=sb:\/\/localhost:5672;.*UseDevelopmentEmulator=true$/,
+    );
+    expect(values.ReplayEventHubConnection).toBe(sample.ReplayEventHubConnection);
     // Nothing is disabled for lack of a connection any more, and no placeholder is left in a connection.
     for (const trigger of EVENT_HUB_TRIGGERS)
       expect(values).not.toHaveProperty(`AzureWebJobs.${trigger.name}.Disabled`);
