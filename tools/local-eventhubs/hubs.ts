@@ -49,7 +49,13 @@ export class Namespace {
             {
               maxAgeMs: retention.maxAgeMs,
               maxBytes: retention.maxBytes,
-              ...(onSizeDrop ? { onSizeDrop: (n: number) => onSizeDrop(n, `${config.name}/${p}`) } : {}),
+              ...(onSizeDrop
+                ? {
+                    onSizeDrop: (n: number) => {
+                      onSizeDrop(n, `${config.name}/${p}`);
+                    },
+                  }
+                : {}),
             },
             file,
           ),
