@@ -72,4 +72,5 @@ export const FREE_PORTS = [
   '--table-port',
   '--cosmos-port',
   '--eventhubs-port',
+  '--gateway-port',
 ].flatMap((flag) => [flag, '0']);

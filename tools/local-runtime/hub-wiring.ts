@@ -104,14 +104,15 @@ async function startRuleEvaluator(
     maxBatch: options.maxBatch,
     log,
     name: 'rule evaluator',
-    handle: async (batch, { stopping }) => {
+    handle: async (batch, { stopping, stopped }) => {
       const outputs: RuleOutput[] = [];
       for (const event of batch) {
         const input = reading(event);
         if (input) for (const output of evaluator.add(input)) outputs.push(output);
       }
-      // The checkpoint follows the send (at-least-once); a send that keeps failing is logged and passed over,
-      // as Stream Analytics drops an output it cannot write once its retries are exhausted.
+      // The checkpoint follows the send (at-least-once). A send that fails is retried until it succeeds or the
+      // run stops (then the batch stays unchecked and is evaluated again on the next start), as Stream Analytics
+      // keeps retrying an output it cannot write: an anomaly is never passed over.
       for (let attempt = 1; outputs.length > 0; attempt++) {
         try {
           await sendAnomalies(anomalies, outputs);
@@ -122,8 +123,9 @@ async function startRuleEvaluator(
             'warn',
           );
           if (stopping()) return false;
-          if (attempt >= 3) break;
-          await new Promise((resolve) => setTimeout(resolve, 1000));
+          const backoff = Math.min(30_000, 1000 * 2 ** Math.min(attempt - 1, 5));
+          await Promise.race([new Promise((resolve) => setTimeout(resolve, backoff)), stopped]); // stop cuts it short
+          if (stopping()) return false;
         }
       }
       return true;
