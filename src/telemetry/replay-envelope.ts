@@ -8,6 +8,7 @@
  * JSON array gave one record per element), each with its exact JSON text, stream, timestamp and time source. The
  * body is this JSON document as UTF-8 bytes; application property `replay-format` names the version.
  */
+import { gunzipSync, gzipSync } from 'node:zlib';
 import type { TimeSource } from './timestamps.js';
 
 /** Value of the `replay-format` application property, and of the body's `format`. */
@@ -170,6 +171,26 @@ export function toReplayMessages(records: Iterable<ArchivedRecord>): ReplayMessa
 /** The body of a replay event: the message as JSON text. */
 export const encodeReplayMessage = (message: ReplayMessage): string => JSON.stringify(message);
 
+/**
+ * Replay event bodies above this are gzip-compressed. A 256 KiB IoT Hub message of tiny array records becomes
+ * ~4 MB of envelope JSON (each record's text escaped, plus its index, stream and time), past Event Hubs' 1 MiB
+ * event limit; compressed it fits, and the records of one message stay in one event (its counts stay exact).
+ */
+export const REPLAY_GZIP_ABOVE_BYTES = 64 * 1024;
+
+/** Largest decompressed replay event accepted (bounds a decompression bomb; far above any real message). */
+const MAX_REPLAY_JSON_BYTES = 64 * 1024 * 1024;
+
+/** A replay event's body bytes: JSON text, gzip-compressed when larger than REPLAY_GZIP_ABOVE_BYTES. */
+export function replayEventBody(message: ReplayMessage): Buffer {
+  const json = Buffer.from(encodeReplayMessage(message));
+  return json.length > REPLAY_GZIP_ABOVE_BYTES ? gzipSync(json) : json;
+}
+
+/** Gzip's magic bytes: JSON text never starts with 0x1f. */
+const isGzip = (body: unknown): body is Uint8Array =>
+  body instanceof Uint8Array && body.length >= 2 && body[0] === 0x1f && body[1] === 0x8b;
+
 /** Why a replay event cannot be used (the reason names a dead-letter reason of records.ts). */
 export interface ReplayRefusal {
   reason: 'invalid-json' | 'not-an-object' | 'no-identity' | 'no-sequence-number' | 'no-enqueued-time';
@@ -191,7 +212,15 @@ function decodeRecord(v: unknown): ReplayRecord | undefined {
 }
 
 /** Reads a replay event's body (bytes, text, or a value the host parsed); a refusal says why it is unusable. */
-export function decodeReplayMessage(body: unknown): ReplayMessage | ReplayRefusal {
+export function decodeReplayMessage(given: unknown): ReplayMessage | ReplayRefusal {
+  let body = given;
+  if (isGzip(given)) {
+    try {
+      body = gunzipSync(given, { maxOutputLength: MAX_REPLAY_JSON_BYTES });
+    } catch {
+      return { reason: 'invalid-json', detail: 'replay event body is not valid gzip (or too large)' };
+    }
+  }
   const text = bodyText(body);
   let value: unknown = body;
   if (text !== undefined) {

@@ -6,7 +6,7 @@ import type { EventData, EventHubProducerClient } from '@azure/event-hubs';
 import type { ContainerClient } from '@azure/storage-blob';
 import pLimit from 'p-limit';
 import {
-  encodeReplayMessage,
+  replayEventBody,
   REPLAY_FORMAT,
   REPLAY_FORMAT_PROPERTY,
   type ReplayMessage,
@@ -68,7 +68,7 @@ export interface ReplaySummary extends ReplayProgress {
 /** One replay event: the message as JSON bytes, partition key = device id (set on the batch). */
 export function replayEvent(m: ReplayMessage): EventData {
   return {
-    body: Buffer.from(encodeReplayMessage(m)),
+    body: replayEventBody(m),
     contentType: 'application/json',
     messageId: `${m.partitionId}:${m.sequenceNumber}`,
     properties: { [REPLAY_FORMAT_PROPERTY]: REPLAY_FORMAT, 'replay-device-id': m.deviceId },

@@ -11,6 +11,8 @@ import {
   encodeReplayMessage,
   parseArchiveLine,
   REPLAY_FORMAT,
+  REPLAY_GZIP_ABOVE_BYTES,
+  replayEventBody,
   toReplayMessages,
   topLevelMember,
   type ArchivedRecord,
@@ -163,6 +165,30 @@ describe('decodeReplayMessage', () => {
     ['a malformed record', { ...good, records: [{ recordIndex: 0 }] }, 'not-an-object'],
   ])('refuses %s', (_, body, reason) => {
     expect(decodeReplayMessage(body)).toMatchObject({ reason });
+  });
+
+  it('a 256 KiB message of tiny array records fits one Event Hubs event (1 MiB) and decodes back exactly', () => {
+    // IoT Hub's largest message, as 29,127 records `{"t":N}`: ~4 MB of envelope JSON before compression.
+    const records = Array.from({ length: 29_127 }, (_, i) => ({
+      recordIndex: i,
+      stream: 'telemetry',
+      timestamp: new Date(Date.UTC(2026, 10, 23, 10) + i).toISOString(),
+      timeSource: 'device' as const,
+      source: `{"t":${i}}`,
+    }));
+    const big: ReplayMessage = { ...good, records };
+    expect(encodeReplayMessage(big).length).toBeGreaterThan(1024 * 1024);
+    const body = replayEventBody(big);
+    expect(body.length).toBeLessThan(1024 * 1024 - 64 * 1024); // room for the event's properties
+    expect(decodeReplayMessage(body)).toEqual(big);
+  });
+
+  it('a small message stays plain JSON text; a damaged compressed body is refused, not thrown', () => {
+    const small = replayEventBody(good);
+    expect(small.length).toBeLessThanOrEqual(REPLAY_GZIP_ABOVE_BYTES);
+    expect(small.toString('utf8')).toBe(encodeReplayMessage(good));
+    const damaged = Buffer.from([0x1f, 0x8b, 8, 0, 1, 2, 3, 4]);
+    expect(decodeReplayMessage(damaged)).toMatchObject({ reason: 'invalid-json' });
   });
 });
 
