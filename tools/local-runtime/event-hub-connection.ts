@@ -69,10 +69,21 @@ export function resolveEventHubTarget(
   );
 }
 
+/** The consumer groups the deployed app and Stream Analytics read (infra/main.bicep): never a local run's. */
+const DEPLOYED_GROUPS = { IngestConsumerGroup: 'ingest', LocalRules__ConsumerGroup: 'asa' } as const;
+/** What a local run reads a real IoT Hub with instead (create them on the hub's built-in endpoint). */
+export const LOCAL_DEV_GROUPS = {
+  IngestConsumerGroup: 'local-dev',
+  LocalRules__ConsumerGroup: 'local-dev-asa',
+};
+
 /**
  * The IoT Hub settings to keep when `given` (local.settings.json and the environment) names a real IoT Hub
  * built-in endpoint (a connection string that is neither a placeholder nor a local endpoint, or a namespace
- * for an identity): the embedded runtime then consumes it. Otherwise none (the local endpoint's stay).
+ * for an identity): the embedded runtime then consumes it. Otherwise none (the local endpoint's stay). Its
+ * consumer groups are never the deployed app's (`ingest`, `asa`, also when copied from the sample): two readers
+ * of one group take partitions from each other, which would stall the deployed ingest; `local-dev` and
+ * `local-dev-asa` are used unless other groups are given.
  */
 export function realIotHubSettings(given: Record<string, string | undefined>): Record<string, string> {
   const names = ['IotHubEventsConnection', 'IotHubEventsConnection__fullyQualifiedNamespace'];
@@ -80,12 +91,22 @@ export function realIotHubSettings(given: Record<string, string | undefined>): R
     (name) => !isPlaceholderConnection(given[name]) && !isLocalEmulatorConnection(given[name]),
   );
   if (!real) return {};
-  return Object.fromEntries(
-    [...names, 'IotHubEventHubName', 'IngestConsumerGroup', 'LocalRules__ConsumerGroup'].flatMap((name) => {
-      const value = given[name];
-      return value === undefined || isPlaceholderConnection(value) ? [] : [[name, value]];
+  const groups = Object.fromEntries(
+    (Object.keys(DEPLOYED_GROUPS) as (keyof typeof DEPLOYED_GROUPS)[]).map((name) => {
+      const value = given[name]?.trim();
+      const own = value !== undefined && value !== '' && value !== DEPLOYED_GROUPS[name];
+      return [name, own ? value : LOCAL_DEV_GROUPS[name]];
     }),
   );
+  return {
+    ...Object.fromEntries(
+      [...names, 'IotHubEventHubName'].flatMap((name) => {
+        const value = given[name];
+        return value === undefined || isPlaceholderConnection(value) ? [] : [[name, value]];
+      }),
+    ),
+    ...groups,
+  };
 }
 
 /** Where a target is, for a log line: namespace and hub, never a key. */

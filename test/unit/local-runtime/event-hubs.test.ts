@@ -4,6 +4,7 @@ import {
   describeTarget,
   isLocalEmulatorConnection,
   isPlaceholderConnection,
+  LOCAL_DEV_GROUPS,
   realIotHubSettings,
   resolveEventHubTarget,
 } from '../../../tools/local-runtime/event-hub-connection.js';
@@ -129,7 +130,26 @@ describe('a real IoT Hub for the embedded runtime (npm start without Core Tools)
       'Endpoint=sb://ihsuprodam123.servicebus.windows.net/;SharedAccessKeyName=service;SharedAccessKey=a2V5;EntityPath=iothub-ehub-x';
     expect(
       realIotHubSettings({ ...sample, IotHubEventsConnection: real, IngestConsumerGroup: 'local-dev' }),
-    ).toEqual({ IotHubEventsConnection: real, IngestConsumerGroup: 'local-dev' });
+    ).toEqual({
+      IotHubEventsConnection: real,
+      IngestConsumerGroup: 'local-dev',
+      LocalRules__ConsumerGroup: 'local-dev-asa',
+    });
+  });
+
+  it("never the deployed app's consumer groups (ingest, asa), also when copied from the sample; own ones are kept", () => {
+    const real =
+      'Endpoint=sb://ihsuprodam123.servicebus.windows.net/;SharedAccessKeyName=service;SharedAccessKey=a2V5;EntityPath=iothub-ehub-x';
+    expect(
+      realIotHubSettings({ ...sample, IotHubEventsConnection: real, LocalRules__ConsumerGroup: 'asa' }),
+    ).toMatchObject({ IngestConsumerGroup: 'local-dev', LocalRules__ConsumerGroup: 'local-dev-asa' });
+    expect(
+      realIotHubSettings({
+        IotHubEventsConnection: real,
+        IngestConsumerGroup: 'mine',
+        LocalRules__ConsumerGroup: 'mine-rules',
+      }),
+    ).toMatchObject({ IngestConsumerGroup: 'mine', LocalRules__ConsumerGroup: 'mine-rules' });
   });
 
   it('a namespace for an identity counts as real', () => {
@@ -141,6 +161,7 @@ describe('a real IoT Hub for the embedded runtime (npm start without Core Tools)
     ).toEqual({
       IotHubEventsConnection__fullyQualifiedNamespace: 'ihsu.servicebus.windows.net',
       IotHubEventHubName: 'iothub-ehub-x',
+      ...LOCAL_DEV_GROUPS,
     });
   });
 });
